@@ -1,0 +1,191 @@
+package webapp
+
+import (
+	"context"
+	"crypto/tls"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+//go:embed chat.html
+var chatPage []byte
+
+// maxHTTPBody bounds POST /echo bodies.
+const maxHTTPBody = 1 << 20
+
+// Server is one lab application. Create it with New, run it with Serve and
+// stop it with Shutdown.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	srv      *http.Server
+	upgrader websocket.Upgrader
+	room     *room
+
+	mu       sync.Mutex
+	conns    map[*websocket.Conn]chan struct{} // live WebSocket peers → closed when their handler ends
+	closing  bool
+	shutdown chan struct{}
+}
+
+// New builds a server from cfg. The logger may be nil.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log.With("app", cfg.Name),
+		room:     newRoom(),
+		conns:    make(map[*websocket.Conn]chan struct{}),
+		shutdown: make(chan struct{}),
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      s.checkOrigin,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", s.health)
+	if cfg.Mode.WebSocket() {
+		mux.HandleFunc("GET /{$}", s.page)
+		mux.HandleFunc("GET /echo", s.wsEcho)
+		mux.HandleFunc("GET /chat/{name}", s.wsChat)
+	} else {
+		mux.HandleFunc("GET /{$}", s.index)
+		mux.HandleFunc("POST /echo", s.httpEcho)
+	}
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if cfg.Mode.Secure() {
+		s.srv.TLSConfig = cfg.TLS.Clone()
+		if len(s.srv.TLSConfig.NextProtos) == 0 {
+			// HTTP/1.1 only: the lab shows HTTP/1.1 and WebSocket upgrades on the wire.
+			s.srv.TLSConfig.NextProtos = []string{"http/1.1"}
+		}
+	}
+	return s, nil
+}
+
+// Config returns the effective configuration (defaults applied).
+func (s *Server) Config() Config { return s.cfg }
+
+// Handler returns the server's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
+// Serve accepts connections on l until Shutdown. For https and wss it wraps l
+// in TLS. It returns nil after a clean Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	if s.cfg.Mode.Secure() {
+		l = tls.NewListener(l, s.srv.TLSConfig)
+	}
+	s.log.Info("serving", "mode", s.cfg.Mode, "addr", l.Addr().String())
+	err := s.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("%s server on %s: %w", s.cfg.Mode, l.Addr(), err)
+}
+
+// Shutdown stops accepting connections, sends close 1001 (going away) to every
+// WebSocket peer, waits for them to go (bounded by ShutdownGrace and ctx) and
+// then waits for in-flight HTTP requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.shutdown)
+	}
+	peers := make([]chan struct{}, 0, len(s.conns))
+	for c, done := range s.conns {
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+		_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		peers = append(peers, done)
+	}
+	s.mu.Unlock()
+
+	grace := time.NewTimer(s.cfg.ShutdownGrace)
+	defer grace.Stop()
+wait:
+	for _, done := range peers {
+		select {
+		case <-done:
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	// Hijacked connections are not tracked by http.Server: close what is left.
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("%s server shutdown: %w", s.cfg.Mode, err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Info is the body of GET / on the http and https apps.
+type Info struct {
+	App      string `json:"app"`
+	Protocol string `json:"protocol"`
+	Version  string `json:"version"`
+}
+
+func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Info{App: s.cfg.Name, Protocol: string(s.cfg.Mode), Version: Version})
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "app": s.cfg.Name})
+}
+
+func (s *Server) page(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(chatPage)
+}
+
+func (s *Server) httpEcho(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("body larger than %d bytes", maxHTTPBody), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	_, _ = w.Write(body)
+}

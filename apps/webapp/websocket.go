@@ -1,0 +1,305 @@
+package webapp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxNameLen bounds chat names.
+const maxNameLen = 32
+
+// checkOrigin allows requests without an Origin header (non-browser clients),
+// same-origin requests and origins on the configured allow list.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, allowed := range s.cfg.AllowedOrigins {
+		if allowed == "*" || strings.EqualFold(strings.TrimRight(allowed, "/"), origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if !strings.EqualFold(u.Host, r.Host) {
+		s.log.Warn("websocket origin refused", "origin", origin, "host", r.Host)
+		return false
+	}
+	return true
+}
+
+// track registers a live WebSocket connection so Shutdown can send it close
+// 1001. It returns false when the server is shutting down.
+func (s *Server) track(c *websocket.Conn) (done chan struct{}, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, false
+	}
+	done = make(chan struct{})
+	s.conns[c] = done
+	return done, true
+}
+
+func (s *Server) untrack(c *websocket.Conn, done chan struct{}) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	close(done)
+	_ = c.Close()
+}
+
+// keepAlive arms the read deadline, extends it on every pong, and pings the
+// peer every PingInterval until stop is closed. A peer that stops answering
+// makes the next read fail with a timeout.
+func (s *Server) keepAlive(c *websocket.Conn, stop <-chan struct{}) {
+	wait := 2 * s.cfg.PingInterval
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	c.SetPongHandler(func(string) error {
+		return c.SetReadDeadline(time.Now().Add(wait))
+	})
+	go func() {
+		t := time.NewTicker(s.cfg.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// upgrade runs the WebSocket handshake and prepares the connection: read limit,
+// keep-alive, shutdown tracking. The returned release must be called when the
+// handler ends.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, func(), error) {
+	c, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return nil, nil, err // the upgrader has already answered the client
+	}
+	done, ok := s.track(c)
+	if !ok {
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+		_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = c.Close()
+		return nil, nil, errors.New("server shutting down")
+	}
+	c.SetReadLimit(s.cfg.ReadLimit)
+	stop := make(chan struct{})
+	s.keepAlive(c, stop)
+	return c, func() { close(stop); s.untrack(c, done) }, nil
+}
+
+func (s *Server) logReadEnd(who string, err error) {
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		s.log.Info("websocket message over the read limit: closed with 1009", "peer", who, "limit", s.cfg.ReadLimit)
+	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
+		s.log.Debug("websocket closed", "peer", who)
+	default:
+		s.log.Debug("websocket read ended", "peer", who, "err", err)
+	}
+}
+
+// wsEcho echoes every text and binary message back with the same type.
+func (s *Server) wsEcho(w http.ResponseWriter, r *http.Request) {
+	c, release, err := s.upgrade(w, r)
+	if err != nil {
+		return
+	}
+	defer release()
+	for {
+		typ, msg, err := c.ReadMessage()
+		if err != nil {
+			s.logReadEnd(r.RemoteAddr, err)
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := c.WriteMessage(typ, msg); err != nil {
+			return
+		}
+	}
+}
+
+// validName reports why a chat name is unacceptable, or "" when it is fine.
+func validName(name string) string {
+	if name == "" {
+		return "a chat name is required: /chat/{name}"
+	}
+	if len(name) > maxNameLen {
+		return fmt.Sprintf("chat name longer than %d bytes", maxNameLen)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) || r == ':' {
+			return "chat name has a character that is not allowed (control characters and ':' are refused)"
+		}
+	}
+	return ""
+}
+
+// wsChat serves /chat/{name}?age=N.
+func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if why := validName(name); why != "" {
+		http.Error(w, why, http.StatusBadRequest)
+		return
+	}
+	age := -1
+	if a := r.URL.Query().Get("age"); a != "" {
+		n, err := strconv.Atoi(a)
+		if err != nil || n < 0 || n > 200 {
+			http.Error(w, fmt.Sprintf("age %q: want a whole number from 0 to 200", a), http.StatusBadRequest)
+			return
+		}
+		age = n
+	}
+	m, ok := s.room.reserve(name)
+	if !ok {
+		http.Error(w, fmt.Sprintf("the name %q is already taken in this chat room; pick another", name), http.StatusConflict)
+		return
+	}
+	c, release, err := s.upgrade(w, r)
+	if err != nil {
+		s.room.leave(m, false)
+		return
+	}
+	defer release()
+
+	// The writer owns every data write to c; pings and closes go through
+	// WriteControl, which gorilla allows concurrently.
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for msg := range m.send {
+			_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+				_ = c.Close()
+				return
+			}
+		}
+	}()
+
+	m.deliver(fmt.Sprintf("Hi %s! You have successfully connected to the chat.", name))
+	joined := name + " joined"
+	if age >= 0 {
+		joined = fmt.Sprintf("%s joined (age %d)", name, age)
+	}
+	s.room.join(m, joined)
+	for {
+		typ, msg, err := c.ReadMessage()
+		if err != nil {
+			s.logReadEnd(name, err)
+			break
+		}
+		if typ != websocket.TextMessage {
+			cm := websocket.FormatCloseMessage(websocket.CloseUnsupportedData, "the chat takes text messages only")
+			_ = c.WriteControl(websocket.CloseMessage, cm, time.Now().Add(time.Second))
+			break
+		}
+		s.room.broadcast(m, name+": "+string(msg))
+	}
+	s.room.leave(m, true)
+	<-writerDone
+}
+
+// member is one chat participant; send is drained by its writer goroutine.
+type member struct {
+	name   string
+	send   chan []byte
+	closed bool // guarded by room.mu
+}
+
+func (m *member) deliver(text string) {
+	// Only called before the member is visible to others, so it cannot race
+	// with close; the buffer is never full at that point.
+	m.send <- []byte(text)
+}
+
+// room is the chat room: names are unique, joins, leaves and messages go to
+// everyone else.
+type room struct {
+	mu      sync.Mutex
+	members map[string]*member
+	joined  map[*member]bool
+}
+
+func newRoom() *room {
+	return &room{members: make(map[string]*member), joined: make(map[*member]bool)}
+}
+
+// reserve claims name, or reports false when someone already holds it.
+func (r *room) reserve(name string) (*member, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, taken := r.members[name]; taken {
+		return nil, false
+	}
+	m := &member{name: name, send: make(chan []byte, 64)}
+	r.members[name] = m
+	return m, true
+}
+
+// join makes m visible and tells everyone else.
+func (r *room) join(m *member, announce string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sendOthersLocked(m, announce)
+	r.joined[m] = true
+}
+
+// leave frees m's name; when announce is set everyone else is told.
+func (r *room) leave(m *member, announce bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.members, m.name)
+	delete(r.joined, m)
+	if !m.closed {
+		m.closed = true
+		close(m.send)
+	}
+	if announce {
+		r.sendOthersLocked(m, m.name+" left")
+	}
+}
+
+func (r *room) broadcast(from *member, text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sendOthersLocked(from, text)
+}
+
+// sendOthersLocked queues text for every joined member but from. A member
+// whose queue is full is too slow to keep up: its queue is closed, which ends
+// its writer and so its connection.
+func (r *room) sendOthersLocked(from *member, text string) {
+	msg := []byte(text)
+	for o := range r.joined {
+		if o == from || o.closed {
+			continue
+		}
+		select {
+		case o.send <- msg:
+		default:
+			o.closed = true
+			close(o.send)
+			delete(r.joined, o)
+		}
+	}
+}

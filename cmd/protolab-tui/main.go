@@ -1,0 +1,177 @@
+// Command protolab-tui brings up a lab for comparing HTTP, HTTPS, WebSocket
+// and secure WebSocket on the wire. It turns flags into a lab configuration
+// and hands the lab to the TUI or, with --headless, to the headless runner.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/headless"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers"
+	"github.com/protolab/protolab-tui/ui"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitSIGINT  = 130
+	exitSIGTERM = 143
+)
+
+type options struct {
+	headless bool
+	json     bool
+	keep     bool
+	cfg      lab.Config
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("protolab-tui", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.headless, "headless", false, "run the whole flow without a screen: up, deploy, probe, report, tear down")
+	fs.BoolVar(&o.json, "json", false, "with --headless: print every event as one JSON object per line (NDJSON)")
+	fs.BoolVar(&o.keep, "keep", false, "with --headless: leave the lab running at the end")
+	fs.StringVar(&o.cfg.Provider, "provider", "local", "where the lab runs: "+strings.Join(providers.Names(), ", "))
+	fs.StringVar(&o.cfg.Name, "name", "protolab", "lab name")
+	fs.StringVar(&o.cfg.StateDir, "state-dir", "", "state directory (default $XDG_STATE_HOME/protolab)")
+	fs.StringVar(&o.cfg.Bind, "bind", "127.0.0.1", "address the apps are published on")
+	ports := map[proto.Protocol]*int{}
+	for _, p := range proto.All {
+		ports[p] = fs.Int(strings.TrimPrefix(p.PortFlag(), "--"), p.DefaultPort(), fmt.Sprintf("port of the %s app (0: any free port)", p))
+	}
+	protocols := fs.String("protocols", "", "comma-separated protocols to run (default all: http,https,ws,wss)")
+	fs.IntVar(&o.cfg.Probe.Count, "count", probe.DefaultCount, "echo round trips per protocol")
+	fs.IntVar(&o.cfg.Probe.Payload, "payload", 32, "bytes per echo message")
+	fs.Int64Var(&o.cfg.ReadLimit, "read-limit", 64<<10, "largest WebSocket message the apps accept (bytes)")
+	origins := fs.String("allowed-origins", "", "comma-separated extra browser origins the ws/wss apps accept")
+	sans := fs.String("san", "", "comma-separated extra names for the lab's TLS certificate")
+	timeout := fs.Duration("timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if (o.json || o.keep) && !o.headless {
+		return o, errors.New("--json and --keep go with --headless")
+	}
+	var err error
+	if o.cfg.Protocols, err = proto.ParseList(*protocols); err != nil {
+		return o, fmt.Errorf("--protocols: %w", err)
+	}
+	o.cfg.Ports = map[proto.Protocol]int{}
+	for p, v := range ports {
+		o.cfg.Ports[p] = *v
+	}
+	o.cfg.AllowedOrigins = splitList(*origins)
+	o.cfg.ExtraNames = splitList(*sans)
+	o.cfg.OpTimeout = *timeout
+	if o.cfg.Probe.Count < 1 {
+		return o, errors.New("--count must be at least 1")
+	}
+	if o.cfg.Probe.Payload < 1 {
+		return o, errors.New("--payload must be at least 1")
+	}
+	if _, err := providers.Lookup(o.cfg.Provider); err != nil {
+		return o, fmt.Errorf("--provider: %w", err)
+	}
+	if o.cfg, err = o.cfg.WithDefaults(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitUsage
+	}
+	newProvider, err := providers.Lookup(o.cfg.Provider)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitUsage
+	}
+	l, err := lab.New(o.cfg, newProvider)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitFailed
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got os.Signal
+	gotc := make(chan os.Signal, 1)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		gotc <- s
+		cancel()
+		if _, again := <-sigs; again {
+			fmt.Fprintln(stderr, "protolab-tui: second signal, exiting without teardown")
+			os.Exit(exitFailed)
+		}
+	}()
+
+	if !o.headless {
+		if err := ui.Run(ctx, l); err != nil {
+			fmt.Fprintln(stderr, "protolab-tui:", err)
+			return exitUsage
+		}
+		return exitOK
+	}
+	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout})
+	select {
+	case got = <-gotc:
+	default:
+	}
+	switch {
+	case got == os.Interrupt:
+		fmt.Fprintln(stderr, "protolab-tui: interrupted; the lab was torn down")
+		return exitSIGINT
+	case got == syscall.SIGTERM:
+		fmt.Fprintln(stderr, "protolab-tui: terminated; the lab was torn down")
+		return exitSIGTERM
+	case err != nil:
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitFailed
+	}
+	return exitOK
+}

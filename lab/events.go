@@ -1,0 +1,224 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+)
+
+// Event is one item on the Lab's event stream. The TUI turns each into a
+// tea.Msg; the headless runner prints it (text or NDJSON). Every concrete
+// event type below is a plain struct, so front ends type-switch on them.
+type Event interface {
+	// EventType is the "type" field of the event's JSON form.
+	EventType() string
+	// EventTime is when the event happened.
+	EventTime() time.Time
+}
+
+// At carries an event's time; every event embeds it.
+type At struct {
+	Time time.Time `json:"time"`
+}
+
+// EventTime implements Event.
+func (a At) EventTime() time.Time { return a.Time }
+
+func now() At { return At{Time: time.Now()} }
+
+// StateEvent reports a change of the Lab's state.
+type StateEvent struct {
+	At
+	Lab    string `json:"lab"`
+	From   State  `json:"from"`
+	To     State  `json:"to"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// HostEvent reports the lab host's details (after Up and when they change).
+type HostEvent struct {
+	At
+	Host HostInfo `json:"host"`
+}
+
+// AppEvent reports one app's status.
+type AppEvent struct {
+	At
+	App AppStatus `json:"app"`
+}
+
+// ProgressEvent reports a step of long work (provisioning, image builds…).
+type ProgressEvent struct {
+	At
+	Op    string `json:"op"`
+	Step  string `json:"step"`
+	Done  int    `json:"done,omitempty"`
+	Total int    `json:"total,omitempty"`
+}
+
+// ProbeEvent reports one protocol's measurement.
+type ProbeEvent struct {
+	At
+	Result probe.Result `json:"result"`
+}
+
+// SendEvent reports a single message sent with Send and its echo.
+type SendEvent struct {
+	At
+	probe.SendResult
+	Error string `json:"error,omitempty"`
+}
+
+// LogEvent is a log line from the lab, a provider or an app.
+type LogEvent struct {
+	At
+	Level   string `json:"level"`
+	Source  string `json:"source"`
+	Message string `json:"message"`
+}
+
+// ErrorEvent reports a failed command.
+type ErrorEvent struct {
+	At
+	Op    string `json:"op"`
+	Error string `json:"error"`
+}
+
+// ReportEvent carries the comparison report.
+type ReportEvent struct {
+	At
+	Report
+}
+
+// Report compares the protocols after a probe run.
+type Report struct {
+	Lab       string                          `json:"lab"`
+	Provider  string                          `json:"provider"`
+	OK        bool                            `json:"ok"`
+	Protocols map[proto.Protocol]probe.Result `json:"protocols"`
+}
+
+// Failed lists the protocols that are not ok, in display order.
+func (r Report) Failed() []proto.Protocol {
+	var out []proto.Protocol
+	for _, p := range proto.All {
+		if res, ok := r.Protocols[p]; ok && !res.OK {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// EventType implementations: the JSON "type" of each event.
+func (StateEvent) EventType() string    { return "state" }
+func (HostEvent) EventType() string     { return "host" }
+func (AppEvent) EventType() string      { return "app" }
+func (ProgressEvent) EventType() string { return "progress" }
+func (ProbeEvent) EventType() string    { return "probe" }
+func (SendEvent) EventType() string     { return "send" }
+func (LogEvent) EventType() string      { return "log" }
+func (ErrorEvent) EventType() string    { return "error" }
+func (ReportEvent) EventType() string   { return "report" }
+
+// MarshalEvent encodes e as one JSON object whose first field is "type".
+func MarshalEvent(e Event) ([]byte, error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s event: %w", e.EventType(), err)
+	}
+	if len(body) < 2 || body[0] != '{' {
+		return nil, fmt.Errorf("encoding %s event: not a JSON object", e.EventType())
+	}
+	typ, _ := json.Marshal(e.EventType())
+	out := make([]byte, 0, len(body)+len(typ)+10)
+	out = append(out, `{"type":`...)
+	out = append(out, typ...)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...), nil
+}
+
+// bus fans events out to subscribers. Each subscriber has its own unbounded
+// queue, so a slow reader never blocks the Lab and never loses an event
+// (events are low-rate: packets go to ring buffers, not here).
+type bus struct {
+	mu   sync.Mutex
+	subs map[*subscriber]struct{}
+}
+
+type subscriber struct {
+	mu     sync.Mutex
+	queue  []Event
+	wake   chan struct{}
+	closed bool
+	out    chan Event
+}
+
+func newBus() *bus { return &bus{subs: make(map[*subscriber]struct{})} }
+
+func (b *bus) publish(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		s.mu.Lock()
+		if !s.closed {
+			s.queue = append(s.queue, e)
+		}
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// subscribe returns a channel of every event published from now on, and a
+// function that ends the subscription: the channel is closed once the events
+// queued before that call have been delivered.
+func (b *bus) subscribe() (<-chan Event, func()) {
+	s := &subscriber{wake: make(chan struct{}, 1), out: make(chan Event)}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	go s.pump()
+	var once sync.Once
+	return s.out, func() {
+		once.Do(func() {
+			b.mu.Lock()
+			delete(b.subs, s)
+			b.mu.Unlock()
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		})
+	}
+}
+
+func (s *subscriber) pump() {
+	defer close(s.out)
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		s.queue = nil
+		closed := s.closed
+		s.mu.Unlock()
+		for _, e := range batch {
+			s.out <- e
+		}
+		if closed && len(batch) == 0 {
+			return
+		}
+		if len(batch) == 0 {
+			<-s.wake
+		}
+	}
+}

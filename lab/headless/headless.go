@@ -1,0 +1,207 @@
+// Package headless is protolab's screenless front end: it drives a Lab
+// through up → deploy → probe → report → teardown and prints every event on
+// the way, as text lines or as NDJSON, for scripts and CI.
+package headless
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/proto"
+)
+
+// Options tunes Run.
+type Options struct {
+	// JSON prints one JSON object per event (NDJSON) instead of text.
+	JSON bool
+	// Keep leaves the lab running at the end instead of tearing it down.
+	Keep bool
+	// Out receives the output.
+	Out io.Writer
+	// TeardownTimeout bounds the teardown after a cancellation (default 30s).
+	TeardownTimeout time.Duration
+}
+
+// ProtocolError says which protocols failed.
+type ProtocolError struct {
+	Failed  []proto.Protocol
+	Reasons []string
+}
+
+func (e *ProtocolError) Error() string {
+	var b strings.Builder
+	for i, p := range e.Failed {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s failed: %s", p, e.Reasons[i])
+	}
+	return b.String()
+}
+
+// Run drives l through the whole flow and prints its events to o.Out. The
+// comparison report is always the last thing printed. It returns the report
+// and an error when a step or a protocol failed. When ctx is cancelled (a
+// signal), the lab is torn down before Run returns ctx's error.
+func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
+	if o.TeardownTimeout == 0 {
+		o.TeardownTimeout = 30 * time.Second
+	}
+	p := &printer{out: o.Out, json: o.JSON, start: time.Now()}
+	events, unsubscribe := l.Subscribe()
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		for e := range events {
+			if _, isReport := e.(lab.ReportEvent); isReport {
+				continue // printed once, last, below
+			}
+			p.print(e)
+		}
+	}()
+
+	err := flow(ctx, l)
+	if !o.Keep || ctx.Err() != nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.TeardownTimeout)
+		if terr := l.Teardown(tctx).Wait(tctx); terr != nil {
+			err = errors.Join(err, fmt.Errorf("teardown: %w", terr))
+		}
+		cancel()
+	}
+	unsubscribe()
+	<-printed
+
+	rep := l.Report()
+	if ctx.Err() == nil {
+		p.print(lab.ReportEvent{At: lab.At{Time: time.Now()}, Report: rep})
+	}
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("interrupted: %w", errors.Join(ctx.Err(), err))
+	}
+	if err != nil {
+		return rep, err
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
+		pe := &ProtocolError{Failed: failed}
+		for _, f := range failed {
+			pe.Reasons = append(pe.Reasons, rep.Protocols[f].Error)
+		}
+		return rep, pe
+	}
+	return rep, nil
+}
+
+// flow runs up → deploy → probe, stopping at the first failure.
+func flow(ctx context.Context, l *lab.Lab) error {
+	if err := l.Up(ctx).Wait(ctx); err != nil {
+		return err
+	}
+	if err := l.Deploy(ctx).Wait(ctx); err != nil {
+		return err
+	}
+	_ = l.Probe(ctx).Wait(ctx) // protocol failures are judged from the report
+	return ctx.Err()
+}
+
+type printer struct {
+	out   io.Writer
+	json  bool
+	start time.Time
+}
+
+func (p *printer) print(e lab.Event) {
+	if p.json {
+		b, err := lab.MarshalEvent(e)
+		if err != nil {
+			b = []byte(fmt.Sprintf(`{"type":"error","op":"print","error":%q}`, err.Error()))
+		}
+		fmt.Fprintf(p.out, "%s\n", b)
+		return
+	}
+	if r, ok := e.(lab.ReportEvent); ok {
+		fmt.Fprintln(p.out)
+		WriteTable(p.out, r.Report)
+		return
+	}
+	fmt.Fprintf(p.out, "[%7.3fs] %s\n", e.EventTime().Sub(p.start).Seconds(), Describe(e))
+}
+
+// Describe renders an event as one line of text.
+func Describe(e lab.Event) string {
+	switch e := e.(type) {
+	case lab.StateEvent:
+		s := fmt.Sprintf("state     %s → %s", e.From, e.To)
+		if e.Reason != "" {
+			s += ": " + e.Reason
+		}
+		return s
+	case lab.HostEvent:
+		return fmt.Sprintf("host      %s %s (%s) at %s", e.Host.Provider, e.Host.Name, e.Host.OS, e.Host.Address)
+	case lab.AppEvent:
+		a := e.App
+		s := fmt.Sprintf("app       %-5s %s", a.Name, a.State)
+		if a.Health != "" {
+			s += " " + a.Health
+		}
+		if a.Endpoint != "" {
+			s += " at " + a.Endpoint
+		}
+		if a.Detail != "" {
+			s += " (" + a.Detail + ")"
+		}
+		return s
+	case lab.ProgressEvent:
+		if e.Total > 0 {
+			return fmt.Sprintf("progress  %s: %s (%d/%d)", e.Op, e.Step, e.Done+1, e.Total)
+		}
+		return fmt.Sprintf("progress  %s: %s", e.Op, e.Step)
+	case lab.ProbeEvent:
+		r := e.Result
+		if !r.OK {
+			return fmt.Sprintf("probe     %-5s FAILED: %s", r.Protocol, r.Error)
+		}
+		return fmt.Sprintf("probe     %-5s ok: setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips",
+			r.Protocol, r.SetupMs, r.RTTP50Ms, r.RTTP99Ms, r.MsgsPerS, r.Messages)
+	case lab.SendEvent:
+		if e.Error != "" {
+			return fmt.Sprintf("send      %s %q FAILED: %s", e.Protocol, e.Sent, e.Error)
+		}
+		return fmt.Sprintf("send      %s %q → %q in %.2f ms", e.Protocol, e.Sent, e.Reply, e.RTTMs)
+	case lab.LogEvent:
+		return fmt.Sprintf("log       [%s] %s: %s", e.Source, e.Level, e.Message)
+	case lab.ErrorEvent:
+		return fmt.Sprintf("error     %s: %s", e.Op, e.Error)
+	case lab.ReportEvent:
+		return fmt.Sprintf("report    provider %s ok=%v", e.Provider, e.OK)
+	}
+	return e.EventType()
+}
+
+// WriteTable prints the comparison table.
+func WriteTable(w io.Writer, r lab.Report) {
+	fmt.Fprintf(w, "Lab %q on provider %s\n", r.Lab, r.Provider)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "protocol\tresult\tsetup ms\ttcp+tls+req ms\trtt p50 ms\trtt p99 ms\tmsgs/s\tbytes/msg\tpayload\t")
+	for _, p := range proto.All {
+		res, ok := r.Protocols[p]
+		if !ok {
+			continue
+		}
+		if !res.OK {
+			fmt.Fprintf(tw, "%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t\n", p)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\tok\t%.2f\t%.2f+%.2f+%.2f\t%.3f\t%.3f\t%.0f\t%.1f\t%d\t\n",
+			p, res.SetupMs, res.ConnectMs, res.TLSMs, res.HandshakeMs, res.RTTP50Ms, res.RTTP99Ms, res.MsgsPerS, res.BytesPerM, res.PayloadB)
+	}
+	tw.Flush()
+	for _, p := range r.Failed() {
+		fmt.Fprintf(w, "%s: %s\n", p, r.Protocols[p].Error)
+	}
+}

@@ -1,0 +1,429 @@
+// Package lab is protolab's domain: the Lab — a state machine over a Provider
+// that brings a lab host up, deploys the protocol apps, probes and compares
+// them and tears everything down — and the one typed event stream through
+// which both front ends (the TUI and the headless runner) watch it.
+//
+// Commands (Up, Deploy, Redeploy, Probe, Send, Teardown) return at once with
+// a Job; their progress and results arrive as events.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab/pki"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+)
+
+// State is the Lab's lifecycle state.
+type State string
+
+// The Lab's states. down → provisioning → ready → deploying → running →
+// tearing_down → down; any step may end in failed (with a reason), from which
+// Up or Teardown start again.
+const (
+	Down         State = "down"
+	Provisioning State = "provisioning"
+	Ready        State = "ready"
+	Deploying    State = "deploying"
+	Running      State = "running"
+	TearingDown  State = "tearing_down"
+	Failed       State = "failed"
+)
+
+// Busy reports whether the state is a transition in progress.
+func (s State) Busy() bool { return s == Provisioning || s == Deploying || s == TearingDown }
+
+// ErrBusy is returned by a command given while another is in progress.
+var ErrBusy = errors.New("the lab is busy")
+
+// Job is a command in progress.
+type Job struct {
+	done chan struct{}
+	err  error
+}
+
+func newJob() *Job { return &Job{done: make(chan struct{})} }
+
+func failedJob(err error) *Job {
+	j := newJob()
+	j.finish(err)
+	return j
+}
+
+func (j *Job) finish(err error) { j.err = err; close(j.done) }
+
+// Done is closed when the command has finished.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+// Err is the command's error, valid after Done.
+func (j *Job) Err() error { <-j.done; return j.err }
+
+// Wait waits for the command or ctx, whichever ends first.
+func (j *Job) Wait(ctx context.Context) error {
+	select {
+	case <-j.done:
+		return j.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Snapshot is the Lab's state at one moment.
+type Snapshot struct {
+	Name     string
+	Provider string
+	State    State
+	Reason   string
+	Since    time.Time
+	Host     HostInfo
+	Apps     []AppStatus
+	Results  map[proto.Protocol]probe.Result
+}
+
+// Lab is one lab: a provider, its apps and their measurements.
+type Lab struct {
+	cfg  Config
+	prov Provider
+	pki  *pki.Authority
+	bus  *bus
+
+	mu       sync.Mutex
+	state    State
+	reason   string
+	since    time.Time
+	host     HostInfo
+	apps     map[string]AppStatus
+	results  map[proto.Protocol]probe.Result
+	opCancel context.CancelFunc // cancels the lifecycle command in progress
+	opDone   chan struct{}      // closed when it ends
+	work     sync.WaitGroup     // probes and sends in flight
+}
+
+// New creates a Lab in state down. newProvider builds the provider from the
+// environment the Lab gives it (configuration, CA, event sink).
+func New(cfg Config, newProvider func(Env) (Provider, error)) (*Lab, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	auth, err := pki.Load(cfg.StateDir+"/pki", cfg.ExtraNames)
+	if err != nil {
+		return nil, fmt.Errorf("lab CA: %w", err)
+	}
+	l := &Lab{
+		cfg:     cfg,
+		pki:     auth,
+		bus:     newBus(),
+		state:   Down,
+		since:   time.Now(),
+		apps:    make(map[string]AppStatus),
+		results: make(map[proto.Protocol]probe.Result),
+	}
+	prov, err := newProvider(Env{Config: cfg, PKI: auth, Emit: l.emit})
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", cfg.Provider, err)
+	}
+	l.prov = prov
+	return l, nil
+}
+
+// Config returns the Lab's effective configuration.
+func (l *Lab) Config() Config { return l.cfg }
+
+// PKI returns the lab CA.
+func (l *Lab) PKI() *pki.Authority { return l.pki }
+
+// Provider returns the Lab's provider.
+func (l *Lab) Provider() Provider { return l.prov }
+
+// Subscribe returns the event stream from now on and a function that ends it
+// (the channel closes after the events already queued are delivered). A
+// subscriber must keep reading until the channel closes.
+func (l *Lab) Subscribe() (<-chan Event, func()) { return l.bus.subscribe() }
+
+func (l *Lab) emit(e Event) {
+	if ae, ok := e.(AppEvent); ok {
+		l.mu.Lock()
+		l.apps[ae.App.Name] = ae.App
+		l.mu.Unlock()
+	}
+	l.bus.publish(e)
+}
+
+// Snapshot returns the Lab's state now.
+func (l *Lab) Snapshot() Snapshot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := Snapshot{
+		Name: l.cfg.Name, Provider: l.prov.Name(), State: l.state, Reason: l.reason,
+		Since: l.since, Host: l.host, Results: make(map[proto.Protocol]probe.Result, len(l.results)),
+	}
+	for _, p := range proto.All {
+		if a, ok := l.apps[string(p)]; ok {
+			s.Apps = append(s.Apps, a)
+		}
+	}
+	for k, v := range l.results {
+		s.Results[k] = v
+	}
+	return s
+}
+
+// setStateLocked moves to a new state and publishes it. l.mu must be held.
+func (l *Lab) setStateLocked(to State, reason string) {
+	from := l.state
+	l.state, l.reason, l.since = to, reason, time.Now()
+	l.bus.publish(StateEvent{At: now(), Lab: l.cfg.Name, From: from, To: to, Reason: reason})
+}
+
+// lifecycle runs one state transition in the background: from one of the
+// allowed states, through the busy state, to the done state (or failed).
+func (l *Lab) lifecycle(ctx context.Context, op string, allowed []State, busy, done State, work func(context.Context) error) *Job {
+	l.mu.Lock()
+	if !contains(allowed, l.state) {
+		st := l.state
+		l.mu.Unlock()
+		err := fmt.Errorf("%s: %w: it is %s (possible from %v)", op, ErrBusy, st, allowed)
+		if !st.Busy() {
+			err = fmt.Errorf("%s is not possible while the lab is %s (possible from %v)", op, st, allowed)
+		}
+		l.emit(ErrorEvent{At: now(), Op: op, Error: err.Error()})
+		return failedJob(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.OpTimeout)
+	l.opCancel, l.opDone = cancel, make(chan struct{})
+	opDone := l.opDone
+	l.setStateLocked(busy, "")
+	l.mu.Unlock()
+
+	j := newJob()
+	go func() {
+		defer close(opDone)
+		defer cancel()
+		err := work(ctx)
+		l.mu.Lock()
+		l.opCancel = nil
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				err = fmt.Errorf("%s cancelled: %w", op, err)
+			}
+			l.setStateLocked(Failed, err.Error())
+		} else {
+			l.setStateLocked(done, "")
+		}
+		l.mu.Unlock()
+		if err != nil {
+			l.emit(ErrorEvent{At: now(), Op: op, Error: err.Error()})
+		}
+		j.finish(err)
+	}()
+	return j
+}
+
+func contains(states []State, s State) bool {
+	for _, x := range states {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Up brings the lab host up: down (or failed) → provisioning → ready.
+func (l *Lab) Up(ctx context.Context) *Job {
+	return l.lifecycle(ctx, "up", []State{Down, Failed}, Provisioning, Ready, func(ctx context.Context) error {
+		host, err := l.prov.Up(ctx)
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.host = host
+		l.mu.Unlock()
+		l.emit(HostEvent{At: now(), Host: host})
+		return nil
+	})
+}
+
+// Deploy starts the apps: ready → deploying → running.
+func (l *Lab) Deploy(ctx context.Context) *Job {
+	return l.lifecycle(ctx, "deploy", []State{Ready}, Deploying, Running, func(ctx context.Context) error {
+		return l.publishApps(l.prov.Deploy(ctx, l.cfg.Apps()))
+	})
+}
+
+// Redeploy replaces the running apps: running → deploying → running.
+func (l *Lab) Redeploy(ctx context.Context) *Job {
+	return l.lifecycle(ctx, "redeploy", []State{Running}, Deploying, Running, func(ctx context.Context) error {
+		return l.publishApps(l.prov.Redeploy(ctx, l.cfg.Apps()))
+	})
+}
+
+func (l *Lab) publishApps(apps []AppStatus, err error) error {
+	for _, a := range apps {
+		l.emit(AppEvent{At: now(), App: a})
+	}
+	return err
+}
+
+// Teardown stops everything: it cancels a lifecycle command in progress, waits
+// for it, then tears down (→ tearing_down → down). It works from any state, so
+// it also cleans up after a failure.
+func (l *Lab) Teardown(ctx context.Context) *Job {
+	l.mu.Lock()
+	if l.state == TearingDown {
+		l.mu.Unlock()
+		err := fmt.Errorf("teardown: %w: already tearing down", ErrBusy)
+		return failedJob(err)
+	}
+	if l.opCancel != nil {
+		l.opCancel()
+	}
+	pending := l.opDone
+	l.mu.Unlock()
+	if pending != nil {
+		select {
+		case <-pending:
+		case <-ctx.Done():
+			return failedJob(fmt.Errorf("teardown: waiting for the command in progress: %w", ctx.Err()))
+		}
+	}
+	return l.lifecycle(ctx, "teardown", []State{Down, Ready, Running, Failed}, TearingDown, Down, func(ctx context.Context) error {
+		// No probe or send can start now that the state is tearing_down; let
+		// those in flight finish before their apps go.
+		l.work.Wait()
+		err := l.prov.Teardown(ctx)
+		l.mu.Lock()
+		for name, a := range l.apps {
+			a.State, a.Health, a.Endpoint = AppStopped, "", ""
+			l.apps[name] = a
+		}
+		apps := make([]AppStatus, 0, len(l.apps))
+		for _, p := range proto.All {
+			if a, ok := l.apps[string(p)]; ok {
+				apps = append(apps, a)
+			}
+		}
+		l.mu.Unlock()
+		if err == nil {
+			for _, a := range apps {
+				l.emit(AppEvent{At: now(), App: a})
+			}
+		}
+		return err
+	})
+}
+
+// Target returns how to reach protocol p's app from this machine, with the lab
+// CA for verification and keyLog (may be nil) for decryption.
+func (l *Lab) Target(p proto.Protocol) (probe.Target, error) {
+	l.mu.Lock()
+	a, ok := l.apps[string(p)]
+	st := l.state
+	l.mu.Unlock()
+	if st != Running {
+		return probe.Target{}, fmt.Errorf("%s: the lab is %s, not running: bring it up and deploy first", p, st)
+	}
+	if !ok || a.Endpoint == "" {
+		return probe.Target{}, fmt.Errorf("%s: no app deployed for this protocol", p)
+	}
+	return probe.Target{Protocol: p, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool()}, nil
+}
+
+// running registers probe work so Teardown waits for it; it fails when the
+// lab is not running.
+func (l *Lab) running(op string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state != Running {
+		return fmt.Errorf("%s: the lab is %s, not running", op, l.state)
+	}
+	l.work.Add(1)
+	return nil
+}
+
+// Probe measures each protocol in turn (one at a time, so they do not skew
+// each other), publishing a ProbeEvent for each and a ReportEvent at the end.
+func (l *Lab) Probe(ctx context.Context, protocols ...proto.Protocol) *Job {
+	if len(protocols) == 0 {
+		protocols = l.cfg.Protocols
+	}
+	if err := l.running("probe"); err != nil {
+		l.emit(ErrorEvent{At: now(), Op: "probe", Error: err.Error()})
+		return failedJob(err)
+	}
+	j := newJob()
+	go func() {
+		defer l.work.Done()
+		for i, p := range protocols {
+			l.emit(ProgressEvent{At: now(), Op: "probe", Step: string(p), Done: i, Total: len(protocols)})
+			var res probe.Result
+			t, err := l.Target(p)
+			if err == nil {
+				res, _ = probe.Run(ctx, t, l.cfg.Probe)
+			} else {
+				res = probe.Result{Protocol: p, Error: err.Error()}
+			}
+			l.mu.Lock()
+			l.results[p] = res
+			l.mu.Unlock()
+			l.emit(ProbeEvent{At: now(), Result: res})
+		}
+		rep := l.Report()
+		l.emit(ReportEvent{At: now(), Report: rep})
+		var err error
+		if failed := rep.Failed(); len(failed) > 0 {
+			err = fmt.Errorf("probe failed for %v", failed)
+		}
+		j.finish(err)
+	}()
+	return j
+}
+
+// Report compares the latest measurement of each configured protocol; a
+// protocol not yet measured counts as failed.
+func (l *Lab) Report() Report {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := Report{Lab: l.cfg.Name, Provider: l.prov.Name(), OK: true, Protocols: map[proto.Protocol]probe.Result{}}
+	for _, p := range l.cfg.Protocols {
+		res, ok := l.results[p]
+		if !ok {
+			res = probe.Result{Protocol: p, Error: "not measured"}
+		}
+		r.Protocols[p] = res
+		r.OK = r.OK && res.OK
+	}
+	return r
+}
+
+// Send sends one text message over protocol p and publishes a SendEvent with
+// the echo.
+func (l *Lab) Send(ctx context.Context, p proto.Protocol, text string) *Job {
+	if err := l.running("send"); err != nil {
+		l.emit(SendEvent{At: now(), SendResult: probe.SendResult{Protocol: p, Sent: text}, Error: err.Error()})
+		return failedJob(err)
+	}
+	j := newJob()
+	go func() {
+		defer l.work.Done()
+		t, err := l.Target(p)
+		var res probe.SendResult
+		if err == nil {
+			res, err = probe.Send(ctx, t, text)
+		} else {
+			res = probe.SendResult{Protocol: p, Sent: text}
+		}
+		ev := SendEvent{At: now(), SendResult: res}
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		l.emit(ev)
+		j.finish(err)
+	}()
+	return j
+}

@@ -1,0 +1,148 @@
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// httpSession speaks HTTP/1.1 over exactly one connection, so the socket
+// byte counts and timings belong to that connection alone.
+type httpSession struct {
+	c      *conn
+	client *http.Client
+	base   string
+	hs     time.Duration
+}
+
+func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
+	c, err := t.dial(ctx, "http/1.1")
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	give := func(context.Context, string, string) (net.Conn, error) {
+		var out net.Conn
+		once.Do(func() { out = c.Conn })
+		if out == nil {
+			return nil, fmt.Errorf("%w: the probe keeps one connection and will not open another", errClosedByPeer)
+		}
+		return out, nil
+	}
+	tr := &http.Transport{
+		DialContext:         give,
+		DialTLSContext:      give,
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	scheme := "http"
+	if t.Protocol.Secure() {
+		scheme = "https"
+	}
+	s := &httpSession{c: c, client: &http.Client{Transport: tr}, base: scheme + "://" + t.hostPort()}
+
+	start := time.Now()
+	var info struct {
+		Protocol string `json:"protocol"`
+	}
+	body, err := s.do(ctx, http.MethodGet, "/", "")
+	if err == nil {
+		err = json.Unmarshal([]byte(body), &info)
+		if err == nil && info.Protocol != string(t.Protocol) {
+			err = fmt.Errorf("the app at %s says it speaks %q, not %q", t.Addr, info.Protocol, t.Protocol)
+		}
+	}
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("%s: GET / on %s: %w", t.Protocol, t.Addr, err)
+	}
+	s.hs = time.Since(start)
+	return s, nil
+}
+
+func (s *httpSession) do(ctx context.Context, method, path, body string) (string, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, rd)
+	if err != nil {
+		return "", err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 2<<20))
+	if err != nil {
+		return "", fmt.Errorf("reading the response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s %s answered %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return string(b), nil
+}
+
+func (s *httpSession) conn() *conn              { return s.c }
+func (s *httpSession) handshake() time.Duration { return s.hs }
+
+func (s *httpSession) echo(ctx context.Context, msg string) (string, error) {
+	return s.do(ctx, http.MethodPost, "/echo", msg)
+}
+
+func (s *httpSession) close() {
+	s.client.CloseIdleConnections()
+	s.c.Close()
+}
+
+// Health asks the app's GET /health (over https for the secure protocols,
+// verified against the lab CA) and reports an error unless it answers 200.
+func Health(ctx context.Context, t Target) error {
+	scheme := "http"
+	tr := &http.Transport{DisableKeepAlives: true}
+	if t.Protocol.Secure() {
+		scheme = "https"
+		cfg, err := t.tlsConfig("http/1.1")
+		if err != nil {
+			return err
+		}
+		tr.TLSClientConfig = cfg
+	}
+	addr := t.Addr
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		if t.Dial != nil {
+			return t.Dial(ctx, network, addr)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+t.hostPort()+"/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return fmt.Errorf("%s health check at %s: %w", t.Protocol, t.Addr, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s health check at %s answered %s", t.Protocol, t.Addr, resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+// Package probe holds the lab's clients: one per protocol, each verifying TLS
+// against the lab CA. Run measures a protocol — connection setup cost (TCP
+// connect, TLS handshake, first HTTP request or WebSocket upgrade), then N echo
+// round trips for latency percentiles and throughput, and the bytes that went
+// through the socket. Send delivers a single message and returns the echo.
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab/proto"
+)
+
+// Target says where a protocol's app is and how to reach it.
+type Target struct {
+	Protocol proto.Protocol
+	// Addr is the host:port to dial from this machine.
+	Addr string
+	// ServerName is the TLS server name and HTTP Host (default: Addr's host).
+	ServerName string
+	// RootCAs verifies the server; required for https and wss.
+	RootCAs *x509.CertPool
+	// KeyLog, when set, receives the TLS key log (NSS format) so a capture of
+	// this connection can be decrypted.
+	KeyLog io.Writer
+	// Dial replaces the default TCP dialer (e.g. an SSH port forward).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Options tunes Run.
+type Options struct {
+	// Count is the number of echo round trips (default 200).
+	Count int
+	// Payload is the size of each echo message in bytes (default 32).
+	Payload int
+	// Timeout bounds the whole run (default 30s).
+	Timeout time.Duration
+}
+
+// DefaultCount is the default number of echo round trips.
+const DefaultCount = 200
+
+func (o Options) withDefaults() Options {
+	if o.Count <= 0 {
+		o.Count = DefaultCount
+	}
+	if o.Payload <= 0 {
+		o.Payload = 32
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	return o
+}
+
+// Result is one protocol's measurement. Times are in milliseconds.
+type Result struct {
+	Protocol proto.Protocol `json:"protocol"`
+	OK       bool           `json:"ok"`
+	Error    string         `json:"error,omitempty"`
+	Addr     string         `json:"addr"`
+
+	ConnectMs   float64 `json:"connect_ms"`   // TCP three-way handshake
+	TLSMs       float64 `json:"tls_ms"`       // TLS handshake (0 for plain protocols)
+	HandshakeMs float64 `json:"handshake_ms"` // first HTTP request, or WebSocket upgrade
+	SetupMs     float64 `json:"setup_ms"`     // the three together
+	TLSVersion  string  `json:"tls_version,omitempty"`
+	TLSCipher   string  `json:"tls_cipher,omitempty"`
+
+	Messages  int     `json:"messages"` // echo round trips completed
+	RTTP50Ms  float64 `json:"rtt_p50_ms"`
+	RTTP99Ms  float64 `json:"rtt_p99_ms"`
+	RTTMinMs  float64 `json:"rtt_min_ms"`
+	RTTMaxMs  float64 `json:"rtt_max_ms"`
+	MsgsPerS  float64 `json:"msgs_per_s"`
+	PayloadB  int     `json:"payload_bytes"` // bytes of each echo message
+	SetupB    int64   `json:"setup_bytes"`   // socket bytes (both ways) during setup
+	SentB     int64   `json:"sent_bytes"`    // socket bytes sent during the echo phase
+	RecvB     int64   `json:"recv_bytes"`    // socket bytes received during the echo phase
+	BytesPerM float64 `json:"bytes_per_message"`
+}
+
+// fail records err in r and returns both.
+func (r Result) fail(err error) (Result, error) {
+	r.OK = false
+	r.Error = err.Error()
+	return r, err
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// countingConn counts the bytes that cross the socket (below TLS).
+type countingConn struct {
+	net.Conn
+	sent, recv atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.recv.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.sent.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) total() int64 { return c.sent.Load() + c.recv.Load() }
+
+func (t Target) serverName() string {
+	if t.ServerName != "" {
+		return t.ServerName
+	}
+	host, _, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return t.Addr
+	}
+	return host
+}
+
+// hostPort is the authority used in URLs: the server name with Addr's port.
+func (t Target) hostPort() string {
+	_, port, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return t.Addr
+	}
+	return net.JoinHostPort(t.serverName(), port)
+}
+
+func (t Target) tlsConfig(nextProtos ...string) (*tls.Config, error) {
+	if t.RootCAs == nil {
+		return nil, fmt.Errorf("%s probe: no lab CA to verify the server against", t.Protocol)
+	}
+	return &tls.Config{
+		RootCAs:      t.RootCAs,
+		ServerName:   t.serverName(),
+		NextProtos:   nextProtos,
+		KeyLogWriter: t.KeyLog,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// conn is an established (and, for secure protocols, TLS-wrapped) connection
+// with its setup timings.
+type conn struct {
+	net.Conn                // what the protocol layer talks to
+	raw      *countingConn  // the TCP socket
+	connect  time.Duration  // TCP connect
+	tlsDur   time.Duration  // TLS handshake
+	state    *tls.ConnectionState
+}
+
+// dial connects to the target and runs the TLS handshake for secure protocols.
+func (t Target) dial(ctx context.Context, nextProtos ...string) (*conn, error) {
+	dial := t.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	start := time.Now()
+	nc, err := dial(ctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connecting to %s: %w", t.Protocol, t.Addr, err)
+	}
+	c := &conn{raw: &countingConn{Conn: nc}, connect: time.Since(start)}
+	c.Conn = c.raw
+	if !t.Protocol.Secure() {
+		return c, nil
+	}
+	cfg, err := t.tlsConfig(nextProtos...)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	start = time.Now()
+	tc := tls.Client(c.raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%s: TLS handshake with %s: %w", t.Protocol, t.Addr, err)
+	}
+	c.tlsDur = time.Since(start)
+	st := tc.ConnectionState()
+	c.state = &st
+	c.Conn = tc
+	return c, nil
+}
+
+// Run measures one protocol. The error is also recorded in Result.Error.
+func Run(ctx context.Context, t Target, o Options) (Result, error) {
+	o = o.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	r := Result{Protocol: t.Protocol, Addr: t.Addr, PayloadB: o.Payload}
+	var s session
+	var err error
+	if t.Protocol.WebSocket() {
+		s, err = newWSSession(ctx, t)
+	} else {
+		s, err = newHTTPSession(ctx, t)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	defer s.close()
+	c := s.conn()
+	r.ConnectMs, r.TLSMs, r.HandshakeMs = ms(c.connect), ms(c.tlsDur), ms(s.handshake())
+	r.SetupMs = r.ConnectMs + r.TLSMs + r.HandshakeMs
+	r.SetupB = c.raw.total()
+	if c.state != nil {
+		r.TLSVersion = tls.VersionName(c.state.Version)
+		r.TLSCipher = tls.CipherSuiteName(c.state.CipherSuite)
+	}
+
+	sent0, recv0 := c.raw.sent.Load(), c.raw.recv.Load()
+	rtts := make([]time.Duration, 0, o.Count)
+	begin := time.Now()
+	for i := range o.Count {
+		msg := Payload(i, o.Payload)
+		start := time.Now()
+		got, err := s.echo(ctx, msg)
+		if err != nil {
+			r.Messages = len(rtts)
+			return r.fail(fmt.Errorf("%s: echo %d of %d: %w", t.Protocol, i+1, o.Count, err))
+		}
+		rtts = append(rtts, time.Since(start))
+		if got != msg {
+			r.Messages = len(rtts)
+			return r.fail(fmt.Errorf("%s: echo %d of %d came back different: sent %q, got %q", t.Protocol, i+1, o.Count, msg, got))
+		}
+	}
+	elapsed := time.Since(begin)
+	r.Messages = len(rtts)
+	r.SentB, r.RecvB = c.raw.sent.Load()-sent0, c.raw.recv.Load()-recv0
+	r.BytesPerM = float64(r.SentB+r.RecvB) / float64(2*r.Messages)
+	r.MsgsPerS = float64(r.Messages) / elapsed.Seconds()
+	slices.Sort(rtts)
+	r.RTTP50Ms, r.RTTP99Ms = ms(Percentile(rtts, 50)), ms(Percentile(rtts, 99))
+	r.RTTMinMs, r.RTTMaxMs = ms(rtts[0]), ms(rtts[len(rtts)-1])
+	r.OK = true
+	return r, nil
+}
+
+// Percentile returns the p-th percentile (nearest rank) of sorted durations.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = max(1, min(rank, len(sorted)))
+	return sorted[rank-1]
+}
+
+// Payload returns the i-th echo message of n bytes: readable text, so packet
+// previews show it.
+func Payload(i, n int) string {
+	head := fmt.Sprintf("protolab-%06d ", i)
+	if n <= len(head) {
+		return head[:n]
+	}
+	return head + strings.Repeat("x", n-len(head))
+}
+
+// SendResult is the outcome of Send.
+type SendResult struct {
+	Protocol proto.Protocol `json:"protocol"`
+	Sent     string         `json:"sent"`
+	Reply    string         `json:"reply"`
+	SetupMs  float64        `json:"setup_ms"`
+	RTTMs    float64        `json:"rtt_ms"`
+}
+
+// Send opens a connection, sends text once (POST /echo, or a WebSocket text
+// message on /echo), reads the echo and closes the connection cleanly.
+func Send(ctx context.Context, t Target, text string) (SendResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res := SendResult{Protocol: t.Protocol, Sent: text}
+	var s session
+	var err error
+	if t.Protocol.WebSocket() {
+		s, err = newWSSession(ctx, t)
+	} else {
+		s, err = newHTTPSession(ctx, t)
+	}
+	if err != nil {
+		return res, err
+	}
+	defer s.close()
+	c := s.conn()
+	res.SetupMs = ms(c.connect + c.tlsDur + s.handshake())
+	start := time.Now()
+	res.Reply, err = s.echo(ctx, text)
+	res.RTTMs = ms(time.Since(start))
+	if err != nil {
+		return res, fmt.Errorf("%s: sending %q: %w", t.Protocol, text, err)
+	}
+	return res, nil
+}
+
+// session is one protocol conversation on one connection.
+type session interface {
+	conn() *conn
+	handshake() time.Duration
+	echo(ctx context.Context, msg string) (string, error)
+	close()
+}
+
+// errClosedByPeer explains a connection that ended under a probe.
+var errClosedByPeer = errors.New("connection closed by the server")

@@ -1,0 +1,94 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsSession speaks WebSocket to the app's /echo endpoint over one connection.
+type wsSession struct {
+	c  *conn
+	ws *websocket.Conn
+	hs time.Duration
+}
+
+func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
+	c, err := t.dial(ctx, "http/1.1")
+	if err != nil {
+		return nil, err
+	}
+	give := func(context.Context, string, string) (net.Conn, error) { return c.Conn, nil }
+	d := websocket.Dialer{
+		NetDialContext:    give,
+		NetDialTLSContext: give, // already TLS: gorilla uses it as is
+		HandshakeTimeout:  10 * time.Second,
+	}
+	scheme := "ws"
+	if t.Protocol.Secure() {
+		scheme = "wss"
+	}
+	url := scheme + "://" + t.hostPort() + "/echo"
+	start := time.Now()
+	ws, resp, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		c.Close()
+		if resp != nil {
+			return nil, fmt.Errorf("%s: upgrade at %s refused: %s", t.Protocol, url, resp.Status)
+		}
+		return nil, fmt.Errorf("%s: upgrade at %s: %w", t.Protocol, url, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		ws.Close()
+		return nil, fmt.Errorf("%s: upgrade at %s answered %s", t.Protocol, url, resp.Status)
+	}
+	return &wsSession{c: c, ws: ws, hs: time.Since(start)}, nil
+}
+
+func (s *wsSession) conn() *conn              { return s.c }
+func (s *wsSession) handshake() time.Duration { return s.hs }
+
+func (s *wsSession) echo(ctx context.Context, msg string) (string, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	_ = s.ws.SetWriteDeadline(deadline)
+	if err := s.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		return "", err
+	}
+	_ = s.ws.SetReadDeadline(deadline)
+	for {
+		typ, b, err := s.ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return "", fmt.Errorf("%w: close %d %q", errClosedByPeer, ce.Code, ce.Text)
+			}
+			return "", err
+		}
+		if typ == websocket.TextMessage {
+			return string(b), nil
+		}
+	}
+}
+
+// close ends the conversation with a close handshake (1000, normal), waiting
+// briefly for the server's close frame so both show on the wire.
+func (s *wsSession) close() {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "probe done")
+	if err := s.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err == nil {
+		_ = s.ws.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			if _, _, err := s.ws.ReadMessage(); err != nil {
+				break
+			}
+		}
+	}
+	s.ws.Close()
+}

@@ -1,0 +1,229 @@
+// Package local is the embedded provider: the lab host is this process, and
+// the four apps run in it as goroutines listening on loopback. It needs
+// nothing installed and no privileges.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/probe"
+)
+
+// Name is the provider's name.
+const Name = "local"
+
+// Provider runs the apps in-process.
+type Provider struct {
+	env lab.Env
+
+	mu   sync.Mutex
+	apps map[string]*app
+}
+
+type app struct {
+	spec     lab.AppSpec
+	srv      *webapp.Server
+	addr     string // actual listen address
+	served   chan struct{}
+	err      error // Serve's result, valid after served is closed
+	started  time.Time
+	restarts int
+}
+
+// New creates the embedded provider.
+func New(env lab.Env) (lab.Provider, error) {
+	return &Provider{env: env, apps: make(map[string]*app)}, nil
+}
+
+// Name implements lab.Provider.
+func (p *Provider) Name() string { return Name }
+
+// Runner implements lab.Provider: commands run on this machine.
+func (p *Provider) Runner() lab.Runner { return lab.LocalRunner{} }
+
+// Up implements lab.Provider: this machine is already up.
+func (p *Provider) Up(context.Context) (lab.HostInfo, error) {
+	host, _ := os.Hostname()
+	cfg := p.env.Config
+	info := lab.HostInfo{
+		Provider: Name,
+		Name:     host,
+		Address:  cfg.Bind,
+		OS:       runtime.GOOS + "/" + runtime.GOARCH,
+		Details: []lab.KV{
+			{Key: "process", Value: "pid " + strconv.Itoa(os.Getpid())},
+			{Key: "runtime", Value: runtime.Version()},
+		},
+	}
+	for _, a := range cfg.Apps() {
+		port := "any free port"
+		if a.Port != 0 {
+			port = strconv.Itoa(a.Port)
+		}
+		info.Ports = append(info.Ports, fmt.Sprintf("%s %s", a.Name, port))
+	}
+	return info, nil
+}
+
+// Deploy implements lab.Provider. When one app cannot start, those already
+// started are stopped again and the error names the port.
+func (p *Provider) Deploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+	for i, s := range specs {
+		p.env.Progress("deploy", "starting "+s.Name, i, len(specs))
+		a, err := p.start(s, s.Port, 0)
+		if err != nil {
+			_ = p.Teardown(ctx)
+			return nil, err
+		}
+		p.mu.Lock()
+		p.apps[s.Name] = a
+		p.mu.Unlock()
+	}
+	return p.Status(ctx)
+}
+
+// Redeploy implements lab.Provider: each app is stopped and started again on
+// the same port, one at a time.
+func (p *Provider) Redeploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+	for i, s := range specs {
+		p.env.Progress("redeploy", "restarting "+s.Name, i, len(specs))
+		p.mu.Lock()
+		old := p.apps[s.Name]
+		p.mu.Unlock()
+		port, restarts := s.Port, 0
+		if old != nil {
+			if err := p.stop(ctx, old); err != nil {
+				return nil, err
+			}
+			_, ps, _ := net.SplitHostPort(old.addr)
+			port, _ = strconv.Atoi(ps) // keep the endpoint stable, even for "any free port"
+			restarts = old.restarts + 1
+		}
+		a, err := p.start(s, port, restarts)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		p.apps[s.Name] = a
+		p.mu.Unlock()
+	}
+	return p.Status(ctx)
+}
+
+func (p *Provider) start(s lab.AppSpec, port, restarts int) (*app, error) {
+	cfg := webapp.Config{
+		Mode:           webapp.Mode(s.Protocol),
+		Name:           "protolab-" + s.Name,
+		ReadLimit:      s.ReadLimit,
+		AllowedOrigins: s.AllowedOrigins,
+	}
+	if s.Protocol.Secure() {
+		cfg.TLS = p.env.PKI.ServerTLS()
+	}
+	srv, err := webapp.New(cfg, p.env.Logger(s.Name, slog.LevelInfo))
+	if err != nil {
+		return nil, fmt.Errorf("%s app: %w", s.Name, err)
+	}
+	addr := net.JoinHostPort(p.env.Config.Bind, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, &lab.PortInUseError{Protocol: s.Protocol, Addr: addr, Err: err}
+		}
+		return nil, fmt.Errorf("%s app: listening on %s: %w", s.Name, addr, err)
+	}
+	a := &app{spec: s, srv: srv, addr: l.Addr().String(), served: make(chan struct{}), started: time.Now(), restarts: restarts}
+	go func() {
+		a.err = srv.Serve(l)
+		close(a.served)
+		if a.err != nil {
+			st := p.status(context.Background(), a)
+			p.env.AppChanged(st)
+		}
+	}()
+	return a, nil
+}
+
+func (p *Provider) stop(ctx context.Context, a *app) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	<-a.served
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stopping %s app: %w", a.spec.Name, err)
+	}
+	return nil
+}
+
+// Status implements lab.Provider; health comes from each app's GET /health
+// over a real connection.
+func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
+	p.mu.Lock()
+	apps := make([]*app, 0, len(p.apps))
+	for _, a := range p.apps {
+		apps = append(apps, a)
+	}
+	p.mu.Unlock()
+	out := make([]lab.AppStatus, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, p.status(ctx, a))
+	}
+	return out, nil
+}
+
+func (p *Provider) status(ctx context.Context, a *app) lab.AppStatus {
+	st := lab.AppStatus{
+		Name:     a.spec.Name,
+		Protocol: a.spec.Protocol,
+		Image:    "in-process (goroutine)",
+		State:    lab.AppRunning,
+		Endpoint: a.addr,
+		Ports:    []string{a.addr + "/tcp"},
+		Restarts: a.restarts,
+		Started:  a.started,
+	}
+	select {
+	case <-a.served:
+		st.State, st.Endpoint = lab.AppExited, ""
+		if a.err != nil {
+			st.Detail = a.err.Error()
+		}
+		return st
+	default:
+	}
+	t := probe.Target{Protocol: a.spec.Protocol, Addr: a.addr, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
+	if err := probe.Health(ctx, t); err != nil {
+		st.Health, st.Detail = "unhealthy", err.Error()
+	} else {
+		st.Health = "healthy"
+	}
+	return st
+}
+
+// Teardown implements lab.Provider: every app is shut down (WebSocket peers
+// get close 1001) and its listener closed.
+func (p *Provider) Teardown(ctx context.Context) error {
+	p.mu.Lock()
+	apps := p.apps
+	p.apps = make(map[string]*app)
+	p.mu.Unlock()
+	var errs []error
+	for _, a := range apps {
+		if err := p.stop(ctx, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

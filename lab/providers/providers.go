@@ -1,0 +1,38 @@
+// Package providers maps provider names to their constructors, so the command
+// line (and a lab file) can pick where the lab host comes from.
+package providers
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/providers/local"
+)
+
+// Constructor builds a provider from the Lab's environment.
+type Constructor func(lab.Env) (lab.Provider, error)
+
+var registry = map[string]Constructor{
+	local.Name: local.New,
+}
+
+// Names lists the known providers.
+func Names() []string {
+	out := make([]string, 0, len(registry))
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Lookup returns the constructor of the named provider.
+func Lookup(name string) (Constructor, error) {
+	c, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown provider %q: use one of %s", name, strings.Join(Names(), ", "))
+	}
+	return c, nil
+}
