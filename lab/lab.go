@@ -138,6 +138,13 @@ func (l *Lab) Config() Config { return l.cfg }
 // PKI returns the lab CA.
 func (l *Lab) PKI() *pki.Authority { return l.pki }
 
+// InProcess reports whether the lab's apps live in this process (the
+// embedded provider), so they end when it exits.
+func (l *Lab) InProcess() bool {
+	ip, ok := l.prov.(interface{ InProcess() bool })
+	return ok && ip.InProcess()
+}
+
 // Provider returns the Lab's provider.
 func (l *Lab) Provider() Provider { return l.prov }
 

@@ -45,7 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&o.headless, "headless", false, "run the whole flow without a screen: up, deploy, probe, report, tear down")
 	fs.BoolVar(&o.json, "json", false, "with --headless: print every event as one JSON object per line (NDJSON)")
-	fs.BoolVar(&o.keep, "keep", false, "with --headless: leave the lab running at the end")
+	fs.BoolVar(&o.keep, "keep", false, "with --headless: leave the lab running at the end (the embedded lab runs until Ctrl-C)")
 	fs.StringVar(&o.cfg.Provider, "provider", "local", "where the lab runs: "+strings.Join(providers.Names(), ", "))
 	fs.StringVar(&o.cfg.Name, "name", "protolab", "lab name")
 	fs.StringVar(&o.cfg.StateDir, "state-dir", "", "state directory (default $XDG_STATE_HOME/protolab)")
@@ -157,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout})
+	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout, Notes: stderr})
 	select {
 	case got = <-gotc:
 	default:

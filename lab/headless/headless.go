@@ -24,6 +24,8 @@ type Options struct {
 	Keep bool
 	// Out receives the output.
 	Out io.Writer
+	// Notes receives remarks for a person (where a kept lab runs); may be nil.
+	Notes io.Writer
 	// TeardownTimeout bounds the teardown after a cancellation (default 30s).
 	TeardownTimeout time.Duration
 }
@@ -66,13 +68,17 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		}
 	}()
 
+	teardown := func() error {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.TeardownTimeout)
+		defer cancel()
+		if err := l.Teardown(tctx).Wait(tctx); err != nil {
+			return fmt.Errorf("teardown: %w", err)
+		}
+		return nil
+	}
 	err := flow(ctx, l)
 	if !o.Keep || ctx.Err() != nil {
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.TeardownTimeout)
-		if terr := l.Teardown(tctx).Wait(tctx); terr != nil {
-			err = errors.Join(err, fmt.Errorf("teardown: %w", terr))
-		}
-		cancel()
+		err = errors.Join(err, teardown())
 	}
 	unsubscribe()
 	<-printed
@@ -80,6 +86,14 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 	rep := l.Report()
 	if ctx.Err() == nil {
 		p.print(lab.ReportEvent{At: lab.At{Time: time.Now()}, Report: rep})
+	}
+	if o.Keep && ctx.Err() == nil && err == nil && l.InProcess() {
+		// The embedded lab lives in this process: keeping it means staying.
+		if o.Notes != nil {
+			fmt.Fprintf(o.Notes, "the lab keeps running in this process (%s); press Ctrl-C to tear it down\n", endpoints(l))
+		}
+		<-ctx.Done()
+		err = teardown()
 	}
 	if ctx.Err() != nil {
 		return rep, fmt.Errorf("interrupted: %w", errors.Join(ctx.Err(), err))
@@ -95,6 +109,14 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		return rep, pe
 	}
 	return rep, nil
+}
+
+func endpoints(l *lab.Lab) string {
+	var parts []string
+	for _, a := range l.Snapshot().Apps {
+		parts = append(parts, a.Name+" "+a.Endpoint)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // flow runs up → deploy → probe, stopping at the first failure.

@@ -156,10 +156,10 @@ func (t Target) tlsConfig(nextProtos ...string) (*tls.Config, error) {
 // conn is an established (and, for secure protocols, TLS-wrapped) connection
 // with its setup timings.
 type conn struct {
-	net.Conn                // what the protocol layer talks to
-	raw      *countingConn  // the TCP socket
-	connect  time.Duration  // TCP connect
-	tlsDur   time.Duration  // TLS handshake
+	net.Conn               // what the protocol layer talks to
+	raw      *countingConn // the TCP socket
+	connect  time.Duration // TCP connect
+	tlsDur   time.Duration // TLS handshake
 	state    *tls.ConnectionState
 }
 

@@ -13,9 +13,10 @@ import (
 
 // wsSession speaks WebSocket to the app's /echo endpoint over one connection.
 type wsSession struct {
-	c  *conn
-	ws *websocket.Conn
-	hs time.Duration
+	c        *conn
+	ws       *websocket.Conn
+	hs       time.Duration
+	deadline time.Time // the deadline last set on ws
 }
 
 func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
@@ -58,11 +59,14 @@ func (s *wsSession) echo(ctx context.Context, msg string) (string, error) {
 	if !ok {
 		deadline = time.Now().Add(10 * time.Second)
 	}
-	_ = s.ws.SetWriteDeadline(deadline)
+	if !deadline.Equal(s.deadline) { // the probe's deadline is per run: set it once
+		s.deadline = deadline
+		_ = s.ws.SetWriteDeadline(deadline)
+		_ = s.ws.SetReadDeadline(deadline)
+	}
 	if err := s.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 		return "", err
 	}
-	_ = s.ws.SetReadDeadline(deadline)
 	for {
 		typ, b, err := s.ws.ReadMessage()
 		if err != nil {

@@ -50,6 +50,9 @@ func New(env lab.Env) (lab.Provider, error) {
 // Name implements lab.Provider.
 func (p *Provider) Name() string { return Name }
 
+// InProcess tells the Lab that the apps end with this process.
+func (p *Provider) InProcess() bool { return true }
+
 // Runner implements lab.Provider: commands run on this machine.
 func (p *Provider) Runner() lab.Runner { return lab.LocalRunner{} }
 

@@ -1,0 +1,341 @@
+package lab_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers/local"
+)
+
+// anyPorts asks for a free port for every app.
+func anyPorts() map[proto.Protocol]int {
+	return map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}
+}
+
+// recorder collects every event of a Lab.
+type recorder struct {
+	mu     sync.Mutex
+	events []lab.Event
+	done   chan struct{}
+	stop   func()
+}
+
+func record(l *lab.Lab) *recorder {
+	ch, stop := l.Subscribe()
+	r := &recorder{done: make(chan struct{}), stop: stop}
+	go func() {
+		defer close(r.done)
+		for e := range ch {
+			r.mu.Lock()
+			r.events = append(r.events, e)
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// finish ends the subscription and returns everything recorded.
+func (r *recorder) finish() []lab.Event {
+	r.stop()
+	<-r.done
+	return r.events
+}
+
+func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir()
+	}
+	if cfg.Ports == nil {
+		cfg.Ports = anyPorts()
+	}
+	if cfg.Probe.Count == 0 {
+		cfg.Probe.Count = 20
+	}
+	l, err := lab.New(cfg, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if s := l.Snapshot().State; s != lab.Down {
+			_ = l.Teardown(ctx).Wait(ctx)
+		}
+	})
+	return l
+}
+
+func wait(t *testing.T, j *lab.Job) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return j.Wait(ctx)
+}
+
+func TestLifecycle(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	rec := record(l)
+	ctx := context.Background()
+
+	if err := wait(t, l.Up(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Snapshot(); s.State != lab.Ready || s.Host.Provider != "local" {
+		t.Fatalf("after Up: %+v", s)
+	}
+	if err := wait(t, l.Deploy(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	snap := l.Snapshot()
+	if snap.State != lab.Running || len(snap.Apps) != 4 {
+		t.Fatalf("after Deploy: state %s, %d apps", snap.State, len(snap.Apps))
+	}
+	for _, a := range snap.Apps {
+		if a.State != lab.AppRunning || a.Health != "healthy" || a.Endpoint == "" {
+			t.Errorf("app %+v: want running, healthy, with an endpoint", a)
+		}
+	}
+	if err := wait(t, l.Probe(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	rep := l.Report()
+	if !rep.OK || len(rep.Protocols) != 4 || rep.Provider != "local" {
+		t.Fatalf("report %+v", rep)
+	}
+	for p, r := range rep.Protocols {
+		if !r.OK || r.Messages != 20 {
+			t.Errorf("%s: %+v", p, r)
+		}
+	}
+	if err := wait(t, l.Send(ctx, proto.WSS, "ping from test")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Redeploy keeps the endpoints and counts a restart.
+	if err := wait(t, l.Redeploy(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range l.Snapshot().Apps {
+		if a.Endpoint != snap.Apps[i].Endpoint || a.Restarts != 1 {
+			t.Errorf("after redeploy %s: endpoint %s (was %s), restarts %d", a.Name, a.Endpoint, snap.Apps[i].Endpoint, a.Restarts)
+		}
+	}
+	if err := wait(t, l.Probe(ctx, proto.WS)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := wait(t, l.Teardown(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Snapshot().State; s != lab.Down {
+		t.Fatalf("after Teardown: %s", s)
+	}
+	for _, a := range snap.Apps {
+		if c, err := net.DialTimeout("tcp", a.Endpoint, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still listening on %s after teardown", a.Name, a.Endpoint)
+		}
+	}
+
+	// The event stream told the whole story, in order.
+	var states []string
+	var probes, sends, reports int
+	for _, e := range rec.finish() {
+		switch e := e.(type) {
+		case lab.StateEvent:
+			states = append(states, string(e.To))
+		case lab.ProbeEvent:
+			probes++
+		case lab.SendEvent:
+			sends++
+			if e.Reply != "ping from test" || e.Error != "" {
+				t.Errorf("send event %+v", e)
+			}
+		case lab.ReportEvent:
+			reports++
+		}
+	}
+	want := "provisioning ready deploying running deploying running tearing_down down"
+	if got := strings.Join(states, " "); got != want {
+		t.Errorf("states %q, want %q", got, want)
+	}
+	if probes != 5 || sends != 1 || reports != 2 {
+		t.Errorf("%d probe, %d send, %d report events; want 5, 1, 2", probes, sends, reports)
+	}
+}
+
+func TestCommandsOutOfOrder(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	ctx := context.Background()
+	if err := wait(t, l.Deploy(ctx)); err == nil || !strings.Contains(err.Error(), "not possible while the lab is down") {
+		t.Errorf("deploy while down: %v", err)
+	}
+	if err := wait(t, l.Probe(ctx)); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("probe while down: %v", err)
+	}
+	if err := wait(t, l.Send(ctx, proto.WS, "x")); err == nil {
+		t.Error("send while down succeeded")
+	}
+	if err := wait(t, l.Up(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, l.Up(ctx)); err == nil {
+		t.Error("up twice succeeded")
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	ports := anyPorts()
+	ports[proto.WS] = port
+	l := newLab(t, lab.Config{Ports: ports})
+	rec := record(l)
+	ctx := context.Background()
+	if err := wait(t, l.Up(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	err = wait(t, l.Deploy(ctx))
+	var inUse *lab.PortInUseError
+	if !errors.As(err, &inUse) || inUse.Protocol != proto.WS {
+		t.Fatalf("deploy on a taken port: %v", err)
+	}
+	for _, want := range []string{strconv.Itoa(port), "--ws-port", "already in use"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	snap := l.Snapshot()
+	if snap.State != lab.Failed || !strings.Contains(snap.Reason, "--ws-port") {
+		t.Errorf("state %s (%s), want failed naming the flag", snap.State, snap.Reason)
+	}
+	// The apps started before the failure were stopped again; teardown from
+	// failed works.
+	if err := wait(t, l.Teardown(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	var sawError bool
+	for _, e := range rec.finish() {
+		if ee, ok := e.(lab.ErrorEvent); ok && ee.Op == "deploy" {
+			sawError = true
+		}
+	}
+	if !sawError {
+		t.Error("no error event for the failed deploy")
+	}
+}
+
+func TestTeardownCancelsADeployInProgress(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	ctx := context.Background()
+	if err := wait(t, l.Up(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	deploy := l.Deploy(ctx)
+	if err := wait(t, l.Teardown(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	_ = deploy.Err() // finished, whichever way
+	if s := l.Snapshot(); s.State != lab.Down {
+		t.Fatalf("state after teardown = %s", s.State)
+	}
+	for _, a := range l.Snapshot().Apps {
+		if a.State == lab.AppRunning {
+			t.Errorf("%s still running", a.Name)
+		}
+	}
+}
+
+func TestConfigDefaultsAndErrors(t *testing.T) {
+	c, err := lab.Config{StateDir: "/x"}.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "protolab" || c.Provider != "local" || c.Bind != "127.0.0.1" || len(c.Protocols) != 4 {
+		t.Errorf("defaults: %+v", c)
+	}
+	for _, p := range proto.All {
+		if c.Ports[p] != p.DefaultPort() {
+			t.Errorf("%s default port %d", p, c.Ports[p])
+		}
+	}
+	for _, tc := range []struct {
+		cfg  lab.Config
+		want string
+	}{
+		{lab.Config{StateDir: "/x", Name: "bad name!"}, "lab name"},
+		{lab.Config{StateDir: "/x", Bind: "localhost"}, "not an IP"},
+		{lab.Config{StateDir: "/x", Ports: map[proto.Protocol]int{proto.WS: 70000}}, "--ws-port 70000"},
+		{lab.Config{StateDir: "/x", Ports: map[proto.Protocol]int{proto.WS: 3000}}, "--http-port and --ws-port both ask for port 3000"},
+	} {
+		if _, err := tc.cfg.WithDefaults(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func TestMarshalEvent(t *testing.T) {
+	at := lab.At{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	for _, e := range []lab.Event{
+		lab.StateEvent{At: at, Lab: "x", From: lab.Down, To: lab.Provisioning},
+		lab.ReportEvent{At: at, Report: lab.Report{Provider: "local", Protocols: map[proto.Protocol]probe.Result{proto.WS: {OK: true}}}},
+		lab.SendEvent{At: at, SendResult: probe.SendResult{Sent: "a"}},
+	} {
+		b, err := lab.MarshalEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if m["type"] != e.EventType() || m["time"] != "2026-01-02T03:04:05Z" {
+			t.Errorf("%s: type/time wrong", b)
+		}
+		if !strings.HasPrefix(string(b), `{"type":"`+e.EventType()+`",`) {
+			t.Errorf("%s: type is not the first field", b)
+		}
+	}
+	b, _ := lab.MarshalEvent(lab.ReportEvent{At: at, Report: lab.Report{Provider: "local"}})
+	if !strings.Contains(string(b), `"provider":"local"`) {
+		t.Errorf("report fields are not at the top level: %s", b)
+	}
+}
+
+func TestSlowSubscriberLosesNothing(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	ch, stop := l.Subscribe()
+	ctx := context.Background()
+	// Nobody reads while the lab works: commands must not block on the stream.
+	if err := wait(t, l.Up(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, l.Teardown(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	var states int
+	for e := range ch {
+		if _, ok := e.(lab.StateEvent); ok {
+			states++
+		}
+	}
+	if states != 4 {
+		t.Errorf("read %d state events after the fact, want 4", states)
+	}
+}
