@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "protolab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "protolab-tui")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building protolab-tui:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePorts are the flags that put every app on a free port.
+var freePorts = []string{"--http-port", "0", "--https-port", "0", "--ws-port", "0", "--wss-port", "0"}
+
+func command(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"--state-dir", t.TempDir()}, args...)...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	return cmd
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+func TestHeadlessJSON(t *testing.T) {
+	cmd := command(t, append([]string{"--headless", "--json", "--count", "50"}, freePorts...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("exit %d: %v\nstderr: %s\nstdout: %s", exitCode(err), err, stderr.String(), stdout.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	types := map[string]int{}
+	var last map[string]any
+	for i, line := range lines {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("line %d is not JSON: %q", i+1, line)
+		}
+		typ, _ := ev["type"].(string)
+		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(ev["time"])); typ == "" || err != nil {
+			t.Errorf("line %d lacks type or time: %q", i+1, line)
+		}
+		types[typ]++
+		last = ev
+	}
+	if last["type"] != "report" || last["provider"] != "local" || last["ok"] != true {
+		t.Fatalf("last line is not an ok report from the local provider: %v", last)
+	}
+	protocols, _ := last["protocols"].(map[string]any)
+	for _, p := range []string{"http", "https", "ws", "wss"} {
+		r, _ := protocols[p].(map[string]any)
+		if r == nil || r["ok"] != true {
+			t.Errorf("report for %s: %v", p, r)
+			continue
+		}
+		for _, k := range []string{"setup_ms", "rtt_p50_ms", "rtt_p99_ms", "msgs_per_s"} {
+			if v, ok := r[k].(float64); !ok || v <= 0 {
+				t.Errorf("%s.%s = %v", p, k, r[k])
+			}
+		}
+		if r["messages"] != float64(50) {
+			t.Errorf("%s.messages = %v, want 50", p, r["messages"])
+		}
+	}
+	if types["state"] != 6 || types["probe"] != 4 || types["app"] < 8 || types["report"] != 1 {
+		t.Errorf("event counts %v", types)
+	}
+}
+
+func TestHeadlessText(t *testing.T) {
+	cmd := command(t, append([]string{"--headless", "--count", "20"}, freePorts...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("exit %d: %s", exitCode(err), out)
+	}
+	s := string(out)
+	for _, want := range []string{"state     down → provisioning", "rtt p50 ms", "tearing_down → down"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	rows := 0
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && (f[0] == "http" || f[0] == "https" || f[0] == "ws" || f[0] == "wss") && f[1] == "ok" {
+			rows++
+		}
+	}
+	if rows != 4 {
+		t.Errorf("%d ok rows in the table, want 4:\n%s", rows, s)
+	}
+}
+
+func TestHeadlessPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	args := append([]string{"--headless"}, freePorts...)
+	args = append(args, "--https-port", port) // the later flag wins
+	cmd := command(t, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr: %s", code, stderr.String())
+	}
+	for _, want := range []string{port, "--https-port", "already in use"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q: %s", want, stderr.String())
+		}
+	}
+}
+
+// endpointsFrom collects app endpoints from NDJSON app events.
+func endpointsFrom(ev map[string]any, into map[string]string) {
+	if ev["type"] != "app" {
+		return
+	}
+	app, _ := ev["app"].(map[string]any)
+	if ep, _ := app["endpoint"].(string); ep != "" {
+		into[fmt.Sprint(app["name"])] = ep
+	}
+}
+
+func assertNothingListens(t *testing.T, endpoints map[string]string) {
+	t.Helper()
+	if len(endpoints) != 4 {
+		t.Fatalf("saw %d endpoints, want 4: %v", len(endpoints), endpoints)
+	}
+	for name, ep := range endpoints {
+		if c, err := net.DialTimeout("tcp", ep, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s app still listening on %s", name, ep)
+		}
+	}
+}
+
+func TestHeadlessSignalMidRun(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			// So many round trips that the probes are still running when the
+			// signal comes.
+			cmd := command(t, append([]string{"--headless", "--json", "--count", "100000000"}, freePorts...)...)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			endpoints := map[string]string{}
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				var ev map[string]any
+				if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+					t.Fatalf("not JSON: %q", sc.Text())
+				}
+				endpointsFrom(ev, endpoints)
+				if ev["type"] == "progress" && ev["op"] == "probe" {
+					break // mid-run: the first probe has started
+				}
+			}
+			if err := cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if code := exitCode(err); code != tc.code {
+					t.Errorf("exit code %d, want %d; stderr: %s", code, tc.code, stderr.String())
+				}
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatal("no exit 30s after the signal")
+			}
+			if !strings.Contains(stderr.String(), "torn down") {
+				t.Errorf("stderr does not say the lab was torn down: %s", stderr.String())
+			}
+			assertNothingListens(t, endpoints)
+		})
+	}
+}
+
+func TestHeadlessKeep(t *testing.T) {
+	cmd := command(t, append([]string{"--headless", "--json", "--keep", "--count", "5"}, freePorts...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	endpoints := map[string]string{}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("not JSON: %q", sc.Text())
+		}
+		endpointsFrom(ev, endpoints)
+		if ev["type"] == "report" {
+			break
+		}
+	}
+	note, err := bufio.NewReader(stderr).ReadString('\n')
+	if err != nil || !strings.Contains(note, "keeps running") {
+		t.Fatalf("stderr note %q (%v)", note, err)
+	}
+	// Still serving after the report.
+	c, err := net.DialTimeout("tcp", endpoints["ws"], time.Second)
+	if err != nil {
+		t.Fatalf("kept lab does not answer: %v", err)
+	}
+	c.Close()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := exitCode(err); code != 130 {
+			t.Errorf("exit code %d, want 130", code)
+		}
+	case <-ctx.Done():
+		t.Fatal("kept lab did not exit after SIGINT")
+	}
+	assertNothingListens(t, endpoints)
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--provider", "moon"}, 2, `unknown provider "moon"`},
+		{[]string{"--protocols", "ftp"}, 2, `unknown protocol "ftp"`},
+		{[]string{"--json"}, 2, "go with --headless"},
+		{[]string{"--count", "0", "--headless"}, 2, "--count"},
+		{[]string{"--ws-port", "3000", "--headless"}, 2, "both ask for port 3000"},
+		{[]string{"stray"}, 2, `unexpected argument "stray"`},
+		{[]string{}, 2, "TUI not built yet"},
+	} {
+		out, err := command(t, tc.args...).CombinedOutput()
+		if code := exitCode(err); code != tc.code || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: exit %d, output %q; want %d and %q", tc.args, code, out, tc.code, tc.want)
+		}
+	}
+}

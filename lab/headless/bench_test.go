@@ -1,0 +1,74 @@
+package headless_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/headless"
+	"github.com/protolab/protolab-tui/lab/pki"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers/local"
+)
+
+var anyPort = map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}
+
+// BenchmarkStartToVerified measures the embedded lab from nothing to four
+// protocols verified (one echo each) and torn down ("protolab"), against the
+// same work done by hand with no lab around it ("bare"): four app servers
+// started directly and one probe each. bench/run.sh prints the ratio; the
+// target for "protolab" is ≤ 1 s.
+func BenchmarkStartToVerified(b *testing.B) {
+	state := b.TempDir()
+	b.Run("protolab", func(b *testing.B) {
+		for range b.N {
+			l, err := lab.New(lab.Config{StateDir: state, Ports: anyPort, Probe: probe.Options{Count: 1}}, local.New)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rep, err := headless.Run(context.Background(), l, headless.Options{Out: io.Discard})
+			if err != nil || !rep.OK {
+				b.Fatalf("%v %+v", err, rep)
+			}
+		}
+	})
+	b.Run("bare", func(b *testing.B) {
+		for range b.N {
+			auth, err := pki.Load(state+"/pki", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var servers []*webapp.Server
+			for _, p := range proto.All {
+				cfg := webapp.Config{Mode: webapp.Mode(p)}
+				if p.Secure() {
+					cfg.TLS = auth.ServerTLS()
+				}
+				srv, err := webapp.New(cfg, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				go func() { _ = srv.Serve(l) }()
+				servers = append(servers, srv)
+				t := probe.Target{Protocol: p, Addr: l.Addr().String(), ServerName: "localhost", RootCAs: auth.Pool()}
+				if _, err := probe.Run(context.Background(), t, probe.Options{Count: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			for _, s := range servers {
+				_ = s.Shutdown(ctx)
+			}
+			cancel()
+		}
+	})
+}
