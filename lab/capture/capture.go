@@ -1,0 +1,439 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
+)
+
+// Options configures a Capture.
+type Options struct {
+	// Ports maps the lab's server ports to their protocols.
+	Ports map[uint16]proto.Protocol
+	// Keys receives the lab clients' TLS secrets (and a pcapng file's).
+	Keys *wire.KeyLog
+	// Store receives the records; a new one of DefaultRingSize if nil.
+	Store *wire.Store
+	// SpoolDir holds the raw packets kept for export; "" keeps none.
+	SpoolDir string
+	// MaxSpool bounds the spool file (default 1 GiB); packets past it are
+	// decoded but not exported, and counted.
+	MaxSpool int64
+	// Queue is how many packets may wait between reading and decoding
+	// (default 65536); past it packets are dropped — and counted.
+	Queue int
+}
+
+// Stats are a capture's own counters.
+type Stats struct {
+	Mode        Mode   `json:"mode"`
+	Source      string `json:"source"`
+	Packets     uint64 `json:"packets"`      // read from the source
+	Undecodable uint64 `json:"undecodable"`  // not decodable as link/IP/TCP
+	QueueDrops  uint64 `json:"queue_drops"`  // dropped because decoding lagged
+	KernelDrops uint64 `json:"kernel_drops"` // dropped by the kernel before reading
+	SpoolDrops  uint64 `json:"spool_drops"`  // decoded but not kept for export
+	Err         string `json:"error,omitempty"`
+}
+
+// Drops sums every kind of drop.
+func (s Stats) Drops() uint64 { return s.QueueDrops + s.KernelDrops }
+
+type item struct {
+	data []byte
+	ci   gopacket.CaptureInfo
+	// socket-level chunks
+	stream bool
+	end    bool
+	flow   wire.Flow
+	proto  proto.Protocol
+	dir    wire.Dir
+}
+
+// Capture runs one source through the decoder until Stop.
+type Capture struct {
+	mode  Mode
+	src   Source
+	store *wire.Store
+	keys  *wire.KeyLog
+	dec   *wire.Decoder
+	queue chan item
+	ports map[uint16]proto.Protocol
+
+	spoolPath string
+	spoolFile *os.File
+	spool     *pcapgo.Writer
+	spoolSize int64
+	maxSpool  int64
+	linkType  layers.LinkType
+
+	packets, queueDrops, spoolDrops atomic.Uint64
+	stopping                        atomic.Bool
+	lastPacket                      atomic.Int64 // unix nanos of the last item decoded
+	pending                         atomic.Int64 // items queued, not yet decoded
+
+	qmu      sync.RWMutex // guards closing queue against late socket-level writers
+	qclosed  bool
+	mu       sync.Mutex
+	err      error
+	stopOnce sync.Once
+	readDone chan struct{}
+	decDone  chan struct{}
+}
+
+// Start begins capturing from src (nil for socket-level capture, fed through
+// Tap). mode is what the report shows.
+func Start(src Source, mode Mode, o Options) (*Capture, error) {
+	if o.Store == nil {
+		o.Store = wire.NewStore(0)
+	}
+	if o.Keys == nil {
+		o.Keys = wire.NewKeyLog(nil)
+	}
+	if o.MaxSpool == 0 {
+		o.MaxSpool = 1 << 30
+	}
+	if o.Queue == 0 {
+		o.Queue = 1 << 16
+	}
+	lt := layers.LinkTypeEthernet
+	if src != nil {
+		lt = src.LinkType()
+	}
+	dec, err := wire.NewDecoder(lt, o.Ports, o.Keys, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	c := &Capture{mode: mode, src: src, store: o.Store, keys: o.Keys, dec: dec, ports: o.Ports,
+		queue: make(chan item, o.Queue), maxSpool: o.MaxSpool, linkType: lt,
+		readDone: make(chan struct{}), decDone: make(chan struct{})}
+	if o.SpoolDir != "" && src != nil {
+		if err := os.MkdirAll(o.SpoolDir, 0o700); err != nil {
+			return nil, fmt.Errorf("capture spool: %w", err)
+		}
+		f, err := os.CreateTemp(o.SpoolDir, "capture-*.pcap")
+		if err != nil {
+			return nil, fmt.Errorf("capture spool: %w", err)
+		}
+		c.spoolFile, c.spoolPath = f, f.Name()
+		c.spool = pcapgo.NewWriterNanos(f)
+		if err := c.spool.WriteFileHeader(SnapLen, lt); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, fmt.Errorf("capture spool: %w", err)
+		}
+	}
+	if src != nil {
+		go c.read()
+	} else {
+		close(c.readDone)
+	}
+	go c.decode()
+	return c, nil
+}
+
+// Mode is how this capture gets its packets.
+func (c *Capture) Mode() Mode { return c.mode }
+
+// Store holds the decoded records.
+func (c *Capture) Store() *wire.Store { return c.store }
+
+// Keys is the TLS key log the decoder uses.
+func (c *Capture) Keys() *wire.KeyLog { return c.keys }
+
+// Describe names the source.
+func (c *Capture) Describe() string {
+	if c.src == nil {
+		return "the lab's own sockets"
+	}
+	return c.src.Describe()
+}
+
+func (c *Capture) read() {
+	defer close(c.readDone)
+	for {
+		data, ci, err := c.src.ReadPacketData()
+		if err != nil {
+			if !c.stopping.Load() && !errors.Is(err, io.EOF) {
+				c.setErr(err)
+			}
+			return
+		}
+		c.packets.Add(1)
+		c.enqueue(item{data: data, ci: ci})
+	}
+}
+
+func (c *Capture) enqueue(it item) {
+	c.qmu.RLock()
+	defer c.qmu.RUnlock()
+	if c.qclosed {
+		return
+	}
+	c.pending.Add(1)
+	select {
+	case c.queue <- it:
+	default:
+		c.pending.Add(-1)
+		c.queueDrops.Add(1)
+	}
+}
+
+func (c *Capture) setErr(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *Capture) decode() {
+	defer close(c.decDone)
+	for it := range c.queue {
+		switch {
+		case it.stream && it.end:
+			c.dec.StreamEnd(it.flow, it.ci.Timestamp)
+		case it.stream:
+			c.dec.Stream(it.flow, it.proto, it.dir, it.data, it.ci.Timestamp)
+		default:
+			c.keep(it)
+			_ = c.dec.Packet(it.data, it.ci) // counted as undecodable; never fatal
+		}
+		c.lastPacket.Store(time.Now().UnixNano())
+		c.pending.Add(-1)
+	}
+	c.dec.Flush(time.Now())
+}
+
+// keep writes a packet to the spool for export.
+func (c *Capture) keep(it item) {
+	if c.spool == nil {
+		return
+	}
+	if c.spoolSize+int64(len(it.data))+16 > c.maxSpool {
+		c.spoolDrops.Add(1)
+		return
+	}
+	ci := it.ci
+	ci.CaptureLength = len(it.data)
+	if ci.Length < ci.CaptureLength {
+		ci.Length = ci.CaptureLength
+	}
+	if err := c.spool.WritePacket(ci, it.data); err != nil {
+		c.spoolDrops.Add(1)
+		c.setErr(fmt.Errorf("capture spool: %w", err))
+		return
+	}
+	c.spoolSize += int64(len(it.data)) + 16
+}
+
+// Sync waits until everything captured so far is decoded: the queue is empty
+// and no packet has arrived for quiet (bounded by ctx).
+func (c *Capture) Sync(ctx context.Context, quiet time.Duration) error {
+	t := time.NewTicker(quiet / 4)
+	defer t.Stop()
+	for {
+		idle := time.Since(time.Unix(0, c.lastPacket.Load())) >= quiet
+		if c.pending.Load() == 0 && idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the capture to catch up: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Stop ends the capture: the source is closed, what was read is decoded, and
+// open flows are flushed. It is safe to call more than once.
+func (c *Capture) Stop() error {
+	c.stopOnce.Do(func() {
+		c.stopping.Store(true)
+		if c.src != nil {
+			_ = c.src.Close()
+		}
+		<-c.readDone
+		c.qmu.Lock()
+		c.qclosed = true
+		close(c.queue)
+		c.qmu.Unlock()
+		<-c.decDone
+		if c.spoolFile != nil {
+			_ = c.spoolFile.Sync()
+		}
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Done is closed when the source has ended by itself (end of a file or
+// stream) or after Stop.
+func (c *Capture) Done() <-chan struct{} { return c.readDone }
+
+// Close stops the capture and removes its spool.
+func (c *Capture) Close() error {
+	err := c.Stop()
+	if c.spoolFile != nil {
+		c.spoolFile.Close()
+		os.Remove(c.spoolPath)
+	}
+	return err
+}
+
+// Stats returns the capture's counters.
+func (c *Capture) Stats() Stats {
+	s := Stats{Mode: c.mode, Source: c.Describe(), Packets: c.packets.Load(),
+		QueueDrops: c.queueDrops.Load(), SpoolDrops: c.spoolDrops.Load()}
+	if dc, ok := c.src.(dropCounter); ok {
+		s.KernelDrops = dc.KernelDrops()
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		s.Err = c.err.Error()
+	}
+	c.mu.Unlock()
+	return s
+}
+
+// Undecodable is how many packets the decoder could not decode (valid after
+// Stop).
+func (c *Capture) Undecodable() uint64 {
+	select {
+	case <-c.decDone:
+		return c.dec.Undecodable
+	default:
+		return 0
+	}
+}
+
+// Export writes a pcapng file: a section header, one interface, a Decryption
+// Secrets Block holding the TLS key log (before any packet, so Wireshark and
+// tshark decrypt https and wss with no settings) and every packet kept. The
+// file is written atomically with mode 0600 (it holds key material). Export
+// may run while capturing: it includes what was captured until then.
+func (c *Capture) Export(path string) (packets int, err error) {
+	if c.spoolFile == nil {
+		return 0, errors.New("this capture keeps no packets to export (socket-level capture sees payloads, not packets): run as root, with CAP_NET_RAW, or where user namespaces are allowed")
+	}
+	// Reading the spool with its own handle never disturbs the writer.
+	in, err := os.Open(c.spoolPath)
+	if err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	defer in.Close()
+	pr, err := pcapgo.NewReader(in)
+	if err != nil {
+		return 0, fmt.Errorf("export: reading the spool: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	w, err := pcapgo.NewNgWriterInterface(tmp, pcapgo.NgInterface{
+		Name: c.Describe(), LinkType: c.linkType, SnapLength: SnapLen,
+		TimestampResolution: 9,
+	}, pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "protolab-tui"}})
+	if err != nil {
+		tmp.Close()
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	if secrets := c.keys.Bytes(); len(secrets) > 0 {
+		if err := w.WriteDecryptionSecretsBlock(secretsTLSKeyLog, secrets); err != nil {
+			tmp.Close()
+			return 0, fmt.Errorf("export: writing the TLS secrets: %w", err)
+		}
+	}
+	for {
+		data, ci, err := pr.ReadPacketData()
+		if err != nil {
+			// The spool's last record may be half-written while capturing
+			// goes on: stop at the last whole packet.
+			break
+		}
+		if err := w.WritePacket(ci, data); err != nil {
+			tmp.Close()
+			return packets, fmt.Errorf("export: %w", err)
+		}
+		packets++
+	}
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		return packets, fmt.Errorf("export: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return packets, fmt.Errorf("export: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return packets, fmt.Errorf("export: %w", err)
+	}
+	return packets, nil
+}
+
+// Tap is socket-level capture: it wraps the lab's own connections and feeds
+// what crosses them to the decoder.
+func (c *Capture) Tap(p proto.Protocol, conn net.Conn) net.Conn {
+	client, _ := netip.ParseAddrPort(conn.LocalAddr().String())
+	server, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+	return &tapConn{Conn: conn, c: c, flow: wire.Flow{Client: client, Server: server}, proto: p}
+}
+
+type tapConn struct {
+	net.Conn
+	c     *Capture
+	flow  wire.Flow
+	proto proto.Protocol
+	once  sync.Once
+}
+
+func (t *tapConn) chunk(dir wire.Dir, b []byte) {
+	t.c.enqueue(item{stream: true, flow: t.flow, proto: t.proto, dir: dir,
+		data: append([]byte(nil), b...), ci: gopacket.CaptureInfo{Timestamp: time.Now(), Length: len(b)}})
+}
+
+func (t *tapConn) Read(b []byte) (int, error) {
+	n, err := t.Conn.Read(b)
+	if n > 0 {
+		t.chunk(wire.ServerToClient, b[:n])
+	}
+	return n, err
+}
+
+func (t *tapConn) Write(b []byte) (int, error) {
+	n, err := t.Conn.Write(b)
+	if n > 0 {
+		t.chunk(wire.ClientToServer, b[:n])
+	}
+	return n, err
+}
+
+func (t *tapConn) Close() error {
+	t.once.Do(func() {
+		t.c.enqueue(item{stream: true, end: true, flow: t.flow, ci: gopacket.CaptureInfo{Timestamp: time.Now()}})
+	})
+	return t.Conn.Close()
+}

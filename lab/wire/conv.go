@@ -1,0 +1,239 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// msgClass says what a decoded message is, for the counters.
+type msgClass uint8
+
+const (
+	classOther msgClass = iota
+	classHTTPRequest
+	classHTTPResponse
+	classWSData
+	classWSControl
+	classTLS
+	classClientHello
+)
+
+// sink receives what a conversation decodes. The flow fills in time, flow,
+// protocol and direction.
+type sink interface {
+	message(dir Dir, t time.Time, decrypted bool, class msgClass, fill func(*Record))
+	failure(dir Dir, t time.Time, err error)
+}
+
+func httpClass(m *HTTPMessage) msgClass {
+	if m.Request {
+		return classHTTPRequest
+	}
+	return classHTTPResponse
+}
+
+type mode uint8
+
+const (
+	modeDetect mode = iota
+	modeHTTP
+	modeWS
+	modeTLS
+	modeHold   // client bytes after an upgrade request, until the response
+	modeBroken // a decode error ended this direction
+)
+
+// maxHeld bounds the client bytes held while an upgrade is answered.
+const maxHeld = 1 << 20
+
+// conv is the application-layer conversation of one flow (or of the
+// decrypted stream inside a TLS connection): it detects HTTP or TLS from the
+// content, follows HTTP messages, and switches to WebSocket frames after a
+// 101 answer to an upgrade request.
+type conv struct {
+	out       sink
+	decrypted bool
+		mode      [2]mode
+	http      [2]*httpParser
+	ws        [2]*wsParser
+	held      []byte
+	heldTime  time.Time
+	upgradeKy string
+	heads     []bool // requests awaiting responses: true for HEAD
+	tls       *tlsConn
+	keys      *KeyLog
+}
+
+func newConv(out sink, keys *KeyLog, decrypted bool) *conv {
+	return &conv{out: out, keys: keys, decrypted: decrypted}
+}
+
+// data feeds the bytes of one direction, in order.
+func (c *conv) data(dir Dir, b []byte, t time.Time) {
+	if len(b) == 0 {
+		return
+	}
+	switch c.mode[dir] {
+	case modeBroken:
+		return
+	case modeDetect:
+		c.detect(dir, b)
+	}
+	switch c.mode[dir] {
+	case modeTLS:
+		if c.tls == nil {
+			c.tls = newTLSConn(c)
+		}
+		c.tls.data(dir, b, t)
+	case modeHTTP:
+		c.httpData(dir, b, t)
+	case modeWS:
+		c.wsData(dir, b, t)
+	case modeHold:
+		if len(c.held)+len(b) > maxHeld {
+			c.fail(dir, t, fmt.Errorf("more than %d bytes sent before the upgrade was answered", maxHeld))
+			return
+		}
+		if len(c.held) == 0 {
+			c.heldTime = t
+		}
+		c.held = append(c.held, b...)
+	}
+}
+
+func (c *conv) detect(dir Dir, b []byte) {
+	if !c.decrypted && (b[0] == tlsHandshake || b[0] == tlsAlert) {
+		c.mode[dir] = modeTLS
+		return
+	}
+	c.mode[dir] = modeHTTP
+}
+
+func (c *conv) fail(dir Dir, t time.Time, err error) {
+	c.mode[dir] = modeBroken
+	c.out.failure(dir, t, err)
+}
+
+func (c *conv) httpData(dir Dir, b []byte, t time.Time) {
+	p := c.http[dir]
+	if p == nil {
+		p = &httpParser{request: dir == ClientToServer}
+		if dir == ServerToClient {
+			p.noBody = func() bool { return len(c.heads) > 0 && c.heads[0] }
+		}
+		c.http[dir] = p
+	}
+	var switchTo mode
+	rest, err := p.feed(b, func(m *HTTPMessage) bool {
+		c.out.message(dir, t, c.decrypted, httpClass(m), m.describe)
+		if m.Request {
+			c.heads = append(c.heads, m.Method == "HEAD")
+			if m.WebSocketUpgrade() {
+				c.upgradeKy = m.Header("Sec-WebSocket-Key")
+				switchTo = modeHold
+				return true
+			}
+			return false
+		}
+		if len(c.heads) > 0 && m.Status >= 200 {
+			c.heads = c.heads[1:]
+		}
+		if m.Status == 101 && c.upgradeKy != "" {
+			c.checkAccept(m, t)
+			switchTo = modeWS
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		c.fail(dir, t, err)
+		return
+	}
+	switch switchTo {
+	case modeHold: // client: wait for the server's answer
+		c.mode[dir] = modeHold
+		c.data(dir, rest, t)
+	case modeWS: // server said 101: both directions speak WebSocket now
+		c.mode[ServerToClient] = modeWS
+		held, heldTime := c.held, c.heldTime
+		c.held = nil
+		if c.mode[ClientToServer] == modeHold {
+			c.mode[ClientToServer] = modeWS
+			c.data(ClientToServer, held, heldTime)
+		}
+		c.data(ServerToClient, rest, t)
+	}
+	if dir == ServerToClient && switchTo == 0 && c.mode[ClientToServer] == modeHold && c.upgradeKy != "" && len(c.heads) == 0 {
+		// The upgrade was refused (e.g. 409): the client goes on with HTTP.
+		c.upgradeKy = ""
+		c.mode[ClientToServer] = modeHTTP
+		held := c.held
+		c.held = nil
+		c.data(ClientToServer, held, c.heldTime)
+	}
+}
+
+// checkAccept verifies Sec-WebSocket-Accept against the request's key.
+func (c *conv) checkAccept(m *HTTPMessage, t time.Time) {
+	want := AcceptFor(c.upgradeKy)
+	got := m.Header("Sec-WebSocket-Accept")
+	c.out.message(ServerToClient, t, c.decrypted, classOther, func(r *Record) {
+		r.Layer = "ws"
+		r.Kind = KindMessage
+		r.add("sec_websocket_key", "%s", c.upgradeKy)
+		r.add("sec_websocket_accept", "%s", got)
+		r.add("expected_accept", "%s", want)
+		if got == want {
+			r.add("accept_valid", "true")
+			r.Summary = "WebSocket upgrade complete: Sec-WebSocket-Accept matches the key"
+		} else {
+			r.add("accept_valid", "false")
+			r.Summary = fmt.Sprintf("WebSocket upgrade: Sec-WebSocket-Accept %q does not match the key (want %q)", got, want)
+		}
+	})
+}
+
+func (c *conv) wsData(dir Dir, b []byte, t time.Time) {
+	p := c.ws[dir]
+	if p == nil {
+		p = &wsParser{}
+		c.ws[dir] = p
+	}
+	err := p.feed(b, func(f *WSFrame) {
+		class := classWSData
+		if f.Control() {
+			class = classWSControl
+		}
+		c.out.message(dir, t, c.decrypted, class, f.describe)
+	})
+	if err != nil {
+		c.fail(dir, t, err)
+	}
+}
+
+// end is called when a direction ends (FIN/RST, end of capture): a message
+// still in progress is reported as truncated, and a response read until
+// close completes.
+func (c *conv) end(dir Dir, t time.Time) {
+	switch c.mode[dir] {
+	case modeHTTP:
+		if p := c.http[dir]; p != nil {
+			p.close(func(m *HTTPMessage) bool {
+				c.out.message(dir, t, c.decrypted, httpClass(m), m.describe)
+				return false
+			})
+			if p.pending() {
+				c.fail(dir, t, errors.New("connection ended inside an HTTP message (truncated)"))
+			}
+		}
+	case modeWS:
+		if p := c.ws[dir]; p != nil && p.pending() {
+			c.fail(dir, t, errors.New("connection ended inside a WebSocket frame (truncated)"))
+		}
+	case modeTLS:
+		if c.tls != nil {
+			c.tls.end(dir, t)
+		}
+	}
+}

@@ -1,0 +1,505 @@
+package wire
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/protolab/protolab-tui/lab/proto"
+)
+
+// Decoder turns packets (or, in socket-level mode, socket reads and writes)
+// into records in a Store. It is not safe for concurrent use: one goroutine
+// feeds it.
+type Decoder struct {
+	ports map[uint16]proto.Protocol
+	keys  *KeyLog
+	store *Store
+
+	linkType layers.LinkType
+	parser   *gopacket.DecodingLayerParser
+	parser6  *gopacket.DecodingLayerParser // raw-IP links: for IPv6 packets
+	eth      layers.Ethernet
+	lo       layers.Loopback
+	sll      layers.LinuxSLL
+	sll2     layers.LinuxSLL2
+	ip4      layers.IPv4
+	ip6      layers.IPv6
+	tcp      layers.TCP
+	payload  gopacket.Payload
+	decoded  []gopacket.LayerType
+
+	flows      map[flowKey]*flowState
+	keyVersion uint64
+	waiting    map[*tlsConn]struct{} // connections with records queued for keys
+
+	// Undecodable counts packets the link/IP/TCP layers could not decode;
+	// Ignored counts packets that are not TCP to or from a lab port.
+	Undecodable, Ignored uint64
+}
+
+type flowKey struct{ client, server netip.AddrPort }
+
+// maxFlows bounds the flow table; the oldest flows go first.
+const maxFlows = 1 << 16
+
+// NewDecoder decodes packets of the given link type. ports maps the lab's
+// server ports to their protocols; keys (may be nil) holds TLS secrets.
+func NewDecoder(linkType layers.LinkType, ports map[uint16]proto.Protocol, keys *KeyLog, store *Store) (*Decoder, error) {
+	d := &Decoder{ports: ports, keys: keys, store: store, linkType: linkType,
+		flows: make(map[flowKey]*flowState), waiting: make(map[*tlsConn]struct{})}
+	var first gopacket.LayerType
+	switch linkType {
+	case layers.LinkTypeEthernet:
+		first = layers.LayerTypeEthernet
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		first = layers.LayerTypeLoopback
+	case layers.LinkTypeLinuxSLL:
+		first = layers.LayerTypeLinuxSLL
+	case layers.LinkTypeLinuxSLL2:
+		first = layers.LayerTypeLinuxSLL2
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4:
+		first = layers.LayerTypeIPv4 // corrected per packet from the version nibble
+	case layers.LinkTypeIPv6:
+		first = layers.LayerTypeIPv6
+	default:
+		return nil, fmt.Errorf("link type %s (%d) is not one protolab decodes: want Ethernet, Linux SLL/SLL2, loopback or raw IP", linkType, int(linkType))
+	}
+	newParser := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
+		p := gopacket.NewDecodingLayerParser(first, &d.eth, &d.lo, &d.sll, &d.sll2, &d.ip4, &d.ip6, &d.tcp, &d.payload)
+		p.IgnoreUnsupported = true
+		return p
+	}
+	d.parser = newParser(first)
+	if first == layers.LayerTypeIPv4 {
+		d.parser6 = newParser(layers.LayerTypeIPv6)
+	}
+	return d, nil
+}
+
+// Store returns the decoder's store.
+func (d *Decoder) Store() *Store { return d.store }
+
+// Packet decodes one packet. An error means the packet could not be decoded;
+// it is counted, and nothing decoded earlier is affected.
+func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
+	d.checkKeys()
+	parser := d.parser
+	if d.parser6 != nil && len(data) > 0 && data[0]>>4 == 6 {
+		parser = d.parser6
+	}
+	d.decoded = d.decoded[:0]
+	err := parser.DecodeLayers(data, &d.decoded)
+	var src, dst netip.Addr
+	haveTCP := false
+	for _, lt := range d.decoded {
+		switch lt {
+		case layers.LayerTypeIPv4:
+			src, _ = netip.AddrFromSlice(d.ip4.SrcIP.To4())
+			dst, _ = netip.AddrFromSlice(d.ip4.DstIP.To4())
+		case layers.LayerTypeIPv6:
+			src, _ = netip.AddrFromSlice(d.ip6.SrcIP)
+			dst, _ = netip.AddrFromSlice(d.ip6.DstIP)
+		case layers.LayerTypeTCP:
+			haveTCP = true
+		}
+	}
+	if err != nil && !haveTCP {
+		d.Undecodable++
+		return fmt.Errorf("packet of %d bytes: %w", len(data), err)
+	}
+	if !haveTCP || !src.IsValid() {
+		d.Ignored++
+		return nil
+	}
+	sp, dp := uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)
+	var key flowKey
+	var dir Dir
+	var p proto.Protocol
+	if pp, ok := d.ports[dp]; ok {
+		key, dir, p = flowKey{netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp)}, ClientToServer, pp
+	} else if pp, ok := d.ports[sp]; ok {
+		key, dir, p = flowKey{netip.AddrPortFrom(dst, dp), netip.AddrPortFrom(src, sp)}, ServerToClient, pp
+	} else {
+		d.Ignored++
+		return nil
+	}
+	f := d.flow(key, p)
+	if f.closed && d.tcp.SYN && !d.tcp.ACK { // the same ports, a new connection
+		d.drop(key, f)
+		f = d.flow(key, p)
+	}
+	length := ci.Length
+	if length == 0 {
+		length = len(data)
+	}
+	t := ci.Timestamp
+	var flags uint8
+	tcp := &d.tcp
+	if tcp.FIN {
+		flags |= FlagFIN
+	}
+	if tcp.SYN {
+		flags |= FlagSYN
+	}
+	if tcp.RST {
+		flags |= FlagRST
+	}
+	if tcp.PSH {
+		flags |= FlagPSH
+	}
+	if tcp.ACK {
+		flags |= FlagACK
+	}
+	h := &f.half[dir]
+	payload := tcp.Payload
+	retrans := h.isRetransmit(tcp.Seq, len(payload), tcp.SYN)
+	f.packets++
+	rel := func(seq, isn uint32) uint32 { return seq - isn }
+	var ack uint32
+	if tcp.ACK {
+		ack = rel(tcp.Ack, f.half[1-dir].isn)
+	}
+	d.store.add(p, func(r *Record) {
+		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Layer = t, p, f.flow, dir, KindPacket, "tcp"
+		r.Len, r.Payload = length, len(payload)
+		r.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq, tcp.SYN)), Ack: ack, Flags: flags, Window: tcp.Window, Retrans: retrans}
+		r.Data = append(r.Data[:0], payload[:min(len(payload), PreviewBytes)]...)
+	})
+	d.store.count(p, func(c *Counters) {
+		c.Packets++
+		c.Bytes += uint64(length)
+		if retrans {
+			c.Retransmits++
+		}
+	})
+	if err != nil {
+		f.failure(dir, t, fmt.Errorf("packet partly decoded: %w", err))
+	}
+	if f.closed {
+		return nil // the last ACKs of a finished connection
+	}
+	h.segment(tcp.Seq, tcp.SYN, tcp.FIN, payload, func(b []byte) { f.conv.data(dir, b, t) }, func(gap int) {
+		f.failure(dir, t, fmt.Errorf("%d bytes missing from the stream (not captured)", gap))
+		f.conv.mode[dir] = modeBroken
+	})
+	if tcp.FIN && h.finished() {
+		f.conv.end(dir, t)
+		f.ended[dir] = true
+	}
+	if tcp.RST || (f.ended[0] && f.ended[1]) {
+		for dd := range 2 {
+			if !f.ended[dd] {
+				f.conv.end(Dir(dd), t)
+			}
+		}
+		f.closed = true // kept, so its last ACKs do not start a new flow
+		d.unwatch(f)
+	}
+	d.watch(f)
+	return nil
+}
+
+// Stream feeds bytes read from or written to a socket (socket-level capture:
+// no packets, no TCP header). Each call counts as one "packet".
+func (d *Decoder) Stream(flow Flow, p proto.Protocol, dir Dir, data []byte, t time.Time) {
+	d.checkKeys()
+	key := flowKey{flow.Client, flow.Server}
+	f := d.flow(key, p)
+	f.packets++
+	d.store.add(p, func(r *Record) {
+		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Layer = t, p, f.flow, dir, KindPacket, "socket"
+		r.Len, r.Payload = len(data), len(data)
+		r.Data = append(r.Data[:0], data[:min(len(data), PreviewBytes)]...)
+	})
+	d.store.count(p, func(c *Counters) { c.Packets++; c.Bytes += uint64(len(data)) })
+	f.conv.data(dir, data, t)
+	d.watch(f)
+}
+
+// StreamEnd ends a socket-level flow.
+func (d *Decoder) StreamEnd(flow Flow, t time.Time) {
+	key := flowKey{flow.Client, flow.Server}
+	if f, ok := d.flows[key]; ok {
+		f.conv.end(ClientToServer, t)
+		f.conv.end(ServerToClient, t)
+		d.drop(key, f)
+	}
+}
+
+// Flush ends every open flow (end of a capture or a file): messages still in
+// progress are reported as truncated, queued TLS records are decrypted if
+// their keys have arrived by now.
+func (d *Decoder) Flush(t time.Time) {
+	d.checkKeys()
+	for key, f := range d.flows {
+		if !f.closed {
+			f.conv.end(ClientToServer, t)
+			f.conv.end(ServerToClient, t)
+		}
+		d.drop(key, f)
+	}
+}
+
+func (d *Decoder) flow(key flowKey, p proto.Protocol) *flowState {
+	if f, ok := d.flows[key]; ok {
+		return f
+	}
+	if len(d.flows) >= maxFlows {
+		for k, f := range d.flows {
+			if f.closed {
+				delete(d.flows, k)
+			}
+		}
+	}
+	if len(d.flows) >= maxFlows {
+		var oldest flowKey
+		var ot time.Time
+		for k, f := range d.flows {
+			if ot.IsZero() || f.created.Before(ot) {
+				oldest, ot = k, f.created
+			}
+		}
+		d.drop(oldest, d.flows[oldest])
+	}
+	f := &flowState{d: d, flow: Flow{Client: key.client, Server: key.server}, proto: p, created: time.Now()}
+	f.conv = newConv(f, d.keys, false)
+	d.flows[key] = f
+	d.store.count(p, func(c *Counters) { c.Flows++ })
+	return f
+}
+
+func (d *Decoder) drop(key flowKey, f *flowState) {
+	delete(d.flows, key)
+	d.unwatch(f)
+}
+
+func (d *Decoder) unwatch(f *flowState) {
+	if f != nil && f.conv.tls != nil {
+		delete(d.waiting, f.conv.tls)
+	}
+}
+
+// watch remembers a flow whose TLS records wait for keys.
+func (d *Decoder) watch(f *flowState) {
+	if t := f.conv.tls; t != nil && len(t.queue) > 0 {
+		d.waiting[t] = struct{}{}
+	}
+}
+
+// checkKeys retries queued TLS records when the key log has grown.
+func (d *Decoder) checkKeys() {
+	if d.keys == nil || len(d.waiting) == 0 {
+		return
+	}
+	v := d.keys.Version()
+	if v == d.keyVersion {
+		return
+	}
+	d.keyVersion = v
+	for t := range d.waiting {
+		t.retry()
+		if len(t.queue) == 0 {
+			delete(d.waiting, t)
+		}
+	}
+}
+
+// flowState is one TCP connection being decoded.
+type flowState struct {
+	d         *Decoder
+	flow      Flow
+	proto     proto.Protocol
+	created   time.Time
+	half      [2]tcpHalf
+	conv      *conv
+	ended     [2]bool
+	closed    bool // both sides finished, or reset
+	packets   int
+	setupDone bool
+}
+
+// message implements sink.
+func (f *flowState) message(dir Dir, t time.Time, decrypted bool, class msgClass, fill func(*Record)) {
+	p := f.proto
+	ws := p.WebSocket()
+	app := (class == classHTTPRequest || class == classHTTPResponse) && !ws || (class == classWSData && ws)
+	var payload int
+	f.d.store.add(p, func(r *Record) {
+		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Decrypted = t, p, f.flow, dir, KindMessage, decrypted
+		fill(r)
+		if len(r.Data) > PreviewBytes {
+			r.Data = r.Data[:PreviewBytes]
+		}
+		r.Data = append([]byte(nil), r.Data...)
+		payload = r.Payload
+	})
+	first := app && !f.setupDone
+	if first {
+		f.setupDone = true
+	}
+	f.d.store.count(p, func(c *Counters) {
+		switch class {
+		case classHTTPRequest:
+			c.HTTPReqs++
+		case classHTTPResponse:
+			c.HTTPResps++
+		case classWSData:
+			c.WSFrames++
+		case classWSControl:
+			c.WSFrames++
+			c.WSControl++
+		case classTLS:
+			c.TLSRecords++
+		case classClientHello:
+			c.TLSRecords++
+			c.TLSHellos++
+		}
+		counted := (class == classHTTPRequest || class == classHTTPResponse) && !ws ||
+			(class == classWSData || class == classWSControl) && ws
+		if counted {
+			c.Messages++
+			c.Payload += uint64(payload)
+		}
+		if decrypted {
+			c.Decrypted++
+		}
+		if first {
+			c.SetupPackets += uint64(f.packets - 1)
+			c.SetupFlows++
+		}
+	})
+}
+
+// failure implements sink: an error record, and the counters say so.
+func (f *flowState) failure(dir Dir, t time.Time, err error) {
+	p := f.proto
+	f.d.store.add(p, func(r *Record) {
+		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Layer = t, p, f.flow, dir, KindError, "decode"
+		r.Err = err.Error()
+		r.Summary = "decode error: " + err.Error()
+	})
+	f.d.store.count(p, func(c *Counters) { c.Errors++ })
+}
+
+// tcpHalf reassembles one direction of a TCP connection.
+type tcpHalf struct {
+	started bool
+	isn     uint32 // first sequence number (the SYN's, or the first seen)
+	next    uint32
+	fin     bool
+	finSeq  uint32
+	ooo     map[uint32][]byte
+	oooSize int
+}
+
+// Bounds on out-of-order data held per direction.
+const (
+	maxOOOSegments = 256
+	maxOOOBytes    = 4 << 20
+)
+
+func (h *tcpHalf) isnFor(seq uint32, syn bool) uint32 {
+	if !h.started {
+		return seq
+	}
+	return h.isn
+}
+
+func (h *tcpHalf) isRetransmit(seq uint32, n int, syn bool) bool {
+	if !h.started || n == 0 || syn {
+		return false
+	}
+	return int32(seq+uint32(n)-h.next) <= 0
+}
+
+func (h *tcpHalf) finished() bool { return h.fin && h.next == h.finSeq+1 }
+
+// segment accepts one segment and delivers in-order bytes; gap is called when
+// data is lost for good (the out-of-order buffer overflowed).
+func (h *tcpHalf) segment(seq uint32, syn, fin bool, payload []byte, deliver func([]byte), gap func(int)) {
+	if syn {
+		h.started, h.isn, h.next = true, seq, seq+1
+		seq++
+	}
+	if !h.started {
+		h.started, h.isn, h.next = true, seq, seq
+	}
+	if fin && !h.fin {
+		h.fin, h.finSeq = true, seq+uint32(len(payload))
+	}
+	if len(payload) > 0 {
+		diff := int32(seq - h.next)
+		switch {
+		case diff < 0:
+			if int(-diff) >= len(payload) {
+				break // a retransmission of data already delivered
+			}
+			payload = payload[-diff:]
+			fallthrough
+		case diff == 0:
+			deliver(payload)
+			h.next += uint32(len(payload))
+			h.drain(deliver)
+		default:
+			if _, dup := h.ooo[seq]; !dup {
+				if h.ooo == nil {
+					h.ooo = make(map[uint32][]byte)
+				}
+				h.ooo[seq] = append([]byte(nil), payload...)
+				h.oooSize += len(payload)
+			}
+			if len(h.ooo) > maxOOOSegments || h.oooSize > maxOOOBytes {
+				h.skipGap(deliver, gap)
+			}
+		}
+	}
+	if h.fin && h.next == h.finSeq {
+		h.next++ // the FIN takes one sequence number
+	}
+}
+
+// drain delivers buffered segments that have become in order.
+func (h *tcpHalf) drain(deliver func([]byte)) {
+	for len(h.ooo) > 0 {
+		progressed := false
+		for seq, b := range h.ooo {
+			diff := int32(seq - h.next)
+			if diff > 0 {
+				continue
+			}
+			delete(h.ooo, seq)
+			h.oooSize -= len(b)
+			if int(-diff) < len(b) {
+				b = b[-diff:]
+				deliver(b)
+				h.next += uint32(len(b))
+			}
+			progressed = true
+		}
+		if !progressed {
+			return
+		}
+	}
+}
+
+// skipGap gives up on missing data: it jumps to the earliest buffered
+// segment and reports how much was lost.
+func (h *tcpHalf) skipGap(deliver func([]byte), gap func(int)) {
+	first, found := uint32(0), false
+	for seq := range h.ooo {
+		if !found || int32(seq-first) < 0 {
+			first, found = seq, true
+		}
+	}
+	if !found {
+		return
+	}
+	gap(int(int32(first - h.next)))
+	h.next = first
+	h.drain(deliver)
+}
+

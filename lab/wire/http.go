@@ -1,0 +1,370 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// maxHTTPHeader bounds an HTTP message's header block.
+const maxHTTPHeader = 64 << 10
+
+// HTTPMessage is one decoded HTTP/1.x request or response.
+type HTTPMessage struct {
+	Request bool
+	Method  string // request
+	Target  string // request
+	Version string
+	Status  int    // response
+	Reason  string // response
+	Headers []Field
+	// HeaderLen is the size of the start line and headers.
+	HeaderLen int
+	// BodyLen is the body's size (after de-chunking, for chunked bodies);
+	// WireBodyLen is its size on the wire.
+	BodyLen, WireBodyLen int
+	Body                 []byte // the start of the body (at most PreviewBytes)
+}
+
+// Header returns the first value of a header (case-insensitive).
+func (m *HTTPMessage) Header(name string) string {
+	for _, h := range m.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+func (m *HTTPMessage) hasToken(name, token string) bool {
+	for _, h := range m.Headers {
+		if strings.EqualFold(h.Name, name) {
+			for _, t := range strings.Split(h.Value, ",") {
+				if strings.EqualFold(strings.TrimSpace(t), token) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// WebSocketUpgrade reports whether a request asks for a WebSocket upgrade.
+func (m *HTTPMessage) WebSocketUpgrade() bool {
+	return m.Request && m.hasToken("Upgrade", "websocket") && m.hasToken("Connection", "upgrade")
+}
+
+// wsGUID is the RFC 6455 handshake constant.
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// AcceptFor computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
+func AcceptFor(key string) string {
+	h := sha1.Sum([]byte(key + wsGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+type bodyMode uint8
+
+const (
+	bodyNone bodyMode = iota
+	bodyLength
+	bodyChunked
+	bodyUntilClose
+)
+
+// httpParser reads HTTP/1.x messages from one direction, a chunk at a time.
+type httpParser struct {
+	request bool // direction: requests (client) or responses (server)
+	buf     []byte
+	msg     *HTTPMessage // message whose body is being read
+	mode    bodyMode
+	left    int // body bytes left (bodyLength), or of the current chunk
+	chunk   chunkState
+	// methods of requests awaiting responses, so a response to HEAD or a
+	// 1xx/204/304 is known to have no body.
+	noBody func() bool
+}
+
+type chunkState uint8
+
+const (
+	chunkSize chunkState = iota
+	chunkData
+	chunkDataCRLF
+	chunkTrailer
+)
+
+var errHTTP = errors.New("not HTTP")
+
+// feed consumes b, calling emit for each complete message. When a message
+// makes the connection switch protocols (a 101 response, or a request asking
+// for one), feed returns the bytes after it and stops: the caller decides
+// what they are.
+func (p *httpParser) feed(b []byte, emit func(*HTTPMessage) (stop bool)) (rest []byte, err error) {
+	p.buf = append(p.buf, b...)
+	for len(p.buf) > 0 {
+		if p.msg == nil {
+			end := bytes.Index(p.buf, []byte("\r\n\r\n"))
+			if end < 0 {
+				if len(p.buf) > maxHTTPHeader {
+					return nil, fmt.Errorf("HTTP header longer than %d bytes", maxHTTPHeader)
+				}
+				if err := p.checkStart(); err != nil {
+					return nil, err
+				}
+				return nil, nil
+			}
+			m, err := parseHTTPHeader(p.buf[:end], p.request)
+			if err != nil {
+				return nil, err
+			}
+			m.HeaderLen = end + 4
+			p.buf = p.buf[end+4:]
+			if err := p.startBody(m); err != nil {
+				return nil, err
+			}
+			p.msg = m
+		}
+		done, err := p.readBody()
+		if err != nil {
+			return nil, err
+		}
+		if !done {
+			return nil, nil
+		}
+		m := p.msg
+		p.msg = nil
+		if emit(m) {
+			rest := p.buf
+			p.buf = nil
+			return rest, nil
+		}
+	}
+	if cap(p.buf) > 64<<10 {
+		p.buf = nil // let a large buffer go once it is drained
+	}
+	return nil, nil
+}
+
+// checkStart fails early on bytes that cannot begin an HTTP message.
+func (p *httpParser) checkStart() error {
+	b := p.buf
+	if len(b) > 16 {
+		b = b[:16]
+	}
+	if p.request {
+		for _, c := range b {
+			if c == ' ' {
+				return nil
+			}
+			if c < 'A' || c > 'Z' {
+				return fmt.Errorf("%w: request does not start with a method: %q", errHTTP, textPreview(b, 16))
+			}
+		}
+		return nil
+	}
+	if !bytes.HasPrefix([]byte("HTTP/"), b[:min(len(b), 5)]) {
+		return fmt.Errorf("%w: response does not start with HTTP/: %q", errHTTP, textPreview(b, 16))
+	}
+	return nil
+}
+
+func parseHTTPHeader(block []byte, request bool) (*HTTPMessage, error) {
+	lines := strings.Split(string(block), "\r\n")
+	m := &HTTPMessage{Request: request}
+	start := lines[0]
+	if request {
+		parts := strings.SplitN(start, " ", 3)
+		if len(parts) != 3 || !strings.HasPrefix(parts[2], "HTTP/1.") || parts[0] == "" {
+			return nil, fmt.Errorf("%w: bad request line %q", errHTTP, textPreview([]byte(start), 80))
+		}
+		for _, c := range parts[0] {
+			if c < 'A' || c > 'Z' {
+				return nil, fmt.Errorf("%w: bad method %q", errHTTP, textPreview([]byte(parts[0]), 20))
+			}
+		}
+		m.Method, m.Target, m.Version = parts[0], parts[1], parts[2]
+	} else {
+		parts := strings.SplitN(start, " ", 3)
+		if len(parts) < 2 || !strings.HasPrefix(parts[0], "HTTP/1.") {
+			return nil, fmt.Errorf("%w: bad status line %q", errHTTP, textPreview([]byte(start), 80))
+		}
+		code, err := strconv.Atoi(parts[1])
+		if err != nil || code < 100 || code > 999 {
+			return nil, fmt.Errorf("%w: bad status code %q", errHTTP, textPreview([]byte(parts[1]), 10))
+		}
+		m.Version, m.Status = parts[0], code
+		if len(parts) == 3 {
+			m.Reason = parts[2]
+		}
+	}
+	for _, line := range lines[1:] {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			return nil, fmt.Errorf("%w: bad header line %q", errHTTP, textPreview([]byte(line), 80))
+		}
+		m.Headers = append(m.Headers, Field{Name: name, Value: strings.TrimSpace(value)})
+	}
+	return m, nil
+}
+
+func (p *httpParser) startBody(m *HTTPMessage) error {
+	p.mode, p.left, p.chunk = bodyNone, 0, chunkSize
+	if !m.Request && (m.Status < 200 || m.Status == 204 || m.Status == 304 || (p.noBody != nil && p.noBody())) {
+		return nil
+	}
+	if m.hasToken("Transfer-Encoding", "chunked") {
+		p.mode = bodyChunked
+		return nil
+	}
+	if cl := m.Header("Content-Length"); cl != "" {
+		n, err := strconv.Atoi(cl)
+		if err != nil || n < 0 {
+			return fmt.Errorf("bad Content-Length %q", cl)
+		}
+		if n > 0 {
+			p.mode, p.left = bodyLength, n
+		}
+		return nil
+	}
+	if !m.Request {
+		p.mode = bodyUntilClose
+	}
+	return nil
+}
+
+func (p *httpParser) keepBody(b []byte) {
+	m := p.msg
+	if room := PreviewBytes - len(m.Body); room > 0 {
+		m.Body = append(m.Body, b[:min(room, len(b))]...)
+	}
+	m.BodyLen += len(b)
+}
+
+// readBody consumes body bytes from p.buf; done is true when the message is
+// complete.
+func (p *httpParser) readBody() (done bool, err error) {
+	m := p.msg
+	switch p.mode {
+	case bodyNone:
+		return true, nil
+	case bodyLength:
+		take := min(p.left, len(p.buf))
+		p.keepBody(p.buf[:take])
+		m.WireBodyLen += take
+		p.buf, p.left = p.buf[take:], p.left-take
+		return p.left == 0, nil
+	case bodyUntilClose:
+		p.keepBody(p.buf)
+		m.WireBodyLen += len(p.buf)
+		p.buf = p.buf[:0]
+		return false, nil
+	}
+	for len(p.buf) > 0 { // chunked
+		switch p.chunk {
+		case chunkSize:
+			i := bytes.Index(p.buf, []byte("\r\n"))
+			if i < 0 {
+				if len(p.buf) > 1024 {
+					return false, errors.New("chunk size line longer than 1024 bytes")
+				}
+				return false, nil
+			}
+			sz, _, _ := strings.Cut(string(p.buf[:i]), ";")
+			n, err := strconv.ParseInt(strings.TrimSpace(sz), 16, 32)
+			if err != nil || n < 0 {
+				return false, fmt.Errorf("bad chunk size %q", textPreview(p.buf[:i], 20))
+			}
+			m.WireBodyLen += i + 2
+			p.buf = p.buf[i+2:]
+			p.left = int(n)
+			if n == 0 {
+				p.chunk = chunkTrailer
+			} else {
+				p.chunk = chunkData
+			}
+		case chunkData:
+			take := min(p.left, len(p.buf))
+			p.keepBody(p.buf[:take])
+			m.WireBodyLen += take
+			p.buf, p.left = p.buf[take:], p.left-take
+			if p.left == 0 {
+				p.chunk = chunkDataCRLF
+			}
+		case chunkDataCRLF:
+			if len(p.buf) < 2 {
+				return false, nil
+			}
+			if p.buf[0] != '\r' || p.buf[1] != '\n' {
+				return false, errors.New("chunk not followed by CRLF")
+			}
+			m.WireBodyLen += 2
+			p.buf = p.buf[2:]
+			p.chunk = chunkSize
+		case chunkTrailer:
+			i := bytes.Index(p.buf, []byte("\r\n"))
+			if i < 0 {
+				return false, nil
+			}
+			m.WireBodyLen += i + 2
+			p.buf = p.buf[i+2:]
+			if i == 0 {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// close ends the direction: a body read until close is complete now.
+func (p *httpParser) close(emit func(*HTTPMessage) bool) {
+	if p.msg != nil && p.mode == bodyUntilClose {
+		m := p.msg
+		p.msg = nil
+		emit(m)
+	}
+}
+
+// pending reports whether a message is partly read.
+func (p *httpParser) pending() bool { return p.msg != nil || len(p.buf) > 0 }
+
+// describe fills r from a message.
+func (m *HTTPMessage) describe(r *Record) {
+	r.Layer = "http"
+	r.Len = m.HeaderLen + m.WireBodyLen
+	r.Payload = m.BodyLen
+	r.Data = m.Body
+	var s string
+	if m.Request {
+		s = fmt.Sprintf("%s %s %s", m.Method, m.Target, m.Version)
+		r.add("method", "%s", m.Method)
+		r.add("target", "%s", m.Target)
+	} else {
+		s = fmt.Sprintf("%s %d %s", m.Version, m.Status, m.Reason)
+		r.add("status", "%d", m.Status)
+		r.add("reason", "%s", m.Reason)
+	}
+	r.add("version", "%s", m.Version)
+	for _, h := range m.Headers {
+		r.add("header."+strings.ToLower(h.Name), "%s", h.Value)
+	}
+	r.add("header_bytes", "%d", m.HeaderLen)
+	r.add("body_bytes", "%d", m.BodyLen)
+	if m.BodyLen > 0 {
+		if ct := m.Header("Content-Type"); ct != "" {
+			s += " (" + ct
+		} else {
+			s += " ("
+		}
+		s += fmt.Sprintf(", %d bytes)", m.BodyLen)
+		r.add("body", "%s", textPreview(m.Body, PreviewBytes))
+	}
+	if m.WebSocketUpgrade() {
+		s += " [WebSocket upgrade]"
+	}
+	r.Summary = s
+}

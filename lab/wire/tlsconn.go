@@ -1,0 +1,313 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// tlsConn follows one TLS connection: it reassembles records, decodes the
+// plaintext handshake, and — for TLS 1.3 when the key log holds this
+// connection's secrets — decrypts the rest and hands the application data to
+// an inner conversation (HTTP, WebSocket), whose records are marked
+// decrypted.
+type tlsConn struct {
+	c            *conv
+	buf          [2][]byte // record reassembly
+	hs           [2][]byte // plaintext handshake reassembly
+	keys         [2]*trafficKeys
+	epoch        [2]int // 0 plaintext, 1 handshake secrets, 2 application secrets
+	noKeys       [2]bool
+	clientRandom []byte
+	suite        uint16
+	tls13        bool
+	inner        *conv
+	// queue holds encrypted records (in arrival order, both directions)
+	// waiting for their secrets to reach the key log.
+	queue []queuedRecord
+}
+
+type queuedRecord struct {
+	dir    Dir
+	t      time.Time
+	header [5]byte
+	body   []byte
+}
+
+// maxQueued bounds the records held back while keys are missing.
+const maxQueued = 512
+
+func newTLSConn(c *conv) *tlsConn {
+	t := &tlsConn{c: c}
+	t.inner = newConv(c.out, c.keys, true)
+	t.inner.mode = [2]mode{modeHTTP, modeHTTP}
+	return t
+}
+
+func (t *tlsConn) data(dir Dir, b []byte, at time.Time) {
+	buf := append(t.buf[dir], b...)
+	for len(buf) > 0 {
+		rec, n, err := parseTLSRecord(buf)
+		if err != nil {
+			t.buf[dir] = nil
+			t.c.fail(dir, at, err)
+			return
+		}
+		if n == 0 {
+			break
+		}
+		var hdr [5]byte
+		copy(hdr[:], buf[:5])
+		t.record(dir, at, hdr, rec)
+		buf = buf[n:]
+	}
+	t.buf[dir] = append(t.buf[dir][:0], buf...)
+}
+
+// encrypted reports whether records of this direction are TLS 1.3
+// ciphertext (after ServerHello).
+func (t *tlsConn) encrypted(dir Dir) bool { return t.tls13 && t.epoch[dir] > 0 }
+
+func (t *tlsConn) record(dir Dir, at time.Time, hdr [5]byte, rec TLSRecord) {
+	if rec.Type == tlsApplicationData && t.encrypted(dir) && !t.noKeys[dir] {
+		body := append([]byte(nil), rec.Body...)
+		if len(t.queue) > 0 || !t.ready(dir) {
+			if len(t.queue) >= maxQueued {
+				t.flushQueue(at, "the key log never got this connection's secrets")
+			}
+			t.queue = append(t.queue, queuedRecord{dir: dir, t: at, header: hdr, body: body})
+			return
+		}
+		t.decrypt(dir, at, hdr, body)
+		return
+	}
+	t.plain(dir, at, rec)
+}
+
+// ready makes sure dir has keys for its epoch, loading them from the key log.
+func (t *tlsConn) ready(dir Dir) bool {
+	if t.keys[dir] != nil {
+		return true
+	}
+	label := labelClientHS
+	switch {
+	case dir == ClientToServer && t.epoch[dir] == 2:
+		label = labelClientApp
+	case dir == ServerToClient && t.epoch[dir] == 1:
+		label = labelServerHS
+	case dir == ServerToClient && t.epoch[dir] == 2:
+		label = labelServerApp
+	}
+	if t.c.keys == nil || t.clientRandom == nil {
+		return false
+	}
+	secret := t.c.keys.Secret(label, t.clientRandom)
+	if secret == nil {
+		return false
+	}
+	k, err := newTrafficKeys(t.suite, secret)
+	if err != nil {
+		t.noKeys[dir] = true
+		return false
+	}
+	t.keys[dir] = k
+	return true
+}
+
+// retry decrypts queued records whose keys have arrived, in order.
+func (t *tlsConn) retry() {
+	for len(t.queue) > 0 {
+		q := t.queue[0]
+		if t.noKeys[q.dir] {
+			t.plain(q.dir, q.t, TLSRecord{Type: tlsApplicationData, Body: q.body})
+		} else if !t.ready(q.dir) {
+			return
+		} else {
+			t.decrypt(q.dir, q.t, q.header, q.body)
+		}
+		t.queue = t.queue[1:]
+	}
+	t.queue = nil
+}
+
+// flushQueue gives up on the queued records: they are shown encrypted.
+func (t *tlsConn) flushQueue(at time.Time, why string) {
+	q := t.queue
+	t.queue = nil
+	for _, r := range q {
+		t.noKeys[r.dir] = true
+		t.plainWithNote(r.dir, r.t, TLSRecord{Type: tlsApplicationData, Body: r.body}, why)
+	}
+}
+
+func (t *tlsConn) decrypt(dir Dir, at time.Time, hdr [5]byte, body []byte) {
+	inner, plain, err := t.keys[dir].open(hdr[:], body)
+	if err != nil {
+		t.noKeys[dir] = true
+		t.c.out.failure(dir, at, err)
+		t.plain(dir, at, TLSRecord{Type: tlsApplicationData, Body: body})
+		return
+	}
+	switch inner {
+	case tlsHandshake:
+		t.handshake(dir, at, plain, true)
+	case tlsAlert:
+		t.alert(dir, at, plain, true)
+	case tlsApplicationData:
+		t.c.out.message(dir, at, true, classTLS, func(r *Record) {
+			r.Layer = "tls"
+			r.Len = len(body) + 5
+			r.Payload = len(plain)
+			r.Summary = fmt.Sprintf("TLS Application Data len=%d (decrypted: %d bytes)", len(body), len(plain))
+			r.add("content_type", "Application Data")
+			r.add("record_length", "%d", len(body))
+			r.add("plaintext_length", "%d", len(plain))
+		})
+		t.inner.data(dir, plain, at)
+	default:
+		t.c.out.failure(dir, at, fmt.Errorf("decrypted record has inner content type %d", inner))
+	}
+}
+
+// plain handles a record that is not (or cannot be) decrypted.
+func (t *tlsConn) plain(dir Dir, at time.Time, rec TLSRecord) {
+	t.plainWithNote(dir, at, rec, "")
+}
+
+func (t *tlsConn) plainWithNote(dir Dir, at time.Time, rec TLSRecord, note string) {
+	switch rec.Type {
+	case tlsHandshake:
+		t.handshake(dir, at, rec.Body, false)
+	case tlsAlert:
+		t.alert(dir, at, rec.Body, false)
+	default:
+		t.c.out.message(dir, at, false, classTLS, func(r *Record) {
+			r.Layer = "tls"
+			r.Len = len(rec.Body) + 5
+			r.Payload = len(rec.Body)
+			r.add("content_type", "%s", ContentTypeName(rec.Type))
+			r.add("record_length", "%d", len(rec.Body))
+			r.Summary = fmt.Sprintf("TLS %s len=%d", ContentTypeName(rec.Type), len(rec.Body))
+			if rec.Type == tlsApplicationData {
+				r.Summary += " (encrypted)"
+				if note != "" {
+					r.add("note", "%s", note)
+				}
+			}
+			r.Data = preview(rec.Body)
+		})
+	}
+}
+
+func (t *tlsConn) alert(dir Dir, at time.Time, body []byte, decrypted bool) {
+	t.c.out.message(dir, at, decrypted, classTLS, func(r *Record) {
+		r.Layer = "tls"
+		r.Len = len(body)
+		r.add("content_type", "Alert")
+		if len(body) < 2 {
+			r.Summary = "TLS Alert (truncated)"
+			return
+		}
+		level := "warning"
+		if body[0] == 2 {
+			level = "fatal"
+		}
+		r.add("level", "%s", level)
+		r.add("description", "%s", AlertName(body[1]))
+		r.Summary = fmt.Sprintf("TLS Alert %s %s", level, AlertName(body[1]))
+	})
+}
+
+// handshake reassembles handshake messages of one direction and reports each.
+func (t *tlsConn) handshake(dir Dir, at time.Time, b []byte, decrypted bool) {
+	buf := append(t.hs[dir], b...)
+	for len(buf) >= 4 {
+		typ := buf[0]
+		l := int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
+		if l > 1<<20 {
+			t.hs[dir] = nil
+			t.c.fail(dir, at, fmt.Errorf("TLS %s of %d bytes", HandshakeName(typ), l))
+			return
+		}
+		if len(buf) < 4+l {
+			break
+		}
+		t.handshakeMessage(dir, at, typ, buf[4:4+l], decrypted)
+		buf = buf[4+l:]
+	}
+	t.hs[dir] = append(t.hs[dir][:0], buf...)
+}
+
+func (t *tlsConn) handshakeMessage(dir Dir, at time.Time, typ byte, body []byte, decrypted bool) {
+	fill := func(r *Record) {
+		r.Layer = "tls"
+		r.Len = len(body) + 4
+		r.Payload = len(body)
+		r.add("handshake_type", "%s", HandshakeName(typ))
+		r.add("length", "%d", len(body))
+		r.Summary = "TLS " + HandshakeName(typ)
+	}
+	class := classTLS
+	switch typ {
+	case hsClientHello, hsServerHello:
+		h, err := parseHello(typ, body)
+		if err != nil {
+			t.c.out.failure(dir, at, err)
+			return
+		}
+		if typ == hsClientHello {
+			class = classClientHello
+			t.clientRandom = append([]byte(nil), h.Random...)
+		} else {
+			t.suite = h.Suite
+			if h.Version == 0x0304 {
+				t.tls13 = true
+				t.epoch = [2]int{1, 1}
+			}
+		}
+		fill = func(r *Record) {
+			r.Layer = "tls"
+			r.Len = len(body) + 4
+			r.Payload = len(body)
+			h.describe(r)
+		}
+	case hsFinished:
+		if t.tls13 && decrypted {
+			defer func() { // later records of this direction use the application secret
+				t.epoch[dir], t.keys[dir] = 2, nil
+			}()
+		}
+	case hsKeyUpdate:
+		if t.tls13 && decrypted && t.keys[dir] != nil {
+			defer func() {
+				if k, err := t.keys[dir].next(); err == nil {
+					t.keys[dir] = k
+				} else {
+					t.noKeys[dir] = true
+				}
+			}()
+		}
+	case hsNewSessionTicket:
+		if len(body) >= 4 {
+			life := binary.BigEndian.Uint32(body)
+			inner := fill
+			fill = func(r *Record) { inner(r); r.add("ticket_lifetime_s", "%d", life) }
+		}
+	}
+	t.c.out.message(dir, at, decrypted, class, fill)
+}
+
+func (t *tlsConn) end(dir Dir, at time.Time) {
+	if len(t.queue) > 0 {
+		t.retry()
+		if len(t.queue) > 0 {
+			t.flushQueue(at, "no key for this record in the key log")
+		}
+	}
+	t.inner.end(dir, at)
+	if len(t.buf[dir]) > 0 {
+		t.buf[dir] = nil
+		t.c.out.failure(dir, at, errors.New("connection ended inside a TLS record (truncated)"))
+	}
+}
