@@ -243,12 +243,14 @@ func (c *Capture) keep(it item) {
 }
 
 // Sync waits until everything captured so far is decoded: the queue is empty
-// and no packet has arrived for quiet (bounded by ctx).
+// and no packet has arrived for quiet, counted from the call at the earliest
+// (bounded by ctx).
 func (c *Capture) Sync(ctx context.Context, quiet time.Duration) error {
 	t := time.NewTicker(quiet / 4)
 	defer t.Stop()
+	start := time.Now().UnixNano()
 	for {
-		idle := time.Since(time.Unix(0, c.lastPacket.Load())) >= quiet
+		idle := time.Since(time.Unix(0, max(start, c.lastPacket.Load()))) >= quiet
 		if c.pending.Load() == 0 && idle {
 			return nil
 		}

@@ -1,8 +1,16 @@
 package capture
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,6 +139,368 @@ func TestLiveCaptureCountsExactly(t *testing.T) {
 			}
 		} else if cn.HTTPReqs != n+1 || cn.HTTPResps != n+1 {
 			t.Errorf("%s: %d requests, %d responses; want %d each", p, cn.HTTPReqs, cn.HTTPResps, n+1)
+		}
+	}
+}
+
+// tsharkCounts runs tshark once over file, with the lab's ports decoded as
+// HTTP or TLS (TLS then decrypted through the file's secrets block), and
+// counts per server port: packets, HTTP requests and responses, ClientHellos
+// and WebSocket frames (a packet may carry several).
+type tsharkTally struct{ packets, requests, responses, hellos, frames uint64 }
+
+func tsharkCounts(t *testing.T, file string, ports map[uint16]proto.Protocol) map[uint16]*tsharkTally {
+	t.Helper()
+	tshark := testenv.NeedCommand(t, "tshark")
+	args := []string{"-r", file, "-n"}
+	for port, p := range ports {
+		as := "http"
+		if p.Secure() {
+			as = "tls"
+		}
+		args = append(args, "-d", fmt.Sprintf("tcp.port==%d,%s", port, as))
+	}
+	args = append(args, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
+		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "http.request.method", "-e", "http.response.code",
+		"-e", "tls.handshake.type", "-e", "websocket.opcode")
+	out, err := exec.Command(tshark, args...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("tshark %v: %v %s", args, err, stderr)
+	}
+	count := func(s string) uint64 {
+		if s == "" {
+			return 0
+		}
+		return uint64(len(strings.Split(s, ",")))
+	}
+	tally := map[uint16]*tsharkTally{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 2 {
+			continue
+		}
+		for len(f) < 6 {
+			f = append(f, "")
+		}
+		var port uint16
+		for _, s := range f[:2] {
+			var v uint16
+			fmt.Sscan(s, &v)
+			if _, ok := ports[v]; ok {
+				port = v
+			}
+		}
+		if port == 0 {
+			continue
+		}
+		ty := tally[port]
+		if ty == nil {
+			ty = &tsharkTally{}
+			tally[port] = ty
+		}
+		ty.packets++
+		ty.requests += count(f[2])
+		ty.responses += count(f[3])
+		for _, h := range strings.Split(f[4], ",") {
+			if h == "1" {
+				ty.hellos++
+			}
+		}
+		ty.frames += count(f[5])
+	}
+	return tally
+}
+
+// portsOf keeps the ports of one protocol.
+func portsOf(ports map[uint16]proto.Protocol, p proto.Protocol) []uint16 {
+	var out []uint16
+	for port, pp := range ports {
+		if pp == p {
+			out = append(out, port)
+		}
+	}
+	return out
+}
+
+func TestExportIsDecryptedByTshark(t *testing.T) {
+	testenv.NeedRoot(t)
+	keys := wire.NewKeyLog(nil)
+	targets, ports := apps(t, keys)
+	src, err := OpenLive("lo", portList(ports))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Start(src, ModeLive, Options{Ports: ports, Keys: keys, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	runProbes(t, targets, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Sync(ctx, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "lab.pcapng")
+	n, err := c.Export(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(file)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("export mode %v (%v), want 0600: it holds TLS keys", st.Mode().Perm(), err)
+	}
+	if uint64(n) != c.Stats().Packets {
+		t.Errorf("exported %d packets of %d captured", n, c.Stats().Packets)
+	}
+	// The secrets block comes before the first packet.
+	raw, _ := os.ReadFile(file)
+	dsb := bytes.Index(raw, []byte{0x0a, 0, 0, 0})
+	epb := bytes.Index(raw, []byte{0x06, 0, 0, 0})
+	if dsb < 0 || epb < 0 || dsb > epb {
+		t.Errorf("decryption secrets block at %d, first packet block at %d", dsb, epb)
+	}
+
+	tally := tsharkCounts(t, file, ports)
+	for _, p := range proto.All {
+		cn := c.Store().Counters(p)
+		for _, port := range portsOf(ports, p) {
+			ty := tally[port]
+			if ty == nil {
+				t.Fatalf("%s: tshark saw nothing on port %d", p, port)
+			}
+			got := tsharkTally{cn.Packets, cn.HTTPReqs, cn.HTTPResps, cn.TLSHellos, cn.WSFrames}
+			if *ty != got {
+				t.Errorf("%s: tshark counts %+v, protolab %+v", p, *ty, got)
+
+			}
+		}
+		if p.Secure() && cn.Decrypted == 0 {
+			t.Errorf("%s: nothing decrypted", p)
+		}
+	}
+}
+
+// execRunner runs commands on this machine (the lab's LocalRunner does the
+// same through the provider; this package cannot import lab).
+type execRunner struct{}
+
+func (execRunner) Run(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd.Run()
+}
+
+// texts lists the one-line summaries of every record of p.
+func texts(s *wire.Store, p proto.Protocol) []string {
+	var out []string
+	for _, r := range s.All(p) {
+		out = append(out, fmt.Sprintf("%s %s %s", r.Kind, r.Dir, r.Text()))
+	}
+	return out
+}
+
+func TestTcpdumpStreamMatchesAFPacket(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommand(t, "tcpdump")
+	keys := wire.NewKeyLog(nil)
+	targets, ports := apps(t, keys)
+	live, err := OpenLive("lo", portList(ports))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Start(live, ModeLive, Options{Ports: ports, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := OpenStream(ctx, execRunner{}, TcpdumpArgs("lo", portList(ports)), "tcpdump on lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Start(stream, ModeStream, Options{Ports: ports, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	time.Sleep(300 * time.Millisecond) // tcpdump has its filter in place once it wrote its header; give it a moment more
+	runProbes(t, targets, 10)
+	for _, c := range []*Capture{a, b} {
+		if err := c.Sync(ctx, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.Stats().Packets == 0 {
+		t.Fatalf("tcpdump streamed no packets: %+v", b.Stats())
+	}
+	for _, p := range proto.All {
+		ca, cb := a.Store().Counters(p), b.Store().Counters(p)
+		if ca != cb {
+			t.Errorf("%s: AF_PACKET %+v\ntcpdump   %+v", p, ca, cb)
+		}
+		// The same records; their order may differ where TLS records
+		// waited for their keys in one decoder and not in the other.
+		if only := diffLines(texts(a.Store(), p), texts(b.Store(), p)); only != "" {
+			t.Errorf("%s: records differ:\n%s", p, only)
+		}
+	}
+}
+
+// diffLines lists the lines that one side has more often than the other.
+func diffLines(a, b []string) string {
+	n := map[string]int{}
+	for _, l := range a {
+		n[l]++
+	}
+	for _, l := range b {
+		n[l]--
+	}
+	var out []string
+	for l, c := range n {
+		switch {
+		case c > 0:
+			out = append(out, fmt.Sprintf("only AF_PACKET (%d): %s", c, l))
+		case c < 0:
+			out = append(out, fmt.Sprintf("only tcpdump (%d): %s", -c, l))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+func TestStreamErrorsAreClear(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := OpenStream(ctx, execRunner{}, []string{"sh", "-c", "echo 'tcpdump: lo: You don'\"'\"'t have permission' >&2; exit 1"}, "tcpdump on lo")
+	if err == nil || !strings.Contains(err.Error(), "permission") || !strings.Contains(err.Error(), "tcpdump on lo") {
+		t.Errorf("err = %v, want the command's complaint", err)
+	}
+	_, err = OpenStream(ctx, execRunner{}, []string{"sh", "-c", "echo not a pcap; sleep 1"}, "bad stream")
+	if err == nil || !strings.Contains(err.Error(), "bad stream") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestReplayExportedFile(t *testing.T) {
+	testenv.NeedRoot(t)
+	keys := wire.NewKeyLog(nil)
+	targets, ports := apps(t, keys)
+	src, err := OpenLive("lo", portList(ports))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Start(src, ModeLive, Options{Ports: ports, Keys: keys, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	runProbes(t, targets, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Sync(ctx, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop()
+	file := filepath.Join(t.TempDir(), "lab.pcapng")
+	if _, err := c.Export(file); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fresh key log: the secrets come from the file itself.
+	replayKeys := wire.NewKeyLog(nil)
+	f, err := OpenFile(file, replayKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replayKeys.Len() != keys.Len() || keys.Len() == 0 {
+		t.Fatalf("loaded %d secrets from the file, the capture had %d", replayKeys.Len(), keys.Len())
+	}
+	r, err := Start(f, ModeFile, Options{Ports: ports, Keys: replayKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.Done()
+	r.Stop()
+	for _, p := range proto.All {
+		if a, b := c.Store().Counters(p), r.Store().Counters(p); a != b {
+			t.Errorf("%s: live %+v\nreplay %+v", p, a, b)
+		}
+	}
+}
+
+func TestSocketLevelCapture(t *testing.T) {
+	keys := wire.NewKeyLog(nil)
+	targets, ports := apps(t, keys)
+	c, err := Start(nil, ModeSocket, Options{Ports: ports, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 7
+	for _, p := range proto.All {
+		tg := targets[p]
+		tg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return c.Tap(p, conn), nil
+		}
+		if _, err := probe.Run(context.Background(), tg, probe.Options{Count: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Sync(ctx, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop()
+	for _, p := range proto.All {
+		cn := c.Store().Counters(p)
+		if cn.Messages != wantMessages(n) || cn.Errors != 0 {
+			t.Errorf("%s: socket-level %+v, want %d messages", p, cn, wantMessages(n))
+		}
+		if p.Secure() && cn.Decrypted == 0 {
+			t.Errorf("%s: socket-level capture decrypted nothing", p)
+		}
+		for _, r := range c.Store().All(p) {
+			if r.Kind == wire.KindPacket && (r.Layer != "socket" || r.TCP != (wire.TCPInfo{})) {
+				t.Errorf("%s: socket-level packet record %+v claims TCP details", p, r)
+				break
+			}
+		}
+	}
+	if _, err := c.Export(filepath.Join(t.TempDir(), "x.pcapng")); err == nil || !strings.Contains(err.Error(), "socket-level") {
+		t.Errorf("export of a socket-level capture: %v", err)
+	}
+}
+
+func TestBrokenFileIsAClearError(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{
+		"empty.pcap":   nil,
+		"garbage.pcap": []byte("this is not a capture file at all"),
+		"ng.pcapng":    {0x0a, 0x0d, 0x0d, 0x0a, 0xff, 0xff, 0, 0, 1, 2, 3, 4},
+	} {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, data, 0o600)
+		_, err := OpenFile(path, wire.NewKeyLog(nil))
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err = %v, want an error naming the file", name, err)
 		}
 	}
 }

@@ -380,9 +380,13 @@ func (s *Stream) Close() error {
 func (s *Stream) Describe() string { return s.desc }
 
 // TcpdumpArgs is the tcpdump command line that streams the lab's ports as
-// pcap on standard output, unbuffered. iface "any" captures every interface.
+// pcap on standard output: each packet as soon as it is seen
+// (--immediate-mode: no kernel buffer timeout; -U: no output buffering),
+// with a 16 MiB kernel buffer (-B): with whole-packet snapshots the default
+// 2 MiB ring holds only a few loopback-sized frames and drops bursts.
+// iface "any" captures every interface.
 func TcpdumpArgs(iface string, ports []int) []string {
-	argv := []string{"tcpdump", "-i", iface, "-U", "-n", "-s", "0", "-w", "-"}
+	argv := []string{"tcpdump", "-i", iface, "--immediate-mode", "-B", "16384", "-U", "-n", "-s", "0", "-w", "-"}
 	var expr []string
 	for i, p := range ports {
 		if i > 0 {

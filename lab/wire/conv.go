@@ -54,7 +54,7 @@ const maxHeld = 1 << 20
 type conv struct {
 	out       sink
 	decrypted bool
-		mode      [2]mode
+	mode      [2]mode
 	http      [2]*httpParser
 	ws        [2]*wsParser
 	held      []byte

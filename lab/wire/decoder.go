@@ -155,6 +155,18 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 		flags |= FlagACK
 	}
 	h := &f.half[dir]
+	if tcp.SYN {
+		h.wscale = 0
+		for _, o := range tcp.Options {
+			if o.OptionType == layers.TCPOptionKindWindowScale && len(o.OptionData) == 1 {
+				h.wscale = min(o.OptionData[0], 14)
+			}
+		}
+	}
+	window := uint32(tcp.Window)
+	if !tcp.SYN {
+		window <<= h.wscale
+	}
 	payload := tcp.Payload
 	retrans := h.isRetransmit(tcp.Seq, len(payload), tcp.SYN)
 	f.packets++
@@ -166,7 +178,7 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	d.store.add(p, func(r *Record) {
 		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Layer = t, p, f.flow, dir, KindPacket, "tcp"
 		r.Len, r.Payload = length, len(payload)
-		r.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq, tcp.SYN)), Ack: ack, Flags: flags, Window: tcp.Window, Retrans: retrans}
+		r.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq, tcp.SYN)), Ack: ack, Flags: flags, Window: window, Retrans: retrans}
 		r.Data = append(r.Data[:0], payload[:min(len(payload), PreviewBytes)]...)
 	})
 	d.store.count(p, func(c *Counters) {
@@ -387,6 +399,7 @@ func (f *flowState) failure(dir Dir, t time.Time, err error) {
 
 // tcpHalf reassembles one direction of a TCP connection.
 type tcpHalf struct {
+	wscale  uint8 // window scale from this side's SYN
 	started bool
 	isn     uint32 // first sequence number (the SYN's, or the first seen)
 	next    uint32
@@ -502,4 +515,3 @@ func (h *tcpHalf) skipGap(deliver func([]byte), gap func(int)) {
 	h.next = first
 	h.drain(deliver)
 }
-

@@ -109,7 +109,7 @@ type Record struct {
 type TCPInfo struct {
 	Seq, Ack uint32 // relative to the direction's first sequence number
 	Flags    uint8  // FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10
-	Window   uint16
+	Window   uint32 // scaled by the SYN's window-scale option
 	Retrans  bool
 }
 

@@ -14,16 +14,16 @@ const DefaultRingSize = 10000
 // not only what the ring still holds.
 type Counters struct {
 	Packets     uint64 `json:"packets"`
-	Bytes       uint64 `json:"bytes"`        // packet lengths on the wire
-	Messages    uint64 `json:"messages"`     // HTTP messages (http/https) or WS frames (ws/wss)
-	Payload     uint64 `json:"payload"`      // payload bytes of those messages
+	Bytes       uint64 `json:"bytes"`    // packet lengths on the wire
+	Messages    uint64 `json:"messages"` // HTTP messages (http/https) or WS frames (ws/wss)
+	Payload     uint64 `json:"payload"`  // payload bytes of those messages
 	HTTPReqs    uint64 `json:"http_requests"`
 	HTTPResps   uint64 `json:"http_responses"`
 	WSFrames    uint64 `json:"ws_frames"`
 	WSControl   uint64 `json:"ws_control_frames"`
 	TLSRecords  uint64 `json:"tls_records"`
 	TLSHellos   uint64 `json:"tls_handshakes"` // ClientHellos
-	Decrypted   uint64 `json:"decrypted"`     // records recovered with the lab's keys
+	Decrypted   uint64 `json:"decrypted"`      // records recovered with the lab's keys
 	Retransmits uint64 `json:"retransmits"`
 	Errors      uint64 `json:"errors"`
 	Flows       uint64 `json:"flows"`
