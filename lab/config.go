@@ -40,6 +40,8 @@ type Config struct {
 	Probe probe.Options
 	// OpTimeout bounds each lifecycle command (default 5 minutes).
 	OpTimeout time.Duration
+	// Capture says whether and how to capture the lab's traffic.
+	Capture CaptureConfig
 }
 
 var labName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
@@ -112,6 +114,13 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 5 * time.Minute
+	}
+	switch c.Capture.Mode {
+	case "":
+		c.Capture.Mode = "auto"
+	case "auto", "on", "off":
+	default:
+		return c, fmt.Errorf("--capture %q: want auto, on or off", c.Capture.Mode)
 	}
 	return c, nil
 }

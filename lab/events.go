@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/proto"
 )
@@ -96,10 +97,11 @@ type ReportEvent struct {
 
 // Report compares the protocols after a probe run.
 type Report struct {
-	Lab       string                          `json:"lab"`
-	Provider  string                          `json:"provider"`
-	OK        bool                            `json:"ok"`
-	Protocols map[proto.Protocol]probe.Result `json:"protocols"`
+	Lab       string                            `json:"lab"`
+	Provider  string                            `json:"provider"`
+	OK        bool                              `json:"ok"`
+	Capture   *capture.Stats                    `json:"capture,omitempty"`
+	Protocols map[proto.Protocol]ProtocolReport `json:"protocols"`
 }
 
 // Failed lists the protocols that are not ok, in display order.

@@ -11,12 +11,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // State is the Lab's lifecycle state.
@@ -102,6 +105,14 @@ type Lab struct {
 	opCancel context.CancelFunc // cancels the lifecycle command in progress
 	opDone   chan struct{}      // closed when it ends
 	work     sync.WaitGroup     // probes and sends in flight
+
+	// capture
+	keys        *wire.KeyLog // TLS secrets of the lab's own clients
+	store       *wire.Store  // decoded records, kept across capture restarts
+	keyFile     *os.File
+	capt        *capture.Capture // running capture
+	stopped     *capture.Capture // the last stopped one (still exportable)
+	lastCapture capture.Stats
 }
 
 // New creates a Lab in state down. newProvider builds the provider from the
@@ -123,6 +134,8 @@ func New(cfg Config, newProvider func(Env) (Provider, error)) (*Lab, error) {
 		since:   time.Now(),
 		apps:    make(map[string]AppStatus),
 		results: make(map[proto.Protocol]probe.Result),
+		keys:    wire.NewKeyLog(nil),
+		store:   wire.NewStore(cfg.Capture.RingSize),
 	}
 	prov, err := newProvider(Env{Config: cfg, PKI: auth, Emit: l.emit})
 	if err != nil {
@@ -303,6 +316,7 @@ func (l *Lab) Teardown(ctx context.Context) *Job {
 		// No probe or send can start now that the state is tearing_down; let
 		// those in flight finish before their apps go.
 		l.work.Wait()
+		l.StopCapture()
 		err := l.prov.Teardown(ctx)
 		l.mu.Lock()
 		for name, a := range l.apps {
@@ -338,7 +352,8 @@ func (l *Lab) Target(p proto.Protocol) (probe.Target, error) {
 	if !ok || a.Endpoint == "" {
 		return probe.Target{}, fmt.Errorf("%s: no app deployed for this protocol", p)
 	}
-	return probe.Target{Protocol: p, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool()}, nil
+	return probe.Target{Protocol: p, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
+		KeyLog: l.keys, Dial: l.tapDial(p)}, nil
 }
 
 // running registers probe work so Teardown waits for it; it fails when the
@@ -392,17 +407,28 @@ func (l *Lab) Probe(ctx context.Context, protocols ...proto.Protocol) *Job {
 }
 
 // Report compares the latest measurement of each configured protocol; a
-// protocol not yet measured counts as failed.
+// protocol not yet measured counts as failed. When capture ran, each
+// protocol carries its wire figures and the report says how it captured.
 func (l *Lab) Report() Report {
+	stats := l.CaptureStats()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := Report{Lab: l.cfg.Name, Provider: l.prov.Name(), OK: true, Protocols: map[proto.Protocol]probe.Result{}}
+	r := Report{Lab: l.cfg.Name, Provider: l.prov.Name(), OK: true, Protocols: map[proto.Protocol]ProtocolReport{}}
+	captured := stats.Mode != "" && stats.Mode != capture.ModeOff
+	if captured {
+		r.Capture = &stats
+	}
 	for _, p := range l.cfg.Protocols {
 		res, ok := l.results[p]
 		if !ok {
 			res = probe.Result{Protocol: p, Error: "not measured"}
 		}
-		r.Protocols[p] = res
+		pr := ProtocolReport{Result: res}
+		if captured {
+			w := l.store.Counters(p).Summarize()
+			pr.Wire = &w
+		}
+		r.Protocols[p] = pr
 		r.OK = r.OK && res.OK
 	}
 	return r

@@ -293,7 +293,7 @@ func TestMarshalEvent(t *testing.T) {
 	at := lab.At{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	for _, e := range []lab.Event{
 		lab.StateEvent{At: at, Lab: "x", From: lab.Down, To: lab.Provisioning},
-		lab.ReportEvent{At: at, Report: lab.Report{Provider: "local", Protocols: map[proto.Protocol]probe.Result{proto.WS: {OK: true}}}},
+		lab.ReportEvent{At: at, Report: lab.Report{Provider: "local", Protocols: map[proto.Protocol]lab.ProtocolReport{proto.WS: {Result: probe.Result{OK: true}}}}},
 		lab.SendEvent{At: at, SendResult: probe.SendResult{Sent: "a"}},
 	} {
 		b, err := lab.MarshalEvent(e)

@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 
 say() { printf '==> %s\n' "$*"; }
 
-# Debian packages the tests use.
-apt_packages=()
+# Debian packages the tests use: tcpdump (the pcap-stream capture source),
+# tshark (cross-checks protolab's decoding), util-linux (setpriv, to run as an
+# unprivileged user).
+apt_packages=(tcpdump tshark util-linux)
 
 install_missing() {
   local missing=()

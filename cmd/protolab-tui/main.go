@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/headless"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/proto"
@@ -36,6 +37,7 @@ type options struct {
 	headless bool
 	json     bool
 	keep     bool
+	pcap     string
 	cfg      lab.Config
 }
 
@@ -60,6 +62,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.cfg.ReadLimit, "read-limit", 64<<10, "largest WebSocket message the apps accept (bytes)")
 	origins := fs.String("allowed-origins", "", "comma-separated extra browser origins the ws/wss apps accept")
 	sans := fs.String("san", "", "comma-separated extra names for the lab's TLS certificate")
+	fs.StringVar(&o.cfg.Capture.Mode, "capture", "auto", "capture the lab's traffic: auto (when this process may), on (socket-level if nothing better), off")
+	fs.IntVar(&o.cfg.Capture.RingSize, "ring", 10000, "records kept per protocol for the packet view")
+	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -67,8 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
-	if (o.json || o.keep) && !o.headless {
-		return o, errors.New("--json and --keep go with --headless")
+	if (o.json || o.keep || o.pcap != "") && !o.headless {
+		return o, errors.New("--json, --keep and --pcap go with --headless")
 	}
 	var err error
 	if o.cfg.Protocols, err = proto.ParseList(*protocols); err != nil {
@@ -107,7 +112,37 @@ func splitList(s string) []string {
 }
 
 func main() {
+	if code, handled := namespace(os.Args[1:]); handled {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// namespace re-runs the program in a private user+network namespace when the
+// embedded lab should capture but this user may not: there the process may
+// capture its own loopback. handled is false when nothing was re-run (no
+// need, or the kernel refused: capture then falls back to socket level).
+func namespace(args []string) (code int, handled bool) {
+	if capture.InNamespace() {
+		if err := capture.LoopbackUp(); err != nil {
+			fmt.Fprintln(os.Stderr, "protolab-tui: in the private network namespace:", err)
+		}
+		return 0, false
+	}
+	o, err := parseFlags(args, io.Discard)
+	if err != nil || o.cfg.Provider != "local" || o.cfg.Capture.Mode == "off" || o.keep ||
+		os.Getenv("PROTOLAB_NO_NETNS") == "1" || capture.CanCapture() {
+		return 0, false
+	}
+	code, started, err := capture.ReexecInNamespace()
+	if !started {
+		fmt.Fprintf(os.Stderr, "protolab-tui: %v; capturing at socket level instead\n", err)
+		return 0, false
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "protolab-tui:", err)
+	}
+	return code, true
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -157,7 +192,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout, Notes: stderr})
+	defer l.Close()
+	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout, Notes: stderr, Pcap: o.pcap})
 	select {
 	case got = <-gotc:
 	default:

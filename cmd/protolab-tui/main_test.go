@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/protolab/protolab-tui/internal/testenv"
 )
 
 var binary string
@@ -300,4 +302,127 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, output %q; want %d and %q", tc.args, code, out, tc.code, tc.want)
 		}
 	}
+}
+
+// report runs the binary headless with --json and returns its report line.
+func report(t *testing.T, cmd *exec.Cmd) map[string]any {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("exit %d: %v\nstderr: %s\nstdout: %s", exitCode(err), err, stderr.String(), stdout.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil || rep["type"] != "report" {
+		t.Fatalf("last line is not a report: %q", lines[len(lines)-1])
+	}
+	return rep
+}
+
+// wireMessages returns each protocol's wire message count from a report.
+func wireMessages(t *testing.T, rep map[string]any) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	protocols, _ := rep["protocols"].(map[string]any)
+	for p, v := range protocols {
+		w, _ := v.(map[string]any)["wire"].(map[string]any)
+		if w == nil {
+			t.Fatalf("%s has no wire figures: %v", p, v)
+		}
+		for _, k := range []string{"packets", "bytes", "messages", "setup_packets", "bytes_per_message", "payload_bytes_per_message"} {
+			if _, ok := w[k].(float64); !ok {
+				t.Errorf("%s.wire.%s missing: %v", p, k, w)
+			}
+		}
+		out[p] = w["messages"].(float64)
+	}
+	return out
+}
+
+func TestHeadlessCaptureAndPcap(t *testing.T) {
+	testenv.NeedRoot(t) // TestHeadlessUnprivileged covers other users
+	pcap := filepath.Join(t.TempDir(), "out", "lab.pcapng")
+	rep := report(t, command(t, append([]string{"--headless", "--json", "--count", "30", "--pcap", pcap}, freePorts...)...))
+	capt, _ := rep["capture"].(map[string]any)
+	if capt["mode"] != "live" || capt["queue_drops"] != float64(0) {
+		t.Errorf("capture %v, want live with no drops", capt)
+	}
+	for p, n := range wireMessages(t, rep) {
+		if n != 2*30+2 {
+			t.Errorf("%s: %v messages on the wire, want %d", p, n, 2*30+2)
+		}
+	}
+	st, err := os.Stat(pcap)
+	if err != nil || st.Mode().Perm() != 0o600 || st.Size() < 1000 {
+		t.Errorf("pcap %v %v", st, err)
+	}
+}
+
+// asNobody runs the binary as the unprivileged user nobody.
+func asNobody(t *testing.T, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	testenv.NeedRoot(t) // to switch to nobody
+	setpriv := testenv.NeedCommand(t, "setpriv")
+	dir, err := os.MkdirTemp("", "protolab-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "protolab-tui")
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	argv := append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "--state-dir", filepath.Join(dir, "state")}, args...)
+	cmd := exec.Command(setpriv, argv...)
+	cmd.Env = append([]string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}, env...)
+	return cmd
+}
+
+func TestHeadlessUnprivileged(t *testing.T) {
+	args := append([]string{"--headless", "--json", "--capture", "on", "--count", "10"}, freePorts...)
+
+	t.Run("namespace or socket", func(t *testing.T) {
+		rep := report(t, asNobody(t, nil, args...))
+		capt, _ := rep["capture"].(map[string]any)
+		mode := capt["mode"]
+		if mode != "namespace" && mode != "socket" {
+			t.Fatalf("as nobody, capture mode %v: want namespace (or socket where user namespaces are refused)", mode)
+		}
+		t.Logf("capture mode as nobody: %v (%v)", mode, capt["source"])
+		for p, n := range wireMessages(t, rep) {
+			if n != 2*10+2 {
+				t.Errorf("%s: %v messages, want 22", p, n)
+			}
+		}
+	})
+	t.Run("socket", func(t *testing.T) {
+		rep := report(t, asNobody(t, []string{"PROTOLAB_NO_NETNS=1"}, args...))
+		capt, _ := rep["capture"].(map[string]any)
+		if capt["mode"] != "socket" {
+			t.Fatalf("without a namespace, capture mode %v, want socket", capt["mode"])
+		}
+		for p, n := range wireMessages(t, rep) {
+			if n != 2*10+2 {
+				t.Errorf("%s: %v messages, want 22", p, n)
+			}
+		}
+	})
+	t.Run("auto says why it is off", func(t *testing.T) {
+		cmd := asNobody(t, []string{"PROTOLAB_NO_NETNS=1"}, "--headless", "--count", "3", "--http-port", "0", "--https-port", "0", "--ws-port", "0", "--wss-port", "0")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if !strings.Contains(string(out), "capture   off") || !strings.Contains(string(out), "no permission to capture packets") {
+			t.Errorf("output does not say capture is off and why:\n%s", out)
+		}
+	})
 }

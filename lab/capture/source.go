@@ -70,6 +70,9 @@ type Live struct {
 // loopback interface the outgoing copy of each packet is filtered out. It
 // fails with ErrNoPrivilege when the process may not capture.
 func OpenLive(iface string, ports []int) (*Live, error) {
+	if !CanCapture() { // pcapgo does not wrap the socket error: ask first
+		return nil, fmt.Errorf("capturing on %s: %w", iface, ErrNoPrivilege)
+	}
 	h, err := pcapgo.NewEthernetHandle(iface)
 	if err != nil {
 		if isPermission(err) {

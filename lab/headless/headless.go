@@ -28,6 +28,9 @@ type Options struct {
 	Notes io.Writer
 	// TeardownTimeout bounds the teardown after a cancellation (default 30s).
 	TeardownTimeout time.Duration
+	// Pcap, when set, is where the capture is exported (pcapng with the TLS
+	// keys embedded) after the probes.
+	Pcap string
 }
 
 // ProtocolError says which protocols failed.
@@ -76,7 +79,7 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		}
 		return nil
 	}
-	err := flow(ctx, l)
+	err := flow(ctx, l, o)
 	if !o.Keep || ctx.Err() != nil {
 		err = errors.Join(err, teardown())
 	}
@@ -119,16 +122,46 @@ func endpoints(l *lab.Lab) string {
 	return strings.Join(parts, ", ")
 }
 
-// flow runs up → deploy → probe, stopping at the first failure.
-func flow(ctx context.Context, l *lab.Lab) error {
+// flow runs up → deploy → capture → probe → export, stopping at the first
+// failure.
+func flow(ctx context.Context, l *lab.Lab, o Options) error {
 	if err := l.Up(ctx).Wait(ctx); err != nil {
 		return err
 	}
 	if err := l.Deploy(ctx).Wait(ctx); err != nil {
 		return err
 	}
+	capturing := false
+	switch l.Config().Capture.Mode {
+	case "on":
+		if err := l.StartCapture(ctx).Wait(ctx); err != nil {
+			return err
+		}
+		capturing = true
+	case "auto":
+		capturing = l.StartCapture(ctx).Wait(ctx) == nil // when it cannot, the event says why
+	}
 	_ = l.Probe(ctx).Wait(ctx) // protocol failures are judged from the report
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !capturing {
+		if o.Pcap != "" {
+			return errors.New("--pcap: nothing was captured (capture is off)")
+		}
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.SyncCapture(sctx); err != nil {
+		return err
+	}
+	if o.Pcap != "" {
+		if err := l.Export(o.Pcap).Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type printer struct {
@@ -201,6 +234,23 @@ func Describe(e lab.Event) string {
 		return fmt.Sprintf("error     %s: %s", e.Op, e.Error)
 	case lab.ReportEvent:
 		return fmt.Sprintf("report    provider %s ok=%v", e.Provider, e.OK)
+	case lab.CaptureEvent:
+		s := fmt.Sprintf("capture   %s", e.State)
+		if e.Stats.Mode != "" {
+			s += fmt.Sprintf(" (%s: %s)", e.Stats.Mode, e.Stats.Source)
+		}
+		if e.State == "off" && e.Stats.Packets > 0 {
+			s += fmt.Sprintf(": %d packets, %d dropped", e.Stats.Packets, e.Stats.Drops())
+		}
+		if e.Note != "" {
+			s += ": " + e.Note
+		}
+		return s
+	case lab.ExportEvent:
+		if e.Error != "" {
+			return fmt.Sprintf("export    FAILED: %s", e.Error)
+		}
+		return fmt.Sprintf("export    %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
 	}
 	return e.EventType()
 }
@@ -226,4 +276,20 @@ func WriteTable(w io.Writer, r lab.Report) {
 	for _, p := range r.Failed() {
 		fmt.Fprintf(w, "%s: %s\n", p, r.Protocols[p].Error)
 	}
+	if r.Capture == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops())
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "protocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\t")
+	for _, p := range proto.All {
+		res, ok := r.Protocols[p]
+		if !ok || res.Wire == nil {
+			continue
+		}
+		s := res.Wire
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", p, s.Packets, s.Bytes, s.Messages,
+			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, s.Decrypted, s.Errors)
+	}
+	tw.Flush()
 }

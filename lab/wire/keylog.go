@@ -61,6 +61,21 @@ func (k *KeyLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetSink makes every secret, those held now and those to come, also go to
+// w (a 0600 file that keeps the run's key log).
+func (k *KeyLog) SetSink(w io.Writer) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.sink = w
+	if w == nil || k.raw.Len() == 0 {
+		return nil
+	}
+	if _, err := w.Write(k.raw.Bytes()); err != nil {
+		return fmt.Errorf("writing the TLS key log: %w", err)
+	}
+	return nil
+}
+
 // Load reads a key log (a file, or a pcapng secrets block).
 func (k *KeyLog) Load(r io.Reader) error {
 	sc := bufio.NewScanner(r)
