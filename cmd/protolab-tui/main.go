@@ -38,6 +38,7 @@ type options struct {
 	json     bool
 	keep     bool
 	pcap     string
+	read     string
 	cfg      lab.Config
 }
 
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	sans := fs.String("san", "", "comma-separated extra names for the lab's TLS certificate")
 	fs.StringVar(&o.cfg.Capture.Mode, "capture", "auto", "capture the lab's traffic: auto (when this process may), on (socket-level if nothing better), off")
 	fs.IntVar(&o.cfg.Capture.RingSize, "ring", 10000, "records kept per protocol for the packet view")
+	fs.StringVar(&o.read, "read", "", "decode a pcap or pcapng file with the lab's port map (the --*-port flags) and print what is on the wire; no lab is started")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	if err := fs.Parse(args); err != nil {
@@ -72,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
-	if (o.json || o.keep || o.pcap != "") && !o.headless {
+	if (o.keep || o.pcap != "") && !o.headless || o.json && !o.headless && o.read == "" {
 		return o, errors.New("--json, --keep and --pcap go with --headless")
 	}
 	var err error
@@ -153,6 +155,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui:", err)
 		return exitUsage
+	}
+	if o.read != "" {
+		ports := map[uint16]proto.Protocol{}
+		for _, p := range o.cfg.Protocols {
+			if n := o.cfg.Ports[p]; n != 0 {
+				ports[uint16(n)] = p
+			}
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if _, err := headless.Replay(ctx, o.read, ports, o.cfg.Capture.RingSize, o.json, stdout); err != nil {
+			fmt.Fprintln(stderr, "protolab-tui:", err)
+			return exitFailed
+		}
+		return exitOK
 	}
 	newProvider, err := providers.Lookup(o.cfg.Provider)
 	if err != nil {

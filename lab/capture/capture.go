@@ -37,6 +37,9 @@ type Options struct {
 	// Queue is how many packets may wait between reading and decoding
 	// (default 65536); past it packets are dropped — and counted.
 	Queue int
+	// Block makes the reader wait for the decoder instead of dropping (for
+	// files, where nothing is lost by waiting).
+	Block bool
 }
 
 // Stats are a capture's own counters.
@@ -138,13 +141,42 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 			return nil, fmt.Errorf("capture spool: %w", err)
 		}
 	}
-	if src != nil {
-		go c.read()
-	} else {
+	switch {
+	case src == nil: // socket-level: fed through Tap
 		close(c.readDone)
+		go c.decode()
+	case o.Block: // a file: decode as it is read, nothing queued, nothing dropped
+		go c.readAndDecode()
+	default:
+		go c.read()
+		go c.decode()
 	}
-	go c.decode()
 	return c, nil
+}
+
+// readAndDecode decodes each packet as it is read (files: the reader can
+// wait, so no queue and no copy are needed).
+func (c *Capture) readAndDecode() {
+	defer close(c.decDone)
+	defer close(c.readDone)
+	read := c.src.ReadPacketData
+	if zc, ok := c.src.(zeroCopier); ok {
+		read = zc.ZeroCopyReadPacketData
+	}
+	for !c.stopping.Load() {
+		data, ci, err := read()
+		if err != nil {
+			if !c.stopping.Load() && !errors.Is(err, io.EOF) {
+				c.setErr(err)
+			}
+			break
+		}
+		c.packets.Add(1)
+		it := item{data: data, ci: ci}
+		c.keep(it)
+		_ = c.dec.Packet(data, ci)
+	}
+	c.dec.Flush(time.Now())
 }
 
 // Mode is how this capture gets its packets.
@@ -273,7 +305,7 @@ func (c *Capture) Stop() error {
 		<-c.readDone
 		c.qmu.Lock()
 		c.qclosed = true
-		close(c.queue)
+		close(c.queue) // unused in block mode; closing it is harmless
 		c.qmu.Unlock()
 		<-c.decDone
 		if c.spoolFile != nil {

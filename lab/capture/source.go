@@ -130,7 +130,14 @@ func (l *Live) KernelDrops() uint64 {
 // reader is a pcap or pcapng reader.
 type reader interface {
 	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	LinkType() layers.LinkType
+}
+
+// zeroCopier is a source that can lend its buffer: the data is valid until
+// the next read.
+type zeroCopier interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 }
 
 // pcapngMagic is the block type of a pcapng section header.
@@ -193,6 +200,11 @@ func (f *File) LinkType() layers.LinkType { return f.r.LinkType() }
 
 // ReadPacketData implements Source.
 func (f *File) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) { return f.r.ReadPacketData() }
+
+// ZeroCopyReadPacketData reads the next packet into the reader's buffer.
+func (f *File) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	return f.r.ZeroCopyReadPacketData()
+}
 
 // Close implements Source.
 func (f *File) Close() error { return f.f.Close() }

@@ -126,7 +126,7 @@ func (c *conv) httpData(dir Dir, b []byte, t time.Time) {
 	}
 	var switchTo mode
 	rest, err := p.feed(b, func(m *HTTPMessage) bool {
-		c.out.message(dir, t, c.decrypted, httpClass(m), m.describe)
+		c.out.message(dir, t, c.decrypted, httpClass(m), m.fill)
 		if m.Request {
 			c.heads = append(c.heads, m.Method == "HEAD")
 			if m.WebSocketUpgrade() {
@@ -205,7 +205,7 @@ func (c *conv) wsData(dir Dir, b []byte, t time.Time) {
 		if f.Control() {
 			class = classWSControl
 		}
-		c.out.message(dir, t, c.decrypted, class, f.describe)
+		c.out.message(dir, t, c.decrypted, class, f.fill)
 	})
 	if err != nil {
 		c.fail(dir, t, err)
@@ -220,7 +220,7 @@ func (c *conv) end(dir Dir, t time.Time) {
 	case modeHTTP:
 		if p := c.http[dir]; p != nil {
 			p.close(func(m *HTTPMessage) bool {
-				c.out.message(dir, t, c.decrypted, httpClass(m), m.describe)
+				c.out.message(dir, t, c.decrypted, httpClass(m), m.fill)
 				return false
 			})
 			if p.pending() {

@@ -33,6 +33,8 @@ type Decoder struct {
 	decoded  []gopacket.LayerType
 
 	flows      map[flowKey]*flowState
+	closed     []flowKey // finished flows, oldest at closedAt once full
+	closedAt   int
 	keyVersion uint64
 	waiting    map[*tlsConn]struct{} // connections with records queued for keys
 
@@ -208,8 +210,9 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 				f.conv.end(Dir(dd), t)
 			}
 		}
-		f.closed = true // kept, so its last ACKs do not start a new flow
 		d.unwatch(f)
+		d.retire(key, f)
+		return nil
 	}
 	d.watch(f)
 	return nil
@@ -284,19 +287,45 @@ func (d *Decoder) flow(key flowKey, p proto.Protocol) *flowState {
 	return f
 }
 
+// maxClosed bounds the finished flows remembered (so that their last ACKs
+// do not look like new connections).
+const maxClosed = 4096
+
+// retire marks a flow finished and frees its decoding state; the flow stays
+// in the table (its last ACKs still belong to it) until maxClosed newer
+// flows have finished.
+func (d *Decoder) retire(key flowKey, f *flowState) {
+	f.closed = true
+	f.conv = nil
+	f.half = [2]tcpHalf{}
+	if len(d.closed) == maxClosed {
+		old := d.closed[d.closedAt]
+		if of, ok := d.flows[old]; ok && of.closed {
+			delete(d.flows, old)
+		}
+		d.closed[d.closedAt] = key
+		d.closedAt = (d.closedAt + 1) % maxClosed
+		return
+	}
+	d.closed = append(d.closed, key)
+}
+
 func (d *Decoder) drop(key flowKey, f *flowState) {
 	delete(d.flows, key)
 	d.unwatch(f)
 }
 
 func (d *Decoder) unwatch(f *flowState) {
-	if f != nil && f.conv.tls != nil {
+	if f != nil && f.conv != nil && f.conv.tls != nil {
 		delete(d.waiting, f.conv.tls)
 	}
 }
 
 // watch remembers a flow whose TLS records wait for keys.
 func (d *Decoder) watch(f *flowState) {
+	if f.conv == nil {
+		return
+	}
 	if t := f.conv.tls; t != nil && len(t.queue) > 0 {
 		d.waiting[t] = struct{}{}
 	}
@@ -342,11 +371,10 @@ func (f *flowState) message(dir Dir, t time.Time, decrypted bool, class msgClass
 	var payload int
 	f.d.store.add(p, func(r *Record) {
 		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Decrypted = t, p, f.flow, dir, KindMessage, decrypted
-		fill(r)
+		fill(r) // r.Data, when set, is the message's own preview: no copy needed
 		if len(r.Data) > PreviewBytes {
 			r.Data = r.Data[:PreviewBytes]
 		}
-		r.Data = append([]byte(nil), r.Data...)
 		payload = r.Payload
 	})
 	first := app && !f.setupDone

@@ -332,12 +332,18 @@ func (p *httpParser) close(emit func(*HTTPMessage) bool) {
 // pending reports whether a message is partly read.
 func (p *httpParser) pending() bool { return p.msg != nil || len(p.buf) > 0 }
 
-// describe fills r from a message.
-func (m *HTTPMessage) describe(r *Record) {
+// fill sets a record's sizes from a message; its text is formatted only when
+// shown (format).
+func (m *HTTPMessage) fill(r *Record) {
 	r.Layer = "http"
 	r.Len = m.HeaderLen + m.WireBodyLen
 	r.Payload = m.BodyLen
 	r.Data = m.Body
+	r.lazy = m.format
+}
+
+// format writes a record's summary and fields.
+func (m *HTTPMessage) format(r *Record) {
 	var s string
 	if m.Request {
 		s = fmt.Sprintf("%s %s %s", m.Method, m.Target, m.Version)

@@ -102,6 +102,19 @@ type Record struct {
 	Err string `json:"error,omitempty"`
 	// TCP holds a packet record's TCP header fields.
 	TCP TCPInfo `json:"tcp,omitzero"`
+	// lazy writes Summary and Fields when first asked (decoding never
+	// formats text: most records are never looked at).
+	lazy func(*Record)
+}
+
+// formatted returns r with Summary and Fields filled in.
+func (r *Record) formatted() Record {
+	c := *r
+	if c.lazy != nil && c.Summary == "" {
+		c.Fields = nil
+		c.lazy(&c)
+	}
+	return c
 }
 
 // TCPInfo is what a packet record keeps of its TCP header; its text is
@@ -137,7 +150,14 @@ func (t TCPInfo) flagText() string {
 
 // Text is the record's one-line summary, like a line of tshark's output.
 func (r *Record) Text() string {
-	if r.Summary != "" || r.Kind != KindPacket {
+	if r.Summary != "" {
+		return r.Summary
+	}
+	if r.lazy != nil {
+		f := r.formatted()
+		return f.Summary
+	}
+	if r.Kind != KindPacket {
 		return r.Summary
 	}
 	if r.Layer == "socket" {
@@ -161,6 +181,10 @@ func (r *Record) Text() string {
 // Details returns the record's fields, with a packet's TCP fields formatted
 // on demand.
 func (r *Record) Details() []Field {
+	if r.lazy != nil && len(r.Fields) == 0 {
+		f := r.formatted()
+		return f.Fields
+	}
 	if r.Kind != KindPacket || r.Layer != "tcp" {
 		return r.Fields
 	}
@@ -184,7 +208,7 @@ func (r *Record) add(name, format string, args ...any) {
 
 // Field returns the value of the named field, or "".
 func (r *Record) Field(name string) string {
-	for _, f := range r.Fields {
+	for _, f := range r.Details() {
 		if f.Name == name {
 			return f.Value
 		}

@@ -118,7 +118,12 @@ func (s *Store) add(p proto.Protocol, fill func(r *Record)) {
 	if evicted {
 		s.counters[p].Evicted++
 	}
-	data := r.Data[:0]
+	// A packet record's preview buffer belongs to the ring and is reused; a
+	// message's belongs to the message (its lazy text may still read it).
+	var data []byte
+	if r.Kind == KindPacket && r.lazy == nil {
+		data = r.Data[:0]
+	}
 	*r = Record{Data: data}
 	s.nextID++
 	r.ID = s.nextID

@@ -190,7 +190,7 @@ func (r *reader) u16() int {
 func parseHello(typ byte, body []byte) (*Hello, error) {
 	r := &reader{b: body}
 	h := &Hello{Type: typ, Version: uint16(r.u16())}
-	h.Random = r.bytes(32)
+	h.Random = append([]byte(nil), r.bytes(32)...) // body is a reused buffer
 	r.bytes(r.u8()) // session id
 	if typ == hsClientHello {
 		suites := &reader{b: r.bytes(r.u16())}
@@ -252,7 +252,7 @@ func parseHello(typ byte, body []byte) (*Hello, error) {
 	return h, nil
 }
 
-func (h *Hello) describe(r *Record) {
+func (h *Hello) format(r *Record) {
 	s := "TLS " + HandshakeName(h.Type)
 	r.add("handshake_type", "%s", HandshakeName(h.Type))
 	r.add("version", "%s", VersionName(h.Version))

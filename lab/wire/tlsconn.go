@@ -155,14 +155,15 @@ func (t *tlsConn) decrypt(dir Dir, at time.Time, hdr [5]byte, body []byte) {
 	case tlsAlert:
 		t.alert(dir, at, plain, true)
 	case tlsApplicationData:
+		bodyLen, plainLen := len(body), len(plain)
 		t.c.out.message(dir, at, true, classTLS, func(r *Record) {
-			r.Layer = "tls"
-			r.Len = len(body) + 5
-			r.Payload = len(plain)
-			r.Summary = fmt.Sprintf("TLS Application Data len=%d (decrypted: %d bytes)", len(body), len(plain))
-			r.add("content_type", "Application Data")
-			r.add("record_length", "%d", len(body))
-			r.add("plaintext_length", "%d", len(plain))
+			r.Layer, r.Len, r.Payload = "tls", bodyLen+5, plainLen
+			r.lazy = func(r *Record) {
+				r.Summary = fmt.Sprintf("TLS Application Data len=%d (decrypted: %d bytes)", bodyLen, plainLen)
+				r.add("content_type", "Application Data")
+				r.add("record_length", "%d", bodyLen)
+				r.add("plaintext_length", "%d", plainLen)
+			}
 		})
 		t.inner.data(dir, plain, at)
 	default:
@@ -182,41 +183,47 @@ func (t *tlsConn) plainWithNote(dir Dir, at time.Time, rec TLSRecord, note strin
 	case tlsAlert:
 		t.alert(dir, at, rec.Body, false)
 	default:
+		typ, n := rec.Type, len(rec.Body)
 		t.c.out.message(dir, at, false, classTLS, func(r *Record) {
-			r.Layer = "tls"
-			r.Len = len(rec.Body) + 5
-			r.Payload = len(rec.Body)
-			r.add("content_type", "%s", ContentTypeName(rec.Type))
-			r.add("record_length", "%d", len(rec.Body))
-			r.Summary = fmt.Sprintf("TLS %s len=%d", ContentTypeName(rec.Type), len(rec.Body))
-			if rec.Type == tlsApplicationData {
-				r.Summary += " (encrypted)"
-				if note != "" {
-					r.add("note", "%s", note)
+			r.Layer, r.Len, r.Payload = "tls", n+5, n
+			r.Data = preview(rec.Body)
+			r.lazy = func(r *Record) {
+				r.add("content_type", "%s", ContentTypeName(typ))
+				r.add("record_length", "%d", n)
+				r.Summary = fmt.Sprintf("TLS %s len=%d", ContentTypeName(typ), n)
+				if typ == tlsApplicationData {
+					r.Summary += " (encrypted)"
+					if note != "" {
+						r.add("note", "%s", note)
+					}
 				}
 			}
-			r.Data = preview(rec.Body)
 		})
 	}
 }
 
 func (t *tlsConn) alert(dir Dir, at time.Time, body []byte, decrypted bool) {
+	body = append([]byte(nil), body...)
 	t.c.out.message(dir, at, decrypted, classTLS, func(r *Record) {
 		r.Layer = "tls"
 		r.Len = len(body)
-		r.add("content_type", "Alert")
-		if len(body) < 2 {
-			r.Summary = "TLS Alert (truncated)"
-			return
-		}
-		level := "warning"
-		if body[0] == 2 {
-			level = "fatal"
-		}
-		r.add("level", "%s", level)
-		r.add("description", "%s", AlertName(body[1]))
-		r.Summary = fmt.Sprintf("TLS Alert %s %s", level, AlertName(body[1]))
+		r.lazy = func(r *Record) { alertText(r, body) }
 	})
+}
+
+func alertText(r *Record, body []byte) {
+	r.add("content_type", "Alert")
+	if len(body) < 2 {
+		r.Summary = "TLS Alert (truncated)"
+		return
+	}
+	level := "warning"
+	if body[0] == 2 {
+		level = "fatal"
+	}
+	r.add("level", "%s", level)
+	r.add("description", "%s", AlertName(body[1]))
+	r.Summary = fmt.Sprintf("TLS Alert %s %s", level, AlertName(body[1]))
 }
 
 // handshake reassembles handshake messages of one direction and reports each.
@@ -240,13 +247,15 @@ func (t *tlsConn) handshake(dir Dir, at time.Time, b []byte, decrypted bool) {
 }
 
 func (t *tlsConn) handshakeMessage(dir Dir, at time.Time, typ byte, body []byte, decrypted bool) {
-	fill := func(r *Record) {
-		r.Layer = "tls"
-		r.Len = len(body) + 4
-		r.Payload = len(body)
+	n := len(body)
+	var extra func(r *Record)
+	format := func(r *Record) {
 		r.add("handshake_type", "%s", HandshakeName(typ))
-		r.add("length", "%d", len(body))
+		r.add("length", "%d", n)
 		r.Summary = "TLS " + HandshakeName(typ)
+		if extra != nil {
+			extra(r)
+		}
 	}
 	class := classTLS
 	switch typ {
@@ -266,12 +275,7 @@ func (t *tlsConn) handshakeMessage(dir Dir, at time.Time, typ byte, body []byte,
 				t.epoch = [2]int{1, 1}
 			}
 		}
-		fill = func(r *Record) {
-			r.Layer = "tls"
-			r.Len = len(body) + 4
-			r.Payload = len(body)
-			h.describe(r)
-		}
+		format = h.format
 	case hsFinished:
 		if t.tls13 && decrypted {
 			defer func() { // later records of this direction use the application secret
@@ -291,11 +295,12 @@ func (t *tlsConn) handshakeMessage(dir Dir, at time.Time, typ byte, body []byte,
 	case hsNewSessionTicket:
 		if len(body) >= 4 {
 			life := binary.BigEndian.Uint32(body)
-			inner := fill
-			fill = func(r *Record) { inner(r); r.add("ticket_lifetime_s", "%d", life) }
+			extra = func(r *Record) { r.add("ticket_lifetime_s", "%d", life) }
 		}
 	}
-	t.c.out.message(dir, at, decrypted, class, fill)
+	t.c.out.message(dir, at, decrypted, class, func(r *Record) {
+		r.Layer, r.Len, r.Payload, r.lazy = "tls", n+4, n, format
+	})
 }
 
 func (t *tlsConn) end(dir Dir, at time.Time) {

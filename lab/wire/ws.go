@@ -175,12 +175,18 @@ func (p *wsParser) feed(b []byte, emit func(*WSFrame)) error {
 // pending reports whether a frame is partly read.
 func (p *wsParser) pending() bool { return p.cur != nil || len(p.hdr) > 0 }
 
-// describe fills r from a frame.
-func (f *WSFrame) describe(r *Record) {
+// fill sets a record's sizes from a frame; its text is formatted only when
+// shown (format).
+func (f *WSFrame) fill(r *Record) {
 	r.Layer = "ws"
 	r.Len = f.HeaderLen + int(f.Length)
 	r.Payload = int(f.Length)
 	r.Data = f.Data
+	r.lazy = f.format
+}
+
+// format writes a record's summary and fields.
+func (f *WSFrame) format(r *Record) {
 	r.add("fin", "%v", f.Fin)
 	r.add("rsv", "%d", f.RSV)
 	r.add("opcode", "%s (0x%x)", OpcodeName(f.Opcode), f.Opcode)
