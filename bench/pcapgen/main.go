@@ -201,7 +201,11 @@ func (g *gen) conversation(client net.IP, cport, sport uint16, chunks []chunk, l
 	steps := []func() error{
 		func() error { return g.packet(client, cport, server, sport, cseq, 0, true, false, false, nil) },
 		func() error { return g.packet(server, sport, client, cport, sseq, cseq+1, true, false, false, nil) },
-		func() error { cseq++; sseq++; return g.packet(client, cport, server, sport, cseq, sseq, false, false, false, nil) },
+		func() error {
+			cseq++
+			sseq++
+			return g.packet(client, cport, server, sport, cseq, sseq, false, false, false, nil)
+		},
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {

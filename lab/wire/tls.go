@@ -191,7 +191,7 @@ func parseHello(typ byte, body []byte) (*Hello, error) {
 	r := &reader{b: body}
 	h := &Hello{Type: typ, Version: uint16(r.u16())}
 	h.Random = append([]byte(nil), r.bytes(32)...) // body is a reused buffer
-	r.bytes(r.u8()) // session id
+	r.bytes(r.u8())                                // session id
 	if typ == hsClientHello {
 		suites := &reader{b: r.bytes(r.u16())}
 		for len(suites.b) >= 2 {
