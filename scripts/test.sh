@@ -14,8 +14,8 @@ say() { printf '==> %s\n' "$*"; }
 
 # Debian packages the tests use: tcpdump (the pcap-stream capture source),
 # tshark (cross-checks protolab's decoding), util-linux (setpriv, to run as an
-# unprivileged user).
-apt_packages=(tcpdump tshark util-linux)
+# unprivileged user), openssl (a non-Go TLS client for the decryption tests).
+apt_packages=(tcpdump tshark util-linux openssl)
 
 install_missing() {
   local missing=()

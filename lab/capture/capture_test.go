@@ -504,3 +504,80 @@ func TestBrokenFileIsAClearError(t *testing.T) {
 		}
 	}
 }
+
+// TestDecryptsEveryTLS13Suite has OpenSSL (not Go) talk to the https app
+// with each TLS 1.3 cipher suite and its own key log: protolab decrypts the
+// HTTP exchange with the keys arriving only after the traffic.
+func TestDecryptsEveryTLS13Suite(t *testing.T) {
+	testenv.NeedRoot(t)
+	openssl := testenv.NeedCommand(t, "openssl")
+	dir := t.TempDir()
+	auth, err := pki.Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := webapp.New(webapp.Config{Mode: webapp.ModeHTTPS, TLS: auth.ServerTLS()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Shutdown(context.Background())
+	port := l.Addr().(*net.TCPAddr).Port
+	ports := map[uint16]proto.Protocol{uint16(port): proto.HTTPS}
+
+	for _, suite := range []string{"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"} {
+		t.Run(suite, func(t *testing.T) {
+			keys := wire.NewKeyLog(nil)
+			src, err := OpenLive("lo", []int{port})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Start(src, ModeLive, Options{Ports: ports, Keys: keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			keyFile := filepath.Join(t.TempDir(), "keys")
+			cmd := exec.Command(openssl, "s_client", "-connect", l.Addr().String(), "-servername", "localhost",
+				"-CAfile", auth.Path(pki.CAFile), "-verify_return_error", "-tls1_3", "-ciphersuites", suite,
+				"-keylogfile", keyFile, "-ign_eof", "-quiet")
+			cmd.Stdin = strings.NewReader("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), `"status":"ok"`) {
+				t.Fatalf("openssl s_client: %v\n%s", err, out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.Sync(ctx, 200*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = keys.Load(f)
+			f.Close()
+			if err != nil || keys.Len() < 4 {
+				t.Fatalf("openssl's key log: %d secrets (%v)", keys.Len(), err)
+			}
+			c.Stop()
+			cn := c.Store().Counters(proto.HTTPS)
+			if cn.HTTPReqs != 1 || cn.HTTPResps != 1 || cn.Errors != 0 || cn.Decrypted == 0 {
+				t.Errorf("%s: %+v, want the decrypted request and response", suite, cn)
+			}
+			var negotiated string
+			for _, r := range c.Store().All(proto.HTTPS) {
+				if r.Field("handshake_type") == "ServerHello" {
+					negotiated = r.Field("cipher_suite")
+				}
+			}
+			if negotiated != suite {
+				t.Errorf("ServerHello says %q, want %q", negotiated, suite)
+			}
+		})
+	}
+}

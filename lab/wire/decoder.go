@@ -36,7 +36,7 @@ type Decoder struct {
 	closed     []flowKey // finished flows, oldest at closedAt once full
 	closedAt   int
 	keyVersion uint64
-	waiting    map[*tlsConn]struct{} // connections with records queued for keys
+	waiting    map[*tlsConn]*flowState // connections with records queued for keys
 
 	// Undecodable counts packets the link/IP/TCP layers could not decode;
 	// Ignored counts packets that are not TCP to or from a lab port.
@@ -52,7 +52,7 @@ const maxFlows = 1 << 16
 // server ports to their protocols; keys (may be nil) holds TLS secrets.
 func NewDecoder(linkType layers.LinkType, ports map[uint16]proto.Protocol, keys *KeyLog, store *Store) (*Decoder, error) {
 	d := &Decoder{ports: ports, keys: keys, store: store, linkType: linkType,
-		flows: make(map[flowKey]*flowState), waiting: make(map[*tlsConn]struct{})}
+		flows: make(map[flowKey]*flowState), waiting: make(map[*tlsConn]*flowState)}
 	var first gopacket.LayerType
 	switch linkType {
 	case layers.LinkTypeEthernet:
@@ -131,6 +131,9 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	}
 	f := d.flow(key, p)
 	if f.closed && d.tcp.SYN && !d.tcp.ACK { // the same ports, a new connection
+		if f.conv != nil && f.conv.tls != nil {
+			f.conv.tls.giveUp(ci.Timestamp)
+		}
 		d.drop(key, f)
 		f = d.flow(key, p)
 	}
@@ -210,6 +213,13 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 				f.conv.end(Dir(dd), t)
 			}
 		}
+		if t := f.conv.tls; t != nil && len(t.queue) > 0 {
+			// Finished, but records wait for keys: retired once they
+			// decrypt (checkKeys) or at Flush.
+			f.closed = true
+			d.watch(f)
+			return nil
+		}
 		d.unwatch(f)
 		d.retire(key, f)
 		return nil
@@ -241,6 +251,11 @@ func (d *Decoder) StreamEnd(flow Flow, t time.Time) {
 	if f, ok := d.flows[key]; ok {
 		f.conv.end(ClientToServer, t)
 		f.conv.end(ServerToClient, t)
+		if tc := f.conv.tls; tc != nil && len(tc.queue) > 0 {
+			f.closed = true
+			d.watch(f)
+			return
+		}
 		d.drop(key, f)
 	}
 }
@@ -250,10 +265,19 @@ func (d *Decoder) StreamEnd(flow Flow, t time.Time) {
 // their keys have arrived by now.
 func (d *Decoder) Flush(t time.Time) {
 	d.checkKeys()
+	for tc := range d.waiting { // finished flows still waiting for keys
+		tc.giveUp(t)
+	}
+	d.waiting = make(map[*tlsConn]*flowState)
 	for key, f := range d.flows {
-		if !f.closed {
-			f.conv.end(ClientToServer, t)
-			f.conv.end(ServerToClient, t)
+		if f.conv != nil {
+			if !f.closed {
+				f.conv.end(ClientToServer, t)
+				f.conv.end(ServerToClient, t)
+			}
+			if f.conv.tls != nil {
+				f.conv.tls.giveUp(t)
+			}
 		}
 		d.drop(key, f)
 	}
@@ -280,7 +304,7 @@ func (d *Decoder) flow(key flowKey, p proto.Protocol) *flowState {
 		}
 		d.drop(oldest, d.flows[oldest])
 	}
-	f := &flowState{d: d, flow: Flow{Client: key.client, Server: key.server}, proto: p, created: time.Now()}
+	f := &flowState{d: d, key: key, flow: Flow{Client: key.client, Server: key.server}, proto: p, created: time.Now()}
 	f.conv = newConv(f, d.keys, false)
 	d.flows[key] = f
 	d.store.count(p, func(c *Counters) { c.Flows++ })
@@ -327,7 +351,7 @@ func (d *Decoder) watch(f *flowState) {
 		return
 	}
 	if t := f.conv.tls; t != nil && len(t.queue) > 0 {
-		d.waiting[t] = struct{}{}
+		d.waiting[t] = f
 	}
 }
 
@@ -341,10 +365,13 @@ func (d *Decoder) checkKeys() {
 		return
 	}
 	d.keyVersion = v
-	for t := range d.waiting {
+	for t, f := range d.waiting {
 		t.retry()
 		if len(t.queue) == 0 {
 			delete(d.waiting, t)
+			if f.closed && f.conv != nil {
+				d.retire(f.key, f)
+			}
 		}
 	}
 }
@@ -352,6 +379,7 @@ func (d *Decoder) checkKeys() {
 // flowState is one TCP connection being decoded.
 type flowState struct {
 	d         *Decoder
+	key       flowKey
 	flow      Flow
 	proto     proto.Protocol
 	created   time.Time

@@ -26,6 +26,9 @@ type tlsConn struct {
 	// queue holds encrypted records (in arrival order, both directions)
 	// waiting for their secrets to reach the key log.
 	queue []queuedRecord
+	// ended marks directions that ended while records were queued.
+	ended   [2]bool
+	endedAt time.Time
 }
 
 type queuedRecord struct {
@@ -129,6 +132,7 @@ func (t *tlsConn) retry() {
 		t.queue = t.queue[1:]
 	}
 	t.queue = nil
+	t.finishEnded()
 }
 
 // flushQueue gives up on the queued records: they are shown encrypted.
@@ -303,13 +307,41 @@ func (t *tlsConn) handshakeMessage(dir Dir, at time.Time, typ byte, body []byte,
 	})
 }
 
+// end is called when a direction ends. While records still wait for their
+// keys, the end waits too (the keys may come after the connection closed:
+// another program's key log, read later); giveUp ends it for good.
 func (t *tlsConn) end(dir Dir, at time.Time) {
 	if len(t.queue) > 0 {
 		t.retry()
-		if len(t.queue) > 0 {
-			t.flushQueue(at, "no key for this record in the key log")
+	}
+	if len(t.queue) > 0 {
+		t.ended[dir], t.endedAt = true, at
+		return
+	}
+	t.finish(dir, at)
+}
+
+// giveUp shows what still waits for keys as encrypted and ends both
+// directions.
+func (t *tlsConn) giveUp(at time.Time) {
+	t.retry()
+	if len(t.queue) > 0 {
+		t.flushQueue(at, "no key for this record in the key log")
+	}
+	t.finishEnded()
+}
+
+// finishEnded completes the ends that waited for the queue.
+func (t *tlsConn) finishEnded() {
+	for d := range 2 {
+		if t.ended[d] {
+			t.ended[d] = false
+			t.finish(Dir(d), t.endedAt)
 		}
 	}
+}
+
+func (t *tlsConn) finish(dir Dir, at time.Time) {
 	t.inner.end(dir, at)
 	if len(t.buf[dir]) > 0 {
 		t.buf[dir] = nil

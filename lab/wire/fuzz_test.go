@@ -1,0 +1,125 @@
+package wire
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/protolab/protolab-tui/lab/proto"
+)
+
+// Fuzz tests: whatever the bytes, the parsers never panic, keep their
+// bounds, and report what they cannot decode as an error.
+
+func FuzzWSParser(f *testing.F) {
+	key := [4]byte{1, 2, 3, 4}
+	f.Add(frame(true, wsText, &key, []byte("hello")), uint8(3))
+	f.Add(frame(true, wsClose, nil, []byte{3, 0xe8, 'b', 'y', 'e'}), uint8(1))
+	f.Add(frame(false, wsBinary, nil, make([]byte, 300)), uint8(7))
+	f.Add([]byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}, uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		n := int(chunk%32) + 1
+		var p wsParser
+		for len(b) > 0 {
+			k := min(n, len(b))
+			err := p.feed(b[:k], func(f *WSFrame) {
+				if len(f.Data) > PreviewBytes || (f.Control() && f.Length > 125) {
+					t.Fatalf("frame out of bounds: %+v", f)
+				}
+				var r Record
+				f.fill(&r)
+				_ = r.Text()
+			})
+			if err != nil {
+				return
+			}
+			b = b[k:]
+		}
+	})
+}
+
+func FuzzHTTPParser(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), true, uint8(5))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n0\r\n\r\n"), false, uint8(3))
+	f.Add([]byte("POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"), true, uint8(1))
+	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00"), false, uint8(64))
+	f.Fuzz(func(t *testing.T, b []byte, request bool, chunk uint8) {
+		n := int(chunk) + 1
+		p := &httpParser{request: request}
+		emit := func(m *HTTPMessage) bool {
+			if len(m.Body) > PreviewBytes || m.BodyLen < 0 {
+				t.Fatalf("message out of bounds: %+v", m)
+			}
+			var r Record
+			m.fill(&r)
+			_ = r.Text()
+			return m.Status == 101
+		}
+		for len(b) > 0 {
+			k := min(n, len(b))
+			rest, err := p.feed(b[:k], emit)
+			if err != nil || rest != nil {
+				return
+			}
+			b = b[k:]
+		}
+		p.close(emit)
+	})
+}
+
+func FuzzTLSRecords(f *testing.F) {
+	hello := []byte{0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03}
+	hello = append(hello, make([]byte, 32)...)
+	hello = append(hello, 0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x00)
+	f.Add(hello)
+	f.Add([]byte{0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb})
+	f.Add([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28})
+	f.Add([]byte{0x16, 0x03, 0x03, 0x40, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, n, err := parseTLSRecord(b); err == nil && n > len(b) {
+			t.Fatalf("record length %d beyond %d bytes", n, len(b))
+		}
+		if len(b) > 0 {
+			_, _ = parseHello(b[0]%2+1, b[1:])
+		}
+		// The whole TLS path, both directions, as a conversation.
+		s := NewStore(16)
+		d, _ := NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3001: proto.HTTPS}, NewKeyLog(nil), s)
+		fl := Flow{Client: netip.MustParseAddrPort("127.0.0.1:5000"), Server: netip.MustParseAddrPort("127.0.0.1:3001")}
+		half := len(b) / 2
+		d.Stream(fl, proto.HTTPS, ClientToServer, b[:half], time.Now())
+		d.Stream(fl, proto.HTTPS, ServerToClient, b[half:], time.Now())
+		d.StreamEnd(fl, time.Now())
+		for _, r := range s.All(proto.HTTPS) {
+			_ = r.Text()
+			_ = r.Details()
+		}
+	})
+}
+
+func FuzzDecoderPacket(f *testing.F) {
+	f.Add(segment(f, 40000, 3002, 1, 0, true, false, nil), uint8(0))
+	f.Add(segment(f, 3002, 40000, 1, 2, false, false, []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")), uint8(0))
+	f.Add([]byte{0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1}, uint8(2))
+	f.Add([]byte{2, 0, 0, 0, 0x60, 0, 0, 0}, uint8(1))
+	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeNull, layers.LinkTypeRaw, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2}
+	f.Fuzz(func(t *testing.T, b []byte, link uint8) {
+		s := NewStore(16)
+		d, err := NewDecoder(links[int(link)%len(links)], map[uint16]proto.Protocol{3002: proto.WS, 3001: proto.HTTPS}, NewKeyLog(nil), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: time.Now(), Length: len(b), CaptureLength: len(b)}
+		_ = d.Packet(b, ci)
+		_ = d.Packet(b, ci) // the same again: a retransmission, or a second error
+		d.Flush(time.Now())
+		for _, p := range proto.All {
+			for _, r := range s.All(p) {
+				_ = r.Text()
+			}
+		}
+	})
+}

@@ -1,0 +1,399 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/protolab/protolab-tui/lab/proto"
+)
+
+// frame encodes a WebSocket frame as RFC 6455 lays it out.
+func frame(fin bool, op byte, mask *[4]byte, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	out := []byte{b0}
+	var m byte
+	if mask != nil {
+		m = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		out = append(out, m|byte(n))
+	case n <= 0xffff:
+		out = append(out, m|126)
+		out = binary.BigEndian.AppendUint16(out, uint16(n))
+	default:
+		out = append(out, m|127)
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	if mask != nil {
+		out = append(out, mask[:]...)
+		for i, c := range payload {
+			out = append(out, c^mask[i%4])
+		}
+		return out
+	}
+	return append(out, payload...)
+}
+
+// feedChunks feeds b to a parser in pieces of size n.
+func wsFrames(t *testing.T, b []byte, n int) ([]*WSFrame, error) {
+	t.Helper()
+	var p wsParser
+	var got []*WSFrame
+	for len(b) > 0 {
+		k := min(n, len(b))
+		if err := p.feed(b[:k], func(f *WSFrame) { got = append(got, f) }); err != nil {
+			return got, err
+		}
+		b = b[k:]
+	}
+	return got, nil
+}
+
+func TestWSParser(t *testing.T) {
+	key := [4]byte{1, 2, 3, 4}
+	big := bytes.Repeat([]byte("y"), 70000)
+	mid := bytes.Repeat([]byte("z"), 300)
+	var stream []byte
+	stream = append(stream, frame(true, wsText, &key, []byte("hello"))...)
+	stream = append(stream, frame(true, wsBinary, nil, []byte{0, 1, 2})...)
+	stream = append(stream, frame(false, wsText, &key, []byte("frag-"))...)
+	stream = append(stream, frame(true, wsContinuation, &key, []byte("ment"))...)
+	stream = append(stream, frame(true, wsPing, nil, []byte("p"))...)
+	stream = append(stream, frame(true, wsPong, &key, nil)...)
+	stream = append(stream, frame(true, wsText, nil, mid)...)
+	stream = append(stream, frame(true, wsBinary, &key, big)...)
+	stream = append(stream, frame(true, wsClose, nil, append([]byte{0x03, 0xe9}, "going away"...))...)
+
+	for _, chunk := range []int{1, 2, 3, 7, 14, 1000, len(stream)} {
+		got, err := wsFrames(t, stream, chunk)
+		if err != nil {
+			t.Fatalf("chunks of %d: %v", chunk, err)
+		}
+		want := []struct {
+			op     byte
+			fin    bool
+			masked bool
+			length uint64
+			data   string
+		}{
+			{wsText, true, true, 5, "hello"},
+			{wsBinary, true, false, 3, "\x00\x01\x02"},
+			{wsText, false, true, 5, "frag-"},
+			{wsContinuation, true, true, 4, "ment"},
+			{wsPing, true, false, 1, "p"},
+			{wsPong, true, true, 0, ""},
+			{wsText, true, false, 300, string(mid[:PreviewBytes])},
+			{wsBinary, true, true, 70000, string(big[:PreviewBytes])},
+			{wsClose, true, false, 12, "\x03\xe9going away"},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("chunks of %d: %d frames, want %d", chunk, len(got), len(want))
+		}
+		for i, w := range want {
+			f := got[i]
+			if f.Opcode != w.op || f.Fin != w.fin || f.Masked != w.masked || f.Length != w.length || string(f.Data) != w.data {
+				t.Errorf("chunks of %d, frame %d: %+v, want %+v", chunk, i, f, w)
+			}
+		}
+		if code, reason, ok := got[8].CloseCode(); !ok || code != 1001 || reason != "going away" {
+			t.Errorf("close code %d %q %v", code, reason, ok)
+		}
+	}
+	var r Record
+	got, _ := wsFrames(t, frame(true, wsClose, &key, append([]byte{0x03, 0xf1}, "too big"...)), 100)
+	got[0].fill(&r)
+	if txt := r.Text(); txt != `WS CLOSE [MASKED] len=9 code=1009 "too big"` || r.Field("close_code") != "1009" {
+		t.Errorf("close frame text %q, fields %v", txt, r.Details())
+	}
+}
+
+func TestWSParserErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"reserved opcode", []byte{0x83, 0}, "reserved opcode 0x3"},
+		{"long control", append([]byte{0x89, 126, 0, 200}, make([]byte, 200)...), "at most 125"},
+		{"fragmented control", []byte{0x08, 0}, "cannot be fragmented"},
+		{"length MSB", []byte{0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1}, "most significant bit"},
+	} {
+		_, err := wsFrames(t, tc.in, 1)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func httpMessages(t *testing.T, request bool, b []byte, n int) ([]*HTTPMessage, error) {
+	t.Helper()
+	p := &httpParser{request: request}
+	var got []*HTTPMessage
+	for len(b) > 0 {
+		k := min(n, len(b))
+		if _, err := p.feed(b[:k], func(m *HTTPMessage) bool { got = append(got, m); return false }); err != nil {
+			return got, err
+		}
+		b = b[k:]
+	}
+	p.close(func(m *HTTPMessage) bool { got = append(got, m); return false })
+	return got, nil
+}
+
+func TestHTTPParser(t *testing.T) {
+	reqs := "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
+	resps := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" +
+		"HTTP/1.1 204 No Content\r\n\r\n" +
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n0\r\n\r\n" +
+		"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
+	for _, chunk := range []int{1, 5, 17, 1 << 20} {
+		got, err := httpMessages(t, true, []byte(reqs), chunk)
+		if err != nil || len(got) != 3 {
+			t.Fatalf("requests in chunks of %d: %d messages, %v", chunk, len(got), err)
+		}
+		if got[0].Method != "POST" || string(got[0].Body) != "hello" || got[1].Target != "/" || got[1].BodyLen != 0 ||
+			string(got[2].Body) != "abcde" || got[2].BodyLen != 5 {
+			t.Errorf("requests: %+v %+v %+v", got[0], got[1], got[2])
+		}
+		got, err = httpMessages(t, false, []byte(resps), chunk)
+		if err != nil || len(got) != 4 {
+			t.Fatalf("responses in chunks of %d: %d messages, %v", chunk, len(got), err)
+		}
+		if got[1].Status != 204 || string(got[2].Body) != "wiki" || string(got[3].Body) != "until the end" {
+			t.Errorf("responses: %+v %+v %+v", got[1], got[2], got[3])
+		}
+		if got[2].WireBodyLen != len("4\r\nwiki\r\n0\r\n\r\n") {
+			t.Errorf("chunked wire body %d", got[2].WireBodyLen)
+		}
+	}
+	// A request line is HTTP only when it looks like one.
+	for _, bad := range []string{"\x16\x03\x01\x02\x00", "get / HTTP/1.1\r\n\r\n", "GET /\r\n\r\n", "GET / HTTP/1.1\r\nbad header\r\n\r\n"} {
+		if _, err := httpMessages(t, true, []byte(bad), 1<<20); err == nil {
+			t.Errorf("%q parsed as an HTTP request", bad)
+		}
+	}
+	if _, err := httpMessages(t, false, []byte("HTTP/1.1 abc OK\r\n\r\n"), 100); err == nil {
+		t.Error("a bad status code parsed")
+	}
+}
+
+func TestAcceptFor(t *testing.T) {
+	// The example handshake of RFC 6455 §1.3.
+	if got := AcceptFor("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Errorf("AcceptFor = %q", got)
+	}
+}
+
+// stream feeds a conversation through a decoder at socket level.
+type convo struct {
+	d    *Decoder
+	s    *Store
+	p    proto.Protocol
+	flow Flow
+}
+
+func newConvo(t *testing.T, p proto.Protocol) *convo {
+	s := NewStore(100)
+	d, err := NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: p}, NewKeyLog(nil), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &convo{d: d, s: s, p: p, flow: Flow{Client: netip.MustParseAddrPort("127.0.0.1:50000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}}
+}
+
+func (c *convo) send(dir Dir, b []byte) { c.d.Stream(c.flow, c.p, dir, b, time.Now()) }
+
+func TestWebSocketUpgradeThenFrames(t *testing.T) {
+	c := newConvo(t, proto.WS)
+	key := "dGhlIHNhbXBsZSBub25jZQ=="
+	mask := [4]byte{9, 8, 7, 6}
+	c.send(ClientToServer, []byte("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "+key+"\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	// The client's first frame may come before the server's answer is decoded.
+	c.send(ClientToServer, frame(true, wsText, &mask, []byte("early")))
+	c.send(ServerToClient, append([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"), frame(true, wsText, nil, []byte("early"))...))
+	c.send(ClientToServer, frame(true, wsClose, &mask, []byte{0x03, 0xe8}))
+	c.send(ServerToClient, frame(true, wsClose, nil, []byte{0x03, 0xe8}))
+	c.d.StreamEnd(c.flow, time.Now())
+
+	cn := c.s.Counters(proto.WS)
+	if cn.HTTPReqs != 1 || cn.HTTPResps != 1 || cn.WSFrames != 4 || cn.WSControl != 2 || cn.Messages != 4 || cn.Errors != 0 {
+		t.Errorf("counters %+v", cn)
+	}
+	var accept string
+	for _, r := range c.s.All(proto.WS) {
+		if r.Field("accept_valid") != "" {
+			accept = r.Field("accept_valid")
+		}
+	}
+	if accept != "true" {
+		t.Errorf("Sec-WebSocket-Accept check = %q, want true", accept)
+	}
+}
+
+func TestRefusedUpgradeStaysHTTP(t *testing.T) {
+	c := newConvo(t, proto.WS)
+	c.send(ClientToServer, []byte("GET /chat/bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"))
+	c.send(ServerToClient, []byte("HTTP/1.1 409 Conflict\r\nContent-Length: 5\r\n\r\ntaken"))
+	c.send(ClientToServer, []byte("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+	c.d.StreamEnd(c.flow, time.Now())
+	cn := c.s.Counters(proto.WS)
+	if cn.HTTPReqs != 2 || cn.HTTPResps != 1 || cn.WSFrames != 0 || cn.Errors != 0 {
+		t.Errorf("counters %+v", cn)
+	}
+}
+
+func TestGarbageKeepsEarlierRecords(t *testing.T) {
+	c := newConvo(t, proto.HTTP)
+	c.send(ClientToServer, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	c.send(ClientToServer, []byte("\x00\x01garbage that is no request\r\n\r\n"))
+	c.send(ClientToServer, []byte("GET /after HTTP/1.1\r\n\r\n")) // ignored: the direction is broken
+	recs := c.s.All(proto.HTTP)
+	var kinds []string
+	for _, r := range recs {
+		if r.Kind != KindPacket {
+			kinds = append(kinds, r.Kind.String()+":"+r.Text())
+		}
+	}
+	if len(kinds) != 2 || !strings.HasPrefix(kinds[0], "message:GET / HTTP/1.1") || !strings.HasPrefix(kinds[1], "error:decode error: not HTTP") {
+		t.Errorf("records %q: want the request, then one error", kinds)
+	}
+	// A frame cut short by the end of the connection is reported.
+	c2 := newConvo(t, proto.HTTP)
+	c2.send(ClientToServer, []byte("POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort"))
+	c2.d.StreamEnd(c2.flow, time.Now())
+	if cn := c2.s.Counters(proto.HTTP); cn.Errors != 1 {
+		t.Errorf("truncated request: %+v", cn)
+	}
+}
+
+func TestKeyLog(t *testing.T) {
+	k := NewKeyLog(nil)
+	cr := strings.Repeat("ab", 32)
+	line := "CLIENT_TRAFFIC_SECRET_0 " + cr + " " + strings.Repeat("cd", 32) + "\n"
+	// Written in two pieces, with junk around it.
+	k.Write([]byte("# comment\nnot a key line\n" + line[:20]))
+	k.Write([]byte(line[20:] + "CLIENT_RANDOM zz yy\n"))
+	if k.Len() != 1 {
+		t.Fatalf("%d secrets, want 1", k.Len())
+	}
+	crb, _ := hexBytes(cr)
+	if s := k.Secret("CLIENT_TRAFFIC_SECRET_0", crb); len(s) != 32 {
+		t.Errorf("secret %x", s)
+	}
+	if string(k.Bytes()) != line {
+		t.Errorf("Bytes() = %q", k.Bytes())
+	}
+	var sink bytes.Buffer
+	if err := k.SetSink(&sink); err != nil || sink.String() != line {
+		t.Errorf("sink got %q (%v)", sink.String(), err)
+	}
+}
+
+func hexBytes(s string) ([]byte, error) {
+	out := make([]byte, len(s)/2)
+	for i := range out {
+		var v byte
+		for _, c := range s[2*i : 2*i+2] {
+			v <<= 4
+			switch {
+			case c >= '0' && c <= '9':
+				v |= byte(c - '0')
+			default:
+				v |= byte(c-'a') + 10
+			}
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// segment builds an Ethernet/IPv4/TCP packet.
+func segment(t testing.TB, sport, dport uint16, seq, ack uint32, syn, fin bool, payload []byte) []byte {
+	buf := gopacket.NewSerializeBuffer()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IPv4(127, 0, 0, 1), DstIP: net.IPv4(127, 0, 0, 1)}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: seq, Ack: ack, SYN: syn, FIN: fin, ACK: !syn, Window: 100}
+	tcp.SetNetworkLayerForChecksum(ip)
+	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&layers.Ethernet{SrcMAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}, DstMAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}, EthernetType: layers.EthernetTypeIPv4},
+		ip, tcp, gopacket.Payload(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestReassemblyOutOfOrderAndRetransmits(t *testing.T) {
+	s := NewStore(1000)
+	d, err := NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3000: proto.HTTP}, nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := []byte("POST /echo HTTP/1.1\r\nContent-Length: 12\r\n\r\nhello world!")
+	a, b, c := req[:10], req[10:30], req[30:]
+	ci := func() gopacket.CaptureInfo { return gopacket.CaptureInfo{Timestamp: time.Now()} }
+	pkts := [][]byte{
+		segment(t, 40000, 3000, 100, 0, true, false, nil),
+		segment(t, 3000, 40000, 900, 101, true, false, nil),
+		segment(t, 40000, 3000, 101, 901, false, false, nil),
+		segment(t, 40000, 3000, 101, 901, false, false, a),
+		segment(t, 40000, 3000, 131, 901, false, false, c), // out of order
+		segment(t, 40000, 3000, 101, 901, false, false, a), // retransmission
+		segment(t, 40000, 3000, 111, 901, false, false, b), // fills the gap
+		segment(t, 3000, 40000, 901, 143, false, false, []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")),
+	}
+	for _, p := range pkts {
+		if err := d.Packet(p, ci()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cn := s.Counters(proto.HTTP)
+	if cn.HTTPReqs != 1 || cn.HTTPResps != 1 || cn.Retransmits != 1 || cn.Packets != 8 || cn.Errors != 0 {
+		t.Errorf("counters %+v", cn)
+	}
+	for _, r := range s.All(proto.HTTP) {
+		if r.Kind == KindMessage && r.Layer == "http" && r.Payload == 12 && string(r.Data) != "hello world!" {
+			t.Errorf("reassembled body %q", r.Data)
+		}
+	}
+	// Garbage and truncated packets are errors, counted, and harmless.
+	for _, bad := range [][]byte{nil, {1, 2, 3}, pkts[3][:30], bytes.Repeat([]byte{0xff}, 80)} {
+		_ = d.Packet(bad, ci())
+	}
+	if d.Undecodable == 0 {
+		t.Error("garbage packets were not counted as undecodable")
+	}
+	if got := s.Counters(proto.HTTP); got.HTTPReqs != 1 {
+		t.Errorf("earlier records lost: %+v", got)
+	}
+}
+
+func TestRingKeepsNewestAndCounts(t *testing.T) {
+	s := NewStore(3)
+	for i := range 5 {
+		s.add(proto.WS, func(r *Record) { r.Payload = i })
+	}
+	recs := s.All(proto.WS)
+	if len(recs) != 3 || recs[0].Payload != 2 || recs[2].Payload != 4 || s.Counters(proto.WS).Evicted != 2 {
+		t.Errorf("ring %v, evicted %d", recs, s.Counters(proto.WS).Evicted)
+	}
+	if got := s.Records(proto.WS, 1, 10); len(got) != 2 || got[0].Payload != 3 {
+		t.Errorf("window %v", got)
+	}
+	if s.Records(proto.WS, 5, 1) != nil {
+		t.Error("a window past the end is not empty")
+	}
+}
