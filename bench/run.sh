@@ -1,25 +1,80 @@
 #!/usr/bin/env bash
-# Runs protolab's benchmarks and prints each one beside its reference from the
-# same run, as a ratio. Usage: bench/run.sh [count]   (default 5 runs each)
+# Runs protolab's benchmarks and prints each figure beside its reference
+# from the same run, as a ratio. Usage:
+#   bench/run.sh [foundation|decode|memory|flood|all] [runs]
+# foundation: start → four protocols verified, and the ws probe vs plain gorilla
+# decode:     1 M generated packets through protolab --read vs tshark
+# memory:     10 M packets replayed with the default ring sizes: peak RSS
+# flood:      a ws message flood on lo with live capture: drops and decode lag (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-count=${1:-5}
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+what=${1:-all}
+runs=${2:-5}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
-go test -run '^$' -bench 'BenchmarkStartToVerified' -benchtime 20x -count "$count" ./lab/headless/ | tee -a "$out"
-go test -run '^$' -bench 'BenchmarkWSRoundTrip' -benchtime 20000x -count "$count" ./lab/probe/ | tee -a "$out"
-
-# median ns/op of a sub-benchmark
+# median of the ns/op column of a sub-benchmark in $1
 median() {
-  grep -E "^Benchmark$1-[0-9]+ " "$out" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  grep -E "^Benchmark$2-[0-9]+ " "$1" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ms() { awk -v n="$1" 'BEGIN { printf "%.1f", n / 1e6 }'; }
 
-echo
-start=$(median 'StartToVerified/protolab'); bare=$(median 'StartToVerified/bare')
-printf 'start → four protocols verified (embedded): %.1f ms  (bare servers + probes %.1f ms, ratio %s; target ≤ 1000 ms)\n' \
-  "$(awk -v n="$start" 'BEGIN{print n/1e6}')" "$(awk -v n="$bare" 'BEGIN{print n/1e6}')" "$(ratio "$start" "$bare")"
-probe=$(median 'WSRoundTrip/probe'); gor=$(median 'WSRoundTrip/gorilla')
-printf 'ws echo round trip: probe %.1f µs vs minimal gorilla loop %.1f µs: ratio %s (target ≤ 1.10)\n' \
-  "$(awk -v n="$probe" 'BEGIN{print n/1e3}')" "$(awk -v n="$gor" 'BEGIN{print n/1e3}')" "$(ratio "$probe" "$gor")"
+foundation() {
+  local out=$tmp/foundation
+  go test -run '^$' -bench 'BenchmarkStartToVerified' -benchtime 20x -count "$runs" ./lab/headless/ >>"$out"
+  go test -run '^$' -bench 'BenchmarkWSRoundTrip' -benchtime 20000x -count "$runs" ./lab/probe/ >>"$out"
+  local start bare probe gor
+  start=$(median "$out" 'StartToVerified/protolab'); bare=$(median "$out" 'StartToVerified/bare')
+  printf 'start → four protocols verified (embedded): %s ms (bare servers + probes %s ms, ratio %s; target ≤ 1000 ms)\n' \
+    "$(ms "$start")" "$(ms "$bare")" "$(ratio "$start" "$bare")"
+  probe=$(median "$out" 'WSRoundTrip/probe'); gor=$(median "$out" 'WSRoundTrip/gorilla')
+  printf 'ws echo round trip: probe %s µs vs minimal gorilla loop %s µs: ratio %s (target ≤ 1.10)\n' \
+    "$(awk -v n="$probe" 'BEGIN{printf "%.1f", n/1e3}')" "$(awk -v n="$gor" 'BEGIN{printf "%.1f", n/1e3}')" "$(ratio "$probe" "$gor")"
+}
+
+build() {
+  [ -x "$tmp/protolab-tui" ] || go build -o "$tmp/protolab-tui" ./cmd/protolab-tui
+}
+
+decode() {
+  build
+  command -v tshark >/dev/null || { echo "decode: tshark is not installed (apt-get install tshark)"; return; }
+  go run ./bench/pcapgen -packets 1000000 -o "$tmp/1m.pcapng"
+  local t0 t1 t2 ours theirs
+  t0=$(date +%s.%N)
+  "$tmp/protolab-tui" --read "$tmp/1m.pcapng" >"$tmp/decode.txt"
+  t1=$(date +%s.%N)
+  tshark -r "$tmp/1m.pcapng" -T fields -e frame.number >/dev/null 2>&1
+  t2=$(date +%s.%N)
+  ours=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}'); theirs=$(awk -v a="$t1" -v b="$t2" 'BEGIN{print b-a}')
+  head -1 "$tmp/decode.txt"
+  printf 'decode 1 M packets: protolab %.2f s (%.0f packets/s), tshark -T fields -e frame.number %.2f s (%.0f packets/s): protolab is %s× faster (target ≥ 20×)\n' \
+    "$ours" "$(awk -v t="$ours" 'BEGIN{print 1e6/t}')" "$theirs" "$(awk -v t="$theirs" 'BEGIN{print 1e6/t}')" "$(ratio "$theirs" "$ours")"
+}
+
+memory() {
+  build
+  command -v /usr/bin/time >/dev/null || { echo "memory: GNU time is not installed (apt-get install time)"; return; }
+  go run ./bench/pcapgen -packets 10000000 -o "$tmp/10m.pcapng"
+  /usr/bin/time -v "$tmp/protolab-tui" --read "$tmp/10m.pcapng" >"$tmp/mem.txt" 2>"$tmp/mem.err"
+  rm -f "$tmp/10m.pcapng"
+  head -1 "$tmp/mem.txt"
+  printf 'replay 10 M packets, default rings: peak RSS %s MB (target ≤ 200 MB)\n' \
+    "$(awk '/Maximum resident/ {printf "%.0f", $6/1024}' "$tmp/mem.err")"
+}
+
+flood() {
+  if [ "$(id -u)" -ne 0 ]; then echo "flood: live capture needs root"; return; fi
+  go test -run '^$' -bench 'BenchmarkLiveFlood' -benchtime 3x -count "$runs" ./lab/capture/ | grep Benchmark | tee "$tmp/flood"
+  awk '/captured/ {d+=$5; l+=$9; n++} END {printf "ws flood with live capture: %.0f drops per 20000-message flood, decode lag %.1f ms after the last echo\n", d/n, l/n}' "$tmp/flood"
+}
+
+case $what in
+  foundation) foundation ;;
+  decode) decode ;;
+  memory) memory ;;
+  flood) flood ;;
+  all) foundation; decode; memory; flood ;;
+  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|all] [runs]" >&2; exit 2 ;;
+esac

@@ -426,3 +426,49 @@ func TestHeadlessUnprivileged(t *testing.T) {
 		}
 	})
 }
+
+func TestReadReplaysAnExport(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := t.TempDir()
+	pcap := filepath.Join(dir, "lab.pcapng")
+	// Fixed ports, so --read can be given the same port map.
+	ports := []string{"--http-port", "0", "--https-port", "0", "--ws-port", "0", "--wss-port", "0"}
+	rep := report(t, command(t, append([]string{"--headless", "--json", "--count", "12", "--pcap", pcap}, ports...)...))
+	// Read with the ports the run used: each protocol's "addr" in the report.
+	var args []string
+	protocols, _ := rep["protocols"].(map[string]any)
+	for p, v := range protocols {
+		addr, _ := v.(map[string]any)["addr"].(string)
+		_, port, _ := net.SplitHostPort(addr)
+		args = append(args, "--"+p+"-port", port)
+	}
+	out, err := command(t, append([]string{"--read", pcap, "--json"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("--read: %v", err)
+	}
+	var replay struct {
+		Packets   float64                   `json:"packets"`
+		Protocols map[string]map[string]any `json:"protocols"`
+	}
+	if err := json.Unmarshal(out, &replay); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	live := wireMessages(t, rep)
+	for p, n := range live {
+		if got := replay.Protocols[p]["messages"]; got != n {
+			t.Errorf("%s: replay counts %v messages, the live capture %v", p, got, n)
+		}
+	}
+
+	// A capture cut short: what was read is shown, and the error says where.
+	data, _ := os.ReadFile(pcap)
+	cut := filepath.Join(dir, "cut.pcapng")
+	os.WriteFile(cut, data[:len(data)*2/3], 0o600)
+	cmd := command(t, append([]string{"--read", cut}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if exitCode(err) != 1 || !strings.Contains(stderr.String(), "stopped after") || !strings.Contains(stdout.String(), "protocol") {
+		t.Errorf("truncated file: exit %d\nstdout %s\nstderr %s", exitCode(err), stdout.String(), stderr.String())
+	}
+}

@@ -17,9 +17,11 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/afpacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
@@ -58,22 +60,37 @@ type dropCounter interface{ KernelDrops() uint64 }
 // SnapLen is the most bytes kept of a packet.
 const SnapLen = 262144
 
-// Live captures on a network interface of this host.
+// Live captures on a network interface of this host through an AF_PACKET
+// TPACKET_V3 ring (gopacket's pure-Go afpacket): the kernel fills a shared
+// ring, so bursts are absorbed without a system call per packet.
 type Live struct {
-	h     *pcapgo.EthernetHandle
-	iface string
-	mu    sync.Mutex
-	drops uint64
+	h      *afpacket.TPacket
+	iface  string
+	mu     sync.Mutex // held while reading, so Close never unmaps the ring under a reader
+	closed atomic.Bool
+	drops  uint64
 }
+
+// Ring geometry: 32 blocks of 1 MiB; a block goes to the reader when full or
+// after 10 ms, so a quiet link still shows packets promptly.
+const (
+	ringBlock   = 1 << 20
+	ringBlocks  = 32
+	ringTimeout = 10 * time.Millisecond
+	pollTimeout = 100 * time.Millisecond
+)
 
 // OpenLive opens AF_PACKET capture on iface for TCP to or from ports. On the
 // loopback interface the outgoing copy of each packet is filtered out. It
 // fails with ErrNoPrivilege when the process may not capture.
 func OpenLive(iface string, ports []int) (*Live, error) {
-	if !CanCapture() { // pcapgo does not wrap the socket error: ask first
+	if !CanCapture() {
 		return nil, fmt.Errorf("capturing on %s: %w", iface, ErrNoPrivilege)
 	}
-	h, err := pcapgo.NewEthernetHandle(iface)
+	h, err := afpacket.NewTPacket(afpacket.OptInterface(iface), afpacket.OptFrameSize(1<<16),
+		afpacket.OptBlockSize(ringBlock), afpacket.OptNumBlocks(ringBlocks),
+		afpacket.OptBlockTimeout(ringTimeout), afpacket.OptPollTimeout(pollTimeout),
+		afpacket.TPacketVersion3)
 	if err != nil {
 		if isPermission(err) {
 			return nil, fmt.Errorf("capturing on %s: %w", iface, ErrNoPrivilege)
@@ -83,9 +100,6 @@ func OpenLive(iface string, ports []int) (*Live, error) {
 	filter, err := Filter(ports, SnapLen, iface == "lo")
 	if err == nil {
 		err = h.SetBPF(filter)
-	}
-	if err == nil {
-		err = h.SetCaptureLength(SnapLen)
 	}
 	if err != nil {
 		h.Close()
@@ -98,33 +112,54 @@ func OpenLive(iface string, ports []int) (*Live, error) {
 // (lo included).
 func (l *Live) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
 
-// ReadPacketData implements Source; the data is a fresh copy.
+// ReadPacketData implements Source; the data is a fresh copy. It returns
+// io.EOF once the source is closed.
 func (l *Live) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
-	return l.h.ReadPacketData()
+	for {
+		l.mu.Lock()
+		if l.closed.Load() {
+			l.mu.Unlock()
+			return nil, gopacket.CaptureInfo{}, io.EOF
+		}
+		data, ci, err := l.h.ReadPacketData()
+		l.mu.Unlock()
+		if errors.Is(err, afpacket.ErrTimeout) {
+			continue
+		}
+		return data, ci, err
+	}
 }
 
-// Close implements Source.
+// Close implements Source: a blocked reader returns within the poll timeout.
 func (l *Live) Close() error {
+	l.closed.Store(true)
 	l.mu.Lock()
-	if st, err := l.h.Stats(); err == nil {
-		l.drops += uint64(st.Drops)
-	}
-	l.mu.Unlock()
-	return l.h.Close()
+	defer l.mu.Unlock()
+	l.drops = l.kernelDrops()
+	l.h.Close()
+	return nil
 }
 
 // Describe implements Source.
 func (l *Live) Describe() string { return "AF_PACKET on " + l.iface }
 
-// KernelDrops is how many packets the kernel dropped because the reader
-// was too slow (read and reset on each call, so it accumulates here).
+// KernelDrops is how many packets the kernel dropped because the ring was
+// full.
 func (l *Live) KernelDrops() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if st, err := l.h.Stats(); err == nil {
-		l.drops += uint64(st.Drops)
+	if l.closed.Load() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.drops
 	}
-	return l.drops
+	return l.kernelDrops()
+}
+
+func (l *Live) kernelDrops() uint64 {
+	_, v3, err := l.h.SocketStats()
+	if err != nil {
+		return l.drops
+	}
+	return uint64(v3.Drops())
 }
 
 // reader is a pcap or pcapng reader.

@@ -15,8 +15,9 @@ import (
 // into records in a Store. It is not safe for concurrent use: one goroutine
 // feeds it.
 type Decoder struct {
-	ports map[uint16]proto.Protocol
-	keys  *KeyLog
+	ports   map[uint16]proto.Protocol
+	portIdx *[1 << 16]uint8 // port → 1 + index in proto.All, 0 for none (no map lookup per packet)
+	keys    *KeyLog
 	store *Store
 
 	linkType layers.LinkType
@@ -53,6 +54,14 @@ const maxFlows = 1 << 16
 func NewDecoder(linkType layers.LinkType, ports map[uint16]proto.Protocol, keys *KeyLog, store *Store) (*Decoder, error) {
 	d := &Decoder{ports: ports, keys: keys, store: store, linkType: linkType,
 		flows: make(map[flowKey]*flowState), waiting: make(map[*tlsConn]*flowState)}
+	d.portIdx = new([1 << 16]uint8)
+	for port, p := range ports {
+		for i, q := range proto.All {
+			if p == q {
+				d.portIdx[port] = uint8(i + 1)
+			}
+		}
+	}
 	var first gopacket.LayerType
 	switch linkType {
 	case layers.LinkTypeEthernet:
@@ -121,9 +130,10 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	var key flowKey
 	var dir Dir
 	var p proto.Protocol
-	if pp, ok := d.ports[dp]; ok {
-		key, dir, p = flowKey{netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp)}, ClientToServer, pp
-	} else if pp, ok := d.ports[sp]; ok {
+	if i := d.portIdx[dp]; i != 0 {
+		key, dir, p = flowKey{netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp)}, ClientToServer, proto.All[i-1]
+	} else if i := d.portIdx[sp]; i != 0 {
+		pp := proto.All[i-1]
 		key, dir, p = flowKey{netip.AddrPortFrom(dst, dp), netip.AddrPortFrom(src, sp)}, ServerToClient, pp
 	} else {
 		d.Ignored++
@@ -180,19 +190,17 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	if tcp.ACK {
 		ack = rel(tcp.Ack, f.half[1-dir].isn)
 	}
-	d.store.add(p, func(r *Record) {
-		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Layer = t, p, f.flow, dir, KindPacket, "tcp"
-		r.Len, r.Payload = length, len(payload)
-		r.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq, tcp.SYN)), Ack: ack, Flags: flags, Window: window, Retrans: retrans}
-		r.Data = append(r.Data[:0], payload[:min(len(payload), PreviewBytes)]...)
-	})
-	d.store.count(p, func(c *Counters) {
-		c.Packets++
-		c.Bytes += uint64(length)
-		if retrans {
-			c.Retransmits++
-		}
-	})
+	rec, c, unlock := d.store.slot(p)
+	rec.Time, rec.Protocol, rec.Flow, rec.Dir, rec.Kind, rec.Layer = t, p, f.flow, dir, KindPacket, "tcp"
+	rec.Len, rec.Payload = length, len(payload)
+	rec.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq, tcp.SYN)), Ack: ack, Flags: flags, Window: window, Retrans: retrans}
+	rec.Data = append(rec.Data, payload[:min(len(payload), PreviewBytes)]...)
+	c.Packets++
+	c.Bytes += uint64(length)
+	if retrans {
+		c.Retransmits++
+	}
+	unlock()
 	if err != nil {
 		f.failure(dir, t, fmt.Errorf("packet partly decoded: %w", err))
 	}

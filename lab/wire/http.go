@@ -174,40 +174,41 @@ func (p *httpParser) checkStart() error {
 }
 
 func parseHTTPHeader(block []byte, request bool) (*HTTPMessage, error) {
-	lines := strings.Split(string(block), "\r\n")
 	m := &HTTPMessage{Request: request}
-	start := lines[0]
+	line, rest, _ := bytes.Cut(block, []byte("\r\n"))
+	start := string(line)
 	if request {
-		parts := strings.SplitN(start, " ", 3)
-		if len(parts) != 3 || !strings.HasPrefix(parts[2], "HTTP/1.") || parts[0] == "" {
-			return nil, fmt.Errorf("%w: bad request line %q", errHTTP, textPreview([]byte(start), 80))
+		method, r, ok1 := strings.Cut(start, " ")
+		target, version, ok2 := strings.Cut(r, " ")
+		if !ok1 || !ok2 || !strings.HasPrefix(version, "HTTP/1.") || method == "" {
+			return nil, fmt.Errorf("%w: bad request line %q", errHTTP, textPreview(line, 80))
 		}
-		for _, c := range parts[0] {
-			if c < 'A' || c > 'Z' {
-				return nil, fmt.Errorf("%w: bad method %q", errHTTP, textPreview([]byte(parts[0]), 20))
+		for i := 0; i < len(method); i++ {
+			if c := method[i]; c < 'A' || c > 'Z' {
+				return nil, fmt.Errorf("%w: bad method %q", errHTTP, textPreview([]byte(method), 20))
 			}
 		}
-		m.Method, m.Target, m.Version = parts[0], parts[1], parts[2]
+		m.Method, m.Target, m.Version = method, target, version
 	} else {
-		parts := strings.SplitN(start, " ", 3)
-		if len(parts) < 2 || !strings.HasPrefix(parts[0], "HTTP/1.") {
-			return nil, fmt.Errorf("%w: bad status line %q", errHTTP, textPreview([]byte(start), 80))
+		version, r, ok := strings.Cut(start, " ")
+		code, reason, _ := strings.Cut(r, " ")
+		if !ok || !strings.HasPrefix(version, "HTTP/1.") {
+			return nil, fmt.Errorf("%w: bad status line %q", errHTTP, textPreview(line, 80))
 		}
-		code, err := strconv.Atoi(parts[1])
-		if err != nil || code < 100 || code > 999 {
-			return nil, fmt.Errorf("%w: bad status code %q", errHTTP, textPreview([]byte(parts[1]), 10))
+		n, err := strconv.Atoi(code)
+		if err != nil || n < 100 || n > 999 {
+			return nil, fmt.Errorf("%w: bad status code %q", errHTTP, textPreview([]byte(code), 10))
 		}
-		m.Version, m.Status = parts[0], code
-		if len(parts) == 3 {
-			m.Reason = parts[2]
-		}
+		m.Version, m.Status, m.Reason = version, n, reason
 	}
-	for _, line := range lines[1:] {
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || name == "" || strings.ContainsAny(name, " \t") {
-			return nil, fmt.Errorf("%w: bad header line %q", errHTTP, textPreview([]byte(line), 80))
+	m.Headers = make([]Field, 0, bytes.Count(rest, []byte("\n"))+1)
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
+			return nil, fmt.Errorf("%w: bad header line %q", errHTTP, textPreview(line, 80))
 		}
-		m.Headers = append(m.Headers, Field{Name: name, Value: strings.TrimSpace(value)})
+		m.Headers = append(m.Headers, Field{Name: string(name), Value: string(bytes.TrimSpace(value))})
 	}
 	return m, nil
 }

@@ -170,6 +170,8 @@ type trafficKeys struct {
 	aead   cipher.AEAD
 	iv     []byte
 	seq    uint64
+	nonce  [12]byte
+	plain  []byte // reused: callers copy what they keep
 }
 
 func newTrafficKeys(suite uint16, secret []byte) (*trafficKeys, error) {
@@ -211,14 +213,16 @@ func (t *trafficKeys) next() (*trafficKeys, error) {
 }
 
 // open decrypts one TLS 1.3 record and returns the inner content type and
-// the plaintext (padding removed).
+// the plaintext (padding removed). The plaintext is valid until the next
+// open: the decoder copies what it keeps.
 func (t *trafficKeys) open(header, body []byte) (byte, []byte, error) {
-	nonce := make([]byte, 12)
+	nonce := t.nonce[:]
 	copy(nonce, t.iv)
 	for i := 0; i < 8; i++ {
 		nonce[4+i] ^= byte(t.seq >> (56 - 8*i))
 	}
-	plain, err := t.aead.Open(nil, nonce, body, header)
+	plain, err := t.aead.Open(t.plain[:0], nonce, body, header)
+	t.plain = plain
 	if err != nil {
 		return 0, nil, fmt.Errorf("record %d does not decrypt with the logged key: %w", t.seq, err)
 	}

@@ -108,11 +108,20 @@ func NewStore(size int) *Store {
 // add appends a record built by fill, reusing an old slot's preview buffer.
 // The caller holds no lock.
 func (s *Store) add(p proto.Protocol, fill func(r *Record)) {
+	r, _, unlock := s.slot(p)
+	fill(r)
+	unlock()
+}
+
+// slot locks the store and returns the next record of p (cleared, its
+// preview buffer kept for reuse) and p's counters; the caller fills both
+// and calls unlock. One lock per packet, no closure.
+func (s *Store) slot(p proto.Protocol) (*Record, *Counters, func()) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rg, ok := s.rings[p]
 	if !ok {
-		return
+		s.mu.Unlock()
+		return &Record{}, &Counters{}, func() {}
 	}
 	r, evicted := rg.slot()
 	if evicted {
@@ -127,8 +136,8 @@ func (s *Store) add(p proto.Protocol, fill func(r *Record)) {
 	*r = Record{Data: data}
 	s.nextID++
 	r.ID = s.nextID
-	fill(r)
 	s.version++
+	return r, s.counters[p], s.mu.Unlock
 }
 
 // count updates a protocol's counters under the store's lock.

@@ -74,15 +74,15 @@ func (t *tlsConn) encrypted(dir Dir) bool { return t.tls13 && t.epoch[dir] > 0 }
 
 func (t *tlsConn) record(dir Dir, at time.Time, hdr [5]byte, rec TLSRecord) {
 	if rec.Type == tlsApplicationData && t.encrypted(dir) && !t.noKeys[dir] {
-		body := append([]byte(nil), rec.Body...)
 		if len(t.queue) > 0 || !t.ready(dir) {
 			if len(t.queue) >= maxQueued {
 				t.flushQueue(at, "the key log never got this connection's secrets")
 			}
+			body := append([]byte(nil), rec.Body...) // held past this call
 			t.queue = append(t.queue, queuedRecord{dir: dir, t: at, header: hdr, body: body})
 			return
 		}
-		t.decrypt(dir, at, hdr, body)
+		t.decrypt(dir, at, hdr, rec.Body)
 		return
 	}
 	t.plain(dir, at, rec)
