@@ -18,7 +18,7 @@ type Decoder struct {
 	ports   map[uint16]proto.Protocol
 	portIdx *[1 << 16]uint8 // port → 1 + index in proto.All, 0 for none (no map lookup per packet)
 	keys    *KeyLog
-	store *Store
+	store   *Store
 
 	linkType layers.LinkType
 	parser   *gopacket.DecodingLayerParser
