@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/local"
@@ -337,5 +341,92 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 	}
 	if states != 4 {
 		t.Errorf("read %d state events after the fact, want 4", states)
+	}
+}
+
+func TestCaptureThroughTheLab(t *testing.T) {
+	testenv.NeedRoot(t)
+	state := t.TempDir()
+	l := newLab(t, lab.Config{StateDir: state, Capture: lab.CaptureConfig{Mode: "on"}})
+	defer l.Close()
+	ctx := context.Background()
+	if err := wait(t, l.StartCapture(ctx)); err == nil {
+		t.Error("capture started before any port was known")
+	}
+	for _, j := range []func(context.Context) *lab.Job{l.Up, l.Deploy, l.StartCapture} {
+		if err := wait(t, j(ctx)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if on, mode := l.Capturing(); !on || mode != capture.ModeLive {
+		t.Fatalf("capturing %v %s", on, mode)
+	}
+	if err := wait(t, l.Probe(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SyncCapture(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep := l.Report()
+	if rep.Capture == nil || rep.Capture.Mode != capture.ModeLive {
+		t.Fatalf("report capture %+v", rep.Capture)
+	}
+	for p, r := range rep.Protocols {
+		if r.Wire == nil || r.Wire.Messages != 2*20+2 {
+			t.Errorf("%s wire %+v", p, r.Wire)
+		}
+	}
+	if err := wait(t, l.StopCapture()); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "after-stop.pcapng")
+	if err := wait(t, l.Export(out)); err != nil {
+		t.Fatalf("export after stop: %v", err)
+	}
+	keys, _ := filepath.Glob(filepath.Join(state, "keys", "*.keys"))
+	if len(keys) != 1 {
+		t.Fatalf("key logs: %v", keys)
+	}
+	for _, f := range []string{keys[0], out} {
+		st, err := os.Stat(f)
+		if err != nil || st.Mode().Perm() != 0o600 || st.Size() == 0 {
+			t.Errorf("%s: %v %v, want a non-empty 0600 file", f, st, err)
+		}
+	}
+}
+
+func TestStreamThroughTheRunner(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommand(t, "tcpdump")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := capture.OpenStream(ctx, lab.CaptureRunner(lab.LocalRunner{}), capture.TcpdumpArgs("lo", []int{port}), "tcpdump through the local runner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	go func() {
+		for {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	data, _, err := s.ReadPacketData()
+	if err != nil || len(data) < 40 {
+		t.Fatalf("read %d bytes: %v", len(data), err)
 	}
 }

@@ -432,11 +432,12 @@ func (s *Stream) Describe() string { return s.desc }
 // TcpdumpArgs is the tcpdump command line that streams the lab's ports as
 // pcap on standard output: each packet as soon as it is seen
 // (--immediate-mode: no kernel buffer timeout; -U: no output buffering),
-// with a 16 MiB kernel buffer (-B): with whole-packet snapshots the default
-// 2 MiB ring holds only a few loopback-sized frames and drops bursts.
+// with a 64 MiB kernel buffer (-B): with whole-packet snapshots the ring's
+// frames are as large as the snapshot, and the default 2 MiB (or even 16 MiB
+// on "any") holds too few of them and drops bursts.
 // iface "any" captures every interface.
 func TcpdumpArgs(iface string, ports []int) []string {
-	argv := []string{"tcpdump", "-i", iface, "--immediate-mode", "-B", "16384", "-U", "-n", "-s", "0", "-w", "-"}
+	argv := []string{"tcpdump", "-i", iface, "--immediate-mode", "-B", "65536", "-U", "-n", "-s", "0", "-w", "-"}
 	var expr []string
 	for i, p := range ports {
 		if i > 0 {
