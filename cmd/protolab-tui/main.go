@@ -203,9 +203,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 
 	if !o.headless {
-		if err := ui.Run(ctx, l); err != nil {
+		defer l.Close()
+		err := ui.Run(ctx, l, true)
+		if l.InProcess() && l.Snapshot().State != lab.Down {
+			// The embedded lab lives in this process: it ends with it, cleanly.
+			tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = l.Teardown(tctx).Wait(tctx)
+			cancel()
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "protolab-tui:", err)
-			return exitUsage
+			return exitFailed
 		}
 		return exitOK
 	}

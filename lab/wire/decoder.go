@@ -329,7 +329,9 @@ const maxClosed = 4096
 func (d *Decoder) retire(key flowKey, f *flowState) {
 	f.closed = true
 	f.conv = nil
-	f.half = [2]tcpHalf{}
+	for i := range f.half { // keep the sequence bases: the last ACKs still show relative numbers
+		f.half[i].ooo, f.half[i].oooSize = nil, 0
+	}
 	if len(d.closed) == maxClosed {
 		old := d.closed[d.closedAt]
 		if of, ok := d.flows[old]; ok && of.closed {

@@ -79,7 +79,9 @@ type Field struct {
 
 // Record is one packet or one application message, decoded.
 type Record struct {
-	ID       uint64         `json:"id"`
+	ID uint64 `json:"id"`
+	// Seq numbers the records of one protocol: 0, 1, 2… in the order added.
+	Seq      uint64         `json:"seq"`
 	Time     time.Time      `json:"time"`
 	Protocol proto.Protocol `json:"protocol"`
 	Flow     Flow           `json:"flow"`

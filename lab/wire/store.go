@@ -62,8 +62,9 @@ func (c Counters) Summarize() Summary {
 // ring is a fixed-size circular buffer of records; slots are reused.
 type ring struct {
 	recs  []Record
-	start int // index of the oldest record
-	n     int
+	start int    // index of the oldest record
+	n     int    // records held
+	added uint64 // records ever added: the next record's Seq
 }
 
 func (r *ring) slot() (*Record, bool) {
@@ -133,7 +134,8 @@ func (s *Store) slot(p proto.Protocol) (*Record, *Counters, func()) {
 	if r.Kind == KindPacket && r.lazy == nil {
 		data = r.Data[:0]
 	}
-	*r = Record{Data: data}
+	*r = Record{Data: data, Seq: rg.added}
+	rg.added++
 	s.nextID++
 	r.ID = s.nextID
 	s.version++
@@ -192,6 +194,55 @@ func (s *Store) Records(p proto.Protocol, from, n int) []Record {
 		r := rg.at(from + i)
 		out[i] = *r
 		out[i].Data = append([]byte(nil), r.Data...)
+	}
+	return out
+}
+
+// Span returns the Seq of the oldest record of p still held and the Seq the
+// next one will get: the ring holds [first, next).
+func (s *Store) Span(p proto.Protocol) (first, next uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rg, ok := s.rings[p]
+	if !ok {
+		return 0, 0
+	}
+	return rg.added - uint64(rg.n), rg.added
+}
+
+// Window copies up to n records of p from sequence number from on (clamped
+// to what the ring still holds). Its cost follows n, not the ring's size.
+func (s *Store) Window(p proto.Protocol, from uint64, n int) []Record {
+	first, next := s.Span(p)
+	if from < first {
+		from = first
+	}
+	if from >= next {
+		return nil
+	}
+	return s.Records(p, int(from-first), n)
+}
+
+// Matching copies the records of p for which keep is true, oldest first
+// (a scan of the ring: bounded by its size).
+func (s *Store) Matching(p proto.Protocol, keep func(*Record) bool) []Record {
+	s.mu.Lock()
+	rg, ok := s.rings[p]
+	if !ok {
+		s.mu.Unlock()
+		return nil
+	}
+	held := make([]Record, rg.n)
+	for i := range rg.n {
+		held[i] = *rg.at(i)
+		held[i].Data = append([]byte(nil), held[i].Data...)
+	}
+	s.mu.Unlock()
+	out := held[:0]
+	for i := range held {
+		if keep(&held[i]) {
+			out = append(out, held[i])
+		}
 	}
 	return out
 }

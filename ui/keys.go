@@ -1,0 +1,58 @@
+package ui
+
+import "github.com/charmbracelet/bubbles/key"
+
+// keyMap is every key the explorer answers to; the help view lists them.
+type keyMap struct {
+	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export key.Binding
+	Filter, Proto1, Proto2, Proto3, Proto4, Next, Prev, Debug       key.Binding
+	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
+}
+
+func newKeyMap() keyMap {
+	b := func(keys []string, k, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(k, desc))
+	}
+	return keyMap{
+		Provision: b([]string{"p"}, "p", "provision / bring the lab up"),
+		Redeploy:  b([]string{"r"}, "r", "redeploy the apps"),
+		SendWS:    b([]string{"s"}, "s", "send a message over ws"),
+		SendWSS:   b([]string{"w"}, "w", "send a message over wss"),
+		Teardown:  b([]string{"t"}, "t", "tear down (asks)"),
+		Capture:   b([]string{"c"}, "c", "capture on/off"),
+		Export:    b([]string{"e"}, "e", "export pcapng"),
+		Filter:    b([]string{"/"}, "/", "filter packets"),
+		Proto1:    b([]string{"1"}, "1", "http"),
+		Proto2:    b([]string{"2"}, "2", "https"),
+		Proto3:    b([]string{"3"}, "3", "ws"),
+		Proto4:    b([]string{"4"}, "4", "wss"),
+		Next:      b([]string{"tab"}, "tab", "next pane"),
+		Prev:      b([]string{"shift+tab"}, "shift+tab", "previous pane"),
+		Debug:     b([]string{"x"}, "x", "debugging pane (commands on the lab host)"),
+		Up:        b([]string{"up", "k"}, "↑/k", "up"),
+		Down:      b([]string{"down", "j"}, "↓/j", "down"),
+		PageUp:    b([]string{"pgup"}, "pgup", "page up"),
+		PageDown:  b([]string{"pgdown"}, "pgdn", "page down"),
+		Top:       b([]string{"home", "g"}, "home/g", "oldest"),
+		Bottom:    b([]string{"end", "G"}, "end/G", "newest (follow)"),
+		Enter:     b([]string{"enter"}, "enter", "packet details"),
+		Back:      b([]string{"esc"}, "esc", "close / cancel"),
+		Help:      b([]string{"?"}, "?", "help"),
+		Quit:      b([]string{"q", "ctrl+c"}, "q", "quit"),
+	}
+}
+
+// ShortHelp implements help.KeyMap.
+func (k keyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Provision, k.SendWS, k.SendWSS, k.Teardown, k.Capture, k.Export, k.Filter, k.Next, k.Help, k.Quit}
+}
+
+// FullHelp implements help.KeyMap.
+func (k keyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.Teardown, k.Capture, k.Export},
+		{k.Filter, k.Proto1, k.Proto2, k.Proto3, k.Proto4, k.Next, k.Prev, k.Debug},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter},
+		{k.Back, k.Help, k.Quit},
+	}
+}

@@ -1,0 +1,823 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/spinner"
+	"github.com/charmbracelet/bubbles/table"
+	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/bubbles/viewport"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
+)
+
+// Lab is what the explorer needs of a lab. *lab.Lab implements it; the
+// explorer calls it only from tea.Cmds.
+type Lab interface {
+	Up(ctx context.Context) *lab.Job
+	Deploy(ctx context.Context) *lab.Job
+	Redeploy(ctx context.Context) *lab.Job
+	Teardown(ctx context.Context) *lab.Job
+	StartCapture(ctx context.Context) *lab.Job
+	StopCapture() *lab.Job
+	Export(path string) *lab.Job
+	Send(ctx context.Context, p proto.Protocol, text string) *lab.Job
+	CaptureStats() capture.Stats
+	Wire() *wire.Store
+	Provider() lab.Provider
+	InProcess() bool
+}
+
+// Options describe the lab to the explorer.
+type Options struct {
+	Name        string
+	Provider    string
+	StateDir    string
+	Fingerprint string // the lab CA's SHA-256 fingerprint
+	CaptureMode string // "auto", "on", "off"
+	// AutoStart brings the lab up when the explorer opens.
+	AutoStart bool
+	// Now is the clock (tests fix it).
+	Now func() time.Time
+}
+
+// Minimum terminal size.
+const minWidth, minHeight = 80, 24
+
+// Panes that take focus.
+const (
+	paneHost = iota
+	paneApps
+	panePackets
+	numPanes
+)
+
+// Input prompts.
+type inputKind int
+
+const (
+	inputNone inputKind = iota
+	inputSendWS
+	inputSendWSS
+	inputExport
+	inputFilter
+	inputDebug
+)
+
+// Confirmations.
+type confirmKind int
+
+const (
+	confirmNone confirmKind = iota
+	confirmTeardown
+	confirmQuit
+)
+
+// Messages.
+type (
+	eventsMsg   []lab.Event
+	eventsEnded struct{}
+	tickMsg     time.Time
+	jobMsg      struct {
+		op   string
+		err  error
+		quit bool
+	}
+	statsMsg  capture.Stats
+	debugMsg  struct{ cmd, out string }
+	refetch   struct{}
+	eventWait <-chan lab.Event
+)
+
+// Model is the explorer: lab state mirrored from events, the panes, and the
+// prompts. It does no I/O: everything that waits or reads runs in a tea.Cmd.
+type Model struct {
+	lab    Lab
+	events <-chan lab.Event
+	opt    Options
+
+	width, height int
+	keys          keyMap
+	st            styles
+	help          help.Model
+	spin          spinner.Model
+
+	state     lab.State
+	reason    string
+	upSince   time.Time
+	host      lab.HostInfo
+	apps      map[string]lab.AppStatus
+	appLogs   map[string][]string
+	capturing bool
+	capture   capture.Stats
+	logLine   string
+	errBox    string
+
+	focus   int
+	appsTbl table.Model
+	packets *packetsPane
+
+	input      textinput.Model
+	inputKind  inputKind
+	confirm    confirmKind
+	showHelp   bool
+	detail     *viewport.Model
+	debug      *viewport.Model
+	debugOut   string
+	busy       int // commands in flight
+	fetching   bool
+	lastFetchV uint64
+}
+
+// New builds the explorer for l; events is l's event stream.
+func New(l Lab, events <-chan lab.Event, opt Options) Model {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	st := newStyles()
+	keys := newKeyMap()
+	sp := spinner.New(spinner.WithSpinner(spinner.Dot))
+	ti := textinput.New()
+	ti.CharLimit = 4096
+	apps := table.New(table.WithStyles(st.table), table.WithColumns(appColumns(60)))
+	return Model{
+		lab: l, events: events, opt: opt, keys: keys, st: st, help: help.New(), spin: sp,
+		state: lab.Down, apps: map[string]lab.AppStatus{}, appLogs: map[string][]string{},
+		focus: panePackets, appsTbl: apps, packets: newPacketsPane(st, keys), input: ti,
+		logLine: "starting",
+	}
+}
+
+func appColumns(w int) []table.Column {
+	fixed := 5 + 8 + 7 + 9 + 2 + 6
+	ports := max(6, w-fixed-7) // one column of padding each
+	return []table.Column{{Title: "name", Width: 5}, {Title: "image", Width: 8}, {Title: "state", Width: 7},
+		{Title: "health", Width: 9}, {Title: "ports", Width: ports}, {Title: "rs", Width: 2}, {Title: "age", Width: 6}}
+}
+
+// Init implements tea.Model.
+func (m Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{waitEvents(m.events), m.spin.Tick, tick()}
+	if m.opt.AutoStart {
+		cmds = append(cmds, m.provision())
+	}
+	return tea.Batch(cmds...)
+}
+
+// waitEvents blocks (in a Cmd) for the next event and takes whatever else
+// is already queued, so a burst becomes one message.
+func waitEvents(ch <-chan lab.Event) tea.Cmd {
+	return func() tea.Msg {
+		e, ok := <-ch
+		if !ok {
+			return eventsEnded{}
+		}
+		batch := eventsMsg{e}
+		for len(batch) < 256 {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, e)
+			default:
+				return batch
+			}
+		}
+		return batch
+	}
+}
+
+// The packet view refreshes at most this often: faster arrivals are batched.
+const refresh = 100 * time.Millisecond
+
+func tick() tea.Cmd { return tea.Tick(refresh, func(t time.Time) tea.Msg { return tickMsg(t) }) }
+
+func (m Model) provision() tea.Cmd {
+	l, mode := m.lab, m.opt.CaptureMode
+	return func() tea.Msg {
+		ctx := context.Background()
+		for _, step := range []func(context.Context) *lab.Job{l.Up, l.Deploy} {
+			if err := step(ctx).Wait(ctx); err != nil {
+				return jobMsg{op: "provision", err: err}
+			}
+		}
+		if mode != "off" {
+			_ = l.StartCapture(ctx).Wait(ctx) // its event says how, or why not
+		}
+		return jobMsg{op: "provision"}
+	}
+}
+
+func job(op string, quit bool, run func(ctx context.Context) *lab.Job) tea.Cmd {
+	return func() tea.Msg {
+		ctx := context.Background()
+		return jobMsg{op: op, err: run(ctx).Wait(ctx), quit: quit}
+	}
+}
+
+func (m Model) fetch() tea.Cmd {
+	if m.width == 0 {
+		return nil
+	}
+	l := m.lab
+	return tea.Batch(fetchPackets(l.Wire(), m.packets.requests()), func() tea.Msg { return statsMsg(l.CaptureStats()) })
+}
+
+func (m Model) runDebug(line string) tea.Cmd {
+	l := m.lab
+	return func() tea.Msg {
+		argv := strings.Fields(line) // no shell: arguments are passed as they are
+		if len(argv) == 0 {
+			return debugMsg{cmd: line}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var out bytes.Buffer
+		err := l.Provider().Runner().Run(ctx, lab.Cmd{Argv: argv, Stdout: &out, Stderr: &out})
+		if err != nil {
+			fmt.Fprintf(&out, "\n[%v]", err)
+		}
+		return debugMsg{cmd: line, out: out.String()}
+	}
+}
+
+// Update implements tea.Model.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+		return m, m.fetch()
+	case eventsMsg:
+		for _, e := range msg {
+			m.apply(e)
+		}
+		m.layout()
+		return m, waitEvents(m.events)
+	case eventsEnded:
+		return m, nil
+	case tickMsg:
+		cmds := []tea.Cmd{tick()}
+		if !m.fetching {
+			m.fetching = true
+			cmds = append(cmds, m.fetch())
+		}
+		return m, tea.Batch(cmds...)
+	case packetsMsg:
+		m.fetching = false
+		m.packets.apply(msg)
+		return m, nil
+	case refetch:
+		return m, m.fetch()
+	case statsMsg:
+		m.capture = capture.Stats(msg)
+		return m, nil
+	case spinner.TickMsg:
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
+	case jobMsg:
+		m.busy = max(0, m.busy-1)
+		if msg.err != nil {
+			m.errBox = fmt.Sprintf("%s failed: %v", msg.op, msg.err)
+			m.logLine = m.errBox
+		}
+		if msg.quit {
+			return m, tea.Quit
+		}
+		return m, nil
+	case debugMsg:
+		m.debugOut += fmt.Sprintf("$ %s\n%s\n", msg.cmd, strings.TrimRight(msg.out, "\n"))
+		if m.debug != nil {
+			m.debug.SetContent(m.debugOut)
+			m.debug.GotoBottom()
+		}
+		return m, nil
+	case tea.MouseMsg:
+		return m.mouse(msg)
+	case tea.KeyMsg:
+		return m.key(msg)
+	}
+	return m, nil
+}
+
+// apply mirrors one lab event.
+func (m *Model) apply(e lab.Event) {
+	switch e := e.(type) {
+	case lab.StateEvent:
+		if m.state == lab.Down && e.To != lab.Down {
+			m.upSince = e.Time
+		}
+		m.state, m.reason = e.To, e.Reason
+		m.logLine = fmt.Sprintf("lab %s → %s", e.From, e.To)
+		if e.Reason != "" {
+			m.logLine += ": " + e.Reason
+		}
+	case lab.HostEvent:
+		m.host = e.Host
+	case lab.AppEvent:
+		m.apps[e.App.Name] = e.App
+	case lab.LogEvent:
+		logs := append(m.appLogs[e.Source], fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
+		if len(logs) > 50 {
+			logs = logs[len(logs)-50:]
+		}
+		m.appLogs[e.Source] = logs
+	case lab.ProgressEvent:
+		m.logLine = fmt.Sprintf("%s: %s", e.Op, e.Step)
+	case lab.ProbeEvent:
+		if e.Result.OK {
+			m.logLine = fmt.Sprintf("probe %s ok: setup %.2f ms, rtt p50 %.3f ms", e.Result.Protocol, e.Result.SetupMs, e.Result.RTTP50Ms)
+		} else {
+			m.logLine = fmt.Sprintf("probe %s failed: %s", e.Result.Protocol, e.Result.Error)
+		}
+	case lab.SendEvent:
+		if e.Error != "" {
+			m.errBox = fmt.Sprintf("send over %s failed: %s", e.Protocol, e.Error)
+			m.logLine = m.errBox
+		} else {
+			m.logLine = fmt.Sprintf("%s echo: %q in %.2f ms", e.Protocol, e.Reply, e.RTTMs)
+		}
+	case lab.ErrorEvent:
+		m.errBox = fmt.Sprintf("%s: %s", e.Op, e.Error)
+		m.logLine = m.errBox
+	case lab.CaptureEvent:
+		m.capturing = e.State == "on"
+		m.capture = e.Stats
+		m.logLine = "capture " + e.State
+		if e.Stats.Mode != "" && e.Stats.Mode != capture.ModeOff {
+			m.logLine += fmt.Sprintf(" (%s: %s)", e.Stats.Mode, e.Stats.Source)
+		}
+		if e.Note != "" {
+			m.logLine += ": " + e.Note
+		}
+	case lab.ExportEvent:
+		if e.Error != "" {
+			m.errBox = "export failed: " + e.Error
+			m.logLine = m.errBox
+		} else {
+			m.logLine = fmt.Sprintf("exported %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
+		}
+	}
+}
+
+func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
+	if msg.Action != tea.MouseActionPress {
+		return m, nil
+	}
+	switch msg.Button {
+	case tea.MouseButtonWheelUp, tea.MouseButtonWheelDown:
+		n := 3
+		if msg.Button == tea.MouseButtonWheelUp {
+			n = -3
+		}
+		switch {
+		case m.detail != nil:
+			if n < 0 {
+				m.detail.ScrollUp(-n)
+			} else {
+				m.detail.ScrollDown(n)
+			}
+		case m.debug != nil:
+			if n < 0 {
+				m.debug.ScrollUp(-n)
+			} else {
+				m.debug.ScrollDown(n)
+			}
+		case m.focus == panePackets:
+			m.packets.scroll(n)
+			return m, m.fetch()
+		case m.focus == paneApps:
+			if n < 0 {
+				m.appsTbl.MoveUp(-n)
+			} else {
+				m.appsTbl.MoveDown(n)
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if msg.String() == "ctrl+c" {
+		return m, tea.Quit
+	}
+	if m.inputKind != inputNone {
+		return m.inputKey(msg)
+	}
+	if m.confirm != confirmNone {
+		return m.confirmKey(msg)
+	}
+	if m.errBox != "" && (key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Enter)) {
+		m.errBox = ""
+		return m, nil
+	}
+	if m.showHelp {
+		if key.Matches(msg, m.keys.Help) || key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Quit) {
+			m.showHelp = false
+		}
+		return m, nil
+	}
+	if m.detail != nil {
+		switch {
+		case key.Matches(msg, m.keys.Back), key.Matches(msg, m.keys.Enter), key.Matches(msg, m.keys.Quit):
+			m.detail = nil
+		default:
+			var cmd tea.Cmd
+			*m.detail, cmd = m.detail.Update(msg)
+			return m, cmd
+		}
+		return m, nil
+	}
+	if m.debug != nil && key.Matches(msg, m.keys.Back) {
+		m.debug = nil
+		return m, nil
+	}
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
+		if m.state == lab.Down {
+			return m, tea.Quit
+		}
+		m.confirm = confirmQuit
+	case key.Matches(msg, k.Help):
+		m.showHelp = true
+	case key.Matches(msg, k.Provision):
+		m.busy++
+		return m, m.provision()
+	case key.Matches(msg, k.Redeploy):
+		m.busy++
+		return m, job("redeploy", false, m.lab.Redeploy)
+	case key.Matches(msg, k.SendWS):
+		return m.prompt(inputSendWS, "send over ws: ", "")
+	case key.Matches(msg, k.SendWSS):
+		return m.prompt(inputSendWSS, "send over wss: ", "")
+	case key.Matches(msg, k.Teardown):
+		m.confirm = confirmTeardown
+	case key.Matches(msg, k.Capture):
+		m.busy++
+		if m.capturing {
+			return m, job("capture off", false, func(context.Context) *lab.Job { return m.lab.StopCapture() })
+		}
+		return m, job("capture", false, m.lab.StartCapture)
+	case key.Matches(msg, k.Export):
+		def := filepath.Join(m.opt.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", m.opt.Name, m.opt.Now().Format("20060102-150405")))
+		return m.prompt(inputExport, "export pcapng to: ", def)
+	case key.Matches(msg, k.Filter):
+		return m.prompt(inputFilter, "filter (text, c>s, s>c, message, error; empty clears): ", m.packets.filter)
+	case key.Matches(msg, k.Proto1), key.Matches(msg, k.Proto2), key.Matches(msg, k.Proto3), key.Matches(msg, k.Proto4):
+		m.packets.focus = int(msg.String()[0] - '1')
+		m.focus = panePackets
+		return m, m.fetch()
+	case key.Matches(msg, k.Next):
+		m.focus = (m.focus + 1) % numPanes
+		m.layout()
+	case key.Matches(msg, k.Prev):
+		m.focus = (m.focus + numPanes - 1) % numPanes
+		m.layout()
+	case key.Matches(msg, k.Debug):
+		if m.debug == nil {
+			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-4))
+			vp.SetContent(m.debugOut)
+			m.debug = &vp
+		}
+		return m.prompt(inputDebug, "command on the lab host (no shell): ", "")
+	case m.focus == panePackets && key.Matches(msg, k.Enter):
+		if r, ok := m.packets.selected(); ok {
+			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
+			vp.SetContent(detailText(r))
+			m.detail = &vp
+		}
+	case m.focus == panePackets:
+		if m.packets.Update(msg) {
+			return m, m.fetch()
+		}
+	case m.focus == paneApps:
+		var cmd tea.Cmd
+		m.appsTbl, cmd = m.appsTbl.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+func (m Model) prompt(kind inputKind, label, value string) (tea.Model, tea.Cmd) {
+	m.inputKind = kind
+	m.input.Prompt = label
+	m.input.SetValue(value)
+	m.input.CursorEnd()
+	m.input.Width = max(10, m.width-lipgloss.Width(label)-2)
+	return m, m.input.Focus()
+}
+
+func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	switch msg.Type {
+	case tea.KeyEsc:
+		m.inputKind = inputNone
+		m.input.Blur()
+		if m.debug != nil && m.inputKind == inputNone {
+			m.debug = nil
+		}
+		return m, nil
+	case tea.KeyEnter:
+		kind, value := m.inputKind, m.input.Value()
+		m.inputKind = inputNone
+		m.input.Blur()
+		switch kind {
+		case inputSendWS, inputSendWSS:
+			p := proto.WS
+			if kind == inputSendWSS {
+				p = proto.WSS
+			}
+			m.packets.focus = 2
+			if p == proto.WSS {
+				m.packets.focus = 3
+			}
+			m.packets.focused().follow = true
+			m.focus = panePackets
+			m.busy++
+			l := m.lab
+			return m, job("send over "+string(p), false, func(ctx context.Context) *lab.Job { return l.Send(ctx, p, value) })
+		case inputExport:
+			m.busy++
+			l := m.lab
+			return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
+		case inputFilter:
+			m.packets.filter = strings.TrimSpace(value)
+			for _, l := range m.packets.lists {
+				l.follow = true
+			}
+			return m, m.fetch()
+		case inputDebug:
+			cmd := m.runDebug(value)
+			next, focus := m.prompt(inputDebug, m.input.Prompt, "")
+			return next, tea.Batch(cmd, focus)
+		}
+		return m, nil
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	return m, cmd
+}
+
+func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	kind := m.confirm
+	m.confirm = confirmNone
+	switch s := msg.String(); {
+	case kind == confirmTeardown && (s == "y" || s == "Y"):
+		m.busy++
+		return m, job("teardown", false, m.lab.Teardown)
+	case kind == confirmQuit && (s == "t" || s == "y"):
+		m.busy++
+		return m, job("teardown", true, m.lab.Teardown)
+	case kind == confirmQuit && s == "l" && !m.lab.InProcess():
+		return m, tea.Quit
+	}
+	return m, nil
+}
+
+// bodyHeight is the room between header and footer.
+func (m Model) bodyHeight() int { return max(0, m.height-3) }
+
+// layout sizes the panes for the terminal.
+func (m *Model) layout() {
+	if m.width < minWidth || m.height < minHeight {
+		return
+	}
+	hostW, appsW, packW, h := m.paneWidths()
+	_ = hostW
+	m.appsTbl.SetColumns(appColumns(appsW - 2))
+	m.appsTbl.SetWidth(appsW - 2)
+	appsH := h - 2
+	if !m.sideBySide() {
+		appsH = 6
+	}
+	logLines := min(5, max(0, appsH-len(m.apps)-4))
+	m.appsTbl.SetHeight(max(3, appsH-logLines-1))
+	if m.focus == paneApps {
+		m.appsTbl.Focus()
+	} else {
+		m.appsTbl.Blur()
+	}
+	m.appsTbl.SetRows(m.appRows())
+	packH := h - 2
+	if !m.sideBySide() {
+		packH = h - 2 - 8 - 8
+	}
+	m.packets.SetSize(packW-2, max(4, packH))
+}
+
+func (m Model) sideBySide() bool { return m.width >= 120 }
+
+// paneWidths returns the outer widths of the three panes and the body height.
+func (m Model) paneWidths() (host, apps, packets, h int) {
+	h = m.bodyHeight()
+	if !m.sideBySide() {
+		return m.width, m.width, m.width, h
+	}
+	host = m.width * 21 / 100
+	apps = m.width * 32 / 100
+	return host, apps, m.width - host - apps, h
+}
+
+func (m Model) appRows() []table.Row {
+	names := make([]string, 0, len(m.apps))
+	for n := range m.apps {
+		names = append(names, n)
+	}
+	order := map[string]int{"http": 0, "https": 1, "ws": 2, "wss": 3}
+	sort.Slice(names, func(i, j int) bool {
+		oi, iok := order[names[i]]
+		oj, jok := order[names[j]]
+		if iok && jok {
+			return oi < oj
+		}
+		return names[i] < names[j]
+	})
+	rows := make([]table.Row, 0, len(names))
+	for _, n := range names {
+		a := m.apps[n]
+		age := "-"
+		if !a.Started.IsZero() && a.State == lab.AppRunning {
+			age = shortDuration(m.opt.Now().Sub(a.Started))
+		}
+		ports := a.Endpoint
+		if host, port, err := net.SplitHostPort(a.Endpoint); err == nil && host == m.host.Address {
+			ports = ":" + port // the address is in the host pane
+		}
+		if ports == "" {
+			ports = strings.Join(a.Ports, ",")
+		}
+		image := a.Image
+		if strings.HasPrefix(image, "in-process") {
+			image = "in-proc"
+		}
+		rows = append(rows, table.Row{a.Name, image, a.State, a.Health, ports, fmt.Sprint(a.Restarts), age})
+	}
+	return rows
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// View implements tea.Model.
+func (m Model) View() string {
+	if m.width == 0 {
+		return "starting…"
+	}
+	if m.width < minWidth || m.height < minHeight {
+		return fmt.Sprintf("terminal too small: protolab-tui needs %d×%d, this one is %d×%d.\nMake the window larger (q quits).", minWidth, minHeight, m.width, m.height)
+	}
+	body := m.body()
+	if m.errBox != "" {
+		box := m.st.box.Width(min(m.width-4, 100)).Render("⚠ " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
+		body = lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
+	}
+	if m.confirm != confirmNone {
+		body = lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, m.st.box.Render(m.confirmText()))
+	}
+	body = lipgloss.NewStyle().Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(body)
+	return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, m.footer())
+}
+
+func (m Model) confirmText() string {
+	if m.confirm == confirmTeardown {
+		return "Tear the lab down? Its apps stop and capture ends.\n\n  y: tear down    any other key: cancel"
+	}
+	if m.lab.InProcess() {
+		return "The lab is up. Quitting tears it down (its apps live in this process).\n\n  t: tear down and quit    any other key: cancel"
+	}
+	return "The lab is up.\n\n  t: tear down and quit    l: leave it running and quit    any other key: cancel"
+}
+
+func (m Model) header() string {
+	state := string(m.state)
+	if m.state.Busy() || m.busy > 0 {
+		state = m.spin.View() + " " + state
+	}
+	up := "-"
+	if m.state != lab.Down && !m.upSince.IsZero() {
+		up = shortDuration(m.opt.Now().Sub(m.upSince))
+	}
+	capt := "off"
+	if m.capturing {
+		capt = string(m.capture.Mode)
+	}
+	s := fmt.Sprintf("protolab-tui · lab %s · provider %s · %s · up %s · capture %s · drops %d",
+		m.opt.Name, m.opt.Provider, state, up, capt, m.capture.Drops())
+	return m.st.header.Render(truncate(s, m.width))
+}
+
+func (m Model) footer() string {
+	log := m.st.dim.Render(truncate("» "+m.logLine, m.width))
+	if m.inputKind != inputNone {
+		log = m.input.View()
+	}
+	m.help.Width = m.width
+	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(m.keys))
+}
+
+func (m Model) body() string {
+	h := m.bodyHeight()
+	switch {
+	case m.showHelp:
+		hm := m.help
+		hm.ShowAll = true
+		hm.Width = m.width
+		return "Keys\n\n" + hm.View(m.keys)
+	case m.detail != nil:
+		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
+	case m.debug != nil:
+		m.debug.Width, m.debug.Height = max(10, m.width-4), max(3, h-3)
+		title := m.st.title.Render("debugging pane: commands run on the lab host through the provider's runner (esc closes)")
+		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, title, m.debug.View()))
+	}
+	hostW, appsW, packW, _ := m.paneWidths()
+	if m.sideBySide() {
+		host := m.box(paneHost, hostW, h, m.hostView(hostW-2))
+		apps := m.box(paneApps, appsW, h, m.appsView(appsW-2, h-2))
+		pk := m.box(panePackets, packW, h, m.packets.View(m.focus == panePackets))
+		return lipgloss.JoinHorizontal(lipgloss.Top, host, apps, pk)
+	}
+	host := m.box(paneHost, m.width, 8, m.hostView(m.width-2))
+	apps := m.box(paneApps, m.width, 8, m.appsView(m.width-2, 6))
+	pk := m.box(panePackets, m.width, max(4, h-16), m.packets.View(m.focus == panePackets))
+	return lipgloss.JoinVertical(lipgloss.Left, host, apps, pk)
+}
+
+func (m Model) box(pane, w, h int, content string) string {
+	st := m.st.pane
+	if m.focus == pane {
+		st = m.st.paneFocused
+	}
+	return st.Width(w - 2).Height(h - 2).MaxHeight(h).Render(lipgloss.NewStyle().MaxWidth(w - 2).MaxHeight(h - 2).Render(content))
+}
+
+func (m Model) hostView(w int) string {
+	h := m.host
+	lines := []string{
+		m.st.title.Render("Lab host"),
+		"state    " + string(m.state),
+		"provider " + m.opt.Provider,
+	}
+	if m.reason != "" {
+		lines = append(lines, m.st.errText.Render("reason   "+m.reason))
+	}
+	if h.Provider != "" {
+		lines = append(lines, "host     "+h.Name, "address  "+h.Address, "os       "+h.OS)
+		for _, p := range h.Ports {
+			lines = append(lines, "port     "+p)
+		}
+		for _, kv := range h.Details {
+			lines = append(lines, fmt.Sprintf("%-8s %s", kv.Key, kv.Value))
+		}
+	}
+	if m.opt.Fingerprint != "" {
+		lines = append(lines, "CA sha256", "  "+m.opt.Fingerprint)
+	}
+	for i := range lines {
+		lines[i] = truncate(lines[i], w)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (m Model) appsView(w, h int) string {
+	title := m.st.title.Render("Containers (in-process apps)")
+	if m.opt.Provider != "local" {
+		title = m.st.title.Render("Containers")
+	}
+	parts := []string{title, m.appsTbl.View()}
+	if row := m.appsTbl.SelectedRow(); row != nil && m.focus == paneApps {
+		logs := m.appLogs[row[0]]
+		n := max(0, h-m.appsTbl.Height()-3)
+		if len(logs) > n {
+			logs = logs[len(logs)-n:]
+		}
+		parts = append(parts, m.st.dim.Render("logs of "+row[0]+":"))
+		for _, l := range logs {
+			parts = append(parts, truncate(l, w))
+		}
+	}
+	return strings.Join(parts, "\n")
+}

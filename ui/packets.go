@@ -1,0 +1,362 @@
+package ui
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/table"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
+)
+
+// protoList is one protocol's packet list: a window onto the store's ring.
+// Only the rows on screen are fetched and formatted.
+type protoList struct {
+	p        proto.Protocol
+	table    table.Model
+	rows     []wire.Record // the window on screen
+	counters wire.Counters
+	first    uint64 // ring span [first, next) in Seq
+	next     uint64
+	total    int  // with a filter: how many records match
+	follow   bool // stick to the newest row
+	top      uint64
+	cursor   int
+}
+
+// listRequest is what a list wants fetched.
+type listRequest struct {
+	p      proto.Protocol
+	from   uint64 // Seq of the first row (ignored when following)
+	follow bool
+	n      int
+	filter string
+}
+
+// listData is what a fetch brought back for one list.
+type listData struct {
+	p        proto.Protocol
+	rows     []wire.Record
+	counters wire.Counters
+	first    uint64
+	next     uint64
+	total    int
+}
+
+// packetsMsg carries freshly fetched windows.
+type packetsMsg struct {
+	lists   []listData
+	version uint64
+}
+
+// fetchPackets reads the windows the lists want from the store; it runs as
+// a tea.Cmd, never inside Update or View.
+func fetchPackets(store *wire.Store, reqs []listRequest) tea.Cmd {
+	return func() tea.Msg {
+		msg := packetsMsg{version: store.Version()}
+		for _, r := range reqs {
+			d := listData{p: r.p, counters: store.Counters(r.p)}
+			d.first, d.next = store.Span(r.p)
+			if r.filter != "" {
+				match := matcher(r.filter)
+				all := store.Matching(r.p, match)
+				d.total = len(all)
+				start := 0
+				if r.follow {
+					start = max(0, len(all)-r.n)
+				} else {
+					for start < len(all) && all[start].Seq < r.from {
+						start++
+					}
+					start = max(0, min(start, len(all)-r.n))
+				}
+				d.rows = all[start:min(len(all), start+r.n)]
+			} else {
+				from := r.from
+				if r.follow || from+uint64(r.n) > d.next {
+					from = d.next - min(d.next, uint64(r.n))
+				}
+				d.rows = store.Window(r.p, from, r.n)
+				d.total = int(d.next - d.first)
+			}
+			msg.lists = append(msg.lists, d)
+		}
+		return msg
+	}
+}
+
+// matcher filters on direction ("c>s", "s>c"), kind ("packet", "message",
+// "error") and otherwise text, case-insensitively.
+func matcher(filter string) func(*wire.Record) bool {
+	f := strings.ToLower(strings.TrimSpace(filter))
+	return func(r *wire.Record) bool {
+		switch f {
+		case "c>s", "c→s", "client":
+			return r.Dir == wire.ClientToServer
+		case "s>c", "s→c", "server":
+			return r.Dir == wire.ServerToClient
+		case "packet", "message", "error":
+			return r.Kind.String() == f
+		}
+		return strings.Contains(strings.ToLower(r.Text()), f)
+	}
+}
+
+// packetsPane shows the four protocols' lists, side by side when wide, as
+// tabs when narrow.
+type packetsPane struct {
+	lists  [4]*protoList
+	focus  int
+	filter string
+	width  int
+	height int
+	keys   keyMap
+	st     styles
+}
+
+func newPacketsPane(st styles, keys keyMap) *packetsPane {
+	p := &packetsPane{keys: keys, st: st}
+	for i, pr := range proto.All {
+		t := table.New(table.WithFocused(true), table.WithStyles(st.table))
+		p.lists[i] = &protoList{p: pr, table: t, follow: true}
+	}
+	return p
+}
+
+// minColumn is the narrowest a protocol column may be before the pane
+// switches to tabs.
+const minColumn = 44
+
+func (p *packetsPane) wide() bool { return p.width >= 4*minColumn }
+
+// SetSize implements pane.
+func (p *packetsPane) SetSize(w, h int) {
+	p.width, p.height = w, h
+	cols := 1
+	if p.wide() {
+		cols = 4
+	}
+	colW := w / cols
+	for _, l := range p.lists {
+		summary := max(10, colW-2-13-4)
+		l.table.SetColumns([]table.Column{{Title: "time", Width: 12}, {Title: "dir", Width: 3}, {Title: "summary", Width: summary}})
+		l.table.SetWidth(colW - 2)
+		l.table.SetHeight(max(2, h-3))
+	}
+}
+
+// rowsShown is how many rows fit a list.
+func (p *packetsPane) rowsShown() int { return max(1, p.height-4) }
+
+// visible lists the lists on screen.
+func (p *packetsPane) visible() []*protoList {
+	if p.wide() {
+		return p.lists[:]
+	}
+	return []*protoList{p.lists[p.focus]}
+}
+
+// requests says what to fetch for the lists on screen.
+func (p *packetsPane) requests() []listRequest {
+	var out []listRequest
+	for _, l := range p.visible() {
+		out = append(out, listRequest{p: l.p, from: l.top, follow: l.follow, n: p.rowsShown(), filter: p.filter})
+	}
+	return out
+}
+
+// apply takes fetched windows.
+func (p *packetsPane) apply(msg packetsMsg) {
+	for _, d := range msg.lists {
+		for _, l := range p.lists {
+			if l.p != d.p {
+				continue
+			}
+			l.rows, l.counters, l.first, l.next, l.total = d.rows, d.counters, d.first, d.next, d.total
+			if l.follow || l.cursor >= len(l.rows) {
+				l.cursor = max(0, len(l.rows)-1)
+			}
+			if len(l.rows) > 0 && !l.follow {
+				l.top = l.rows[0].Seq
+			}
+			rows := make([]table.Row, len(l.rows))
+			for i := range l.rows {
+				rows[i] = p.row(&l.rows[i])
+			}
+			l.table.SetRows(rows)
+			l.table.SetCursor(l.cursor)
+		}
+	}
+}
+
+func (p *packetsPane) row(r *wire.Record) table.Row {
+	dir := "→"
+	if r.Dir == wire.ServerToClient {
+		dir = "←"
+	}
+	text := r.Text()
+	if r.Decrypted {
+		text = "🔓 " + text
+	}
+	if r.Kind == wire.KindError {
+		text = "⚠ " + text
+	}
+	return table.Row{r.Time.Format("15:04:05.000"), dir, text}
+}
+
+func (p *packetsPane) focused() *protoList { return p.lists[p.focus] }
+
+// selected returns the record under the cursor of the focused list.
+func (p *packetsPane) selected() (wire.Record, bool) {
+	l := p.focused()
+	if l.cursor < 0 || l.cursor >= len(l.rows) {
+		return wire.Record{}, false
+	}
+	return l.rows[l.cursor], true
+}
+
+// scroll moves the focused list by n rows (negative: up, towards older).
+// Scrolling up leaves follow mode, so new packets do not move the list.
+func (p *packetsPane) scroll(n int) {
+	l := p.focused()
+	if len(l.rows) == 0 {
+		return
+	}
+	l.cursor += n
+	if l.cursor < 0 {
+		shift := uint64(-l.cursor)
+		top := l.rows[0].Seq
+		l.top = top - min(top-l.first, shift)
+		l.cursor = 0
+		l.follow = false
+	} else if l.cursor >= len(l.rows) {
+		over := uint64(l.cursor - len(l.rows) + 1)
+		l.top = l.rows[0].Seq + over
+		l.cursor = len(l.rows) - 1
+		if l.rows[len(l.rows)-1].Seq+over >= l.next-1 {
+			l.follow = true
+		}
+	} else if n < 0 {
+		l.follow = false
+		l.top = l.rows[0].Seq
+	}
+	l.table.SetCursor(l.cursor)
+}
+
+// Update handles the keys of the focused pane; it returns whether the lists
+// need a new window.
+func (p *packetsPane) Update(msg tea.KeyMsg) (refetch bool) {
+	l := p.focused()
+	page := p.rowsShown()
+	switch {
+	case key.Matches(msg, p.keys.Up):
+		p.scroll(-1)
+	case key.Matches(msg, p.keys.Down):
+		p.scroll(1)
+	case key.Matches(msg, p.keys.PageUp):
+		p.scroll(-page)
+	case key.Matches(msg, p.keys.PageDown):
+		p.scroll(page)
+	case key.Matches(msg, p.keys.Top):
+		l.follow, l.top, l.cursor = false, l.first, 0
+	case key.Matches(msg, p.keys.Bottom):
+		l.follow = true
+	default:
+		return false
+	}
+	return true
+}
+
+// View implements pane.
+func (p *packetsPane) View(focused bool) string {
+	lists := p.visible()
+	colW := p.width / len(lists)
+	var cols []string
+	for _, l := range lists {
+		cols = append(cols, p.listView(l, colW, focused && l == p.focused()))
+	}
+	body := lipgloss.JoinHorizontal(lipgloss.Top, cols...)
+	if p.wide() {
+		return body
+	}
+	var tabs []string
+	for i, l := range p.lists {
+		label := fmt.Sprintf(" %d %s ", i+1, l.p)
+		if i == p.focus {
+			tabs = append(tabs, p.st.tabActive.Render(label))
+		} else {
+			tabs = append(tabs, p.st.tab.Render(label))
+		}
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, lipgloss.JoinHorizontal(lipgloss.Top, tabs...), body)
+}
+
+func (p *packetsPane) listView(l *protoList, w int, focused bool) string {
+	c := l.counters
+	head := fmt.Sprintf("%s  pkts %d  bytes %s  msgs %d", l.p, c.Packets, human(c.Bytes), c.Messages)
+	if c.Errors > 0 {
+		head += fmt.Sprintf("  err %d", c.Errors)
+	}
+	mode := "follow"
+	if !l.follow {
+		mode = fmt.Sprintf("paused %d/%d", l.cursor+1+int(l.top-min(l.top, l.first)), max(l.total, 1))
+	}
+	if p.filter != "" {
+		mode += fmt.Sprintf("  filter %q: %d", p.filter, l.total)
+	}
+	head = truncate(head, w-2)
+	sub := p.st.dim.Render(truncate(mode, w-2))
+	l.table.SetStyles(p.st.tableFor(focused))
+	return lipgloss.NewStyle().Width(w).MaxWidth(w).Render(lipgloss.JoinVertical(lipgloss.Left, p.st.title.Render(head), sub, l.table.View()))
+}
+
+// detailText renders one record for the detail view.
+func detailText(r wire.Record) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s  %s  %s\n", r.Protocol, r.Kind, r.Layer, r.Dir, r.Time.Format("15:04:05.000000"))
+	fmt.Fprintf(&b, "flow %s  length %d  payload %d\n", r.Flow, r.Len, r.Payload)
+	if r.Decrypted {
+		b.WriteString("🔓 DECRYPTED with the TLS keys of the lab's own client (the wire carried only ciphertext)\n")
+	}
+	fmt.Fprintf(&b, "\n%s\n\n", r.Text())
+	for _, f := range r.Details() {
+		fmt.Fprintf(&b, "  %-22s %s\n", f.Name, f.Value)
+	}
+	if len(r.Data) > 0 {
+		what := "payload"
+		if r.Decrypted {
+			what = "decrypted payload"
+		}
+		fmt.Fprintf(&b, "\n%s (first %d bytes):\n%s", what, len(r.Data), hex.Dump(r.Data))
+	}
+	return b.String()
+}
+
+func human(n uint64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%.0fM", float64(n)/(1<<20))
+	case n >= 10<<10:
+		return fmt.Sprintf("%.0fk", float64(n)/(1<<10))
+	}
+	return fmt.Sprint(n)
+}
+
+func truncate(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	if lipgloss.Width(s) <= w {
+		return s
+	}
+	r := []rune(s)
+	for len(r) > 0 && lipgloss.Width(string(r)) > w-1 {
+		r = r[:len(r)-1]
+	}
+	return string(r) + "…"
+}
