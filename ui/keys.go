@@ -4,8 +4,8 @@ import "github.com/charmbracelet/bubbles/key"
 
 // keyMap is every key the explorer answers to; the help view lists them.
 type keyMap struct {
-	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export key.Binding
-	Filter, Proto1, Proto2, Proto3, Proto4, Next, Prev, Debug       key.Binding
+	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export  key.Binding
+	Filter, Proto1, Proto2, Proto3, Proto4, Next, Prev, Debug        key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
 }
 

@@ -9,9 +9,9 @@ import (
 // colour terminal) lipgloss renders them without colour.
 type styles struct {
 	header, title, dim, errText, ok, warn lipgloss.Style
-	pane, paneFocused, box               lipgloss.Style
-	tab, tabActive                       lipgloss.Style
-	table                                table.Styles
+	pane, paneFocused, box                lipgloss.Style
+	tab, tabActive                        lipgloss.Style
+	table                                 table.Styles
 }
 
 func newStyles() styles {
