@@ -14,8 +14,9 @@ say() { printf '==> %s\n' "$*"; }
 
 # Debian packages the tests use: tcpdump (the pcap-stream capture source),
 # tshark (cross-checks protolab's decoding), util-linux (setpriv, to run as an
-# unprivileged user), openssl (a non-Go TLS client for the decryption tests).
-apt_packages=(tcpdump tshark util-linux openssl)
+# unprivileged user), openssl (a non-Go TLS client for the decryption tests),
+# tmux (drives the explorer end to end in a real terminal).
+apt_packages=(tcpdump tshark util-linux openssl tmux)
 
 install_missing() {
   local missing=()

@@ -162,11 +162,24 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 	}
 }
 
+// appColumns fits the apps table to w columns; below 48 the image column
+// goes (the detail is one tab away in a wider terminal).
 func appColumns(w int) []table.Column {
-	fixed := 5 + 8 + 7 + 9 + 2 + 6
-	ports := max(6, w-fixed-7) // one column of padding each
-	return []table.Column{{Title: "name", Width: 5}, {Title: "image", Width: 8}, {Title: "state", Width: 7},
-		{Title: "health", Width: 9}, {Title: "ports", Width: ports}, {Title: "rs", Width: 2}, {Title: "age", Width: 6}}
+	cols := []table.Column{{Title: "name", Width: 5}, {Title: "image", Width: 7}, {Title: "state", Width: 7},
+		{Title: "health", Width: 8}, {Title: "ports", Width: 0}, {Title: "rs", Width: 2}, {Title: "age", Width: 5}}
+	if w < 48 {
+		cols = append(cols[:1], cols[2:]...)
+	}
+	used := 0
+	for _, c := range cols {
+		used += c.Width + 1 // one column of padding each
+	}
+	for i := range cols {
+		if cols[i].Title == "ports" {
+			cols[i].Width = max(6, w-used)
+		}
+	}
+	return cols
 }
 
 // Init implements tea.Model.
@@ -600,13 +613,17 @@ func (m *Model) layout() {
 	}
 	hostW, appsW, packW, h := m.paneWidths()
 	_ = hostW
+	m.appsTbl.SetRows(nil) // rows must match the new columns
 	m.appsTbl.SetColumns(appColumns(appsW - 2))
 	m.appsTbl.SetWidth(appsW - 2)
 	appsH := h - 2
 	if !m.sideBySide() {
-		appsH = 6
+		appsH = stackedApps - 2
 	}
 	logLines := min(5, max(0, appsH-len(m.apps)-4))
+	if !m.sideBySide() {
+		logLines = 0
+	}
 	m.appsTbl.SetHeight(max(3, appsH-logLines-1))
 	if m.focus == paneApps {
 		m.appsTbl.Focus()
@@ -616,12 +633,15 @@ func (m *Model) layout() {
 	m.appsTbl.SetRows(m.appRows())
 	packH := h - 2
 	if !m.sideBySide() {
-		packH = h - 2 - 8 - 8
+		packH = h - 2 - stackedHost - stackedApps
 	}
 	m.packets.SetSize(packW-2, max(4, packH))
 }
 
 func (m Model) sideBySide() bool { return m.width >= 120 }
+
+// Heights of the host and apps panes when stacked (narrow terminals).
+const stackedHost, stackedApps = 7, 9
 
 // paneWidths returns the outer widths of the three panes and the body height.
 func (m Model) paneWidths() (host, apps, packets, h int) {
@@ -629,8 +649,8 @@ func (m Model) paneWidths() (host, apps, packets, h int) {
 	if !m.sideBySide() {
 		return m.width, m.width, m.width, h
 	}
-	host = m.width * 21 / 100
-	apps = m.width * 32 / 100
+	host = m.width * 19 / 100
+	apps = m.width * 36 / 100
 	return host, apps, m.width - host - apps, h
 }
 
@@ -666,7 +686,11 @@ func (m Model) appRows() []table.Row {
 		if strings.HasPrefix(image, "in-process") {
 			image = "in-proc"
 		}
-		rows = append(rows, table.Row{a.Name, image, a.State, a.Health, ports, fmt.Sprint(a.Restarts), age})
+		row := table.Row{a.Name, image, a.State, a.Health, ports, fmt.Sprint(a.Restarts), age}
+		if len(m.appsTbl.Columns()) == 6 {
+			row = append(row[:1], row[2:]...)
+		}
+		rows = append(rows, row)
 	}
 	return rows
 }
@@ -760,9 +784,9 @@ func (m Model) body() string {
 		pk := m.box(panePackets, packW, h, m.packets.View(m.focus == panePackets))
 		return lipgloss.JoinHorizontal(lipgloss.Top, host, apps, pk)
 	}
-	host := m.box(paneHost, m.width, 8, m.hostView(m.width-2))
-	apps := m.box(paneApps, m.width, 8, m.appsView(m.width-2, 6))
-	pk := m.box(panePackets, m.width, max(4, h-16), m.packets.View(m.focus == panePackets))
+	host := m.box(paneHost, m.width, stackedHost, m.hostView(m.width-2))
+	apps := m.box(paneApps, m.width, stackedApps, m.appsView(m.width-2, stackedApps-2))
+	pk := m.box(panePackets, m.width, max(4, h-stackedHost-stackedApps), m.packets.View(m.focus == panePackets))
 	return lipgloss.JoinVertical(lipgloss.Left, host, apps, pk)
 }
 

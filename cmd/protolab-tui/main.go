@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/headless"
@@ -170,6 +172,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		return exitOK
+	}
+	if !o.headless && (!term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stdout.Fd()))) {
+		fmt.Fprintln(stderr, "protolab-tui: the explorer needs a terminal (standard input and output are not one): run it in a terminal, or use --headless")
+		return exitUsage
 	}
 	newProvider, err := providers.Lookup(o.cfg.Provider)
 	if err != nil {

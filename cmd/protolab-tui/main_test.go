@@ -295,7 +295,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--count", "0", "--headless"}, 2, "--count"},
 		{[]string{"--ws-port", "3000", "--headless"}, 2, "both ask for port 3000"},
 		{[]string{"stray"}, 2, `unexpected argument "stray"`},
-		{[]string{}, 2, "TUI not built yet"},
+		{[]string{}, 2, "the explorer needs a terminal"},
 	} {
 		out, err := command(t, tc.args...).CombinedOutput()
 		if code := exitCode(err); code != tc.code || !strings.Contains(string(out), tc.want) {
@@ -470,5 +470,87 @@ func TestReadReplaysAnExport(t *testing.T) {
 	err = cmd.Run()
 	if exitCode(err) != 1 || !strings.Contains(stderr.String(), "stopped after") || !strings.Contains(stdout.String(), "protocol") {
 		t.Errorf("truncated file: exit %d\nstdout %s\nstderr %s", exitCode(err), stdout.String(), stderr.String())
+	}
+}
+
+// tmux drives the built binary in a real terminal.
+type tmux struct {
+	t       *testing.T
+	bin     string
+	session string
+}
+
+func (x tmux) run(args ...string) string {
+	x.t.Helper()
+	out, err := exec.Command(x.bin, append([]string{"-L", x.session}, args...)...).CombinedOutput()
+	if err != nil {
+		x.t.Fatalf("tmux %v: %v %s", args, err, out)
+	}
+	return string(out)
+}
+
+func (x tmux) screen() string {
+	out, _ := exec.Command(x.bin, "-L", x.session, "capture-pane", "-p", "-t", x.session).CombinedOutput()
+	return string(out)
+}
+
+// waitFor polls the screen until it shows every want.
+func (x tmux) waitFor(what string, want ...string) string {
+	x.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := x.screen()
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok {
+			return s
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("waiting for %s (%q); the screen:\n%s", what, want, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+func TestTUIEndToEndInTmux(t *testing.T) {
+	bin := testenv.NeedCommand(t, "tmux")
+	x := tmux{t: t, bin: bin, session: fmt.Sprintf("protolab-e2e-%d", os.Getpid())}
+	ports := map[string]string{"http": freePort(t), "https": freePort(t), "ws": freePort(t), "wss": freePort(t)}
+	state := t.TempDir()
+	cmdline := fmt.Sprintf("%s --state-dir %s --http-port %s --https-port %s --ws-port %s --wss-port %s; echo EXITED $?; sleep 60",
+		binary, state, ports["http"], ports["https"], ports["ws"], ports["wss"])
+	x.run("new-session", "-d", "-s", x.session, "-x", "160", "-y", "45", "env", "NO_COLOR=1", "sh", "-c", cmdline)
+	defer exec.Command(bin, "-L", x.session, "kill-server").Run()
+
+	x.waitFor("the lab to be up", "· running ·", "healthy")
+	x.run("send-keys", "-t", x.session, "s")
+	x.waitFor("the ws prompt", "send over ws:")
+	x.run("send-keys", "-t", x.session, "-l", "hello from tmux")
+	x.run("send-keys", "-t", x.session, "Enter")
+	x.waitFor("the echo and the frames", `ws echo: "hello from tmux"`, `WS TEXT [MASKED] len=15 "hello from tmux"`, `WS TEXT len=15 "hello from tmux"`)
+
+	x.run("send-keys", "-t", x.session, "t")
+	x.waitFor("the teardown question", "Tear the lab down?")
+	x.run("send-keys", "-t", x.session, "y")
+	x.waitFor("the lab to be down", "· down ·")
+	x.run("send-keys", "-t", x.session, "q")
+	x.waitFor("the program to exit", "EXITED 0")
+
+	for name, port := range ports {
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s app still listening on %s after the TUI quit", name, port)
+		}
 	}
 }

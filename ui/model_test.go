@@ -1,0 +1,289 @@
+package ui
+
+import (
+	"encoding/binary"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/muesli/termenv"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers/local"
+	"github.com/protolab/protolab-tui/lab/wire"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestMain(m *testing.M) {
+	lipgloss.SetColorProfile(termenv.Ascii) // goldens hold text, not colours
+	os.Exit(m.Run())
+}
+
+// t0 is the fixed clock of the golden tests.
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+// newModel builds the explorer on a real (not started) embedded lab; the
+// tests drive Update with messages, as the program would.
+func newModel(t *testing.T) (Model, *lab.Lab) {
+	t.Helper()
+	l, err := lab.New(lab.Config{StateDir: t.TempDir()}, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "local", StateDir: "/state",
+		Fingerprint: "AB:CD:EF:01:23:45:67:89", CaptureMode: "auto", Now: func() time.Time { return t0.Add(90 * time.Second) }})
+	return m, l
+}
+
+func send(t *testing.T, m Model, msgs ...tea.Msg) Model {
+	t.Helper()
+	for _, msg := range msgs {
+		next, _ := m.Update(msg)
+		m = next.(Model)
+	}
+	return m
+}
+
+func keys(s string) []tea.Msg {
+	var out []tea.Msg
+	for _, r := range s {
+		out = append(out, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+	return out
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./ui -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from %s (go test ./ui -update rewrites it):\n%s", name, path, got)
+	}
+}
+
+// upEvents is what a lab coming up publishes.
+func upEvents() tea.Msg {
+	at := func(s int) lab.At { return lab.At{Time: t0.Add(time.Duration(s) * time.Millisecond)} }
+	ev := []lab.Event{
+		lab.StateEvent{At: at(0), Lab: "protolab", From: lab.Down, To: lab.Provisioning},
+		lab.HostEvent{At: at(1), Host: lab.HostInfo{Provider: "local", Name: "labhost", Address: "127.0.0.1", OS: "linux/amd64",
+			Ports: []string{"http 3000", "https 3001", "ws 3002", "wss 3003"}}},
+		lab.StateEvent{At: at(2), Lab: "protolab", From: lab.Provisioning, To: lab.Ready},
+		lab.StateEvent{At: at(3), Lab: "protolab", From: lab.Ready, To: lab.Deploying},
+	}
+	for i, p := range proto.All {
+		ev = append(ev, lab.AppEvent{At: at(4), App: lab.AppStatus{Name: string(p), Protocol: p, Image: "in-process (goroutine)",
+			State: lab.AppRunning, Health: "healthy", Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(3000+i)).String(),
+			Started: t0}})
+	}
+	ev = append(ev,
+		lab.LogEvent{At: at(5), Level: "info", Source: "ws", Message: "serving mode=ws addr=127.0.0.1:3002"},
+		lab.StateEvent{At: at(6), Lab: "protolab", From: lab.Deploying, To: lab.Running},
+		lab.CaptureEvent{At: at(7), State: "on", Stats: capture.Stats{Mode: capture.ModeLive, Source: "AF_PACKET on lo"}})
+	return eventsMsg(ev)
+}
+
+// wsConversation decodes a ws send as the capture would see it: the real
+// decoder fed the real bytes of an upgrade and an echoed text frame.
+func wsConversation(t *testing.T) *wire.Store {
+	t.Helper()
+	s := wire.NewStore(100)
+	d, err := wire.NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: proto.WS}, nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flow := wire.Flow{Client: netip.MustParseAddrPort("127.0.0.1:51000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
+	at := t0.Add(80 * time.Second)
+	step := func(dir wire.Dir, b []byte) {
+		at = at.Add(time.Millisecond)
+		d.Stream(flow, proto.WS, dir, b, at)
+	}
+	step(wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nHost: localhost:3002\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	step(wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"))
+	text := []byte("hello lab")
+	masked := []byte{0x81, 0x80 | byte(len(text)), 1, 2, 3, 4}
+	for i, c := range text {
+		masked = append(masked, c^[]byte{1, 2, 3, 4}[i%4])
+	}
+	step(wire.ClientToServer, masked)
+	step(wire.ServerToClient, append([]byte{0x81, byte(len(text))}, text...))
+	closeFrame := binary.BigEndian.AppendUint16([]byte{0x88, 2}, 1000)
+	step(wire.ServerToClient, closeFrame)
+	d.StreamEnd(flow, at)
+	return s
+}
+
+func TestStartupView(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30})
+	golden(t, "startup", m.View())
+}
+
+func TestLabComingUp(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
+	v := m.View()
+	for _, want := range []string{"running", "capture live", ":3003", "healthy", "AB:CD:EF"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("view lacks %q", want)
+		}
+	}
+	golden(t, "running", v)
+}
+
+func TestSendOverWS(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
+	m = send(t, m, keys("s")...)
+	if m.inputKind != inputSendWS || !strings.Contains(m.View(), "send over ws:") {
+		t.Fatalf("s did not open the ws prompt")
+	}
+	m = send(t, m, keys("hello lab")...)
+	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	m = next.(Model)
+	if cmd == nil || m.inputKind != inputNone || m.packets.focus != 2 {
+		t.Fatalf("enter: cmd %v, input %v, focus %d", cmd, m.inputKind, m.packets.focus)
+	}
+	// What the lab reports back, and what the capture decoded.
+	store := wsConversation(t)
+	m = send(t, m, eventsMsg{lab.SendEvent{At: lab.At{Time: t0}, SendResult: sendResult("hello lab")}})
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	v := m.View()
+	for _, want := range []string{`ws echo: "hello lab"`, `WS TEXT [MASKED] len=9 "hello lab"`, `WS TEXT len=9 "hello lab"`, "GET /echo HTTP/1.1 [WebSocket upgrade]"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("view lacks %q", want)
+		}
+	}
+	golden(t, "ws-send", v)
+
+	// Enter opens the selected record's details with its hex dump.
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyUp}, tea.KeyMsg{Type: tea.KeyUp})
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if m.detail == nil || !strings.Contains(m.View(), "opcode") {
+		t.Fatalf("no detail view:\n%s", m.View())
+	}
+	golden(t, "ws-detail", m.View())
+}
+
+func TestScrollStopsFollow(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents(), keys("3")[0])
+	store := wsConversation(t)
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	l := m.packets.focused()
+	if !l.follow {
+		t.Fatal("a new list does not follow")
+	}
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyUp})
+	if l := m.packets.focused(); l.follow {
+		t.Error("scrolling up kept follow mode: new packets would move the list")
+	}
+	m = send(t, m, keys("G")...)
+	if l := m.packets.focused(); !l.follow {
+		t.Error("G did not return to follow mode")
+	}
+}
+
+func TestFilter(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents(), keys("3")[0])
+	store := wsConversation(t)
+	m = send(t, m, keys("/")...)
+	m = send(t, m, keys("ws text")...)
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	l := m.packets.focused()
+	if l.total != 2 || len(l.rows) != 2 {
+		t.Fatalf("filter matched %d (%d shown), want the 2 text frames", l.total, len(l.rows))
+	}
+	golden(t, "filter", m.View())
+}
+
+func TestTeardownConfirm(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
+	m = send(t, m, keys("t")...)
+	golden(t, "teardown-confirm", m.View())
+	next, cmd := m.Update(keys("n")[0])
+	if m = next.(Model); cmd != nil || m.confirm != confirmNone {
+		t.Error("n did not cancel the teardown")
+	}
+	m = send(t, m, keys("t")...)
+	next, cmd = m.Update(keys("y")[0])
+	if m = next.(Model); cmd == nil || m.confirm != confirmNone {
+		t.Error("y did not start the teardown")
+	}
+	// Quitting while the lab is up asks too.
+	m = send(t, m, keys("q")...)
+	if m.confirm != confirmQuit || !strings.Contains(m.View(), "tear down and quit") {
+		t.Error("q while up did not ask")
+	}
+}
+
+func TestTinyTerminal(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 60, Height: 20})
+	golden(t, "tiny", m.View())
+}
+
+func TestErrorBoxIsDismissible(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30},
+		eventsMsg{lab.ErrorEvent{At: lab.At{Time: t0}, Op: "deploy", Error: "port for ws (127.0.0.1:3002) is already in use: choose another with --ws-port"}})
+	if !strings.Contains(m.View(), "--ws-port") {
+		t.Fatal("the error is not shown")
+	}
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyEsc})
+	if m.errBox != "" {
+		t.Error("esc did not dismiss the error")
+	}
+}
+
+func TestNarrowStacksPanes(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 90, Height: 30}, upEvents())
+	v := m.View()
+	if got := strings.Count(v, "╭"); got != 3 {
+		t.Errorf("%d pane borders, want the 3 panes stacked", got)
+	}
+	for _, line := range strings.Split(v, "\n") {
+		if w := lipgloss.Width(line); w > 90 {
+			t.Fatalf("a line is %d wide in a 90-column terminal: %q", w, line)
+		}
+	}
+	if lines := strings.Count(v, "\n") + 1; lines != 30 {
+		t.Errorf("view has %d lines, want 30", lines)
+	}
+}
+
+func sendResult(text string) (r probeSend) {
+	r.Protocol, r.Sent, r.Reply, r.RTTMs = proto.WS, text, text, 0.05
+	return r
+}
+
+type probeSend = probe.SendResult
