@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs protolab's benchmarks and prints each figure beside its reference
 # from the same run, as a ratio. Usage:
-#   bench/run.sh [foundation|decode|memory|flood|all] [runs]
+#   bench/run.sh [foundation|decode|memory|flood|ui|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
 # decode:     1 M generated packets through protolab --read vs tshark
 # memory:     10 M packets replayed with the default ring sizes: peak RSS
 # flood:      a ws message flood on lo with live capture: drops and decode lag (root)
+# ui:         the explorer's frame with 1 k vs 1 M records buffered; p99 frame under a flood
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -70,11 +71,22 @@ flood() {
   awk '/captured/ {d+=$5; l+=$9; n++} END {printf "ws flood with live capture: %.0f drops per 20000-message flood, decode lag %.1f ms after the last echo\n", d/n, l/n}' "$tmp/flood"
 }
 
+ui() {
+  local out=$tmp/ui
+  go test -run '^$' -bench 'BenchmarkView|BenchmarkFloodFrames' -benchtime 1000x -count "$runs" ./ui/ >"$out"
+  local small big
+  small=$(median "$out" 'View/1k'); big=$(median "$out" 'View/1M')
+  printf 'explorer frame (fetch + update + view): %s ms with 1 k records, %s ms with 1 M: ratio %s (target ≤ 1.2)\n' \
+    "$(ms "$small")" "$(ms "$big")" "$(ratio "$big" "$small")"
+  grep -E '^BenchmarkFloodFrames' "$out" | awk '{p+=$5; r+=$7; n++} END {printf "explorer under a flood of %.0f records/s: p99 frame %.1f ms (target ≤ 16 ms)\n", r/n, p/n}'
+}
+
 case $what in
   foundation) foundation ;;
   decode) decode ;;
   memory) memory ;;
   flood) flood ;;
-  all) foundation; decode; memory; flood ;;
-  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|all] [runs]" >&2; exit 2 ;;
+  ui) ui ;;
+  all) foundation; decode; memory; flood; ui ;;
+  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|all] [runs]" >&2; exit 2 ;;
 esac

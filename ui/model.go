@@ -496,6 +496,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Proto1), key.Matches(msg, k.Proto2), key.Matches(msg, k.Proto3), key.Matches(msg, k.Proto4):
 		m.packets.focus = int(msg.String()[0] - '1')
 		m.focus = panePackets
+		m.layout()
 		return m, m.fetch()
 	case key.Matches(msg, k.Next):
 		m.focus = (m.focus + 1) % numPanes
@@ -562,6 +563,7 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 			m.packets.focused().follow = true
 			m.focus = panePackets
+			m.layout()
 			m.busy++
 			l := m.lab
 			return m, job("send over "+string(p), false, func(ctx context.Context) *lab.Job { return l.Send(ctx, p, value) })
@@ -636,6 +638,7 @@ func (m *Model) layout() {
 		packH = h - 2 - stackedHost - stackedApps
 	}
 	m.packets.SetSize(packW-2, max(4, packH))
+	m.packets.setActive(m.focus == panePackets)
 }
 
 func (m Model) sideBySide() bool { return m.width >= 120 }

@@ -112,6 +112,7 @@ func matcher(filter string) func(*wire.Record) bool {
 type packetsPane struct {
 	lists  [4]*protoList
 	focus  int
+	active bool // the pane has the focus: the focused list shows its cursor
 	filter string
 	width  int
 	height int
@@ -133,6 +134,15 @@ func newPacketsPane(st styles, keys keyMap) *packetsPane {
 const minColumn = 44
 
 func (p *packetsPane) wide() bool { return p.width >= 4*minColumn }
+
+// setActive shows the cursor in the focused list only (styles change only
+// here, not at every frame: a table re-renders on every setter).
+func (p *packetsPane) setActive(active bool) {
+	p.active = active
+	for i, l := range p.lists {
+		l.table.SetStyles(p.st.tableFor(active && i == p.focus))
+	}
+}
 
 // SetSize implements pane.
 func (p *packetsPane) SetSize(w, h int) {
@@ -311,7 +321,6 @@ func (p *packetsPane) listView(l *protoList, w int, focused bool) string {
 	}
 	head = truncate(head, w-2)
 	sub := p.st.dim.Render(truncate(mode, w-2))
-	l.table.SetStyles(p.st.tableFor(focused))
 	return lipgloss.NewStyle().Width(w).MaxWidth(w).Render(lipgloss.JoinVertical(lipgloss.Left, p.st.title.Render(head), sub, l.table.View()))
 }
 

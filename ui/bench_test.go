@@ -1,0 +1,102 @@
+package ui
+
+import (
+	"net/netip"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
+)
+
+// fill decodes n records (WS text frames and their packets) into a store.
+func fill(b testing.TB, n int) *wire.Store {
+	s := wire.NewStore(n)
+	d, err := wire.NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: proto.WS}, nil, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	flow := wire.Flow{Client: netip.MustParseAddrPort("127.0.0.1:51000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
+	d.Stream(flow, proto.WS, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
+	d.Stream(flow, proto.WS, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
+	frame := append([]byte{0x81, 20}, "twenty bytes of text"...)
+	for i := 0; s.Len(proto.WS) < n; i++ {
+		d.Stream(flow, proto.WS, wire.ServerToClient, frame, t0.Add(time.Duration(i)*time.Microsecond))
+	}
+	return s
+}
+
+// frame is one screen refresh: fetch the visible window, apply it, render.
+func frame(m Model, store *wire.Store) Model {
+	next, _ := m.Update(fetchPackets(store, m.packets.requests())())
+	m = next.(Model)
+	_ = m.View()
+	return m
+}
+
+// BenchmarkView renders the explorer with 1 k and with 1 M records
+// buffered; bench/run.sh prints the ratio (target ≤ 1.2: only the rows on
+// screen are fetched and formatted).
+func BenchmarkView(b *testing.B) {
+	for _, n := range []struct {
+		name string
+		n    int
+	}{{"1k", 1_000}, {"1M", 1_000_000}} {
+		store := fill(b, n.n)
+		runtime.GC() // the filling's garbage is not the view's cost
+		b.Run(n.name, func(b *testing.B) {
+			m, _ := newModel(&testing.T{})
+			m = send(&testing.T{}, m, tea.WindowSizeMsg{Width: 160, Height: 48}, upEvents(), keys("3")[0])
+			b.ResetTimer()
+			for range b.N {
+				m = frame(m, store)
+			}
+		})
+	}
+}
+
+// BenchmarkFloodFrames refreshes the explorer while a decoder floods the
+// store as fast as it can, pressing keys between frames as a user would; it
+// reports the p99 frame time (target ≤ 16 ms).
+func BenchmarkFloodFrames(b *testing.B) {
+	store := wire.NewStore(0)
+	d, _ := wire.NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: proto.WS}, nil, store)
+	flow := wire.Flow{Client: netip.MustParseAddrPort("127.0.0.1:51000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
+	d.Stream(flow, proto.WS, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
+	d.Stream(flow, proto.WS, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
+	var stop atomic.Bool
+	var added atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		frame := append([]byte{0x81, 20}, "twenty bytes of text"...)
+		for !stop.Load() {
+			d.Stream(flow, proto.WS, wire.ServerToClient, frame, time.Now())
+			added.Add(1)
+		}
+	}()
+	m, _ := newModel(&testing.T{})
+	m = send(&testing.T{}, m, tea.WindowSizeMsg{Width: 160, Height: 48}, upEvents(), keys("3")[0])
+	presses := []tea.Msg{tea.KeyMsg{Type: tea.KeyUp}, tea.KeyMsg{Type: tea.KeyDown}, keys("G")[0], keys("1")[0], keys("3")[0]}
+	times := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		next, _ := m.Update(presses[i%len(presses)])
+		m = frame(next.(Model), store)
+		times = append(times, time.Since(start))
+	}
+	b.StopTimer()
+	stop.Store(true)
+	<-done
+	slices.Sort(times)
+	p99 := times[min(len(times)-1, len(times)*99/100)]
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-frame-ms")
+	b.ReportMetric(float64(added.Load())/b.Elapsed().Seconds(), "records/s")
+}
