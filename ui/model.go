@@ -718,7 +718,7 @@ func (m Model) View() string {
 	}
 	body := m.body()
 	if m.errBox != "" {
-		box := m.st.box.Width(min(m.width-4, 100)).Render("⚠ " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
+		box := m.st.box.Width(min(m.width-4, 100)).Render("[!] " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
 		body = lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
 	}
 	if m.confirm != confirmNone {

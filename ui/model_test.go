@@ -268,7 +268,7 @@ func TestNarrowStacksPanes(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 90, Height: 30}, upEvents())
 	v := m.View()
-	if got := strings.Count(v, "╭"); got != 3 {
+	if got := strings.Count(v, "┌"); got != 3 {
 		t.Errorf("%d pane borders, want the 3 panes stacked", got)
 	}
 	for _, line := range strings.Split(v, "\n") {

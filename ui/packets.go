@@ -211,10 +211,10 @@ func (p *packetsPane) row(r *wire.Record) table.Row {
 	}
 	text := r.Text()
 	if r.Decrypted {
-		text = "🔓 " + text
+		text = "[dec] " + text // recovered with the lab's TLS keys
 	}
 	if r.Kind == wire.KindError {
-		text = "⚠ " + text
+		text = "[!] " + text
 	}
 	return table.Row{r.Time.Format("15:04:05.000"), dir, text}
 }
@@ -330,7 +330,7 @@ func detailText(r wire.Record) string {
 	fmt.Fprintf(&b, "%s %s %s  %s  %s\n", r.Protocol, r.Kind, r.Layer, r.Dir, r.Time.Format("15:04:05.000000"))
 	fmt.Fprintf(&b, "flow %s  length %d  payload %d\n", r.Flow, r.Len, r.Payload)
 	if r.Decrypted {
-		b.WriteString("🔓 DECRYPTED with the TLS keys of the lab's own client (the wire carried only ciphertext)\n")
+		b.WriteString("[dec] DECRYPTED with the TLS keys of the lab's own client (the wire carried only ciphertext)\n")
 	}
 	fmt.Fprintf(&b, "\n%s\n\n", r.Text())
 	for _, f := range r.Details() {
