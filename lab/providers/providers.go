@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/providers/docker"
 	"github.com/protolab/protolab-tui/lab/providers/local"
 )
 
@@ -15,7 +16,13 @@ import (
 type Constructor func(lab.Env) (lab.Provider, error)
 
 var registry = map[string]Constructor{
-	local.Name: local.New,
+	local.Name:  local.New,
+	docker.Name: docker.New,
+}
+
+// Purge makes the docker provider remove its images at teardown.
+func Purge() Constructor {
+	return func(env lab.Env) (lab.Provider, error) { return docker.NewWith(env, docker.Options{Purge: true}) }
 }
 
 // Names lists the known providers.

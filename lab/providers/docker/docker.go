@@ -1,0 +1,689 @@
+// Package docker is the Docker provider: the lab's apps as containers on a
+// Docker engine, talked to through the Engine API (github.com/moby/moby/client)
+// — this machine's engine, or a remote one through an injected dialer (the
+// SSH runner's). Images are built FROM scratch from the apps cross-compiled
+// for the engine's platform; everything the lab creates is labelled, so
+// status, logs and teardown find it even after a crash.
+package docker
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/pki"
+	"github.com/protolab/protolab-tui/lab/probe"
+)
+
+// Name is the provider's name.
+const Name = "docker"
+
+// Labels on everything the lab creates.
+const (
+	LabelLab   = "protolab.lab"
+	LabelApp   = "protolab.app"
+	LabelHash  = "protolab.hash"
+	LabelImage = "protolab.image"
+)
+
+// Dialer opens connections to the engine (for a remote engine: through SSH).
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Provider runs the apps as containers.
+type Provider struct {
+	env    lab.Env
+	dial   Dialer
+	runner lab.Runner
+	purge  bool
+
+	mu      sync.Mutex
+	cli     *client.Client
+	image   string
+	netID   string
+	apps    map[string]*app
+	stopBg  context.CancelFunc
+	bgCtx   context.Context
+	bgDone  sync.WaitGroup
+	engine  string
+	started map[string]bool // containers whose logs are followed
+}
+
+type app struct {
+	spec lab.AppSpec
+	id   string
+	port int // published host port
+}
+
+// Options tune the provider.
+type Options struct {
+	// Dial reaches the engine; nil uses DOCKER_HOST or the default socket.
+	Dial Dialer
+	// Runner runs commands on the engine's host; nil is this machine.
+	Runner lab.Runner
+	// Purge makes Teardown remove the lab's images too.
+	Purge bool
+}
+
+// New creates the provider for this machine's engine.
+func New(env lab.Env) (lab.Provider, error) { return NewWith(env, Options{}) }
+
+// NewWith creates the provider with an injected transport and runner.
+func NewWith(env lab.Env, o Options) (*Provider, error) {
+	r := o.Runner
+	if r == nil {
+		r = lab.LocalRunner{}
+	}
+	return &Provider{env: env, dial: o.Dial, runner: r, purge: o.Purge, apps: map[string]*app{}, started: map[string]bool{}}, nil
+}
+
+// Name implements lab.Provider.
+func (p *Provider) Name() string { return Name }
+
+// Runner implements lab.Provider.
+func (p *Provider) Runner() lab.Runner { return p.runner }
+
+func (p *Provider) labName() string { return p.env.Config.Name }
+
+// connect opens the API client and checks the engine answers, within 5s.
+func (p *Provider) connect(ctx context.Context) (*client.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cli != nil {
+		return p.cli, nil
+	}
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if p.dial != nil {
+		opts = append(opts, client.WithHost("unix:///var/run/docker.sock"), client.WithDialContext(p.dial))
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pctx, client.PingOptions{}); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("the Docker engine at %s does not answer (%v): start it (systemctl start docker, or dockerd &), point DOCKER_HOST at one, or use --provider local", cli.DaemonHost(), err)
+	}
+	p.cli, p.engine = cli, cli.DaemonHost()
+	return cli, nil
+}
+
+// Up implements lab.Provider: connect, describe the engine, build the image
+// when the apps changed, make the lab network and start watching events.
+func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
+	cli, err := p.connect(ctx)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	info, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return lab.HostInfo{}, fmt.Errorf("docker info: %w", err)
+	}
+	in := info.Info
+	p.env.Progress("up", "building the app image for "+in.OSType+"/"+in.Architecture, 0, 3)
+	img, err := p.ensureImage(ctx, in.OSType, goarch(in.Architecture))
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	p.env.Progress("up", "creating the lab network", 1, 3)
+	if err := p.ensureNetwork(ctx); err != nil {
+		return lab.HostInfo{}, err
+	}
+	p.env.Progress("up", "watching the engine's events", 2, 3)
+	p.watch()
+	host := lab.HostInfo{
+		Provider: Name, Name: in.Name, Address: p.env.Config.Bind,
+		OS: fmt.Sprintf("%s/%s (%s)", in.OSType, in.Architecture, in.OperatingSystem),
+		Details: []lab.KV{
+			{Key: "engine", Value: in.ServerVersion + " at " + p.engine},
+			{Key: "api", Value: cli.ClientVersion()},
+			{Key: "image", Value: img},
+			{Key: "network", Value: p.networkName()},
+			{Key: "storage", Value: in.Driver},
+			{Key: "cpus/mem", Value: fmt.Sprintf("%d / %d MiB", in.NCPU, in.MemTotal>>20)},
+		},
+	}
+	for _, a := range p.env.Config.Apps() {
+		port := "any free port"
+		if a.Port != 0 {
+			port = strconv.Itoa(a.Port)
+		}
+		host.Ports = append(host.Ports, fmt.Sprintf("%s %s:%s → %d", a.Name, p.env.Config.Bind, port, a.Protocol.DefaultPort()))
+	}
+	return host, nil
+}
+
+func goarch(engineArch string) string {
+	switch engineArch {
+	case "x86_64":
+		return "amd64"
+	case "aarch64":
+		return "arm64"
+	}
+	return engineArch
+}
+
+// moduleRoot finds the protolab-tui source (the apps are built from it).
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/protolab/protolab-tui")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("the docker provider builds its image from the protolab-tui source: run protolab-tui from its checkout (go run ./cmd/protolab-tui …)")
+		}
+		dir = parent
+	}
+}
+
+// ensureImage cross-compiles the apps for the engine's platform and builds
+// the FROM scratch image, unless an image of the same binary exists.
+func (p *Provider) ensureImage(ctx context.Context, goos, arch string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(p.env.Config.StateDir, "build", fmt.Sprintf("protolab-app-%s-%s", goos, arch))
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./apps")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+arch)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the apps for %s/%s: %v: %s", goos, arch, err, msg)
+	}
+	bin, err := os.ReadFile(out)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(bin)
+	hash := hex.EncodeToString(sum[:])[:16]
+	tag := "protolab-app:" + hash
+	p.mu.Lock()
+	p.image = tag
+	p.mu.Unlock()
+	list, err := p.cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("label", LabelHash+"="+hash)})
+	if err != nil {
+		return "", fmt.Errorf("listing images: %w", err)
+	}
+	if len(list.Items) > 0 {
+		return tag, nil // the same binary is already an image: the cache
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, "apps", "Dockerfile"))
+	if err != nil {
+		return "", err
+	}
+	var ctxTar bytes.Buffer
+	tw := tar.NewWriter(&ctxTar)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, dockerfile}, {"protolab-app", 0o755, bin}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
+			return "", err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	res, err := p.cli.ImageBuild(ctx, &ctxTar, client.ImageBuildOptions{
+		Tags: []string{tag}, Remove: true, ForceRemove: true, Dockerfile: "Dockerfile",
+		Labels: map[string]string{LabelHash: hash, LabelImage: "app"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("building image %s: %w", tag, err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		var m struct {
+			Stream string `json:"stream"`
+			Error  string `json:"error"`
+		}
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			if m.Error != "" {
+				return "", fmt.Errorf("building image %s: %s", tag, m.Error)
+			}
+			if s := strings.TrimSpace(m.Stream); s != "" {
+				p.env.Log("info", "docker build", s)
+			}
+		}
+	}
+	return tag, sc.Err()
+}
+
+func (p *Provider) networkName() string { return "protolab-" + p.labName() }
+
+func (p *Provider) labFilter() client.Filters {
+	return client.Filters{}.Add("label", LabelLab+"="+p.labName())
+}
+
+func (p *Provider) ensureNetwork(ctx context.Context) error {
+	nets, err := p.cli.NetworkList(ctx, client.NetworkListOptions{Filters: p.labFilter()})
+	if err != nil {
+		return fmt.Errorf("listing networks: %w", err)
+	}
+	for _, n := range nets.Items {
+		if n.Name == p.networkName() {
+			p.netID = n.ID
+			return nil
+		}
+	}
+	res, err := p.cli.NetworkCreate(ctx, p.networkName(), client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelLab: p.labName()}})
+	if err != nil {
+		return fmt.Errorf("creating network %s: %w", p.networkName(), err)
+	}
+	p.netID = res.ID
+	return nil
+}
+
+func (p *Provider) containerName(appName string) string {
+	return "protolab-" + p.labName() + "-" + appName
+}
+
+// Deploy implements lab.Provider.
+func (p *Provider) Deploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+	for i, s := range specs {
+		p.env.Progress("deploy", "starting container "+p.containerName(s.Name), i, len(specs))
+		if err := p.start(ctx, s, s.Port); err != nil {
+			return nil, err
+		}
+	}
+	return p.Status(ctx)
+}
+
+// Redeploy implements lab.Provider: the image is rebuilt when the apps
+// changed, and each container is replaced in turn on the same port.
+func (p *Provider) Redeploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+	info, err := p.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("docker info: %w", err)
+	}
+	if _, err := p.ensureImage(ctx, info.Info.OSType, goarch(info.Info.Architecture)); err != nil {
+		return nil, err
+	}
+	for i, s := range specs {
+		p.env.Progress("redeploy", "replacing "+p.containerName(s.Name), i, len(specs))
+		port := s.Port
+		p.mu.Lock()
+		if a := p.apps[s.Name]; a != nil {
+			port = a.port
+		}
+		p.mu.Unlock()
+		if err := p.remove(ctx, p.containerName(s.Name)); err != nil {
+			return nil, err
+		}
+		if err := p.start(ctx, s, port); err != nil {
+			return nil, err
+		}
+	}
+	return p.Status(ctx)
+}
+
+func (p *Provider) remove(ctx context.Context, nameOrID string) error {
+	_, err := p.cli.ContainerRemove(ctx, nameOrID, client.ContainerRemoveOptions{Force: true})
+	if err != nil && !strings.Contains(strings.ToLower(err.Error()), "no such container") {
+		return fmt.Errorf("removing container %s: %w", nameOrID, err)
+	}
+	return nil
+}
+
+// start creates and starts one app's container, publishing its port on the
+// bind address, and waits until its health check answers.
+func (p *Provider) start(ctx context.Context, s lab.AppSpec, hostPort int) error {
+	inner := s.Protocol.DefaultPort()
+	cport, err := network.ParsePort(fmt.Sprintf("%d/tcp", inner))
+	if err != nil {
+		return err
+	}
+	bind, err := netip.ParseAddr(p.env.Config.Bind)
+	if err != nil {
+		return err
+	}
+	env := []string{"PROTOLAB_MODE=" + string(s.Protocol), fmt.Sprintf("PROTOLAB_ADDR=:%d", inner),
+		fmt.Sprintf("PROTOLAB_READ_LIMIT=%d", s.ReadLimit), "PROTOLAB_NAME=protolab-" + s.Name}
+	if len(s.AllowedOrigins) > 0 {
+		env = append(env, "PROTOLAB_ALLOWED_ORIGINS="+strings.Join(s.AllowedOrigins, ","))
+	}
+	if s.Protocol.Secure() {
+		env = append(env, "PROTOLAB_TLS_CERT=/pki/leaf.pem", "PROTOLAB_TLS_KEY=/pki/leaf-key.pem")
+	}
+	p.mu.Lock()
+	image := p.image
+	p.mu.Unlock()
+	hp := ""
+	if hostPort != 0 {
+		hp = strconv.Itoa(hostPort)
+	}
+	name := p.containerName(s.Name)
+	res, err := p.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: name,
+		Config: &container.Config{
+			Image: image, Env: env,
+			ExposedPorts: network.PortSet{cport: struct{}{}},
+			Labels:       map[string]string{LabelLab: p.labName(), LabelApp: s.Name},
+		},
+		HostConfig: &container.HostConfig{
+			PortBindings: network.PortMap{cport: []network.PortBinding{{HostIP: bind, HostPort: hp}}},
+			NetworkMode:  container.NetworkMode(p.networkName()),
+		},
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "Conflict") {
+			return fmt.Errorf("container %s already exists (a lab of the same name runs, or a crash left it): protolab-tui --provider docker --teardown --name %s removes it", name, p.labName())
+		}
+		return fmt.Errorf("creating container %s: %w", name, err)
+	}
+	if s.Protocol.Secure() {
+		if err := p.copyPKI(ctx, res.ID); err != nil {
+			_ = p.remove(ctx, res.ID)
+			return err
+		}
+	}
+	if _, err := p.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		_ = p.remove(ctx, res.ID)
+		if strings.Contains(err.Error(), "address already in use") || strings.Contains(err.Error(), "port is already allocated") {
+			return &lab.PortInUseError{Protocol: s.Protocol, Addr: net.JoinHostPort(p.env.Config.Bind, hp), Err: err}
+		}
+		return fmt.Errorf("starting container %s: %w", name, err)
+	}
+	in, err := p.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("inspecting container %s: %w", name, err)
+	}
+	port := publishedPort(in.Container, cport)
+	if port == 0 {
+		return fmt.Errorf("container %s published no port for %s", name, cport)
+	}
+	p.mu.Lock()
+	p.apps[s.Name] = &app{spec: s, id: res.ID, port: port}
+	p.mu.Unlock()
+	p.followLogs(res.ID, s.Name)
+	// Ready when its health check answers through the published port.
+	t := probe.Target{Protocol: s.Protocol, Addr: net.JoinHostPort(p.env.Config.Bind, strconv.Itoa(port)), ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := probe.Health(ctx, t)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("container %s did not become healthy: %w", name, errors.Join(err, ctx.Err()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func publishedPort(c container.InspectResponse, cport network.Port) int {
+	if c.NetworkSettings == nil {
+		return 0
+	}
+	for _, b := range c.NetworkSettings.Ports[cport] {
+		if n, err := strconv.Atoi(b.HostPort); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// copyPKI puts the lab's leaf certificate and key into the container, owned
+// by the unprivileged user the image runs as, readable by it alone.
+func (p *Provider) copyPKI(ctx context.Context, id string) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Name: "pki/", Typeflag: tar.TypeDir, Mode: 0o500, Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)})
+	for _, f := range []string{pki.LeafFile, pki.LeafKeyFile} {
+		data, err := os.ReadFile(p.env.PKI.Path(f))
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "pki/" + f, Mode: 0o400, Size: int64(len(data)), Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if _, err := p.cli.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
+		return fmt.Errorf("copying the TLS certificate into %s: %w", id[:12], err)
+	}
+	return nil
+}
+
+// followLogs streams a container's output as log events from the app.
+func (p *Provider) followLogs(id, appName string) {
+	p.mu.Lock()
+	if p.stopBg == nil || p.started[id] {
+		p.mu.Unlock()
+		return
+	}
+	p.started[id] = true
+	ctx := p.bgCtx
+	p.bgDone.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.bgDone.Done()
+		rc, err := p.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+		if err != nil {
+			return
+		}
+		defer rc.Close()
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := stdcopy.StdCopy(pw, pw, rc)
+			pw.CloseWithError(err)
+		}()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			p.env.Log("info", appName, sc.Text())
+		}
+	}()
+}
+
+// Status implements lab.Provider: every labelled container, as the engine
+// sees it, with a health check through its published port.
+func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
+	list, err := p.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	var out []lab.AppStatus
+	for _, c := range list.Items {
+		st, err := p.status(ctx, c.ID)
+		if err == nil {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (p *Provider) status(ctx context.Context, id string) (lab.AppStatus, error) {
+	in, err := p.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return lab.AppStatus{}, err
+	}
+	c := in.Container
+	name := c.Config.Labels[LabelApp]
+	p.mu.Lock()
+	a := p.apps[name]
+	p.mu.Unlock()
+	st := lab.AppStatus{Name: name, Image: c.Config.Image, Restarts: c.RestartCount}
+	if a != nil {
+		st.Protocol = a.spec.Protocol
+	}
+	if c.State != nil {
+		st.State = string(c.State.Status)
+		if t, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil {
+			st.Started = t
+		}
+		if c.State.OOMKilled {
+			st.Detail = "killed: out of memory"
+		} else if !c.State.Running && c.State.ExitCode != 0 {
+			st.Detail = fmt.Sprintf("exit code %d", c.State.ExitCode)
+		}
+	}
+	if c.NetworkSettings != nil {
+		for cp, bs := range c.NetworkSettings.Ports {
+			for _, b := range bs {
+				st.Ports = append(st.Ports, fmt.Sprintf("%s:%s→%s", b.HostIP, b.HostPort, cp))
+				if st.Endpoint == "" && c.State != nil && c.State.Running {
+					st.Endpoint = net.JoinHostPort(p.env.Config.Bind, b.HostPort)
+				}
+			}
+		}
+	}
+	if st.Endpoint != "" && st.Protocol != "" {
+		t := probe.Target{Protocol: st.Protocol, Addr: st.Endpoint, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
+		if err := probe.Health(ctx, t); err != nil {
+			st.Health, st.Detail = "unhealthy", err.Error()
+		} else {
+			st.Health = "healthy"
+		}
+	}
+	return st, nil
+}
+
+// watch follows the engine's events for the lab's containers and publishes
+// each change as an app status, as it happens.
+func (p *Provider) watch() {
+	p.mu.Lock()
+	if p.stopBg != nil {
+		p.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopBg, p.bgCtx = cancel, ctx
+	p.bgDone.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.bgDone.Done()
+		f := p.labFilter().Add("type", "container")
+		for _, e := range []string{"start", "die", "oom", "kill", "stop", "restart", "health_status", "destroy"} {
+			f = f.Add("event", e)
+		}
+		res := p.cli.Events(ctx, client.EventsListOptions{Filters: f})
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err := <-res.Err:
+				if ctx.Err() == nil {
+					p.env.Log("warn", "docker", "the engine's event stream ended: "+err.Error())
+				}
+				return
+			case m := <-res.Messages:
+				appName := m.Actor.Attributes[LabelApp]
+				if string(m.Action) == "destroy" {
+					p.env.AppChanged(lab.AppStatus{Name: appName, State: lab.AppMissing, Detail: "container removed"})
+					continue
+				}
+				sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+				st, err := p.status(sctx, m.Actor.ID)
+				scancel()
+				if err == nil {
+					st.Detail = strings.TrimSpace(st.Detail + " (event: " + string(m.Action) + ")")
+					p.env.AppChanged(st)
+				}
+			}
+		}
+	}()
+}
+
+// Teardown implements lab.Provider: every container and the network with
+// the lab's label go — found by label, so it also cleans up after a crash.
+// Images stay as a cache unless the provider purges.
+func (p *Provider) Teardown(ctx context.Context) error {
+	cli, err := p.connect(ctx)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	stop := p.stopBg
+	p.stopBg = nil
+	p.mu.Unlock()
+	if stop != nil {
+		stop()
+		p.bgDone.Wait()
+	}
+	var errs []error
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
+	if err != nil {
+		return fmt.Errorf("listing containers: %w", err)
+	}
+	for _, c := range list.Items {
+		if err := p.remove(ctx, c.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: p.labFilter()})
+	if err == nil {
+		for _, n := range nets.Items {
+			if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil {
+				errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
+			}
+		}
+	}
+	if p.purge {
+		imgs, err := cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("label", LabelImage+"=app")})
+		if err == nil {
+			for _, im := range imgs.Items {
+				if _, err := cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	p.mu.Lock()
+	p.apps = map[string]*app{}
+	p.started = map[string]bool{}
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// OpenCapture implements lab.CaptureOpener: the probes reach the apps
+// through the ports published on the bind address, so the traffic the lab
+// makes crosses loopback (engine on this host).
+func (p *Provider) OpenCapture(ctx context.Context, ports []int) (capture.Source, capture.Mode, error) {
+	src, err := capture.OpenLive("lo", ports)
+	if err != nil {
+		return nil, "", err
+	}
+	return src, capture.ModeLive, nil
+}
