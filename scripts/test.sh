@@ -15,8 +15,10 @@ say() { printf '==> %s\n' "$*"; }
 # Debian packages the tests use: tcpdump (the pcap-stream capture source),
 # tshark (cross-checks protolab's decoding), util-linux (setpriv, to run as an
 # unprivileged user), openssl (a non-Go TLS client for the decryption tests),
-# tmux (drives the explorer end to end in a real terminal).
-apt_packages=(tcpdump tshark util-linux openssl tmux)
+# tmux (drives the explorer end to end in a real terminal), docker.io and
+# docker-compose (the docker provider's tests run a real engine; no image is
+# ever pulled: the lab builds its own FROM scratch).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose)
 
 install_missing() {
   local missing=()
@@ -42,6 +44,22 @@ install_missing() {
 command -v go >/dev/null || { echo "go is not on PATH: install Go 1.24 or newer" >&2; exit 1; }
 if [ ${#apt_packages[@]} -gt 0 ]; then
   install_missing "${apt_packages[@]}"
+fi
+
+# A Docker engine for the docker provider's tests: started in the background
+# when none answers, and waited for.
+if ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then
+    say "starting dockerd"
+    nohup dockerd >/tmp/protolab-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+      docker info >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    docker info >/dev/null 2>&1 || { tail -20 /tmp/protolab-dockerd.log; echo "dockerd did not start" >&2; exit 1; }
+  else
+    say "no Docker engine answers (run as root to have one started)"
+  fi
 fi
 
 say "gofmt"

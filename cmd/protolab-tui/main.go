@@ -41,6 +41,8 @@ type options struct {
 	keep     bool
 	pcap     string
 	read     string
+	teardown bool
+	purge    bool
 	cfg      lab.Config
 }
 
@@ -68,6 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cfg.Capture.Mode, "capture", "auto", "capture the lab's traffic: auto (when this process may), on (socket-level if nothing better), off")
 	fs.IntVar(&o.cfg.Capture.RingSize, "ring", 10000, "records kept per protocol for the packet view")
 	fs.StringVar(&o.read, "read", "", "decode a pcap or pcapng file with the lab's port map (the --*-port flags) and print what is on the wire; no lab is started")
+	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
+	fs.BoolVar(&o.purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	if err := fs.Parse(args); err != nil {
@@ -173,13 +177,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	if !o.headless && (!term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stdout.Fd()))) {
-		fmt.Fprintln(stderr, "protolab-tui: the explorer needs a terminal (standard input and output are not one): run it in a terminal, or use --headless")
-		return exitUsage
-	}
 	newProvider, err := providers.Lookup(o.cfg.Provider)
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitUsage
+	}
+	if o.purge && o.cfg.Provider == "docker" {
+		newProvider = providers.Purge()
+	}
+	if o.teardown {
+		l, err := lab.New(o.cfg, newProvider)
+		if err != nil {
+			fmt.Fprintln(stderr, "protolab-tui:", err)
+			return exitFailed
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.OpTimeout)
+		defer cancel()
+		if err := l.Provider().Teardown(ctx); err != nil {
+			fmt.Fprintln(stderr, "protolab-tui: teardown:", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "lab %q on provider %s: nothing of it is left\n", o.cfg.Name, o.cfg.Provider)
+		return exitOK
+	}
+	if !o.headless && (!term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stdout.Fd()))) {
+		fmt.Fprintln(stderr, "protolab-tui: the explorer needs a terminal (standard input and output are not one): run it in a terminal, or use --headless")
 		return exitUsage
 	}
 	l, err := lab.New(o.cfg, newProvider)

@@ -1,0 +1,171 @@
+package docker_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/protolab/protolab-tui/internal/testenv"
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers/docker"
+)
+
+// engine returns a client of the local engine, or skips/fails without one.
+func engine(t *testing.T) *client.Client {
+	t.Helper()
+	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		testenv.Missing(t, "no Docker client: "+err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
+		testenv.Missing(t, "no Docker engine answers: "+err.Error())
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+var anyPorts = map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}
+
+func newLab(t *testing.T, name string) (*lab.Lab, <-chan lab.Event) {
+	t.Helper()
+	l, err := lab.New(lab.Config{Name: name, Provider: "docker", StateDir: t.TempDir(), Ports: anyPorts,
+		Probe: probe.Options{Count: 10}, Capture: lab.CaptureConfig{Mode: "off"}}, docker.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, stop := l.Subscribe()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = l.Teardown(ctx).Wait(ctx)
+		stop()
+		for range events {
+		}
+	})
+	return l, events
+}
+
+func do(t *testing.T, j *lab.Job) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := j.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leftovers counts what carries the lab's label.
+func leftovers(t *testing.T, cli *client.Client, name string) (containers, networks int) {
+	t.Helper()
+	ctx := context.Background()
+	f := client.Filters{}.Add("label", docker.LabelLab+"="+name)
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs.Items), len(ns.Items)
+}
+
+func TestDockerLabLifecycle(t *testing.T) {
+	cli := engine(t)
+	name := "t-life"
+	l, events := newLab(t, name)
+	ctx := context.Background()
+	do(t, l.Up(ctx))
+	do(t, l.Deploy(ctx))
+	do(t, l.Probe(ctx))
+	if rep := l.Report(); !rep.OK || rep.Provider != "docker" {
+		t.Fatalf("report %+v", rep)
+	}
+
+	// Kill the ws container from outside: the lab hears of it within 2 s.
+	var wsID string
+	cs, _ := cli.ContainerList(ctx, client.ContainerListOptions{Filters: client.Filters{}.Add("label", docker.LabelApp+"=ws").Add("label", docker.LabelLab+"="+name)})
+	if len(cs.Items) != 1 {
+		t.Fatalf("%d ws containers", len(cs.Items))
+	}
+	wsID = cs.Items[0].ID
+	for len(events) > 0 {
+		<-events
+	}
+	killed := time.Now()
+	if _, err := cli.ContainerKill(ctx, wsID, client.ContainerKillOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(2 * time.Second)
+wait:
+	for {
+		select {
+		case e := <-events:
+			if a, ok := e.(lab.AppEvent); ok && a.App.Name == "ws" && a.App.State == "exited" {
+				t.Logf("status event %v after the kill: %+v", time.Since(killed), a.App)
+				break wait
+			}
+		case <-deadline:
+			t.Fatal("no status event within 2s of docker kill")
+		}
+	}
+	if err := l.Probe(ctx, proto.WS).Wait(ctx); err == nil {
+		t.Error("the probe passed with the ws container dead")
+	}
+	do(t, l.Redeploy(ctx))
+	do(t, l.Probe(ctx))
+	if rep := l.Report(); !rep.OK {
+		t.Fatalf("after redeploy: %+v", rep)
+	}
+	do(t, l.Teardown(ctx))
+	if c, n := leftovers(t, cli, name); c != 0 || n != 0 {
+		t.Errorf("teardown left %d containers and %d networks", c, n)
+	}
+}
+
+func TestTwoLabsSideBySide(t *testing.T) {
+	cli := engine(t)
+	a, _ := newLab(t, "t-side-a")
+	b, _ := newLab(t, "t-side-b")
+	ctx := context.Background()
+	for _, l := range []*lab.Lab{a, b} {
+		do(t, l.Up(ctx))
+		do(t, l.Deploy(ctx))
+	}
+	do(t, b.Teardown(ctx))
+	if c, n := leftovers(t, cli, "t-side-b"); c != 0 || n != 0 {
+		t.Errorf("lab b left %d containers, %d networks", c, n)
+	}
+	if c, n := leftovers(t, cli, "t-side-a"); c != 4 || n != 1 {
+		t.Errorf("lab a has %d containers, %d networks after b's teardown; want 4 and 1", c, n)
+	}
+	do(t, a.Probe(ctx))
+	if !a.Report().OK {
+		t.Errorf("lab a broken by lab b's teardown: %+v", a.Report())
+	}
+}
+
+func TestEngineUnreachable(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	l, err := lab.New(lab.Config{Provider: "docker", StateDir: t.TempDir()}, docker.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = l.Up(ctx).Wait(ctx)
+	if err == nil || !strings.Contains(err.Error(), "does not answer") || !strings.Contains(err.Error(), "start it") {
+		t.Fatalf("err = %v, want a clear 'does not answer … start it' error", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("took %v to say the engine is unreachable", time.Since(start))
+	}
+}
