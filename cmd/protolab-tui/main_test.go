@@ -554,3 +554,85 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 		}
 	}
 }
+
+// dockerLeftovers counts the containers and networks labelled for lab name.
+func dockerLeftovers(t *testing.T, name string) int {
+	t.Helper()
+	n := 0
+	for _, kind := range []string{"ps -a -q", "network ls -q"} {
+		args := append(strings.Fields(kind), "--filter", "label=protolab.lab="+name)
+		out, err := exec.Command("docker", args...).Output()
+		if err != nil {
+			t.Fatalf("docker %v: %v", args, err)
+		}
+		n += len(strings.Fields(string(out)))
+	}
+	return n
+}
+
+func needDocker(t *testing.T) {
+	t.Helper()
+	testenv.NeedCommand(t, "docker")
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		testenv.Missing(t, "no Docker engine answers `docker info`")
+	}
+}
+
+func TestHeadlessDocker(t *testing.T) {
+	needDocker(t)
+	rep := report(t, command(t, append([]string{"--headless", "--json", "--provider", "docker", "--name", "t-cmd", "--count", "20"}, freePorts...)...))
+	if rep["provider"] != "docker" || rep["ok"] != true {
+		t.Fatalf("report: %v", rep)
+	}
+	for p, n := range wireMessages(t, rep) {
+		if n != 2*20+2 {
+			t.Errorf("%s: %v messages on the wire, want 42", p, n)
+		}
+	}
+	if n := dockerLeftovers(t, "t-cmd"); n != 0 {
+		t.Errorf("%d labelled containers/networks left", n)
+	}
+}
+
+func TestDockerSIGINTMidDeploy(t *testing.T) {
+	needDocker(t)
+	cmd := command(t, append([]string{"--headless", "--json", "--provider", "docker", "--name", "t-sigint"}, freePorts...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"op":"deploy"`) && strings.Contains(sc.Text(), `"done":1`) {
+			break // one container up, the others on their way
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	if code := exitCode(cmd.Wait()); code != 130 {
+		t.Errorf("exit code %d, want 130", code)
+	}
+	if n := dockerLeftovers(t, "t-sigint"); n != 0 {
+		t.Errorf("SIGINT mid-deploy left %d labelled containers/networks", n)
+	}
+}
+
+func TestDockerTeardownFlagCleansACrash(t *testing.T) {
+	needDocker(t)
+	// A crashed lab: its network was made, then the process died.
+	if out, err := exec.Command("docker", "network", "create", "--label", "protolab.lab=t-crash", "protolab-t-crash").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	out, err := command(t, "--provider", "docker", "--name", "t-crash", "--teardown").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nothing of it is left") {
+		t.Fatalf("--teardown: %v %s", err, out)
+	}
+	if n := dockerLeftovers(t, "t-crash"); n != 0 {
+		t.Errorf("%d leftovers after --teardown", n)
+	}
+}

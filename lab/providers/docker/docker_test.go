@@ -2,6 +2,10 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +171,47 @@ func TestEngineUnreachable(t *testing.T) {
 	}
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("took %v to say the engine is unreachable", time.Since(start))
+	}
+}
+
+// TestComposeFileStartsTheApps runs apps/docker-compose.yaml — the hand-run
+// way of the seed lab — with Debian's docker-compose, on the image the
+// provider builds, and checks that all four apps answer.
+func TestComposeFileStartsTheApps(t *testing.T) {
+	cli := engine(t)
+	compose := testenv.NeedCommand(t, "docker-compose")
+	l, _ := newLab(t, "t-compose")
+	ctx := context.Background()
+	do(t, l.Up(ctx)) // builds (or finds) the image
+	imgs, err := cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("label", docker.LabelImage+"=app")})
+	if err != nil || len(imgs.Items) == 0 {
+		t.Fatalf("no app image: %v", err)
+	}
+	if _, err := cli.ImageTag(ctx, client.ImageTagOptions{Source: imgs.Items[0].ID, Target: "protolab-app:latest"}); err != nil {
+		t.Fatal(err)
+	}
+	project := fmt.Sprintf("protolabtest%d", os.Getpid())
+	file, _ := filepath.Abs("../../../apps/docker-compose.yaml")
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(compose, append([]string{"-p", project, "-f", file}, args...)...)
+		cmd.Env = append(os.Environ(), "PROTOLAB_PKI="+filepath.Join(l.Config().StateDir, "pki"), "PROTOLAB_UID=0", "PROTOLAB_GID=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("docker-compose %v: %v\n%s", args, err, out)
+		}
+	}
+	run("up", "-d")
+	defer run("down", "-v")
+	for _, p := range proto.All {
+		tg := probe.Target{Protocol: p, Addr: fmt.Sprintf("127.0.0.1:%d", p.DefaultPort()), ServerName: "localhost", RootCAs: l.PKI().Pool()}
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if _, err = probe.Run(ctx, tg, probe.Options{Count: 3}); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Errorf("%s from docker-compose: %v", p, err)
+		}
 	}
 }
