@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs protolab's benchmarks and prints each figure beside its reference
 # from the same run, as a ratio. Usage:
-#   bench/run.sh [foundation|decode|memory|flood|ui|all] [runs]
+#   bench/run.sh [foundation|decode|memory|flood|ui|docker|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
 # decode:     1 M generated packets through protolab --read vs tshark
 # memory:     10 M packets replayed with the default ring sizes: peak RSS
 # flood:      a ws message flood on lo with live capture: drops and decode lag (root)
 # ui:         the explorer's frame with 1 k vs 1 M records buffered; p99 frame under a flood
+# docker:     start → four protocols verified on Docker (images cached) vs docker-compose up + the same checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -81,12 +82,22 @@ ui() {
   grep -E '^BenchmarkFloodFrames' "$out" | awk '{p+=$5; r+=$7; n++} END {printf "explorer under a flood of %.0f records/s: p99 frame %.1f ms (target ≤ 16 ms)\n", r/n, p/n}'
 }
 
+docker() {
+  local out=$tmp/docker
+  go test -run '^$' -bench 'BenchmarkStartToVerified' -benchtime 3x -count "$runs" ./lab/providers/docker/ >"$out"
+  local ours theirs
+  ours=$(median "$out" 'StartToVerified/protolab'); theirs=$(median "$out" 'StartToVerified/compose')
+  printf 'docker: start → four protocols verified → down, images cached: protolab %s s, docker-compose up + checks + down %s s: ratio %s (target ≤ 1.2 and ≤ 10 s)\n' \
+    "$(awk -v n="$ours" 'BEGIN{printf "%.2f", n/1e9}')" "$(awk -v n="$theirs" 'BEGIN{printf "%.2f", n/1e9}')" "$(ratio "$ours" "$theirs")"
+}
+
 case $what in
   foundation) foundation ;;
   decode) decode ;;
   memory) memory ;;
   flood) flood ;;
   ui) ui ;;
-  all) foundation; decode; memory; flood; ui ;;
-  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|all] [runs]" >&2; exit 2 ;;
+  docker) docker ;;
+  all) foundation; decode; memory; flood; ui; docker ;;
+  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|docker|all] [runs]" >&2; exit 2 ;;
 esac
