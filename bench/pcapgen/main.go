@@ -23,7 +23,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/proto"
@@ -87,23 +87,15 @@ func record(rounds int) (map[proto.Protocol][]chunk, []byte, error) {
 	}
 	keys := wire.NewKeyLog(nil)
 	convs := map[proto.Protocol][]chunk{}
+	apps, err := labapps.Start(auth)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer apps.Stop()
 	for _, p := range proto.All {
-		cfg := webapp.Config{Mode: webapp.Mode(p)}
-		if p.Secure() {
-			cfg.TLS = auth.ServerTLS()
-		}
-		srv, err := webapp.New(cfg, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, nil, err
-		}
-		go func() { _ = srv.Serve(l) }()
 		var mu sync.Mutex
 		var chunks []chunk
-		tg := probe.Target{Protocol: p, Addr: l.Addr().String(), ServerName: "localhost", RootCAs: auth.Pool(), KeyLog: keys,
+		tg := probe.Target{Protocol: p, Addr: apps.Addrs[p], ServerName: "localhost", RootCAs: auth.Pool(), KeyLog: keys,
 			Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				var d net.Dialer
 				c, err := d.DialContext(ctx, network, addr)
@@ -112,11 +104,7 @@ func record(rounds int) (map[proto.Protocol][]chunk, []byte, error) {
 				}
 				return recorder{c, &mu, &chunks}, nil
 			}}
-		_, err = probe.Run(context.Background(), tg, probe.Options{Count: rounds})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(ctx)
-		cancel()
-		if err != nil {
+		if _, err := probe.Run(context.Background(), tg, probe.Options{Count: rounds}); err != nil {
 			return nil, nil, err
 		}
 		mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
@@ -31,35 +32,21 @@ func apps(t testing.TB, keys *wire.KeyLog) (map[proto.Protocol]probe.Target, map
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets := map[proto.Protocol]probe.Target{}
-	ports := map[uint16]proto.Protocol{}
-	for _, p := range proto.All {
-		cfg := webapp.Config{Mode: webapp.Mode(p)}
-		if p.Secure() {
-			cfg.TLS = auth.ServerTLS()
-		}
-		srv, err := webapp.New(cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = srv.Serve(l) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
-		})
-		tg := probe.Target{Protocol: p, Addr: l.Addr().String(), ServerName: "localhost", RootCAs: auth.Pool()}
-		if keys != nil {
-			tg.KeyLog = keys
-		}
-		targets[p] = tg
-		ports[uint16(l.Addr().(*net.TCPAddr).Port)] = p
+	a, err := labapps.Start(auth)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return targets, ports
+	t.Cleanup(a.Stop)
+	targets := map[proto.Protocol]probe.Target{}
+	for p, addr := range a.Addrs {
+		targets[p] = probe.Target{Protocol: p, Addr: addr, ServerName: "localhost", RootCAs: auth.Pool()}
+		if keys != nil {
+			tg := targets[p]
+			tg.KeyLog = keys
+			targets[p] = tg
+		}
+	}
+	return targets, a.Ports
 }
 
 func portList(m map[uint16]proto.Protocol) []int {

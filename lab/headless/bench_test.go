@@ -3,11 +3,9 @@ package headless_test
 import (
 	"context"
 	"io"
-	"net"
 	"testing"
-	"time"
 
-	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/headless"
 	"github.com/protolab/protolab-tui/lab/pki"
@@ -43,32 +41,17 @@ func BenchmarkStartToVerified(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var servers []*webapp.Server
+			a, err := labapps.Start(auth)
+			if err != nil {
+				b.Fatal(err)
+			}
 			for _, p := range proto.All {
-				cfg := webapp.Config{Mode: webapp.Mode(p)}
-				if p.Secure() {
-					cfg.TLS = auth.ServerTLS()
-				}
-				srv, err := webapp.New(cfg, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				l, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					b.Fatal(err)
-				}
-				go func() { _ = srv.Serve(l) }()
-				servers = append(servers, srv)
-				t := probe.Target{Protocol: p, Addr: l.Addr().String(), ServerName: "localhost", RootCAs: auth.Pool()}
+				t := probe.Target{Protocol: p, Addr: a.Addrs[p], ServerName: "localhost", RootCAs: auth.Pool()}
 				if _, err := probe.Run(context.Background(), t, probe.Options{Count: 1}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			for _, s := range servers {
-				_ = s.Shutdown(ctx)
-			}
-			cancel()
+			a.Stop()
 		}
 	})
 }

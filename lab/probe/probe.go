@@ -204,13 +204,7 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	r := Result{Protocol: t.Protocol, Addr: t.Addr, PayloadB: o.Payload}
-	var s session
-	var err error
-	if t.Protocol.WebSocket() {
-		s, err = newWSSession(ctx, t)
-	} else {
-		s, err = newHTTPSession(ctx, t)
-	}
+	s, err := open(ctx, t)
 	if err != nil {
 		return r.fail(err)
 	}
@@ -288,13 +282,7 @@ func Send(ctx context.Context, t Target, text string) (SendResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	res := SendResult{Protocol: t.Protocol, Sent: text}
-	var s session
-	var err error
-	if t.Protocol.WebSocket() {
-		s, err = newWSSession(ctx, t)
-	} else {
-		s, err = newHTTPSession(ctx, t)
-	}
+	s, err := open(ctx, t)
 	if err != nil {
 		return res, err
 	}
@@ -308,6 +296,14 @@ func Send(ctx context.Context, t Target, text string) (SendResult, error) {
 		return res, fmt.Errorf("%s: sending %q: %w", t.Protocol, text, err)
 	}
 	return res, nil
+}
+
+// open starts the conversation t's protocol speaks.
+func open(ctx context.Context, t Target) (session, error) {
+	if t.Protocol.WebSocket() {
+		return newWSSession(ctx, t)
+	}
+	return newHTTPSession(ctx, t)
 }
 
 // session is one protocol conversation on one connection.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/proto"
 )
@@ -22,27 +22,14 @@ func labApps(tb testing.TB) map[proto.Protocol]Target {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	a, err := labapps.Start(auth)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(a.Stop)
 	out := map[proto.Protocol]Target{}
-	for _, p := range proto.All {
-		cfg := webapp.Config{Mode: webapp.Mode(p)}
-		if p.Secure() {
-			cfg.TLS = auth.ServerTLS()
-		}
-		srv, err := webapp.New(cfg, nil)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		go func() { _ = srv.Serve(l) }()
-		tb.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
-		})
-		out[p] = Target{Protocol: p, Addr: l.Addr().String(), ServerName: "localhost", RootCAs: auth.Pool()}
+	for p, addr := range a.Addrs {
+		out[p] = Target{Protocol: p, Addr: addr, ServerName: "localhost", RootCAs: auth.Pool()}
 	}
 	return out
 }
