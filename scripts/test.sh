@@ -17,8 +17,10 @@ say() { printf '==> %s\n' "$*"; }
 # unprivileged user), openssl (a non-Go TLS client for the decryption tests),
 # tmux (drives the explorer end to end in a real terminal), docker.io and
 # docker-compose (the docker provider's tests run a real engine; no image is
-# ever pulled: the lab builds its own FROM scratch).
-apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose)
+# ever pulled: the lab builds its own FROM scratch), openssh-server and
+# openssh-client (the SSH runner's tests run a real sshd and ssh-agent),
+# procps (pkill).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps)
 
 install_missing() {
   local missing=()
