@@ -29,9 +29,12 @@ type CaptureConfig struct {
 
 // CaptureOpener is implemented by providers that know where their traffic
 // flows (a Docker bridge, a remote host reached through tcpdump over SSH).
-// Providers without it are captured on this host's loopback.
+// It gets the apps' ports as this machine reaches them and returns the
+// source and the port map as the source sees the traffic (a remote host
+// sees its own published ports, not this machine's forwards). Providers
+// without it are captured on this host's loopback.
 type CaptureOpener interface {
-	OpenCapture(ctx context.Context, ports []int) (capture.Source, capture.Mode, error)
+	OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error)
 }
 
 // CaptureEvent reports capture starting, stopping or failing.
@@ -108,11 +111,16 @@ func (l *Lab) labPorts() map[uint16]proto.Protocol {
 // openSource picks the best source: the provider's own, else live capture
 // on lo (in a private namespace if that is where this process runs), else
 // nothing (socket-level capture of the lab's own connections).
-func (l *Lab) openSource(ctx context.Context, ports []int) (capture.Source, capture.Mode, string, error) {
+func (l *Lab) openSource(ctx context.Context, portMap map[uint16]proto.Protocol, ports []int) (capture.Source, capture.Mode, map[uint16]proto.Protocol, string, error) {
 	if co, ok := l.prov.(CaptureOpener); ok {
-		src, mode, err := co.OpenCapture(ctx, ports)
-		return src, mode, "", err
+		src, mode, seen, err := co.OpenCapture(ctx, portMap)
+		return src, mode, seen, "", err
 	}
+	src, mode, note, err := l.openLocal(ports)
+	return src, mode, portMap, note, err
+}
+
+func (l *Lab) openLocal(ports []int) (capture.Source, capture.Mode, string, error) {
 	src, err := capture.OpenLive("lo", ports)
 	if err == nil {
 		mode := capture.ModeLive
@@ -149,7 +157,7 @@ func (l *Lab) StartCapture(ctx context.Context) *Job {
 		list = append(list, int(p))
 	}
 	sort.Ints(list)
-	src, mode, note, err := l.openSource(ctx, list)
+	src, mode, ports, note, err := l.openSource(ctx, ports, list)
 	if err != nil {
 		err = fmt.Errorf("capture: %w", err)
 		l.emit(ErrorEvent{At: now(), Op: "capture", Error: err.Error()})

@@ -23,6 +23,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers"
+	"github.com/protolab/protolab-tui/lab/sshrun"
 	"github.com/protolab/protolab-tui/ui"
 )
 
@@ -43,6 +44,7 @@ type options struct {
 	read     string
 	teardown bool
 	purge    bool
+	ssh      sshrun.Config
 	cfg      lab.Config
 }
 
@@ -70,6 +72,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cfg.Capture.Mode, "capture", "auto", "capture the lab's traffic: auto (when this process may), on (socket-level if nothing better), off")
 	fs.IntVar(&o.cfg.Capture.RingSize, "ring", 10000, "records kept per protocol for the packet view")
 	fs.StringVar(&o.read, "read", "", "decode a pcap or pcapng file with the lab's port map (the --*-port flags) and print what is on the wire; no lab is started")
+	host := fs.String("host", "", "with --provider ssh: the lab host, user@host[:port] or an alias from ~/.ssh/config")
+	identity := fs.String("identity", "", "with --provider ssh: a private key file (ssh-agent keys are offered too)")
+	fs.BoolVar(&o.ssh.AcceptNewHostKey, "accept-new-host-key", false, "with --provider ssh: trust an unknown host key and add it to ~/.ssh/known_hosts (a changed key is always refused)")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
 	fs.BoolVar(&o.purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
@@ -94,6 +99,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o.cfg.AllowedOrigins = splitList(*origins)
 	o.cfg.ExtraNames = splitList(*sans)
 	o.cfg.OpTimeout = *timeout
+	if *host != "" {
+		if o.ssh.User, o.ssh.Host, o.ssh.Port, err = sshrun.ParseTarget(*host); err != nil {
+			return o, err
+		}
+	}
+	if *identity != "" {
+		o.ssh.IdentityFiles = []string{*identity}
+	}
+	if o.cfg.Provider == "ssh" && o.ssh.Host == "" {
+		return o, errors.New("--provider ssh needs --host user@host[:port]")
+	}
 	if o.cfg.Probe.Count < 1 {
 		return o, errors.New("--count must be at least 1")
 	}
@@ -138,7 +154,7 @@ func namespace(args []string) (code int, handled bool) {
 		return 0, false
 	}
 	o, err := parseFlags(args, io.Discard)
-	if err != nil || o.cfg.Provider != "local" || o.cfg.Capture.Mode == "off" || o.keep ||
+	if err != nil || o.cfg.Provider != "local" || o.cfg.Capture.Mode == "off" || o.keep || o.read != "" || o.teardown ||
 		os.Getenv("PROTOLAB_NO_NETNS") == "1" || capture.CanCapture() {
 		return 0, false
 	}
@@ -184,6 +200,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.purge && o.cfg.Provider == "docker" {
 		newProvider = providers.Purge()
+	}
+	if o.cfg.Provider == "ssh" {
+		newProvider = providers.SSH(o.ssh)
 	}
 	if o.teardown {
 		l, err := lab.New(o.cfg, newProvider)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protolab/protolab-tui/internal/sshdtest"
 	"github.com/protolab/protolab-tui/internal/testenv"
 )
 
@@ -634,5 +635,51 @@ func TestDockerTeardownFlagCleansACrash(t *testing.T) {
 	}
 	if n := dockerLeftovers(t, "t-crash"); n != 0 {
 		t.Errorf("%d leftovers after --teardown", n)
+	}
+}
+
+func TestHeadlessSSHProvider(t *testing.T) {
+	needDocker(t)
+	s := sshdtest.Start(t)
+	home := t.TempDir() // its known_hosts starts empty
+	// A new HOME must not mean a cold Go build cache for the image build.
+	goenv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gv := strings.Fields(string(goenv))
+	env := append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK=", "GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
+	args := append([]string{"--headless", "--json", "--provider", "ssh", "--host", "root@" + s.Addr(), "--identity", s.ClientID,
+		"--name", "t-ssh", "--count", "15"}, freePorts...)
+
+	// Unknown host, headless, no flag: refused with the fingerprint.
+	cmd := command(t, args...)
+	cmd.Env = env
+	started := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("refused in %v", time.Since(started))
+	if exitCode(err) != 1 || !strings.Contains(string(out), "--accept-new-host-key") || !strings.Contains(string(out), "SHA256:") {
+		t.Fatalf("unknown host key: exit %d\n%s", exitCode(err), out)
+	}
+
+	cmd = command(t, append(args, "--accept-new-host-key")...)
+	cmd.Env = env
+	started = time.Now()
+	rep := report(t, cmd)
+	t.Logf("lab run in %v", time.Since(started))
+	if rep["provider"] != "ssh" || rep["ok"] != true {
+		t.Fatalf("report %v", rep)
+	}
+	capt, _ := rep["capture"].(map[string]any)
+	if capt["mode"] != "stream" {
+		t.Errorf("capture %v, want tcpdump streamed over SSH", capt)
+	}
+	for p, n := range wireMessages(t, rep) {
+		if n != 2*15+2 {
+			t.Errorf("%s: %v messages seen by remote tcpdump, want 32", p, n)
+		}
+	}
+	if n := dockerLeftovers(t, "t-ssh"); n != 0 {
+		t.Errorf("%d labelled containers/networks left", n)
 	}
 }

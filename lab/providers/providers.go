@@ -10,6 +10,8 @@ import (
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/providers/docker"
 	"github.com/protolab/protolab-tui/lab/providers/local"
+	"github.com/protolab/protolab-tui/lab/providers/ssh"
+	"github.com/protolab/protolab-tui/lab/sshrun"
 )
 
 // Constructor builds a provider from the Lab's environment.
@@ -18,7 +20,11 @@ type Constructor func(lab.Env) (lab.Provider, error)
 var registry = map[string]Constructor{
 	local.Name:  local.New,
 	docker.Name: docker.New,
+	ssh.Name:    ssh.New(sshrun.Config{}), // the command line gives it its host: SSH
 }
+
+// SSH is the ssh provider for a host.
+func SSH(cfg sshrun.Config) Constructor { return ssh.New(cfg) }
 
 // Purge makes the docker provider remove its images at teardown.
 func Purge() Constructor {

@@ -415,6 +415,11 @@ func (r *Runner) Close() error {
 	return nil
 }
 
+// watchdog runs "$@" with no input and kills it when standard input closes
+// (fd 3 keeps stdin for the background reader: a non-interactive shell gives
+// background jobs /dev/null otherwise).
+const watchdog = `exec 3<&0; "$@" </dev/null & p=$!; { cat <&3 >/dev/null; kill -TERM "$p" 2>/dev/null; } & w=$!; wait "$p"; s=$?; kill "$w" 2>/dev/null; exit "$s"`
+
 // Quote makes one argument safe for the remote shell, which always parses
 // an SSH command line: every argument is single-quoted.
 func Quote(s string) string {
@@ -437,14 +442,28 @@ func (r *Runner) Run(ctx context.Context, cmd lab.Cmd) error {
 		return fmt.Errorf("ssh session on %s: %w", r.addr, err)
 	}
 	defer s.Close()
-	s.Stdin, s.Stdout, s.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
+	s.Stdout, s.Stderr = cmd.Stdout, cmd.Stderr
+	argv := cmd.Argv
+	var stdin io.WriteCloser
+	if cmd.Stdin != nil {
+		s.Stdin = cmd.Stdin
+	} else {
+		// No input to give: the command runs under a watchdog that ends it
+		// when our side closes its standard input — so cancelling stops
+		// the remote process (a streaming tcpdump, say) and never leaves
+		// it running. The script is constant; argv stays positional.
+		argv = append([]string{"sh", "-c", watchdog, "protolab"}, argv...)
+		if stdin, err = s.StdinPipe(); err != nil {
+			return err
+		}
+	}
 	var line strings.Builder
 	for _, kv := range cmd.Env {
 		if k, _, ok := strings.Cut(kv, "="); ok && k != "" {
 			line.WriteString(kv[:len(k)+1] + Quote(kv[len(k)+1:]) + " ")
 		}
 	}
-	for i, a := range cmd.Argv {
+	for i, a := range argv {
 		if i > 0 {
 			line.WriteByte(' ')
 		}
@@ -458,9 +477,15 @@ func (r *Runner) Run(ctx context.Context, cmd lab.Cmd) error {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		if stdin != nil {
+			stdin.Close() // the watchdog ends the command
+		}
 		_ = s.Signal(ssh.SIGTERM)
-		s.Close()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.Close()
+		}
 		return ctx.Err()
 	}
 	var ee *ssh.ExitError

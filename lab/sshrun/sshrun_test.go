@@ -5,122 +5,24 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/protolab/protolab-tui/internal/sshdtest"
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 )
 
-// sshd is a real OpenSSH server on a loopback port, with its own host key,
-// config and authorized key.
-type sshd struct {
-	t        *testing.T
-	dir      string
-	port     int
-	cmd      *exec.Cmd
-	hostPub  string // "ssh-ed25519 AAAA…"
-	clientID string // the private key authorized for root
-}
-
-func keygen(t *testing.T, path string) {
-	t.Helper()
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
-	}
-}
-
-func startSSHD(t *testing.T) *sshd {
-	t.Helper()
-	testenv.NeedRoot(t)
-	bin := testenv.NeedCommand(t, "sshd")
-	testenv.NeedCommand(t, "ssh-keygen")
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	keygen(t, filepath.Join(dir, "host"))
-	keygen(t, filepath.Join(dir, "client"))
-	pub, _ := os.ReadFile(filepath.Join(dir, "client.pub"))
-	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
-	hostPub, _ := os.ReadFile(filepath.Join(dir, "host.pub"))
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := fmt.Sprintf(`ListenAddress 127.0.0.1
-Port %d
-HostKey %s/host
-AuthorizedKeysFile %s/authorized_keys
-PidFile %s/sshd.pid
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-AllowTcpForwarding yes
-AllowStreamLocalForwarding yes
-ClientAliveInterval 0
-LogLevel ERROR
-`, port, dir, dir, dir)
-	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600)
-	os.MkdirAll("/run/sshd", 0o755)
-	s := &sshd{t: t, dir: dir, port: port, hostPub: strings.TrimSpace(string(hostPub)), clientID: filepath.Join(dir, "client")}
-	s.start(bin)
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *sshd) start(bin string) {
-	s.t.Helper()
-	s.cmd = exec.Command(bin, "-D", "-e", "-f", filepath.Join(s.dir, "sshd_config"))
-	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", s.addr()); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatal("sshd did not start listening")
-}
-
-// kill stops the server and the per-connection processes it forked (only
-// its own children: nothing else on the machine).
-func (s *sshd) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		exec.Command("pkill", "-KILL", "-P", strconv.Itoa(s.cmd.Process.Pid)).Run()
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-}
-
-func (s *sshd) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-// knownHosts writes a known_hosts file trusting key for the server.
-func (s *sshd) knownHosts(key string) string {
-	f := filepath.Join(s.t.TempDir(), "known_hosts")
-	line := ""
-	if key != "" {
-		line = fmt.Sprintf("[127.0.0.1]:%d %s\n", s.port, key)
-	}
-	os.WriteFile(f, []byte(line), 0o600)
-	return f
-}
-
-func (s *sshd) config(knownHosts string) Config {
-	return Config{Host: "127.0.0.1", Port: s.port, User: "root", IdentityFiles: []string{s.clientID},
+func config(s *sshdtest.Server, knownHosts string) Config {
+	return Config{Host: "127.0.0.1", Port: s.Port, User: "root", IdentityFiles: []string{s.ClientID},
 		KnownHosts: []string{knownHosts}, SSHConfig: "/nonexistent"}
 }
 
@@ -137,8 +39,8 @@ func dial(t *testing.T, cfg Config) *Runner {
 }
 
 func TestExecStreamsAndExitCodes(t *testing.T) {
-	s := startSSHD(t)
-	r := dial(t, s.config(s.knownHosts(s.hostPub)))
+	s := sshdtest.Start(t)
+	r := dial(t, config(s, s.KnownHosts(s.HostPub)))
 	ctx := context.Background()
 	var out, errOut bytes.Buffer
 	tricky := `it's $(not) a "shell" ; rm -rf /`
@@ -180,8 +82,8 @@ func TestExecStreamsAndExitCodes(t *testing.T) {
 }
 
 func TestUploadAndDial(t *testing.T) {
-	s := startSSHD(t)
-	r := dial(t, s.config(s.knownHosts(s.hostPub)))
+	s := sshdtest.Start(t)
+	r := dial(t, config(s, s.KnownHosts(s.HostPub)))
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "script.sh")
 	if err := r.Upload(ctx, []byte("#!/bin/sh\necho provisioned\n"), path, 0o700); err != nil {
@@ -234,26 +136,26 @@ func TestUploadAndDial(t *testing.T) {
 }
 
 func TestHostKeys(t *testing.T) {
-	s := startSSHD(t)
+	s := sshdtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 
 	// Unknown: refused without the flag, with the fingerprint.
-	empty := s.knownHosts("")
-	_, err := Dial(ctx, s.config(empty))
+	empty := s.KnownHosts("")
+	_, err := Dial(ctx, config(s, empty))
 	var he *HostKeyError
 	if !errors.As(err, &he) || he.Changed || !strings.Contains(err.Error(), "SHA256:") || !strings.Contains(err.Error(), "--accept-new-host-key") {
 		t.Fatalf("unknown host: %v", err)
 	}
 	// Accepted once with the flag, then known.
-	cfg := s.config(empty)
+	cfg := config(s, empty)
 	cfg.AcceptNewHostKey = true
 	r, err := Dial(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Close()
-	r, err = Dial(ctx, s.config(empty))
+	r, err = Dial(ctx, config(s, empty))
 	if err != nil {
 		t.Fatalf("a host accepted once is not known: %v", err)
 	}
@@ -261,9 +163,9 @@ func TestHostKeys(t *testing.T) {
 
 	// Changed: refused, loudly, even with the flag.
 	other := filepath.Join(t.TempDir(), "other")
-	keygen(t, other)
+	sshdtest.Keygen(t, other)
 	otherPub, _ := os.ReadFile(other + ".pub")
-	cfg = s.config(s.knownHosts(strings.TrimSpace(string(otherPub))))
+	cfg = config(s, s.KnownHosts(strings.TrimSpace(string(otherPub))))
 	cfg.AcceptNewHostKey = true
 	_, err = Dial(ctx, cfg)
 	if !errors.As(err, &he) || !he.Changed || !strings.Contains(err.Error(), "HAS CHANGED") {
@@ -272,7 +174,7 @@ func TestHostKeys(t *testing.T) {
 }
 
 func TestAgentAuth(t *testing.T) {
-	s := startSSHD(t)
+	s := sshdtest.Start(t)
 	testenv.NeedCommand(t, "ssh-agent")
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	agentCmd := exec.Command("ssh-agent", "-D", "-a", sock)
@@ -286,13 +188,13 @@ func TestAgentAuth(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	add := exec.Command("ssh-add", s.clientID)
+	add := exec.Command("ssh-add", s.ClientID)
 	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("ssh-add: %v %s", err, out)
 	}
 	t.Setenv("SSH_AUTH_SOCK", sock)
-	cfg := s.config(s.knownHosts(s.hostPub))
+	cfg := config(s, s.KnownHosts(s.HostPub))
 	cfg.IdentityFiles = nil
 	t.Setenv("HOME", t.TempDir()) // no default identity files either
 	r := dial(t, cfg)
@@ -303,7 +205,7 @@ func TestAgentAuth(t *testing.T) {
 }
 
 func TestDroppedLinkIsReportedAndReestablished(t *testing.T) {
-	s := startSSHD(t)
+	s := sshdtest.Start(t)
 	var mu sync.Mutex
 	var events []string
 	got := func(sub string) bool {
@@ -316,20 +218,20 @@ func TestDroppedLinkIsReportedAndReestablished(t *testing.T) {
 		}
 		return false
 	}
-	cfg := s.config(s.knownHosts(s.hostPub))
+	cfg := config(s, s.KnownHosts(s.HostPub))
 	cfg.KeepAlive = 200 * time.Millisecond
 	cfg.Events = func(msg string) { mu.Lock(); events = append(events, msg); mu.Unlock() }
 	r := dial(t, cfg)
 
 	killed := time.Now()
-	s.kill()
+	s.Kill()
 	for !got("lost") {
 		if time.Since(killed) > 2*time.Second {
 			t.Fatalf("no event within 2s of sshd dying: %v", events)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.start("/usr/sbin/sshd")
+	s.Restart()
 	deadline := time.Now().Add(10 * time.Second)
 	for !got("re-established") {
 		if time.Now().After(deadline) {

@@ -37,6 +37,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
 )
 
 // Name is the provider's name.
@@ -55,10 +56,12 @@ type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Provider runs the apps as containers.
 type Provider struct {
-	env    lab.Env
-	dial   Dialer
-	runner lab.Runner
-	purge  bool
+	env     lab.Env
+	dial    Dialer
+	runner  lab.Runner
+	purge   bool
+	forward func(ctx context.Context, remotePort int) (string, error)
+	sudo    bool
 
 	mu      sync.Mutex
 	cli     *client.Client
@@ -73,9 +76,10 @@ type Provider struct {
 }
 
 type app struct {
-	spec lab.AppSpec
-	id   string
-	port int // published host port
+	spec  lab.AppSpec
+	id    string
+	port  int    // published port on the engine's host
+	local string // where this machine reaches it (the port itself, or a forward)
 }
 
 // Options tune the provider.
@@ -86,6 +90,12 @@ type Options struct {
 	Runner lab.Runner
 	// Purge makes Teardown remove the lab's images too.
 	Purge bool
+	// Forward, for an engine on another host, makes a published port
+	// reachable from this machine (an SSH port forward) and returns the
+	// local address; nil dials the bind address directly.
+	Forward func(ctx context.Context, remotePort int) (string, error)
+	// Sudo runs remote tcpdump through `sudo -n`.
+	Sudo bool
 }
 
 // New creates the provider for this machine's engine.
@@ -97,7 +107,8 @@ func NewWith(env lab.Env, o Options) (*Provider, error) {
 	if r == nil {
 		r = lab.LocalRunner{}
 	}
-	return &Provider{env: env, dial: o.Dial, runner: r, purge: o.Purge, apps: map[string]*app{}, started: map[string]bool{}}, nil
+	return &Provider{env: env, dial: o.Dial, runner: r, purge: o.Purge, forward: o.Forward, sudo: o.Sudo,
+		apps: map[string]*app{}, started: map[string]bool{}}, nil
 }
 
 // Name implements lab.Provider.
@@ -428,12 +439,18 @@ func (p *Provider) start(ctx context.Context, s lab.AppSpec, hostPort int) error
 	if port == 0 {
 		return fmt.Errorf("container %s published no port for %s", name, cport)
 	}
+	local := net.JoinHostPort(p.env.Config.Bind, strconv.Itoa(port))
+	if p.forward != nil {
+		if local, err = p.forward(ctx, port); err != nil {
+			return fmt.Errorf("forwarding %s's port %d: %w", name, port, err)
+		}
+	}
 	p.mu.Lock()
-	p.apps[s.Name] = &app{spec: s, id: res.ID, port: port}
+	p.apps[s.Name] = &app{spec: s, id: res.ID, port: port, local: local}
 	p.mu.Unlock()
 	p.followLogs(res.ID, s.Name)
 	// Ready when its health check answers through the published port.
-	t := probe.Target{Protocol: s.Protocol, Addr: net.JoinHostPort(p.env.Config.Bind, strconv.Itoa(port)), ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
+	t := probe.Target{Protocol: s.Protocol, Addr: local, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err := probe.Health(ctx, t)
@@ -565,6 +582,9 @@ func (p *Provider) status(ctx context.Context, id string) (lab.AppStatus, error)
 				st.Ports = append(st.Ports, fmt.Sprintf("%s:%s→%s", b.HostIP, b.HostPort, cp))
 				if st.Endpoint == "" && c.State != nil && c.State.Running {
 					st.Endpoint = net.JoinHostPort(p.env.Config.Bind, b.HostPort)
+					if a != nil && a.local != "" && strconv.Itoa(a.port) == b.HostPort {
+						st.Endpoint = a.local
+					}
 				}
 			}
 		}
@@ -677,13 +697,38 @@ func (p *Provider) Teardown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// OpenCapture implements lab.CaptureOpener: the probes reach the apps
-// through the ports published on the bind address, so the traffic the lab
-// makes crosses loopback (engine on this host).
-func (p *Provider) OpenCapture(ctx context.Context, ports []int) (capture.Source, capture.Mode, error) {
-	src, err := capture.OpenLive("lo", ports)
-	if err != nil {
-		return nil, "", err
+// OpenCapture implements lab.CaptureOpener. On this host, the probes reach
+// the apps through the ports published on the bind address, so the traffic
+// crosses loopback. Through a Forward (a remote engine), the capture is
+// tcpdump on the engine host's loopback, streamed through the runner, and
+// the port map names the published ports there.
+func (p *Provider) OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error) {
+	if p.forward == nil {
+		list := make([]int, 0, len(ports))
+		for port := range ports {
+			list = append(list, int(port))
+		}
+		src, err := capture.OpenLive("lo", list)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return src, capture.ModeLive, ports, nil
 	}
-	return src, capture.ModeLive, nil
+	remote := map[uint16]proto.Protocol{}
+	var list []int
+	p.mu.Lock()
+	for _, a := range p.apps {
+		remote[uint16(a.port)] = a.spec.Protocol
+		list = append(list, a.port)
+	}
+	p.mu.Unlock()
+	argv := capture.TcpdumpArgs("lo", list)
+	if p.sudo {
+		argv = append([]string{"sudo", "-n"}, argv...)
+	}
+	src, err := capture.OpenStream(ctx, lab.CaptureRunner(p.runner), argv, "tcpdump on the lab host's lo")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return src, capture.ModeStream, remote, nil
 }

@@ -1,0 +1,302 @@
+// Package ssh is the SSH provider: any host reachable over SSH becomes the
+// lab host. It connects with the SSH runner, provisions Docker when the host
+// has none (the matching provision/ script), and then runs the docker
+// provider over the tunnel — the engine's unix socket dialed through SSH,
+// the apps reached through SSH port forwards (nothing needs opening on the
+// remote firewall), capture by tcpdump streamed back over SSH.
+package ssh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers/docker"
+	"github.com/protolab/protolab-tui/lab/sshrun"
+)
+
+// Name is the provider's name.
+const Name = "ssh"
+
+// dockerSocket is where the engine listens on the lab host.
+const dockerSocket = "/var/run/docker.sock"
+
+// Provider is a lab host over SSH.
+type Provider struct {
+	env    lab.Env
+	cfg    sshrun.Config
+	runner *sshrun.Runner
+	docker *docker.Provider
+
+	mu       sync.Mutex
+	forwards map[int]net.Listener // remote port → local listener
+}
+
+// New returns a constructor for a host reached with cfg.
+func New(cfg sshrun.Config) func(lab.Env) (lab.Provider, error) {
+	return func(env lab.Env) (lab.Provider, error) {
+		if cfg.Host == "" {
+			return nil, errors.New("--provider ssh needs --host user@host[:port]")
+		}
+		return &Provider{env: env, cfg: cfg, forwards: map[int]net.Listener{}}, nil
+	}
+}
+
+// Name implements lab.Provider.
+func (p *Provider) Name() string { return Name }
+
+// Runner implements lab.Provider (valid after Up).
+func (p *Provider) Runner() lab.Runner {
+	if p.runner == nil {
+		return lab.LocalRunner{}
+	}
+	return p.runner
+}
+
+// Up implements lab.Provider.
+func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
+	cfg := p.cfg
+	cfg.Events = func(msg string) { p.env.Log("warn", "ssh", msg) }
+	p.env.Progress("up", "connecting to "+cfg.Host, 0, 4)
+	r, err := sshrun.Dial(ctx, cfg)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	p.runner = r
+	p.env.Progress("up", "detecting the OS", 1, 4)
+	osr, err := p.osRelease(ctx)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	if c, err := r.Dial(ctx, "unix", dockerSocket); err == nil {
+		c.Close()
+	} else {
+		p.env.Progress("up", "no Docker engine: provisioning "+osr["PRETTY_NAME"], 2, 4)
+		if err := p.provision(ctx, osr); err != nil {
+			return lab.HostInfo{}, err
+		}
+	}
+	p.env.Progress("up", "connecting to the Docker engine over SSH", 3, 4)
+	d, err := docker.NewWith(p.env, docker.Options{
+		Dial:    func(ctx context.Context, _, _ string) (net.Conn, error) { return r.Dial(ctx, "unix", dockerSocket) },
+		Runner:  r,
+		Forward: p.forward,
+		Sudo:    r.User() != "root",
+	})
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	p.docker = d
+	host, err := d.Up(ctx)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	host.Provider = Name
+	host.Address = r.Addr()
+	host.Details = append([]lab.KV{{Key: "ssh", Value: r.User() + "@" + r.Addr()}, {Key: "os", Value: osr["PRETTY_NAME"]}}, host.Details...)
+	return host, nil
+}
+
+func (p *Provider) osRelease(ctx context.Context) (map[string]string, error) {
+	var out bytes.Buffer
+	if err := p.runner.Run(ctx, lab.Cmd{Argv: []string{"cat", "/etc/os-release"}, Stdout: &out}); err != nil {
+		return nil, fmt.Errorf("reading /etc/os-release on the lab host: %w", err)
+	}
+	return ParseOSRelease(&out), nil
+}
+
+// ParseOSRelease reads os-release KEY=value lines.
+func ParseOSRelease(r io.Reader) map[string]string {
+	m := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if ok && k != "" && !strings.HasPrefix(k, "#") {
+			m[k] = strings.Trim(v, `"'`)
+		}
+	}
+	return m
+}
+
+// ProvisionScript names the provision/ script for an os-release.
+func ProvisionScript(osr map[string]string) (string, error) {
+	ids := strings.Fields(osr["ID"] + " " + osr["ID_LIKE"])
+	for _, id := range ids {
+		switch id {
+		case "debian", "ubuntu":
+			return "initial-provision-debian.sh", nil
+		case "rhel":
+			if osr["ID"] == "rhel" {
+				return "initial-provision-rhel.sh", nil
+			}
+		case "centos", "rocky", "almalinux", "fedora":
+			return "initial-provision-centos.sh", nil
+		}
+	}
+	if strings.Contains(osr["ID_LIKE"], "rhel") {
+		return "initial-provision-centos.sh", nil
+	}
+	return "", fmt.Errorf("no provision script for %q (ID=%s): install Docker Engine and tcpdump on the host by hand", osr["PRETTY_NAME"], osr["ID"])
+}
+
+// provision uploads and runs the matching provision/ script, streaming its
+// output as log lines.
+func (p *Provider) provision(ctx context.Context, osr map[string]string) error {
+	name, err := ProvisionScript(osr)
+	if err != nil {
+		return err
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	var script []byte
+	for dir := root; ; dir = filepath.Dir(dir) {
+		if script, err = os.ReadFile(filepath.Join(dir, "provision", name)); err == nil || dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("provision/%s not found: run protolab-tui from its checkout", name)
+	}
+	remote := "/tmp/protolab-" + name
+	if err := p.runner.Upload(ctx, script, remote, 0o700); err != nil {
+		return err
+	}
+	argv := []string{"bash", remote}
+	if p.runner.User() != "root" {
+		argv = append([]string{"sudo", "-n"}, argv...)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			p.env.Log("info", "provision", sc.Text())
+		}
+	}()
+	err = p.runner.Run(ctx, lab.Cmd{Argv: argv, Stdout: pw, Stderr: pw})
+	pw.Close()
+	<-done
+	if err != nil {
+		return fmt.Errorf("provisioning with %s: %w", name, err)
+	}
+	return nil
+}
+
+// forward makes a port of the lab host reachable on this machine's
+// loopback, through the SSH connection; one forward per port, kept across
+// redeploys.
+func (p *Provider) forward(_ context.Context, remotePort int) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l, ok := p.forwards[remotePort]; ok {
+		return l.Addr().String(), nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	p.forwards[remotePort] = l
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(remotePort))
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				rc, err := p.runner.Dial(context.Background(), "tcp", target)
+				if err != nil {
+					p.env.Log("warn", "ssh", fmt.Sprintf("forward to %s: %v", target, err))
+					return
+				}
+				defer rc.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(rc, c); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(c, rc); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+	return l.Addr().String(), nil
+}
+
+func (p *Provider) needUp() error {
+	if p.docker == nil {
+		return errors.New("the ssh lab host is not up")
+	}
+	return nil
+}
+
+// Deploy implements lab.Provider.
+func (p *Provider) Deploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+	if err := p.needUp(); err != nil {
+		return nil, err
+	}
+	return p.docker.Deploy(ctx, apps)
+}
+
+// Redeploy implements lab.Provider.
+func (p *Provider) Redeploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+	if err := p.needUp(); err != nil {
+		return nil, err
+	}
+	return p.docker.Redeploy(ctx, apps)
+}
+
+// Status implements lab.Provider.
+func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
+	if err := p.needUp(); err != nil {
+		return nil, err
+	}
+	return p.docker.Status(ctx)
+}
+
+// OpenCapture implements lab.CaptureOpener: tcpdump on the lab host.
+func (p *Provider) OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error) {
+	if err := p.needUp(); err != nil {
+		return nil, "", nil, err
+	}
+	return p.docker.OpenCapture(ctx, ports)
+}
+
+// Teardown implements lab.Provider: the containers and network go, the
+// forwards close, the SSH connection ends.
+func (p *Provider) Teardown(ctx context.Context) error {
+	var err error
+	if p.docker == nil && p.runner == nil {
+		// --teardown with no lab up: connect just to clean up.
+		if _, uerr := p.Up(ctx); uerr != nil {
+			return uerr
+		}
+	}
+	if p.docker != nil {
+		err = p.docker.Teardown(ctx)
+	}
+	p.mu.Lock()
+	for port, l := range p.forwards {
+		l.Close()
+		delete(p.forwards, port)
+	}
+	p.mu.Unlock()
+	if p.runner != nil {
+		p.runner.Close()
+		p.runner, p.docker = nil, nil
+	}
+	return err
+}

@@ -1,0 +1,106 @@
+package ssh_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/protolab/protolab-tui/internal/sshdtest"
+	"github.com/protolab/protolab-tui/internal/testenv"
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers/ssh"
+	"github.com/protolab/protolab-tui/lab/sshrun"
+)
+
+func TestSSHProviderLifecycle(t *testing.T) {
+	s := sshdtest.Start(t)
+	testenv.NeedCommand(t, "tcpdump")
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		testenv.Missing(t, "no Docker engine on the test's lab host")
+	}
+	cfg := sshrun.Config{Host: "127.0.0.1", Port: s.Port, User: "root", IdentityFiles: []string{s.ClientID},
+		KnownHosts: []string{s.KnownHosts(s.HostPub)}, SSHConfig: "/nonexistent"}
+	l, err := lab.New(lab.Config{Name: "t-sshprov", Provider: "ssh", StateDir: t.TempDir(),
+		Ports: map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}, Probe: probe.Options{Count: 8}}, ssh.New(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before := tcpdumps()
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		_ = l.Teardown(c).Wait(c)
+	})
+	for _, j := range []func(context.Context) *lab.Job{l.Up, l.Deploy, l.StartCapture, func(c context.Context) *lab.Job { return l.Probe(c) }} {
+		if err := j(ctx).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := l.Snapshot()
+	if snap.Host.Provider != "ssh" || !strings.Contains(snap.Host.Address, "127.0.0.1") {
+		t.Errorf("host %+v", snap.Host)
+	}
+	if err := l.SyncCapture(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep := l.Report()
+	if !rep.OK || rep.Capture == nil || rep.Capture.Mode != capture.ModeStream {
+		t.Fatalf("report: ok %v capture %+v", rep.OK, rep.Capture)
+	}
+	for p, r := range rep.Protocols {
+		if r.Wire == nil || r.Wire.Messages != 2*8+2 {
+			t.Errorf("%s: wire %+v", p, r.Wire)
+		}
+	}
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := l.Teardown(tctx).Wait(tctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("teardown took %v", d)
+	}
+	// The remote tcpdump ended with the capture (no stray capture left on the host).
+	time.Sleep(300 * time.Millisecond)
+	for pid := range tcpdumps() {
+		if !before[pid] {
+			t.Errorf("the lab's remote tcpdump (pid %s) is still running", pid)
+		}
+	}
+}
+
+// tcpdumps lists the pids of streaming tcpdumps on this host (the lab host).
+func tcpdumps() map[string]bool {
+	out, _ := exec.Command("pgrep", "-f", "tcpdump -i lo --immediate-mode").Output()
+	pids := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		pids[p] = true
+	}
+	return pids
+}
+
+func TestProvisionScriptChoice(t *testing.T) {
+	for _, tc := range []struct {
+		osRelease, want string
+	}{
+		{"ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n", "initial-provision-debian.sh"},
+		{"ID=ubuntu\nID_LIKE=debian\n", "initial-provision-debian.sh"},
+		{"ID=\"centos\"\nID_LIKE=\"rhel fedora\"\n", "initial-provision-centos.sh"},
+		{"ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n", "initial-provision-centos.sh"},
+		{"ID=\"almalinux\"\n", "initial-provision-centos.sh"},
+		{"ID=\"rhel\"\nID_LIKE=\"fedora\"\n", "initial-provision-rhel.sh"},
+		{"ID=alpine\n", ""},
+	} {
+		got, err := ssh.ProvisionScript(ssh.ParseOSRelease(strings.NewReader(tc.osRelease)))
+		if got != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("%q: %q %v, want %q", tc.osRelease, got, err, tc.want)
+		}
+	}
+}
