@@ -28,7 +28,7 @@ func newKeyMap() keyMap {
 		Proto4:    b([]string{"4"}, "4", "wss"),
 		Next:      b([]string{"tab"}, "tab", "next pane"),
 		Prev:      b([]string{"shift+tab"}, "shift+tab", "previous pane"),
-		Debug:     b([]string{"x"}, "x", "debugging pane (commands on the lab host)"),
+		Debug:     b([]string{"x"}, "x", "debugging shell on the lab host (ctrl+] leaves)"),
 		Up:        b([]string{"up", "k"}, "↑/k", "up"),
 		Down:      b([]string{"down", "j"}, "↓/j", "down"),
 		PageUp:    b([]string{"pgup"}, "pgup", "page up"),

@@ -18,6 +18,7 @@ import (
 	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/hinshun/vt10x"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
@@ -138,6 +139,7 @@ type Model struct {
 	detail     *viewport.Model
 	debug      *viewport.Model
 	debugOut   string
+	shell      *shellPane
 	busy       int // commands in flight
 	fetching   bool
 	lastFetchV uint64
@@ -275,7 +277,44 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.layout()
-		return m, m.fetch()
+		cmds := []tea.Cmd{m.fetch()}
+		if sp := m.shell; sp != nil {
+			sp.cols, sp.rows = m.shellSize()
+			sp.vt.Resize(sp.cols, sp.rows)
+			if sp.sh != nil {
+				cmds = append(cmds, resizeShell(sp.sh, sp.cols, sp.rows))
+			}
+		}
+		return m, tea.Batch(cmds...)
+	case shellOpened:
+		if m.shell == nil {
+			if msg.sh != nil {
+				msg.sh.Close()
+			}
+			return m, nil
+		}
+		if msg.err != nil {
+			m.shell = nil
+			m.errBox = "debugging shell: " + msg.err.Error()
+			return m, nil
+		}
+		m.shell.sh = msg.sh
+		return m, readShell(msg.sh)
+	case shellOutput:
+		if m.shell == nil || m.shell.sh == nil {
+			return m, nil
+		}
+		_, _ = m.shell.vt.Write(msg) // the emulator parses in memory
+		return m, readShell(m.shell.sh)
+	case shellClosed:
+		if m.shell != nil {
+			m.shell.ended = "the shell ended"
+			if msg.err != nil && msg.err.Error() != "EOF" {
+				m.shell.ended += ": " + msg.err.Error()
+			}
+			m.shell.ended += " (any key closes the pane)"
+		}
+		return m, nil
 	case eventsMsg:
 		for _, e := range msg {
 			m.apply(e)
@@ -427,6 +466,9 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if m.shell != nil {
+		return m.shellKey(msg)
+	}
 	if msg.String() == "ctrl+c" {
 		return m, tea.Quit
 	}
@@ -504,6 +546,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Prev):
 		m.focus = (m.focus + numPanes - 1) % numPanes
 		m.layout()
+	case key.Matches(msg, k.Debug) && m.canShell():
+		cols, rows := m.shellSize()
+		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
+		return m, openShell(m.lab.Provider().Runner(), cols, rows)
 	case key.Matches(msg, k.Debug):
 		if m.debug == nil {
 			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-4))
@@ -525,6 +571,37 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		var cmd tea.Cmd
 		m.appsTbl, cmd = m.appsTbl.Update(msg)
 		return m, cmd
+	}
+	return m, nil
+}
+
+// canShell reports whether the lab host's runner opens interactive shells.
+func (m Model) canShell() bool {
+	_, ok := m.lab.Provider().Runner().(lab.ShellOpener)
+	return ok
+}
+
+// shellSize is the emulated screen's size inside the pane.
+func (m Model) shellSize() (cols, rows int) { return max(20, m.width-2), max(5, m.bodyHeight()-3) }
+
+func (m Model) shellKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	sp := m.shell
+	if msg.String() == leaveShell || sp.ended != "" {
+		m.shell = nil
+		if sp.sh != nil {
+			sh := sp.sh
+			return m, func() tea.Msg { sh.Close(); return nil }
+		}
+		return m, nil
+	}
+	if sp.sh == nil {
+		return m, nil // still opening
+	}
+	if line := m.quickAction(msg.String()); line != "" {
+		return m, writeShell(sp.sh, []byte(line+"\r"))
+	}
+	if b := keyBytes(msg); len(b) > 0 {
+		return m, writeShell(sp.sh, b)
 	}
 	return m, nil
 }
@@ -775,6 +852,16 @@ func (m Model) body() string {
 		return "Keys\n\n" + hm.View(m.keys)
 	case m.detail != nil:
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
+	case m.shell != nil:
+		sp := m.shell
+		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves · F2 docker ps -a · F3 logs of the selected app · F4 ss -tnp", m.host.Name)
+		if sp.ended != "" {
+			title = sp.ended
+		} else if sp.sh == nil {
+			title = "opening a shell on the lab host…"
+		}
+		screen := renderVT(sp.vt, sp.cols, sp.rows)
+		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, m.st.title.Render(truncate(title, m.width-2)), screen))
 	case m.debug != nil:
 		m.debug.Width, m.debug.Height = max(10, m.width-4), max(3, h-3)
 		title := m.st.title.Render("debugging pane: commands run on the lab host through the provider's runner (esc closes)")

@@ -287,3 +287,68 @@ func sendResult(text string) (r probeSend) {
 }
 
 type probeSend = probe.SendResult
+
+// TestDebuggingShellPane opens the pane on the embedded lab (a local pty),
+// types into it through Update, and reads the emulated screen back from View.
+func TestDebuggingShellPane(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
+	next, cmd := m.Update(keys("x")[0])
+	m = next.(Model)
+	if m.shell == nil || cmd == nil {
+		t.Fatal("x did not open the shell pane")
+	}
+	next, cmd = m.Update(cmd()) // shellOpened: the real pty
+	m = next.(Model)
+	defer func() {
+		if m.shell != nil && m.shell.sh != nil {
+			m.shell.sh.Close()
+		}
+	}()
+	if m.shell.sh == nil {
+		t.Fatalf("no shell: %s", m.errBox)
+	}
+	reader := cmd
+	typeIn := func(s string) {
+		for _, r := range s {
+			k := tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}}
+			if r == '\r' {
+				k = tea.KeyMsg{Type: tea.KeyEnter}
+			}
+			next, c := m.Update(k)
+			m = next.(Model)
+			if c != nil {
+				c()
+			}
+		}
+	}
+	typeIn("TERM=xterm-256color; export TERM; printf '\\033[31mRED\\033[0m'; tput cup 7 12; printf X; printf '\\n'\r")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.shell.vt.Lock()
+		done := m.shell.vt.Cell(12, 7).Char == 'X'
+		m.shell.vt.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the X never arrived:\n%s", m.View())
+		}
+		next, reader = m.Update(reader())
+		m = next.(Model)
+	}
+	lines := strings.Split(m.View(), "\n")
+	// header, the pane's top border and its title line come first
+	if row := lines[1+1+1+7]; !strings.Contains(row, "│            X") {
+		t.Errorf("row 7 of the pane is %q, want X in column 12", row)
+	}
+	if !strings.Contains(m.View(), "ctrl+] leaves") {
+		t.Error("the pane does not say how to leave it")
+	}
+	next, c := m.Update(tea.KeyMsg{Type: tea.KeyCtrlCloseBracket})
+	m = next.(Model)
+	if m.shell != nil || c == nil {
+		t.Fatal("ctrl+] did not close the pane")
+	}
+	c()
+}

@@ -81,7 +81,7 @@ func (s *Server) Restart() { s.start(s.bin) }
 func (s *Server) start(bin string) {
 	s.t.Helper()
 	s.cmd = exec.Command(bin, "-D", "-e", "-f", filepath.Join(s.Dir, "sshd_config"))
-	s.cmd.Stderr = os.Stderr
+	s.cmd.Stderr = nil // sshd -e: its complaints (port probes) are noise here
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -521,3 +521,48 @@ func (r *Runner) Upload(ctx context.Context, data []byte, path string, mode os.F
 	}
 	return nil
 }
+
+// shell is an interactive shell over SSH, on a remote pty.
+type shell struct {
+	s   *ssh.Session
+	in  io.WriteCloser
+	out io.Reader
+}
+
+// OpenShell implements lab.ShellOpener: a login shell on a pty on the
+// remote host; resizing the pane resizes the pty.
+func (r *Runner) OpenShell(ctx context.Context, cols, rows int) (lab.Shell, error) {
+	c, err := r.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("ssh session on %s: %w", r.addr, err)
+	}
+	modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+	if err := s.RequestPty("xterm-256color", rows, cols, modes); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("a pty on %s: %w", r.addr, err)
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.Shell(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("a shell on %s: %w", r.addr, err)
+	}
+	return &shell{s: s, in: in, out: out}, nil
+}
+
+func (sh *shell) Read(p []byte) (int, error)  { return sh.out.Read(p) }
+func (sh *shell) Write(p []byte) (int, error) { return sh.in.Write(p) }
+func (sh *shell) Resize(cols, rows int) error { return sh.s.WindowChange(rows, cols) }
+func (sh *shell) Close() error                { return sh.s.Close() }

@@ -16,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hinshun/vt10x"
+
 	"github.com/protolab/protolab-tui/internal/sshdtest"
 	"github.com/protolab/protolab-tui/internal/testenv"
+	"github.com/protolab/protolab-tui/internal/vtscreen"
 	"github.com/protolab/protolab-tui/lab"
 )
 
@@ -285,4 +288,22 @@ Host *
 	if q := Quote(`a'b`); q != `'a'"'"'b'` {
 		t.Errorf("Quote = %s", q)
 	}
+}
+
+func TestShellOverSSH(t *testing.T) {
+	s := sshdtest.Start(t)
+	r := dial(t, config(s, s.KnownHosts(s.HostPub)))
+	sh, err := r.OpenShell(context.Background(), 80, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	scr := vtscreen.New(t, sh, 80, 24)
+	scr.Expect(vtscreen.ColourAndCursor, func(vt vt10x.Terminal) bool { return vt.Cell(12, 7).Char == 'X' })
+	vtscreen.CheckColourAndCursor(t, scr.VT)
+	if err := sh.Resize(90, 30); err != nil {
+		t.Fatal(err)
+	}
+	scr.VT.Resize(90, 30)
+	scr.Expect("clear; echo cols=$(tput cols)\r", func(vt vt10x.Terminal) bool { return vtscreen.OnScreen(vt, "cols=90") })
 }

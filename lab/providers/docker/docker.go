@@ -662,22 +662,20 @@ func (p *Provider) Teardown(ctx context.Context) error {
 		stop()
 		p.bgDone.Wait()
 	}
+	// A create cancelled mid-request (SIGINT during deploy) may still be
+	// carried out by the engine after a first pass: sweep until a pass after
+	// a short pause finds nothing.
 	var errs []error
-	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
-	if err != nil {
-		return fmt.Errorf("listing containers: %w", err)
-	}
-	for _, c := range list.Items {
-		if err := p.remove(ctx, c.ID); err != nil {
-			errs = append(errs, err)
+	for pass := 0; pass < 10; pass++ {
+		found, perrs := p.sweep(ctx, cli)
+		errs = perrs
+		if found == 0 && pass > 0 {
+			break
 		}
-	}
-	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: p.labFilter()})
-	if err == nil {
-		for _, n := range nets.Items {
-			if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil {
-				errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
-			}
+		select {
+		case <-ctx.Done():
+			return errors.Join(append(errs, ctx.Err())...)
+		case <-time.After(300 * time.Millisecond):
 		}
 	}
 	if p.purge {
@@ -695,6 +693,32 @@ func (p *Provider) Teardown(ctx context.Context) error {
 	p.started = map[string]bool{}
 	p.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// sweep removes what carries the lab's label and says how much it found.
+func (p *Provider) sweep(ctx context.Context, cli *client.Client) (int, []error) {
+	var errs []error
+	found := 0
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
+	if err != nil {
+		return 0, []error{fmt.Errorf("listing containers: %w", err)}
+	}
+	for _, c := range list.Items {
+		found++
+		if err := p.remove(ctx, c.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: p.labFilter()})
+	if err == nil {
+		for _, n := range nets.Items {
+			found++
+			if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil {
+				errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
+			}
+		}
+	}
+	return found, errs
 }
 
 // OpenCapture implements lab.CaptureOpener. On this host, the probes reach

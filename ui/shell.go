@@ -1,0 +1,202 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/hinshun/vt10x"
+
+	"github.com/protolab/protolab-tui/lab"
+)
+
+// The debugging pane: a real shell on the lab host (a pty, locally or over
+// SSH), its output run through a VT emulator (vt10x) so colours, cursor
+// movement and full-screen programs render inside the pane. Keys go to the
+// shell while the pane is open; ctrl+] leaves it.
+
+// leaveShell is the key that closes the debugging pane.
+const leaveShell = "ctrl+]"
+
+type (
+	shellOpened struct {
+		sh  lab.Shell
+		err error
+	}
+	shellOutput []byte
+	shellClosed struct{ err error }
+)
+
+// shellPane is the open shell and its emulated screen.
+type shellPane struct {
+	sh         lab.Shell
+	vt         vt10x.Terminal
+	cols, rows int
+	ended      string
+}
+
+func openShell(r lab.Runner, cols, rows int) tea.Cmd {
+	return func() tea.Msg {
+		sh, err := lab.OpenShell(context.Background(), r, cols, rows)
+		return shellOpened{sh: sh, err: err}
+	}
+}
+
+// readShell waits (in a Cmd) for the shell's next output.
+func readShell(sh lab.Shell) tea.Cmd {
+	return func() tea.Msg {
+		buf := make([]byte, 32<<10)
+		n, err := sh.Read(buf)
+		if n > 0 {
+			return shellOutput(buf[:n])
+		}
+		return shellClosed{err: err}
+	}
+}
+
+func writeShell(sh lab.Shell, b []byte) tea.Cmd {
+	return func() tea.Msg {
+		if _, err := sh.Write(b); err != nil {
+			return shellClosed{err: err}
+		}
+		return nil
+	}
+}
+
+func resizeShell(sh lab.Shell, cols, rows int) tea.Cmd {
+	return func() tea.Msg { _ = sh.Resize(cols, rows); return nil }
+}
+
+// keyBytes turns a key into what a terminal would send.
+func keyBytes(k tea.KeyMsg) []byte {
+	switch k.Type {
+	case tea.KeyRunes:
+		b := make([]byte, 0, 4*len(k.Runes))
+		if k.Alt {
+			b = append(b, 0x1b)
+		}
+		for _, r := range k.Runes {
+			b = utf8.AppendRune(b, r)
+		}
+		return b
+	case tea.KeySpace:
+		return []byte{' '}
+	case tea.KeyEnter:
+		return []byte{'\r'}
+	case tea.KeyBackspace:
+		return []byte{0x7f}
+	case tea.KeyTab:
+		return []byte{'\t'}
+	case tea.KeyEsc:
+		return []byte{0x1b}
+	case tea.KeyUp:
+		return []byte("\x1b[A")
+	case tea.KeyDown:
+		return []byte("\x1b[B")
+	case tea.KeyRight:
+		return []byte("\x1b[C")
+	case tea.KeyLeft:
+		return []byte("\x1b[D")
+	case tea.KeyHome:
+		return []byte("\x1b[H")
+	case tea.KeyEnd:
+		return []byte("\x1b[F")
+	case tea.KeyPgUp:
+		return []byte("\x1b[5~")
+	case tea.KeyPgDown:
+		return []byte("\x1b[6~")
+	case tea.KeyDelete:
+		return []byte("\x1b[3~")
+	}
+	if k.Type >= tea.KeyCtrlAt && k.Type <= tea.KeyCtrlUnderscore {
+		return []byte{byte(k.Type)} // control characters are their own codes
+	}
+	return nil
+}
+
+// quickAction is a command line typed into the shell by a function key.
+func (m Model) quickAction(key string) string {
+	switch key {
+	case "f2":
+		return "docker ps -a"
+	case "f3":
+		if row := m.appsTbl.SelectedRow(); row != nil {
+			return fmt.Sprintf("docker logs -f --tail 50 protolab-%s-%s", m.opt.Name, row[0])
+		}
+		return "docker ps -a"
+	case "f4":
+		var ports []string
+		for _, a := range m.apps {
+			if i := strings.LastIndex(a.Endpoint, ":"); i >= 0 {
+				ports = append(ports, "sport = :"+a.Endpoint[i+1:])
+			}
+		}
+		if len(ports) == 0 {
+			return "ss -tnp"
+		}
+		return "ss -tnp '( " + strings.Join(ports, " or ") + " )'"
+	}
+	return ""
+}
+
+// renderVT draws the emulated screen, colours included.
+func renderVT(v vt10x.View, cols, rows int) string {
+	v.Lock()
+	defer v.Unlock()
+	cur := v.Cursor()
+	var b strings.Builder
+	for y := 0; y < rows; y++ {
+		var run strings.Builder
+		var style lipgloss.Style
+		var have bool
+		flush := func() {
+			if run.Len() > 0 {
+				b.WriteString(style.Render(run.String()))
+				run.Reset()
+			}
+		}
+		for x := 0; x < cols; x++ {
+			g := v.Cell(x, y)
+			st := glyphStyle(g, x == cur.X && y == cur.Y && v.CursorVisible())
+			if !have || !sameStyle(st, style) {
+				flush()
+				style, have = st, true
+			}
+			c := g.Char
+			if c == 0 {
+				c = ' '
+			}
+			run.WriteRune(c)
+		}
+		flush()
+		if y < rows-1 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func glyphStyle(g vt10x.Glyph, cursor bool) lipgloss.Style {
+	st := lipgloss.NewStyle()
+	if g.FG < 256 {
+		st = st.Foreground(lipgloss.Color(fmt.Sprint(uint32(g.FG))))
+	}
+	if g.BG < 256 {
+		st = st.Background(lipgloss.Color(fmt.Sprint(uint32(g.BG))))
+	}
+	if g.Mode&4 != 0 { // bold
+		st = st.Bold(true)
+	}
+	if cursor || g.Mode&1 != 0 { // the cursor, or reverse video
+		st = st.Reverse(true)
+	}
+	return st
+}
+
+func sameStyle(a, b lipgloss.Style) bool {
+	return a.GetForeground() == b.GetForeground() && a.GetBackground() == b.GetBackground() &&
+		a.GetBold() == b.GetBold() && a.GetReverse() == b.GetReverse()
+}
