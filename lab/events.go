@@ -89,6 +89,24 @@ type ErrorEvent struct {
 	Error string `json:"error"`
 }
 
+// PromptEvent asks the person at the front end a question; Answer replies
+// (once). Headless front ends cannot answer: the asker then fails with its
+// own advice.
+type PromptEvent struct {
+	At
+	Question string `json:"question"`
+	Secret   bool   `json:"secret,omitempty"`
+	reply    chan string
+}
+
+// Answer replies to the question ("" declines).
+func (e PromptEvent) Answer(s string) {
+	select {
+	case e.reply <- s:
+	default:
+	}
+}
+
 // ReportEvent carries the comparison report.
 type ReportEvent struct {
 	At
@@ -125,6 +143,7 @@ func (SendEvent) EventType() string     { return "send" }
 func (LogEvent) EventType() string      { return "log" }
 func (ErrorEvent) EventType() string    { return "error" }
 func (ReportEvent) EventType() string   { return "report" }
+func (PromptEvent) EventType() string   { return "prompt" }
 
 // MarshalEvent encodes e as one JSON object whose first field is "type".
 func MarshalEvent(e Event) ([]byte, error) {

@@ -106,6 +106,8 @@ type Lab struct {
 	opDone   chan struct{}      // closed when it ends
 	work     sync.WaitGroup     // probes and sends in flight
 
+	interactive bool
+
 	// capture
 	keys        *wire.KeyLog // TLS secrets of the lab's own clients
 	store       *wire.Store  // decoded records, kept across capture restarts
@@ -137,12 +139,40 @@ func New(cfg Config, newProvider func(Env) (Provider, error)) (*Lab, error) {
 		keys:    wire.NewKeyLog(nil),
 		store:   wire.NewStore(cfg.Capture.RingSize),
 	}
-	prov, err := newProvider(Env{Config: cfg, PKI: auth, Emit: l.emit})
+	prov, err := newProvider(Env{Config: cfg, PKI: auth, Emit: l.emit, Ask: l.ask})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", cfg.Provider, err)
 	}
 	l.prov = prov
 	return l, nil
+}
+
+// Interactive says a front end can answer prompts (the TUI); without it,
+// questions fail at once.
+func (l *Lab) Interactive(on bool) {
+	l.mu.Lock()
+	l.interactive = on
+	l.mu.Unlock()
+}
+
+// ErrNoAnswer means a question needed a person and none could answer.
+var ErrNoAnswer = errors.New("no one to answer (headless)")
+
+func (l *Lab) ask(ctx context.Context, question string, secret bool) (string, error) {
+	l.mu.Lock()
+	on := l.interactive
+	l.mu.Unlock()
+	if !on {
+		return "", ErrNoAnswer
+	}
+	reply := make(chan string, 1)
+	l.emit(PromptEvent{At: now(), Question: question, Secret: secret, reply: reply})
+	select {
+	case a := <-reply:
+		return a, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // Config returns the Lab's effective configuration.

@@ -430,3 +430,55 @@ func TestStreamThroughTheRunner(t *testing.T) {
 		t.Fatalf("read %d bytes: %v", len(data), err)
 	}
 }
+
+// envOf builds a lab on the embedded provider and hands back the provider's
+// environment, as a provider would use it.
+func envOf(t *testing.T) (*lab.Lab, *lab.Env) {
+	t.Helper()
+	var env lab.Env
+	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Ports: anyPorts()}, func(e lab.Env) (lab.Provider, error) {
+		env = e
+		return local.New(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, &env
+}
+
+func TestPrompts(t *testing.T) {
+	l, env := envOf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Headless: no one answers, at once.
+	if _, err := env.Ask(ctx, "trust?", false); !errors.Is(err, lab.ErrNoAnswer) {
+		t.Fatalf("headless ask: %v", err)
+	}
+	l.Interactive(true)
+	events, stop := l.Subscribe()
+	defer stop()
+	got := make(chan string, 1)
+	go func() {
+		a, err := env.Ask(ctx, "Passphrase for key:", true)
+		if err != nil {
+			a = "error: " + err.Error()
+		}
+		got <- a
+	}()
+	for e := range events {
+		if p, ok := e.(lab.PromptEvent); ok {
+			if !p.Secret || p.Question != "Passphrase for key:" {
+				t.Errorf("prompt %+v", p)
+			}
+			p.Answer("hunter2")
+			break
+		}
+	}
+	if a := <-got; a != "hunter2" {
+		t.Errorf("answer %q", a)
+	}
+	b, _ := lab.MarshalEvent(lab.PromptEvent{Question: "q"})
+	if !strings.Contains(string(b), `"type":"prompt"`) {
+		t.Errorf("prompt JSON %s", b)
+	}
+}

@@ -39,6 +39,10 @@ type Env struct {
 	// Emit publishes an event on the Lab's stream (progress, logs, app status
 	// changes the provider notices on its own).
 	Emit func(Event)
+	// Ask puts a question to the person at the front end (an unknown host
+	// key, a key's passphrase) and waits for the answer; it fails at once
+	// when no front end can answer (headless).
+	Ask func(ctx context.Context, question string, secret bool) (string, error)
 }
 
 // Progress publishes a progress event for op.

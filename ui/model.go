@@ -77,6 +77,7 @@ const (
 	inputExport
 	inputFilter
 	inputDebug
+	inputAnswer
 )
 
 // Confirmations.
@@ -140,6 +141,7 @@ type Model struct {
 	debug      *viewport.Model
 	debugOut   string
 	shell      *shellPane
+	question   *lab.PromptEvent // waiting for the person's answer
 	busy       int // commands in flight
 	fetching   bool
 	lastFetchV uint64
@@ -320,6 +322,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.apply(e)
 		}
 		m.layout()
+		if q := m.question; q != nil && m.inputKind != inputAnswer {
+			next, focus := m.prompt(inputAnswer, q.Question+" ", "")
+			nm := next.(Model)
+			if q.Secret {
+				nm.input.EchoMode = textinput.EchoPassword
+			}
+			return nm, tea.Batch(waitEvents(m.events), focus)
+		}
 		return m, waitEvents(m.events)
 	case eventsEnded:
 		return m, nil
@@ -405,6 +415,9 @@ func (m *Model) apply(e lab.Event) {
 		} else {
 			m.logLine = fmt.Sprintf("%s echo: %q in %.2f ms", e.Protocol, e.Reply, e.RTTMs)
 		}
+	case lab.PromptEvent:
+		q := e
+		m.question = &q
 	case lab.ErrorEvent:
 		m.errBox = fmt.Sprintf("%s: %s", e.Op, e.Error)
 		m.logLine = m.errBox
@@ -616,6 +629,17 @@ func (m Model) prompt(kind inputKind, label, value string) (tea.Model, tea.Cmd) 
 }
 
 func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if m.inputKind == inputAnswer && (msg.Type == tea.KeyEsc || msg.Type == tea.KeyEnter) {
+		q, answer := m.question, m.input.Value()
+		if msg.Type == tea.KeyEsc {
+			answer = "" // declined
+		}
+		m.question, m.inputKind = nil, inputNone
+		m.input.Blur()
+		m.input.EchoMode = textinput.EchoNormal
+		m.input.SetValue("")
+		return m, func() tea.Msg { q.Answer(answer); return nil }
+	}
 	switch msg.Type {
 	case tea.KeyEsc:
 		m.inputKind = inputNone

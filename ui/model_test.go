@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/binary"
 	"flag"
 	"net/netip"
@@ -351,4 +352,52 @@ func TestDebuggingShellPane(t *testing.T) {
 		t.Fatal("ctrl+] did not close the pane")
 	}
 	c()
+}
+
+// TestPromptIsAnswered shows a question from the lab (a key's passphrase),
+// types the answer masked, and hands it back.
+func TestPromptIsAnswered(t *testing.T) {
+	var env lab.Env
+	l, err := lab.New(lab.Config{StateDir: t.TempDir()}, func(e lab.Env) (lab.Provider, error) { env = e; return local.New(e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Interactive(true)
+	events, stop := l.Subscribe()
+	defer stop()
+	got := make(chan string, 1)
+	go func() {
+		a, _ := env.Ask(context.Background(), "Passphrase for /home/me/.ssh/id_ed25519:", true)
+		got <- a
+	}()
+	var prompt lab.Event
+	for e := range events {
+		if _, ok := e.(lab.PromptEvent); ok {
+			prompt = e
+			break
+		}
+	}
+	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "ssh", Now: func() time.Time { return t0 }})
+	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, eventsMsg{prompt})
+	if m.inputKind != inputAnswer || !strings.Contains(m.View(), "Passphrase for /home/me/.ssh/id_ed25519:") {
+		t.Fatalf("the question is not asked:\n%s", m.View())
+	}
+	m = send(t, m, keys("s3cret")...)
+	if strings.Contains(m.View(), "s3cret") {
+		t.Error("the passphrase is shown as typed")
+	}
+	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	m = next.(Model)
+	if cmd == nil || m.inputKind != inputNone {
+		t.Fatal("enter did not answer")
+	}
+	cmd()
+	select {
+	case a := <-got:
+		if a != "s3cret" {
+			t.Errorf("answer %q", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the answer did not reach the asker")
+	}
 }

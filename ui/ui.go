@@ -22,6 +22,8 @@ func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
 	if os.Getenv("NO_COLOR") != "" {
 		lipgloss.SetColorProfile(termenv.Ascii)
 	}
+	l.Interactive(true) // prompts (host keys, passphrases) are answered here
+	defer l.Interactive(false)
 	events, stop := l.Subscribe()
 	defer func() {
 		stop()

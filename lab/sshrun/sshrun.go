@@ -44,6 +44,10 @@ type Config struct {
 	// AcceptNewHostKey adds an unknown host's key to the first known_hosts
 	// file (trust on first use). A changed key is refused regardless.
 	AcceptNewHostKey bool
+	// ConfirmHostKey, when set, asks whether to trust an unknown host key
+	// (the TUI shows the fingerprint); true records it as AcceptNewHostKey
+	// would.
+	ConfirmHostKey func(host, fingerprint string) bool
 	// SSHConfig is the ssh_config file read for aliases (default ~/.ssh/config).
 	SSHConfig string
 	// KeepAlive is the interval of keep-alive requests (default 15s).
@@ -215,7 +219,10 @@ func (c Config) hostKeyCallback() (ssh.HostKeyCallback, error) {
 			return err
 		}
 		he := &HostKeyError{Host: hostname, Fingerprint: ssh.FingerprintSHA256(key), Changed: len(ke.Want) > 0, KnownHosts: c.KnownHosts[0]}
-		if he.Changed || !c.AcceptNewHostKey {
+		if he.Changed {
+			return he
+		}
+		if !c.AcceptNewHostKey && (c.ConfirmHostKey == nil || !c.ConfirmHostKey(hostname, he.Fingerprint)) {
 			return he
 		}
 		f, err := os.OpenFile(c.KnownHosts[0], os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
@@ -250,6 +257,9 @@ func (c Config) authMethods() ([]ssh.AuthMethod, func(), error) {
 		var missing *ssh.PassphraseMissingError
 		if errors.As(err, &missing) && c.Passphrase != nil {
 			pass, perr := c.Passphrase(f)
+			if errors.Is(perr, lab.ErrNoAnswer) {
+				continue // no one to type it: ssh-agent may hold the key
+			}
 			if perr != nil {
 				cleanup()
 				return nil, nil, perr

@@ -164,6 +164,26 @@ func TestHostKeys(t *testing.T) {
 	}
 	r.Close()
 
+	// Asked (the TUI shows the fingerprint): no refuses, yes records.
+	fresh := s.KnownHosts("")
+	cfg = config(s, fresh)
+	var asked string
+	cfg.ConfirmHostKey = func(host, fp string) bool { asked = fp; return false }
+	if _, err := Dial(ctx, cfg); !errors.As(err, &he) || !strings.HasPrefix(asked, "SHA256:") {
+		t.Fatalf("declined host key: %v (asked %q)", err, asked)
+	}
+	cfg.ConfirmHostKey = func(string, string) bool { return true }
+	if r, err := Dial(ctx, cfg); err != nil {
+		t.Fatalf("confirmed host key: %v", err)
+	} else {
+		r.Close()
+	}
+	if r, err := Dial(ctx, config(s, fresh)); err != nil {
+		t.Fatalf("a confirmed host is not known afterwards: %v", err)
+	} else {
+		r.Close()
+	}
+
 	// Changed: refused, loudly, even with the flag.
 	other := filepath.Join(t.TempDir(), "other")
 	sshdtest.Keygen(t, other)

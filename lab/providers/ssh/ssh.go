@@ -69,6 +69,19 @@ func (p *Provider) Runner() lab.Runner {
 func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	cfg := p.cfg
 	cfg.Events = func(msg string) { p.env.Log("warn", "ssh", msg) }
+	if p.env.Ask != nil {
+		cfg.ConfirmHostKey = func(host, fp string) bool {
+			a, err := p.env.Ask(ctx, fmt.Sprintf("The host key of %s is unknown: %s. Trust it and add it to known_hosts? (yes/no)", host, fp), false)
+			return err == nil && (strings.EqualFold(strings.TrimSpace(a), "yes") || strings.EqualFold(strings.TrimSpace(a), "y"))
+		}
+		cfg.Passphrase = func(file string) ([]byte, error) {
+			a, err := p.env.Ask(ctx, "Passphrase for "+file+":", true)
+			if err != nil {
+				return nil, fmt.Errorf("%s is encrypted: add it to ssh-agent, or use the TUI to type its passphrase (%w)", file, err)
+			}
+			return []byte(a), nil
+		}
+	}
 	p.env.Progress("up", "connecting to "+cfg.Host, 0, 4)
 	r, err := sshrun.Dial(ctx, cfg)
 	if err != nil {
