@@ -142,7 +142,7 @@ type Model struct {
 	debugOut   string
 	shell      *shellPane
 	question   *lab.PromptEvent // waiting for the person's answer
-	busy       int // commands in flight
+	busy       int              // commands in flight
 	fetching   bool
 	lastFetchV uint64
 }
