@@ -400,6 +400,9 @@ func (m *Model) apply(e lab.Event) {
 			logs = logs[len(logs)-50:]
 		}
 		m.appLogs[e.Source] = logs
+		if e.Level == "warn" || e.Level == "error" {
+			m.logLine = e.Source + ": " + e.Message // e.g. "ssh link … lost: reconnecting"
+		}
 	case lab.ProgressEvent:
 		m.logLine = fmt.Sprintf("%s: %s", e.Op, e.Step)
 	case lab.ProbeEvent:

@@ -45,6 +45,7 @@ type options struct {
 	teardown bool
 	purge    bool
 	ssh      sshrun.Config
+	priv     string
 	cfg      lab.Config
 }
 
@@ -75,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	host := fs.String("host", "", "with --provider ssh: the lab host, user@host[:port] or an alias from ~/.ssh/config")
 	identity := fs.String("identity", "", "with --provider ssh: a private key file (ssh-agent keys are offered too)")
 	fs.BoolVar(&o.ssh.AcceptNewHostKey, "accept-new-host-key", false, "with --provider ssh: trust an unknown host key and add it to ~/.ssh/known_hosts (a changed key is always refused)")
+	fs.StringVar(&o.priv, "remote-priv", "auto", "with --provider ssh: how root-only commands (tcpdump, provisioning) get root: auto (sudo -n unless root), sudo, none")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
 	fs.BoolVar(&o.purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
@@ -202,7 +204,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		newProvider = providers.Purge()
 	}
 	if o.cfg.Provider == "ssh" {
-		newProvider = providers.SSH(o.ssh)
+		newProvider = providers.SSH(o.ssh, o.priv)
 	}
 	if o.teardown {
 		l, err := lab.New(o.cfg, newProvider)

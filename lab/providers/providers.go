@@ -23,8 +23,10 @@ var registry = map[string]Constructor{
 	ssh.Name:    ssh.New(sshrun.Config{}), // the command line gives it its host: SSH
 }
 
-// SSH is the ssh provider for a host.
-func SSH(cfg sshrun.Config) Constructor { return ssh.New(cfg) }
+// SSH is the ssh provider for a host; priv is --remote-priv.
+func SSH(cfg sshrun.Config, priv string) Constructor {
+	return ssh.NewWithPrivilege(cfg, ssh.Privilege(priv))
+}
 
 // Purge makes the docker provider remove its images at teardown.
 func Purge() Constructor {

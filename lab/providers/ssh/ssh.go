@@ -37,6 +37,7 @@ const dockerSocket = "/var/run/docker.sock"
 type Provider struct {
 	env    lab.Env
 	cfg    sshrun.Config
+	priv   Privilege
 	runner *sshrun.Runner
 	docker *docker.Provider
 
@@ -44,14 +45,37 @@ type Provider struct {
 	forwards map[int]net.Listener // remote port → local listener
 }
 
+// Privilege says how remote commands that need root (tcpdump, provisioning)
+// get it: "auto" (sudo -n unless the user is root), "sudo", or "none".
+type Privilege string
+
 // New returns a constructor for a host reached with cfg.
-func New(cfg sshrun.Config) func(lab.Env) (lab.Provider, error) {
+func New(cfg sshrun.Config) func(lab.Env) (lab.Provider, error) { return NewWithPrivilege(cfg, "auto") }
+
+// NewWithPrivilege is New with the way to root (--remote-priv).
+func NewWithPrivilege(cfg sshrun.Config, priv Privilege) func(lab.Env) (lab.Provider, error) {
 	return func(env lab.Env) (lab.Provider, error) {
 		if cfg.Host == "" {
 			return nil, errors.New("--provider ssh needs --host user@host[:port]")
 		}
-		return &Provider{env: env, cfg: cfg, forwards: map[int]net.Listener{}}, nil
+		switch priv {
+		case "", "auto", "sudo", "none":
+		default:
+			return nil, fmt.Errorf("--remote-priv %q: want auto, sudo or none", priv)
+		}
+		return &Provider{env: env, cfg: cfg, priv: priv, forwards: map[int]net.Listener{}}, nil
 	}
+}
+
+// sudo says whether root-only commands go through sudo -n.
+func (p *Provider) sudo() bool {
+	switch p.priv {
+	case "sudo":
+		return true
+	case "none":
+		return false
+	}
+	return p.runner.User() != "root"
 }
 
 // Name implements lab.Provider.
@@ -106,7 +130,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		Dial:    func(ctx context.Context, _, _ string) (net.Conn, error) { return r.Dial(ctx, "unix", dockerSocket) },
 		Runner:  r,
 		Forward: p.forward,
-		Sudo:    r.User() != "root",
+		Sudo:    p.sudo(),
 	})
 	if err != nil {
 		return lab.HostInfo{}, err
@@ -189,7 +213,7 @@ func (p *Provider) provision(ctx context.Context, osr map[string]string) error {
 		return err
 	}
 	argv := []string{"bash", remote}
-	if p.runner.User() != "root" {
+	if p.sudo() {
 		argv = append([]string{"sudo", "-n"}, argv...)
 	}
 	pr, pw := io.Pipe()
