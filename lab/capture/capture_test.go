@@ -213,9 +213,10 @@ func portsOf(ports map[uint16]proto.Protocol, p proto.Protocol) []uint16 {
 	return out
 }
 
-func TestExportIsDecryptedByTshark(t *testing.T) {
-	testenv.NeedRoot(t)
-	keys := wire.NewKeyLog(nil)
+// probedCapture captures lo (with a spool, for export) while every
+// protocol's probe runs n round trips, and waits until all is decoded.
+func probedCapture(t *testing.T, keys *wire.KeyLog, n int) (*Capture, map[uint16]proto.Protocol) {
+	t.Helper()
 	targets, ports := apps(t, keys)
 	src, err := OpenLive("lo", portList(ports))
 	if err != nil {
@@ -225,13 +226,20 @@ func TestExportIsDecryptedByTshark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	runProbes(t, targets, 10)
+	t.Cleanup(func() { c.Close() })
+	runProbes(t, targets, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Sync(ctx, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	return c, ports
+}
+
+func TestExportIsDecryptedByTshark(t *testing.T) {
+	testenv.NeedRoot(t)
+	keys := wire.NewKeyLog(nil)
+	c, ports := probedCapture(t, keys, 10)
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -396,22 +404,7 @@ func TestStreamErrorsAreClear(t *testing.T) {
 func TestReplayExportedFile(t *testing.T) {
 	testenv.NeedRoot(t)
 	keys := wire.NewKeyLog(nil)
-	targets, ports := apps(t, keys)
-	src, err := OpenLive("lo", portList(ports))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Start(src, ModeLive, Options{Ports: ports, Keys: keys, SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	runProbes(t, targets, 5)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Sync(ctx, 200*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	c, ports := probedCapture(t, keys, 5)
 	c.Stop()
 	file := filepath.Join(t.TempDir(), "lab.pcapng")
 	if _, err := c.Export(file); err != nil {
