@@ -19,8 +19,9 @@ say() { printf '==> %s\n' "$*"; }
 # docker-compose (the docker provider's tests run a real engine; no image is
 # ever pulled: the lab builds its own FROM scratch), openssh-server and
 # openssh-client (the SSH runner's tests run a real sshd and ssh-agent),
-# procps (pkill).
-apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps)
+# procps (pkill), shellcheck (the provision scripts) and vagrant (validates
+# the Vagrantfile).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant)
 
 install_missing() {
   local missing=()
@@ -65,7 +66,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 say "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+unformatted=$( (git ls-files -z '*.go' 2>/dev/null || find . -name '*.go' -print0) | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change: $unformatted" >&2
   exit 1
