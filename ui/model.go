@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -122,15 +120,14 @@ type Model struct {
 	reason    string
 	upSince   time.Time
 	host      lab.HostInfo
-	apps      map[string]lab.AppStatus
-	appLogs   map[string][]string
 	capturing bool
 	capture   capture.Stats
 	logLine   string
 	errBox    string
 
 	focus   int
-	appsTbl table.Model
+	hostP   *hostPane
+	appsP   *appsPane
 	packets *packetsPane
 
 	input      textinput.Model
@@ -157,11 +154,12 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 	sp := spinner.New(spinner.WithSpinner(spinner.Dot))
 	ti := textinput.New()
 	ti.CharLimit = 4096
-	apps := table.New(table.WithStyles(st.table), table.WithColumns(appColumns(60)))
 	return Model{
 		lab: l, events: events, opt: opt, keys: keys, st: st, help: help.New(), spin: sp,
-		state: lab.Down, apps: map[string]lab.AppStatus{}, appLogs: map[string][]string{},
-		focus: panePackets, appsTbl: apps, packets: newPacketsPane(st, keys), input: ti,
+		state: lab.Down, focus: panePackets,
+		hostP:   &hostPane{st: st, provider: opt.Provider, fingerprint: opt.Fingerprint, state: lab.Down},
+		appsP:   newAppsPane(st, keys, opt.Provider == "local", opt.Now),
+		packets: newPacketsPane(st, keys), input: ti,
 		logLine: "starting",
 	}
 }
@@ -386,20 +384,19 @@ func (m *Model) apply(e lab.Event) {
 			m.upSince = e.Time
 		}
 		m.state, m.reason = e.To, e.Reason
+		m.hostP.set(e.To, e.Reason)
 		m.logLine = fmt.Sprintf("lab %s → %s", e.From, e.To)
 		if e.Reason != "" {
 			m.logLine += ": " + e.Reason
 		}
 	case lab.HostEvent:
 		m.host = e.Host
+		m.hostP.host = e.Host
+		m.appsP.hostAddr = e.Host.Address
 	case lab.AppEvent:
-		m.apps[e.App.Name] = e.App
+		m.appsP.apps[e.App.Name] = e.App
 	case lab.LogEvent:
-		logs := append(m.appLogs[e.Source], fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
-		if len(logs) > 50 {
-			logs = logs[len(logs)-50:]
-		}
-		m.appLogs[e.Source] = logs
+		m.appsP.log(e.Source, fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
 		if e.Level == "warn" || e.Level == "error" {
 			m.logLine = e.Source + ": " + e.Message // e.g. "ssh link … lost: reconnecting"
 		}
@@ -471,11 +468,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			m.packets.scroll(n)
 			return m, m.fetch()
 		case m.focus == paneApps:
-			if n < 0 {
-				m.appsTbl.MoveUp(-n)
-			} else {
-				m.appsTbl.MoveDown(n)
-			}
+			m.appsP.move(n)
 		}
 	}
 	return m, nil
@@ -579,14 +572,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			vp.SetContent(detailText(r))
 			m.detail = &vp
 		}
-	case m.focus == panePackets:
-		if m.packets.Update(msg) {
-			return m, m.fetch()
-		}
-	case m.focus == paneApps:
-		var cmd tea.Cmd
-		m.appsTbl, cmd = m.appsTbl.Update(msg)
-		return m, cmd
+	default:
+		return m, m.panes()[m.focus].Update(msg)
 	}
 	return m, nil
 }
@@ -718,32 +705,19 @@ func (m *Model) layout() {
 		return
 	}
 	hostW, appsW, packW, h := m.paneWidths()
-	_ = hostW
-	m.appsTbl.SetRows(nil) // rows must match the new columns
-	m.appsTbl.SetColumns(appColumns(appsW - 2))
-	m.appsTbl.SetWidth(appsW - 2)
-	appsH := h - 2
+	hostH, appsH, packH := h-2, h-2, h-2
 	if !m.sideBySide() {
-		appsH = stackedApps - 2
+		hostH, appsH, packH = stackedHost-2, stackedApps-2, h-2-stackedHost-stackedApps
 	}
-	logLines := min(5, max(0, appsH-len(m.apps)-4))
-	if !m.sideBySide() {
-		logLines = 0
-	}
-	m.appsTbl.SetHeight(max(3, appsH-logLines-1))
-	if m.focus == paneApps {
-		m.appsTbl.Focus()
-	} else {
-		m.appsTbl.Blur()
-	}
-	m.appsTbl.SetRows(m.appRows())
-	packH := h - 2
-	if !m.sideBySide() {
-		packH = h - 2 - stackedHost - stackedApps
-	}
+	m.hostP.SetSize(hostW-2, hostH)
+	m.appsP.SetSize(appsW-2, appsH)
+	m.appsP.setFocus(m.focus == paneApps)
 	m.packets.SetSize(packW-2, max(4, packH))
 	m.packets.setActive(m.focus == panePackets)
 }
+
+// panes lists the panes in focus order.
+func (m Model) panes() [numPanes]pane { return [numPanes]pane{m.hostP, m.appsP, m.packets} }
 
 func (m Model) sideBySide() bool { return m.width >= 120 }
 
@@ -759,47 +733,6 @@ func (m Model) paneWidths() (host, apps, packets, h int) {
 	host = m.width * 19 / 100
 	apps = m.width * 36 / 100
 	return host, apps, m.width - host - apps, h
-}
-
-func (m Model) appRows() []table.Row {
-	names := make([]string, 0, len(m.apps))
-	for n := range m.apps {
-		names = append(names, n)
-	}
-	order := map[string]int{"http": 0, "https": 1, "ws": 2, "wss": 3}
-	sort.Slice(names, func(i, j int) bool {
-		oi, iok := order[names[i]]
-		oj, jok := order[names[j]]
-		if iok && jok {
-			return oi < oj
-		}
-		return names[i] < names[j]
-	})
-	rows := make([]table.Row, 0, len(names))
-	for _, n := range names {
-		a := m.apps[n]
-		age := "-"
-		if !a.Started.IsZero() && a.State == lab.AppRunning {
-			age = shortDuration(m.opt.Now().Sub(a.Started))
-		}
-		ports := a.Endpoint
-		if host, port, err := net.SplitHostPort(a.Endpoint); err == nil && host == m.host.Address {
-			ports = ":" + port // the address is in the host pane
-		}
-		if ports == "" {
-			ports = strings.Join(a.Ports, ",")
-		}
-		image := a.Image
-		if strings.HasPrefix(image, "in-process") {
-			image = "in-proc"
-		}
-		row := table.Row{a.Name, image, a.State, a.Health, ports, fmt.Sprint(a.Restarts), age}
-		if len(m.appsTbl.Columns()) == 6 {
-			row = append(row[:1], row[2:]...)
-		}
-		rows = append(rows, row)
-	}
-	return rows
 }
 
 func shortDuration(d time.Duration) string {
@@ -876,7 +809,11 @@ func (m Model) body() string {
 		hm := m.help
 		hm.ShowAll = true
 		hm.Width = m.width
-		return "Keys\n\n" + hm.View(m.keys)
+		var own []string
+		for _, k := range m.panes()[m.focus].Keys() {
+			own = append(own, k.Help().Key+" "+k.Help().Desc)
+		}
+		return "Keys\n\n" + hm.View(m.keys) + "\n\nIn the focused pane: " + strings.Join(own, " · ")
 	case m.detail != nil:
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
 	case m.shell != nil:
@@ -895,16 +832,16 @@ func (m Model) body() string {
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, title, m.debug.View()))
 	}
 	hostW, appsW, packW, _ := m.paneWidths()
+	ps := m.panes()
+	view := func(i int) string { return ps[i].View(m.focus == i) }
 	if m.sideBySide() {
-		host := m.box(paneHost, hostW, h, m.hostView(hostW-2))
-		apps := m.box(paneApps, appsW, h, m.appsView(appsW-2, h-2))
-		pk := m.box(panePackets, packW, h, m.packets.View(m.focus == panePackets))
-		return lipgloss.JoinHorizontal(lipgloss.Top, host, apps, pk)
+		return lipgloss.JoinHorizontal(lipgloss.Top,
+			m.box(paneHost, hostW, h, view(paneHost)), m.box(paneApps, appsW, h, view(paneApps)), m.box(panePackets, packW, h, view(panePackets)))
 	}
-	host := m.box(paneHost, m.width, stackedHost, m.hostView(m.width-2))
-	apps := m.box(paneApps, m.width, stackedApps, m.appsView(m.width-2, stackedApps-2))
-	pk := m.box(panePackets, m.width, max(4, h-stackedHost-stackedApps), m.packets.View(m.focus == panePackets))
-	return lipgloss.JoinVertical(lipgloss.Left, host, apps, pk)
+	return lipgloss.JoinVertical(lipgloss.Left,
+		m.box(paneHost, m.width, stackedHost, view(paneHost)),
+		m.box(paneApps, m.width, stackedApps, view(paneApps)),
+		m.box(panePackets, m.width, max(4, h-stackedHost-stackedApps), view(panePackets)))
 }
 
 func (m Model) box(pane, w, h int, content string) string {
@@ -913,52 +850,4 @@ func (m Model) box(pane, w, h int, content string) string {
 		st = m.st.paneFocused
 	}
 	return st.Width(w - 2).Height(h - 2).MaxHeight(h).Render(lipgloss.NewStyle().MaxWidth(w - 2).MaxHeight(h - 2).Render(content))
-}
-
-func (m Model) hostView(w int) string {
-	h := m.host
-	lines := []string{
-		m.st.title.Render("Lab host"),
-		"state    " + string(m.state),
-		"provider " + m.opt.Provider,
-	}
-	if m.reason != "" {
-		lines = append(lines, m.st.errText.Render("reason   "+m.reason))
-	}
-	if h.Provider != "" {
-		lines = append(lines, "host     "+h.Name, "address  "+h.Address, "os       "+h.OS)
-		for _, p := range h.Ports {
-			lines = append(lines, "port     "+p)
-		}
-		for _, kv := range h.Details {
-			lines = append(lines, fmt.Sprintf("%-8s %s", kv.Key, kv.Value))
-		}
-	}
-	if m.opt.Fingerprint != "" {
-		lines = append(lines, "CA sha256", "  "+m.opt.Fingerprint)
-	}
-	for i := range lines {
-		lines[i] = truncate(lines[i], w)
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (m Model) appsView(w, h int) string {
-	title := m.st.title.Render("Containers (in-process apps)")
-	if m.opt.Provider != "local" {
-		title = m.st.title.Render("Containers")
-	}
-	parts := []string{title, m.appsTbl.View()}
-	if row := m.appsTbl.SelectedRow(); row != nil && m.focus == paneApps {
-		logs := m.appLogs[row[0]]
-		n := max(0, h-m.appsTbl.Height()-3)
-		if len(logs) > n {
-			logs = logs[len(logs)-n:]
-		}
-		parts = append(parts, m.st.dim.Render("logs of "+row[0]+":"))
-		for _, l := range logs {
-			parts = append(parts, truncate(l, w))
-		}
-	}
-	return strings.Join(parts, "\n")
 }

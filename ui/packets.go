@@ -258,9 +258,22 @@ func (p *packetsPane) scroll(n int) {
 	l.table.SetCursor(l.cursor)
 }
 
-// Update handles the keys of the focused pane; it returns whether the lists
-// need a new window.
-func (p *packetsPane) Update(msg tea.KeyMsg) (refetch bool) {
+// Keys lists the pane's keys.
+func (p *packetsPane) Keys() []key.Binding {
+	k := p.keys
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Filter, k.Proto1, k.Proto2, k.Proto3, k.Proto4}
+}
+
+// Update handles the keys of the focused pane; when the lists need a new
+// window it asks for one.
+func (p *packetsPane) Update(msg tea.KeyMsg) tea.Cmd {
+	if p.scrollKey(msg) {
+		return func() tea.Msg { return refetch{} }
+	}
+	return nil
+}
+
+func (p *packetsPane) scrollKey(msg tea.KeyMsg) (refetch bool) {
 	l := p.focused()
 	page := p.rowsShown()
 	switch {

@@ -123,13 +123,13 @@ func (m Model) quickAction(key string) string {
 	case "f2":
 		return "docker ps -a"
 	case "f3":
-		if row := m.appsTbl.SelectedRow(); row != nil {
-			return fmt.Sprintf("docker logs -f --tail 50 protolab-%s-%s", m.opt.Name, row[0])
+		if name := m.appsP.selected(); name != "" {
+			return fmt.Sprintf("docker logs -f --tail 50 protolab-%s-%s", m.opt.Name, name)
 		}
 		return "docker ps -a"
 	case "f4":
 		var ports []string
-		for _, a := range m.apps {
+		for _, a := range m.appsP.apps {
 			if i := strings.LastIndex(a.Endpoint, ":"); i >= 0 {
 				ports = append(ports, "sport = :"+a.Endpoint[i+1:])
 			}

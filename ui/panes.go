@@ -1,0 +1,215 @@
+package ui
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/table"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/protolab/protolab-tui/lab"
+)
+
+// pane is the component every pane of the explorer is: it takes its size,
+// answers the keys it owns while it has the focus, lists them for the help,
+// and renders itself. The model feeds it the lab state it shows; what a
+// provider adds (HostInfo.Details, app states) appears without UI changes.
+type pane interface {
+	SetSize(width, height int)
+	Update(msg tea.KeyMsg) tea.Cmd
+	View(focused bool) string
+	Keys() []key.Binding
+}
+
+var (
+	_ pane = (*hostPane)(nil)
+	_ pane = (*appsPane)(nil)
+	_ pane = (*packetsPane)(nil)
+)
+
+// hostPane shows the lab host.
+type hostPane struct {
+	st          styles
+	width       int
+	provider    string
+	fingerprint string
+	state       lab.State
+	reason      string
+	host        lab.HostInfo
+}
+
+func (p *hostPane) SetSize(w, _ int)            { p.width = w }
+func (p *hostPane) Update(tea.KeyMsg) tea.Cmd   { return nil }
+func (p *hostPane) Keys() []key.Binding         { return nil }
+func (p *hostPane) View(focused bool) string    { return p.view() }
+func (p *hostPane) set(s lab.State, why string) { p.state, p.reason = s, why }
+
+func (p *hostPane) view() string {
+	h := p.host
+	lines := []string{
+		p.st.title.Render("Lab host"),
+		"state    " + string(p.state),
+		"provider " + p.provider,
+	}
+	if p.reason != "" {
+		lines = append(lines, p.st.errText.Render("reason   "+p.reason))
+	}
+	if h.Provider != "" {
+		lines = append(lines, "host     "+h.Name, "address  "+h.Address, "os       "+h.OS)
+		for _, port := range h.Ports {
+			lines = append(lines, "port     "+port)
+		}
+		for _, kv := range h.Details {
+			lines = append(lines, fmt.Sprintf("%-8s %s", kv.Key, kv.Value))
+		}
+	}
+	if p.fingerprint != "" {
+		lines = append(lines, "CA sha256", "  "+p.fingerprint)
+	}
+	for i := range lines {
+		lines[i] = truncate(lines[i], p.width)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// appsPane shows the apps (containers, or in-process servers) in a table;
+// the selected one's recent log lines show under it while focused.
+type appsPane struct {
+	st       styles
+	keys     keyMap
+	tbl      table.Model
+	width    int
+	height   int
+	local    bool
+	now      func() time.Time
+	hostAddr string
+	apps     map[string]lab.AppStatus
+	logs     map[string][]string
+}
+
+func newAppsPane(st styles, keys keyMap, local bool, now func() time.Time) *appsPane {
+	return &appsPane{st: st, keys: keys, local: local, now: now,
+		tbl:  table.New(table.WithStyles(st.table), table.WithColumns(appColumns(60))),
+		apps: map[string]lab.AppStatus{}, logs: map[string][]string{}}
+}
+
+// SetSize fits the table: room for log lines under it when there is some.
+func (p *appsPane) SetSize(w, h int) {
+	p.width, p.height = w, h
+	p.tbl.SetRows(nil) // rows must match the new columns
+	p.tbl.SetColumns(appColumns(w))
+	p.tbl.SetWidth(w)
+	logLines := min(5, max(0, h-len(p.apps)-4))
+	p.tbl.SetHeight(max(3, h-logLines-1))
+	p.refresh()
+}
+
+func (p *appsPane) setFocus(on bool) {
+	if on {
+		p.tbl.Focus()
+	} else {
+		p.tbl.Blur()
+	}
+}
+
+// Update moves the selection.
+func (p *appsPane) Update(msg tea.KeyMsg) tea.Cmd {
+	var cmd tea.Cmd
+	p.tbl, cmd = p.tbl.Update(msg)
+	return cmd
+}
+
+// Keys lists the pane's keys.
+func (p *appsPane) Keys() []key.Binding { return []key.Binding{p.keys.Up, p.keys.Down} }
+
+func (p *appsPane) move(n int) {
+	if n < 0 {
+		p.tbl.MoveUp(-n)
+	} else {
+		p.tbl.MoveDown(n)
+	}
+}
+
+// selected is the name of the selected app, or "".
+func (p *appsPane) selected() string {
+	if row := p.tbl.SelectedRow(); row != nil {
+		return row[0]
+	}
+	return ""
+}
+
+// log keeps an app's recent log lines.
+func (p *appsPane) log(source, line string) {
+	logs := append(p.logs[source], line)
+	if len(logs) > 50 {
+		logs = logs[len(logs)-50:]
+	}
+	p.logs[source] = logs
+}
+
+// refresh rebuilds the rows from the apps' statuses.
+func (p *appsPane) refresh() {
+	names := make([]string, 0, len(p.apps))
+	for n := range p.apps {
+		names = append(names, n)
+	}
+	order := map[string]int{"http": 0, "https": 1, "ws": 2, "wss": 3}
+	sort.Slice(names, func(i, j int) bool {
+		oi, iok := order[names[i]]
+		oj, jok := order[names[j]]
+		if iok && jok {
+			return oi < oj
+		}
+		return names[i] < names[j]
+	})
+	rows := make([]table.Row, 0, len(names))
+	for _, n := range names {
+		a := p.apps[n]
+		age := "-"
+		if !a.Started.IsZero() && a.State == lab.AppRunning {
+			age = shortDuration(p.now().Sub(a.Started))
+		}
+		ports := a.Endpoint
+		if host, port, err := net.SplitHostPort(a.Endpoint); err == nil && host == p.hostAddr {
+			ports = ":" + port // the address is in the host pane
+		}
+		if ports == "" {
+			ports = strings.Join(a.Ports, ",")
+		}
+		image := a.Image
+		if strings.HasPrefix(image, "in-process") {
+			image = "in-proc"
+		}
+		row := table.Row{a.Name, image, a.State, a.Health, ports, fmt.Sprint(a.Restarts), age}
+		if len(p.tbl.Columns()) == 6 {
+			row = append(row[:1], row[2:]...)
+		}
+		rows = append(rows, row)
+	}
+	p.tbl.SetRows(rows)
+}
+
+// View renders the table, and the selected app's logs when focused.
+func (p *appsPane) View(focused bool) string {
+	title := p.st.title.Render("Containers (in-process apps)")
+	if !p.local {
+		title = p.st.title.Render("Containers")
+	}
+	parts := []string{title, p.tbl.View()}
+	if name := p.selected(); name != "" && focused {
+		logs := p.logs[name]
+		n := max(0, p.height-p.tbl.Height()-3)
+		if len(logs) > n {
+			logs = logs[len(logs)-n:]
+		}
+		parts = append(parts, p.st.dim.Render("logs of "+name+":"))
+		for _, l := range logs {
+			parts = append(parts, truncate(l, p.width))
+		}
+	}
+	return strings.Join(parts, "\n")
+}
