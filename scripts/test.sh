@@ -19,9 +19,10 @@ say() { printf '==> %s\n' "$*"; }
 # docker-compose (the docker provider's tests run a real engine; no image is
 # ever pulled: the lab builds its own FROM scratch), openssh-server and
 # openssh-client (the SSH runner's tests run a real sshd and ssh-agent),
-# procps (pkill), shellcheck (the provision scripts) and vagrant (validates
-# the Vagrantfile).
-apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant)
+# procps (pkill), shellcheck (the provision scripts), vagrant (validates the
+# Vagrantfile and runs the vagrant provider's end-to-end test on its docker
+# provider) and debootstrap (builds that test's box once; kept as a cache).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap)
 
 install_missing() {
   local missing=()

@@ -46,6 +46,8 @@ type options struct {
 	purge    bool
 	ssh      sshrun.Config
 	priv     string
+	vdir     string
+	vprov    string
 	cfg      lab.Config
 }
 
@@ -77,6 +79,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	identity := fs.String("identity", "", "with --provider ssh: a private key file (ssh-agent keys are offered too)")
 	fs.BoolVar(&o.ssh.AcceptNewHostKey, "accept-new-host-key", false, "with --provider ssh: trust an unknown host key and add it to ~/.ssh/known_hosts (a changed key is always refused)")
 	fs.StringVar(&o.priv, "remote-priv", "auto", "with --provider ssh: how root-only commands (tcpdump, provisioning) get root: auto (sudo -n unless root), sudo, none")
+	fs.StringVar(&o.vdir, "vagrant-dir", ".", "with --provider vagrant: the folder of the Vagrantfile")
+	fs.StringVar(&o.vprov, "vagrant-provider", "", "with --provider vagrant: Vagrant's provider (virtualbox, libvirt, docker; default: Vagrant's choice)")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
 	fs.BoolVar(&o.purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
@@ -205,6 +209,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.cfg.Provider == "ssh" {
 		newProvider = providers.SSH(o.ssh, o.priv)
+	}
+	if o.cfg.Provider == "vagrant" {
+		newProvider = providers.Vagrant(o.vdir, o.vprov)
 	}
 	if o.teardown {
 		l, err := lab.New(o.cfg, newProvider)

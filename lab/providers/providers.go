@@ -11,6 +11,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/providers/docker"
 	"github.com/protolab/protolab-tui/lab/providers/local"
 	"github.com/protolab/protolab-tui/lab/providers/ssh"
+	"github.com/protolab/protolab-tui/lab/providers/vagrant"
 	"github.com/protolab/protolab-tui/lab/sshrun"
 )
 
@@ -18,9 +19,16 @@ import (
 type Constructor func(lab.Env) (lab.Provider, error)
 
 var registry = map[string]Constructor{
-	local.Name:  local.New,
-	docker.Name: docker.New,
-	ssh.Name:    ssh.New(sshrun.Config{}), // the command line gives it its host: SSH
+	local.Name:   local.New,
+	docker.Name:  docker.New,
+	ssh.Name:     ssh.New(sshrun.Config{}), // the command line gives it its host: SSH
+	vagrant.Name: vagrant.New(vagrant.Options{}),
+}
+
+// Vagrant is the vagrant provider for a Vagrantfile folder and a Vagrant
+// provider (virtualbox, libvirt, docker; "" lets Vagrant choose).
+func Vagrant(dir, provider string) Constructor {
+	return vagrant.New(vagrant.Options{Dir: dir, Provider: provider})
 }
 
 // SSH is the ssh provider for a host; priv is --remote-priv.

@@ -237,18 +237,27 @@ func (p *Provider) provision(ctx context.Context, osr map[string]string) error {
 // forward makes a port of the lab host reachable on this machine's
 // loopback, through the SSH connection; one forward per port, kept across
 // redeploys.
-func (p *Provider) forward(_ context.Context, remotePort int) (string, error) {
+func (p *Provider) forward(ctx context.Context, remotePort int) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if l, ok := p.forwards[remotePort]; ok {
 		return l.Addr().String(), nil
+	}
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(remotePort))
+	if c, err := p.runner.Dial(ctx, "tcp", target); err == nil {
+		c.Close()
+	} else if d, derr := (&net.Dialer{}).DialContext(ctx, "tcp", target); derr == nil {
+		// Not listening on the lab host's loopback but reachable from here
+		// (an engine shared with this machine): use it directly.
+		d.Close()
+		p.env.Log("info", "ssh", fmt.Sprintf("port %d is not on the lab host's loopback but is reachable from here: using it directly", remotePort))
+		return target, nil
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
 	p.forwards[remotePort] = l
-	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(remotePort))
 	go func() {
 		for {
 			c, err := l.Accept()

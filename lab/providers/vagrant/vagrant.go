@@ -1,0 +1,323 @@
+// Package vagrant is the Vagrant provider: a VM (CentOS Stream, Rocky, Alma,
+// RHEL — or any box) brought up by the vagrant CLI, then used as an SSH lab
+// host. protolab drives `vagrant up` (its output streamed as progress),
+// reads `vagrant status --machine-readable` and `vagrant ssh-config`, pins
+// the VM's host key in the lab's state directory on first contact (Vagrant
+// turns host-key checking off; protolab does not), and hands the VM to the
+// ssh provider. Teardown is `vagrant destroy -f`.
+package vagrant
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/providers/ssh"
+	"github.com/protolab/protolab-tui/lab/sshrun"
+)
+
+// Name is the provider's name.
+const Name = "vagrant"
+
+// Options say which Vagrantfile and which Vagrant provider.
+type Options struct {
+	// Dir holds the Vagrantfile (default ".").
+	Dir string
+	// Provider is Vagrant's provider (virtualbox, libvirt, docker); "" lets
+	// Vagrant choose.
+	Provider string
+	// Machine names the machine in a multi-machine Vagrantfile ("" for the
+	// default one).
+	Machine string
+}
+
+// Provider is a Vagrant VM as the lab host.
+type Provider struct {
+	env lab.Env
+	o   Options
+	ssh lab.Provider
+	vm  MachineState
+}
+
+// New returns a constructor for a Vagrant lab.
+func New(o Options) func(lab.Env) (lab.Provider, error) {
+	return func(env lab.Env) (lab.Provider, error) {
+		if o.Dir == "" {
+			o.Dir = "."
+		}
+		return &Provider{env: env, o: o}, nil
+	}
+}
+
+// Name implements lab.Provider.
+func (p *Provider) Name() string { return Name }
+
+// vagrant runs the CLI in the Vagrantfile's folder; each output line goes
+// to line (when not nil).
+func (p *Provider) vagrant(ctx context.Context, line func(string), args ...string) ([]byte, error) {
+	bin, err := exec.LookPath("vagrant")
+	if err != nil {
+		return nil, errors.New("vagrant not found on PATH: install Vagrant (and VirtualBox or libvirt), or use --provider local, docker or ssh")
+	}
+	if p.o.Machine != "" && len(args) > 0 && args[0] != "global-status" {
+		args = append(args, p.o.Machine)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = p.o.Dir
+	cmd.Env = append(os.Environ(), "VAGRANT_NO_COLOR=1")
+	var out bytes.Buffer
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, pw), io.MultiWriter(&out, pw)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if line != nil {
+				line(sc.Text())
+			}
+		}
+	}()
+	err = cmd.Run()
+	pw.Close()
+	<-done
+	if err != nil {
+		return out.Bytes(), fmt.Errorf("vagrant %s: %w: %s", strings.Join(args, " "), err, lastLines(out.String(), 6))
+	}
+	return out.Bytes(), nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Up implements lab.Provider: vagrant up, then the VM over SSH.
+func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
+	args := []string{"up"}
+	if p.o.Provider != "" {
+		args = append(args, "--provider", p.o.Provider)
+	}
+	p.env.Progress("up", "vagrant up (the first one downloads the box and provisions: minutes)", 0, 3)
+	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...); err != nil {
+		return lab.HostInfo{}, err
+	}
+	out, err := p.vagrant(ctx, nil, "status", "--machine-readable")
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	states := ParseStatus(bytes.NewReader(out))
+	if len(states) == 0 {
+		return lab.HostInfo{}, errors.New("vagrant status named no machine")
+	}
+	p.vm = states[0]
+	if p.vm.State != "running" {
+		return lab.HostInfo{}, fmt.Errorf("the VM %s is %s after vagrant up, not running", p.vm.Name, p.vm.State)
+	}
+	p.env.Progress("up", "reading vagrant ssh-config", 1, 3)
+	out, err = p.vagrant(ctx, nil, "ssh-config")
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	sc, err := ParseSSHConfig(bytes.NewReader(out))
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	cfg := sshrun.Config{
+		Host: sc.HostName, Port: sc.Port, User: sc.User, IdentityFiles: sc.IdentityFiles, SSHConfig: "/dev/null",
+		// Vagrant turns host-key checking off; protolab pins the VM's key in
+		// the lab's state directory on first contact and refuses a change.
+		KnownHosts:       []string{filepath.Join(p.env.Config.StateDir, "vagrant", p.env.Config.Name+"-known_hosts")},
+		AcceptNewHostKey: true,
+	}
+	newSSH := ssh.New(cfg)
+	sp, err := newSSH(p.env)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	p.ssh = sp
+	p.env.Progress("up", "connecting to the VM over SSH", 2, 3)
+	host, err := sp.Up(ctx)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	host.Provider = Name
+	host.Details = append([]lab.KV{{Key: "vm", Value: p.vm.Name + " " + p.vm.State}, {Key: "vagrant", Value: p.vm.Provider}}, host.Details...)
+	return host, nil
+}
+
+func (p *Provider) needUp() error {
+	if p.ssh == nil {
+		return errors.New("the Vagrant VM is not up")
+	}
+	return nil
+}
+
+// Deploy implements lab.Provider.
+func (p *Provider) Deploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+	if err := p.needUp(); err != nil {
+		return nil, err
+	}
+	return p.ssh.Deploy(ctx, apps)
+}
+
+// Redeploy implements lab.Provider.
+func (p *Provider) Redeploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+	if err := p.needUp(); err != nil {
+		return nil, err
+	}
+	return p.ssh.Redeploy(ctx, apps)
+}
+
+// Status implements lab.Provider.
+func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
+	if err := p.needUp(); err != nil {
+		return nil, err
+	}
+	return p.ssh.Status(ctx)
+}
+
+// Runner implements lab.Provider.
+func (p *Provider) Runner() lab.Runner {
+	if p.ssh == nil {
+		return lab.LocalRunner{}
+	}
+	return p.ssh.Runner()
+}
+
+// OpenCapture implements lab.CaptureOpener: tcpdump in the VM.
+func (p *Provider) OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error) {
+	if err := p.needUp(); err != nil {
+		return nil, "", nil, err
+	}
+	co, ok := p.ssh.(lab.CaptureOpener)
+	if !ok {
+		return nil, "", nil, errors.New("no capture in the VM")
+	}
+	return co.OpenCapture(ctx, ports)
+}
+
+// Teardown implements lab.Provider: the lab's containers go, then the VM
+// (vagrant destroy -f).
+func (p *Provider) Teardown(ctx context.Context) error {
+	var errs []error
+	if p.ssh != nil {
+		if err := p.ssh.Teardown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		p.ssh = nil
+	}
+	p.env.Progress("teardown", "vagrant destroy -f", 0, 1)
+	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, "destroy", "-f"); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// MachineState is one machine of `vagrant status --machine-readable`.
+type MachineState struct {
+	Name     string
+	Provider string
+	State    string // not_created, running, poweroff, saved, …
+	Human    string
+}
+
+// unescape undoes the machine-readable format's escapes.
+func unescape(s string) string {
+	s = strings.ReplaceAll(s, "%!(VAGRANT_COMMA)", ",")
+	return strings.ReplaceAll(s, `\n`, "\n")
+}
+
+// ParseStatus reads `vagrant status --machine-readable`: lines of
+// timestamp,target,type,data… with commas and newlines escaped in the data.
+func ParseStatus(r io.Reader) []MachineState {
+	var order []string
+	m := map[string]*MachineState{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		f := strings.SplitN(sc.Text(), ",", 4)
+		if len(f) < 4 || f[1] == "" {
+			continue
+		}
+		if _, err := strconv.ParseInt(f[0], 10, 64); err != nil {
+			continue
+		}
+		ms := m[f[1]]
+		if ms == nil {
+			ms = &MachineState{Name: f[1]}
+			m[f[1]] = ms
+			order = append(order, f[1])
+		}
+		data := unescape(f[3])
+		switch f[2] {
+		case "provider-name":
+			ms.Provider = data
+		case "state":
+			ms.State = data
+		case "state-human-short":
+			ms.Human = data
+		}
+	}
+	out := make([]MachineState, 0, len(order))
+	for _, n := range order {
+		out = append(out, *m[n])
+	}
+	return out
+}
+
+// SSHConfig is what protolab takes from `vagrant ssh-config`.
+type SSHConfig struct {
+	Host          string
+	HostName      string
+	User          string
+	Port          int
+	IdentityFiles []string
+}
+
+// ParseSSHConfig reads `vagrant ssh-config` output.
+func ParseSSHConfig(r io.Reader) (SSHConfig, error) {
+	var c SSHConfig
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if !ok {
+			continue
+		}
+		v = strings.Trim(strings.TrimSpace(v), `"`)
+		switch strings.ToLower(k) {
+		case "host":
+			c.Host = v
+		case "hostname":
+			c.HostName = v
+		case "user":
+			c.User = v
+		case "port":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return c, fmt.Errorf("vagrant ssh-config: bad Port %q", v)
+			}
+			c.Port = n
+		case "identityfile":
+			c.IdentityFiles = append(c.IdentityFiles, v)
+		}
+	}
+	if c.HostName == "" || c.Port == 0 {
+		return c, errors.New("vagrant ssh-config gave no HostName or Port")
+	}
+	return c, nil
+}
