@@ -104,8 +104,8 @@ func TestVagrantLabEndToEnd(t *testing.T) {
 	t.Setenv("VAGRANT_DOTFILE_PATH", filepath.Join(t.TempDir(), ".vagrant"))
 
 	l, err := lab.New(lab.Config{Name: "t-vagrant", Provider: "vagrant", StateDir: t.TempDir(),
-		Ports:   map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0},
-		Probe:   probe.Options{Count: 10}, Capture: lab.CaptureConfig{Mode: "off"}},
+		Ports: map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0},
+		Probe: probe.Options{Count: 10}, Capture: lab.CaptureConfig{Mode: "off"}},
 		vagrant.New(vagrant.Options{Dir: dir, Provider: "docker"}))
 	if err != nil {
 		t.Fatal(err)
