@@ -397,6 +397,10 @@ func (m *Model) apply(e lab.Event) {
 		m.appsP.apps[e.App.Name] = e.App
 	case lab.LogEvent:
 		m.appsP.log(e.Source, fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
+		switch e.Source {
+		case "vagrant", "provision", "docker build":
+			m.hostP.log(e.Message) // the host pane streams provisioning
+		}
 		if e.Level == "warn" || e.Level == "error" {
 			m.logLine = e.Source + ": " + e.Message // e.g. "ssh link … lost: reconnecting"
 		}

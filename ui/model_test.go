@@ -401,3 +401,20 @@ func TestPromptIsAnswered(t *testing.T) {
 		t.Fatal("the answer did not reach the asker")
 	}
 }
+
+func TestHostPaneStreamsProvisioning(t *testing.T) {
+	m, _ := newModel(t)
+	at := lab.At{Time: t0}
+	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, eventsMsg{
+		lab.StateEvent{At: at, From: lab.Down, To: lab.Provisioning},
+		lab.LogEvent{At: at, Level: "info", Source: "vagrant", Message: "==> default: Machine booted and ready!"},
+		lab.LogEvent{At: at, Level: "info", Source: "provision", Message: "lab host ready: docker 20.10"},
+		lab.HostEvent{At: at, Host: lab.HostInfo{Provider: "vagrant", Name: "protolab-centos", Details: []lab.KV{{Key: "vm", Value: "default running"}, {Key: "cpus/mem", Value: "2 / 2048 MiB"}}}},
+	})
+	v := m.View()
+	for _, want := range []string{"provisioning:", "==> default: Machine bo", "lab host ready", "default running", "2 / 2048 MiB"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the host pane lacks %q:\n%s", want, v)
+		}
+	}
+}

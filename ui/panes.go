@@ -35,6 +35,8 @@ var (
 type hostPane struct {
 	st          styles
 	width       int
+	height      int
+	logs        []string // the provisioning log (vagrant up, provision scripts)
 	provider    string
 	fingerprint string
 	state       lab.State
@@ -42,7 +44,7 @@ type hostPane struct {
 	host        lab.HostInfo
 }
 
-func (p *hostPane) SetSize(w, _ int)            { p.width = w }
+func (p *hostPane) SetSize(w, h int)            { p.width, p.height = w, h }
 func (p *hostPane) Update(tea.KeyMsg) tea.Cmd   { return nil }
 func (p *hostPane) Keys() []key.Binding         { return nil }
 func (p *hostPane) View(focused bool) string    { return p.view() }
@@ -70,10 +72,27 @@ func (p *hostPane) view() string {
 	if p.fingerprint != "" {
 		lines = append(lines, "CA sha256", "  "+p.fingerprint)
 	}
+	if p.state == lab.Provisioning && len(p.logs) > 0 {
+		room := max(1, p.height-len(lines)-1)
+		logs := p.logs
+		if len(logs) > room {
+			logs = logs[len(logs)-room:]
+		}
+		lines = append(lines, p.st.dim.Render("provisioning:"))
+		lines = append(lines, logs...)
+	}
 	for i := range lines {
 		lines[i] = truncate(lines[i], p.width)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// log keeps the provisioning log's recent lines.
+func (p *hostPane) log(line string) {
+	p.logs = append(p.logs, line)
+	if len(p.logs) > 200 {
+		p.logs = p.logs[len(p.logs)-200:]
+	}
 }
 
 // appsPane shows the apps (containers, or in-process servers) in a table;

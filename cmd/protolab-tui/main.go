@@ -48,6 +48,7 @@ type options struct {
 	priv     string
 	vdir     string
 	vprov    string
+	vkeep    bool
 	cfg      lab.Config
 }
 
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.priv, "remote-priv", "auto", "with --provider ssh: how root-only commands (tcpdump, provisioning) get root: auto (sudo -n unless root), sudo, none")
 	fs.StringVar(&o.vdir, "vagrant-dir", ".", "with --provider vagrant: the folder of the Vagrantfile")
 	fs.StringVar(&o.vprov, "vagrant-provider", "", "with --provider vagrant: Vagrant's provider (virtualbox, libvirt, docker; default: Vagrant's choice)")
+	fs.BoolVar(&o.vkeep, "vagrant-halt", false, "with --provider vagrant: tear down by halting the VM (vagrant halt) instead of destroying it")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
 	fs.BoolVar(&o.purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
@@ -211,7 +213,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		newProvider = providers.SSH(o.ssh, o.priv)
 	}
 	if o.cfg.Provider == "vagrant" {
-		newProvider = providers.Vagrant(o.vdir, o.vprov)
+		newProvider = providers.Vagrant(o.vdir, o.vprov, o.vkeep)
 	}
 	if o.teardown {
 		l, err := lab.New(o.cfg, newProvider)

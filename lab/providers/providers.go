@@ -27,8 +27,8 @@ var registry = map[string]Constructor{
 
 // Vagrant is the vagrant provider for a Vagrantfile folder and a Vagrant
 // provider (virtualbox, libvirt, docker; "" lets Vagrant choose).
-func Vagrant(dir, provider string) Constructor {
-	return vagrant.New(vagrant.Options{Dir: dir, Provider: provider})
+func Vagrant(dir, provider string, keepVM bool) Constructor {
+	return vagrant.New(vagrant.Options{Dir: dir, Provider: provider, KeepVM: keepVM})
 }
 
 // SSH is the ssh provider for a host; priv is --remote-priv.

@@ -40,6 +40,9 @@ type Options struct {
 	// Machine names the machine in a multi-machine Vagrantfile ("" for the
 	// default one).
 	Machine string
+	// KeepVM makes teardown halt the VM (vagrant halt) instead of
+	// destroying it, so the next `up` is quick.
+	KeepVM bool
 }
 
 // Provider is a Vagrant VM as the lab host.
@@ -116,20 +119,16 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...); err != nil {
 		return lab.HostInfo{}, err
 	}
-	out, err := p.vagrant(ctx, nil, "status", "--machine-readable")
+	vm, err := p.State(ctx)
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
-	states := ParseStatus(bytes.NewReader(out))
-	if len(states) == 0 {
-		return lab.HostInfo{}, errors.New("vagrant status named no machine")
-	}
-	p.vm = states[0]
+	p.vm = vm
 	if p.vm.State != "running" {
 		return lab.HostInfo{}, fmt.Errorf("the VM %s is %s after vagrant up, not running", p.vm.Name, p.vm.State)
 	}
 	p.env.Progress("up", "reading vagrant ssh-config", 1, 3)
-	out, err = p.vagrant(ctx, nil, "ssh-config")
+	out, err := p.vagrant(ctx, nil, "ssh-config")
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
@@ -221,11 +220,28 @@ func (p *Provider) Teardown(ctx context.Context) error {
 		}
 		p.ssh = nil
 	}
-	p.env.Progress("teardown", "vagrant destroy -f", 0, 1)
-	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, "destroy", "-f"); err != nil {
+	args := []string{"destroy", "-f"}
+	if p.o.KeepVM {
+		args = []string{"halt"}
+	}
+	p.env.Progress("teardown", "vagrant "+strings.Join(args, " "), 0, 1)
+	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// State reads the VM's state (vagrant status --machine-readable).
+func (p *Provider) State(ctx context.Context) (MachineState, error) {
+	out, err := p.vagrant(ctx, nil, "status", "--machine-readable")
+	if err != nil {
+		return MachineState{}, err
+	}
+	ms := ParseStatus(bytes.NewReader(out))
+	if len(ms) == 0 {
+		return MachineState{}, errors.New("vagrant status named no machine")
+	}
+	return ms[0], nil
 }
 
 // MachineState is one machine of `vagrant status --machine-readable`.

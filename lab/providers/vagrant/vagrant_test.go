@@ -106,7 +106,7 @@ func TestVagrantLabEndToEnd(t *testing.T) {
 	l, err := lab.New(lab.Config{Name: "t-vagrant", Provider: "vagrant", StateDir: t.TempDir(),
 		Ports: map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0},
 		Probe: probe.Options{Count: 10}, Capture: lab.CaptureConfig{Mode: "off"}},
-		vagrant.New(vagrant.Options{Dir: dir, Provider: "docker"}))
+		vagrant.New(vagrant.Options{Dir: dir, Provider: "docker", KeepVM: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +134,23 @@ func TestVagrantLabEndToEnd(t *testing.T) {
 		t.Errorf("host key not pinned: %q", pinned)
 	}
 	if err := l.Teardown(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Halted, not destroyed: the VM is still there, stopped.
+	out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", name).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "false" {
+		t.Fatalf("after a halting teardown the VM container is %q (%v), want stopped", out, err)
+	}
+	// Up again from halted, then destroyed for good.
+	l2, err := lab.New(lab.Config{Name: "t-vagrant", Provider: "vagrant", StateDir: l.Config().StateDir,
+		Capture: lab.CaptureConfig{Mode: "off"}}, vagrant.New(vagrant.Options{Dir: dir, Provider: "docker"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Up(ctx).Wait(ctx); err != nil {
+		t.Fatalf("up from halted: %v", err)
+	}
+	if err := l2.Teardown(ctx).Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if out, _ := exec.Command("docker", "ps", "-a", "-q", "--filter", "name="+name).Output(); len(strings.TrimSpace(string(out))) > 0 {
