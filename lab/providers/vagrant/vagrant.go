@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -155,8 +156,41 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		return lab.HostInfo{}, err
 	}
 	host.Provider = Name
-	host.Details = append([]lab.KV{{Key: "vm", Value: p.vm.Name + " " + p.vm.State}, {Key: "vagrant", Value: p.vm.Provider}}, host.Details...)
+	details := []lab.KV{{Key: "vm", Value: p.vm.Name + " " + p.vm.State}, {Key: "vagrant", Value: p.vm.Provider}}
+	if box := BoxOf(p.dotfile(), p.vm.Name, p.vm.Provider); box != "" {
+		details = append(details, lab.KV{Key: "box", Value: box})
+	}
+	host.Details = append(details, host.Details...)
 	return host, nil
+}
+
+// dotfile is Vagrant's state folder for the Vagrantfile.
+func (p *Provider) dotfile() string {
+	if d := os.Getenv("VAGRANT_DOTFILE_PATH"); d != "" {
+		return d
+	}
+	return filepath.Join(p.o.Dir, ".vagrant")
+}
+
+// BoxOf reads the box a machine was made from (name and version), from
+// Vagrant's box_meta file; "" when the machine has no box (the docker
+// provider) or the file is missing.
+func BoxOf(dotfile, machine, provider string) string {
+	b, err := os.ReadFile(filepath.Join(dotfile, "machines", machine, provider, "box_meta"))
+	if err != nil {
+		return ""
+	}
+	var meta struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	if json.Unmarshal(b, &meta) != nil || meta.Name == "" {
+		return ""
+	}
+	if meta.Version != "" {
+		return meta.Name + " " + meta.Version
+	}
+	return meta.Name
 }
 
 func (p *Provider) needUp() error {

@@ -53,6 +53,20 @@ func TestParseSSHConfigOfARealRun(t *testing.T) {
 	}
 }
 
+func TestBoxOf(t *testing.T) {
+	dot := t.TempDir()
+	dir := filepath.Join(dot, "machines", "default", "virtualbox")
+	os.MkdirAll(dir, 0o755)
+	// The file Vagrant writes for a box-based machine.
+	os.WriteFile(filepath.Join(dir, "box_meta"), []byte(`{"name":"generic/centos9s","version":"4.3.12","provider":"virtualbox","directory":"boxes/generic-VAGRANTSLASH-centos9s/4.3.12/virtualbox"}`), 0o644)
+	if got := vagrant.BoxOf(dot, "default", "virtualbox"); got != "generic/centos9s 4.3.12" {
+		t.Errorf("BoxOf = %q", got)
+	}
+	if got := vagrant.BoxOf(dot, "default", "docker"); got != "" {
+		t.Errorf("a machine without a box: %q", got)
+	}
+}
+
 func TestMissingVagrantIsAClearError(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	l, err := lab.New(lab.Config{Provider: "vagrant", StateDir: t.TempDir()}, vagrant.New(vagrant.Options{}))
