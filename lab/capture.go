@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/capture"
@@ -204,6 +205,7 @@ func (l *Lab) keepKeys() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("TLS key log: %w", err)
 	}
+	PruneOld(dir, ".keys", keptKeyLogs-1)
 	path := filepath.Join(dir, fmt.Sprintf("%s-%s.keys", l.cfg.Name, time.Now().Format("20060102-150405.000")))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -211,6 +213,35 @@ func (l *Lab) keepKeys() error {
 	}
 	l.keyFile = f
 	return l.keys.SetSink(f)
+}
+
+// keptKeyLogs is how many runs' TLS key logs the state directory keeps.
+const keptKeyLogs = 20
+
+// PruneOld removes the oldest files ending in suffix from dir until at most
+// keep remain (by modification time).
+func PruneOld(dir, suffix string, keep int) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type file struct {
+		path string
+		mod  time.Time
+	}
+	var files []file
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), suffix) {
+			if info, err := e.Info(); err == nil {
+				files = append(files, file{filepath.Join(dir, e.Name()), info.ModTime()})
+			}
+		}
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].mod.Before(files[j].mod) })
+	for len(files) > keep {
+		_ = os.Remove(files[0].path)
+		files = files[1:]
+	}
 }
 
 // SyncCapture waits until the capture has decoded everything sent so far.

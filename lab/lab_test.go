@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -480,5 +481,25 @@ func TestPrompts(t *testing.T) {
 	b, _ := lab.MarshalEvent(lab.PromptEvent{Question: "q"})
 	if !strings.Contains(string(b), `"type":"prompt"`) {
 		t.Errorf("prompt JSON %s", b)
+	}
+}
+
+func TestPruneOldKeepsTheNewest(t *testing.T) {
+	dir := t.TempDir()
+	base := time.Now().Add(-time.Hour)
+	for i := range 5 {
+		f := filepath.Join(dir, fmt.Sprintf("lab-%d.keys", i))
+		os.WriteFile(f, []byte("x"), 0o600)
+		os.Chtimes(f, base.Add(time.Duration(i)*time.Minute), base.Add(time.Duration(i)*time.Minute))
+	}
+	os.WriteFile(filepath.Join(dir, "other.txt"), nil, 0o600)
+	lab.PruneOld(dir, ".keys", 2)
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var names []string
+	for _, f := range left {
+		names = append(names, filepath.Base(f))
+	}
+	if strings.Join(names, " ") != "lab-3.keys lab-4.keys other.txt" {
+		t.Errorf("left %v, want the two newest key logs and the other file", names)
 	}
 }
