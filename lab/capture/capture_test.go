@@ -74,24 +74,8 @@ func wantMessages(n int) uint64 { return uint64(2*n + 2) }
 
 func TestLiveCaptureCountsExactly(t *testing.T) {
 	testenv.NeedRoot(t)
-	keys := wire.NewKeyLog(nil)
-	targets, ports := apps(t, keys)
-	src, err := OpenLive("lo", portList(ports))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Start(src, ModeLive, Options{Ports: ports, Keys: keys, SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	const n = 25
-	runProbes(t, targets, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Sync(ctx, 200*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := probedCapture(t, wire.NewKeyLog(nil), n)
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
