@@ -97,10 +97,9 @@ type (
 		err  error
 		quit bool
 	}
-	statsMsg  capture.Stats
-	debugMsg  struct{ cmd, out string }
-	refetch   struct{}
-	eventWait <-chan lab.Event
+	statsMsg capture.Stats
+	debugMsg struct{ cmd, out string }
+	refetch  struct{}
 )
 
 // Model is the explorer: lab state mirrored from events, the panes, and the
@@ -130,18 +129,17 @@ type Model struct {
 	appsP   *appsPane
 	packets *packetsPane
 
-	input      textinput.Model
-	inputKind  inputKind
-	confirm    confirmKind
-	showHelp   bool
-	detail     *viewport.Model
-	debug      *viewport.Model
-	debugOut   string
-	shell      *shellPane
-	question   *lab.PromptEvent // waiting for the person's answer
-	busy       int              // commands in flight
-	fetching   bool
-	lastFetchV uint64
+	input     textinput.Model
+	inputKind inputKind
+	confirm   confirmKind
+	showHelp  bool
+	detail    *viewport.Model
+	debug     *viewport.Model
+	debugOut  string
+	shell     *shellPane
+	question  *lab.PromptEvent // waiting for the person's answer
+	busy      int              // commands in flight
+	fetching  bool
 }
 
 // New builds the explorer for l; events is l's event stream.

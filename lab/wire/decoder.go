@@ -193,7 +193,7 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	rec, c, unlock := d.store.slot(p)
 	rec.Time, rec.Protocol, rec.Flow, rec.Dir, rec.Kind, rec.Layer = t, p, f.flow, dir, KindPacket, "tcp"
 	rec.Len, rec.Payload = length, len(payload)
-	rec.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq, tcp.SYN)), Ack: ack, Flags: flags, Window: window, Retrans: retrans}
+	rec.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq)), Ack: ack, Flags: flags, Window: window, Retrans: retrans}
 	rec.Data = append(rec.Data, payload[:min(len(payload), PreviewBytes)]...)
 	c.Packets++
 	c.Bytes += uint64(length)
@@ -481,7 +481,9 @@ const (
 	maxOOOBytes    = 4 << 20
 )
 
-func (h *tcpHalf) isnFor(seq uint32, syn bool) uint32 {
+// isnFor is the direction's first sequence number (seq itself for its
+// first packet).
+func (h *tcpHalf) isnFor(seq uint32) uint32 {
 	if !h.started {
 		return seq
 	}

@@ -23,7 +23,7 @@ import (
 // `docker-compose down` ("compose"), in the same run. bench/run.sh prints
 // the ratio (target ≤ 1.2, and ≤ 10 s).
 func BenchmarkStartToVerified(b *testing.B) {
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		b.Skip("no Docker client")
 	}

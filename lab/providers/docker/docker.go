@@ -126,7 +126,7 @@ func (p *Provider) connect(ctx context.Context) (*client.Client, error) {
 	if p.cli != nil {
 		return p.cli, nil
 	}
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	opts := []client.Opt{client.FromEnv} // the client negotiates the API version itself
 	if p.dial != nil {
 		opts = append(opts, client.WithHost("unix:///var/run/docker.sock"), client.WithDialContext(p.dial))
 	}

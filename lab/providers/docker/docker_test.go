@@ -22,7 +22,7 @@ import (
 // engine returns a client of the local engine, or skips/fails without one.
 func engine(t *testing.T) *client.Client {
 	t.Helper()
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		testenv.Missing(t, "no Docker client: "+err.Error())
 	}
