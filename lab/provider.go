@@ -138,4 +138,7 @@ type Runner interface {
 	Run(ctx context.Context, cmd Cmd) error
 	// Dial opens a connection from the lab host ("tcp" or "unix").
 	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+	// OpenShell starts an interactive shell on a pseudo-terminal of the
+	// lab host (the debugging pane).
+	OpenShell(ctx context.Context, cols, rows int) (Shell, error)
 }

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,21 +19,6 @@ type Shell interface {
 	Resize(cols, rows int) error
 }
 
-// ShellOpener is implemented by runners that can open an interactive shell
-// (the debugging pane).
-type ShellOpener interface {
-	OpenShell(ctx context.Context, cols, rows int) (Shell, error)
-}
-
-// OpenShell opens a shell on the lab host through its runner.
-func OpenShell(ctx context.Context, r Runner, cols, rows int) (Shell, error) {
-	so, ok := r.(ShellOpener)
-	if !ok {
-		return nil, errors.New("this lab host's runner cannot open a shell")
-	}
-	return so.OpenShell(ctx, cols, rows)
-}
-
 // localShell is a shell on this machine, on a real pty.
 type localShell struct {
 	f    *os.File
@@ -42,7 +26,7 @@ type localShell struct {
 	once sync.Once
 }
 
-// OpenShell implements ShellOpener: $SHELL (or /bin/sh) on a new pty.
+// OpenShell implements Runner: $SHELL (or /bin/sh) on a new pty.
 func (LocalRunner) OpenShell(_ context.Context, cols, rows int) (Shell, error) {
 	sh := os.Getenv("SHELL")
 	if sh == "" {

@@ -11,7 +11,7 @@ import (
 )
 
 func TestLocalShellOnAPty(t *testing.T) {
-	sh, err := lab.OpenShell(context.Background(), lab.LocalRunner{}, 80, 24)
+	sh, err := lab.LocalRunner{}.OpenShell(context.Background(), 80, 24)
 	if err != nil {
 		t.Fatal(err)
 	}

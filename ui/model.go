@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -74,7 +73,6 @@ const (
 	inputSendWSS
 	inputExport
 	inputFilter
-	inputDebug
 	inputAnswer
 )
 
@@ -98,7 +96,6 @@ type (
 		quit bool
 	}
 	statsMsg capture.Stats
-	debugMsg struct{ cmd, out string }
 	refetch  struct{}
 )
 
@@ -116,9 +113,7 @@ type Model struct {
 	spin          spinner.Model
 
 	state     lab.State
-	reason    string
 	upSince   time.Time
-	host      lab.HostInfo
 	capturing bool
 	capture   capture.Stats
 	logLine   string
@@ -134,8 +129,6 @@ type Model struct {
 	confirm   confirmKind
 	showHelp  bool
 	detail    *viewport.Model
-	debug     *viewport.Model
-	debugOut  string
 	shell     *shellPane
 	question  *lab.PromptEvent // waiting for the person's answer
 	busy      int              // commands in flight
@@ -251,24 +244,6 @@ func (m Model) fetch() tea.Cmd {
 	return tea.Batch(fetchPackets(l.Wire(), m.packets.requests()), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 }
 
-func (m Model) runDebug(line string) tea.Cmd {
-	l := m.lab
-	return func() tea.Msg {
-		argv := strings.Fields(line) // no shell: arguments are passed as they are
-		if len(argv) == 0 {
-			return debugMsg{cmd: line}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var out bytes.Buffer
-		err := l.Provider().Runner().Run(ctx, lab.Cmd{Argv: argv, Stdout: &out, Stderr: &out})
-		if err != nil {
-			fmt.Fprintf(&out, "\n[%v]", err)
-		}
-		return debugMsg{cmd: line, out: out.String()}
-	}
-}
-
 // Update implements tea.Model.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -359,13 +334,6 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 		return m, nil
-	case debugMsg:
-		m.debugOut += fmt.Sprintf("$ %s\n%s\n", msg.cmd, strings.TrimRight(msg.out, "\n"))
-		if m.debug != nil {
-			m.debug.SetContent(m.debugOut)
-			m.debug.GotoBottom()
-		}
-		return m, nil
 	case tea.MouseMsg:
 		return m.mouse(msg)
 	case tea.KeyMsg:
@@ -381,14 +349,13 @@ func (m *Model) apply(e lab.Event) {
 		if m.state == lab.Down && e.To != lab.Down {
 			m.upSince = e.Time
 		}
-		m.state, m.reason = e.To, e.Reason
+		m.state = e.To
 		m.hostP.set(e.To, e.Reason)
 		m.logLine = fmt.Sprintf("lab %s → %s", e.From, e.To)
 		if e.Reason != "" {
 			m.logLine += ": " + e.Reason
 		}
 	case lab.HostEvent:
-		m.host = e.Host
 		m.hostP.host = e.Host
 		m.appsP.hostAddr = e.Host.Address
 	case lab.AppEvent:
@@ -460,12 +427,6 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			} else {
 				m.detail.ScrollDown(n)
 			}
-		case m.debug != nil:
-			if n < 0 {
-				m.debug.ScrollUp(-n)
-			} else {
-				m.debug.ScrollDown(n)
-			}
 		case m.focus == panePackets:
 			m.packets.scroll(n)
 			return m, m.fetch()
@@ -508,10 +469,6 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			*m.detail, cmd = m.detail.Update(msg)
 			return m, cmd
 		}
-		return m, nil
-	}
-	if m.debug != nil && key.Matches(msg, m.keys.Back) {
-		m.debug = nil
 		return m, nil
 	}
 	k := m.keys
@@ -557,17 +514,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Prev):
 		m.focus = (m.focus + numPanes - 1) % numPanes
 		m.layout()
-	case key.Matches(msg, k.Debug) && m.canShell():
+	case key.Matches(msg, k.Debug):
 		cols, rows := m.shellSize()
 		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
 		return m, openShell(m.lab.Provider().Runner(), cols, rows)
-	case key.Matches(msg, k.Debug):
-		if m.debug == nil {
-			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-4))
-			vp.SetContent(m.debugOut)
-			m.debug = &vp
-		}
-		return m.prompt(inputDebug, "command on the lab host (no shell): ", "")
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
 			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
@@ -578,12 +528,6 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, m.panes()[m.focus].Update(msg)
 	}
 	return m, nil
-}
-
-// canShell reports whether the lab host's runner opens interactive shells.
-func (m Model) canShell() bool {
-	_, ok := m.lab.Provider().Runner().(lab.ShellOpener)
-	return ok
 }
 
 // shellSize is the emulated screen's size inside the pane.
@@ -636,9 +580,6 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case tea.KeyEsc:
 		m.inputKind = inputNone
 		m.input.Blur()
-		if m.debug != nil && m.inputKind == inputNone {
-			m.debug = nil
-		}
 		return m, nil
 	case tea.KeyEnter:
 		kind, value := m.inputKind, m.input.Value()
@@ -670,10 +611,6 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 				l.follow = true
 			}
 			return m, m.fetch()
-		case inputDebug:
-			cmd := m.runDebug(value)
-			next, focus := m.prompt(inputDebug, m.input.Prompt, "")
-			return next, tea.Batch(cmd, focus)
 		}
 		return m, nil
 	}
@@ -820,7 +757,7 @@ func (m Model) body() string {
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
 	case m.shell != nil:
 		sp := m.shell
-		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves · F2 docker ps -a · F3 logs of the selected app · F4 ss -tnp", m.host.Name)
+		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves · F2 docker ps -a · F3 logs of the selected app · F4 ss -tnp", m.hostP.host.Name)
 		if sp.ended != "" {
 			title = sp.ended
 		} else if sp.sh == nil {
@@ -828,10 +765,6 @@ func (m Model) body() string {
 		}
 		screen := renderVT(sp.vt, sp.cols, sp.rows)
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, m.st.title.Render(truncate(title, m.width-2)), screen))
-	case m.debug != nil:
-		m.debug.Width, m.debug.Height = max(10, m.width-4), max(3, h-3)
-		title := m.st.title.Render("debugging pane: commands run on the lab host through the provider's runner (esc closes)")
-		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, title, m.debug.View()))
 	}
 	hostW, appsW, packW, _ := m.paneWidths()
 	ps := m.panes()

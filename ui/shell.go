@@ -40,7 +40,7 @@ type shellPane struct {
 
 func openShell(r lab.Runner, cols, rows int) tea.Cmd {
 	return func() tea.Msg {
-		sh, err := lab.OpenShell(context.Background(), r, cols, rows)
+		sh, err := r.OpenShell(context.Background(), cols, rows)
 		return shellOpened{sh: sh, err: err}
 	}
 }

@@ -539,7 +539,7 @@ type shell struct {
 	out io.Reader
 }
 
-// OpenShell implements lab.ShellOpener: a login shell on a pty on the
+// OpenShell implements lab.Runner: a login shell on a pty on the
 // remote host; resizing the pane resizes the pty.
 func (r *Runner) OpenShell(ctx context.Context, cols, rows int) (lab.Shell, error) {
 	c, err := r.connect(ctx)
