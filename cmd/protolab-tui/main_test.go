@@ -165,6 +165,25 @@ func endpointsFrom(ev map[string]any, into map[string]string) {
 	}
 }
 
+// readEvents reads NDJSON events until stop says so, and returns the apps'
+// endpoints seen on the way.
+func readEvents(t *testing.T, r io.Reader, stop func(map[string]any) bool) map[string]string {
+	t.Helper()
+	endpoints := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("not JSON: %q", sc.Text())
+		}
+		endpointsFrom(ev, endpoints)
+		if stop(ev) {
+			break
+		}
+	}
+	return endpoints
+}
+
 func assertNothingListens(t *testing.T, endpoints map[string]string) {
 	t.Helper()
 	if len(endpoints) != 4 {
@@ -196,18 +215,8 @@ func TestHeadlessSignalMidRun(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			endpoints := map[string]string{}
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				var ev map[string]any
-				if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-					t.Fatalf("not JSON: %q", sc.Text())
-				}
-				endpointsFrom(ev, endpoints)
-				if ev["type"] == "progress" && ev["op"] == "probe" {
-					break // mid-run: the first probe has started
-				}
-			}
+			// Mid-run: the first probe has started.
+			endpoints := readEvents(t, stdout, func(ev map[string]any) bool { return ev["type"] == "progress" && ev["op"] == "probe" })
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
@@ -245,18 +254,7 @@ func TestHeadlessKeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill() }()
-	endpoints := map[string]string{}
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		var ev map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("not JSON: %q", sc.Text())
-		}
-		endpointsFrom(ev, endpoints)
-		if ev["type"] == "report" {
-			break
-		}
-	}
+	endpoints := readEvents(t, stdout, func(ev map[string]any) bool { return ev["type"] == "report" })
 	note, err := bufio.NewReader(stderr).ReadString('\n')
 	if err != nil || !strings.Contains(note, "keeps running") {
 		t.Fatalf("stderr note %q (%v)", note, err)
