@@ -133,6 +133,8 @@ type Model struct {
 	question  *lab.PromptEvent // waiting for the person's answer
 	busy      int              // commands in flight
 	fetching  bool
+	shown     uint64 // the store version the packet lists show
+	shownReqs string // and the windows they asked for
 }
 
 // New builds the explorer for l; events is l's event stream.
@@ -306,14 +308,24 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tickMsg:
 		cmds := []tea.Cmd{tick()}
-		if !m.fetching {
+		if !m.fetching && m.width != 0 {
 			m.fetching = true
-			cmds = append(cmds, m.fetch())
+			reqs := m.packets.requests()
+			var since *uint64
+			if key := fmt.Sprint(reqs); key == m.shownReqs {
+				v := m.shown
+				since = &v
+			}
+			l := m.lab
+			cmds = append(cmds, fetchChanged(l.Wire(), reqs, since), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 		}
 		return m, tea.Batch(cmds...)
 	case packetsMsg:
 		m.fetching = false
-		m.packets.apply(msg)
+		if !msg.unchanged {
+			m.packets.apply(msg)
+			m.shown, m.shownReqs = msg.version, msg.reqs
+		}
 		return m, nil
 	case refetch:
 		return m, m.fetch()

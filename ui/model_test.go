@@ -418,3 +418,20 @@ func TestHostPaneStreamsProvisioning(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshSkipsWhenNothingChanged(t *testing.T) {
+	store := wsConversation(t)
+	reqs := []listRequest{{p: proto.WS, follow: true, n: 10}}
+	first := fetchChanged(store, reqs, nil)().(packetsMsg)
+	if first.unchanged || len(first.lists) != 1 || len(first.lists[0].rows) == 0 {
+		t.Fatalf("first fetch %+v", first)
+	}
+	v := first.version
+	if again := fetchChanged(store, reqs, &v)().(packetsMsg); !again.unchanged || again.lists != nil {
+		t.Errorf("a tick with nothing new copied %d lists", len(again.lists))
+	}
+	old := v - 1
+	if changed := fetchChanged(store, reqs, &old)().(packetsMsg); changed.unchanged {
+		t.Error("a newer store was not fetched")
+	}
+}

@@ -48,17 +48,31 @@ type listData struct {
 	total    int
 }
 
-// packetsMsg carries freshly fetched windows.
+// packetsMsg carries freshly fetched windows; unchanged says nothing was
+// fetched because nothing changed since the last fetch.
 type packetsMsg struct {
-	lists   []listData
-	version uint64
+	lists     []listData
+	version   uint64
+	reqs      string // the windows asked for, as fetched
+	unchanged bool
 }
 
 // fetchPackets reads the windows the lists want from the store; it runs as
 // a tea.Cmd, never inside Update or View.
 func fetchPackets(store *wire.Store, reqs []listRequest) tea.Cmd {
+	return fetchChanged(store, reqs, nil)
+}
+
+// fetchChanged is fetchPackets that does nothing when the store is still at
+// version *since (a refresh tick with no new records costs a look, not a
+// copy — nor, with a filter, a scan of the ring).
+func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd {
 	return func() tea.Msg {
-		msg := packetsMsg{version: store.Version()}
+		v, key := store.Version(), fmt.Sprint(reqs)
+		if since != nil && v == *since {
+			return packetsMsg{version: v, reqs: key, unchanged: true}
+		}
+		msg := packetsMsg{version: v, reqs: key}
 		for _, r := range reqs {
 			d := listData{p: r.p, counters: store.Counters(r.p)}
 			d.first, d.next = store.Span(r.p)
