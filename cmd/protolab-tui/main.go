@@ -124,6 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.cfg.Probe.Payload < 1 {
 		return o, errors.New("--payload must be at least 1")
 	}
+	if int64(o.cfg.Probe.Payload) > o.cfg.ReadLimit || o.cfg.Probe.Payload > 1<<20 {
+		return o, fmt.Errorf("--payload %d: the apps take at most --read-limit (%d) bytes per WebSocket message and 1 MiB per HTTP body", o.cfg.Probe.Payload, o.cfg.ReadLimit)
+	}
 	if _, err := providers.Lookup(o.cfg.Provider); err != nil {
 		return o, fmt.Errorf("--provider: %w", err)
 	}

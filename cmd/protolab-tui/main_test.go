@@ -292,6 +292,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--protocols", "ftp"}, 2, `unknown protocol "ftp"`},
 		{[]string{"--json"}, 2, "go with --headless"},
 		{[]string{"--count", "0", "--headless"}, 2, "--count"},
+		{[]string{"--payload", "70000", "--headless"}, 2, "at most --read-limit (65536)"},
 		{[]string{"--ws-port", "3000", "--headless"}, 2, "both ask for port 3000"},
 		{[]string{"stray"}, 2, `unexpected argument "stray"`},
 		{[]string{}, 2, "the explorer needs a terminal"},
