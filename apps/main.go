@@ -1,5 +1,5 @@
-// Command protolab-app runs one of the lab's web applications (http, https, ws
-// or wss) on its own — in a container built FROM scratch, or by hand with
+// Command protolab-app runs one of the lab's web applications (an app kind
+// speaking one protocol: see the protocol package) on its own — in a container built FROM scratch, or by hand with
 // `go run ./apps --mode ws`. Every flag can also be set through the
 // environment variable named in its help, which is how containers are
 // configured.
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 func main() {
@@ -40,7 +41,8 @@ func env(name, def string) string {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("protolab-app", flag.ContinueOnError)
-	mode := fs.String("mode", env("PROTOLAB_MODE", "http"), "protocol to serve: http, https, ws or wss (PROTOLAB_MODE)")
+	mode := fs.String("mode", env("PROTOLAB_MODE", "http"), "protocol to serve: "+protocol.Names()+" (PROTOLAB_MODE)")
+	kind := fs.String("kind", env("PROTOLAB_KIND", ""), "the server to run: "+protocol.KindNames()+" (PROTOLAB_KIND; default: the protocol's own)")
 	addr := fs.String("addr", env("PROTOLAB_ADDR", ""), "listen address (PROTOLAB_ADDR; default :3000/:3001/:3002/:3003 by mode)")
 	name := fs.String("name", env("PROTOLAB_NAME", ""), "application name reported by GET / (PROTOLAB_NAME)")
 	cert := fs.String("cert", env("PROTOLAB_TLS_CERT", ""), "PEM certificate chain for https/wss (PROTOLAB_TLS_CERT)")
@@ -58,7 +60,7 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	m, err := webapp.ParseMode(*mode)
+	m, err := protocol.Parse(*mode)
 	if err != nil {
 		return fmt.Errorf("--mode: %w", err)
 	}
@@ -66,7 +68,7 @@ func run(args []string) error {
 	if err != nil || limit <= 0 {
 		return fmt.Errorf("--read-limit %q: want a positive number of bytes", *readLimit)
 	}
-	cfg := webapp.Config{Mode: m, Name: *name, ReadLimit: limit}
+	cfg := webapp.Config{Protocol: m, Kind: *kind, Name: *name, ReadLimit: limit}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
@@ -83,7 +85,7 @@ func run(args []string) error {
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	}
 	if *addr == "" {
-		*addr = fmt.Sprintf(":%d", webapp.DefaultPort(m))
+		*addr = fmt.Sprintf(":%d", m.DefaultPort())
 	}
 
 	srv, err := webapp.New(cfg, log)

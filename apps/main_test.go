@@ -16,7 +16,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--mode", "gopher"}, "unknown mode"},
+		{[]string{"--mode", "gopher"}, "unknown protocol"},
 		{[]string{"--mode", "https"}, "needs --cert and --key"},
 		{[]string{"--mode", "wss", "--cert", "/nonexistent.pem", "--key", "/nonexistent-key.pem"}, "loading TLS certificate /nonexistent.pem"},
 		{[]string{"--read-limit", "-5"}, "--read-limit"},
@@ -32,7 +32,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 
 func TestEnvironmentConfiguresTheApp(t *testing.T) {
 	t.Setenv("PROTOLAB_MODE", "gopher")
-	if err := run(nil); err == nil || !strings.Contains(err.Error(), `unknown mode "gopher"`) {
+	if err := run(nil); err == nil || !strings.Contains(err.Error(), `unknown protocol "gopher"`) {
 		t.Errorf("PROTOLAB_MODE was not used: %v", err)
 	}
 }

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/capture"
-	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
 )
 
@@ -23,9 +21,9 @@ import (
 type CaptureConfig struct {
 	// Mode is "auto" (capture when the process may), "on" (always: socket
 	// level when nothing better is possible) or "off".
-	Mode string
-	// RingSize is how many records each protocol keeps (default 10000).
-	RingSize int
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// RingSize is how many records each app keeps (default 10000).
+	RingSize int `yaml:"ring,omitempty" json:"ring,omitempty"`
 }
 
 // CaptureOpener is implemented by providers that know where their traffic
@@ -35,10 +33,12 @@ type CaptureConfig struct {
 // sees its own published ports, not this machine's forwards). Providers
 // without it are captured on this host's loopback.
 type CaptureOpener interface {
-	OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error)
+	OpenCapture(ctx context.Context, ports wire.PortMap) (capture.Source, capture.Mode, wire.PortMap, error)
 }
 
-// CaptureEvent reports capture starting, stopping or failing.
+// CaptureEvent reports capture turning on or off: the outcome of
+// StartCapture (on; off when mode "auto" finds no way to capture) and of
+// StopCapture (off). Note says how it captures, or why it is off.
 type CaptureEvent struct {
 	At
 	State string        `json:"state"` // "on", "off"
@@ -46,12 +46,15 @@ type CaptureEvent struct {
 	Note  string        `json:"note,omitempty"`
 }
 
-// ExportEvent reports a pcapng export.
+// ExportEvent reports a pcapng export: where it went and what it holds, or
+// (Error) why it failed. Note says what the file lacks of what the packet
+// lists show (a socket-level capture keeps no packets), when anything.
 type ExportEvent struct {
 	At
 	Path    string `json:"path"`
 	Packets int    `json:"packets"`
 	Secrets int    `json:"secrets"`
+	Note    string `json:"note,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 
@@ -60,6 +63,7 @@ func (CaptureEvent) EventType() string { return "capture" }
 func (ExportEvent) EventType() string  { return "export" }
 
 // Wire returns the store of decoded records (empty until capture starts).
+// It is kept across capture restarts and never cleared.
 func (l *Lab) Wire() *wire.Store { return l.store }
 
 // Keys returns the TLS key log of the lab's own clients.
@@ -67,20 +71,19 @@ func (l *Lab) Keys() *wire.KeyLog { return l.keys }
 
 // Capturing reports whether capture is on, and how.
 func (l *Lab) Capturing() (bool, capture.Mode) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.capt == nil {
-		return false, capture.ModeOff
+	if c := l.captureSession().running(); c != nil {
+		return true, c.Mode()
 	}
-	return true, l.capt.Mode()
+	return false, capture.ModeOff
 }
 
-// CaptureStats returns the running capture's counters (zero when off).
+// CaptureStats returns the running capture's counters (while it stops, too),
+// else the last stopped capture's (zero before any ran).
 func (l *Lab) CaptureStats() capture.Stats {
-	l.mu.Lock()
-	c := l.capt
-	last := l.lastCapture
-	l.mu.Unlock()
+	s := l.captureSession()
+	s.mu.Lock()
+	c, last := s.cur, s.last
+	s.mu.Unlock()
 	if c == nil {
 		return last
 	}
@@ -88,22 +91,23 @@ func (l *Lab) CaptureStats() capture.Stats {
 }
 
 // labPorts returns the server ports of the deployed apps (or the configured
-// ones when nothing is deployed yet).
-func (l *Lab) labPorts() map[uint16]proto.Protocol {
+// ones when nothing is deployed yet), each with its app.
+func (l *Lab) labPorts() wire.PortMap {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ports := map[uint16]proto.Protocol{}
-	for _, p := range l.cfg.Protocols {
-		if a, ok := l.apps[string(p)]; ok && a.Endpoint != "" {
-			if _, ps, err := net.SplitHostPort(a.Endpoint); err == nil {
+	ports := wire.PortMap{}
+	for _, a := range l.cfg.Apps {
+		ref := wire.AppRef{Name: a.Name, Protocol: a.Protocol}
+		if st, ok := l.apps[a.Name]; ok && st.Endpoint != "" {
+			if _, ps, err := net.SplitHostPort(st.Endpoint); err == nil {
 				if n, err := strconv.Atoi(ps); err == nil {
-					ports[uint16(n)] = p
+					ports[uint16(n)] = ref
 					continue
 				}
 			}
 		}
-		if n := l.cfg.Ports[p]; n != 0 {
-			ports[uint16(n)] = p
+		if a.Port != 0 {
+			ports[uint16(a.Port)] = ref
 		}
 	}
 	return ports
@@ -112,7 +116,7 @@ func (l *Lab) labPorts() map[uint16]proto.Protocol {
 // openSource picks the best source: the provider's own, else live capture
 // on lo (in a private namespace if that is where this process runs), else
 // nothing (socket-level capture of the lab's own connections).
-func (l *Lab) openSource(ctx context.Context, portMap map[uint16]proto.Protocol, ports []int) (capture.Source, capture.Mode, map[uint16]proto.Protocol, string, error) {
+func (l *Lab) openSource(ctx context.Context, portMap wire.PortMap, ports []int) (capture.Source, capture.Mode, wire.PortMap, string, error) {
 	if co, ok := l.prov.(CaptureOpener); ok {
 		src, mode, seen, err := co.OpenCapture(ctx, portMap)
 		return src, mode, seen, "", err
@@ -139,59 +143,129 @@ func (l *Lab) openLocal(ports []int) (capture.Source, capture.Mode, string, erro
 	return nil, capture.ModeSocket, "no permission to capture packets and no private namespace: socket-level capture of the lab's own connections (payload bytes per direction, no TCP flags)", nil
 }
 
-// StartCapture starts capturing the lab's traffic into the Wire store.
+// StartCapture starts capturing the lab's traffic into the Wire store. It
+// returns at once; opening the source runs in the background. Its outcome is
+// one event: a CaptureEvent "on" (or "off", with the reason in Note, when
+// capture mode "auto" finds no way to capture), or an ErrorEvent (op
+// "capture"), whose error is the Job's. While a capture is starting, on or
+// stopping, it fails at once (ErrCaptureStarting, ErrCaptureOn,
+// ErrCaptureStopping) and opens nothing.
 func (l *Lab) StartCapture(ctx context.Context) *Job {
-	l.mu.Lock()
-	on := l.capt != nil
-	l.mu.Unlock()
-	if on {
-		return failedJob(errors.New("capture is already on"))
+	s := l.captureSession()
+	s.mu.Lock()
+	err := s.startableLocked()
+	if err == nil {
+		// Read under s.mu: a Teardown that begins after this check finds
+		// the session starting, and its StopCapture cancels the start.
+		l.mu.Lock()
+		if l.state == TearingDown {
+			err = errors.New("capture: the lab is tearing down: start capture once it is up again")
+		}
+		l.mu.Unlock()
 	}
+	if err != nil {
+		l.emit(ErrorEvent{At: now(), Op: "capture", Error: err.Error()})
+		s.mu.Unlock()
+		return failedJob(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	s.state, s.cancel, s.opDone = captureStarting, cancel, done
+	s.work.Add(1)
+	s.mu.Unlock()
+
+	j := newJob()
+	go func() {
+		defer s.work.Done()
+		defer cancel()
+		c, note, err := l.openCapture(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			err = fmt.Errorf("capture: cancelled while starting (capture was stopped, or the lab closed): %w", err)
+		case err != nil:
+			err = fmt.Errorf("capture: %w", err)
+		}
+		var st capture.Stats
+		if c != nil {
+			st = c.Stats()
+		}
+		s.mu.Lock()
+		if c != nil && s.closed {
+			// Still starting: nothing else changes the session meanwhile.
+			s.mu.Unlock()
+			c.Close()
+			c, err = nil, fmt.Errorf("capture: %w (closed while capture was starting)", ErrLabClosed)
+			s.mu.Lock()
+		}
+		var ev Event
+		switch {
+		case err != nil:
+			s.state = captureOff
+			ev = ErrorEvent{At: now(), Op: "capture", Error: err.Error()}
+		case c == nil: // no way to capture, and mode "auto" does without
+			s.state = captureOff
+			err = errors.New(note)
+			ev = CaptureEvent{At: now(), State: "off", Stats: capture.Stats{Mode: capture.ModeOff}, Note: note}
+		default:
+			s.state, s.cur = captureOn, c
+			s.ran = append(s.ran, c)
+			ev = CaptureEvent{At: now(), State: "on", Stats: st, Note: note}
+		}
+		s.cancel, s.opDone = nil, nil
+		// Published under s.mu, so a StopCapture that follows reports "off"
+		// after this; and the job ends before a StopCapture waiting for it.
+		l.emit(ev)
+		j.finish(err)
+		close(done)
+		s.mu.Unlock()
+	}()
+	return j
+}
+
+// openCapture opens the best source for the lab's ports and starts a
+// capture on it into the lab's store. A nil capture with a nil error means
+// there is no way to capture and the configuration does without (note says
+// why). Its errors say what failed; the caller says it was capture.
+func (l *Lab) openCapture(ctx context.Context) (*capture.Capture, string, error) {
 	ports := l.labPorts()
 	if len(ports) == 0 {
-		err := errors.New("capture: no app ports known yet: deploy first, or give fixed ports")
-		l.emit(ErrorEvent{At: now(), Op: "capture", Error: err.Error()})
-		return failedJob(err)
+		return nil, "", errors.New("no app ports known yet: deploy first, or give fixed ports")
 	}
 	list := make([]int, 0, len(ports))
 	for p := range ports {
 		list = append(list, int(p))
 	}
 	sort.Ints(list)
-	src, mode, ports, note, err := l.openSource(ctx, ports, list)
+	src, mode, seen, note, err := l.openSource(ctx, ports, list)
 	if err != nil {
-		err = fmt.Errorf("capture: %w", err)
-		l.emit(ErrorEvent{At: now(), Op: "capture", Error: err.Error()})
-		return failedJob(err)
+		return nil, "", err
 	}
-	if mode == capture.ModeOff {
-		l.emit(CaptureEvent{At: now(), State: "off", Stats: capture.Stats{Mode: capture.ModeOff}, Note: note})
-		return failedJob(errors.New(note))
-	}
-	if err := l.keepKeys(); err != nil {
+	closeSrc := func() {
 		if src != nil {
 			src.Close()
 		}
-		l.emit(ErrorEvent{At: now(), Op: "capture", Error: err.Error()})
-		return failedJob(err)
+	}
+	if err := ctx.Err(); err != nil {
+		closeSrc()
+		return nil, "", err
+	}
+	if mode == capture.ModeOff {
+		closeSrc()
+		return nil, note, nil
+	}
+	if err := l.keepKeys(); err != nil {
+		closeSrc()
+		return nil, "", err
 	}
 	c, err := capture.Start(src, mode, capture.Options{
-		Ports: ports, Keys: l.keys, Store: l.store,
+		Ports: seen, Keys: l.keys, Store: l.store,
 		SpoolDir: filepath.Join(l.cfg.StateDir, "spool"),
 	})
 	if err != nil {
-		if src != nil {
-			src.Close()
-		}
-		err = fmt.Errorf("capture: %w", err)
-		l.emit(ErrorEvent{At: now(), Op: "capture", Error: err.Error()})
-		return failedJob(err)
+		closeSrc()
+		return nil, "", err
 	}
-	l.mu.Lock()
-	l.capt = c
-	l.mu.Unlock()
-	l.emit(CaptureEvent{At: now(), State: "on", Stats: c.Stats(), Note: note})
-	return failedJob(nil)
+	return c, note, nil
 }
 
 // keepKeys opens the run's key-log file (0600) in the state directory.
@@ -244,102 +318,128 @@ func PruneOld(dir, suffix string, keep int) {
 	}
 }
 
-// SyncCapture waits until the capture has decoded everything sent so far.
+// SyncCapture waits until the capture has decoded everything sent so far
+// (at once when capture is not on).
 func (l *Lab) SyncCapture(ctx context.Context) error {
-	l.mu.Lock()
-	c := l.capt
-	l.mu.Unlock()
+	c := l.captureSession().running()
 	if c == nil {
 		return nil
 	}
 	return c.Sync(ctx, 150*time.Millisecond)
 }
 
-// StopCapture stops capturing; the records and the packets kept for export
-// stay until the next capture starts or the lab is closed.
+// StopCapture stops capturing. It returns at once; the stop (draining what
+// was read, flushing open flows) runs in the background, and the Job ends
+// when capture is off. Its outcome is one CaptureEvent "off" (with the
+// capture's error in Note, which is then also the Job's). A start in
+// progress is cancelled and waited for (it reports its own failure); a stop
+// in progress is waited for; when capture is off already it does nothing.
+// The records and the packets kept for export stay until the lab is closed.
 func (l *Lab) StopCapture() *Job {
-	l.mu.Lock()
-	c := l.capt
-	l.capt = nil
-	l.mu.Unlock()
-	if c == nil {
+	s := l.captureSession()
+	s.mu.Lock()
+	if s.state == captureOff {
+		s.mu.Unlock()
 		return failedJob(nil)
 	}
-	err := c.Stop()
-	st := c.Stats()
-	l.mu.Lock()
-	if l.stopped != nil {
-		l.stopped.Close() // the previous capture's spool
+	stop := func() error { return s.stop(l) }
+	if s.state == captureOn {
+		c, done := s.beginStopLocked()
+		stop = func() error { return s.finishStop(l, c, done) }
 	}
-	l.stopped, l.lastCapture = c, st
-	l.mu.Unlock()
-	ev := CaptureEvent{At: now(), State: "off", Stats: st}
-	if err != nil {
-		ev.Note = err.Error()
+	// After Close began, Close itself waits for the capture to stop.
+	tracked := !s.closed
+	if tracked {
+		s.work.Add(1)
 	}
-	l.emit(ev)
-	return failedJob(err)
+	s.mu.Unlock()
+	j := newJob()
+	go func() {
+		if tracked {
+			defer s.work.Done()
+		}
+		j.finish(stop())
+	}()
+	return j
 }
 
-// Export writes the capture (running or stopped) as pcapng with the TLS key
-// log embedded, and publishes an ExportEvent. An empty path means
+// Export writes every capture since the lab was created (the running one
+// up to now, and the stopped ones, whose records the packet lists may still
+// show) as one pcapng with the TLS key log embedded. It returns at once; the
+// outcome is one ExportEvent (Error set, and the Job's error, on failure;
+// Note saying what the file lacks, if anything). An empty path means
 // <state dir>/captures/<lab>-<time>.pcapng.
 func (l *Lab) Export(path string) *Job {
-	l.mu.Lock()
-	c := l.capt
-	if c == nil {
-		c = l.stopped
-	}
-	l.mu.Unlock()
 	if path == "" {
 		path = filepath.Join(l.cfg.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", l.cfg.Name, time.Now().Format("20060102-150405")))
 	}
-	ev := ExportEvent{At: now(), Path: path, Secrets: l.keys.Len()}
+	s := l.captureSession()
+	s.mu.Lock()
+	closed := s.closed
+	ran := append([]*capture.Capture(nil), s.ran...)
+	if !closed && len(ran) > 0 {
+		s.work.Add(1)
+	}
+	s.mu.Unlock()
 	var err error
-	if c == nil {
+	switch {
+	case closed:
+		err = fmt.Errorf("export: %w: its captures are gone", ErrLabClosed)
+	case len(ran) == 0:
 		err = errors.New("export: nothing captured yet: start capture first")
-	} else {
-		ev.Packets, err = c.Export(path)
 	}
 	if err != nil {
-		ev.Error = err.Error()
+		l.emit(ExportEvent{At: now(), Path: path, Error: err.Error()})
+		return failedJob(err)
 	}
-	l.emit(ev)
-	return failedJob(err)
+	j := newJob()
+	go func() {
+		defer s.work.Done()
+		secrets := l.keys.Len()
+		res, err := capture.ExportAll(path, l.keys, ran...)
+		ev := ExportEvent{At: now(), Path: path, Packets: res.Packets, Secrets: secrets}
+		if err != nil {
+			ev.Error = err.Error()
+		} else {
+			ev.Note = res.Note()
+		}
+		l.emit(ev)
+		j.finish(err)
+	}()
+	return j
 }
 
-// closeCapture stops capture and removes what it kept on disk (not the key
-// log, which is the run's record).
-func (l *Lab) closeCapture() {
-	l.StopCapture()
-	l.mu.Lock()
-	if l.stopped != nil {
-		l.stopped.Close()
-		l.stopped = nil
-	}
-	l.mu.Unlock()
-}
-
-// Close releases what the lab holds on this host (capture spool, key log
-// file). Call it after Teardown.
+// Close stops capture, waits for the capture commands in flight and removes
+// what capture kept on disk (the spools; not the key log, which is the run's
+// record), then closes the key log file. Call it after Teardown. Capture
+// commands after Close fail with ErrLabClosed.
 func (l *Lab) Close() error {
-	l.closeCapture()
+	s := l.captureSession()
+	s.mu.Lock()
+	s.closed = true
+	if s.cancel != nil {
+		s.cancel() // a start in progress
+	}
+	s.mu.Unlock()
+	_ = s.stop(l) // its event says how it went
+	s.work.Wait()
+	s.release()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.keyFile != nil {
 		err := l.keyFile.Close()
 		l.keyFile = nil
-		return err
+		if err != nil {
+			return fmt.Errorf("closing the TLS key log: %w", err)
+		}
 	}
 	return nil
 }
 
-// tapDial returns a dialer that feeds the connection to socket-level
+// tapDial returns a dialer that feeds the app's connection to socket-level
 // capture, or nil when capture is not socket-level.
-func (l *Lab) tapDial(p proto.Protocol) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	l.mu.Lock()
-	c := l.capt
-	l.mu.Unlock()
+func (l *Lab) tapDial(a App) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	c := l.captureSession().running()
 	if c == nil || c.Mode() != capture.ModeSocket {
 		return nil
 	}
@@ -349,7 +449,7 @@ func (l *Lab) tapDial(p proto.Protocol) func(ctx context.Context, network, addr 
 		if err != nil {
 			return nil, err
 		}
-		return c.Tap(p, conn), nil
+		return c.Tap(wire.AppRef{Name: a.Name, Protocol: a.Protocol}, conn), nil
 	}
 }
 
@@ -363,10 +463,3 @@ func (a runnerAdapter) Run(ctx context.Context, argv []string, stdout, stderr io
 // CaptureRunner adapts a Runner for capture.OpenStream (tcpdump through the
 // provider's runner).
 func CaptureRunner(r Runner) capture.Runner { return runnerAdapter{r} }
-
-// ProtocolReport is one protocol's row of the report: the probe's
-// measurement and, when capture was on, what the wire showed.
-type ProtocolReport struct {
-	probe.Result
-	Wire *wire.Summary `json:"wire,omitempty"`
-}

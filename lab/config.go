@@ -1,50 +1,134 @@
 package lab
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
-// Config is everything a Lab needs to know; cmd/protolab-tui fills it from
-// flags.
+// Config is everything a Lab needs to know. It is also the schema of the lab
+// file (YAML, see LoadLabFile); the command line's flags overlay it.
 type Config struct {
 	// Name names the lab (labels, state); default "protolab".
-	Name string
-	// Provider names the provider ("local" by default).
-	Provider string
+	Name string `yaml:"name" json:"name"`
+	// Provider names the provider ("local" by default); the sections below
+	// are the options of the providers that take any.
+	Provider string         `yaml:"provider" json:"provider"`
+	Docker   DockerOptions  `yaml:"docker,omitempty" json:"docker,omitempty"`
+	SSH      SSHOptions     `yaml:"ssh,omitempty" json:"ssh,omitempty"`
+	Vagrant  VagrantOptions `yaml:"vagrant,omitempty" json:"vagrant,omitempty"`
 	// StateDir holds the lab CA and other state; default
 	// $XDG_STATE_HOME/protolab (or ~/.local/state/protolab).
-	StateDir string
+	StateDir string `yaml:"state_dir,omitempty" json:"state_dir,omitempty"`
 	// Bind is the address the apps are published on; default 127.0.0.1.
-	Bind string
-	// Ports maps each protocol to its app's port; 0 picks a free port.
-	// Protocols missing from the map use their default port.
-	Ports map[proto.Protocol]int
-	// Protocols lists the protocols to deploy and probe (default: all four).
-	Protocols []proto.Protocol
+	Bind string `yaml:"bind,omitempty" json:"bind,omitempty"`
 	// ExtraNames are extra subject alternative names for the leaf certificate.
-	ExtraNames []string
-	// ReadLimit is the apps' WebSocket read limit (default 64 KiB).
-	ReadLimit int64
-	// AllowedOrigins are extra browser origins the ws/wss apps accept.
-	AllowedOrigins []string
+	ExtraNames []string `yaml:"san,omitempty" json:"san,omitempty"`
+	// Apps are the lab's apps, in display order (default: the seed's four,
+	// one per protocol, named after it).
+	Apps []App `yaml:"apps" json:"apps"`
 	// Probe tunes the probes.
-	Probe probe.Options
-	// OpTimeout bounds each lifecycle command (default 5 minutes).
-	OpTimeout time.Duration
+	Probe probe.Options `yaml:"probe,omitempty" json:"probe,omitempty"`
 	// Capture says whether and how to capture the lab's traffic.
-	Capture CaptureConfig
+	Capture CaptureConfig `yaml:"capture,omitempty" json:"capture,omitempty"`
+	// OpTimeout bounds each lifecycle command (default 5 minutes).
+	OpTimeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
-var labName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+// App is one app of the lab: a named instance of a kind (the server it runs)
+// speaking one protocol on one port. Everything in the lab — providers,
+// snapshots, events, the wire store, the report, the explorer — knows an app
+// by its Name.
+type App struct {
+	Name string `yaml:"name" json:"name"`
+	// Kind is the server the app runs (default: the protocol's default kind).
+	Kind     string            `yaml:"kind,omitempty" json:"kind"`
+	Protocol protocol.Protocol `yaml:"protocol" json:"protocol"`
+	// Port is the port the app is published on (0: any free port).
+	Port int `yaml:"port" json:"port"`
+	// ReadLimit is the largest WebSocket message the app accepts (default
+	// 64 KiB).
+	ReadLimit int64 `yaml:"read_limit,omitempty" json:"read_limit,omitempty"`
+	// AllowedOrigins are extra browser origins a WebSocket app accepts.
+	AllowedOrigins []string `yaml:"allowed_origins,omitempty" json:"allowed_origins,omitempty"`
+}
+
+// DockerOptions are the docker provider's options.
+type DockerOptions struct {
+	// Purge removes the lab's images at teardown (kept as a cache otherwise).
+	Purge bool `yaml:"purge,omitempty" json:"purge,omitempty"`
+}
+
+// SSHOptions are the ssh provider's options.
+type SSHOptions struct {
+	// Host is user@host[:port] or an alias from ~/.ssh/config.
+	Host string `yaml:"host,omitempty" json:"host,omitempty"`
+	// Identity lists private key files to offer (ssh-agent keys are offered
+	// too).
+	Identity []string `yaml:"identity,omitempty" json:"identity,omitempty"`
+	// AcceptNewHostKey trusts an unknown host key once and records it.
+	AcceptNewHostKey bool `yaml:"accept_new_host_key,omitempty" json:"accept_new_host_key,omitempty"`
+	// RemotePriv is how root-only commands get root: auto, sudo or none.
+	RemotePriv string `yaml:"remote_priv,omitempty" json:"remote_priv,omitempty"`
+}
+
+// VagrantOptions are the vagrant provider's options.
+type VagrantOptions struct {
+	// Dir is the folder of the Vagrantfile (default ".").
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// Provider is Vagrant's provider (virtualbox, libvirt, docker; default:
+	// Vagrant's choice).
+	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"`
+	// Halt tears down by halting the VM instead of destroying it.
+	Halt bool `yaml:"halt,omitempty" json:"halt,omitempty"`
+}
+
+// DefaultReadLimit is the apps' WebSocket read limit unless one is set.
+const DefaultReadLimit = 64 << 10
+
+// SeedApps returns the seed lab's apps: one per protocol, named after it, on
+// its default port.
+func SeedApps() []App {
+	var out []App
+	for _, p := range protocol.All() {
+		d := p.Desc()
+		out = append(out, App{Name: string(p), Kind: d.DefaultKind, Protocol: p, Port: d.DefaultPort})
+	}
+	return out
+}
+
+// ConfigError is a configuration mistake at a place in the lab file's schema
+// (Path is a YAML path such as "apps[1].port"); the lab file loader turns the
+// path into a line number.
+type ConfigError struct {
+	Path string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+func configErr(path, format string, args ...any) error {
+	return &ConfigError{Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+var (
+	labName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+	appName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+)
 
 // DefaultStateDir is $XDG_STATE_HOME/protolab, or ~/.local/state/protolab.
 func DefaultStateDir() (string, error) {
@@ -58,13 +142,14 @@ func DefaultStateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "protolab"), nil
 }
 
-// WithDefaults fills unset fields and checks the rest.
+// WithDefaults fills unset fields and checks the rest. Its errors are
+// *ConfigError where a place in the lab file is at fault.
 func (c Config) WithDefaults() (Config, error) {
 	if c.Name == "" {
 		c.Name = "protolab"
 	}
 	if !labName.MatchString(c.Name) {
-		return c, fmt.Errorf("lab name %q: use letters, digits, '.', '_' and '-' (at most 63)", c.Name)
+		return c, configErr("name", "lab name %q: use letters, digits, '.', '_' and '-' (at most 63)", c.Name)
 	}
 	if c.Provider == "" {
 		c.Provider = "local"
@@ -76,79 +161,155 @@ func (c Config) WithDefaults() (Config, error) {
 		}
 		c.StateDir = d
 	}
+	if rest, ok := strings.CutPrefix(c.StateDir, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return c, configErr("state_dir", "%s: no home directory to expand ~ in (%v)", c.StateDir, err)
+		}
+		c.StateDir = filepath.Join(home, rest)
+	}
 	if c.Bind == "" {
 		c.Bind = "127.0.0.1"
 	}
 	if net.ParseIP(c.Bind) == nil {
-		return c, fmt.Errorf("bind address %q is not an IP address", c.Bind)
+		return c, configErr("bind", "bind address %q is not an IP address", c.Bind)
 	}
-	if len(c.Protocols) == 0 {
-		c.Protocols = proto.All
+	if c.Apps == nil {
+		c.Apps = SeedApps()
 	}
-	ports := make(map[proto.Protocol]int, len(proto.All))
-	for _, p := range proto.All {
-		port, ok := c.Ports[p]
-		if !ok {
-			port = p.DefaultPort()
+	if len(c.Apps) == 0 {
+		return c, configErr("apps", "the lab has no apps: list at least one")
+	}
+	apps := make([]App, len(c.Apps))
+	names := map[string]int{}
+	ports := map[int]int{}
+	for i, a := range c.Apps {
+		at := "apps[" + strconv.Itoa(i) + "]"
+		if a.Name == "" {
+			return c, configErr(at+".name", "every app needs a name (lower-case letters, digits, '-' and '_')")
 		}
-		if port < 0 || port > 65535 {
-			return c, fmt.Errorf("%s %d: a port is 0 (any free port) to 65535", p.PortFlag(), port)
+		if !appName.MatchString(a.Name) {
+			return c, configErr(at+".name", "app name %q: use lower-case letters, digits, '-' and '_' (at most 32)", a.Name)
 		}
-		ports[p] = port
-	}
-	seen := map[int]proto.Protocol{}
-	for _, p := range c.Protocols {
-		if port := ports[p]; port != 0 {
-			if other, dup := seen[port]; dup {
-				return c, fmt.Errorf("%s and %s both ask for port %d: give one another port", other.PortFlag(), p.PortFlag(), port)
+		if j, dup := names[a.Name]; dup {
+			return c, configErr(at+".name", "app name %q is already used by apps[%d]: give each app its own name", a.Name, j)
+		}
+		names[a.Name] = i
+		if a.Protocol == "" {
+			return c, configErr(at+".protocol", "app %s has no protocol: want one of %s", a.Name, protocol.Names())
+		}
+		if !a.Protocol.Known() {
+			return c, configErr(at+".protocol", "app %s: unknown protocol %q: want one of %s", a.Name, a.Protocol, protocol.Names())
+		}
+		k, err := protocol.CheckApp(a.Kind, a.Protocol)
+		if err != nil {
+			return c, configErr(at+".kind", "app %s: %v", a.Name, err)
+		}
+		a.Kind = k.Name
+		if a.Port < 0 || a.Port > 65535 {
+			return c, configErr(at+".port", "app %s: port %d: a port is 0 (any free port) to 65535", a.Name, a.Port)
+		}
+		if a.Port != 0 {
+			if j, dup := ports[a.Port]; dup {
+				return c, configErr(at+".port", "app %s asks for port %d, which apps[%d] (%s) has: give it another port, or 0 for any free port", a.Name, a.Port, j, c.Apps[j].Name)
 			}
-			seen[port] = p
+			ports[a.Port] = i
+		}
+		if a.ReadLimit == 0 {
+			a.ReadLimit = DefaultReadLimit
+		}
+		if a.ReadLimit < 0 {
+			return c, configErr(at+".read_limit", "app %s: the read limit must be positive", a.Name)
+		}
+		apps[i] = a
+	}
+	c.Apps = apps
+	if c.Probe.Count < 0 {
+		return c, configErr("probe.count", "the probe's count must be at least 1")
+	}
+	if c.Probe.Payload < 0 {
+		return c, configErr("probe.payload", "the probe's payload must be at least 1 byte")
+	}
+	if c.Probe.Timeout < 0 {
+		return c, configErr("probe.timeout", "the probe's timeout must be positive")
+	}
+	c.Probe = c.Probe.WithDefaults()
+	for i, a := range c.Apps {
+		if a.Protocol.WebSocket() && int64(c.Probe.Payload) > a.ReadLimit {
+			return c, configErr("probe.payload", "payload %d is more than app %s accepts (apps[%d].read_limit %d bytes per WebSocket message)", c.Probe.Payload, a.Name, i, a.ReadLimit)
 		}
 	}
-	c.Ports = ports
-	if c.ReadLimit == 0 {
-		c.ReadLimit = 64 << 10
-	}
-	if c.ReadLimit < 0 {
-		return c, errors.New("--read-limit must be positive")
+	if c.Probe.Payload > 1<<20 {
+		return c, configErr("probe.payload", "payload %d: the apps take at most 1 MiB per HTTP body", c.Probe.Payload)
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 5 * time.Minute
+	}
+	if c.OpTimeout < 0 {
+		return c, configErr("timeout", "the lifecycle timeout must be positive")
 	}
 	switch c.Capture.Mode {
 	case "":
 		c.Capture.Mode = "auto"
 	case "auto", "on", "off":
 	default:
-		return c, fmt.Errorf("--capture %q: want auto, on or off", c.Capture.Mode)
+		return c, configErr("capture.mode", "capture mode %q: want auto, on or off", c.Capture.Mode)
+	}
+	if c.Capture.RingSize < 0 {
+		return c, configErr("capture.ring", "the ring size must be positive (records kept per app)")
+	}
+	if c.Capture.RingSize == 0 {
+		c.Capture.RingSize = wire.DefaultRingSize
+	}
+	switch c.SSH.RemotePriv {
+	case "":
+		c.SSH.RemotePriv = "auto"
+	case "auto", "sudo", "none":
+	default:
+		return c, configErr("ssh.remote_priv", "remote_priv %q: want auto, sudo or none", c.SSH.RemotePriv)
 	}
 	return c, nil
 }
 
-// Apps returns the app specs for the configured protocols.
-func (c Config) Apps() []AppSpec {
-	out := make([]AppSpec, 0, len(c.Protocols))
-	for _, p := range c.Protocols {
-		out = append(out, AppSpec{
-			Name:           string(p),
-			Protocol:       p,
-			Port:           c.Ports[p],
-			ReadLimit:      c.ReadLimit,
-			AllowedOrigins: c.AllowedOrigins,
-		})
+// App returns the named app's configuration.
+func (c Config) App(name string) (App, bool) {
+	for _, a := range c.Apps {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return App{}, false
+}
+
+// AppNames lists the apps' names in display order.
+func (c Config) AppNames() []string {
+	out := make([]string, len(c.Apps))
+	for i, a := range c.Apps {
+		out[i] = a.Name
 	}
 	return out
 }
 
-// PortInUseError says an app's port is taken, and which flag moves it.
+// PortInUseError says an app's port is taken.
 type PortInUseError struct {
-	Protocol proto.Protocol
-	Addr     string
-	Err      error
+	App  string
+	Addr string
+	Err  error
 }
 
 func (e *PortInUseError) Error() string {
-	return fmt.Sprintf("port for %s (%s) is already in use: choose another with %s (0 picks a free port)", e.Protocol, e.Addr, e.Protocol.PortFlag())
+	return fmt.Sprintf("port for app %s (%s) is already in use: give the app another port (--port %s=N, or the lab file's port; 0 picks a free port)", e.App, e.Addr, e.App)
 }
 
 func (e *PortInUseError) Unwrap() error { return e.Err }
+
+// OnFreePorts returns apps with every port set to 0 (any free port), so
+// that labs can run side by side (tests, benchmarks).
+func OnFreePorts(apps []App) []App {
+	out := make([]App, len(apps))
+	for i, a := range apps {
+		a.Port = 0
+		out[i] = a
+	}
+	return out
+}

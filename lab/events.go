@@ -8,7 +8,7 @@ import (
 
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // Event is one item on the Lab's event stream. The TUI turns each into a
@@ -113,21 +113,44 @@ type ReportEvent struct {
 	Report
 }
 
-// Report compares the protocols after a probe run.
+// Report compares the apps after a probe run.
 type Report struct {
-	Lab       string                            `json:"lab"`
-	Provider  string                            `json:"provider"`
-	OK        bool                              `json:"ok"`
-	Capture   *capture.Stats                    `json:"capture,omitempty"`
-	Protocols map[proto.Protocol]ProtocolReport `json:"protocols"`
+	Lab      string         `json:"lab"`
+	Provider string         `json:"provider"`
+	OK       bool           `json:"ok"`
+	Capture  *capture.Stats `json:"capture,omitempty"`
+	// Apps are the apps' rows, by app name; Order lists the names in the
+	// lab's display order.
+	Apps  map[string]AppReport `json:"apps"`
+	Order []string             `json:"order"`
 }
 
-// Failed lists the protocols that are not ok, in display order.
-func (r Report) Failed() []proto.Protocol {
-	var out []proto.Protocol
-	for _, p := range proto.All {
-		if res, ok := r.Protocols[p]; ok && !res.OK {
-			out = append(out, p)
+// AppReport is one app's row of the report: its kind, the probe's
+// measurement (with the app's name and protocol) and, when capture was on,
+// what the wire showed.
+type AppReport struct {
+	Kind string `json:"kind"`
+	probe.Result
+	Wire *wire.Summary `json:"wire,omitempty"`
+}
+
+// Rows lists the apps' rows in display order.
+func (r Report) Rows() []AppReport {
+	out := make([]AppReport, 0, len(r.Order))
+	for _, name := range r.Order {
+		if a, ok := r.Apps[name]; ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Failed lists the apps that are not ok, in display order.
+func (r Report) Failed() []string {
+	var out []string
+	for _, a := range r.Rows() {
+		if !a.OK {
+			out = append(out, a.App)
 		}
 	}
 	return out

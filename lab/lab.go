@@ -12,13 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
 )
 
@@ -84,8 +85,10 @@ type Snapshot struct {
 	Reason   string
 	Since    time.Time
 	Host     HostInfo
-	Apps     []AppStatus
-	Results  map[proto.Protocol]probe.Result
+	// Apps are the apps' status in the configuration's order.
+	Apps []AppStatus
+	// Results are the latest measurements, by app name.
+	Results map[string]probe.Result
 }
 
 // Lab is one lab: a provider, its apps and their measurements.
@@ -101,20 +104,18 @@ type Lab struct {
 	since    time.Time
 	host     HostInfo
 	apps     map[string]AppStatus
-	results  map[proto.Protocol]probe.Result
-	opCancel context.CancelFunc // cancels the lifecycle command in progress
-	opDone   chan struct{}      // closed when it ends
-	work     sync.WaitGroup     // probes and sends in flight
+	results  map[string]probe.Result // by app name
+	opCancel context.CancelFunc      // cancels the lifecycle command in progress
+	opDone   chan struct{}           // closed when it ends
+	work     sync.WaitGroup          // probes and sends in flight
 
 	interactive bool
 
 	// capture
-	keys        *wire.KeyLog // TLS secrets of the lab's own clients
-	store       *wire.Store  // decoded records, kept across capture restarts
-	keyFile     *os.File
-	capt        *capture.Capture // running capture
-	stopped     *capture.Capture // the last stopped one (still exportable)
-	lastCapture capture.Stats
+	keys    *wire.KeyLog // TLS secrets of the lab's own clients
+	store   *wire.Store  // decoded records, kept across capture restarts
+	keyFile *os.File
+	cs      captureSession
 }
 
 // New creates a Lab in state down. newProvider builds the provider from the
@@ -135,7 +136,7 @@ func New(cfg Config, newProvider func(Env) (Provider, error)) (*Lab, error) {
 		state:   Down,
 		since:   time.Now(),
 		apps:    make(map[string]AppStatus),
-		results: make(map[proto.Protocol]probe.Result),
+		results: make(map[string]probe.Result),
 		keys:    wire.NewKeyLog(nil),
 		store:   wire.NewStore(cfg.Capture.RingSize),
 	}
@@ -211,17 +212,35 @@ func (l *Lab) Snapshot() Snapshot {
 	defer l.mu.Unlock()
 	s := Snapshot{
 		Name: l.cfg.Name, Provider: l.prov.Name(), State: l.state, Reason: l.reason,
-		Since: l.since, Host: l.host, Results: make(map[proto.Protocol]probe.Result, len(l.results)),
-	}
-	for _, p := range proto.All {
-		if a, ok := l.apps[string(p)]; ok {
-			s.Apps = append(s.Apps, a)
-		}
+		Since: l.since, Host: l.host, Results: make(map[string]probe.Result, len(l.results)),
+		Apps: l.appsLocked(),
 	}
 	for k, v := range l.results {
 		s.Results[k] = v
 	}
 	return s
+}
+
+// appsLocked lists the apps' status in the configuration's order (apps
+// the provider reports beyond it follow, by name). l.mu must be held.
+func (l *Lab) appsLocked() []AppStatus {
+	out := make([]AppStatus, 0, len(l.apps))
+	for _, c := range l.cfg.Apps {
+		if a, ok := l.apps[c.Name]; ok {
+			out = append(out, a)
+		}
+	}
+	if len(out) < len(l.apps) {
+		var extra []AppStatus
+		for name, a := range l.apps {
+			if _, ok := l.cfg.App(name); !ok {
+				extra = append(extra, a)
+			}
+		}
+		sort.Slice(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
+		out = append(out, extra...)
+	}
+	return out
 }
 
 // setStateLocked moves to a new state and publishes it. l.mu must be held.
@@ -302,14 +321,14 @@ func (l *Lab) Up(ctx context.Context) *Job {
 // Deploy starts the apps: ready → deploying → running.
 func (l *Lab) Deploy(ctx context.Context) *Job {
 	return l.lifecycle(ctx, "deploy", []State{Ready}, Deploying, Running, func(ctx context.Context) error {
-		return l.publishApps(l.prov.Deploy(ctx, l.cfg.Apps()))
+		return l.publishApps(l.prov.Deploy(ctx, l.cfg.Apps))
 	})
 }
 
 // Redeploy replaces the running apps: running → deploying → running.
 func (l *Lab) Redeploy(ctx context.Context) *Job {
 	return l.lifecycle(ctx, "redeploy", []State{Running}, Deploying, Running, func(ctx context.Context) error {
-		return l.publishApps(l.prov.Redeploy(ctx, l.cfg.Apps()))
+		return l.publishApps(l.prov.Redeploy(ctx, l.cfg.Apps))
 	})
 }
 
@@ -328,6 +347,7 @@ func (l *Lab) Teardown(ctx context.Context) *Job {
 	if l.state == TearingDown {
 		l.mu.Unlock()
 		err := fmt.Errorf("teardown: %w: already tearing down", ErrBusy)
+		l.emit(ErrorEvent{At: now(), Op: "teardown", Error: err.Error()})
 		return failedJob(err)
 	}
 	if l.opCancel != nil {
@@ -339,26 +359,23 @@ func (l *Lab) Teardown(ctx context.Context) *Job {
 		select {
 		case <-pending:
 		case <-ctx.Done():
-			return failedJob(fmt.Errorf("teardown: waiting for the command in progress: %w", ctx.Err()))
+			err := fmt.Errorf("teardown: waiting for the command in progress: %w", ctx.Err())
+			l.emit(ErrorEvent{At: now(), Op: "teardown", Error: err.Error()})
+			return failedJob(err)
 		}
 	}
 	return l.lifecycle(ctx, "teardown", []State{Down, Ready, Running, Failed}, TearingDown, Down, func(ctx context.Context) error {
 		// No probe or send can start now that the state is tearing_down; let
 		// those in flight finish before their apps go.
 		l.work.Wait()
-		l.StopCapture()
+		_ = l.StopCapture().Err() // capture ends before the apps do
 		err := l.prov.Teardown(ctx)
 		l.mu.Lock()
 		for name, a := range l.apps {
 			a.State, a.Health, a.Endpoint = AppStopped, "", ""
 			l.apps[name] = a
 		}
-		apps := make([]AppStatus, 0, len(l.apps))
-		for _, p := range proto.All {
-			if a, ok := l.apps[string(p)]; ok {
-				apps = append(apps, a)
-			}
-		}
+		apps := l.appsLocked()
 		l.mu.Unlock()
 		if err == nil {
 			for _, a := range apps {
@@ -369,21 +386,25 @@ func (l *Lab) Teardown(ctx context.Context) *Job {
 	})
 }
 
-// Target returns how to reach protocol p's app from this machine, with the lab
-// CA for verification and keyLog (may be nil) for decryption.
-func (l *Lab) Target(p proto.Protocol) (probe.Target, error) {
+// Target returns how to reach the named app from this machine, with the lab
+// CA for verification and the lab's key log for decryption.
+func (l *Lab) Target(app string) (probe.Target, error) {
+	cfg, known := l.cfg.App(app)
 	l.mu.Lock()
-	a, ok := l.apps[string(p)]
+	a, ok := l.apps[app]
 	st := l.state
 	l.mu.Unlock()
+	if !known {
+		return probe.Target{}, fmt.Errorf("no app named %q in this lab (it has %s)", app, strings.Join(l.cfg.AppNames(), ", "))
+	}
 	if st != Running {
-		return probe.Target{}, fmt.Errorf("%s: the lab is %s, not running: bring it up and deploy first", p, st)
+		return probe.Target{}, fmt.Errorf("%s: the lab is %s, not running: bring it up and deploy first", app, st)
 	}
 	if !ok || a.Endpoint == "" {
-		return probe.Target{}, fmt.Errorf("%s: no app deployed for this protocol", p)
+		return probe.Target{}, fmt.Errorf("%s: the app is not deployed (or not running)", app)
 	}
-	return probe.Target{Protocol: p, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
-		KeyLog: l.keys, Dial: l.tapDial(p)}, nil
+	return probe.Target{App: app, Protocol: cfg.Protocol, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
+		KeyLog: l.keys, Dial: l.tapDial(cfg)}, nil
 }
 
 // running registers probe work so Teardown waits for it; it fails when the
@@ -398,11 +419,12 @@ func (l *Lab) running(op string) error {
 	return nil
 }
 
-// Probe measures each protocol in turn (one at a time, so they do not skew
-// each other), publishing a ProbeEvent for each and a ReportEvent at the end.
-func (l *Lab) Probe(ctx context.Context, protocols ...proto.Protocol) *Job {
-	if len(protocols) == 0 {
-		protocols = l.cfg.Protocols
+// Probe measures the named apps (all of them when none is named) one at a
+// time, so they do not skew each other, publishing a ProbeEvent for each
+// and a ReportEvent at the end.
+func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
+	if len(apps) == 0 {
+		apps = l.cfg.AppNames()
 	}
 	if err := l.running("probe"); err != nil {
 		l.emit(ErrorEvent{At: now(), Op: "probe", Error: err.Error()})
@@ -411,17 +433,18 @@ func (l *Lab) Probe(ctx context.Context, protocols ...proto.Protocol) *Job {
 	j := newJob()
 	go func() {
 		defer l.work.Done()
-		for i, p := range protocols {
-			l.emit(ProgressEvent{At: now(), Op: "probe", Step: string(p), Done: i, Total: len(protocols)})
+		for i, name := range apps {
+			l.emit(ProgressEvent{At: now(), Op: "probe", Step: name, Done: i, Total: len(apps)})
 			var res probe.Result
-			t, err := l.Target(p)
+			t, err := l.Target(name)
 			if err == nil {
 				res, _ = probe.Run(ctx, t, l.cfg.Probe)
 			} else {
-				res = probe.Result{Protocol: p, Error: err.Error()}
+				cfg, _ := l.cfg.App(name)
+				res = probe.Result{App: name, Protocol: cfg.Protocol, Error: err.Error()}
 			}
 			l.mu.Lock()
-			l.results[p] = res
+			l.results[name] = res
 			l.mu.Unlock()
 			l.emit(ProbeEvent{At: now(), Result: res})
 		}
@@ -429,57 +452,59 @@ func (l *Lab) Probe(ctx context.Context, protocols ...proto.Protocol) *Job {
 		l.emit(ReportEvent{At: now(), Report: rep})
 		var err error
 		if failed := rep.Failed(); len(failed) > 0 {
-			err = fmt.Errorf("probe failed for %v", failed)
+			err = fmt.Errorf("probe failed for %s", strings.Join(failed, ", "))
 		}
 		j.finish(err)
 	}()
 	return j
 }
 
-// Report compares the latest measurement of each configured protocol; a
-// protocol not yet measured counts as failed. When capture ran, each
-// protocol carries its wire figures and the report says how it captured.
+// Report compares the latest measurement of each configured app; an app
+// not yet measured counts as failed. When capture ran, each app carries its
+// wire figures and the report says how it captured.
 func (l *Lab) Report() Report {
 	stats := l.CaptureStats()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := Report{Lab: l.cfg.Name, Provider: l.prov.Name(), OK: true, Protocols: map[proto.Protocol]ProtocolReport{}}
+	r := Report{Lab: l.cfg.Name, Provider: l.prov.Name(), OK: true, Apps: map[string]AppReport{}}
 	captured := stats.Mode != "" && stats.Mode != capture.ModeOff
 	if captured {
 		r.Capture = &stats
 	}
-	for _, p := range l.cfg.Protocols {
-		res, ok := l.results[p]
+	for _, a := range l.cfg.Apps {
+		res, ok := l.results[a.Name]
 		if !ok {
-			res = probe.Result{Protocol: p, Error: "not measured"}
+			res = probe.Result{App: a.Name, Protocol: a.Protocol, Error: "not measured"}
 		}
-		pr := ProtocolReport{Result: res}
+		ar := AppReport{Kind: a.Kind, Result: res}
 		if captured {
-			w := l.store.Counters(p).Summarize()
-			pr.Wire = &w
+			w := l.store.Counters(a.Name).Summarize()
+			ar.Wire = &w
 		}
-		r.Protocols[p] = pr
+		r.Order = append(r.Order, a.Name)
+		r.Apps[a.Name] = ar
 		r.OK = r.OK && res.OK
 	}
 	return r
 }
 
-// Send sends one text message over protocol p and publishes a SendEvent with
-// the echo.
-func (l *Lab) Send(ctx context.Context, p proto.Protocol, text string) *Job {
+// Send sends one text message to the named app and publishes a SendEvent
+// with the echo.
+func (l *Lab) Send(ctx context.Context, app string, text string) *Job {
+	cfg, _ := l.cfg.App(app)
 	if err := l.running("send"); err != nil {
-		l.emit(SendEvent{At: now(), SendResult: probe.SendResult{Protocol: p, Sent: text}, Error: err.Error()})
+		l.emit(SendEvent{At: now(), SendResult: probe.SendResult{App: app, Protocol: cfg.Protocol, Sent: text}, Error: err.Error()})
 		return failedJob(err)
 	}
 	j := newJob()
 	go func() {
 		defer l.work.Done()
-		t, err := l.Target(p)
+		t, err := l.Target(app)
 		var res probe.SendResult
 		if err == nil {
 			res, err = probe.Send(ctx, t, text)
 		} else {
-			res = probe.SendResult{Protocol: p, Sent: text}
+			res = probe.SendResult{App: app, Protocol: cfg.Protocol, Sent: text}
 		}
 		ev := SendEvent{At: now(), SendResult: res}
 		if err != nil {

@@ -18,14 +18,12 @@ import (
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/local"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
-// anyPorts asks for a free port for every app.
-func anyPorts() map[proto.Protocol]int {
-	return map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}
-}
+// anyPorts is the seed's four apps, each on a free port.
+func anyPorts() []lab.App { return lab.OnFreePorts(lab.SeedApps()) }
 
 // recorder collects every event of a Lab.
 type recorder struct {
@@ -61,8 +59,8 @@ func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
 	if cfg.StateDir == "" {
 		cfg.StateDir = t.TempDir()
 	}
-	if cfg.Ports == nil {
-		cfg.Ports = anyPorts()
+	if cfg.Apps == nil {
+		cfg.Apps = anyPorts()
 	}
 	if cfg.Probe.Count == 0 {
 		cfg.Probe.Count = 20
@@ -115,15 +113,15 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := l.Report()
-	if !rep.OK || len(rep.Protocols) != 4 || rep.Provider != "local" {
+	if !rep.OK || len(rep.Apps) != 4 || len(rep.Order) != 4 || rep.Provider != "local" {
 		t.Fatalf("report %+v", rep)
 	}
-	for p, r := range rep.Protocols {
+	for p, r := range rep.Apps {
 		if !r.OK || r.Messages != 20 {
 			t.Errorf("%s: %+v", p, r)
 		}
 	}
-	if err := wait(t, l.Send(ctx, proto.WSS, "ping from test")); err != nil {
+	if err := wait(t, l.Send(ctx, "wss", "ping from test")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -136,7 +134,7 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("after redeploy %s: endpoint %s (was %s), restarts %d", a.Name, a.Endpoint, snap.Apps[i].Endpoint, a.Restarts)
 		}
 	}
-	if err := wait(t, l.Probe(ctx, proto.WS)); err != nil {
+	if err := wait(t, l.Probe(ctx, "ws")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -189,7 +187,7 @@ func TestCommandsOutOfOrder(t *testing.T) {
 	if err := wait(t, l.Probe(ctx)); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("probe while down: %v", err)
 	}
-	if err := wait(t, l.Send(ctx, proto.WS, "x")); err == nil {
+	if err := wait(t, l.Send(ctx, "ws", "x")); err == nil {
 		t.Error("send while down succeeded")
 	}
 	if err := wait(t, l.Up(ctx)); err != nil {
@@ -207,9 +205,9 @@ func TestPortInUse(t *testing.T) {
 	}
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
-	ports := anyPorts()
-	ports[proto.WS] = port
-	l := newLab(t, lab.Config{Ports: ports})
+	apps := anyPorts()
+	apps[2].Port = port // ws
+	l := newLab(t, lab.Config{Apps: apps})
 	rec := record(l)
 	ctx := context.Background()
 	if err := wait(t, l.Up(ctx)); err != nil {
@@ -217,16 +215,16 @@ func TestPortInUse(t *testing.T) {
 	}
 	err = wait(t, l.Deploy(ctx))
 	var inUse *lab.PortInUseError
-	if !errors.As(err, &inUse) || inUse.Protocol != proto.WS {
+	if !errors.As(err, &inUse) || inUse.App != "ws" {
 		t.Fatalf("deploy on a taken port: %v", err)
 	}
-	for _, want := range []string{strconv.Itoa(port), "--ws-port", "already in use"} {
+	for _, want := range []string{strconv.Itoa(port), "app ws", "--port ws=N", "already in use"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
 	snap := l.Snapshot()
-	if snap.State != lab.Failed || !strings.Contains(snap.Reason, "--ws-port") {
+	if snap.State != lab.Failed || !strings.Contains(snap.Reason, "--port ws=N") {
 		t.Errorf("state %s (%s), want failed naming the flag", snap.State, snap.Reason)
 	}
 	// The apps started before the failure were stopped again; teardown from
@@ -271,22 +269,30 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Name != "protolab" || c.Provider != "local" || c.Bind != "127.0.0.1" || len(c.Protocols) != 4 {
+	if c.Name != "protolab" || c.Provider != "local" || c.Bind != "127.0.0.1" || len(c.Apps) != 4 {
 		t.Errorf("defaults: %+v", c)
 	}
-	for _, p := range proto.All {
-		if c.Ports[p] != p.DefaultPort() {
-			t.Errorf("%s default port %d", p, c.Ports[p])
+	for i, p := range protocol.All() {
+		a := c.Apps[i]
+		if a.Name != string(p) || a.Protocol != p || a.Port != p.DefaultPort() || a.Kind != p.Desc().DefaultKind || a.ReadLimit != lab.DefaultReadLimit {
+			t.Errorf("default app %d: %+v", i, a)
 		}
 	}
+	ws := func(name string, port int) lab.App { return lab.App{Name: name, Protocol: protocol.WS, Port: port} }
 	for _, tc := range []struct {
 		cfg  lab.Config
 		want string
 	}{
 		{lab.Config{StateDir: "/x", Name: "bad name!"}, "lab name"},
 		{lab.Config{StateDir: "/x", Bind: "localhost"}, "not an IP"},
-		{lab.Config{StateDir: "/x", Ports: map[proto.Protocol]int{proto.WS: 70000}}, "--ws-port 70000"},
-		{lab.Config{StateDir: "/x", Ports: map[proto.Protocol]int{proto.WS: 3000}}, "--http-port and --ws-port both ask for port 3000"},
+		{lab.Config{StateDir: "/x", Apps: []lab.App{ws("ws", 70000)}}, "apps[0].port: app ws: port 70000"},
+		{lab.Config{StateDir: "/x", Apps: []lab.App{ws("a", 3000), ws("b", 3000)}}, "apps[1].port: app b asks for port 3000, which apps[0] (a) has"},
+		{lab.Config{StateDir: "/x", Apps: []lab.App{ws("a", 1), ws("a", 2)}}, "apps[1].name: app name \"a\" is already used"},
+		{lab.Config{StateDir: "/x", Apps: []lab.App{{Name: "g", Protocol: "gopher"}}}, "apps[0].protocol: app g: unknown protocol \"gopher\""},
+		{lab.Config{StateDir: "/x", Apps: []lab.App{{Name: "g", Protocol: protocol.WS, Kind: "echo-http"}}}, "apps[0].kind: app g: kind echo-http does not speak ws"},
+		{lab.Config{StateDir: "/x", Apps: []lab.App{{Name: "Bad Name", Protocol: protocol.WS}}}, "apps[0].name"},
+		{lab.Config{StateDir: "/x", Apps: []lab.App{}}, "apps: the lab has no apps"},
+		{lab.Config{StateDir: "/x", Capture: lab.CaptureConfig{Mode: "sometimes"}}, "capture.mode"},
 	} {
 		if _, err := tc.cfg.WithDefaults(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
@@ -298,7 +304,7 @@ func TestMarshalEvent(t *testing.T) {
 	at := lab.At{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	for _, e := range []lab.Event{
 		lab.StateEvent{At: at, Lab: "x", From: lab.Down, To: lab.Provisioning},
-		lab.ReportEvent{At: at, Report: lab.Report{Provider: "local", Protocols: map[proto.Protocol]lab.ProtocolReport{proto.WS: {Result: probe.Result{OK: true}}}}},
+		lab.ReportEvent{At: at, Report: lab.Report{Provider: "local", Apps: map[string]lab.AppReport{"ws": {Kind: "chat-ws", Result: probe.Result{App: "ws", Protocol: protocol.WS, OK: true}}}, Order: []string{"ws"}}},
 		lab.SendEvent{At: at, SendResult: probe.SendResult{Sent: "a"}},
 	} {
 		b, err := lab.MarshalEvent(e)
@@ -372,7 +378,7 @@ func TestCaptureThroughTheLab(t *testing.T) {
 	if rep.Capture == nil || rep.Capture.Mode != capture.ModeLive {
 		t.Fatalf("report capture %+v", rep.Capture)
 	}
-	for p, r := range rep.Protocols {
+	for p, r := range rep.Apps {
 		if r.Wire == nil || r.Wire.Messages != 2*20+2 {
 			t.Errorf("%s wire %+v", p, r.Wire)
 		}
@@ -437,7 +443,7 @@ func TestStreamThroughTheRunner(t *testing.T) {
 func envOf(t *testing.T) (*lab.Lab, *lab.Env) {
 	t.Helper()
 	var env lab.Env
-	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Ports: anyPorts()}, func(e lab.Env) (lab.Provider, error) {
+	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Apps: anyPorts()}, func(e lab.Env) (lab.Provider, error) {
 		env = e
 		return local.New(e)
 	})

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/pki"
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Provider is where the lab host comes from and how the apps run on it: the
@@ -19,11 +19,11 @@ type Provider interface {
 	Name() string
 	// Up brings the lab host up (provisions it when needed) and describes it.
 	Up(ctx context.Context) (HostInfo, error)
-	// Deploy starts every app in apps and returns their status; each
-	// status's Endpoint is where this machine reaches the app.
-	Deploy(ctx context.Context, apps []AppSpec) ([]AppStatus, error)
+	// Deploy starts every app in apps and returns their status (by app
+	// name); each status's Endpoint is where this machine reaches the app.
+	Deploy(ctx context.Context, apps []App) ([]AppStatus, error)
 	// Redeploy replaces the running apps one by one with fresh ones.
-	Redeploy(ctx context.Context, apps []AppSpec) ([]AppStatus, error)
+	Redeploy(ctx context.Context, apps []App) ([]AppStatus, error)
 	// Status reports the apps as they are now.
 	Status(ctx context.Context) ([]AppStatus, error)
 	// Runner runs commands on the lab host (valid after Up).
@@ -66,18 +66,6 @@ func (e Env) AppChanged(s AppStatus) {
 	}
 }
 
-// AppSpec says what to run for one protocol.
-type AppSpec struct {
-	Name     string         `json:"name"`
-	Protocol proto.Protocol `json:"protocol"`
-	// Port is the port the app is published on (0: any free port).
-	Port int `json:"port"`
-	// ReadLimit is the largest WebSocket message the app accepts.
-	ReadLimit int64 `json:"read_limit"`
-	// AllowedOrigins are extra browser origins the ws/wss apps accept.
-	AllowedOrigins []string `json:"allowed_origins,omitempty"`
-}
-
 // HostInfo describes the lab host. Details carries provider-specific facts
 // (a VM's box and CPUs, an engine's version…) that front ends show as they
 // are, so a new provider needs no UI change.
@@ -105,13 +93,14 @@ const (
 	AppMissing = "missing"
 )
 
-// AppStatus is one app's state on the lab host.
+// AppStatus is one app's state on the lab host, known by the app's name.
 type AppStatus struct {
-	Name     string         `json:"name"`
-	Protocol proto.Protocol `json:"protocol"`
-	Image    string         `json:"image"`
-	State    string         `json:"state"`
-	Health   string         `json:"health,omitempty"`
+	Name     string            `json:"name"`
+	Kind     string            `json:"kind,omitempty"`
+	Protocol protocol.Protocol `json:"protocol"`
+	Image    string            `json:"image"`
+	State    string            `json:"state"`
+	Health   string            `json:"health,omitempty"`
 	// Endpoint is the host:port this machine dials to reach the app.
 	Endpoint string    `json:"endpoint,omitempty"`
 	Ports    []string  `json:"ports,omitempty"`

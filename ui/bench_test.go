@@ -11,23 +11,23 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // fill decodes n records (WS text frames and their packets) into a store.
 func fill(b testing.TB, n int) *wire.Store {
 	s := wire.NewStore(n)
-	d, err := wire.NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: proto.WS}, nil, s)
+	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
 	if err != nil {
 		b.Fatal(err)
 	}
 	flow := wire.Flow{Client: netip.MustParseAddrPort("127.0.0.1:51000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
-	d.Stream(flow, proto.WS, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
-	d.Stream(flow, proto.WS, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
+	d.Stream(flow, wire.AppRef{Name: "ws", Protocol: protocol.WS}, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
+	d.Stream(flow, wire.AppRef{Name: "ws", Protocol: protocol.WS}, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
 	frame := append([]byte{0x81, 20}, "twenty bytes of text"...)
-	for i := 0; s.Len(proto.WS) < n; i++ {
-		d.Stream(flow, proto.WS, wire.ServerToClient, frame, t0.Add(time.Duration(i)*time.Microsecond))
+	for i := 0; s.Len(string(protocol.WS)) < n; i++ {
+		d.Stream(flow, wire.AppRef{Name: "ws", Protocol: protocol.WS}, wire.ServerToClient, frame, t0.Add(time.Duration(i)*time.Microsecond))
 	}
 	return s
 }
@@ -66,10 +66,10 @@ func BenchmarkView(b *testing.B) {
 // reports the p99 frame time (target ≤ 16 ms).
 func BenchmarkFloodFrames(b *testing.B) {
 	store := wire.NewStore(0)
-	d, _ := wire.NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: proto.WS}, nil, store)
+	d, _ := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, store)
 	flow := wire.Flow{Client: netip.MustParseAddrPort("127.0.0.1:51000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
-	d.Stream(flow, proto.WS, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
-	d.Stream(flow, proto.WS, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
+	d.Stream(flow, wire.AppRef{Name: "ws", Protocol: protocol.WS}, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
+	d.Stream(flow, wire.AppRef{Name: "ws", Protocol: protocol.WS}, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
 	var stop atomic.Bool
 	var added atomic.Int64
 	done := make(chan struct{})
@@ -77,7 +77,7 @@ func BenchmarkFloodFrames(b *testing.B) {
 		defer close(done)
 		frame := append([]byte{0x81, 20}, "twenty bytes of text"...)
 		for !stop.Load() {
-			d.Stream(flow, proto.WS, wire.ServerToClient, frame, time.Now())
+			d.Stream(flow, wire.AppRef{Name: "ws", Protocol: protocol.WS}, wire.ServerToClient, frame, time.Now())
 			added.Add(1)
 		}
 	}()

@@ -5,7 +5,7 @@ import "github.com/charmbracelet/bubbles/key"
 // keyMap is every key the explorer answers to; the help view lists them.
 type keyMap struct {
 	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export  key.Binding
-	Filter, Proto1, Proto2, Proto3, Proto4, Next, Prev, Debug        key.Binding
+	Filter, ShowApp, Next, Prev, Debug                               key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
 }
 
@@ -22,10 +22,7 @@ func newKeyMap() keyMap {
 		Capture:   b([]string{"c"}, "c", "capture on/off"),
 		Export:    b([]string{"e"}, "e", "export pcapng"),
 		Filter:    b([]string{"/"}, "/", "filter packets"),
-		Proto1:    b([]string{"1"}, "1", "http"),
-		Proto2:    b([]string{"2"}, "2", "https"),
-		Proto3:    b([]string{"3"}, "3", "ws"),
-		Proto4:    b([]string{"4"}, "4", "wss"),
+		ShowApp:   b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "show app N's packets"),
 		Next:      b([]string{"tab"}, "tab", "next pane"),
 		Prev:      b([]string{"shift+tab"}, "shift+tab", "previous pane"),
 		Debug:     b([]string{"x"}, "x", "debugging shell on the lab host (ctrl+] leaves)"),
@@ -51,7 +48,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.Teardown, k.Capture, k.Export},
-		{k.Filter, k.Proto1, k.Proto2, k.Proto3, k.Proto4, k.Next, k.Prev, k.Debug},
+		{k.Filter, k.ShowApp, k.Next, k.Prev, k.Debug},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter},
 		{k.Back, k.Help, k.Quit},
 	}

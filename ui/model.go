@@ -19,7 +19,6 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
 )
 
@@ -33,7 +32,7 @@ type Lab interface {
 	StartCapture(ctx context.Context) *lab.Job
 	StopCapture() *lab.Job
 	Export(path string) *lab.Job
-	Send(ctx context.Context, p proto.Protocol, text string) *lab.Job
+	Send(ctx context.Context, app string, text string) *lab.Job
 	CaptureStats() capture.Stats
 	Wire() *wire.Store
 	Provider() lab.Provider
@@ -47,6 +46,8 @@ type Options struct {
 	StateDir    string
 	Fingerprint string // the lab CA's SHA-256 fingerprint
 	CaptureMode string // "auto", "on", "off"
+	// Apps are the lab's apps: one packet list each, in this order.
+	Apps []lab.App
 	// AutoStart brings the lab up when the explorer opens.
 	AutoStart bool
 	// Now is the clock (tests fix it).
@@ -69,8 +70,7 @@ type inputKind int
 
 const (
 	inputNone inputKind = iota
-	inputSendWS
-	inputSendWSS
+	inputSend
 	inputExport
 	inputFilter
 	inputAnswer
@@ -131,10 +131,27 @@ type Model struct {
 	detail    *viewport.Model
 	shell     *shellPane
 	question  *lab.PromptEvent // waiting for the person's answer
+	sendApp   string           // the app the send prompt sends to
 	busy      int              // commands in flight
 	fetching  bool
 	shown     uint64 // the store version the packet lists show
 	shownReqs string // and the windows they asked for
+}
+
+// sendTarget picks the app s (secure false) or w (secure true) sends to:
+// the shown app when it is a WebSocket app of that kind, else the first
+// such app of the lab.
+func (m Model) sendTarget(secure bool) (string, bool) {
+	fits := func(a lab.App) bool { return a.Protocol.WebSocket() && a.Protocol.Secure() == secure }
+	if l := m.packets.focused(); l != nil && fits(l.app) {
+		return l.app.Name, true
+	}
+	for _, a := range m.opt.Apps {
+		if fits(a) {
+			return a.Name, true
+		}
+	}
+	return "", false
 }
 
 // New builds the explorer for l; events is l's event stream.
@@ -151,8 +168,8 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 		lab: l, events: events, opt: opt, keys: keys, st: st, help: help.New(), spin: sp,
 		state: lab.Down, focus: panePackets,
 		hostP:   &hostPane{st: st, provider: opt.Provider, fingerprint: opt.Fingerprint, state: lab.Down},
-		appsP:   newAppsPane(st, keys, opt.Provider == "local", opt.Now),
-		packets: newPacketsPane(st, keys), input: ti,
+		appsP:   newAppsPane(st, keys, l.InProcess(), opt.Now, opt.Apps),
+		packets: newPacketsPane(st, keys, opt.Apps), input: ti,
 		logLine: "starting",
 	}
 }
@@ -337,11 +354,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
 	case jobMsg:
+		// Every Lab command reports its outcome as one event (an ErrorEvent,
+		// a CaptureEvent, an ExportEvent…), which apply shows; the job's
+		// error is the same one and is not shown again.
 		m.busy = max(0, m.busy-1)
-		if msg.err != nil {
-			m.errBox = fmt.Sprintf("%s failed: %v", msg.op, msg.err)
-			m.logLine = m.errBox
-		}
 		if msg.quit {
 			return m, tea.Quit
 		}
@@ -385,16 +401,16 @@ func (m *Model) apply(e lab.Event) {
 		m.logLine = fmt.Sprintf("%s: %s", e.Op, e.Step)
 	case lab.ProbeEvent:
 		if e.Result.OK {
-			m.logLine = fmt.Sprintf("probe %s ok: setup %.2f ms, rtt p50 %.3f ms", e.Result.Protocol, e.Result.SetupMs, e.Result.RTTP50Ms)
+			m.logLine = fmt.Sprintf("probe %s ok: setup %.2f ms, rtt p50 %.3f ms", e.Result.App, e.Result.SetupMs, e.Result.RTTP50Ms)
 		} else {
-			m.logLine = fmt.Sprintf("probe %s failed: %s", e.Result.Protocol, e.Result.Error)
+			m.logLine = fmt.Sprintf("probe %s failed: %s", e.Result.App, e.Result.Error)
 		}
 	case lab.SendEvent:
 		if e.Error != "" {
-			m.errBox = fmt.Sprintf("send over %s failed: %s", e.Protocol, e.Error)
+			m.errBox = fmt.Sprintf("send over %s failed: %s", e.App, e.Error)
 			m.logLine = m.errBox
 		} else {
-			m.logLine = fmt.Sprintf("%s echo: %q in %.2f ms", e.Protocol, e.Reply, e.RTTMs)
+			m.logLine = fmt.Sprintf("%s echo: %q in %.2f ms", e.App, e.Reply, e.RTTMs)
 		}
 	case lab.PromptEvent:
 		q := e
@@ -418,6 +434,9 @@ func (m *Model) apply(e lab.Event) {
 			m.logLine = m.errBox
 		} else {
 			m.logLine = fmt.Sprintf("exported %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
+			if e.Note != "" {
+				m.errBox = "exported, but: " + e.Note // what the file leaves out
+			}
 		}
 	}
 }
@@ -498,10 +517,19 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Redeploy):
 		m.busy++
 		return m, job("redeploy", false, m.lab.Redeploy)
-	case key.Matches(msg, k.SendWS):
-		return m.prompt(inputSendWS, "send over ws: ", "")
-	case key.Matches(msg, k.SendWSS):
-		return m.prompt(inputSendWSS, "send over wss: ", "")
+	case key.Matches(msg, k.SendWS), key.Matches(msg, k.SendWSS):
+		secure := key.Matches(msg, k.SendWSS)
+		app, ok := m.sendTarget(secure)
+		if !ok {
+			want := "ws"
+			if secure {
+				want = "wss"
+			}
+			m.errBox = fmt.Sprintf("this lab has no %s app to send to", want)
+			return m, nil
+		}
+		m.sendApp = app
+		return m.prompt(inputSend, fmt.Sprintf("send over %s: ", app), "")
 	case key.Matches(msg, k.Teardown):
 		m.confirm = confirmTeardown
 	case key.Matches(msg, k.Capture):
@@ -515,8 +543,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.prompt(inputExport, "export pcapng to: ", def)
 	case key.Matches(msg, k.Filter):
 		return m.prompt(inputFilter, "filter (text, c>s, s>c, message, error; empty clears): ", m.packets.filter)
-	case key.Matches(msg, k.Proto1), key.Matches(msg, k.Proto2), key.Matches(msg, k.Proto3), key.Matches(msg, k.Proto4):
-		m.packets.focus = int(msg.String()[0] - '1')
+	case key.Matches(msg, k.ShowApp):
+		if !m.packets.focusApp(int(msg.String()[0] - '1')) {
+			return m, nil
+		}
 		m.focus = panePackets
 		m.layout()
 		return m, m.fetch()
@@ -598,21 +628,16 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.inputKind = inputNone
 		m.input.Blur()
 		switch kind {
-		case inputSendWS, inputSendWSS:
-			p := proto.WS
-			if kind == inputSendWSS {
-				p = proto.WSS
+		case inputSend:
+			app := m.sendApp
+			if m.packets.focusName(app) {
+				m.packets.focused().follow = true
 			}
-			m.packets.focus = 2
-			if p == proto.WSS {
-				m.packets.focus = 3
-			}
-			m.packets.focused().follow = true
 			m.focus = panePackets
 			m.layout()
 			m.busy++
 			l := m.lab
-			return m, job("send over "+string(p), false, func(ctx context.Context) *lab.Job { return l.Send(ctx, p, value) })
+			return m, job("send over "+app, false, func(ctx context.Context) *lab.Job { return l.Send(ctx, app, value) })
 		case inputExport:
 			m.busy++
 			l := m.lab

@@ -19,9 +19,9 @@ import (
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/local"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -43,7 +43,7 @@ func newModel(t *testing.T) (Model, *lab.Lab) {
 		t.Fatal(err)
 	}
 	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "local", StateDir: "/state",
-		Fingerprint: "AB:CD:EF:01:23:45:67:89", CaptureMode: "auto", Now: func() time.Time { return t0.Add(90 * time.Second) }})
+		Fingerprint: "AB:CD:EF:01:23:45:67:89", CaptureMode: "auto", Apps: l.Config().Apps, Now: func() time.Time { return t0.Add(90 * time.Second) }})
 	return m, l
 }
 
@@ -94,8 +94,8 @@ func upEvents() tea.Msg {
 		lab.StateEvent{At: at(2), Lab: "protolab", From: lab.Provisioning, To: lab.Ready},
 		lab.StateEvent{At: at(3), Lab: "protolab", From: lab.Ready, To: lab.Deploying},
 	}
-	for i, p := range proto.All {
-		ev = append(ev, lab.AppEvent{At: at(4), App: lab.AppStatus{Name: string(p), Protocol: p, Image: "in-process (goroutine)",
+	for i, p := range protocol.All() {
+		ev = append(ev, lab.AppEvent{At: at(4), App: lab.AppStatus{Name: string(p), Kind: p.Desc().DefaultKind, Protocol: p, Image: "in-process (goroutine)",
 			State: lab.AppRunning, Health: "healthy", Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(3000+i)).String(),
 			Started: t0}})
 	}
@@ -111,7 +111,7 @@ func upEvents() tea.Msg {
 func wsConversation(t *testing.T) *wire.Store {
 	t.Helper()
 	s := wire.NewStore(100)
-	d, err := wire.NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: proto.WS}, nil, s)
+	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func wsConversation(t *testing.T) *wire.Store {
 	at := t0.Add(80 * time.Second)
 	step := func(dir wire.Dir, b []byte) {
 		at = at.Add(time.Millisecond)
-		d.Stream(flow, proto.WS, dir, b, at)
+		d.Stream(flow, wire.AppRef{Name: "ws", Protocol: protocol.WS}, dir, b, at)
 	}
 	step(wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nHost: localhost:3002\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
@@ -160,7 +160,7 @@ func TestSendOverWS(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
 	m = send(t, m, keys("s")...)
-	if m.inputKind != inputSendWS || !strings.Contains(m.View(), "send over ws:") {
+	if m.inputKind != inputSend || !strings.Contains(m.View(), "send over ws:") {
 		t.Fatalf("s did not open the ws prompt")
 	}
 	m = send(t, m, keys("hello lab")...)
@@ -283,7 +283,7 @@ func TestNarrowStacksPanes(t *testing.T) {
 }
 
 func sendResult(text string) (r probeSend) {
-	r.Protocol, r.Sent, r.Reply, r.RTTMs = proto.WS, text, text, 0.05
+	r.App, r.Protocol, r.Sent, r.Reply, r.RTTMs = "ws", protocol.WS, text, text, 0.05
 	return r
 }
 
@@ -377,7 +377,7 @@ func TestPromptIsAnswered(t *testing.T) {
 			break
 		}
 	}
-	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "ssh", Now: func() time.Time { return t0 }})
+	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "ssh", Apps: l.Config().Apps, Now: func() time.Time { return t0 }})
 	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, eventsMsg{prompt})
 	if m.inputKind != inputAnswer || !strings.Contains(m.View(), "Passphrase for /home/me/.ssh/id_ed25519:") {
 		t.Fatalf("the question is not asked:\n%s", m.View())
@@ -421,7 +421,7 @@ func TestHostPaneStreamsProvisioning(t *testing.T) {
 
 func TestRefreshSkipsWhenNothingChanged(t *testing.T) {
 	store := wsConversation(t)
-	reqs := []listRequest{{p: proto.WS, follow: true, n: 10}}
+	reqs := []listRequest{{app: "ws", follow: true, n: 10}}
 	first := fetchChanged(store, reqs, nil)().(packetsMsg)
 	if first.unchanged || len(first.lists) != 1 || len(first.lists[0].rows) == 0 {
 		t.Fatalf("first fetch %+v", first)

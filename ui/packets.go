@@ -10,14 +10,14 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/wire"
 )
 
-// protoList is one protocol's packet list: a window onto the store's ring.
-// Only the rows on screen are fetched and formatted.
-type protoList struct {
-	p        proto.Protocol
+// appList is one app's packet list: a window onto the store's ring for the
+// app. Only the rows on screen are fetched and formatted.
+type appList struct {
+	app      lab.App
 	table    table.Model
 	rows     []wire.Record // the window on screen
 	counters wire.Counters
@@ -31,7 +31,7 @@ type protoList struct {
 
 // listRequest is what a list wants fetched.
 type listRequest struct {
-	p      proto.Protocol
+	app    string
 	from   uint64 // Seq of the first row (ignored when following)
 	follow bool
 	n      int
@@ -40,7 +40,7 @@ type listRequest struct {
 
 // listData is what a fetch brought back for one list.
 type listData struct {
-	p        proto.Protocol
+	app      string
 	rows     []wire.Record
 	counters wire.Counters
 	first    uint64
@@ -74,11 +74,11 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 		}
 		msg := packetsMsg{version: v, reqs: key}
 		for _, r := range reqs {
-			d := listData{p: r.p, counters: store.Counters(r.p)}
-			d.first, d.next = store.Span(r.p)
+			d := listData{app: r.app, counters: store.Counters(r.app)}
+			d.first, d.next = store.Span(r.app)
 			if r.filter != "" {
 				match := matcher(r.filter)
-				all := store.Matching(r.p, match)
+				all := store.Matching(r.app, match)
 				d.total = len(all)
 				start := 0
 				if r.follow {
@@ -95,7 +95,7 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 				if r.follow || from+uint64(r.n) > d.next {
 					from = d.next - min(d.next, uint64(r.n))
 				}
-				d.rows = store.Window(r.p, from, r.n)
+				d.rows = store.Window(r.app, from, r.n)
 				d.total = int(d.next - d.first)
 			}
 			msg.lists = append(msg.lists, d)
@@ -121,10 +121,10 @@ func matcher(filter string) func(*wire.Record) bool {
 	}
 }
 
-// packetsPane shows the four protocols' lists, side by side when wide, as
-// tabs when narrow.
+// packetsPane shows one list per app of the lab, side by side when they
+// fit, as tabs when not.
 type packetsPane struct {
-	lists  [4]*protoList
+	lists  []*appList
 	focus  int
 	active bool // the pane has the focus: the focused list shows its cursor
 	filter string
@@ -134,20 +134,39 @@ type packetsPane struct {
 	st     styles
 }
 
-func newPacketsPane(st styles, keys keyMap) *packetsPane {
+func newPacketsPane(st styles, keys keyMap, apps []lab.App) *packetsPane {
 	p := &packetsPane{keys: keys, st: st}
-	for i, pr := range proto.All {
+	for _, a := range apps {
 		t := table.New(table.WithFocused(true), table.WithStyles(st.table))
-		p.lists[i] = &protoList{p: pr, table: t, follow: true}
+		p.lists = append(p.lists, &appList{app: a, table: t, follow: true})
 	}
 	return p
 }
 
-// minColumn is the narrowest a protocol column may be before the pane
+// minColumn is the narrowest an app's column may be before the pane
 // switches to tabs.
 const minColumn = 44
 
-func (p *packetsPane) wide() bool { return p.width >= 4*minColumn }
+func (p *packetsPane) wide() bool { return len(p.lists) > 1 && p.width >= len(p.lists)*minColumn }
+
+// focusApp shows the i-th app's list (0-based); false when there is none.
+func (p *packetsPane) focusApp(i int) bool {
+	if i < 0 || i >= len(p.lists) {
+		return false
+	}
+	p.focus = i
+	return true
+}
+
+// focusName shows the named app's list.
+func (p *packetsPane) focusName(name string) bool {
+	for i, l := range p.lists {
+		if l.app.Name == name {
+			return p.focusApp(i)
+		}
+	}
+	return false
+}
 
 // setActive shows the cursor in the focused list only (styles change only
 // here, not at every frame: a table re-renders on every setter).
@@ -163,7 +182,7 @@ func (p *packetsPane) SetSize(w, h int) {
 	p.width, p.height = w, h
 	cols := 1
 	if p.wide() {
-		cols = 4
+		cols = len(p.lists)
 	}
 	colW := w / cols
 	for _, l := range p.lists {
@@ -178,18 +197,18 @@ func (p *packetsPane) SetSize(w, h int) {
 func (p *packetsPane) rowsShown() int { return max(1, p.height-4) }
 
 // visible lists the lists on screen.
-func (p *packetsPane) visible() []*protoList {
-	if p.wide() {
-		return p.lists[:]
+func (p *packetsPane) visible() []*appList {
+	if p.wide() || len(p.lists) == 0 {
+		return p.lists
 	}
-	return []*protoList{p.lists[p.focus]}
+	return []*appList{p.lists[p.focus]}
 }
 
 // requests says what to fetch for the lists on screen.
 func (p *packetsPane) requests() []listRequest {
 	var out []listRequest
 	for _, l := range p.visible() {
-		out = append(out, listRequest{p: l.p, from: l.top, follow: l.follow, n: p.rowsShown(), filter: p.filter})
+		out = append(out, listRequest{app: l.app.Name, from: l.top, follow: l.follow, n: p.rowsShown(), filter: p.filter})
 	}
 	return out
 }
@@ -198,7 +217,7 @@ func (p *packetsPane) requests() []listRequest {
 func (p *packetsPane) apply(msg packetsMsg) {
 	for _, d := range msg.lists {
 		for _, l := range p.lists {
-			if l.p != d.p {
+			if l.app.Name != d.app {
 				continue
 			}
 			l.rows, l.counters, l.first, l.next, l.total = d.rows, d.counters, d.first, d.next, d.total
@@ -233,12 +252,18 @@ func (p *packetsPane) row(r *wire.Record) table.Row {
 	return table.Row{r.Time.Format("15:04:05.000"), dir, text}
 }
 
-func (p *packetsPane) focused() *protoList { return p.lists[p.focus] }
+// focused is the list with the focus (nil in a lab without apps).
+func (p *packetsPane) focused() *appList {
+	if len(p.lists) == 0 {
+		return nil
+	}
+	return p.lists[p.focus]
+}
 
 // selected returns the record under the cursor of the focused list.
 func (p *packetsPane) selected() (wire.Record, bool) {
 	l := p.focused()
-	if l.cursor < 0 || l.cursor >= len(l.rows) {
+	if l == nil || l.cursor < 0 || l.cursor >= len(l.rows) {
 		return wire.Record{}, false
 	}
 	return l.rows[l.cursor], true
@@ -248,7 +273,7 @@ func (p *packetsPane) selected() (wire.Record, bool) {
 // Scrolling up leaves follow mode, so new packets do not move the list.
 func (p *packetsPane) scroll(n int) {
 	l := p.focused()
-	if len(l.rows) == 0 {
+	if l == nil || len(l.rows) == 0 {
 		return
 	}
 	l.cursor += n
@@ -275,7 +300,7 @@ func (p *packetsPane) scroll(n int) {
 // Keys lists the pane's keys.
 func (p *packetsPane) Keys() []key.Binding {
 	k := p.keys
-	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Filter, k.Proto1, k.Proto2, k.Proto3, k.Proto4}
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Filter, k.ShowApp}
 }
 
 // Update handles the keys of the focused pane; when the lists need a new
@@ -289,6 +314,9 @@ func (p *packetsPane) Update(msg tea.KeyMsg) tea.Cmd {
 
 func (p *packetsPane) scrollKey(msg tea.KeyMsg) (refetch bool) {
 	l := p.focused()
+	if l == nil {
+		return false
+	}
 	page := p.rowsShown()
 	switch {
 	case key.Matches(msg, p.keys.Up):
@@ -312,6 +340,9 @@ func (p *packetsPane) scrollKey(msg tea.KeyMsg) (refetch bool) {
 // View implements pane.
 func (p *packetsPane) View(focused bool) string {
 	lists := p.visible()
+	if len(lists) == 0 {
+		return p.st.dim.Render("this lab has no apps")
+	}
 	colW := p.width / len(lists)
 	var cols []string
 	for _, l := range lists {
@@ -323,7 +354,10 @@ func (p *packetsPane) View(focused bool) string {
 	}
 	var tabs []string
 	for i, l := range p.lists {
-		label := fmt.Sprintf(" %d %s ", i+1, l.p)
+		label := fmt.Sprintf(" %d %s ", i+1, l.app.Name)
+		if i >= 9 {
+			label = fmt.Sprintf(" %s ", l.app.Name) // number keys reach the first nine
+		}
 		if i == p.focus {
 			tabs = append(tabs, p.st.tabActive.Render(label))
 		} else {
@@ -333,9 +367,12 @@ func (p *packetsPane) View(focused bool) string {
 	return lipgloss.JoinVertical(lipgloss.Left, lipgloss.JoinHorizontal(lipgloss.Top, tabs...), body)
 }
 
-func (p *packetsPane) listView(l *protoList, w int, focused bool) string {
+func (p *packetsPane) listView(l *appList, w int, focused bool) string {
 	c := l.counters
-	head := fmt.Sprintf("%s  pkts %d  bytes %s  msgs %d", l.p, c.Packets, human(c.Bytes), c.Messages)
+	head := fmt.Sprintf("%s  pkts %d  bytes %s  msgs %d", l.app.Name, c.Packets, human(c.Bytes), c.Messages)
+	if l.app.Name != string(l.app.Protocol) {
+		head = fmt.Sprintf("%s (%s)  pkts %d  bytes %s  msgs %d", l.app.Name, l.app.Protocol, c.Packets, human(c.Bytes), c.Messages)
+	}
 	if c.Errors > 0 {
 		head += fmt.Sprintf("  err %d", c.Errors)
 	}
@@ -354,7 +391,11 @@ func (p *packetsPane) listView(l *protoList, w int, focused bool) string {
 // detailText renders one record for the detail view.
 func detailText(r wire.Record) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s  %s  %s\n", r.Protocol, r.Kind, r.Layer, r.Dir, r.Time.Format("15:04:05.000000"))
+	who := r.App
+	if r.App != string(r.Protocol) {
+		who += " (" + string(r.Protocol) + ")"
+	}
+	fmt.Fprintf(&b, "%s %s %s  %s  %s\n", who, r.Kind, r.Layer, r.Dir, r.Time.Format("15:04:05.000000"))
 	fmt.Fprintf(&b, "flow %s  length %d  payload %d\n", r.Flow, r.Len, r.Payload)
 	if r.Decrypted {
 		b.WriteString("[dec] DECRYPTED with the TLS keys of the lab's own client (the wire carried only ciphertext)\n")

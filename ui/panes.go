@@ -108,10 +108,15 @@ type appsPane struct {
 	hostAddr string
 	apps     map[string]lab.AppStatus
 	logs     map[string][]string
+	order    map[string]int // the lab's apps in the configuration's order
 }
 
-func newAppsPane(st styles, keys keyMap, local bool, now func() time.Time) *appsPane {
-	return &appsPane{st: st, keys: keys, local: local, now: now,
+func newAppsPane(st styles, keys keyMap, local bool, now func() time.Time, apps []lab.App) *appsPane {
+	order := make(map[string]int, len(apps))
+	for i, a := range apps {
+		order[a.Name] = i
+	}
+	return &appsPane{st: st, keys: keys, local: local, now: now, order: order,
 		tbl:  table.New(table.WithStyles(st.table), table.WithColumns(appColumns(60))),
 		apps: map[string]lab.AppStatus{}, logs: map[string][]string{}}
 }
@@ -176,12 +181,14 @@ func (p *appsPane) refresh() {
 	for n := range p.apps {
 		names = append(names, n)
 	}
-	order := map[string]int{"http": 0, "https": 1, "ws": 2, "wss": 3}
 	sort.Slice(names, func(i, j int) bool {
-		oi, iok := order[names[i]]
-		oj, jok := order[names[j]]
-		if iok && jok {
+		oi, iok := p.order[names[i]]
+		oj, jok := p.order[names[j]]
+		switch {
+		case iok && jok:
 			return oi < oj
+		case iok != jok:
+			return iok // the configuration's apps first
 		}
 		return names[i] < names[j]
 	})

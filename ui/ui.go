@@ -33,7 +33,7 @@ func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
 	cfg := l.Config()
 	m := New(l, events, Options{
 		Name: cfg.Name, Provider: cfg.Provider, StateDir: cfg.StateDir,
-		Fingerprint: l.PKI().Fingerprint(), CaptureMode: cfg.Capture.Mode, AutoStart: autoStart,
+		Fingerprint: l.PKI().Fingerprint(), CaptureMode: cfg.Capture.Mode, AutoStart: autoStart, Apps: cfg.Apps,
 	})
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx))
 	if _, err := p.Run(); err != nil && ctx.Err() == nil {

@@ -1,62 +1,19 @@
-// Package webapp is the lab's web application: one server that speaks one of
-// four protocols (http, https, ws, wss). It stands alone — it imports nothing
-// of the lab or the UI — so the same code runs in a container (apps/ main
-// package, built FROM scratch) and in-process for the embedded lab.
+// Package webapp is the lab's web application: one server binary that runs
+// one app kind (protocol.Kinds: echo-http, chat-ws) speaking one of the
+// kind's protocols (http, https, ws, wss). It stands alone — it imports
+// nothing of the lab or the UI, only the protocol table — so the same code
+// runs in a container (apps/ main package, built FROM scratch) and
+// in-process for the embedded lab.
 package webapp
 
 import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/protolab/protolab-tui/protocol"
 )
-
-// Mode is the protocol a server speaks.
-type Mode string
-
-// The four modes, one per protocol the lab compares.
-const (
-	ModeHTTP  Mode = "http"
-	ModeHTTPS Mode = "https"
-	ModeWS    Mode = "ws"
-	ModeWSS   Mode = "wss"
-)
-
-// Modes lists every mode in the lab's display order.
-var Modes = []Mode{ModeHTTP, ModeHTTPS, ModeWS, ModeWSS}
-
-// DefaultPort is the seed lab's port for each mode.
-func DefaultPort(m Mode) int {
-	switch m {
-	case ModeHTTP:
-		return 3000
-	case ModeHTTPS:
-		return 3001
-	case ModeWS:
-		return 3002
-	case ModeWSS:
-		return 3003
-	}
-	return 0
-}
-
-// ParseMode accepts a mode name, case-insensitively.
-func ParseMode(s string) (Mode, error) {
-	m := Mode(strings.ToLower(strings.TrimSpace(s)))
-	for _, k := range Modes {
-		if m == k {
-			return m, nil
-		}
-	}
-	return "", fmt.Errorf("unknown mode %q: want one of http, https, ws, wss", s)
-}
-
-// Secure reports whether the mode runs over TLS.
-func (m Mode) Secure() bool { return m == ModeHTTPS || m == ModeWSS }
-
-// WebSocket reports whether the mode is a WebSocket mode.
-func (m Mode) WebSocket() bool { return m == ModeWS || m == ModeWSS }
 
 // Version is the application version reported by GET /.
 const Version = "1.0.0"
@@ -66,9 +23,12 @@ const DefaultReadLimit = 64 << 10
 
 // Config configures one server.
 type Config struct {
-	// Mode is the protocol to speak.
-	Mode Mode
-	// Name is the application name reported by GET / (default "protolab-<mode>").
+	// Protocol is the protocol to speak.
+	Protocol protocol.Protocol
+	// Kind is the server to run (default: the protocol's default kind).
+	Kind string
+	// Name is the application name reported by GET / (default
+	// "protolab-<protocol>").
 	Name string
 	// TLS is the server TLS configuration; required for https and wss.
 	TLS *tls.Config
@@ -88,11 +48,13 @@ type Config struct {
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if _, err := ParseMode(string(c.Mode)); err != nil {
+	k, err := protocol.CheckApp(c.Kind, c.Protocol)
+	if err != nil {
 		return c, err
 	}
+	c.Kind = k.Name
 	if c.Name == "" {
-		c.Name = "protolab-" + string(c.Mode)
+		c.Name = "protolab-" + string(c.Protocol)
 	}
 	if c.ReadLimit == 0 {
 		c.ReadLimit = DefaultReadLimit
@@ -106,8 +68,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 2 * time.Second
 	}
-	if c.Mode.Secure() && c.TLS == nil {
-		return c, errors.New(string(c.Mode) + " mode needs a TLS certificate and key")
+	if c.Protocol.Secure() && c.TLS == nil {
+		return c, errors.New(string(c.Protocol) + " needs a TLS certificate and key")
 	}
 	return c, nil
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 //go:embed chat.html
@@ -60,21 +62,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.health)
-	if cfg.Mode.WebSocket() {
-		mux.HandleFunc("GET /{$}", s.page)
-		mux.HandleFunc("GET /echo", s.wsEcho)
-		mux.HandleFunc("GET /chat/{name}", s.wsChat)
-	} else {
-		mux.HandleFunc("GET /{$}", s.index)
-		mux.HandleFunc("POST /echo", s.httpEcho)
-	}
+	kindRoutes[cfg.Kind](s, mux)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	if cfg.Mode.Secure() {
+	if cfg.Protocol.Secure() {
 		s.srv.TLSConfig = cfg.TLS.Clone()
 		if len(s.srv.TLSConfig.NextProtos) == 0 {
 			// HTTP/1.1 only: the lab shows HTTP/1.1 and WebSocket upgrades on the wire.
@@ -82,6 +77,20 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// kindRoutes sets up, for each app kind, the routes its server answers
+// (besides GET /health, which every kind has).
+var kindRoutes = map[string]func(s *Server, mux *http.ServeMux){
+	protocol.KindEchoHTTP: func(s *Server, mux *http.ServeMux) {
+		mux.HandleFunc("GET /{$}", s.index)
+		mux.HandleFunc("POST /echo", s.httpEcho)
+	},
+	protocol.KindChatWS: func(s *Server, mux *http.ServeMux) {
+		mux.HandleFunc("GET /{$}", s.page)
+		mux.HandleFunc("GET /echo", s.wsEcho)
+		mux.HandleFunc("GET /chat/{name}", s.wsChat)
+	},
 }
 
 // Config returns the effective configuration (defaults applied).
@@ -93,15 +102,15 @@ func (s *Server) Handler() http.Handler { return s.srv.Handler }
 // Serve accepts connections on l until Shutdown. For https and wss it wraps l
 // in TLS. It returns nil after a clean Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	if s.cfg.Mode.Secure() {
+	if s.cfg.Protocol.Secure() {
 		l = tls.NewListener(l, s.srv.TLSConfig)
 	}
-	s.log.Info("serving", "mode", s.cfg.Mode, "addr", l.Addr().String())
+	s.log.Info("serving", "kind", s.cfg.Kind, "protocol", s.cfg.Protocol, "addr", l.Addr().String())
 	err := s.srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
-	return fmt.Errorf("%s server on %s: %w", s.cfg.Mode, l.Addr(), err)
+	return fmt.Errorf("%s server on %s: %w", s.cfg.Protocol, l.Addr(), err)
 }
 
 // Shutdown stops accepting connections, sends close 1001 (going away) to every
@@ -140,7 +149,7 @@ wait:
 	}
 	s.mu.Unlock()
 	if err := s.srv.Shutdown(ctx); err != nil {
-		return fmt.Errorf("%s server shutdown: %w", s.cfg.Mode, err)
+		return fmt.Errorf("%s server shutdown: %w", s.cfg.Protocol, err)
 	}
 	return nil
 }
@@ -159,7 +168,7 @@ type Info struct {
 }
 
 func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, Info{App: s.cfg.Name, Protocol: string(s.cfg.Mode), Version: Version})
+	writeJSON(w, http.StatusOK, Info{App: s.cfg.Name, Protocol: string(s.cfg.Protocol), Version: Version})
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // selfSigned makes a certificate for localhost/127.0.0.1 and a pool that
@@ -62,7 +64,7 @@ type running struct {
 func start(t *testing.T, cfg Config) *running {
 	t.Helper()
 	var pool *x509.CertPool
-	if cfg.Mode.Secure() {
+	if cfg.Protocol.Secure() {
 		var cert tls.Certificate
 		cert, pool = selfSigned(t)
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -96,7 +98,7 @@ func (r *running) httpClient() *http.Client {
 
 func (r *running) url(path string) string {
 	scheme := "http"
-	if r.srv.cfg.Mode.Secure() {
+	if r.srv.cfg.Protocol.Secure() {
 		scheme = "https"
 	}
 	return scheme + "://" + r.addr + path
@@ -104,7 +106,7 @@ func (r *running) url(path string) string {
 
 func (r *running) wsURL(path string) string {
 	scheme := "ws"
-	if r.srv.cfg.Mode.Secure() {
+	if r.srv.cfg.Protocol.Secure() {
 		scheme = "wss"
 	}
 	return scheme + "://" + r.addr + path
@@ -129,9 +131,9 @@ func (r *running) dialer() *websocket.Dialer {
 }
 
 func TestHTTPEndpoints(t *testing.T) {
-	for _, mode := range []Mode{ModeHTTP, ModeHTTPS} {
+	for _, mode := range []protocol.Protocol{protocol.HTTP, protocol.HTTPS} {
 		t.Run(string(mode), func(t *testing.T) {
-			r := start(t, Config{Mode: mode})
+			r := start(t, Config{Protocol: mode})
 			c := r.httpClient()
 
 			resp, err := c.Get(r.url("/"))
@@ -191,7 +193,7 @@ func TestHTTPEndpoints(t *testing.T) {
 }
 
 func TestHTTPSRefusesUntrustingClient(t *testing.T) {
-	r := start(t, Config{Mode: ModeHTTPS})
+	r := start(t, Config{Protocol: protocol.HTTPS})
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}, Timeout: 5 * time.Second}
 	_, err := c.Get(r.url("/"))
 	var unknown x509.UnknownAuthorityError
@@ -201,9 +203,9 @@ func TestHTTPSRefusesUntrustingClient(t *testing.T) {
 }
 
 func TestWebSocketEcho(t *testing.T) {
-	for _, mode := range []Mode{ModeWS, ModeWSS} {
+	for _, mode := range []protocol.Protocol{protocol.WS, protocol.WSS} {
 		t.Run(string(mode), func(t *testing.T) {
-			r := start(t, Config{Mode: mode})
+			r := start(t, Config{Protocol: mode})
 			c := r.dial(t, "/echo", nil)
 			for _, m := range []struct {
 				typ  int
@@ -253,7 +255,7 @@ func read(t *testing.T, c *websocket.Conn) string {
 }
 
 func TestChatRoom(t *testing.T) {
-	r := start(t, Config{Mode: ModeWS})
+	r := start(t, Config{Protocol: protocol.WS})
 	alice := r.dial(t, "/chat/alice", nil)
 	if got := read(t, alice); got != "Hi alice! You have successfully connected to the chat." {
 		t.Errorf("alice's greeting = %q", got)
@@ -319,7 +321,7 @@ func TestChatRoom(t *testing.T) {
 }
 
 func TestChatBadRequests(t *testing.T) {
-	r := start(t, Config{Mode: ModeWSS})
+	r := start(t, Config{Protocol: protocol.WSS})
 	for _, tc := range []struct {
 		path string
 		want int
@@ -346,7 +348,7 @@ func TestChatBadRequests(t *testing.T) {
 func TestReadLimitCloses1009(t *testing.T) {
 	for _, path := range []string{"/echo", "/chat/big"} {
 		t.Run(path, func(t *testing.T) {
-			r := start(t, Config{Mode: ModeWS, ReadLimit: 1024})
+			r := start(t, Config{Protocol: protocol.WS, ReadLimit: 1024})
 			c := r.dial(t, path, nil)
 			if path != "/echo" {
 				read(t, c) // greeting
@@ -372,7 +374,7 @@ func TestReadLimitCloses1009(t *testing.T) {
 }
 
 func TestOriginCheck(t *testing.T) {
-	r := start(t, Config{Mode: ModeWS, AllowedOrigins: []string{"http://lab.example:8080"}})
+	r := start(t, Config{Protocol: protocol.WS, AllowedOrigins: []string{"http://lab.example:8080"}})
 	for _, tc := range []struct {
 		origin string
 		ok     bool
@@ -405,7 +407,7 @@ func TestOriginCheck(t *testing.T) {
 
 func TestShutdownSendsGoingAway(t *testing.T) {
 	cert, pool := selfSigned(t)
-	srv, err := New(Config{Mode: ModeWSS, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, nil)
+	srv, err := New(Config{Protocol: protocol.WSS, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +457,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 }
 
 func TestServerPingsPeers(t *testing.T) {
-	r := start(t, Config{Mode: ModeWS, PingInterval: 20 * time.Millisecond})
+	r := start(t, Config{Protocol: protocol.WS, PingInterval: 20 * time.Millisecond})
 	c := r.dial(t, "/echo", nil)
 	var pings atomic.Int32
 	c.SetPingHandler(func(data string) error {
@@ -483,7 +485,7 @@ func TestServerPingsPeers(t *testing.T) {
 }
 
 func TestSilentPeerIsDropped(t *testing.T) {
-	r := start(t, Config{Mode: ModeWS, PingInterval: 20 * time.Millisecond})
+	r := start(t, Config{Protocol: protocol.WS, PingInterval: 20 * time.Millisecond})
 	c := r.dial(t, "/echo", nil)
 	// Never read: no pong goes back, so the server times the peer out.
 	c.SetPingHandler(func(string) error { return nil })
@@ -505,9 +507,10 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Mode: "gopher"}, "unknown mode"},
-		{Config{Mode: ModeHTTPS}, "needs a TLS certificate"},
-		{Config{Mode: ModeWS, ReadLimit: -1}, "must be positive"},
+		{Config{Protocol: "gopher"}, "unknown protocol"},
+		{Config{Protocol: protocol.WS, Kind: protocol.KindEchoHTTP}, "does not speak ws"},
+		{Config{Protocol: protocol.HTTPS}, "needs a TLS certificate"},
+		{Config{Protocol: protocol.WS, ReadLimit: -1}, "must be positive"},
 	} {
 		if _, err := New(tc.cfg, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)

@@ -26,8 +26,8 @@ import (
 	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 func main() {
@@ -75,7 +75,7 @@ func (r recorder) Write(b []byte) (int, error) {
 
 // record runs one probe per protocol against in-process apps and returns
 // each conversation and the TLS key log.
-func record(rounds int) (map[proto.Protocol][]chunk, []byte, error) {
+func record(rounds int) (map[protocol.Protocol][]chunk, []byte, error) {
 	dir, err := os.MkdirTemp("", "pcapgen-")
 	if err != nil {
 		return nil, nil, err
@@ -86,13 +86,13 @@ func record(rounds int) (map[proto.Protocol][]chunk, []byte, error) {
 		return nil, nil, err
 	}
 	keys := wire.NewKeyLog(nil)
-	convs := map[proto.Protocol][]chunk{}
+	convs := map[protocol.Protocol][]chunk{}
 	apps, err := labapps.Start(auth)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer apps.Stop()
-	for _, p := range proto.All {
+	for _, p := range protocol.All() {
 		var mu sync.Mutex
 		var chunks []chunk
 		tg := probe.Target{Protocol: p, Addr: apps.Addrs[p], ServerName: "localhost", RootCAs: auth.Pool(), KeyLog: keys,
@@ -135,7 +135,7 @@ func run(total int, out string, rounds int) error {
 	g := &gen{w: w, t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	flow := 0
 	for g.n < total {
-		p := proto.All[flow%4]
+		p := protocol.All()[flow%4]
 		client := net.IPv4(127, 1, byte(flow>>16), byte(flow>>8)).To4()
 		cport := uint16(10000 + flow%50000)
 		if err := g.conversation(client, cport, uint16(p.DefaultPort()), convs[p], total); err != nil {

@@ -1,6 +1,7 @@
-// Command protolab-tui brings up a lab for comparing HTTP, HTTPS, WebSocket
-// and secure WebSocket on the wire. It turns flags into a lab configuration
-// and hands the lab to the TUI or, with --headless, to the headless runner.
+// Command protolab-tui brings up a lab for comparing web protocols (HTTP,
+// HTTPS, WebSocket, secure WebSocket) on the wire. It reads the lab file
+// (--lab), overlays the flags given, and hands the lab to the TUI or, with
+// --headless, to the headless runner.
 package main
 
 import (
@@ -11,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,9 +24,9 @@ import (
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/headless"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers"
-	"github.com/protolab/protolab-tui/lab/sshrun"
+	"github.com/protolab/protolab-tui/lab/providers/docker"
+	"github.com/protolab/protolab-tui/protocol"
 	"github.com/protolab/protolab-tui/ui"
 )
 
@@ -43,50 +46,69 @@ type options struct {
 	pcap     string
 	read     string
 	teardown bool
-	purge    bool
-	ssh      sshrun.Config
-	priv     string
-	vdir     string
-	vprov    string
-	vkeep    bool
+	printLab bool
+	compose  bool
+	labFile  *lab.LabFile
 	cfg      lab.Config
+}
+
+// portFlag is --port NAME=PORT, given once per app.
+type portFlag map[string]int
+
+func (p portFlag) String() string { return fmt.Sprint(map[string]int(p)) }
+
+func (p portFlag) Set(v string) error {
+	name, port, ok := strings.Cut(v, "=")
+	n, err := strconv.Atoi(port)
+	if !ok || name == "" || err != nil {
+		return fmt.Errorf("%q: want APP=PORT, e.g. ws=3002 (0 picks a free port)", v)
+	}
+	p[strings.TrimSpace(name)] = n
+	return nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("protolab-tui", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	labPath := fs.String("lab", "", "the lab file (YAML: docs/lab-file.md); flags given with it overlay it; default: the seed's four apps")
+	fs.BoolVar(&o.printLab, "print-lab", false, "print the effective lab file (the lab file and flags, defaults filled in) and exit: a start for your own")
+	fs.BoolVar(&o.compose, "print-compose", false, "print a docker-compose file that starts the lab's apps by hand (as apps/docker-compose.yaml does the seed's) and exit")
 	fs.BoolVar(&o.headless, "headless", false, "run the whole flow without a screen: up, deploy, probe, report, tear down")
 	fs.BoolVar(&o.json, "json", false, "with --headless: print every event as one JSON object per line (NDJSON)")
 	fs.BoolVar(&o.keep, "keep", false, "with --headless: leave the lab running at the end (the embedded lab runs until Ctrl-C)")
-	fs.StringVar(&o.cfg.Provider, "provider", "local", "where the lab runs: "+strings.Join(providers.Names(), ", "))
-	fs.StringVar(&o.cfg.Name, "name", "protolab", "lab name")
-	fs.StringVar(&o.cfg.StateDir, "state-dir", "", "state directory (default $XDG_STATE_HOME/protolab)")
-	fs.StringVar(&o.cfg.Bind, "bind", "127.0.0.1", "address the apps are published on")
-	ports := map[proto.Protocol]*int{}
-	for _, p := range proto.All {
-		ports[p] = fs.Int(strings.TrimPrefix(p.PortFlag(), "--"), p.DefaultPort(), fmt.Sprintf("port of the %s app (0: any free port)", p))
+	var c lab.Config // what the flags say; only the flags given overlay the lab file
+	fs.StringVar(&c.Provider, "provider", "local", "where the lab runs: "+strings.Join(providers.Names(), ", "))
+	fs.StringVar(&c.Name, "name", "protolab", "lab name")
+	fs.StringVar(&c.StateDir, "state-dir", "", "state directory (default $XDG_STATE_HOME/protolab)")
+	fs.StringVar(&c.Bind, "bind", "127.0.0.1", "address the apps are published on")
+	seedPorts := map[string]*int{}
+	for _, p := range protocol.All() {
+		seedPorts[string(p)] = fs.Int(string(p)+"-port", p.DefaultPort(), fmt.Sprintf("port of the app named %s (0: any free port)", p))
 	}
-	protocols := fs.String("protocols", "", "comma-separated protocols to run (default all: http,https,ws,wss)")
-	fs.IntVar(&o.cfg.Probe.Count, "count", probe.DefaultCount, "echo round trips per protocol")
-	fs.IntVar(&o.cfg.Probe.Payload, "payload", 32, "bytes per echo message")
-	fs.Int64Var(&o.cfg.ReadLimit, "read-limit", 64<<10, "largest WebSocket message the apps accept (bytes)")
-	origins := fs.String("allowed-origins", "", "comma-separated extra browser origins the ws/wss apps accept")
+	ports := portFlag{}
+	fs.Var(ports, "port", "APP=PORT: the port of the named app (0: any free port); repeat for each app")
+	protocols := fs.String("protocols", "", "comma-separated protocols: run only the apps that speak them (default: every app)")
+	appNames := fs.String("apps", "", "comma-separated app names: run only these apps (default: every app)")
+	fs.IntVar(&c.Probe.Count, "count", probe.DefaultCount, "echo round trips per app")
+	fs.IntVar(&c.Probe.Payload, "payload", 32, "bytes per echo message")
+	readLimit := fs.Int64("read-limit", lab.DefaultReadLimit, "largest WebSocket message every app accepts (bytes)")
+	origins := fs.String("allowed-origins", "", "comma-separated extra browser origins every WebSocket app accepts")
 	sans := fs.String("san", "", "comma-separated extra names for the lab's TLS certificate")
-	fs.StringVar(&o.cfg.Capture.Mode, "capture", "auto", "capture the lab's traffic: auto (when this process may), on (socket-level if nothing better), off")
-	fs.IntVar(&o.cfg.Capture.RingSize, "ring", 10000, "records kept per protocol for the packet view")
-	fs.StringVar(&o.read, "read", "", "decode a pcap or pcapng file with the lab's port map (the --*-port flags) and print what is on the wire; no lab is started")
-	host := fs.String("host", "", "with --provider ssh: the lab host, user@host[:port] or an alias from ~/.ssh/config")
+	fs.StringVar(&c.Capture.Mode, "capture", "auto", "capture the lab's traffic: auto (when this process may), on (socket-level if nothing better), off")
+	fs.IntVar(&c.Capture.RingSize, "ring", 10000, "records kept per app for the packet view")
+	fs.StringVar(&o.read, "read", "", "decode a pcap or pcapng file with the lab's port map (the apps' ports) and print what is on the wire; no lab is started")
+	fs.StringVar(&c.SSH.Host, "host", "", "with --provider ssh: the lab host, user@host[:port] or an alias from ~/.ssh/config")
 	identity := fs.String("identity", "", "with --provider ssh: a private key file (ssh-agent keys are offered too)")
-	fs.BoolVar(&o.ssh.AcceptNewHostKey, "accept-new-host-key", false, "with --provider ssh: trust an unknown host key and add it to ~/.ssh/known_hosts (a changed key is always refused)")
-	fs.StringVar(&o.priv, "remote-priv", "auto", "with --provider ssh: how root-only commands (tcpdump, provisioning) get root: auto (sudo -n unless root), sudo, none")
-	fs.StringVar(&o.vdir, "vagrant-dir", ".", "with --provider vagrant: the folder of the Vagrantfile")
-	fs.StringVar(&o.vprov, "vagrant-provider", "", "with --provider vagrant: Vagrant's provider (virtualbox, libvirt, docker; default: Vagrant's choice)")
-	fs.BoolVar(&o.vkeep, "vagrant-halt", false, "with --provider vagrant: tear down by halting the VM (vagrant halt) instead of destroying it")
+	fs.BoolVar(&c.SSH.AcceptNewHostKey, "accept-new-host-key", false, "with --provider ssh: trust an unknown host key and add it to ~/.ssh/known_hosts (a changed key is always refused)")
+	fs.StringVar(&c.SSH.RemotePriv, "remote-priv", "auto", "with --provider ssh: how root-only commands (tcpdump, provisioning) get root: auto (sudo -n unless root), sudo, none")
+	fs.StringVar(&c.Vagrant.Dir, "vagrant-dir", ".", "with --provider vagrant: the folder of the Vagrantfile")
+	fs.StringVar(&c.Vagrant.Provider, "vagrant-provider", "", "with --provider vagrant: Vagrant's provider (virtualbox, libvirt, docker; default: Vagrant's choice)")
+	fs.BoolVar(&c.Vagrant.Halt, "vagrant-halt", false, "with --provider vagrant: tear down by halting the VM (vagrant halt) instead of destroying it")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
-	fs.BoolVar(&o.purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
+	fs.BoolVar(&c.Docker.Purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
-	timeout := fs.Duration("timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
+	fs.DurationVar(&c.OpTimeout, "timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -96,44 +118,112 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if (o.keep || o.pcap != "") && !o.headless || o.json && !o.headless && o.read == "" {
 		return o, errors.New("--json, --keep and --pcap go with --headless")
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// The lab file, or the seed lab; then the flags that were given.
 	var err error
-	if o.cfg.Protocols, err = proto.ParseList(*protocols); err != nil {
-		return o, fmt.Errorf("--protocols: %w", err)
-	}
-	o.cfg.Ports = map[proto.Protocol]int{}
-	for p, v := range ports {
-		o.cfg.Ports[p] = *v
-	}
-	o.cfg.AllowedOrigins = splitList(*origins)
-	o.cfg.ExtraNames = splitList(*sans)
-	o.cfg.OpTimeout = *timeout
-	if *host != "" {
-		if o.ssh.User, o.ssh.Host, o.ssh.Port, err = sshrun.ParseTarget(*host); err != nil {
+	if *labPath != "" {
+		if o.labFile, err = lab.LoadLabFile(*labPath); err != nil {
 			return o, err
 		}
+		o.cfg = o.labFile.Config
+	} else {
+		o.cfg = lab.Config{Name: c.Name, Provider: c.Provider, Bind: c.Bind, OpTimeout: c.OpTimeout, Probe: c.Probe,
+			Capture: c.Capture, SSH: lab.SSHOptions{RemotePriv: c.SSH.RemotePriv}, Vagrant: lab.VagrantOptions{Dir: c.Vagrant.Dir}}
 	}
-	if *identity != "" {
-		o.ssh.IdentityFiles = []string{*identity}
+	overlay := map[string]func(){
+		"provider": func() { o.cfg.Provider = c.Provider }, "name": func() { o.cfg.Name = c.Name },
+		"state-dir": func() { o.cfg.StateDir = c.StateDir }, "bind": func() { o.cfg.Bind = c.Bind },
+		"count": func() { o.cfg.Probe.Count = c.Probe.Count }, "payload": func() { o.cfg.Probe.Payload = c.Probe.Payload },
+		"capture": func() { o.cfg.Capture.Mode = c.Capture.Mode }, "ring": func() { o.cfg.Capture.RingSize = c.Capture.RingSize },
+		"host": func() { o.cfg.SSH.Host = c.SSH.Host }, "accept-new-host-key": func() { o.cfg.SSH.AcceptNewHostKey = c.SSH.AcceptNewHostKey },
+		"remote-priv": func() { o.cfg.SSH.RemotePriv = c.SSH.RemotePriv }, "identity": func() { o.cfg.SSH.Identity = []string{*identity} },
+		"vagrant-dir": func() { o.cfg.Vagrant.Dir = c.Vagrant.Dir }, "vagrant-provider": func() { o.cfg.Vagrant.Provider = c.Vagrant.Provider },
+		"vagrant-halt": func() { o.cfg.Vagrant.Halt = c.Vagrant.Halt }, "purge": func() { o.cfg.Docker.Purge = c.Docker.Purge },
+		"timeout": func() { o.cfg.OpTimeout = c.OpTimeout }, "san": func() { o.cfg.ExtraNames = splitList(*sans) },
 	}
-	if o.cfg.Provider == "ssh" && o.ssh.Host == "" {
-		return o, errors.New("--provider ssh needs --host user@host[:port]")
+	for name, apply := range overlay {
+		if set[name] {
+			apply()
+		}
 	}
-	if o.cfg.Probe.Count < 1 {
+	if o.cfg.Apps == nil {
+		o.cfg.Apps = lab.SeedApps()
+	}
+	apps := make([]lab.App, len(o.cfg.Apps))
+	copy(apps, o.cfg.Apps)
+	for name, port := range seedPorts {
+		if set[name+"-port"] {
+			if other, both := ports[name]; both && other != *port {
+				return o, fmt.Errorf("--%s-port %d and --port %s=%d disagree: give the port once", name, *port, name, other)
+			}
+			ports[name] = *port
+		}
+	}
+	for name, port := range ports {
+		found := false
+		for i := range apps {
+			if apps[i].Name == name {
+				apps[i].Port, found = port, true
+			}
+		}
+		if !found {
+			return o, fmt.Errorf("--port %s=%d: the lab has no app named %q (it has %s)", name, port, name, strings.Join(names(apps), ", "))
+		}
+	}
+	for i := range apps {
+		if set["read-limit"] {
+			apps[i].ReadLimit = *readLimit
+		}
+		if set["allowed-origins"] {
+			apps[i].AllowedOrigins = splitList(*origins)
+		}
+	}
+	if set["protocols"] {
+		keep, err := protocol.ParseList(*protocols)
+		if err != nil {
+			return o, fmt.Errorf("--protocols: %w", err)
+		}
+		apps = slices.DeleteFunc(apps, func(a lab.App) bool { return !slices.Contains(keep, a.Protocol) })
+		if len(apps) == 0 {
+			return o, fmt.Errorf("--protocols %s: no app of the lab speaks them", *protocols)
+		}
+	}
+	if set["apps"] {
+		keep := splitList(*appNames)
+		for _, n := range keep {
+			if !slices.Contains(names(apps), n) {
+				return o, fmt.Errorf("--apps: the lab has no app named %q (it has %s)", n, strings.Join(names(apps), ", "))
+			}
+		}
+		apps = slices.DeleteFunc(apps, func(a lab.App) bool { return !slices.Contains(keep, a.Name) })
+	}
+	o.cfg.Apps = apps
+	if o.cfg.Probe.Count < 1 && set["count"] {
 		return o, errors.New("--count must be at least 1")
 	}
-	if o.cfg.Probe.Payload < 1 {
+	if o.cfg.Probe.Payload < 1 && set["payload"] {
 		return o, errors.New("--payload must be at least 1")
 	}
-	if int64(o.cfg.Probe.Payload) > o.cfg.ReadLimit || o.cfg.Probe.Payload > 1<<20 {
-		return o, fmt.Errorf("--payload %d: the apps take at most --read-limit (%d) bytes per WebSocket message and 1 MiB per HTTP body", o.cfg.Probe.Payload, o.cfg.ReadLimit)
-	}
-	if _, err := providers.Lookup(o.cfg.Provider); err != nil {
-		return o, fmt.Errorf("--provider: %w", err)
-	}
 	if o.cfg, err = o.cfg.WithDefaults(); err != nil {
-		return o, err
+		return o, o.labFile.Explain(err)
+	}
+	if err := providers.Check(o.cfg); err != nil {
+		if o.labFile != nil && !set["provider"] && !set["host"] {
+			return o, o.labFile.Explain(err)
+		}
+		return o, fmt.Errorf("--provider %s: %w", o.cfg.Provider, err)
 	}
 	return o, nil
+}
+
+func names(apps []lab.App) []string {
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		out[i] = a.Name
+	}
+	return out
 }
 
 func splitList(s string) []string {
@@ -165,7 +255,7 @@ func namespace(args []string) (code int, handled bool) {
 		return 0, false
 	}
 	o, err := parseFlags(args, io.Discard)
-	if err != nil || o.cfg.Provider != "local" || o.cfg.Capture.Mode == "off" || o.keep || o.read != "" || o.teardown ||
+	if err != nil || !providers.InProcess(o.cfg.Provider) || o.cfg.Capture.Mode == "off" || o.keep || o.read != "" || o.teardown || o.printLab || o.compose ||
 		os.Getenv("PROTOLAB_NO_NETNS") == "1" || capture.CanCapture() {
 		return 0, false
 	}
@@ -189,16 +279,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "protolab-tui:", err)
 		return exitUsage
 	}
-	if o.read != "" {
-		ports := map[uint16]proto.Protocol{}
-		for _, p := range o.cfg.Protocols {
-			if n := o.cfg.Ports[p]; n != 0 {
-				ports[uint16(n)] = p
-			}
+	if o.printLab {
+		out := o.cfg
+		if def, err := lab.DefaultStateDir(); err == nil && out.StateDir == def {
+			out.StateDir = "" // the default: not this machine's path
 		}
+		b, err := lab.MarshalLabFile(out)
+		if err != nil {
+			fmt.Fprintln(stderr, "protolab-tui:", err)
+			return exitFailed
+		}
+		_, _ = stdout.Write(b)
+		return exitOK
+	}
+	if o.compose {
+		b, err := docker.ComposeFile(o.cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "protolab-tui:", err)
+			return exitFailed
+		}
+		_, _ = stdout.Write(b)
+		return exitOK
+	}
+	if o.read != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if _, err := headless.Replay(ctx, o.read, ports, o.cfg.Capture.RingSize, o.json, stdout); err != nil {
+		if _, err := headless.Replay(ctx, o.read, o.cfg.Apps, o.cfg.Capture.RingSize, o.json, stdout); err != nil {
 			fmt.Fprintln(stderr, "protolab-tui:", err)
 			return exitFailed
 		}
@@ -208,15 +314,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui:", err)
 		return exitUsage
-	}
-	if o.purge && o.cfg.Provider == "docker" {
-		newProvider = providers.Purge()
-	}
-	if o.cfg.Provider == "ssh" {
-		newProvider = providers.SSH(o.ssh, o.priv)
-	}
-	if o.cfg.Provider == "vagrant" {
-		newProvider = providers.Vagrant(o.vdir, o.vprov, o.vkeep)
 	}
 	if o.teardown {
 		l, err := lab.New(o.cfg, newProvider)

@@ -86,7 +86,7 @@ func TestHeadlessJSON(t *testing.T) {
 	if last["type"] != "report" || last["provider"] != "local" || last["ok"] != true {
 		t.Fatalf("last line is not an ok report from the local provider: %v", last)
 	}
-	protocols, _ := last["protocols"].(map[string]any)
+	protocols, _ := last["apps"].(map[string]any)
 	for _, p := range []string{"http", "https", "ws", "wss"} {
 		r, _ := protocols[p].(map[string]any)
 		if r == nil || r["ok"] != true {
@@ -122,7 +122,7 @@ func TestHeadlessText(t *testing.T) {
 	rows := 0
 	for _, line := range strings.Split(s, "\n") {
 		f := strings.Fields(line)
-		if len(f) > 2 && (f[0] == "http" || f[0] == "https" || f[0] == "ws" || f[0] == "wss") && f[1] == "ok" {
+		if len(f) > 3 && (f[0] == "http" || f[0] == "https" || f[0] == "ws" || f[0] == "wss") && f[1] == f[0] && f[2] == "ok" {
 			rows++
 		}
 	}
@@ -147,7 +147,7 @@ func TestHeadlessPortTaken(t *testing.T) {
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("exit code %d, want 1; stderr: %s", code, stderr.String())
 	}
-	for _, want := range []string{port, "--https-port", "already in use"} {
+	for _, want := range []string{port, "app https", "--port https=N", "already in use"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr does not say %q: %s", want, stderr.String())
 		}
@@ -292,8 +292,11 @@ func TestUsage(t *testing.T) {
 		{[]string{"--protocols", "ftp"}, 2, `unknown protocol "ftp"`},
 		{[]string{"--json"}, 2, "go with --headless"},
 		{[]string{"--count", "0", "--headless"}, 2, "--count"},
-		{[]string{"--payload", "70000", "--headless"}, 2, "at most --read-limit (65536)"},
-		{[]string{"--ws-port", "3000", "--headless"}, 2, "both ask for port 3000"},
+		{[]string{"--payload", "70000", "--headless"}, 2, "more than app ws accepts (apps[2].read_limit 65536"},
+		{[]string{"--ws-port", "3000", "--headless"}, 2, "app ws asks for port 3000, which apps[0] (http) has"},
+		{[]string{"--port", "gopher=1", "--headless"}, 2, `the lab has no app named "gopher"`},
+		{[]string{"--protocols", "", "--headless"}, 2, "no protocol named"},
+		{[]string{"--lab", "/nonexistent/lab.yaml"}, 2, "lab file: open /nonexistent/lab.yaml"},
 		{[]string{"stray"}, 2, `unexpected argument "stray"`},
 		{[]string{}, 2, "the explorer needs a terminal"},
 	} {
@@ -324,7 +327,7 @@ func report(t *testing.T, cmd *exec.Cmd) map[string]any {
 func wireMessages(t *testing.T, rep map[string]any) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	protocols, _ := rep["protocols"].(map[string]any)
+	protocols, _ := rep["apps"].(map[string]any)
 	for p, v := range protocols {
 		w, _ := v.(map[string]any)["wire"].(map[string]any)
 		if w == nil {
@@ -436,7 +439,7 @@ func TestReadReplaysAnExport(t *testing.T) {
 	rep := report(t, command(t, append([]string{"--headless", "--json", "--count", "12", "--pcap", pcap}, ports...)...))
 	// Read with the ports the run used: each protocol's "addr" in the report.
 	var args []string
-	protocols, _ := rep["protocols"].(map[string]any)
+	protocols, _ := rep["apps"].(map[string]any)
 	for p, v := range protocols {
 		addr, _ := v.(map[string]any)["addr"].(string)
 		_, port, _ := net.SplitHostPort(addr)
@@ -448,7 +451,7 @@ func TestReadReplaysAnExport(t *testing.T) {
 	}
 	var replay struct {
 		Packets   float64                   `json:"packets"`
-		Protocols map[string]map[string]any `json:"protocols"`
+		Protocols map[string]map[string]any `json:"apps"`
 	}
 	if err := json.Unmarshal(out, &replay); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -681,4 +684,102 @@ func TestHeadlessSSHProvider(t *testing.T) {
 		t.Errorf("capture %v, want tcpdump streamed over SSH", capt)
 	}
 	checkLabRun(t, rep, 15, "t-ssh") // the wire counts are remote tcpdump's
+}
+
+// TestLabFileTwoWSApps runs the example lab of two ws apps side by side:
+// the report has exactly those apps, each ok; with capture (root), each
+// app's wire messages are what tshark counts on that app's port.
+func TestLabFileTwoWSApps(t *testing.T) {
+	pcap := filepath.Join(t.TempDir(), "two.pcapng")
+	args := []string{"--headless", "--json", "--lab", "../../examples/two-ws.yaml", "--port", "ws-a=0", "--port", "ws-b=0", "--count", "25"}
+	root := os.Geteuid() == 0
+	if root {
+		args = append(args, "--capture", "on", "--pcap", pcap)
+	}
+	rep := report(t, command(t, args...))
+	apps, _ := rep["apps"].(map[string]any)
+	order, _ := rep["order"].([]any)
+	if len(apps) != 2 || apps["ws-a"] == nil || apps["ws-b"] == nil || fmt.Sprint(order) != "[ws-a ws-b]" {
+		t.Fatalf("report apps %v (order %v), want exactly ws-a and ws-b", apps, order)
+	}
+	ports := map[string]string{}
+	for name, v := range apps {
+		a := v.(map[string]any)
+		if a["ok"] != true || a["protocol"] != "ws" || a["kind"] != "chat-ws" || a["app"] != name || a["messages"] != float64(25) {
+			t.Errorf("%s: %v", name, a)
+		}
+		_, ports[name], _ = net.SplitHostPort(fmt.Sprint(a["addr"]))
+	}
+	if ports["ws-a"] == ports["ws-b"] {
+		t.Fatalf("both apps on port %s", ports["ws-a"])
+	}
+	if !root {
+		t.Log("not root: the wire figures against tshark are checked as root (scripts/test.sh)")
+		return
+	}
+	tshark := testenv.NeedCommand(t, "tshark")
+	for name, msgs := range wireMessages(t, rep) {
+		port := ports[name]
+		out, err := exec.Command(tshark, "-r", pcap, "-n", "-d", "tcp.port=="+port+",http", "-Y", "tcp.port=="+port,
+			"-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "websocket.opcode").Output()
+		if err != nil {
+			t.Fatalf("tshark: %v", err)
+		}
+		frames := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				frames += len(strings.Split(line, ","))
+			}
+		}
+		if float64(frames) != msgs || frames < 2*25 {
+			t.Errorf("%s (port %s): the report counts %v messages, tshark %d WebSocket frames", name, port, msgs, frames)
+		}
+	}
+}
+
+func TestPrintLab(t *testing.T) {
+	out, err := command(t, "--lab", "../../examples/two-ws.yaml", "--protocols", "ws", "--port", "ws-b=0", "--print-lab").Output()
+	if err != nil {
+		t.Fatalf("--print-lab: %v", err)
+	}
+	s := string(out)
+	for _, want := range []string{"name: two-ws", "name: ws-a", "port: 3002", "name: ws-b", "port: 0", "read_limit: 4096", "kind: chat-ws"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("--print-lab lacks %q:\n%s", want, s)
+		}
+	}
+	// What it prints runs as a lab file.
+	file := filepath.Join(t.TempDir(), "lab.yaml")
+	os.WriteFile(file, out, 0o600)
+	again, err := command(t, "--lab", file, "--print-lab").Output()
+	noState := func(s string) string { // each command gets its own --state-dir
+		var keep []string
+		for _, l := range strings.Split(s, "\n") {
+			if !strings.HasPrefix(l, "state_dir:") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if err != nil || noState(string(again)) != noState(s) {
+		t.Errorf("the printed lab file does not print the same again (%v):\n%s\n---\n%s", err, s, again)
+	}
+	// Without a lab file: the seed's four.
+	out, _ = command(t, "--print-lab").Output()
+	if n := strings.Count(string(out), "- name:"); n != 4 {
+		t.Errorf("the default lab has %d apps:\n%s", n, out)
+	}
+	// --print-compose of the seed lab is the committed compose file.
+	compose, err := command(t, "--print-compose").Output()
+	committed, _ := os.ReadFile("../../apps/docker-compose.yaml")
+	if err != nil || string(compose) != string(committed) {
+		t.Errorf("--print-compose (%v) is not apps/docker-compose.yaml:\n%s", err, compose)
+	}
+	// A broken lab file fails at once, naming the line.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("apps:\n  - name: g\n    protocol: gopher\n"), 0o600)
+	msg, err := command(t, "--lab", bad, "--headless").CombinedOutput()
+	if exitCode(err) != 2 || !strings.Contains(string(msg), "bad.yaml:3:") || !strings.Contains(string(msg), `unknown protocol "gopher"`) {
+		t.Errorf("exit %d: %s", exitCode(err), msg)
+	}
 }

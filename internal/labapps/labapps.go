@@ -1,4 +1,4 @@
-// Package labapps starts the four lab apps in this process on free loopback
+// Package labapps starts the seed lab's four apps in this process on free loopback
 // ports, with a lab CA — for tests, benchmarks and tools that need real
 // servers without a Lab around them.
 package labapps
@@ -11,24 +11,24 @@ import (
 
 	"github.com/protolab/protolab-tui/apps/webapp"
 	"github.com/protolab/protolab-tui/lab/pki"
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Apps are running servers and how to reach them.
 type Apps struct {
 	// Addrs are the apps' host:port on loopback (TLS name "localhost",
 	// verified against the CA given to Start).
-	Addrs map[proto.Protocol]string
+	Addrs map[protocol.Protocol]string
 	// Ports maps each server port to its protocol (the capture's port map).
-	Ports   map[uint16]proto.Protocol
+	Ports   map[uint16]protocol.Protocol
 	servers []*webapp.Server
 }
 
 // Start runs one app per protocol; TLS apps present auth's leaf.
 func Start(auth *pki.Authority) (*Apps, error) {
-	a := &Apps{Addrs: map[proto.Protocol]string{}, Ports: map[uint16]proto.Protocol{}}
-	for _, p := range proto.All {
-		cfg := webapp.Config{Mode: webapp.Mode(p)}
+	a := &Apps{Addrs: map[protocol.Protocol]string{}, Ports: map[uint16]protocol.Protocol{}}
+	for _, p := range protocol.All() {
+		cfg := webapp.Config{Protocol: p}
 		if p.Secure() {
 			cfg.TLS = auth.ServerTLS()
 		}

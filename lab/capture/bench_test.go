@@ -8,8 +8,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // flood sends n ws messages as fast as the echo comes back in a pipeline
@@ -49,7 +49,7 @@ func BenchmarkLiveFlood(b *testing.B) {
 		b.Skip("live capture needs root")
 	}
 	targets, ports := apps(b, nil)
-	addr := targets[proto.WS].Addr
+	addr := targets[protocol.WS].Addr
 	const n = 20000
 	b.Run("reference", func(b *testing.B) {
 		var total time.Duration
@@ -66,7 +66,7 @@ func BenchmarkLiveFlood(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c, err := Start(src, ModeLive, Options{Ports: ports, Keys: wire.NewKeyLog(nil)})
+			c, err := Start(src, ModeLive, Options{Ports: wire.SeedPorts(ports), Keys: wire.NewKeyLog(nil)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func BenchmarkLiveFlood(b *testing.B) {
 			st := c.Stats()
 			drops += st.Drops()
 			packets += st.Packets
-			frames += c.Store().Counters(proto.WS).WSFrames
+			frames += c.Store().Counters(string(protocol.WS)).WSFrames
 			c.Close()
 		}
 		b.ReportMetric(float64(n*b.N)/total.Seconds(), "msgs/s")

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,14 +16,13 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // Options configures a Capture.
 type Options struct {
-	// Ports maps the lab's server ports to their protocols.
-	Ports map[uint16]proto.Protocol
+	// Ports maps the lab's server ports to their apps.
+	Ports wire.PortMap
 	// Keys receives the lab clients' TLS secrets (and a pcapng file's).
 	Keys *wire.KeyLog
 	// Store receives the records; a new one of DefaultRingSize if nil.
@@ -48,6 +46,7 @@ type Stats struct {
 	Source      string `json:"source"`
 	Packets     uint64 `json:"packets"`      // read from the source
 	Undecodable uint64 `json:"undecodable"`  // not decodable as link/IP/TCP
+	Ignored     uint64 `json:"ignored"`      // not TCP of a lab port (let through before the source's filter was set): neither listed nor exported
 	QueueDrops  uint64 `json:"queue_drops"`  // dropped because decoding lagged
 	KernelDrops uint64 `json:"kernel_drops"` // dropped by the kernel before reading
 	SpoolDrops  uint64 `json:"spool_drops"`  // decoded but not kept for export
@@ -64,7 +63,7 @@ type item struct {
 	stream bool
 	end    bool
 	flow   wire.Flow
-	proto  proto.Protocol
+	app    wire.AppRef
 	dir    wire.Dir
 }
 
@@ -76,7 +75,7 @@ type Capture struct {
 	keys  *wire.KeyLog
 	dec   *wire.Decoder
 	queue chan item
-	ports map[uint16]proto.Protocol
+	ports wire.PortMap
 
 	spoolPath string
 	spoolFile *os.File
@@ -85,7 +84,11 @@ type Capture struct {
 	maxSpool  int64
 	linkType  layers.LinkType
 
+	started time.Time
+
 	packets, queueDrops, spoolDrops atomic.Uint64
+	undecodable, ignored            atomic.Uint64 // of the packets decoded
+	chunks                          atomic.Uint64 // socket-level reads and writes decoded
 	stopping                        atomic.Bool
 	lastPacket                      atomic.Int64 // unix nanos of the last item decoded
 	pending                         atomic.Int64 // items queued, not yet decoded
@@ -123,7 +126,7 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 		return nil, err
 	}
 	c := &Capture{mode: mode, src: src, store: o.Store, keys: o.Keys, dec: dec, ports: o.Ports,
-		queue: make(chan item, o.Queue), maxSpool: o.MaxSpool, linkType: lt,
+		queue: make(chan item, o.Queue), maxSpool: o.MaxSpool, linkType: lt, started: time.Now(),
 		readDone: make(chan struct{}), decDone: make(chan struct{})}
 	if o.SpoolDir != "" && src != nil {
 		if err := os.MkdirAll(o.SpoolDir, 0o700); err != nil {
@@ -172,15 +175,16 @@ func (c *Capture) readAndDecode() {
 			break
 		}
 		c.packets.Add(1)
-		it := item{data: data, ci: ci}
-		c.keep(it)
-		_ = c.dec.Packet(data, ci)
+		c.packet(item{data: data, ci: ci})
 	}
 	c.dec.Flush(time.Now())
 }
 
 // Mode is how this capture gets its packets.
 func (c *Capture) Mode() Mode { return c.mode }
+
+// Started is when the capture started.
+func (c *Capture) Started() time.Time { return c.started }
 
 // Store holds the decoded records.
 func (c *Capture) Store() *wire.Store { return c.store }
@@ -241,15 +245,34 @@ func (c *Capture) decode() {
 		case it.stream && it.end:
 			c.dec.StreamEnd(it.flow, it.ci.Timestamp)
 		case it.stream:
-			c.dec.Stream(it.flow, it.proto, it.dir, it.data, it.ci.Timestamp)
+			c.dec.Stream(it.flow, it.app, it.dir, it.data, it.ci.Timestamp)
+			c.chunks.Add(1)
 		default:
-			c.keep(it)
-			_ = c.dec.Packet(it.data, it.ci) // counted as undecodable; never fatal
+			c.packet(it)
 		}
 		c.lastPacket.Store(time.Now().UnixNano())
 		c.pending.Add(-1)
 	}
 	c.dec.Flush(time.Now())
+}
+
+// packet decodes one packet and keeps it for export unless it is not the
+// lab's traffic, so the export holds exactly the packets the store counts
+// (and those that could not be decoded, for a closer look in Wireshark).
+func (c *Capture) packet(it item) {
+	ignored, undecodable := c.dec.Ignored, c.dec.Undecodable
+	_ = c.dec.Packet(it.data, it.ci) // counted as undecodable; never fatal
+	switch {
+	case c.dec.Ignored != ignored:
+		// Not TCP to or from a lab port: a live source lets other traffic
+		// through until its filter is attached.
+		c.ignored.Add(1)
+	case c.dec.Undecodable != undecodable:
+		c.undecodable.Add(1)
+		c.keep(it)
+	default:
+		c.keep(it)
+	}
 }
 
 // keep writes a packet to the spool for export.
@@ -334,6 +357,7 @@ func (c *Capture) Close() error {
 // Stats returns the capture's counters.
 func (c *Capture) Stats() Stats {
 	s := Stats{Mode: c.mode, Source: c.Describe(), Packets: c.packets.Load(),
+		Undecodable: c.undecodable.Load(), Ignored: c.ignored.Load(),
 		QueueDrops: c.queueDrops.Load(), SpoolDrops: c.spoolDrops.Load()}
 	if dc, ok := c.src.(dropCounter); ok {
 		s.KernelDrops = dc.KernelDrops()
@@ -346,106 +370,33 @@ func (c *Capture) Stats() Stats {
 	return s
 }
 
-// Undecodable is how many packets the decoder could not decode (valid after
-// Stop).
-func (c *Capture) Undecodable() uint64 {
-	select {
-	case <-c.decDone:
-		return c.dec.Undecodable
-	default:
-		return 0
-	}
-}
+// Undecodable is how many packets the decoder could not decode.
+func (c *Capture) Undecodable() uint64 { return c.undecodable.Load() }
 
-// Export writes a pcapng file: a section header, one interface, a Decryption
-// Secrets Block holding the TLS key log (before any packet, so Wireshark and
-// tshark decrypt https and wss with no settings) and every packet kept. The
-// file is written atomically with mode 0600 (it holds key material). Export
-// may run while capturing: it includes what was captured until then.
+// Export writes a pcapng file of this capture alone: see ExportAll.
 func (c *Capture) Export(path string) (packets int, err error) {
-	if c.spoolFile == nil {
-		return 0, errors.New("this capture keeps no packets to export (socket-level capture sees payloads, not packets): run as root, with CAP_NET_RAW, or where user namespaces are allowed")
-	}
-	// Reading the spool with its own handle never disturbs the writer.
-	in, err := os.Open(c.spoolPath)
-	if err != nil {
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	defer in.Close()
-	pr, err := pcapgo.NewReader(in)
-	if err != nil {
-		return 0, fmt.Errorf("export: reading the spool: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	w, err := pcapgo.NewNgWriterInterface(tmp, pcapgo.NgInterface{
-		Name: c.Describe(), LinkType: c.linkType, SnapLength: SnapLen,
-		TimestampResolution: 9,
-	}, pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "protolab-tui"}})
-	if err != nil {
-		tmp.Close()
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	if secrets := c.keys.Bytes(); len(secrets) > 0 {
-		if err := w.WriteDecryptionSecretsBlock(secretsTLSKeyLog, secrets); err != nil {
-			tmp.Close()
-			return 0, fmt.Errorf("export: writing the TLS secrets: %w", err)
-		}
-	}
-	for {
-		data, ci, err := pr.ReadPacketData()
-		if err != nil {
-			// The spool's last record may be half-written while capturing
-			// goes on: stop at the last whole packet.
-			break
-		}
-		if err := w.WritePacket(ci, data); err != nil {
-			tmp.Close()
-			return packets, fmt.Errorf("export: %w", err)
-		}
-		packets++
-	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return packets, fmt.Errorf("export: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return packets, fmt.Errorf("export: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return packets, fmt.Errorf("export: %w", err)
-	}
-	return packets, nil
+	res, err := ExportAll(path, c.keys, c)
+	return res.Packets, err
 }
 
 // Tap is socket-level capture: it wraps the lab's own connections and feeds
 // what crosses them to the decoder.
-func (c *Capture) Tap(p proto.Protocol, conn net.Conn) net.Conn {
+func (c *Capture) Tap(app wire.AppRef, conn net.Conn) net.Conn {
 	client, _ := netip.ParseAddrPort(conn.LocalAddr().String())
 	server, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
-	return &tapConn{Conn: conn, c: c, flow: wire.Flow{Client: client, Server: server}, proto: p}
+	return &tapConn{Conn: conn, c: c, flow: wire.Flow{Client: client, Server: server}, app: app}
 }
 
 type tapConn struct {
 	net.Conn
-	c     *Capture
-	flow  wire.Flow
-	proto proto.Protocol
-	once  sync.Once
+	c    *Capture
+	flow wire.Flow
+	app  wire.AppRef
+	once sync.Once
 }
 
 func (t *tapConn) chunk(dir wire.Dir, b []byte) {
-	t.c.enqueue(item{stream: true, flow: t.flow, proto: t.proto, dir: dir,
+	t.c.enqueue(item{stream: true, flow: t.flow, app: t.app, dir: dir,
 		data: append([]byte(nil), b...), ci: gopacket.CaptureInfo{Timestamp: time.Now(), Length: len(b)}})
 }
 

@@ -19,14 +19,14 @@ import (
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // apps starts the four lab apps on free loopback ports and returns a probe
 // target for each (keys, when not nil, receives the TLS secrets) and the
 // port map.
-func apps(t testing.TB, keys *wire.KeyLog) (map[proto.Protocol]probe.Target, map[uint16]proto.Protocol) {
+func apps(t testing.TB, keys *wire.KeyLog) (map[protocol.Protocol]probe.Target, map[uint16]protocol.Protocol) {
 	t.Helper()
 	auth, err := pki.Load(t.TempDir(), nil)
 	if err != nil {
@@ -37,7 +37,7 @@ func apps(t testing.TB, keys *wire.KeyLog) (map[proto.Protocol]probe.Target, map
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Stop)
-	targets := map[proto.Protocol]probe.Target{}
+	targets := map[protocol.Protocol]probe.Target{}
 	for p, addr := range a.Addrs {
 		targets[p] = probe.Target{Protocol: p, Addr: addr, ServerName: "localhost", RootCAs: auth.Pool()}
 		if keys != nil {
@@ -49,7 +49,7 @@ func apps(t testing.TB, keys *wire.KeyLog) (map[proto.Protocol]probe.Target, map
 	return targets, a.Ports
 }
 
-func portList(m map[uint16]proto.Protocol) []int {
+func portList(m map[uint16]protocol.Protocol) []int {
 	var out []int
 	for p := range m {
 		out = append(out, int(p))
@@ -58,9 +58,9 @@ func portList(m map[uint16]proto.Protocol) []int {
 }
 
 // runProbes runs every protocol's probe with n round trips.
-func runProbes(t testing.TB, targets map[proto.Protocol]probe.Target, n int) {
+func runProbes(t testing.TB, targets map[protocol.Protocol]probe.Target, n int) {
 	t.Helper()
-	for _, p := range proto.All {
+	for _, p := range protocol.All() {
 		if _, err := probe.Run(context.Background(), targets[p], probe.Options{Count: n}); err != nil {
 			t.Fatal(err)
 		}
@@ -83,14 +83,14 @@ func TestLiveCaptureCountsExactly(t *testing.T) {
 	if st.Drops() != 0 {
 		t.Errorf("drops: %+v", st)
 	}
-	for _, p := range proto.All {
-		cn := c.Store().Counters(p)
+	for _, p := range protocol.All() {
+		cn := c.Store().Counters(string(p))
 		t.Logf("%s: %+v", p, cn)
 		if cn.Messages != wantMessages(n) {
 			t.Errorf("%s: %d messages on the wire, want %d", p, cn.Messages, wantMessages(n))
 		}
 		if cn.Errors != 0 {
-			for _, r := range c.Store().All(p) {
+			for _, r := range c.Store().All(string(p)) {
 				if r.Kind == wire.KindError {
 					t.Errorf("%s: %s", p, r.Err)
 				}
@@ -120,7 +120,7 @@ func TestLiveCaptureCountsExactly(t *testing.T) {
 // and WebSocket frames (a packet may carry several).
 type tsharkTally struct{ packets, requests, responses, hellos, frames uint64 }
 
-func tsharkCounts(t *testing.T, file string, ports map[uint16]proto.Protocol) map[uint16]*tsharkTally {
+func tsharkCounts(t *testing.T, file string, ports map[uint16]protocol.Protocol) map[uint16]*tsharkTally {
 	t.Helper()
 	tshark := testenv.NeedCommand(t, "tshark")
 	args := []string{"-r", file, "-n"}
@@ -187,7 +187,7 @@ func tsharkCounts(t *testing.T, file string, ports map[uint16]proto.Protocol) ma
 }
 
 // portsOf keeps the ports of one protocol.
-func portsOf(ports map[uint16]proto.Protocol, p proto.Protocol) []uint16 {
+func portsOf(ports map[uint16]protocol.Protocol, p protocol.Protocol) []uint16 {
 	var out []uint16
 	for port, pp := range ports {
 		if pp == p {
@@ -199,14 +199,14 @@ func portsOf(ports map[uint16]proto.Protocol, p proto.Protocol) []uint16 {
 
 // probedCapture captures lo (with a spool, for export) while every
 // protocol's probe runs n round trips, and waits until all is decoded.
-func probedCapture(t *testing.T, keys *wire.KeyLog, n int) (*Capture, map[uint16]proto.Protocol) {
+func probedCapture(t *testing.T, keys *wire.KeyLog, n int) (*Capture, map[uint16]protocol.Protocol) {
 	t.Helper()
 	targets, ports := apps(t, keys)
 	src, err := OpenLive("lo", portList(ports))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Start(src, ModeLive, Options{Ports: ports, Keys: keys, SpoolDir: t.TempDir()})
+	c, err := Start(src, ModeLive, Options{Ports: wire.SeedPorts(ports), Keys: keys, SpoolDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +236,8 @@ func TestExportIsDecryptedByTshark(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("export mode %v (%v), want 0600: it holds TLS keys", st.Mode().Perm(), err)
 	}
-	if uint64(n) != c.Stats().Packets {
-		t.Errorf("exported %d packets of %d captured", n, c.Stats().Packets)
+	if cs := c.Stats(); uint64(n) != cs.Packets-cs.Ignored {
+		t.Errorf("exported %d packets of %d captured (%d not the lab's)", n, cs.Packets, cs.Ignored)
 	}
 	// The secrets block comes before the first packet.
 	raw, _ := os.ReadFile(file)
@@ -248,8 +248,8 @@ func TestExportIsDecryptedByTshark(t *testing.T) {
 	}
 
 	tally := tsharkCounts(t, file, ports)
-	for _, p := range proto.All {
-		cn := c.Store().Counters(p)
+	for _, p := range protocol.All() {
+		cn := c.Store().Counters(string(p))
 		for _, port := range portsOf(ports, p) {
 			ty := tally[port]
 			if ty == nil {
@@ -278,9 +278,9 @@ func (execRunner) Run(ctx context.Context, argv []string, stdout, stderr io.Writ
 }
 
 // texts lists the one-line summaries of every record of p.
-func texts(s *wire.Store, p proto.Protocol) []string {
+func texts(s *wire.Store, p protocol.Protocol) []string {
 	var out []string
-	for _, r := range s.All(p) {
+	for _, r := range s.All(string(p)) {
 		out = append(out, fmt.Sprintf("%s %s %s", r.Kind, r.Dir, r.Text()))
 	}
 	return out
@@ -301,7 +301,7 @@ func tcpdumpMatches(t *testing.T, iface string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Start(live, ModeLive, Options{Ports: ports, Keys: keys})
+	a, err := Start(live, ModeLive, Options{Ports: wire.SeedPorts(ports), Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func tcpdumpMatches(t *testing.T, iface string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Start(stream, ModeStream, Options{Ports: ports, Keys: keys})
+	b, err := Start(stream, ModeStream, Options{Ports: wire.SeedPorts(ports), Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,8 +330,8 @@ func tcpdumpMatches(t *testing.T, iface string) {
 	if b.Stats().Packets == 0 {
 		t.Fatalf("tcpdump streamed no packets: %+v", b.Stats())
 	}
-	for _, p := range proto.All {
-		ca, cb := a.Store().Counters(p), b.Store().Counters(p)
+	for _, p := range protocol.All() {
+		ca, cb := a.Store().Counters(string(p)), b.Store().Counters(string(p))
 		if iface == "any" {
 			// Linux SLL2 framing is 20 bytes where Ethernet's is 14.
 			if cb.Bytes-ca.Bytes != 6*ca.Packets {
@@ -404,14 +404,14 @@ func TestReplayExportedFile(t *testing.T) {
 	if replayKeys.Len() != keys.Len() || keys.Len() == 0 {
 		t.Fatalf("loaded %d secrets from the file, the capture had %d", replayKeys.Len(), keys.Len())
 	}
-	r, err := Start(f, ModeFile, Options{Ports: ports, Keys: replayKeys})
+	r, err := Start(f, ModeFile, Options{Ports: wire.SeedPorts(ports), Keys: replayKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-r.Done()
 	r.Stop()
-	for _, p := range proto.All {
-		if a, b := c.Store().Counters(p), r.Store().Counters(p); a != b {
+	for _, p := range protocol.All() {
+		if a, b := c.Store().Counters(string(p)), r.Store().Counters(string(p)); a != b {
 			t.Errorf("%s: live %+v\nreplay %+v", p, a, b)
 		}
 	}
@@ -420,13 +420,13 @@ func TestReplayExportedFile(t *testing.T) {
 func TestSocketLevelCapture(t *testing.T) {
 	keys := wire.NewKeyLog(nil)
 	targets, ports := apps(t, keys)
-	c, err := Start(nil, ModeSocket, Options{Ports: ports, Keys: keys})
+	c, err := Start(nil, ModeSocket, Options{Ports: wire.SeedPorts(ports), Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	const n = 7
-	for _, p := range proto.All {
+	for _, p := range protocol.All() {
 		tg := targets[p]
 		tg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
@@ -434,7 +434,7 @@ func TestSocketLevelCapture(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			return c.Tap(p, conn), nil
+			return c.Tap(wire.AppRef{Name: string(p), Protocol: p}, conn), nil
 		}
 		if _, err := probe.Run(context.Background(), tg, probe.Options{Count: n}); err != nil {
 			t.Fatal(err)
@@ -446,15 +446,15 @@ func TestSocketLevelCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Stop()
-	for _, p := range proto.All {
-		cn := c.Store().Counters(p)
+	for _, p := range protocol.All() {
+		cn := c.Store().Counters(string(p))
 		if cn.Messages != wantMessages(n) || cn.Errors != 0 {
 			t.Errorf("%s: socket-level %+v, want %d messages", p, cn, wantMessages(n))
 		}
 		if p.Secure() && cn.Decrypted == 0 {
 			t.Errorf("%s: socket-level capture decrypted nothing", p)
 		}
-		for _, r := range c.Store().All(p) {
+		for _, r := range c.Store().All(string(p)) {
 			if r.Kind == wire.KindPacket && (r.Layer != "socket" || r.TCP != (wire.TCPInfo{})) {
 				t.Errorf("%s: socket-level packet record %+v claims TCP details", p, r)
 				break
@@ -493,7 +493,7 @@ func TestDecryptsEveryTLS13Suite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := webapp.New(webapp.Config{Mode: webapp.ModeHTTPS, TLS: auth.ServerTLS()}, nil)
+	srv, err := webapp.New(webapp.Config{Protocol: protocol.HTTPS, TLS: auth.ServerTLS()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +504,7 @@ func TestDecryptsEveryTLS13Suite(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Shutdown(context.Background())
 	port := l.Addr().(*net.TCPAddr).Port
-	ports := map[uint16]proto.Protocol{uint16(port): proto.HTTPS}
+	ports := map[uint16]protocol.Protocol{uint16(port): protocol.HTTPS}
 
 	for _, suite := range []string{"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"} {
 		t.Run(suite, func(t *testing.T) {
@@ -513,7 +513,7 @@ func TestDecryptsEveryTLS13Suite(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := Start(src, ModeLive, Options{Ports: ports, Keys: keys})
+			c, err := Start(src, ModeLive, Options{Ports: wire.SeedPorts(ports), Keys: keys})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -542,12 +542,12 @@ func TestDecryptsEveryTLS13Suite(t *testing.T) {
 				t.Fatalf("openssl's key log: %d secrets (%v)", keys.Len(), err)
 			}
 			c.Stop()
-			cn := c.Store().Counters(proto.HTTPS)
+			cn := c.Store().Counters(string(protocol.HTTPS))
 			if cn.HTTPReqs != 1 || cn.HTTPResps != 1 || cn.Errors != 0 || cn.Decrypted == 0 {
 				t.Errorf("%s: %+v, want the decrypted request and response", suite, cn)
 			}
 			var negotiated string
-			for _, r := range c.Store().All(proto.HTTPS) {
+			for _, r := range c.Store().All(string(protocol.HTTPS)) {
 				if r.Field("handshake_type") == "ServerHello" {
 					negotiated = r.Field("cipher_suite")
 				}

@@ -12,8 +12,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // seedCapture writes a small pcapng (secrets block + one packet) and a pcap.
@@ -45,7 +45,7 @@ func FuzzCaptureFile(f *testing.F) {
 			return
 		}
 		s := wire.NewStore(8)
-		d, err := wire.NewDecoder(r.LinkType(), map[uint16]proto.Protocol{3000: proto.HTTP}, keys, s)
+		d, err := wire.NewDecoder(r.LinkType(), wire.SeedPorts(map[uint16]protocol.Protocol{3000: protocol.HTTP}), keys, s)
 		if err != nil {
 			return // a link type protolab does not decode: said so
 		}

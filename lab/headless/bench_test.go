@@ -10,11 +10,11 @@ import (
 	"github.com/protolab/protolab-tui/lab/headless"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/local"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
-var anyPort = map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}
+var anyPort = lab.OnFreePorts(lab.SeedApps())
 
 // BenchmarkStartToVerified measures the embedded lab from nothing to four
 // protocols verified (one echo each) and torn down ("protolab"), against the
@@ -25,7 +25,7 @@ func BenchmarkStartToVerified(b *testing.B) {
 	state := b.TempDir()
 	b.Run("protolab", func(b *testing.B) {
 		for range b.N {
-			l, err := lab.New(lab.Config{StateDir: state, Ports: anyPort, Probe: probe.Options{Count: 1}}, local.New)
+			l, err := lab.New(lab.Config{StateDir: state, Apps: anyPort, Probe: probe.Options{Count: 1}}, local.New)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func BenchmarkStartToVerified(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, p := range proto.All {
+			for _, p := range protocol.All() {
 				t := probe.Target{Protocol: p, Addr: a.Addrs[p], ServerName: "localhost", RootCAs: auth.Pool()}
 				if _, err := probe.Run(context.Background(), t, probe.Options{Count: 1}); err != nil {
 					b.Fatal(err)

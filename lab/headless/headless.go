@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/lab"
-	"github.com/protolab/protolab-tui/lab/proto"
 )
 
 // Options tunes Run.
@@ -33,13 +32,13 @@ type Options struct {
 	Pcap string
 }
 
-// ProtocolError says which protocols failed.
-type ProtocolError struct {
-	Failed  []proto.Protocol
+// AppError says which apps failed.
+type AppError struct {
+	Failed  []string
 	Reasons []string
 }
 
-func (e *ProtocolError) Error() string {
+func (e *AppError) Error() string {
 	var b strings.Builder
 	for i, p := range e.Failed {
 		if i > 0 {
@@ -105,9 +104,9 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		return rep, err
 	}
 	if failed := rep.Failed(); len(failed) > 0 {
-		pe := &ProtocolError{Failed: failed}
+		pe := &AppError{Failed: failed}
 		for _, f := range failed {
-			pe.Reasons = append(pe.Reasons, rep.Protocols[f].Error)
+			pe.Reasons = append(pe.Reasons, rep.Apps[f].Error)
 		}
 		return rep, pe
 	}
@@ -219,15 +218,15 @@ func Describe(e lab.Event) string {
 	case lab.ProbeEvent:
 		r := e.Result
 		if !r.OK {
-			return fmt.Sprintf("probe     %-5s FAILED: %s", r.Protocol, r.Error)
+			return fmt.Sprintf("probe     %-5s FAILED: %s", r.App, r.Error)
 		}
 		return fmt.Sprintf("probe     %-5s ok: setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips",
-			r.Protocol, r.SetupMs, r.RTTP50Ms, r.RTTP99Ms, r.MsgsPerS, r.Messages)
+			r.App, r.SetupMs, r.RTTP50Ms, r.RTTP99Ms, r.MsgsPerS, r.Messages)
 	case lab.SendEvent:
 		if e.Error != "" {
-			return fmt.Sprintf("send      %s %q FAILED: %s", e.Protocol, e.Sent, e.Error)
+			return fmt.Sprintf("send      %s %q FAILED: %s", e.App, e.Sent, e.Error)
 		}
-		return fmt.Sprintf("send      %s %q → %q in %.2f ms", e.Protocol, e.Sent, e.Reply, e.RTTMs)
+		return fmt.Sprintf("send      %s %q → %q in %.2f ms", e.App, e.Sent, e.Reply, e.RTTMs)
 	case lab.LogEvent:
 		return fmt.Sprintf("log       [%s] %s: %s", e.Source, e.Level, e.Message)
 	case lab.ErrorEvent:
@@ -250,45 +249,45 @@ func Describe(e lab.Event) string {
 		if e.Error != "" {
 			return fmt.Sprintf("export    FAILED: %s", e.Error)
 		}
-		return fmt.Sprintf("export    %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
+		s := fmt.Sprintf("export    %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
+		if e.Note != "" {
+			s += " (" + e.Note + ")"
+		}
+		return s
 	}
 	return e.EventType()
 }
 
-// WriteTable prints the comparison table.
+// WriteTable prints the comparison table: one row per app.
 func WriteTable(w io.Writer, r lab.Report) {
 	fmt.Fprintf(w, "Lab %q on provider %s\n", r.Lab, r.Provider)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "protocol\tresult\tsetup ms\ttcp+tls+req ms\trtt p50 ms\trtt p99 ms\tmsgs/s\tbytes/msg\tpayload\t")
-	for _, p := range proto.All {
-		res, ok := r.Protocols[p]
-		if !ok {
-			continue
-		}
+	fmt.Fprintln(tw, "app\tprotocol\tresult\tsetup ms\ttcp+tls+req ms\trtt p50 ms\trtt p99 ms\tmsgs/s\tbytes/msg\tpayload\t")
+	rows := r.Rows()
+	for _, res := range rows {
 		if !res.OK {
-			fmt.Fprintf(tw, "%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t\n", p)
+			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t\n", res.App, res.Protocol)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\tok\t%.2f\t%.2f+%.2f+%.2f\t%.3f\t%.3f\t%.0f\t%.1f\t%d\t\n",
-			p, res.SetupMs, res.ConnectMs, res.TLSMs, res.HandshakeMs, res.RTTP50Ms, res.RTTP99Ms, res.MsgsPerS, res.BytesPerM, res.PayloadB)
+		fmt.Fprintf(tw, "%s\t%s\tok\t%.2f\t%.2f+%.2f+%.2f\t%.3f\t%.3f\t%.0f\t%.1f\t%d\t\n",
+			res.App, res.Protocol, res.SetupMs, res.ConnectMs, res.TLSMs, res.HandshakeMs, res.RTTP50Ms, res.RTTP99Ms, res.MsgsPerS, res.BytesPerM, res.PayloadB)
 	}
 	tw.Flush()
-	for _, p := range r.Failed() {
-		fmt.Fprintf(w, "%s: %s\n", p, r.Protocols[p].Error)
+	for _, name := range r.Failed() {
+		fmt.Fprintf(w, "%s: %s\n", name, r.Apps[name].Error)
 	}
 	if r.Capture == nil {
 		return
 	}
 	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops())
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "protocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\t")
-	for _, p := range proto.All {
-		res, ok := r.Protocols[p]
-		if !ok || res.Wire == nil {
+	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\t")
+	for _, res := range rows {
+		if res.Wire == nil {
 			continue
 		}
 		s := res.Wire
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", p, s.Packets, s.Bytes, s.Messages,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", res.App, res.Protocol, s.Packets, s.Bytes, s.Messages,
 			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, s.Decrypted, s.Errors)
 	}
 	tw.Flush()

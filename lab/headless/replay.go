@@ -8,28 +8,51 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // ReplayReport is what replaying a capture file found.
 type ReplayReport struct {
-	Type        string                          `json:"type"` // "replay"
-	File        string                          `json:"file"`
-	Packets     uint64                          `json:"packets"`
-	Undecodable uint64                          `json:"undecodable"`
-	Seconds     float64                         `json:"seconds"`
-	PacketsPerS float64                         `json:"packets_per_s"`
-	Secrets     int                             `json:"secrets"`
-	Protocols   map[proto.Protocol]wire.Summary `json:"protocols"`
-	Error       string                          `json:"error,omitempty"`
+	Type        string  `json:"type"` // "replay"
+	File        string  `json:"file"`
+	Packets     uint64  `json:"packets"`
+	Undecodable uint64  `json:"undecodable"`
+	Seconds     float64 `json:"seconds"`
+	PacketsPerS float64 `json:"packets_per_s"`
+	Secrets     int     `json:"secrets"`
+	// Apps are the wire figures by app name; Order lists the names in the
+	// lab's order.
+	Apps  map[string]AppWire `json:"apps"`
+	Order []string           `json:"order"`
+	Error string             `json:"error,omitempty"`
+}
+
+// AppWire is one app's figures in a replay.
+type AppWire struct {
+	Protocol protocol.Protocol `json:"protocol"`
+	Port     int               `json:"port"`
+	wire.Summary
 }
 
 // Replay decodes a pcap or pcapng file (its embedded TLS secrets included)
-// with the lab's port map and prints the per-protocol wire figures. A file
-// that breaks part-way is reported with everything decoded before the break.
-func Replay(ctx context.Context, path string, ports map[uint16]proto.Protocol, ring int, jsonOut bool, out io.Writer) (ReplayReport, error) {
+// with the lab's apps as the port map (apps on port 0 are left out: their
+// port is not known) and prints each app's wire figures. A file that breaks
+// part-way is reported with everything decoded before the break.
+func Replay(ctx context.Context, path string, apps []lab.App, ring int, jsonOut bool, out io.Writer) (ReplayReport, error) {
+	ports := wire.PortMap{}
+	var kept []lab.App
+	for _, a := range apps {
+		if a.Port != 0 {
+			ports[uint16(a.Port)] = wire.AppRef{Name: a.Name, Protocol: a.Protocol}
+			kept = append(kept, a)
+		}
+	}
+	if len(ports) == 0 {
+		return ReplayReport{}, fmt.Errorf("--read %s: no app has a fixed port to decode by: give the apps their ports (--port NAME=N or the lab file)", path)
+	}
 	keys := wire.NewKeyLog(nil)
 	src, err := capture.OpenFile(path, keys)
 	if err != nil {
@@ -50,9 +73,10 @@ func Replay(ctx context.Context, path string, ports map[uint16]proto.Protocol, r
 	st := c.Stats()
 	rep := ReplayReport{Type: "replay", File: path, Packets: st.Packets, Undecodable: c.Undecodable(),
 		Seconds: elapsed.Seconds(), PacketsPerS: float64(st.Packets) / elapsed.Seconds(), Secrets: keys.Len(),
-		Protocols: map[proto.Protocol]wire.Summary{}}
-	for _, p := range proto.All {
-		rep.Protocols[p] = c.Store().Counters(p).Summarize()
+		Apps: map[string]AppWire{}}
+	for _, a := range kept {
+		rep.Apps[a.Name] = AppWire{Protocol: a.Protocol, Port: a.Port, Summary: c.Store().Counters(a.Name).Summarize()}
+		rep.Order = append(rep.Order, a.Name)
 	}
 	if readErr != nil {
 		rep.Error = fmt.Sprintf("reading %s stopped after %d packets: %v", path, st.Packets, readErr)
@@ -64,10 +88,10 @@ func Replay(ctx context.Context, path string, ports map[uint16]proto.Protocol, r
 		fmt.Fprintf(out, "%s: %d packets in %.2fs (%.0f packets/s), %d TLS secrets, %d undecodable\n",
 			path, rep.Packets, rep.Seconds, rep.PacketsPerS, rep.Secrets, rep.Undecodable)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "protocol\tpackets\tbytes\tflows\tmessages\thttp req\tws frames\ttls hellos\tdecrypted\terrors\t")
-		for _, p := range proto.All {
-			s := rep.Protocols[p]
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", p, s.Packets, s.Bytes, s.Flows, s.Messages, s.HTTPReqs, s.WSFrames, s.TLSHellos, s.Decrypted, s.Errors)
+		fmt.Fprintln(tw, "app\tprotocol\tport\tpackets\tbytes\tflows\tmessages\thttp req\tws frames\ttls hellos\tdecrypted\terrors\t")
+		for _, name := range rep.Order {
+			s := rep.Apps[name]
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, s.Protocol, s.Port, s.Packets, s.Bytes, s.Flows, s.Messages, s.HTTPReqs, s.WSFrames, s.TLSHellos, s.Decrypted, s.Errors)
 		}
 		tw.Flush()
 		if rep.Error != "" {

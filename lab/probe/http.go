@@ -62,7 +62,7 @@ func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
 	}
 	if err != nil {
 		s.close()
-		return nil, fmt.Errorf("%s: GET / on %s: %w", t.Protocol, t.Addr, err)
+		return nil, fmt.Errorf("%s: GET / on %s: %w", t.name(), t.Addr, err)
 	}
 	s.hs = time.Since(start)
 	return s, nil
@@ -137,12 +137,12 @@ func Health(ctx context.Context, t Target) error {
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return fmt.Errorf("%s health check at %s: %w", t.Protocol, t.Addr, err)
+		return fmt.Errorf("%s health check at %s: %w", t.name(), t.Addr, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s health check at %s answered %s", t.Protocol, t.Addr, resp.Status)
+		return fmt.Errorf("%s health check at %s answered %s", t.name(), t.Addr, resp.Status)
 	}
 	return nil
 }

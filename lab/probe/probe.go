@@ -19,12 +19,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
-// Target says where a protocol's app is and how to reach it.
+// Target says where an app is, which protocol it speaks and how to reach it.
 type Target struct {
-	Protocol proto.Protocol
+	// App names the app (in messages and results; default: the protocol).
+	App      string
+	Protocol protocol.Protocol
 	// Addr is the host:port to dial from this machine.
 	Addr string
 	// ServerName is the TLS server name and HTTP Host (default: Addr's host).
@@ -41,15 +43,18 @@ type Target struct {
 // Options tunes Run.
 type Options struct {
 	// Count is the number of echo round trips (default 200).
-	Count int
+	Count int `yaml:"count,omitempty" json:"count,omitempty"`
 	// Payload is the size of each echo message in bytes (default 32).
-	Payload int
+	Payload int `yaml:"payload,omitempty" json:"payload,omitempty"`
 	// Timeout bounds the whole run (default 30s).
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // DefaultCount is the default number of echo round trips.
 const DefaultCount = 200
+
+// WithDefaults fills the options left unset.
+func (o Options) WithDefaults() Options { return o.withDefaults() }
 
 func (o Options) withDefaults() Options {
 	if o.Count <= 0 {
@@ -64,12 +69,13 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Result is one protocol's measurement. Times are in milliseconds.
+// Result is one app's measurement. Times are in milliseconds.
 type Result struct {
-	Protocol proto.Protocol `json:"protocol"`
-	OK       bool           `json:"ok"`
-	Error    string         `json:"error,omitempty"`
-	Addr     string         `json:"addr"`
+	App      string            `json:"app"`
+	Protocol protocol.Protocol `json:"protocol"`
+	OK       bool              `json:"ok"`
+	Error    string            `json:"error,omitempty"`
+	Addr     string            `json:"addr"`
 
 	ConnectMs   float64 `json:"connect_ms"`   // TCP three-way handshake
 	TLSMs       float64 `json:"tls_ms"`       // TLS handshake (0 for plain protocols)
@@ -120,6 +126,14 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 func (c *countingConn) total() int64 { return c.sent.Load() + c.recv.Load() }
 
+// name is the app's name, or the protocol's when the target names no app.
+func (t Target) name() string {
+	if t.App != "" {
+		return t.App
+	}
+	return string(t.Protocol)
+}
+
 func (t Target) serverName() string {
 	if t.ServerName != "" {
 		return t.ServerName
@@ -142,7 +156,7 @@ func (t Target) hostPort() string {
 
 func (t Target) tlsConfig(nextProtos ...string) (*tls.Config, error) {
 	if t.RootCAs == nil {
-		return nil, fmt.Errorf("%s probe: no lab CA to verify the server against", t.Protocol)
+		return nil, fmt.Errorf("%s probe: no lab CA to verify the server against", t.name())
 	}
 	return &tls.Config{
 		RootCAs:      t.RootCAs,
@@ -173,7 +187,7 @@ func (t Target) dial(ctx context.Context, nextProtos ...string) (*conn, error) {
 	start := time.Now()
 	nc, err := dial(ctx, "tcp", t.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: connecting to %s: %w", t.Protocol, t.Addr, err)
+		return nil, fmt.Errorf("%s: connecting to %s: %w", t.name(), t.Addr, err)
 	}
 	c := &conn{raw: &countingConn{Conn: nc}, connect: time.Since(start)}
 	c.Conn = c.raw
@@ -189,7 +203,7 @@ func (t Target) dial(ctx context.Context, nextProtos ...string) (*conn, error) {
 	tc := tls.Client(c.raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("%s: TLS handshake with %s: %w", t.Protocol, t.Addr, err)
+		return nil, fmt.Errorf("%s: TLS handshake with %s: %w", t.name(), t.Addr, err)
 	}
 	c.tlsDur = time.Since(start)
 	st := tc.ConnectionState()
@@ -203,7 +217,7 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	r := Result{Protocol: t.Protocol, Addr: t.Addr, PayloadB: o.Payload}
+	r := Result{App: t.name(), Protocol: t.Protocol, Addr: t.Addr, PayloadB: o.Payload}
 	s, err := open(ctx, t)
 	if err != nil {
 		return r.fail(err)
@@ -227,12 +241,12 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		got, err := s.echo(ctx, msg)
 		if err != nil {
 			r.Messages = len(rtts)
-			return r.fail(fmt.Errorf("%s: echo %d of %d: %w", t.Protocol, i+1, o.Count, err))
+			return r.fail(fmt.Errorf("%s: echo %d of %d: %w", t.name(), i+1, o.Count, err))
 		}
 		rtts = append(rtts, time.Since(start))
 		if got != msg {
 			r.Messages = len(rtts)
-			return r.fail(fmt.Errorf("%s: echo %d of %d came back different: sent %q, got %q", t.Protocol, i+1, o.Count, msg, got))
+			return r.fail(fmt.Errorf("%s: echo %d of %d came back different: sent %q, got %q", t.name(), i+1, o.Count, msg, got))
 		}
 	}
 	elapsed := time.Since(begin)
@@ -269,11 +283,12 @@ func Payload(i, n int) string {
 
 // SendResult is the outcome of Send.
 type SendResult struct {
-	Protocol proto.Protocol `json:"protocol"`
-	Sent     string         `json:"sent"`
-	Reply    string         `json:"reply"`
-	SetupMs  float64        `json:"setup_ms"`
-	RTTMs    float64        `json:"rtt_ms"`
+	App      string            `json:"app"`
+	Protocol protocol.Protocol `json:"protocol"`
+	Sent     string            `json:"sent"`
+	Reply    string            `json:"reply"`
+	SetupMs  float64           `json:"setup_ms"`
+	RTTMs    float64           `json:"rtt_ms"`
 }
 
 // Send opens a connection, sends text once (POST /echo, or a WebSocket text
@@ -281,7 +296,7 @@ type SendResult struct {
 func Send(ctx context.Context, t Target, text string) (SendResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	res := SendResult{Protocol: t.Protocol, Sent: text}
+	res := SendResult{App: t.name(), Protocol: t.Protocol, Sent: text}
 	s, err := open(ctx, t)
 	if err != nil {
 		return res, err
@@ -293,17 +308,29 @@ func Send(ctx context.Context, t Target, text string) (SendResult, error) {
 	res.Reply, err = s.echo(ctx, text)
 	res.RTTMs = ms(time.Since(start))
 	if err != nil {
-		return res, fmt.Errorf("%s: sending %q: %w", t.Protocol, text, err)
+		return res, fmt.Errorf("%s: sending %q: %w", t.name(), text, err)
 	}
 	return res, nil
 }
 
+// sessions opens, for each way a protocol's connection goes (its
+// descriptor's Recognise), the conversation the probe holds with its app.
+var sessions = map[protocol.Recognition]func(context.Context, Target) (session, error){
+	protocol.RecogniseHTTP:      func(ctx context.Context, t Target) (session, error) { return newHTTPSession(ctx, t) },
+	protocol.RecogniseWebSocket: func(ctx context.Context, t Target) (session, error) { return newWSSession(ctx, t) },
+}
+
 // open starts the conversation t's protocol speaks.
 func open(ctx context.Context, t Target) (session, error) {
-	if t.Protocol.WebSocket() {
-		return newWSSession(ctx, t)
+	d, ok := protocol.Lookup(t.Protocol)
+	if !ok {
+		return nil, fmt.Errorf("%s: unknown protocol %q", t.name(), t.Protocol)
 	}
-	return newHTTPSession(ctx, t)
+	newSession, ok := sessions[d.Recognise]
+	if !ok {
+		return nil, fmt.Errorf("%s: no probe speaks %s yet", t.name(), t.Protocol)
+	}
+	return newSession(ctx, t)
 }
 
 // session is one protocol conversation on one connection.

@@ -12,11 +12,11 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/lab/pki"
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // labApps starts the four apps with a lab CA and returns a target for each.
-func labApps(tb testing.TB) map[proto.Protocol]Target {
+func labApps(tb testing.TB) map[protocol.Protocol]Target {
 	tb.Helper()
 	auth, err := pki.Load(tb.TempDir(), nil)
 	if err != nil {
@@ -27,7 +27,7 @@ func labApps(tb testing.TB) map[proto.Protocol]Target {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(a.Stop)
-	out := map[proto.Protocol]Target{}
+	out := map[protocol.Protocol]Target{}
 	for p, addr := range a.Addrs {
 		out[p] = Target{Protocol: p, Addr: addr, ServerName: "localhost", RootCAs: auth.Pool()}
 	}
@@ -36,8 +36,8 @@ func labApps(tb testing.TB) map[proto.Protocol]Target {
 
 func TestRunAllProtocols(t *testing.T) {
 	targets := labApps(t)
-	results := map[proto.Protocol]Result{}
-	for _, p := range proto.All {
+	results := map[protocol.Protocol]Result{}
+	for _, p := range protocol.All() {
 		t.Run(string(p), func(t *testing.T) {
 			res, err := Run(context.Background(), targets[p], Options{Count: 50, Payload: 40})
 			if err != nil {
@@ -70,15 +70,15 @@ func TestRunAllProtocols(t *testing.T) {
 	}
 	// What the lab exists to show: WebSocket frames cost far fewer bytes per
 	// message than HTTP requests, and TLS adds a record header and tag.
-	if ws, http := results[proto.WS].BytesPerM, results[proto.HTTP].BytesPerM; ws >= http {
+	if ws, http := results[protocol.WS].BytesPerM, results[protocol.HTTP].BytesPerM; ws >= http {
 		t.Errorf("ws bytes/message %.1f not below http's %.1f", ws, http)
 	}
-	if ws, wss := results[proto.WS].BytesPerM, results[proto.WSS].BytesPerM; wss <= ws {
+	if ws, wss := results[protocol.WS].BytesPerM, results[protocol.WSS].BytesPerM; wss <= ws {
 		t.Errorf("wss bytes/message %.1f not above ws's %.1f", wss, ws)
 	}
 	// WebSocket: client frames carry 2+4 bytes of header (masked), server
 	// frames 2: (40+6 + 40+2)/2 = 44 bytes per message exactly.
-	if got := results[proto.WS].BytesPerM; got != 44 {
+	if got := results[protocol.WS].BytesPerM; got != 44 {
 		t.Errorf("ws bytes/message = %v, want exactly 44 for 40-byte payloads", got)
 	}
 }
@@ -90,7 +90,7 @@ func TestRunDeadServer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	for _, p := range proto.All {
+	for _, p := range protocol.All() {
 		res, err := Run(context.Background(), Target{Protocol: p, Addr: addr}, Options{Count: 5, Timeout: 3 * time.Second})
 		if err == nil || res.OK {
 			t.Fatalf("%s: probe of a dead server succeeded", p)
@@ -107,19 +107,19 @@ func TestRunWrongCAOrProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wss := targets[proto.WSS]
+	wss := targets[protocol.WSS]
 	wss.RootCAs = other.Pool()
 	if _, err := Run(context.Background(), wss, Options{Count: 1}); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Errorf("wss with another CA: %v", err)
 	}
-	noCA := targets[proto.HTTPS]
+	noCA := targets[protocol.HTTPS]
 	noCA.RootCAs = nil
 	if _, err := Run(context.Background(), noCA, Options{Count: 1}); err == nil || !strings.Contains(err.Error(), "no lab CA") {
 		t.Errorf("https without a CA: %v", err)
 	}
 	// An http probe pointed at the ws app finds out.
-	wrong := targets[proto.WS]
-	wrong.Protocol = proto.HTTP
+	wrong := targets[protocol.WS]
+	wrong.Protocol = protocol.HTTP
 	if _, err := Run(context.Background(), wrong, Options{Count: 1}); err == nil || !strings.Contains(err.Error(), "GET /") {
 		t.Errorf("http probe at the ws app: %v", err)
 	}
@@ -127,7 +127,7 @@ func TestRunWrongCAOrProtocol(t *testing.T) {
 
 func TestSendAndKeyLog(t *testing.T) {
 	targets := labApps(t)
-	for _, p := range proto.All {
+	for _, p := range protocol.All() {
 		var keys syncBuffer
 		tg := targets[p]
 		tg.KeyLog = &keys
@@ -146,12 +146,12 @@ func TestSendAndKeyLog(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	targets := labApps(t)
-	for _, p := range proto.All {
+	for _, p := range protocol.All() {
 		if err := Health(context.Background(), targets[p]); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
-	dead := targets[proto.HTTPS]
+	dead := targets[protocol.HTTPS]
 	dead.Addr = "127.0.0.1:1"
 	if err := Health(context.Background(), dead); err == nil || !strings.Contains(err.Error(), "health check at 127.0.0.1:1") {
 		t.Errorf("dead health = %v", err)
@@ -216,7 +216,7 @@ func (s *syncBuffer) String() string {
 // WebSocket session with a minimal gorilla write/read loop against the same
 // server, in the same run. bench/run.sh prints the ratio (target ≤ 1.1).
 func BenchmarkWSRoundTrip(b *testing.B) {
-	tg := labApps(b)[proto.WS]
+	tg := labApps(b)[protocol.WS]
 	b.Run("probe", func(b *testing.B) {
 		s, err := newWSSession(context.Background(), tg)
 		if err != nil {

@@ -40,13 +40,13 @@ func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
 	if err != nil {
 		c.Close()
 		if resp != nil {
-			return nil, fmt.Errorf("%s: upgrade at %s refused: %s", t.Protocol, url, resp.Status)
+			return nil, fmt.Errorf("%s: upgrade at %s refused: %s", t.name(), url, resp.Status)
 		}
-		return nil, fmt.Errorf("%s: upgrade at %s: %w", t.Protocol, url, err)
+		return nil, fmt.Errorf("%s: upgrade at %s: %w", t.name(), url, err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		ws.Close()
-		return nil, fmt.Errorf("%s: upgrade at %s answered %s", t.Protocol, url, resp.Status)
+		return nil, fmt.Errorf("%s: upgrade at %s answered %s", t.name(), url, resp.Status)
 	}
 	return &wsSession{c: c, ws: ws, hs: time.Since(start)}, nil
 }

@@ -3,7 +3,10 @@
 package providers
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -15,31 +18,69 @@ import (
 	"github.com/protolab/protolab-tui/lab/sshrun"
 )
 
-// Constructor builds a provider from the Lab's environment.
+// Constructor builds a provider from the Lab's environment; its options
+// are the configuration's section for it (Config.Docker, .SSH, .Vagrant).
 type Constructor func(lab.Env) (lab.Provider, error)
 
 var registry = map[string]Constructor{
-	local.Name:   local.New,
-	docker.Name:  docker.New,
-	ssh.Name:     ssh.New(sshrun.Config{}), // the command line gives it its host: SSH
-	vagrant.Name: vagrant.New(vagrant.Options{}),
+	local.Name: local.New,
+	docker.Name: func(env lab.Env) (lab.Provider, error) {
+		return docker.NewWith(env, docker.Options{Purge: env.Config.Docker.Purge})
+	},
+	ssh.Name: func(env lab.Env) (lab.Provider, error) {
+		cfg, err := SSHConfig(env.Config.SSH)
+		if err != nil {
+			return nil, err
+		}
+		return ssh.NewWithPrivilege(cfg, ssh.Privilege(env.Config.SSH.RemotePriv))(env)
+	},
+	vagrant.Name: func(env lab.Env) (lab.Provider, error) {
+		o := env.Config.Vagrant
+		return vagrant.New(vagrant.Options{Dir: o.Dir, Provider: o.Provider, KeepVM: o.Halt})(env)
+	},
 }
 
-// Vagrant is the vagrant provider for a Vagrantfile folder and a Vagrant
-// provider (virtualbox, libvirt, docker; "" lets Vagrant choose).
-func Vagrant(dir, provider string, keepVM bool) Constructor {
-	return vagrant.New(vagrant.Options{Dir: dir, Provider: provider, KeepVM: keepVM})
+// SSHConfig turns the lab file's ssh section into the SSH runner's
+// configuration.
+func SSHConfig(o lab.SSHOptions) (sshrun.Config, error) {
+	var cfg sshrun.Config
+	if o.Host == "" {
+		return cfg, errors.New("the ssh provider needs a host: --host user@host[:port] (or ssh.host in the lab file)")
+	}
+	var err error
+	if cfg.User, cfg.Host, cfg.Port, err = sshrun.ParseTarget(o.Host); err != nil {
+		return cfg, err
+	}
+	home, _ := os.UserHomeDir()
+	for _, id := range o.Identity {
+		if rest, ok := strings.CutPrefix(id, "~/"); ok && home != "" {
+			id = filepath.Join(home, rest)
+		}
+		cfg.IdentityFiles = append(cfg.IdentityFiles, id)
+	}
+	cfg.AcceptNewHostKey = o.AcceptNewHostKey
+	return cfg, nil
 }
 
-// SSH is the ssh provider for a host; priv is --remote-priv.
-func SSH(cfg sshrun.Config, priv string) Constructor {
-	return ssh.NewWithPrivilege(cfg, ssh.Privilege(priv))
+// Check says whether cfg (defaults applied) names a known provider and
+// gives it what it needs, before anything starts; its errors are
+// *lab.ConfigError so a lab file's line can be named.
+func Check(cfg lab.Config) error {
+	if _, ok := registry[cfg.Provider]; !ok {
+		return &lab.ConfigError{Path: "provider", Msg: fmt.Sprintf("unknown provider %q: use one of %s", cfg.Provider, strings.Join(Names(), ", "))}
+	}
+	if cfg.Provider == ssh.Name {
+		if _, err := SSHConfig(cfg.SSH); err != nil {
+			return &lab.ConfigError{Path: "ssh.host", Msg: err.Error()}
+		}
+	}
+	return nil
 }
 
-// Purge makes the docker provider remove its images at teardown.
-func Purge() Constructor {
-	return func(env lab.Env) (lab.Provider, error) { return docker.NewWith(env, docker.Options{Purge: true}) }
-}
+// InProcess reports whether the named provider runs the apps inside this
+// process (the embedded lab), where this process's own loopback carries
+// their traffic.
+func InProcess(name string) bool { return name == local.Name }
 
 // Names lists the known providers.
 func Names() []string {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // msgClass says what a decoded message is, for the counters.
@@ -17,6 +19,7 @@ const (
 	classWSControl
 	classTLS
 	classClientHello
+	classCount // the number of classes
 )
 
 // sink receives what a conversation decodes. The flow fills in time, flow,
@@ -63,6 +66,9 @@ type conv struct {
 	heads     []bool // requests awaiting responses: true for HEAD
 	tls       *tlsConn
 	keys      *KeyLog
+	// want is the app's protocol: what its descriptor says the connection
+	// should start with is checked against what it does start with.
+	want protocol.Descriptor
 }
 
 func newConv(out sink, keys *KeyLog, decrypted bool) *conv {
@@ -78,7 +84,7 @@ func (c *conv) data(dir Dir, b []byte, t time.Time) {
 	case modeBroken:
 		return
 	case modeDetect:
-		c.detect(dir, b)
+		c.detect(dir, b, t)
 	}
 	switch c.mode[dir] {
 	case modeTLS:
@@ -102,8 +108,20 @@ func (c *conv) data(dir Dir, b []byte, t time.Time) {
 	}
 }
 
-func (c *conv) detect(dir Dir, b []byte) {
-	if !c.decrypted && (b[0] == tlsHandshake || b[0] == tlsAlert) {
+// detect chooses the parser from the content (a TLS record header, else
+// HTTP); the port map said which protocol to expect, and a connection that
+// does not start as its descriptor says is flagged, then decoded as what it
+// is (plain HTTP sent to a TLS app, TLS sent to a plain one).
+func (c *conv) detect(dir Dir, b []byte, t time.Time) {
+	isTLS := !c.decrypted && (b[0] == tlsHandshake || b[0] == tlsAlert)
+	if !c.decrypted && c.want.Name != "" && dir == ClientToServer && isTLS != c.want.TLS {
+		what := "plain bytes (no TLS record)"
+		if isTLS {
+			what = "a TLS record"
+		}
+		c.out.failure(dir, t, fmt.Errorf("the app speaks %s (%s), but this connection starts with %s: decoding what it is", c.want.Name, c.want.Title, what))
+	}
+	if isTLS {
 		c.mode[dir] = modeTLS
 		return
 	}

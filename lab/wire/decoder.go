@@ -8,15 +8,15 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Decoder turns packets (or, in socket-level mode, socket reads and writes)
 // into records in a Store. It is not safe for concurrent use: one goroutine
 // feeds it.
 type Decoder struct {
-	ports   map[uint16]proto.Protocol
-	portIdx *[1 << 16]uint8 // port → 1 + index in proto.All, 0 for none (no map lookup per packet)
+	ports   PortMap
+	portIdx *[1 << 16]uint16 // port → 1 + the app's index in the store, 0 for none (no map lookup per packet)
 	keys    *KeyLog
 	store   *Store
 
@@ -50,17 +50,17 @@ type flowKey struct{ client, server netip.AddrPort }
 const maxFlows = 1 << 16
 
 // NewDecoder decodes packets of the given link type. ports maps the lab's
-// server ports to their protocols; keys (may be nil) holds TLS secrets.
-func NewDecoder(linkType layers.LinkType, ports map[uint16]proto.Protocol, keys *KeyLog, store *Store) (*Decoder, error) {
+// server ports to their apps (each gets its ring and counters in store);
+// keys (may be nil) holds TLS secrets.
+func NewDecoder(linkType layers.LinkType, ports PortMap, keys *KeyLog, store *Store) (*Decoder, error) {
 	d := &Decoder{ports: ports, keys: keys, store: store, linkType: linkType,
 		flows: make(map[flowKey]*flowState), waiting: make(map[*tlsConn]*flowState)}
-	d.portIdx = new([1 << 16]uint8)
-	for port, p := range ports {
-		for i, q := range proto.All {
-			if p == q {
-				d.portIdx[port] = uint8(i + 1)
-			}
+	d.portIdx = new([1 << 16]uint16)
+	for port, a := range ports {
+		if !a.Protocol.Known() {
+			return nil, fmt.Errorf("port %d: app %s has unknown protocol %q", port, a.Name, a.Protocol)
 		}
+		d.portIdx[port] = uint16(store.Add(a) + 1)
 	}
 	var first gopacket.LayerType
 	switch linkType {
@@ -129,23 +129,22 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	sp, dp := uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)
 	var key flowKey
 	var dir Dir
-	var p proto.Protocol
+	var app int
 	if i := d.portIdx[dp]; i != 0 {
-		key, dir, p = flowKey{netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp)}, ClientToServer, proto.All[i-1]
+		key, dir, app = flowKey{netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp)}, ClientToServer, int(i-1)
 	} else if i := d.portIdx[sp]; i != 0 {
-		pp := proto.All[i-1]
-		key, dir, p = flowKey{netip.AddrPortFrom(dst, dp), netip.AddrPortFrom(src, sp)}, ServerToClient, pp
+		key, dir, app = flowKey{netip.AddrPortFrom(dst, dp), netip.AddrPortFrom(src, sp)}, ServerToClient, int(i-1)
 	} else {
 		d.Ignored++
 		return nil
 	}
-	f := d.flow(key, p)
+	f := d.flow(key, app)
 	if f.closed && d.tcp.SYN && !d.tcp.ACK { // the same ports, a new connection
 		if f.conv != nil && f.conv.tls != nil {
 			f.conv.tls.giveUp(ci.Timestamp)
 		}
 		d.drop(key, f)
-		f = d.flow(key, p)
+		f = d.flow(key, app)
 	}
 	length := ci.Length
 	if length == 0 {
@@ -190,8 +189,8 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	if tcp.ACK {
 		ack = rel(tcp.Ack, f.half[1-dir].isn)
 	}
-	rec, c, unlock := d.store.slot(p)
-	rec.Time, rec.Protocol, rec.Flow, rec.Dir, rec.Kind, rec.Layer = t, p, f.flow, dir, KindPacket, "tcp"
+	rec, c := d.store.slot(app)
+	rec.Time, rec.Flow, rec.Dir, rec.Kind, rec.Layer = t, f.flow, dir, KindPacket, "tcp"
 	rec.Len, rec.Payload = length, len(payload)
 	rec.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq)), Ack: ack, Flags: flags, Window: window, Retrans: retrans}
 	rec.Data = append(rec.Data, payload[:min(len(payload), PreviewBytes)]...)
@@ -200,7 +199,7 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	if retrans {
 		c.Retransmits++
 	}
-	unlock()
+	d.store.mu.Unlock()
 	if err != nil {
 		f.failure(dir, t, fmt.Errorf("packet partly decoded: %w", err))
 	}
@@ -236,19 +235,20 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	return nil
 }
 
-// Stream feeds bytes read from or written to a socket (socket-level capture:
-// no packets, no TCP header). Each call counts as one "packet".
-func (d *Decoder) Stream(flow Flow, p proto.Protocol, dir Dir, data []byte, t time.Time) {
+// Stream feeds bytes read from or written to a socket of app (socket-level
+// capture: no packets, no TCP header). Each call counts as one "packet".
+func (d *Decoder) Stream(flow Flow, app AppRef, dir Dir, data []byte, t time.Time) {
 	d.checkKeys()
 	key := flowKey{flow.Client, flow.Server}
-	f := d.flow(key, p)
+	f := d.flow(key, d.store.Add(app))
 	f.packets++
-	d.store.add(p, func(r *Record) {
-		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Layer = t, p, f.flow, dir, KindPacket, "socket"
-		r.Len, r.Payload = len(data), len(data)
-		r.Data = append(r.Data[:0], data[:min(len(data), PreviewBytes)]...)
-	})
-	d.store.count(p, func(c *Counters) { c.Packets++; c.Bytes += uint64(len(data)) })
+	r, c := d.store.slot(f.app)
+	r.Time, r.Flow, r.Dir, r.Kind, r.Layer = t, f.flow, dir, KindPacket, "socket"
+	r.Len, r.Payload = len(data), len(data)
+	r.Data = append(r.Data[:0], data[:min(len(data), PreviewBytes)]...)
+	c.Packets++
+	c.Bytes += uint64(len(data))
+	d.store.mu.Unlock()
 	f.conv.data(dir, data, t)
 	d.watch(f)
 }
@@ -291,7 +291,7 @@ func (d *Decoder) Flush(t time.Time) {
 	}
 }
 
-func (d *Decoder) flow(key flowKey, p proto.Protocol) *flowState {
+func (d *Decoder) flow(key flowKey, app int) *flowState {
 	if f, ok := d.flows[key]; ok {
 		return f
 	}
@@ -312,10 +312,17 @@ func (d *Decoder) flow(key flowKey, p proto.Protocol) *flowState {
 		}
 		d.drop(oldest, d.flows[oldest])
 	}
-	f := &flowState{d: d, key: key, flow: Flow{Client: key.client, Server: key.server}, proto: p, created: time.Now()}
+	f := &flowState{d: d, key: key, flow: Flow{Client: key.client, Server: key.server}, app: app, created: time.Now()}
+	d.store.mu.Lock()
+	desc := d.store.apps[app].ref.Protocol.Desc()
+	for class := range countedAs[desc.Message] {
+		f.counts[class] = true
+	}
+	d.store.apps[app].counters.Flows++
+	d.store.mu.Unlock()
 	f.conv = newConv(f, d.keys, false)
+	f.conv.want = desc
 	d.flows[key] = f
-	d.store.count(p, func(c *Counters) { c.Flows++ })
 	return f
 }
 
@@ -391,7 +398,8 @@ type flowState struct {
 	d         *Decoder
 	key       flowKey
 	flow      Flow
-	proto     proto.Protocol
+	app       int              // the app's index in the store
+	counts    [classCount]bool // the decoded classes that count as the app's messages
 	created   time.Time
 	half      [2]tcpHalf
 	conv      *conv
@@ -403,64 +411,60 @@ type flowState struct {
 
 // message implements sink.
 func (f *flowState) message(dir Dir, t time.Time, decrypted bool, class msgClass, fill func(*Record)) {
-	p := f.proto
-	ws := p.WebSocket()
-	app := (class == classHTTPRequest || class == classHTTPResponse) && !ws || (class == classWSData && ws)
-	var payload int
-	f.d.store.add(p, func(r *Record) {
-		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Decrypted = t, p, f.flow, dir, KindMessage, decrypted
-		fill(r) // r.Data, when set, is the message's own preview: no copy needed
-		if len(r.Data) > PreviewBytes {
-			r.Data = r.Data[:PreviewBytes]
-		}
-		payload = r.Payload
-	})
-	first := app && !f.setupDone
-	if first {
-		f.setupDone = true
+	counted := f.counts[class]
+	app := counted && class != classWSControl // an application message: setup ends before it
+	r, c := f.d.store.slot(f.app)
+	r.Time, r.Flow, r.Dir, r.Kind, r.Decrypted = t, f.flow, dir, KindMessage, decrypted
+	fill(r) // r.Data, when set, is the message's own preview: no copy needed
+	if len(r.Data) > PreviewBytes {
+		r.Data = r.Data[:PreviewBytes]
 	}
-	f.d.store.count(p, func(c *Counters) {
-		switch class {
-		case classHTTPRequest:
-			c.HTTPReqs++
-		case classHTTPResponse:
-			c.HTTPResps++
-		case classWSData:
-			c.WSFrames++
-		case classWSControl:
-			c.WSFrames++
-			c.WSControl++
-		case classTLS:
-			c.TLSRecords++
-		case classClientHello:
-			c.TLSRecords++
-			c.TLSHellos++
-		}
-		counted := (class == classHTTPRequest || class == classHTTPResponse) && !ws ||
-			(class == classWSData || class == classWSControl) && ws
-		if counted {
-			c.Messages++
-			c.Payload += uint64(payload)
-		}
-		if decrypted {
-			c.Decrypted++
-		}
-		if first {
-			c.SetupPackets += uint64(f.packets - 1)
-			c.SetupFlows++
-		}
-	})
+	switch class {
+	case classHTTPRequest:
+		c.HTTPReqs++
+	case classHTTPResponse:
+		c.HTTPResps++
+	case classWSData:
+		c.WSFrames++
+	case classWSControl:
+		c.WSFrames++
+		c.WSControl++
+	case classTLS:
+		c.TLSRecords++
+	case classClientHello:
+		c.TLSRecords++
+		c.TLSHellos++
+	}
+	if counted {
+		c.Messages++
+		c.Payload += uint64(r.Payload)
+	}
+	if decrypted {
+		c.Decrypted++
+	}
+	if app && !f.setupDone {
+		f.setupDone = true
+		c.SetupPackets += uint64(f.packets - 1)
+		c.SetupFlows++
+	}
+	f.d.store.mu.Unlock()
+}
+
+// countedAs says, for each protocol's message unit, which decoded classes
+// count as its messages.
+var countedAs = map[protocol.Unit]map[msgClass]bool{
+	protocol.UnitHTTPMessage: {classHTTPRequest: true, classHTTPResponse: true},
+	protocol.UnitWSFrame:     {classWSData: true, classWSControl: true},
 }
 
 // failure implements sink: an error record, and the counters say so.
 func (f *flowState) failure(dir Dir, t time.Time, err error) {
-	p := f.proto
-	f.d.store.add(p, func(r *Record) {
-		r.Time, r.Protocol, r.Flow, r.Dir, r.Kind, r.Layer = t, p, f.flow, dir, KindError, "decode"
-		r.Err = err.Error()
-		r.Summary = "decode error: " + err.Error()
-	})
-	f.d.store.count(p, func(c *Counters) { c.Errors++ })
+	r, c := f.d.store.slot(f.app)
+	r.Time, r.Flow, r.Dir, r.Kind, r.Layer = t, f.flow, dir, KindError, "decode"
+	r.Err = err.Error()
+	r.Summary = "decode error: " + err.Error()
+	c.Errors++
+	f.d.store.mu.Unlock()
 }
 
 // tcpHalf reassembles one direction of a TCP connection.

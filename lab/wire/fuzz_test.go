@@ -8,7 +8,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Fuzz tests: whatever the bytes, the parsers never panic, keep their
@@ -87,13 +87,13 @@ func FuzzTLSRecords(f *testing.F) {
 		}
 		// The whole TLS path, both directions, as a conversation.
 		s := NewStore(16)
-		d, _ := NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3001: proto.HTTPS}, NewKeyLog(nil), s)
+		d, _ := NewDecoder(layers.LinkTypeEthernet, SeedPorts(map[uint16]protocol.Protocol{3001: protocol.HTTPS}), NewKeyLog(nil), s)
 		fl := Flow{Client: netip.MustParseAddrPort("127.0.0.1:5000"), Server: netip.MustParseAddrPort("127.0.0.1:3001")}
 		half := len(b) / 2
-		d.Stream(fl, proto.HTTPS, ClientToServer, b[:half], time.Now())
-		d.Stream(fl, proto.HTTPS, ServerToClient, b[half:], time.Now())
+		d.Stream(fl, AppRef{Name: "https", Protocol: protocol.HTTPS}, ClientToServer, b[:half], time.Now())
+		d.Stream(fl, AppRef{Name: "https", Protocol: protocol.HTTPS}, ServerToClient, b[half:], time.Now())
 		d.StreamEnd(fl, time.Now())
-		for _, r := range s.All(proto.HTTPS) {
+		for _, r := range s.All(string(protocol.HTTPS)) {
 			_ = r.Text()
 			_ = r.Details()
 		}
@@ -108,7 +108,7 @@ func FuzzDecoderPacket(f *testing.F) {
 	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeNull, layers.LinkTypeRaw, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2}
 	f.Fuzz(func(t *testing.T, b []byte, link uint8) {
 		s := NewStore(16)
-		d, err := NewDecoder(links[int(link)%len(links)], map[uint16]proto.Protocol{3002: proto.WS, 3001: proto.HTTPS}, NewKeyLog(nil), s)
+		d, err := NewDecoder(links[int(link)%len(links)], SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS, 3001: protocol.HTTPS}), NewKeyLog(nil), s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,8 +116,8 @@ func FuzzDecoderPacket(f *testing.F) {
 		_ = d.Packet(b, ci)
 		_ = d.Packet(b, ci) // the same again: a retransmission, or a second error
 		d.Flush(time.Now())
-		for _, p := range proto.All {
-			for _, r := range s.All(p) {
+		for _, a := range s.Apps() {
+			for _, r := range s.All(a.Name) {
 				_ = r.Text()
 			}
 		}

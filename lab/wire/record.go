@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Dir is a direction within a flow.
@@ -81,12 +81,13 @@ type Field struct {
 type Record struct {
 	ID uint64 `json:"id"`
 	// Seq numbers the records of one protocol: 0, 1, 2… in the order added.
-	Seq      uint64         `json:"seq"`
-	Time     time.Time      `json:"time"`
-	Protocol proto.Protocol `json:"protocol"`
-	Flow     Flow           `json:"flow"`
-	Dir      Dir            `json:"dir"`
-	Kind     Kind           `json:"kind"`
+	Seq      uint64            `json:"seq"`
+	Time     time.Time         `json:"time"`
+	App      string            `json:"app"`
+	Protocol protocol.Protocol `json:"protocol"`
+	Flow     Flow              `json:"flow"`
+	Dir      Dir               `json:"dir"`
+	Kind     Kind              `json:"kind"`
 	// Layer is what decoded it: "tcp", "socket", "http", "tls", "ws".
 	Layer string `json:"layer"`
 	// Len is the packet's length on the wire, or the message's size.

@@ -2,15 +2,16 @@ package wire
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
-// DefaultRingSize is how many records each protocol keeps by default.
+// DefaultRingSize is how many records each app keeps by default.
 const DefaultRingSize = 10000
 
-// Counters are one protocol's running totals. They count everything seen,
+// Counters are one app's running totals. They count everything seen,
 // not only what the ring still holds.
 type Counters struct {
 	Packets     uint64 `json:"packets"`
@@ -34,7 +35,7 @@ type Counters struct {
 	Evicted      uint64 `json:"evicted"` // records pushed out of the ring
 }
 
-// Summary is a protocol's wire figures as the report shows them.
+// Summary is an app's wire figures as the report shows them.
 type Summary struct {
 	Counters
 	// SetupPacketsPerConn is the mean number of packets a connection
@@ -83,50 +84,91 @@ func (r *ring) slot() (*Record, bool) {
 
 func (r *ring) at(i int) *Record { return &r.recs[(r.start+i)%len(r.recs)] }
 
-// Store keeps each protocol's newest records and its counters. It is safe
-// for concurrent use: the decoder writes while front ends read.
-type Store struct {
-	mu       sync.Mutex
-	rings    map[proto.Protocol]*ring
-	counters map[proto.Protocol]*Counters
-	nextID   uint64
-	version  uint64
+// AppRef names the app a server port belongs to: its name and protocol.
+type AppRef struct {
+	Name     string            `json:"name"`
+	Protocol protocol.Protocol `json:"protocol"`
 }
 
-// NewStore keeps size records per protocol (DefaultRingSize when size ≤ 0).
-func NewStore(size int) *Store {
+// PortMap maps the lab's server ports to their apps.
+type PortMap map[uint16]AppRef
+
+// appData is one app's ring and counters.
+type appData struct {
+	ref      AppRef
+	ring     ring
+	counters Counters
+}
+
+// Store keeps each app's newest records and its counters, found by the app's
+// name (front ends) or by its index (the decoder, once per flow). It is safe
+// for concurrent use: the decoder writes while front ends read.
+type Store struct {
+	mu      sync.Mutex
+	size    int
+	apps    []*appData
+	index   map[string]int
+	nextID  uint64
+	version uint64
+}
+
+// NewStore keeps size records per app (DefaultRingSize when size ≤ 0) for
+// the apps given; more can be added with Add.
+func NewStore(size int, apps ...AppRef) *Store {
 	if size <= 0 {
 		size = DefaultRingSize
 	}
-	s := &Store{rings: map[proto.Protocol]*ring{}, counters: map[proto.Protocol]*Counters{}}
-	for _, p := range proto.All {
-		s.rings[p] = &ring{recs: make([]Record, size)}
-		s.counters[p] = &Counters{}
+	s := &Store{size: size, index: map[string]int{}}
+	for _, a := range apps {
+		s.Add(a)
 	}
 	return s
 }
 
-// add appends a record built by fill, reusing an old slot's preview buffer.
-// The caller holds no lock.
-func (s *Store) add(p proto.Protocol, fill func(r *Record)) {
-	r, _, unlock := s.slot(p)
-	fill(r)
-	unlock()
+// Add registers an app (once: adding a known name again changes nothing)
+// and returns its index.
+func (s *Store) Add(a AppRef) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addLocked(a)
 }
 
-// slot locks the store and returns the next record of p (cleared, its
-// preview buffer kept for reuse) and p's counters; the caller fills both
-// and calls unlock. One lock per packet, no closure.
-func (s *Store) slot(p proto.Protocol) (*Record, *Counters, func()) {
-	s.mu.Lock()
-	rg, ok := s.rings[p]
-	if !ok {
-		s.mu.Unlock()
-		return &Record{}, &Counters{}, func() {}
+func (s *Store) addLocked(a AppRef) int {
+	if i, ok := s.index[a.Name]; ok {
+		return i
 	}
-	r, evicted := rg.slot()
+	s.apps = append(s.apps, &appData{ref: a, ring: ring{recs: make([]Record, s.size)}})
+	s.index[a.Name] = len(s.apps) - 1
+	return len(s.apps) - 1
+}
+
+// Apps lists the apps the store keeps, in the order they were added.
+func (s *Store) Apps() []AppRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]AppRef, len(s.apps))
+	for i, a := range s.apps {
+		out[i] = a.ref
+	}
+	return out
+}
+
+func (s *Store) byName(name string) *appData {
+	if i, ok := s.index[name]; ok {
+		return s.apps[i]
+	}
+	return nil
+}
+
+// slot locks the store and returns the next record of app i (cleared, its
+// preview buffer kept for reuse, its App and Protocol set) and i's counters;
+// the caller fills both and unlocks s.mu. One lock per packet, no closure.
+func (s *Store) slot(i int) (*Record, *Counters) {
+	s.mu.Lock()
+	a := s.apps[i]
+	r, evicted := a.ring.slot()
 	if evicted {
-		s.counters[p].Evicted++
+		a.counters.Evicted++
 	}
 	// A packet record's preview buffer belongs to the ring and is reused; a
 	// message's belongs to the message (its lazy text may still read it).
@@ -134,39 +176,37 @@ func (s *Store) slot(p proto.Protocol) (*Record, *Counters, func()) {
 	if r.Kind == KindPacket && r.lazy == nil {
 		data = r.Data[:0]
 	}
-	*r = Record{Data: data, Seq: rg.added}
-	rg.added++
+	*r = Record{Data: data, Seq: a.ring.added, App: a.ref.Name, Protocol: a.ref.Protocol}
+	a.ring.added++
 	s.nextID++
 	r.ID = s.nextID
 	s.version++
-	return r, s.counters[p], s.mu.Unlock
+	return r, &a.counters
 }
 
-// count updates a protocol's counters under the store's lock.
-func (s *Store) count(p proto.Protocol, f func(c *Counters)) {
+// count updates app i's counters under the store's lock.
+func (s *Store) count(i int, f func(c *Counters)) {
 	s.mu.Lock()
-	if c, ok := s.counters[p]; ok {
-		f(c)
-	}
+	f(&s.apps[i].counters)
 	s.mu.Unlock()
 }
 
-// Counters returns a copy of a protocol's counters.
-func (s *Store) Counters(p proto.Protocol) Counters {
+// Counters returns a copy of an app's counters.
+func (s *Store) Counters(app string) Counters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.counters[p]; ok {
-		return *c
+	if a := s.byName(app); a != nil {
+		return a.counters
 	}
 	return Counters{}
 }
 
-// Len is how many records the protocol's ring holds now.
-func (s *Store) Len(p proto.Protocol) int {
+// Len is how many records the app's ring holds now.
+func (s *Store) Len(app string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.rings[p]; ok {
-		return r.n
+	if a := s.byName(app); a != nil {
+		return a.ring.n
 	}
 	return 0
 }
@@ -178,16 +218,17 @@ func (s *Store) Version() uint64 {
 	return s.version
 }
 
-// Records copies up to n records of protocol p starting at index from
-// (0 is the oldest held). Only what is asked is copied, so a front end's cost
+// Records copies up to n records of the app starting at index from (0 is
+// the oldest held). Only what is asked is copied, so a front end's cost
 // follows its window, not the buffer.
-func (s *Store) Records(p proto.Protocol, from, n int) []Record {
+func (s *Store) Records(app string, from, n int) []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rg, ok := s.rings[p]
-	if !ok || from < 0 || from >= rg.n || n <= 0 {
+	a := s.byName(app)
+	if a == nil || from < 0 || from >= a.ring.n || n <= 0 {
 		return nil
 	}
+	rg := &a.ring
 	n = min(n, rg.n-from)
 	out := make([]Record, n)
 	for i := range n {
@@ -198,40 +239,42 @@ func (s *Store) Records(p proto.Protocol, from, n int) []Record {
 	return out
 }
 
-// Span returns the Seq of the oldest record of p still held and the Seq the
-// next one will get: the ring holds [first, next).
-func (s *Store) Span(p proto.Protocol) (first, next uint64) {
+// Span returns the Seq of the app's oldest record still held and the Seq
+// the next one will get: the ring holds [first, next).
+func (s *Store) Span(app string) (first, next uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rg, ok := s.rings[p]
-	if !ok {
+	a := s.byName(app)
+	if a == nil {
 		return 0, 0
 	}
-	return rg.added - uint64(rg.n), rg.added
+	return a.ring.added - uint64(a.ring.n), a.ring.added
 }
 
-// Window copies up to n records of p from sequence number from on (clamped
-// to what the ring still holds). Its cost follows n, not the ring's size.
-func (s *Store) Window(p proto.Protocol, from uint64, n int) []Record {
-	first, next := s.Span(p)
+// Window copies up to n records of the app from sequence number from on
+// (clamped to what the ring still holds). Its cost follows n, not the
+// ring's size.
+func (s *Store) Window(app string, from uint64, n int) []Record {
+	first, next := s.Span(app)
 	if from < first {
 		from = first
 	}
 	if from >= next {
 		return nil
 	}
-	return s.Records(p, int(from-first), n)
+	return s.Records(app, int(from-first), n)
 }
 
-// Matching copies the records of p for which keep is true, oldest first
+// Matching copies the app's records for which keep is true, oldest first
 // (a scan of the ring: bounded by its size).
-func (s *Store) Matching(p proto.Protocol, keep func(*Record) bool) []Record {
+func (s *Store) Matching(app string, keep func(*Record) bool) []Record {
 	s.mu.Lock()
-	rg, ok := s.rings[p]
-	if !ok {
+	a := s.byName(app)
+	if a == nil {
 		s.mu.Unlock()
 		return nil
 	}
+	rg := &a.ring
 	held := make([]Record, rg.n)
 	for i := range rg.n {
 		held[i] = *rg.at(i)
@@ -247,15 +290,26 @@ func (s *Store) Matching(p proto.Protocol, keep func(*Record) bool) []Record {
 	return out
 }
 
-// All copies every record of protocol p, oldest first.
-func (s *Store) All(p proto.Protocol) []Record { return s.Records(p, 0, s.Len(p)) }
+// All copies every record of the app, oldest first.
+func (s *Store) All(app string) []Record { return s.Records(app, 0, s.Len(app)) }
 
 // String summarises the counters, for logs.
 func (s *Store) String() string {
-	out := ""
-	for _, p := range proto.All {
-		c := s.Counters(p)
-		out += fmt.Sprintf("%s: %d packets, %d messages; ", p, c.Packets, c.Messages)
+	var b strings.Builder
+	for _, a := range s.Apps() {
+		c := s.Counters(a.Name)
+		fmt.Fprintf(&b, "%s: %d packets, %d messages; ", a.Name, c.Packets, c.Messages)
+	}
+	return b.String()
+}
+
+// SeedPorts is a port map whose apps are named after their protocols, as
+// the seed lab's four are (and as --read names the apps of a capture file
+// when no lab file says otherwise).
+func SeedPorts(m map[uint16]protocol.Protocol) PortMap {
+	out := make(PortMap, len(m))
+	for port, p := range m {
+		out[port] = AppRef{Name: string(p), Protocol: p}
 	}
 	return out
 }

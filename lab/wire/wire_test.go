@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,7 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // frame encodes a WebSocket frame as RFC 6455 lays it out.
@@ -202,23 +203,25 @@ func TestAcceptFor(t *testing.T) {
 type convo struct {
 	d    *Decoder
 	s    *Store
-	p    proto.Protocol
+	p    protocol.Protocol
 	flow Flow
 }
 
-func newConvo(t *testing.T, p proto.Protocol) *convo {
+func newConvo(t *testing.T, p protocol.Protocol) *convo {
 	s := NewStore(100)
-	d, err := NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3002: p}, NewKeyLog(nil), s)
+	d, err := NewDecoder(layers.LinkTypeEthernet, SeedPorts(map[uint16]protocol.Protocol{3002: p}), NewKeyLog(nil), s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &convo{d: d, s: s, p: p, flow: Flow{Client: netip.MustParseAddrPort("127.0.0.1:50000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}}
 }
 
-func (c *convo) send(dir Dir, b []byte) { c.d.Stream(c.flow, c.p, dir, b, time.Now()) }
+func (c *convo) send(dir Dir, b []byte) {
+	c.d.Stream(c.flow, AppRef{Name: string(c.p), Protocol: c.p}, dir, b, time.Now())
+}
 
 func TestWebSocketUpgradeThenFrames(t *testing.T) {
-	c := newConvo(t, proto.WS)
+	c := newConvo(t, protocol.WS)
 	key := "dGhlIHNhbXBsZSBub25jZQ=="
 	mask := [4]byte{9, 8, 7, 6}
 	c.send(ClientToServer, []byte("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "+key+"\r\nSec-WebSocket-Version: 13\r\n\r\n"))
@@ -229,12 +232,12 @@ func TestWebSocketUpgradeThenFrames(t *testing.T) {
 	c.send(ServerToClient, frame(true, wsClose, nil, []byte{0x03, 0xe8}))
 	c.d.StreamEnd(c.flow, time.Now())
 
-	cn := c.s.Counters(proto.WS)
+	cn := c.s.Counters(string(protocol.WS))
 	if cn.HTTPReqs != 1 || cn.HTTPResps != 1 || cn.WSFrames != 4 || cn.WSControl != 2 || cn.Messages != 4 || cn.Errors != 0 {
 		t.Errorf("counters %+v", cn)
 	}
 	var accept string
-	for _, r := range c.s.All(proto.WS) {
+	for _, r := range c.s.All(string(protocol.WS)) {
 		if r.Field("accept_valid") != "" {
 			accept = r.Field("accept_valid")
 		}
@@ -245,23 +248,23 @@ func TestWebSocketUpgradeThenFrames(t *testing.T) {
 }
 
 func TestRefusedUpgradeStaysHTTP(t *testing.T) {
-	c := newConvo(t, proto.WS)
+	c := newConvo(t, protocol.WS)
 	c.send(ClientToServer, []byte("GET /chat/bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"))
 	c.send(ServerToClient, []byte("HTTP/1.1 409 Conflict\r\nContent-Length: 5\r\n\r\ntaken"))
 	c.send(ClientToServer, []byte("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
 	c.d.StreamEnd(c.flow, time.Now())
-	cn := c.s.Counters(proto.WS)
+	cn := c.s.Counters(string(protocol.WS))
 	if cn.HTTPReqs != 2 || cn.HTTPResps != 1 || cn.WSFrames != 0 || cn.Errors != 0 {
 		t.Errorf("counters %+v", cn)
 	}
 }
 
 func TestGarbageKeepsEarlierRecords(t *testing.T) {
-	c := newConvo(t, proto.HTTP)
+	c := newConvo(t, protocol.HTTP)
 	c.send(ClientToServer, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	c.send(ClientToServer, []byte("\x00\x01garbage that is no request\r\n\r\n"))
 	c.send(ClientToServer, []byte("GET /after HTTP/1.1\r\n\r\n")) // ignored: the direction is broken
-	recs := c.s.All(proto.HTTP)
+	recs := c.s.All(string(protocol.HTTP))
 	var kinds []string
 	for _, r := range recs {
 		if r.Kind != KindPacket {
@@ -272,10 +275,10 @@ func TestGarbageKeepsEarlierRecords(t *testing.T) {
 		t.Errorf("records %q: want the request, then one error", kinds)
 	}
 	// A frame cut short by the end of the connection is reported.
-	c2 := newConvo(t, proto.HTTP)
+	c2 := newConvo(t, protocol.HTTP)
 	c2.send(ClientToServer, []byte("POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort"))
 	c2.d.StreamEnd(c2.flow, time.Now())
-	if cn := c2.s.Counters(proto.HTTP); cn.Errors != 1 {
+	if cn := c2.s.Counters(string(protocol.HTTP)); cn.Errors != 1 {
 		t.Errorf("truncated request: %+v", cn)
 	}
 }
@@ -338,7 +341,7 @@ func segment(t testing.TB, sport, dport uint16, seq, ack uint32, syn, fin bool, 
 
 func TestReassemblyOutOfOrderAndRetransmits(t *testing.T) {
 	s := NewStore(1000)
-	d, err := NewDecoder(layers.LinkTypeEthernet, map[uint16]proto.Protocol{3000: proto.HTTP}, nil, s)
+	d, err := NewDecoder(layers.LinkTypeEthernet, SeedPorts(map[uint16]protocol.Protocol{3000: protocol.HTTP}), nil, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,11 +363,11 @@ func TestReassemblyOutOfOrderAndRetransmits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cn := s.Counters(proto.HTTP)
+	cn := s.Counters(string(protocol.HTTP))
 	if cn.HTTPReqs != 1 || cn.HTTPResps != 1 || cn.Retransmits != 1 || cn.Packets != 8 || cn.Errors != 0 {
 		t.Errorf("counters %+v", cn)
 	}
-	for _, r := range s.All(proto.HTTP) {
+	for _, r := range s.All(string(protocol.HTTP)) {
 		if r.Kind == KindMessage && r.Layer == "http" && r.Payload == 12 && string(r.Data) != "hello world!" {
 			t.Errorf("reassembled body %q", r.Data)
 		}
@@ -376,24 +379,89 @@ func TestReassemblyOutOfOrderAndRetransmits(t *testing.T) {
 	if d.Undecodable == 0 {
 		t.Error("garbage packets were not counted as undecodable")
 	}
-	if got := s.Counters(proto.HTTP); got.HTTPReqs != 1 {
+	if got := s.Counters(string(protocol.HTTP)); got.HTTPReqs != 1 {
 		t.Errorf("earlier records lost: %+v", got)
 	}
 }
 
 func TestRingKeepsNewestAndCounts(t *testing.T) {
-	s := NewStore(3)
+	s := NewStore(3, AppRef{Name: "ws", Protocol: protocol.WS})
 	for i := range 5 {
-		s.add(proto.WS, func(r *Record) { r.Payload = i })
+		r, _ := s.slot(0)
+		r.Payload = i
+		s.mu.Unlock()
 	}
-	recs := s.All(proto.WS)
-	if len(recs) != 3 || recs[0].Payload != 2 || recs[2].Payload != 4 || s.Counters(proto.WS).Evicted != 2 {
-		t.Errorf("ring %v, evicted %d", recs, s.Counters(proto.WS).Evicted)
+	recs := s.All(string(protocol.WS))
+	if len(recs) != 3 || recs[0].Payload != 2 || recs[2].Payload != 4 || s.Counters(string(protocol.WS)).Evicted != 2 {
+		t.Errorf("ring %v, evicted %d", recs, s.Counters(string(protocol.WS)).Evicted)
 	}
-	if got := s.Records(proto.WS, 1, 10); len(got) != 2 || got[0].Payload != 3 {
+	if got := s.Records(string(protocol.WS), 1, 10); len(got) != 2 || got[0].Payload != 3 {
 		t.Errorf("window %v", got)
 	}
-	if s.Records(proto.WS, 5, 1) != nil {
+	if s.Records(string(protocol.WS), 5, 1) != nil {
 		t.Error("a window past the end is not empty")
+	}
+}
+
+// TestTwoAppsOfOneProtocol: two ws apps on two ports each get their own
+// ring and counters, found by the port; a port of no app is ignored.
+func TestTwoAppsOfOneProtocol(t *testing.T) {
+	s := NewStore(100)
+	ports := PortMap{3002: {Name: "ws-a", Protocol: protocol.WS}, 3012: {Name: "ws-b", Protocol: protocol.WS}}
+	d, err := NewDecoder(layers.LinkTypeEthernet, ports, nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upgrade := func(server string, app AppRef, frames int) {
+		flow := Flow{Client: netip.MustParseAddrPort("127.0.0.1:50000"), Server: netip.MustParseAddrPort(server)}
+		d.Stream(flow, app, ClientToServer, []byte("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"), time.Now())
+		d.Stream(flow, app, ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"), time.Now())
+		for i := range frames {
+			d.Stream(flow, app, ServerToClient, frame(true, wsText, nil, []byte(fmt.Sprint("m", i))), time.Now())
+		}
+		d.StreamEnd(flow, time.Now())
+	}
+	upgrade("127.0.0.1:3002", ports[3002], 2)
+	upgrade("127.0.0.1:3012", ports[3012], 5)
+	a, b := s.Counters("ws-a"), s.Counters("ws-b")
+	if a.WSFrames != 2 || b.WSFrames != 5 || a.Flows != 1 || b.Flows != 1 {
+		t.Errorf("ws-a %+v\nws-b %+v", a, b)
+	}
+	for _, r := range s.All("ws-b") {
+		if r.App != "ws-b" || r.Protocol != protocol.WS {
+			t.Fatalf("a ws-b record says app %q protocol %q", r.App, r.Protocol)
+		}
+	}
+	if got := s.Apps(); len(got) != 2 {
+		t.Errorf("store apps %v", got)
+	}
+	if s.Counters("ws") != (Counters{}) {
+		t.Error("an app nobody configured has counters")
+	}
+}
+
+// TestContentConfirmsTheProtocol: plain HTTP sent to a TLS app's port is
+// flagged (the descriptor says TLS) and still decoded as what it is.
+func TestContentConfirmsTheProtocol(t *testing.T) {
+	c := newConvo(t, protocol.HTTPS)
+	c.send(ClientToServer, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	cn := c.s.Counters("https")
+	if cn.Errors != 1 || cn.HTTPReqs != 1 {
+		t.Fatalf("counters %+v: want the mismatch flagged once and the request decoded", cn)
+	}
+	var flagged bool
+	for _, r := range c.s.All("https") {
+		if r.Kind == KindError && strings.Contains(r.Err, "starts with plain bytes (no TLS record)") {
+			flagged = true
+		}
+	}
+	if !flagged {
+		t.Error("no error record says the connection is not TLS")
+	}
+	// A TLS app's ClientHello is what it should be: nothing flagged.
+	ok := newConvo(t, protocol.HTTP)
+	ok.send(ClientToServer, []byte("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))
+	if n := ok.s.Counters("http").Errors; n != 0 {
+		t.Errorf("plain HTTP to an http app flagged %d errors", n)
 	}
 }

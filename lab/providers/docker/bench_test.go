@@ -13,8 +13,8 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/docker"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // BenchmarkStartToVerified: the docker lab from nothing to four protocols
@@ -32,7 +32,7 @@ func BenchmarkStartToVerified(b *testing.B) {
 	}
 	state := b.TempDir()
 	newLab := func() *lab.Lab {
-		l, err := lab.New(lab.Config{Name: "bench", Provider: "docker", StateDir: state, Ports: anyPorts,
+		l, err := lab.New(lab.Config{Name: "bench", Provider: "docker", StateDir: state, Apps: anyPorts,
 			Probe: probe.Options{Count: 1}, Capture: lab.CaptureConfig{Mode: "off"}}, docker.New)
 		if err != nil {
 			b.Fatal(err)
@@ -75,7 +75,7 @@ func BenchmarkStartToVerified(b *testing.B) {
 		warm := newLab() // the lab CA for the checks
 		for range b.N {
 			compose("up", "-d")
-			for _, p := range proto.All {
+			for _, p := range protocol.All() {
 				tg := probe.Target{Protocol: p, Addr: fmt.Sprintf("127.0.0.1:%d", p.DefaultPort()), ServerName: "localhost", RootCAs: warm.PKI().Pool()}
 				var err error
 				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

@@ -37,7 +37,8 @@ import (
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
+	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Name is the provider's name.
@@ -45,10 +46,12 @@ const Name = "docker"
 
 // Labels on everything the lab creates.
 const (
-	LabelLab   = "protolab.lab"
-	LabelApp   = "protolab.app"
-	LabelHash  = "protolab.hash"
-	LabelImage = "protolab.image"
+	LabelLab      = "protolab.lab"
+	LabelApp      = "protolab.app" // the app's name
+	LabelKind     = "protolab.kind"
+	LabelProtocol = "protolab.protocol"
+	LabelHash     = "protolab.hash"
+	LabelImage    = "protolab.image"
 )
 
 // Dialer opens connections to the engine (for a remote engine: through SSH).
@@ -76,7 +79,7 @@ type Provider struct {
 }
 
 type app struct {
-	spec  lab.AppSpec
+	spec  lab.App
 	id    string
 	port  int    // published port on the engine's host
 	local string // where this machine reaches it (the port itself, or a forward)
@@ -179,7 +182,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 			{Key: "cpus/mem", Value: fmt.Sprintf("%d / %d MiB", in.NCPU, in.MemTotal>>20)},
 		},
 	}
-	for _, a := range p.env.Config.Apps() {
+	for _, a := range p.env.Config.Apps {
 		port := "any free port"
 		if a.Port != 0 {
 			port = strconv.Itoa(a.Port)
@@ -326,7 +329,7 @@ func (p *Provider) containerName(appName string) string {
 }
 
 // Deploy implements lab.Provider.
-func (p *Provider) Deploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Deploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
 	for i, s := range specs {
 		p.env.Progress("deploy", "starting container "+p.containerName(s.Name), i, len(specs))
 		if err := p.start(ctx, s, s.Port); err != nil {
@@ -338,7 +341,7 @@ func (p *Provider) Deploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppSt
 
 // Redeploy implements lab.Provider: the image is rebuilt when the apps
 // changed, and each container is replaced in turn on the same port.
-func (p *Provider) Redeploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Redeploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
 	info, err := p.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("docker info: %w", err)
@@ -372,9 +375,28 @@ func (p *Provider) remove(ctx context.Context, nameOrID string) error {
 	return nil
 }
 
+// appEnv is an app's container environment (KEY=value, in a fixed order):
+// the provider's containers and the compose file (ComposeFile) both get it.
+// The app listens on its protocol's default port inside the container; TLS
+// apps read the lab's leaf certificate and key from /pki.
+func appEnv(a lab.App) []string {
+	env := []string{"PROTOLAB_MODE=" + string(a.Protocol), "PROTOLAB_KIND=" + a.Kind, fmt.Sprintf("PROTOLAB_ADDR=:%d", a.Protocol.DefaultPort()),
+		fmt.Sprintf("PROTOLAB_READ_LIMIT=%d", a.ReadLimit), "PROTOLAB_NAME=protolab-" + a.Name}
+	if len(a.AllowedOrigins) > 0 {
+		env = append(env, "PROTOLAB_ALLOWED_ORIGINS="+strings.Join(a.AllowedOrigins, ","))
+	}
+	if a.Protocol.Secure() {
+		env = append(env, "PROTOLAB_TLS_CERT="+pkiDir+"/leaf.pem", "PROTOLAB_TLS_KEY="+pkiDir+"/leaf-key.pem")
+	}
+	return env
+}
+
+// pkiDir is where a TLS app's container finds the lab's leaf certificate.
+const pkiDir = "/pki"
+
 // start creates and starts one app's container, publishing its port on the
 // bind address, and waits until its health check answers.
-func (p *Provider) start(ctx context.Context, s lab.AppSpec, hostPort int) error {
+func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 	inner := s.Protocol.DefaultPort()
 	cport, err := network.ParsePort(fmt.Sprintf("%d/tcp", inner))
 	if err != nil {
@@ -384,14 +406,7 @@ func (p *Provider) start(ctx context.Context, s lab.AppSpec, hostPort int) error
 	if err != nil {
 		return err
 	}
-	env := []string{"PROTOLAB_MODE=" + string(s.Protocol), fmt.Sprintf("PROTOLAB_ADDR=:%d", inner),
-		fmt.Sprintf("PROTOLAB_READ_LIMIT=%d", s.ReadLimit), "PROTOLAB_NAME=protolab-" + s.Name}
-	if len(s.AllowedOrigins) > 0 {
-		env = append(env, "PROTOLAB_ALLOWED_ORIGINS="+strings.Join(s.AllowedOrigins, ","))
-	}
-	if s.Protocol.Secure() {
-		env = append(env, "PROTOLAB_TLS_CERT=/pki/leaf.pem", "PROTOLAB_TLS_KEY=/pki/leaf-key.pem")
-	}
+	env := appEnv(s)
 	p.mu.Lock()
 	image := p.image
 	p.mu.Unlock()
@@ -405,7 +420,7 @@ func (p *Provider) start(ctx context.Context, s lab.AppSpec, hostPort int) error
 		Config: &container.Config{
 			Image: image, Env: env,
 			ExposedPorts: network.PortSet{cport: struct{}{}},
-			Labels:       map[string]string{LabelLab: p.labName(), LabelApp: s.Name},
+			Labels:       map[string]string{LabelLab: p.labName(), LabelApp: s.Name, LabelKind: s.Kind, LabelProtocol: string(s.Protocol)},
 		},
 		HostConfig: &container.HostConfig{
 			PortBindings: network.PortMap{cport: []network.PortBinding{{HostIP: bind, HostPort: hp}}},
@@ -427,7 +442,7 @@ func (p *Provider) start(ctx context.Context, s lab.AppSpec, hostPort int) error
 	if _, err := p.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		_ = p.remove(ctx, res.ID)
 		if strings.Contains(err.Error(), "address already in use") || strings.Contains(err.Error(), "port is already allocated") {
-			return &lab.PortInUseError{Protocol: s.Protocol, Addr: net.JoinHostPort(p.env.Config.Bind, hp), Err: err}
+			return &lab.PortInUseError{App: s.Name, Addr: net.JoinHostPort(p.env.Config.Bind, hp), Err: err}
 		}
 		return fmt.Errorf("starting container %s: %w", name, err)
 	}
@@ -450,7 +465,7 @@ func (p *Provider) start(ctx context.Context, s lab.AppSpec, hostPort int) error
 	p.mu.Unlock()
 	p.followLogs(res.ID, s.Name)
 	// Ready when its health check answers through the published port.
-	t := probe.Target{Protocol: s.Protocol, Addr: local, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
+	t := probe.Target{App: s.Name, Protocol: s.Protocol, Addr: local, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err := probe.Health(ctx, t)
@@ -561,9 +576,10 @@ func (p *Provider) status(ctx context.Context, id string) (lab.AppStatus, error)
 	p.mu.Lock()
 	a := p.apps[name]
 	p.mu.Unlock()
-	st := lab.AppStatus{Name: name, Image: c.Config.Image, Restarts: c.RestartCount}
+	st := lab.AppStatus{Name: name, Kind: c.Config.Labels[LabelKind], Protocol: protocol.Protocol(c.Config.Labels[LabelProtocol]),
+		Image: c.Config.Image, Restarts: c.RestartCount}
 	if a != nil {
-		st.Protocol = a.spec.Protocol
+		st.Kind, st.Protocol = a.spec.Kind, a.spec.Protocol
 	}
 	if c.State != nil {
 		st.State = string(c.State.Status)
@@ -590,7 +606,7 @@ func (p *Provider) status(ctx context.Context, id string) (lab.AppStatus, error)
 		}
 	}
 	if st.Endpoint != "" && st.Protocol != "" {
-		t := probe.Target{Protocol: st.Protocol, Addr: st.Endpoint, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
+		t := probe.Target{App: name, Protocol: st.Protocol, Addr: st.Endpoint, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
 		if err := probe.Health(ctx, t); err != nil {
 			st.Health, st.Detail = "unhealthy", err.Error()
 		} else {
@@ -726,7 +742,7 @@ func (p *Provider) sweep(ctx context.Context, cli *client.Client) (int, []error)
 // crosses loopback. Through a Forward (a remote engine), the capture is
 // tcpdump on the engine host's loopback, streamed through the runner, and
 // the port map names the published ports there.
-func (p *Provider) OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error) {
+func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture.Source, capture.Mode, wire.PortMap, error) {
 	if p.forward == nil {
 		list := make([]int, 0, len(ports))
 		for port := range ports {
@@ -738,11 +754,11 @@ func (p *Provider) OpenCapture(ctx context.Context, ports map[uint16]proto.Proto
 		}
 		return src, capture.ModeLive, ports, nil
 	}
-	remote := map[uint16]proto.Protocol{}
+	remote := wire.PortMap{}
 	var list []int
 	p.mu.Lock()
 	for _, a := range p.apps {
-		remote[uint16(a.port)] = a.spec.Protocol
+		remote[uint16(a.port)] = wire.AppRef{Name: a.spec.Name, Protocol: a.spec.Protocol}
 		list = append(list, a.port)
 	}
 	p.mu.Unlock()

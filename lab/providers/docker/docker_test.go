@@ -15,8 +15,8 @@ import (
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/docker"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // engine returns a client of the local engine, or skips/fails without one.
@@ -35,11 +35,11 @@ func engine(t *testing.T) *client.Client {
 	return cli
 }
 
-var anyPorts = map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}
+var anyPorts = lab.OnFreePorts(lab.SeedApps())
 
 func newLab(t *testing.T, name string) (*lab.Lab, <-chan lab.Event) {
 	t.Helper()
-	l, err := lab.New(lab.Config{Name: name, Provider: "docker", StateDir: t.TempDir(), Ports: anyPorts,
+	l, err := lab.New(lab.Config{Name: name, Provider: "docker", StateDir: t.TempDir(), Apps: anyPorts,
 		Probe: probe.Options{Count: 10}, Capture: lab.CaptureConfig{Mode: "off"}}, docker.New)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ wait:
 			t.Fatal("no status event within 2s of docker kill")
 		}
 	}
-	if err := l.Probe(ctx, proto.WS).Wait(ctx); err == nil {
+	if err := l.Probe(ctx, "ws").Wait(ctx); err == nil {
 		t.Error("the probe passed with the ws container dead")
 	}
 	do(t, l.Redeploy(ctx))
@@ -202,7 +202,7 @@ func TestComposeFileStartsTheApps(t *testing.T) {
 	}
 	run("up", "-d")
 	defer run("down", "-v")
-	for _, p := range proto.All {
+	for _, p := range protocol.All() {
 		tg := probe.Target{Protocol: p, Addr: fmt.Sprintf("127.0.0.1:%d", p.DefaultPort()), ServerName: "localhost", RootCAs: l.PKI().Pool()}
 		var err error
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {

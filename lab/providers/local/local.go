@@ -1,5 +1,5 @@
 // Package local is the embedded provider: the lab host is this process, and
-// the four apps run in it as goroutines listening on loopback. It needs
+// the lab's apps run in it as goroutines listening on loopback. It needs
 // nothing installed and no privileges.
 package local
 
@@ -33,7 +33,7 @@ type Provider struct {
 }
 
 type app struct {
-	spec     lab.AppSpec
+	spec     lab.App
 	srv      *webapp.Server
 	addr     string // actual listen address
 	served   chan struct{}
@@ -70,7 +70,7 @@ func (p *Provider) Up(context.Context) (lab.HostInfo, error) {
 			{Key: "runtime", Value: runtime.Version()},
 		},
 	}
-	for _, a := range cfg.Apps() {
+	for _, a := range cfg.Apps {
 		port := "any free port"
 		if a.Port != 0 {
 			port = strconv.Itoa(a.Port)
@@ -82,7 +82,7 @@ func (p *Provider) Up(context.Context) (lab.HostInfo, error) {
 
 // Deploy implements lab.Provider. When one app cannot start, those already
 // started are stopped again and the error names the port.
-func (p *Provider) Deploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Deploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
 	for i, s := range specs {
 		p.env.Progress("deploy", "starting "+s.Name, i, len(specs))
 		a, err := p.start(s, s.Port, 0)
@@ -99,7 +99,7 @@ func (p *Provider) Deploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppSt
 
 // Redeploy implements lab.Provider: each app is stopped and started again on
 // the same port, one at a time.
-func (p *Provider) Redeploy(ctx context.Context, specs []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Redeploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
 	for i, s := range specs {
 		p.env.Progress("redeploy", "restarting "+s.Name, i, len(specs))
 		p.mu.Lock()
@@ -125,9 +125,10 @@ func (p *Provider) Redeploy(ctx context.Context, specs []lab.AppSpec) ([]lab.App
 	return p.Status(ctx)
 }
 
-func (p *Provider) start(s lab.AppSpec, port, restarts int) (*app, error) {
+func (p *Provider) start(s lab.App, port, restarts int) (*app, error) {
 	cfg := webapp.Config{
-		Mode:           webapp.Mode(s.Protocol),
+		Protocol:       s.Protocol,
+		Kind:           s.Kind,
 		Name:           "protolab-" + s.Name,
 		ReadLimit:      s.ReadLimit,
 		AllowedOrigins: s.AllowedOrigins,
@@ -143,7 +144,7 @@ func (p *Provider) start(s lab.AppSpec, port, restarts int) (*app, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, &lab.PortInUseError{Protocol: s.Protocol, Addr: addr, Err: err}
+			return nil, &lab.PortInUseError{App: s.Name, Addr: addr, Err: err}
 		}
 		return nil, fmt.Errorf("%s app: listening on %s: %w", s.Name, addr, err)
 	}
@@ -189,6 +190,7 @@ func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
 func (p *Provider) status(ctx context.Context, a *app) lab.AppStatus {
 	st := lab.AppStatus{
 		Name:     a.spec.Name,
+		Kind:     a.spec.Kind,
 		Protocol: a.spec.Protocol,
 		Image:    "in-process (goroutine)",
 		State:    lab.AppRunning,
@@ -206,7 +208,7 @@ func (p *Provider) status(ctx context.Context, a *app) lab.AppStatus {
 		return st
 	default:
 	}
-	t := probe.Target{Protocol: a.spec.Protocol, Addr: a.addr, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
+	t := probe.Target{App: a.spec.Name, Protocol: a.spec.Protocol, Addr: a.addr, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
 	if err := probe.Health(ctx, t); err != nil {
 		st.Health, st.Detail = "unhealthy", err.Error()
 	} else {

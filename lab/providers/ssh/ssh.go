@@ -22,9 +22,9 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/docker"
 	"github.com/protolab/protolab-tui/lab/sshrun"
+	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // Name is the provider's name.
@@ -131,6 +131,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		Runner:  r,
 		Forward: p.forward,
 		Sudo:    p.sudo(),
+		Purge:   p.env.Config.Docker.Purge,
 	})
 	if err != nil {
 		return lab.HostInfo{}, err
@@ -290,7 +291,7 @@ func (p *Provider) needUp() error {
 }
 
 // Deploy implements lab.Provider.
-func (p *Provider) Deploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Deploy(ctx context.Context, apps []lab.App) ([]lab.AppStatus, error) {
 	if err := p.needUp(); err != nil {
 		return nil, err
 	}
@@ -298,7 +299,7 @@ func (p *Provider) Deploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppSta
 }
 
 // Redeploy implements lab.Provider.
-func (p *Provider) Redeploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Redeploy(ctx context.Context, apps []lab.App) ([]lab.AppStatus, error) {
 	if err := p.needUp(); err != nil {
 		return nil, err
 	}
@@ -314,7 +315,7 @@ func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
 }
 
 // OpenCapture implements lab.CaptureOpener: tcpdump on the lab host.
-func (p *Provider) OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error) {
+func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture.Source, capture.Mode, wire.PortMap, error) {
 	if err := p.needUp(); err != nil {
 		return nil, "", nil, err
 	}

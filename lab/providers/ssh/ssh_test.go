@@ -12,7 +12,6 @@ import (
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/ssh"
 	"github.com/protolab/protolab-tui/lab/sshrun"
 )
@@ -26,7 +25,7 @@ func TestSSHProviderLifecycle(t *testing.T) {
 	cfg := sshrun.Config{Host: "127.0.0.1", Port: s.Port, User: "root", IdentityFiles: []string{s.ClientID},
 		KnownHosts: []string{s.KnownHosts(s.HostPub)}, SSHConfig: "/nonexistent"}
 	l, err := lab.New(lab.Config{Name: "t-sshprov", Provider: "ssh", StateDir: t.TempDir(),
-		Ports: map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0}, Probe: probe.Options{Count: 8}}, ssh.New(cfg))
+		Apps: lab.OnFreePorts(lab.SeedApps()), Probe: probe.Options{Count: 8}}, ssh.New(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +52,7 @@ func TestSSHProviderLifecycle(t *testing.T) {
 	if !rep.OK || rep.Capture == nil || rep.Capture.Mode != capture.ModeStream {
 		t.Fatalf("report: ok %v capture %+v", rep.OK, rep.Capture)
 	}
-	for p, r := range rep.Protocols {
+	for p, r := range rep.Apps {
 		if r.Wire == nil || r.Wire.Messages != 2*8+2 {
 			t.Errorf("%s: wire %+v", p, r.Wire)
 		}

@@ -23,9 +23,9 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/ssh"
 	"github.com/protolab/protolab-tui/lab/sshrun"
+	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // Name is the provider's name.
@@ -79,7 +79,9 @@ func (p *Provider) vagrant(ctx context.Context, line func(string), args ...strin
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = p.o.Dir
-	cmd.Env = append(os.Environ(), "VAGRANT_NO_COLOR=1")
+	// The Vagrantfile forwards the lab's ports (PROTOLAB_PORTS); the lab's
+	// value wins over one in protolab's own environment.
+	cmd.Env = append(os.Environ(), "VAGRANT_NO_COLOR=1", PortsEnv+"="+PortsSpec(p.env.Config.Apps))
 	var out bytes.Buffer
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, pw), io.MultiWriter(&out, pw)
@@ -100,6 +102,29 @@ func (p *Provider) vagrant(ctx context.Context, line func(string), args ...strin
 		return out.Bytes(), fmt.Errorf("vagrant %s: %w: %s", strings.Join(args, " "), err, lastLines(out.String(), 6))
 	}
 	return out.Bytes(), nil
+}
+
+// PortsEnv is the environment variable the Vagrantfile reads the ports to
+// forward from.
+const PortsEnv = "PROTOLAB_PORTS"
+
+// PortsSpec is the Vagrantfile's PROTOLAB_PORTS for apps: name=port for each
+// app with a fixed port, comma-separated, in the apps' order. Apps on port 0
+// (any free port) are left out: the lab reaches them through SSH forwards
+// anyway. No app with a fixed port gives "" (forward none), not the
+// Vagrantfile's default.
+func PortsSpec(apps []lab.App) string {
+	var b strings.Builder
+	for _, a := range apps {
+		if a.Port == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(a.Name + "=" + strconv.Itoa(a.Port))
+	}
+	return b.String()
 }
 
 func lastLines(s string, n int) string {
@@ -201,7 +226,7 @@ func (p *Provider) needUp() error {
 }
 
 // Deploy implements lab.Provider.
-func (p *Provider) Deploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Deploy(ctx context.Context, apps []lab.App) ([]lab.AppStatus, error) {
 	if err := p.needUp(); err != nil {
 		return nil, err
 	}
@@ -209,7 +234,7 @@ func (p *Provider) Deploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppSta
 }
 
 // Redeploy implements lab.Provider.
-func (p *Provider) Redeploy(ctx context.Context, apps []lab.AppSpec) ([]lab.AppStatus, error) {
+func (p *Provider) Redeploy(ctx context.Context, apps []lab.App) ([]lab.AppStatus, error) {
 	if err := p.needUp(); err != nil {
 		return nil, err
 	}
@@ -233,7 +258,7 @@ func (p *Provider) Runner() lab.Runner {
 }
 
 // OpenCapture implements lab.CaptureOpener: tcpdump in the VM.
-func (p *Provider) OpenCapture(ctx context.Context, ports map[uint16]proto.Protocol) (capture.Source, capture.Mode, map[uint16]proto.Protocol, error) {
+func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture.Source, capture.Mode, wire.PortMap, error) {
 	if err := p.needUp(); err != nil {
 		return nil, "", nil, err
 	}

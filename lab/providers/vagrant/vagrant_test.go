@@ -14,7 +14,6 @@ import (
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
-	"github.com/protolab/protolab-tui/lab/proto"
 	"github.com/protolab/protolab-tui/lab/providers/vagrant"
 )
 
@@ -118,7 +117,7 @@ func TestVagrantLabEndToEnd(t *testing.T) {
 	t.Setenv("VAGRANT_DOTFILE_PATH", filepath.Join(t.TempDir(), ".vagrant"))
 
 	l, err := lab.New(lab.Config{Name: "t-vagrant", Provider: "vagrant", StateDir: t.TempDir(),
-		Ports: map[proto.Protocol]int{proto.HTTP: 0, proto.HTTPS: 0, proto.WS: 0, proto.WSS: 0},
+		Apps:  lab.OnFreePorts(lab.SeedApps()),
 		Probe: probe.Options{Count: 10}, Capture: lab.CaptureConfig{Mode: "off"}},
 		vagrant.New(vagrant.Options{Dir: dir, Provider: "docker", KeepVM: true}))
 	if err != nil {

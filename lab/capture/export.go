@@ -1,0 +1,176 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/protolab/protolab-tui/lab/wire"
+)
+
+// ExportResult is what an export wrote and what it could not include.
+type ExportResult struct {
+	// Packets is how many packets the file holds.
+	Packets int
+	// Interfaces is how many captures the file holds (one pcapng interface
+	// each).
+	Interfaces int
+	// LeftOut says, one sentence per capture, what the file lacks of what
+	// the captures decoded (a socket-level capture keeps no packets; a full
+	// spool keeps no more): empty when the file holds every packet.
+	LeftOut []string
+}
+
+// Note is LeftOut as one line ("" when nothing is left out).
+func (r ExportResult) Note() string { return strings.Join(r.LeftOut, "; ") }
+
+// noPacketsAdvice says how to get packets where only socket-level capture ran.
+const noPacketsAdvice = "socket-level capture sees payloads, not packets: run as root, with CAP_NET_RAW, or where user namespaces are allowed"
+
+// ExportAll writes one pcapng file of several captures (stopped or running,
+// in the order given, normally the order they ran): a section header, one
+// interface per capture that kept packets (its own link type and name), a
+// Decryption Secrets Block holding keys' TLS key log (before any packet, so
+// Wireshark and tshark decrypt https and wss with no settings), then each
+// capture's packets in the order it read them. The file is written
+// atomically with mode 0600 (it holds key material). A running capture
+// contributes what it captured until then.
+//
+// Captures that kept no packets (socket-level capture) are named in the
+// result's LeftOut; when none of them kept any, ExportAll fails and writes
+// nothing. keys may be nil (no secrets block).
+func ExportAll(path string, keys *wire.KeyLog, captures ...*Capture) (ExportResult, error) {
+	var res ExportResult
+	var kept []*Capture
+	for _, c := range captures {
+		if c.spoolFile == nil {
+			if n := c.chunks.Load(); n > 0 {
+				res.LeftOut = append(res.LeftOut, fmt.Sprintf("%s kept no packets: its %d packet records (socket reads and writes) are not in the file", c.title(), n))
+			}
+			continue
+		}
+		if n := c.spoolDrops.Load(); n > 0 {
+			res.LeftOut = append(res.LeftOut, fmt.Sprintf("%d packets of %s are not in the file: its spool was full or could not be written", n, c.title()))
+		}
+		kept = append(kept, c)
+	}
+	if len(captures) == 0 {
+		return res, errors.New("export: no capture to export: start capture first")
+	}
+	if len(kept) == 0 {
+		if len(res.LeftOut) == 0 {
+			return res, errors.New("export: the capture keeps no packets to export (" + noPacketsAdvice + ")")
+		}
+		return res, fmt.Errorf("export: no packets to export: %s (%s)", res.Note(), noPacketsAdvice)
+	}
+
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	fail := func(err error) (ExportResult, error) {
+		tmp.Close()
+		return res, err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		return fail(fmt.Errorf("export: %w", err))
+	}
+	w, err := pcapgo.NewNgWriterInterface(tmp, kept[0].ngInterface(len(kept) > 1),
+		pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "protolab-tui"}})
+	if err != nil {
+		return fail(fmt.Errorf("export: %w", err))
+	}
+	for _, c := range kept[1:] {
+		if _, err := w.AddInterface(c.ngInterface(true)); err != nil {
+			return fail(fmt.Errorf("export: adding the interface of %s: %w", c.title(), err))
+		}
+	}
+	res.Interfaces = len(kept)
+	if keys != nil {
+		if secrets := keys.Bytes(); len(secrets) > 0 {
+			if err := w.WriteDecryptionSecretsBlock(secretsTLSKeyLog, secrets); err != nil {
+				return fail(fmt.Errorf("export: writing the TLS secrets: %w", err))
+			}
+		}
+	}
+	for i, c := range kept {
+		n, err := c.copySpool(w, i)
+		res.Packets += n
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fail(fmt.Errorf("export: %w", err))
+	}
+	if err := tmp.Close(); err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	return res, nil
+}
+
+// title names the capture for people: "the live capture of 15:04:05".
+func (c *Capture) title() string {
+	kind := string(c.mode)
+	switch c.mode {
+	case ModeSocket:
+		kind = "socket-level"
+	case ModeNamespace:
+		kind = "live (private namespace)"
+	case ModeStream:
+		kind = "pcap-stream"
+	}
+	return fmt.Sprintf("the %s capture of %s", kind, c.started.Format("15:04:05"))
+}
+
+// ngInterface describes the capture as a pcapng interface; several
+// captures in one file are told apart by when they started.
+func (c *Capture) ngInterface(several bool) pcapgo.NgInterface {
+	name := c.Describe()
+	if several {
+		name += " (capture of " + c.started.Format("15:04:05") + ")"
+	}
+	return pcapgo.NgInterface{
+		Name: name, Description: fmt.Sprintf("protolab %s capture started %s", c.mode, c.started.Format("2006-01-02 15:04:05 MST")),
+		LinkType: c.linkType, SnapLength: SnapLen, TimestampResolution: 9,
+	}
+}
+
+// copySpool writes the packets of the capture's spool to w as interface
+// intf and returns how many it wrote.
+func (c *Capture) copySpool(w *pcapgo.NgWriter, intf int) (packets int, err error) {
+	// Reading the spool with its own handle never disturbs the writer.
+	in, err := os.Open(c.spoolPath)
+	if err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	defer in.Close()
+	pr, err := pcapgo.NewReader(in)
+	if err != nil {
+		return 0, fmt.Errorf("export: reading the spool of %s: %w", c.title(), err)
+	}
+	for {
+		data, ci, err := pr.ReadPacketData()
+		if err != nil {
+			// The spool's last record may be half-written while capturing
+			// goes on: stop at the last whole packet.
+			return packets, nil
+		}
+		ci.InterfaceIndex = intf
+		if err := w.WritePacket(ci, data); err != nil {
+			return packets, fmt.Errorf("export: %w", err)
+		}
+		packets++
+	}
+}

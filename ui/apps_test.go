@@ -1,0 +1,154 @@
+package ui
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/protolab/protolab-tui/internal/testenv"
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/lab/providers/local"
+	"github.com/protolab/protolab-tui/protocol"
+)
+
+// modelFor builds the explorer for a lab of the given apps.
+func modelFor(t *testing.T, apps []lab.App) Model {
+	t.Helper()
+	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Apps: apps}, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "local", StateDir: "/state",
+		CaptureMode: "auto", Apps: l.Config().Apps, Now: func() time.Time { return t0 }})
+}
+
+// TestOneListPerApp: the packet lists follow the lab's apps — one ws app
+// draws one list, not four; number keys reach only the apps there are.
+func TestOneListPerApp(t *testing.T) {
+	m := modelFor(t, []lab.App{{Name: "chat", Protocol: protocol.WS, Port: 0}})
+	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 40})
+	if len(m.packets.lists) != 1 || m.packets.lists[0].app.Name != "chat" {
+		t.Fatalf("lists %+v, want one for app chat", m.packets.lists)
+	}
+	v := m.View()
+	if !strings.Contains(v, "chat (ws)  pkts 0") {
+		t.Errorf("the list does not name its app:\n%s", v)
+	}
+	for _, p := range []string{"http  pkts", "https  pkts", "wss  pkts"} {
+		if strings.Contains(v, p) {
+			t.Errorf("a list for a protocol the lab does not have: %q", p)
+		}
+	}
+	m = send(t, m, keys("3")...)
+	if m.packets.focus != 0 {
+		t.Errorf("key 3 in a one-app lab moved the focus to %d", m.packets.focus)
+	}
+	// w: no wss app to send to, and the explorer says so.
+	m = send(t, m, keys("w")...)
+	if m.inputKind != inputNone || !strings.Contains(m.View(), "no wss app") {
+		t.Errorf("w in a lab without wss: input %v\n%s", m.inputKind, m.View())
+	}
+}
+
+// TestSendFollowsTheShownApp: with two ws apps, s sends to the one shown.
+func TestSendFollowsTheShownApp(t *testing.T) {
+	m := modelFor(t, []lab.App{{Name: "ws-a", Protocol: protocol.WS}, {Name: "ws-b", Protocol: protocol.WS, Port: 3012}})
+	m = send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24}) // narrow: tabs
+	v := m.View()
+	if !strings.Contains(v, " 1 ws-a ") || !strings.Contains(v, " 2 ws-b ") {
+		t.Errorf("tabs do not name the apps:\n%s", v)
+	}
+	m = send(t, m, keys("2")...)
+	if m.packets.focus != 1 {
+		t.Fatalf("key 2: focus %d", m.packets.focus)
+	}
+	m = send(t, m, keys("s")...)
+	if m.inputKind != inputSend || m.sendApp != "ws-b" || !strings.Contains(m.View(), "send over ws-b:") {
+		t.Errorf("s with ws-b shown: input %v, app %q", m.inputKind, m.sendApp)
+	}
+}
+
+// TestCaptureKeyTwiceThenExport presses c twice before the lab has
+// answered (two commands in flight), then off, on and e: one capture runs
+// at a time, and the export holds the packets of both captures.
+func TestCaptureKeyTwiceThenExport(t *testing.T) {
+	testenv.NeedRoot(t) // live capture on lo
+	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()[2:3]), Probe: probe.Options{Count: 5}}, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	if err := l.Up(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Deploy(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Teardown(ctx).Wait(ctx) }()
+	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
+	run := func(cmd tea.Cmd) {
+		t.Helper()
+		if cmd == nil {
+			t.Fatal("the key gave no command")
+		}
+		if jm, ok := cmd().(jobMsg); ok && jm.err != nil {
+			t.Logf("%s: %v", jm.op, jm.err)
+		}
+	}
+	// c c: both commands run at once, as a key burst would have them.
+	next, c1 := m.Update(keys("c")[0])
+	m = next.(Model)
+	next, c2 := m.Update(keys("c")[0])
+	m = next.(Model)
+	done := make(chan struct{})
+	go func() { run(c1); close(done) }()
+	run(c2)
+	<-done
+	if on, _ := l.Capturing(); !on {
+		t.Fatal("capture is not on after c c")
+	}
+	if err := l.Probe(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.SyncCapture(ctx)
+	// Off (the event has told the model capture is on), on again, probe, e.
+	m = send(t, m, eventsMsg{lab.CaptureEvent{State: "on"}})
+	_, off := m.Update(keys("c")[0])
+	run(off)
+	m = send(t, m, eventsMsg{lab.CaptureEvent{State: "off"}})
+	_, on := m.Update(keys("c")[0])
+	run(on)
+	if err := l.Probe(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.SyncCapture(ctx)
+	path := filepath.Join(t.TempDir(), "both.pcapng")
+	m = send(t, m, keys("e")...)
+	m.input.SetValue(path)
+	_, exp := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	run(exp)
+	src, err := capture.OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var packets uint64
+	for {
+		if _, _, err := src.ReadPacketData(); err != nil {
+			break
+		}
+		packets++
+	}
+	want := l.Wire().Counters("ws").Packets
+	if packets != want || want == 0 {
+		t.Errorf("the export holds %d packets, the ws list counted %d", packets, want)
+	}
+}
