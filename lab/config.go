@@ -261,6 +261,9 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.Capture.RingSize == 0 {
 		c.Capture.RingSize = wire.DefaultRingSize
 	}
+	if c.Vagrant.Dir == "" {
+		c.Vagrant.Dir = "."
+	}
 	switch c.SSH.RemotePriv {
 	case "":
 		c.SSH.RemotePriv = "auto"
