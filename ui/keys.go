@@ -7,6 +7,8 @@ type keyMap struct {
 	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export  key.Binding
 	Filter, ShowApp, Next, Prev, Debug                               key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
+	// up says the lab is up (the footer then offers what works on it).
+	up bool
 }
 
 func newKeyMap() keyMap {
@@ -14,18 +16,18 @@ func newKeyMap() keyMap {
 		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(k, desc))
 	}
 	return keyMap{
-		Provision: b([]string{"p"}, "p", "provision / bring the lab up"),
+		Provision: b([]string{"p"}, "p", "bring the lab up"),
 		Redeploy:  b([]string{"r"}, "r", "redeploy the apps"),
-		SendWS:    b([]string{"s"}, "s", "send a message over ws"),
-		SendWSS:   b([]string{"w"}, "w", "send a message over wss"),
+		SendWS:    b([]string{"s"}, "s", "send over ws"),
+		SendWSS:   b([]string{"w"}, "w", "send over wss"),
 		Teardown:  b([]string{"t"}, "t", "tear down (asks)"),
 		Capture:   b([]string{"c"}, "c", "capture on/off"),
 		Export:    b([]string{"e"}, "e", "export pcapng"),
 		Filter:    b([]string{"/"}, "/", "filter packets"),
-		ShowApp:   b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "show app N's packets"),
+		ShowApp:   b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "show app N"),
 		Next:      b([]string{"tab"}, "tab", "next pane"),
 		Prev:      b([]string{"shift+tab"}, "shift+tab", "previous pane"),
-		Debug:     b([]string{"x"}, "x", "debugging shell on the lab host (ctrl+] leaves)"),
+		Debug:     b([]string{"x"}, "x", "shell on the lab host"),
 		Up:        b([]string{"up", "k"}, "↑/k", "up"),
 		Down:      b([]string{"down", "j"}, "↓/j", "down"),
 		PageUp:    b([]string{"pgup"}, "pgup", "page up"),
@@ -35,13 +37,24 @@ func newKeyMap() keyMap {
 		Enter:     b([]string{"enter"}, "enter", "packet details"),
 		Back:      b([]string{"esc"}, "esc", "close / cancel"),
 		Help:      b([]string{"?"}, "?", "help"),
-		Quit:      b([]string{"q", "ctrl+c"}, "q", "quit"),
+		Quit:      b([]string{"q", "ctrl+c"}, "q/ctrl+c", "quit (asks if up)"),
 	}
 }
 
-// ShortHelp implements help.KeyMap.
+// ShortHelp implements help.KeyMap: the footer, which lists what can be
+// done now (p only while the lab is down), the help and quit keys first so
+// a narrow terminal still shows them.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Provision, k.SendWS, k.SendWSS, k.Teardown, k.Capture, k.Export, k.Filter, k.Next, k.Help, k.Quit}
+	short := func(b key.Binding, desc string) key.Binding {
+		b.SetHelp(b.Help().Key, desc)
+		return b
+	}
+	out := []key.Binding{short(k.Help, "help"), short(k.Quit, "quit")}
+	if !k.up {
+		return append(out, short(k.Provision, "bring the lab up"))
+	}
+	return append(out, short(k.SendWS, "send ws"), short(k.SendWSS, "send wss"), short(k.Capture, "capture"),
+		short(k.Export, "export"), short(k.Filter, "filter"), short(k.Next, "next pane"), short(k.Teardown, "tear down"))
 }
 
 // FullHelp implements help.KeyMap.

@@ -3,9 +3,13 @@ package ui
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
@@ -365,9 +369,80 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.MouseMsg:
 		return m.mouse(msg)
 	case tea.KeyMsg:
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shell == nil && m.inputKind == inputNone {
+			return m.burst(msg.Runes)
+		}
 		return m.key(msg)
 	}
 	return m, nil
+}
+
+// move moves the focused pane's selection by n rows (negative: up).
+func (m *Model) move(n int) tea.Cmd {
+	switch m.focus {
+	case panePackets:
+		m.packets.scroll(n)
+		return func() tea.Msg { return refetch{} }
+	case paneApps:
+		m.appsP.move(n)
+	}
+	return nil
+}
+
+// maxCount bounds a count prefix (a burst such as "40j").
+const maxCount = 1000
+
+// burst handles keys that arrived together (tmux, SSH, key repeat under
+// load deliver them as one message): each is a key press of its own, in
+// order; digits before j or k are a count ("4j" moves four rows; a digit
+// alone still shows that app); once a key opens a prompt, the rest is text
+// for it.
+func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
+	var cmds []tea.Cmd
+	press := func(r rune) {
+		next, cmd := m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+		m = next.(Model)
+		cmds = append(cmds, cmd)
+	}
+	for i := 0; i < len(runes); i++ {
+		if m.inputKind != inputNone || m.shell != nil || m.confirm != confirmNone || m.detail != nil || m.showHelp {
+			// A prompt takes the rest as text; an overlay takes its keys
+			// one by one.
+			if m.inputKind != inputNone || m.shell != nil {
+				next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: runes[i:]})
+				return next, tea.Batch(append(cmds, cmd)...)
+			}
+			press(runes[i])
+			continue
+		}
+		// A run of j/k, with or without a count before it, moves once by
+		// its sum (each move then sees the rows the last one left).
+		j := i
+		for j < len(runes) && unicode.IsDigit(runes[j]) {
+			j++
+		}
+		if j < len(runes) && (runes[j] == 'j' || runes[j] == 'k') {
+			count := 1
+			if j > i {
+				count, _ = strconv.Atoi(string(runes[i:j]))
+				count = min(count, maxCount)
+			}
+			n := 0
+			for ; j < len(runes) && (runes[j] == 'j' || runes[j] == 'k'); j++ {
+				if runes[j] == 'j' {
+					n += count
+				} else {
+					n -= count
+				}
+				count = 1
+			}
+			cmds = append(cmds, m.move(n))
+			i = j - 1
+			continue
+		}
+		press(runes[i])
+	}
+	return m, tea.Batch(cmds...)
 }
 
 // apply mirrors one lab event.
@@ -388,6 +463,16 @@ func (m *Model) apply(e lab.Event) {
 		m.appsP.hostAddr = e.Host.Address
 	case lab.AppEvent:
 		m.appsP.apps[e.App.Name] = e.App
+		m.hostP.endpoints = m.hostP.endpoints[:0]
+		for _, a := range m.opt.Apps {
+			if st, ok := m.appsP.apps[a.Name]; ok && st.Endpoint != "" {
+				ep := st.Endpoint
+				if host, port, err := net.SplitHostPort(ep); err == nil && host == m.hostP.host.Address {
+					ep = ":" + port // the address is the line above
+				}
+				m.hostP.endpoints = append(m.hostP.endpoints, a.Name+" "+ep)
+			}
+		}
 	case lab.LogEvent:
 		m.appsP.log(e.Source, fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
 		switch e.Source {
@@ -472,8 +557,13 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.shell != nil {
 		return m.shellKey(msg)
 	}
-	if msg.String() == "ctrl+c" {
-		return m, tea.Quit
+	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirm == confirmNone {
+		// Like q: a lab that is up is not left behind without asking.
+		if m.state == lab.Down {
+			return m, tea.Quit
+		}
+		m.confirm = confirmQuit
+		return m, nil
 	}
 	if m.inputKind != inputNone {
 		return m.inputKey(msg)
@@ -683,28 +773,41 @@ func (m *Model) layout() {
 	hostW, appsW, packW, h := m.paneWidths()
 	hostH, appsH, packH := h-2, h-2, h-2
 	if !m.sideBySide() {
-		hostH, appsH, packH = stackedHost-2, stackedApps-2, h-2-stackedHost-stackedApps
+		top := m.topHeight()
+		hostH, appsH, packH = top-2, top-2, h-2-top
 	}
 	m.hostP.SetSize(hostW-2, hostH)
 	m.appsP.SetSize(appsW-2, appsH)
 	m.appsP.setFocus(m.focus == paneApps)
-	m.packets.SetSize(packW-2, max(4, packH))
+	m.packets.SetSize(packW-2, max(minListHeight, packH))
 	m.packets.setActive(m.focus == panePackets)
 }
 
 // panes lists the panes in focus order.
 func (m Model) panes() [numPanes]pane { return [numPanes]pane{m.hostP, m.appsP, m.packets} }
 
+// sideBySide: the three panes in one row (wide terminals); else the host
+// and apps panes share a row above the packets.
 func (m Model) sideBySide() bool { return m.width >= 120 }
 
-// Heights of the host and apps panes when stacked (narrow terminals).
-const stackedHost, stackedApps = 7, 9
+// minListHeight is the least room the packet lists get (inside their box):
+// their heading, the column titles and a few rows.
+const minListHeight = 8
+
+// topHeight is the outer height of the host and apps row in a narrow
+// terminal: every app's row when there is room, never so much that the
+// packet lists get less than minListHeight.
+func (m Model) topHeight() int {
+	want := len(m.opt.Apps) + 5 // border 2, title, column titles 2
+	return max(5, min(want, m.bodyHeight()-minListHeight-2))
+}
 
 // paneWidths returns the outer widths of the three panes and the body height.
 func (m Model) paneWidths() (host, apps, packets, h int) {
 	h = m.bodyHeight()
 	if !m.sideBySide() {
-		return m.width, m.width, m.width, h
+		host = m.width * 38 / 100
+		return host, m.width - host, m.width, h
 	}
 	host = m.width * 19 / 100
 	apps = m.width * 36 / 100
@@ -764,8 +867,16 @@ func (m Model) header() string {
 	if m.capturing {
 		capt = string(m.capture.Mode)
 	}
-	s := fmt.Sprintf("protolab-tui · lab %s · provider %s · %s · up %s · capture %s · drops %d",
-		m.opt.Name, m.opt.Provider, state, up, capt, m.capture.Drops())
+	parts := []string{"protolab-tui", "lab " + m.opt.Name, "provider " + m.opt.Provider, state, "up " + up,
+		"capture " + capt, fmt.Sprintf("drops %d", m.capture.Drops())}
+	s := strings.Join(parts, " · ")
+	for _, drop := range []int{0, 2} { // the program's name, then "provider"
+		if lipgloss.Width(s) <= m.width {
+			break
+		}
+		parts[drop] = ""
+		s = strings.Join(slices.DeleteFunc(slices.Clone(parts), func(p string) bool { return p == "" }), " · ")
+	}
 	return m.st.header.Render(truncate(s, m.width))
 }
 
@@ -775,21 +886,38 @@ func (m Model) footer() string {
 		log = m.input.View()
 	}
 	m.help.Width = m.width
-	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(m.keys))
+	keys := m.keys
+	keys.up = m.state != lab.Down && m.state != lab.Failed
+	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(keys))
+}
+
+// fullHelp lays the help's columns out in as many rows as the terminal's
+// width needs, so that every key is listed at any size.
+func (m Model) fullHelp() string {
+	hm := m.help
+	hm.Width = 0 // each row is fitted here, not cut
+	groups := m.keys.FullHelp()
+	var rows []string
+	for len(groups) > 0 {
+		n := len(groups)
+		for n > 1 && lipgloss.Width(hm.FullHelpView(groups[:n])) > m.width {
+			n--
+		}
+		rows = append(rows, hm.FullHelpView(groups[:n]))
+		groups = groups[n:]
+	}
+	return strings.Join(rows, "\n")
 }
 
 func (m Model) body() string {
 	h := m.bodyHeight()
 	switch {
 	case m.showHelp:
-		hm := m.help
-		hm.ShowAll = true
-		hm.Width = m.width
 		var own []string
 		for _, k := range m.panes()[m.focus].Keys() {
 			own = append(own, k.Help().Key+" "+k.Help().Desc)
 		}
-		return "Keys\n\n" + hm.View(m.keys) + "\n\nIn the focused pane: " + strings.Join(own, " · ")
+		return m.st.title.Render("Keys") + "\n" + m.fullHelp() + "\n\n" + truncate("In the focused pane: "+strings.Join(own, " · "), m.width)
 	case m.detail != nil:
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
 	case m.shell != nil:
@@ -810,10 +938,10 @@ func (m Model) body() string {
 		return lipgloss.JoinHorizontal(lipgloss.Top,
 			m.box(paneHost, hostW, h, view(paneHost)), m.box(paneApps, appsW, h, view(paneApps)), m.box(panePackets, packW, h, view(panePackets)))
 	}
+	top := m.topHeight()
 	return lipgloss.JoinVertical(lipgloss.Left,
-		m.box(paneHost, m.width, stackedHost, view(paneHost)),
-		m.box(paneApps, m.width, stackedApps, view(paneApps)),
-		m.box(panePackets, m.width, max(4, h-stackedHost-stackedApps), view(panePackets)))
+		lipgloss.JoinHorizontal(lipgloss.Top, m.box(paneHost, hostW, top, view(paneHost)), m.box(paneApps, appsW, top, view(paneApps))),
+		m.box(panePackets, m.width, h-top, view(panePackets)))
 }
 
 func (m Model) box(pane, w, h int, content string) string {

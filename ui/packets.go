@@ -24,8 +24,10 @@ type appList struct {
 	first    uint64 // ring span [first, next) in Seq
 	next     uint64
 	total    int  // with a filter: how many records match
+	start    int  // the window's first row: its index among those (0: the oldest held)
 	follow   bool // stick to the newest row
 	top      uint64
+	shift    int // rows to move the window from top, in the list's own rows (filtered or not)
 	cursor   int
 }
 
@@ -33,6 +35,7 @@ type appList struct {
 type listRequest struct {
 	app    string
 	from   uint64 // Seq of the first row (ignored when following)
+	shift  int    // then this many rows later (negative: earlier)
 	follow bool
 	n      int
 	filter string
@@ -46,6 +49,7 @@ type listData struct {
 	first    uint64
 	next     uint64
 	total    int
+	start    int // index of rows[0] among the list's rows
 }
 
 // packetsMsg carries freshly fetched windows; unchanged says nothing was
@@ -87,16 +91,20 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 					for start < len(all) && all[start].Seq < r.from {
 						start++
 					}
-					start = max(0, min(start, len(all)-r.n))
+					start = max(0, min(start+r.shift, len(all)-r.n))
 				}
 				d.rows = all[start:min(len(all), start+r.n)]
+				d.start = start
 			} else {
-				from := r.from
-				if r.follow || from+uint64(r.n) > d.next {
-					from = d.next - min(d.next, uint64(r.n))
+				from := max(int64(r.from)+int64(r.shift), int64(d.first))
+				if r.follow || from+int64(r.n) > int64(d.next) {
+					from = int64(d.next - min(d.next, uint64(r.n)))
 				}
-				d.rows = store.Window(r.app, from, r.n)
+				d.rows = store.Window(r.app, uint64(from), r.n)
 				d.total = int(d.next - d.first)
+				if len(d.rows) > 0 {
+					d.start = int(d.rows[0].Seq - d.first)
+				}
 			}
 			msg.lists = append(msg.lists, d)
 		}
@@ -189,12 +197,23 @@ func (p *packetsPane) SetSize(w, h int) {
 		summary := max(10, colW-2-13-4)
 		l.table.SetColumns([]table.Column{{Title: "time", Width: 12}, {Title: "dir", Width: 3}, {Title: "summary", Width: summary}})
 		l.table.SetWidth(colW - 2)
-		l.table.SetHeight(max(2, h-3))
+		// The list's heading and mode line take two lines; the table's
+		// own column titles two more: the rest are rows, all on screen.
+		l.table.SetHeight(max(3, p.listHeight()-2))
 	}
 }
 
+// listHeight is the height of one list: all of the pane, less the tabs
+// line when the lists are tabs.
+func (p *packetsPane) listHeight() int {
+	if p.wide() {
+		return p.height
+	}
+	return p.height - 1 // the tabs
+}
+
 // rowsShown is how many rows fit a list.
-func (p *packetsPane) rowsShown() int { return max(1, p.height-4) }
+func (p *packetsPane) rowsShown() int { return max(1, p.listHeight()-4) }
 
 // visible lists the lists on screen.
 func (p *packetsPane) visible() []*appList {
@@ -208,7 +227,7 @@ func (p *packetsPane) visible() []*appList {
 func (p *packetsPane) requests() []listRequest {
 	var out []listRequest
 	for _, l := range p.visible() {
-		out = append(out, listRequest{app: l.app.Name, from: l.top, follow: l.follow, n: p.rowsShown(), filter: p.filter})
+		out = append(out, listRequest{app: l.app.Name, from: l.top, shift: l.shift, follow: l.follow, n: p.rowsShown(), filter: p.filter})
 	}
 	return out
 }
@@ -220,13 +239,14 @@ func (p *packetsPane) apply(msg packetsMsg) {
 			if l.app.Name != d.app {
 				continue
 			}
-			l.rows, l.counters, l.first, l.next, l.total = d.rows, d.counters, d.first, d.next, d.total
+			l.rows, l.counters, l.first, l.next, l.total, l.start = d.rows, d.counters, d.first, d.next, d.total, d.start
 			if l.follow || l.cursor >= len(l.rows) {
 				l.cursor = max(0, len(l.rows)-1)
 			}
 			if len(l.rows) > 0 && !l.follow {
 				l.top = l.rows[0].Seq
 			}
+			l.shift = 0 // the window has moved
 			rows := make([]table.Row, len(l.rows))
 			for i := range l.rows {
 				rows[i] = p.row(&l.rows[i])
@@ -278,16 +298,16 @@ func (p *packetsPane) scroll(n int) {
 	}
 	l.cursor += n
 	if l.cursor < 0 {
-		shift := uint64(-l.cursor)
-		top := l.rows[0].Seq
-		l.top = top - min(top-l.first, shift)
+		// Past the top of the window: the next fetch moves it up by as
+		// many rows (of this list: a filter's rows, when filtering).
+		l.top, l.shift = l.rows[0].Seq, l.cursor
 		l.cursor = 0
 		l.follow = false
 	} else if l.cursor >= len(l.rows) {
-		over := uint64(l.cursor - len(l.rows) + 1)
-		l.top = l.rows[0].Seq + over
+		over := l.cursor - len(l.rows) + 1
+		l.top, l.shift = l.rows[0].Seq, over
 		l.cursor = len(l.rows) - 1
-		if l.rows[len(l.rows)-1].Seq+over >= l.next-1 {
+		if p.filter == "" && l.rows[len(l.rows)-1].Seq+uint64(over) >= l.next-1 {
 			l.follow = true
 		}
 	} else if n < 0 {
@@ -378,7 +398,7 @@ func (p *packetsPane) listView(l *appList, w int, focused bool) string {
 	}
 	mode := "follow"
 	if !l.follow {
-		mode = fmt.Sprintf("paused %d/%d", l.cursor+1+int(l.top-min(l.top, l.first)), max(l.total, 1))
+		mode = fmt.Sprintf("paused %d/%d", min(l.start+l.cursor+1, l.total), l.total)
 	}
 	if p.filter != "" {
 		mode += fmt.Sprintf("  filter %q: %d", p.filter, l.total)

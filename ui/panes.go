@@ -42,6 +42,9 @@ type hostPane struct {
 	state       lab.State
 	reason      string
 	host        lab.HostInfo
+	// endpoints are the deployed apps' addresses, in the lab's order; once
+	// known they replace the provider's port plan (e.g. "any free port").
+	endpoints []string
 }
 
 func (p *hostPane) SetSize(w, h int)            { p.width, p.height = w, h }
@@ -62,7 +65,11 @@ func (p *hostPane) view() string {
 	}
 	if h.Provider != "" {
 		lines = append(lines, "host     "+h.Name, "address  "+h.Address, "os       "+h.OS)
-		for _, port := range h.Ports {
+		ports := h.Ports
+		if len(p.endpoints) > 0 {
+			ports = p.endpoints
+		}
+		for _, port := range ports {
 			lines = append(lines, "port     "+port)
 		}
 		for _, kv := range h.Details {
@@ -217,6 +224,11 @@ func (p *appsPane) refresh() {
 		rows = append(rows, row)
 	}
 	p.tbl.SetRows(rows)
+	if p.tbl.Cursor() < 0 && len(rows) > 0 {
+		// SetRows(nil) on a resize left the cursor at -1, and the table
+		// then renders one row fewer than it has room for.
+		p.tbl.SetCursor(0)
+	}
 }
 
 // View renders the table, and the selected app's logs when focused.

@@ -528,33 +528,50 @@ func freePort(t *testing.T) string {
 
 func TestTUIEndToEndInTmux(t *testing.T) {
 	bin := testenv.NeedCommand(t, "tmux")
-	x := tmux{t: t, bin: bin, session: fmt.Sprintf("protolab-e2e-%d", os.Getpid())}
-	ports := map[string]string{"http": freePort(t), "https": freePort(t), "ws": freePort(t), "wss": freePort(t)}
-	state := t.TempDir()
-	cmdline := fmt.Sprintf("%s --state-dir %s --http-port %s --https-port %s --ws-port %s --wss-port %s; echo EXITED $?; sleep 60",
-		binary, state, ports["http"], ports["https"], ports["ws"], ports["wss"])
-	x.run("new-session", "-d", "-s", x.session, "-x", "160", "-y", "45", "env", "NO_COLOR=1", "sh", "-c", cmdline)
-	defer exec.Command(bin, "-L", x.session, "kill-server").Run()
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
+			x := tmux{t: t, bin: bin, session: fmt.Sprintf("protolab-e2e-%d-%d", os.Getpid(), size[0])}
+			ports := map[string]string{"http": freePort(t), "https": freePort(t), "ws": freePort(t), "wss": freePort(t)}
+			state := t.TempDir()
+			cmdline := fmt.Sprintf("%s --state-dir %s --http-port %s --https-port %s --ws-port %s --wss-port %s; echo EXITED $?; sleep 60",
+				binary, state, ports["http"], ports["https"], ports["ws"], ports["wss"])
+			x.run("new-session", "-d", "-s", x.session, "-x", fmt.Sprint(size[0]), "-y", fmt.Sprint(size[1]), "env", "NO_COLOR=1", "sh", "-c", cmdline)
+			defer exec.Command(bin, "-L", x.session, "kill-server").Run()
 
-	x.waitFor("the lab to be up", "· running ·", "healthy")
-	x.run("send-keys", "-t", x.session, "s")
-	x.waitFor("the ws prompt", "send over ws:")
-	x.run("send-keys", "-t", x.session, "-l", "hello from tmux")
-	x.run("send-keys", "-t", x.session, "Enter")
-	x.waitFor("the echo and the frames", `ws echo: "hello from tmux"`, `WS TEXT [MASKED] len=15 "hello from tmux"`, `WS TEXT len=15 "hello from tmux"`)
+			x.waitFor("the lab to be up", "· running ·", "healthy", "? help")
+			x.run("send-keys", "-t", x.session, "s")
+			x.waitFor("the ws prompt", "send over ws:")
+			x.run("send-keys", "-t", x.session, "-l", "hello from tmux")
+			x.run("send-keys", "-t", x.session, "Enter")
+			// In follow mode the newest rows are on screen: the echo and
+			// the close that ends the connection.
+			x.waitFor("the echo and the frames", `ws echo: "hello from tmux"`, `"hello from tmux"`, "WS CLOSE")
+			// Keys sent as one burst all count: 4k moves up four rows.
+			x.run("send-keys", "-t", x.session, "-l", "4k")
+			x.waitFor("the burst to move the cursor", "paused")
+			x.run("send-keys", "-t", x.session, "G")
+			x.waitFor("follow again", "follow")
+			// The help lists every key, at this size too.
+			x.run("send-keys", "-t", x.session, "?")
+			x.waitFor("the help", "q/ctrl+c", "esc", "filter packets", "shell on the lab host", "end/G")
+			x.run("send-keys", "-t", x.session, "Escape")
+			// (An escape followed at once by t reads as alt+t: wait.)
+			x.waitFor("the help to close", "follow", "pkts")
 
-	x.run("send-keys", "-t", x.session, "t")
-	x.waitFor("the teardown question", "Tear the lab down?")
-	x.run("send-keys", "-t", x.session, "y")
-	x.waitFor("the lab to be down", "· down ·")
-	x.run("send-keys", "-t", x.session, "q")
-	x.waitFor("the program to exit", "EXITED 0")
+			x.run("send-keys", "-t", x.session, "t")
+			x.waitFor("the teardown question", "Tear the lab down?")
+			x.run("send-keys", "-t", x.session, "y")
+			x.waitFor("the lab to be down", "· down ·")
+			x.run("send-keys", "-t", x.session, "q")
+			x.waitFor("the program to exit", "EXITED 0")
 
-	for name, port := range ports {
-		if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), time.Second); err == nil {
-			c.Close()
-			t.Errorf("%s app still listening on %s after the TUI quit", name, port)
-		}
+			for name, port := range ports {
+				if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), time.Second); err == nil {
+					c.Close()
+					t.Errorf("%s app still listening on %s after the TUI quit", name, port)
+				}
+			}
+		})
 	}
 }
 

@@ -1,0 +1,164 @@
+package ui
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
+)
+
+// numbered decodes n WebSocket text frames "frame-000001"… on the ws app.
+func numbered(t testing.TB, n int) *wire.Store {
+	s := wire.NewStore(10 * n)
+	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := wire.AppRef{Name: "ws", Protocol: protocol.WS}
+	flow := wire.Flow{Client: netip.MustParseAddrPort("127.0.0.1:51000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
+	d.Stream(flow, ws, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
+	d.Stream(flow, ws, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
+	for i := 1; i <= n; i++ {
+		text := fmt.Sprintf("frame-%06d", i)
+		d.Stream(flow, ws, wire.ServerToClient, append([]byte{0x81, byte(len(text))}, text...), t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	return s
+}
+
+// onWS is a running explorer of the given size showing the ws list, with
+// the store's rows fetched.
+func onWS(t *testing.T, w, h int, store *wire.Store) Model {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: w, Height: h}, upEvents(), keys("3")[0])
+	return send(t, m, fetchPackets(store, m.packets.requests())())
+}
+
+// TestFollowShowsTheNewestRow: in follow mode the newest record's row and
+// the cursor are on screen, at every size.
+func TestFollowShowsTheNewestRow(t *testing.T) {
+	store := numbered(t, 500)
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
+		m := onWS(t, size[0], size[1], store)
+		v := m.View()
+		if !strings.Contains(v, "frame-000500") {
+			t.Errorf("%dx%d: the newest row is not on screen:\n%s", size[0], size[1], v)
+		}
+		if got := strings.Count(v, "\n") + 1; got != size[1] {
+			t.Errorf("%dx%d: the view is %d lines", size[0], size[1], got)
+		}
+		if r, ok := m.packets.selected(); !ok || !strings.Contains(r.Text(), "frame-000500") {
+			t.Errorf("%dx%d: the cursor is on %q, not the newest row", size[0], size[1], r.Text())
+		}
+		if rows := strings.Count(v, "│12:00:"); rows < 5 {
+			t.Errorf("%dx%d: %d packet rows on screen", size[0], size[1], rows)
+		}
+	}
+}
+
+// TestKeyBursts: keys that arrive together in one message all count.
+func TestKeyBursts(t *testing.T) {
+	store := numbered(t, 500)
+	m := onWS(t, 80, 24, store)
+	m.packets.filter = "message" // one row per frame
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	if m.focus != panePackets { // 3 showed the ws list and focused it
+		t.Fatalf("focus %d", m.focus)
+	}
+	at := func() string { r, _ := m.packets.selected(); return r.Text() }
+	burst := func(s string) {
+		next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)})
+		m = next.(Model)
+		if cmd != nil {
+			m = send(t, m, fetchPackets(store, m.packets.requests())())
+		}
+	}
+	burst("kkkkk")
+	if !strings.Contains(at(), "frame-000495") {
+		t.Errorf("after kkkkk the cursor is on %q, want frame-000495", at())
+	}
+	burst("4j")
+	if !strings.Contains(at(), "frame-000499") {
+		t.Errorf("after 4j the cursor is on %q, want frame-000499", at())
+	}
+	burst("20k")
+	if !strings.Contains(at(), "frame-000479") || m.packets.focused().follow {
+		t.Errorf("after 20k the cursor is on %q (follow %v), want frame-000479", at(), m.packets.focused().follow)
+	}
+	if v := m.View(); !strings.Contains(v, "paused 482/503") {
+		t.Errorf("the position with a filter is wrong:\n%s", v)
+	}
+	// A burst that opens a prompt: the rest is its text.
+	burst("shello")
+	if m.inputKind != inputSend || m.input.Value() != "hello" {
+		t.Errorf("burst shello: input %v %q", m.inputKind, m.input.Value())
+	}
+}
+
+// TestSmallestTerminal: at 80×24 every app row, packet rows, the whole
+// footer and every key in the help are on screen.
+func TestSmallestTerminal(t *testing.T) {
+	m := onWS(t, 80, 24, numbered(t, 50))
+	v := m.View()
+	for _, want := range []string{"http  in-proc", "https in-proc", "ws    in-proc", "wss   in-proc", "? help", "q/ctrl+c quit"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("80x24 lacks %q:\n%s", want, v)
+		}
+	}
+	m = send(t, m, keys("?")...)
+	v = m.View()
+	for _, group := range m.keys.FullHelp() {
+		for _, k := range group {
+			if !strings.Contains(v, k.Help().Key+" "+k.Help().Desc) && !strings.Contains(v, k.Help().Desc) {
+				t.Errorf("the help at 80x24 does not list %q (%s)", k.Help().Key, k.Help().Desc)
+			}
+		}
+	}
+	for _, line := range strings.Split(v, "\n") {
+		if w := len([]rune(line)); w > 80 {
+			t.Errorf("a help line is %d wide: %q", w, line)
+		}
+	}
+	golden(t, "help-80x24", v)
+}
+
+// TestFooterFollowsTheState: p is offered while the lab is down, not once
+// it is up.
+func TestFooterFollowsTheState(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
+	if f := m.footer(); !strings.Contains(f, "p bring the lab up") {
+		t.Errorf("down: footer %q", f)
+	}
+	m = send(t, m, upEvents())
+	if f := m.footer(); strings.Contains(f, "p bring") || !strings.Contains(f, "s send ws") {
+		t.Errorf("up: footer %q", f)
+	}
+}
+
+// TestCtrlCAsks: ctrl+c quits at once only while the lab is down; once it
+// is up it asks, as q does.
+func TestCtrlCAsks(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
+	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC}); cmd == nil || cmd() != tea.Quit() {
+		t.Error("ctrl+c with the lab down does not quit")
+	}
+	m = send(t, m, upEvents())
+	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC})
+	m = next.(Model)
+	if cmd != nil || m.confirm != confirmQuit || !strings.Contains(m.View(), "The lab is up") {
+		t.Fatalf("ctrl+c with the lab up: confirm %v, cmd %v", m.confirm, cmd)
+	}
+	if _, cmd := m.Update(keys("n")[0]); cmd != nil {
+		t.Error("any other key should cancel, not quit")
+	}
+	_ = lab.Down
+}
