@@ -400,8 +400,15 @@ func (l *Lab) Target(app string) (probe.Target, error) {
 	if st != Running {
 		return probe.Target{}, fmt.Errorf("%s: the lab is %s, not running: bring it up and deploy first", app, st)
 	}
-	if !ok || a.Endpoint == "" {
-		return probe.Target{}, fmt.Errorf("%s: the app is not deployed (or not running)", app)
+	if !ok {
+		return probe.Target{}, fmt.Errorf("%s: the app is not deployed: redeploy the lab", app)
+	}
+	if a.Endpoint == "" || a.State != AppRunning {
+		why := a.State
+		if a.Detail != "" {
+			why += " (" + a.Detail + ")"
+		}
+		return probe.Target{}, fmt.Errorf("%s: the app is %s, not running: redeploy to start it again", app, why)
 	}
 	return probe.Target{App: app, Protocol: cfg.Protocol, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
 		KeyLog: l.keys, Dial: l.tapDial(cfg)}, nil

@@ -162,3 +162,57 @@ func TestCtrlCAsks(t *testing.T) {
 	}
 	_ = lab.Down
 }
+
+// TestAppDeathIsLoud: an app that dies under a running lab turns the
+// header to DEGRADED and puts an alert line up, with its exit code, until
+// it runs again.
+func TestAppDeathIsLoud(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, upEvents())
+	died := lab.AppStatus{Name: "ws", Protocol: protocol.WS, Image: "protolab-app", State: lab.AppExited, Detail: "exit code 137", Restarts: 1}
+	m = send(t, m, eventsMsg{lab.AppEvent{At: lab.At{Time: t0}, App: died}})
+	v := m.View()
+	for _, want := range []string{"DEGRADED: ws down", "[!] app ws exited (exit code 137), 1 restarts: r redeploys"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("view lacks %q:\n%s", want, v)
+		}
+	}
+	back := died
+	back.State, back.Detail = lab.AppRunning, ""
+	m = send(t, m, eventsMsg{lab.AppEvent{At: lab.At{Time: t0}, App: back}})
+	if v := m.View(); strings.Contains(v, "DEGRADED") || strings.Contains(v, "[!] app ws") {
+		t.Errorf("the alert stays after the app is back:\n%s", v)
+	}
+	// Teardown stops the apps: no alert for that.
+	m = send(t, m, eventsMsg{lab.StateEvent{At: lab.At{Time: t0}, From: lab.Running, To: lab.TearingDown},
+		lab.AppEvent{At: lab.At{Time: t0}, App: lab.AppStatus{Name: "ws", State: lab.AppStopped}}})
+	if v := m.View(); strings.Contains(v, "[!] app") {
+		t.Errorf("a teardown raised an alert:\n%s", v)
+	}
+}
+
+// TestShellActionsComeFromTheProvider: the embedded lab has no containers,
+// so the debugging shell's keys offer its process and connections, never a
+// docker command.
+func TestShellActionsComeFromTheProvider(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
+	next, cmd := m.Update(keys("x")[0])
+	m = next.(Model)
+	next, _ = m.Update(cmd())
+	m = next.(Model)
+	if m.shell == nil || m.shell.sh == nil {
+		t.Fatalf("no shell: %s", m.errBox)
+	}
+	defer m.shell.sh.Close()
+	if got := m.quickAction("f2"); !strings.HasPrefix(got, "ps -o ") {
+		t.Errorf("f2 types %q in the embedded lab", got)
+	}
+	if got := m.quickAction("f4"); !strings.HasPrefix(got, "ss -tnp") {
+		t.Errorf("f4 types %q", got)
+	}
+	v := m.View()
+	if strings.Contains(v, "docker") || !strings.Contains(v, "F2 this process") {
+		t.Errorf("the shell's title:\n%s", v)
+	}
+}

@@ -41,6 +41,7 @@ type Lab interface {
 	Wire() *wire.Store
 	Provider() lab.Provider
 	InProcess() bool
+	ShellActions(selected string) []lab.ShellAction
 }
 
 // Options describe the lab to the explorer.
@@ -134,9 +135,10 @@ type Model struct {
 	showHelp  bool
 	detail    *viewport.Model
 	shell     *shellPane
-	question  *lab.PromptEvent // waiting for the person's answer
-	sendApp   string           // the app the send prompt sends to
-	busy      int              // commands in flight
+	question  *lab.PromptEvent  // waiting for the person's answer
+	sendApp   string            // the app the send prompt sends to
+	alerts    map[string]string // app name → what happened to it (apps that died)
+	busy      int               // commands in flight
 	fetching  bool
 	shown     uint64 // the store version the packet lists show
 	shownReqs string // and the windows they asked for
@@ -171,6 +173,7 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 	return Model{
 		lab: l, events: events, opt: opt, keys: keys, st: st, help: help.New(), spin: sp,
 		state: lab.Down, focus: panePackets,
+		alerts:  map[string]string{},
 		hostP:   &hostPane{st: st, provider: opt.Provider, fingerprint: opt.Fingerprint, state: lab.Down},
 		appsP:   newAppsPane(st, keys, l.InProcess(), opt.Now, opt.Apps),
 		packets: newPacketsPane(st, keys, opt.Apps), input: ti,
@@ -294,7 +297,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.errBox = "debugging shell: " + msg.err.Error()
 			return m, nil
 		}
-		m.shell.sh = msg.sh
+		m.shell.sh, m.shell.actions = msg.sh, msg.actions
 		return m, readShell(msg.sh)
 	case shellOutput:
 		if m.shell == nil || m.shell.sh == nil {
@@ -463,6 +466,21 @@ func (m *Model) apply(e lab.Event) {
 		m.appsP.hostAddr = e.Host.Address
 	case lab.AppEvent:
 		m.appsP.apps[e.App.Name] = e.App
+		switch {
+		case e.App.State == lab.AppRunning:
+			delete(m.alerts, e.App.Name)
+		case m.state == lab.Running && e.App.State != lab.AppStopped:
+			// An app died under a running lab: say so until it is back.
+			a := e.App
+			why := a.State
+			if a.Detail != "" {
+				why += " (" + a.Detail + ")"
+			}
+			if a.Restarts > 0 {
+				why += fmt.Sprintf(", %d restarts", a.Restarts)
+			}
+			m.alerts[a.Name] = fmt.Sprintf("app %s %s: r redeploys, x opens a shell on the lab host", a.Name, why)
+		}
 		m.hostP.endpoints = m.hostP.endpoints[:0]
 		for _, a := range m.opt.Apps {
 			if st, ok := m.appsP.apps[a.Name]; ok && st.Endpoint != "" {
@@ -649,7 +667,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Debug):
 		cols, rows := m.shellSize()
 		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
-		return m, openShell(m.lab.Provider().Runner(), cols, rows)
+		return m, openShell(m.lab, m.appsP.selected(), cols, rows)
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
 			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
@@ -856,6 +874,15 @@ func (m Model) confirmText() string {
 
 func (m Model) header() string {
 	state := string(m.state)
+	if m.state == lab.Running && len(m.alerts) > 0 {
+		var down []string
+		for _, a := range m.opt.Apps {
+			if _, ok := m.alerts[a.Name]; ok {
+				down = append(down, a.Name)
+			}
+		}
+		state = fmt.Sprintf("DEGRADED: %s down", strings.Join(down, ", "))
+	}
 	if m.state.Busy() || m.busy > 0 {
 		state = m.spin.View() + " " + state
 	}
@@ -882,6 +909,9 @@ func (m Model) header() string {
 
 func (m Model) footer() string {
 	log := m.st.dim.Render(truncate("» "+m.logLine, m.width))
+	if alert := m.alertLine(); alert != "" {
+		log = m.st.errText.Render(truncate("[!] "+alert, m.width))
+	}
 	if m.inputKind != inputNone {
 		log = m.input.View()
 	}
@@ -889,6 +919,19 @@ func (m Model) footer() string {
 	keys := m.keys
 	keys.up = m.state != lab.Down && m.state != lab.Failed
 	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(keys))
+}
+
+// alertLine is the first app alert, in the lab's order ("" when none).
+func (m Model) alertLine() string {
+	for _, a := range m.opt.Apps {
+		if s, ok := m.alerts[a.Name]; ok {
+			if n := len(m.alerts); n > 1 {
+				s += fmt.Sprintf(" (+%d more)", n-1)
+			}
+			return s
+		}
+	}
+	return ""
 }
 
 // fullHelp lays the help's columns out in as many rows as the terminal's
@@ -922,7 +965,10 @@ func (m Model) body() string {
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
 	case m.shell != nil:
 		sp := m.shell
-		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves · F2 docker ps -a · F3 logs of the selected app · F4 ss -tnp", m.hostP.host.Name)
+		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves", m.hostP.host.Name)
+		for _, a := range sp.actions {
+			title += fmt.Sprintf(" · %s %s", strings.ToUpper(a.Key), a.Label)
+		}
 		if sp.ended != "" {
 			title = sp.ended
 		} else if sp.sh == nil {

@@ -23,8 +23,9 @@ const leaveShell = "ctrl+]"
 
 type (
 	shellOpened struct {
-		sh  lab.Shell
-		err error
+		sh      lab.Shell
+		actions []lab.ShellAction
+		err     error
 	}
 	shellOutput []byte
 	shellClosed struct{ err error }
@@ -36,12 +37,14 @@ type shellPane struct {
 	vt         vt10x.Terminal
 	cols, rows int
 	ended      string
+	actions    []lab.ShellAction // what F2–F4 type (from the provider)
 }
 
-func openShell(r lab.Runner, cols, rows int) tea.Cmd {
+func openShell(l Lab, selected string, cols, rows int) tea.Cmd {
 	return func() tea.Msg {
-		sh, err := r.OpenShell(context.Background(), cols, rows)
-		return shellOpened{sh: sh, err: err}
+		actions := l.ShellActions(selected)
+		sh, err := l.Provider().Runner().OpenShell(context.Background(), cols, rows)
+		return shellOpened{sh: sh, actions: actions, err: err}
 	}
 }
 
@@ -117,27 +120,16 @@ func keyBytes(k tea.KeyMsg) []byte {
 	return nil
 }
 
-// quickAction is a command line typed into the shell by a function key.
+// quickAction is the command line a function key types into the shell:
+// the provider's own (lab.ShellActions), "" for a key that has none.
 func (m Model) quickAction(key string) string {
-	switch key {
-	case "f2":
-		return "docker ps -a"
-	case "f3":
-		if name := m.appsP.selected(); name != "" {
-			return fmt.Sprintf("docker logs -f --tail 50 protolab-%s-%s", m.opt.Name, name)
+	if m.shell == nil {
+		return ""
+	}
+	for _, a := range m.shell.actions {
+		if a.Key == key {
+			return a.Command
 		}
-		return "docker ps -a"
-	case "f4":
-		var ports []string
-		for _, a := range m.appsP.apps {
-			if i := strings.LastIndex(a.Endpoint, ":"); i >= 0 {
-				ports = append(ports, "sport = :"+a.Endpoint[i+1:])
-			}
-		}
-		if len(ports) == 0 {
-			return "ss -tnp"
-		}
-		return "ss -tnp '( " + strings.Join(ports, " or ") + " )'"
 	}
 	return ""
 }

@@ -328,6 +328,16 @@ func (p *Provider) containerName(appName string) string {
 	return "protolab-" + p.labName() + "-" + appName
 }
 
+// ShellActions implements lab.ShellActioner: the lab's containers (by
+// label) and the selected app's logs, with the docker CLI of the lab host.
+func (p *Provider) ShellActions(selected string, apps []lab.AppStatus) []lab.ShellAction {
+	out := []lab.ShellAction{{Key: "f2", Label: "docker ps (this lab)", Command: "docker ps -a --filter label=" + LabelLab + "=" + p.labName()}}
+	if selected != "" {
+		out = append(out, lab.ShellAction{Key: "f3", Label: "logs of " + selected, Command: "docker logs -f --tail 50 " + p.containerName(selected)})
+	}
+	return out
+}
+
 // Deploy implements lab.Provider.
 func (p *Provider) Deploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
 	for i, s := range specs {

@@ -217,6 +217,19 @@ func (p *Provider) status(ctx context.Context, a *app) lab.AppStatus {
 	return st
 }
 
+// ShellActions implements lab.ShellActioner: the apps are goroutines of
+// this process, so there is no container to list or follow; the process
+// and the selected app's connections are what a shell here can show.
+func (p *Provider) ShellActions(selected string, apps []lab.AppStatus) []lab.ShellAction {
+	out := []lab.ShellAction{{Key: "f2", Label: "this process", Command: fmt.Sprintf("ps -o pid,ppid,etime,rss,nlwp,args -p %d", os.Getpid())}}
+	for _, a := range apps {
+		if a.Name == selected {
+			out = append(out, lab.ShellAction{Key: "f3", Label: "connections of " + a.Name, Command: lab.SSForPorts([]lab.AppStatus{a})})
+		}
+	}
+	return out
+}
+
 // Teardown implements lab.Provider: every app is shut down (WebSocket peers
 // get close 1001) and its listener closed.
 func (p *Provider) Teardown(ctx context.Context) error {

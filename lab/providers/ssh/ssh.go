@@ -136,7 +136,9 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
+	p.mu.Lock()
 	p.docker = d
+	p.mu.Unlock()
 	host, err := d.Up(ctx)
 	if err != nil {
 		return lab.HostInfo{}, err
@@ -288,6 +290,18 @@ func (p *Provider) needUp() error {
 		return errors.New("the ssh lab host is not up")
 	}
 	return nil
+}
+
+// ShellActions implements lab.ShellActioner: the host's docker, as the
+// docker provider has it (nothing before Up).
+func (p *Provider) ShellActions(selected string, apps []lab.AppStatus) []lab.ShellAction {
+	p.mu.Lock()
+	d := p.docker
+	p.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.ShellActions(selected, apps)
 }
 
 // Deploy implements lab.Provider.

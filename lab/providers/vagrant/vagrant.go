@@ -8,6 +8,7 @@
 package vagrant
 
 import (
+	"sync"
 	"bufio"
 	"bytes"
 	"context"
@@ -50,6 +51,7 @@ type Options struct {
 type Provider struct {
 	env lab.Env
 	o   Options
+	mu  sync.Mutex // guards ssh for ShellActions (the lifecycle sets it)
 	ssh lab.Provider
 	vm  MachineState
 }
@@ -174,7 +176,9 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
+	p.mu.Lock()
 	p.ssh = sp
+	p.mu.Unlock()
 	p.env.Progress("up", "connecting to the VM over SSH", 2, 3)
 	host, err := sp.Up(ctx)
 	if err != nil {
@@ -249,6 +253,18 @@ func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
 	return p.ssh.Status(ctx)
 }
 
+// ShellActions implements lab.ShellActioner: the VM's docker, as the ssh
+// provider has it.
+func (p *Provider) ShellActions(selected string, apps []lab.AppStatus) []lab.ShellAction {
+	p.mu.Lock()
+	sp := p.ssh
+	p.mu.Unlock()
+	if sa, ok := sp.(lab.ShellActioner); ok {
+		return sa.ShellActions(selected, apps)
+	}
+	return nil
+}
+
 // Runner implements lab.Provider.
 func (p *Provider) Runner() lab.Runner {
 	if p.ssh == nil {
@@ -277,7 +293,9 @@ func (p *Provider) Teardown(ctx context.Context) error {
 		if err := p.ssh.Teardown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		p.mu.Lock()
 		p.ssh = nil
+		p.mu.Unlock()
 	}
 	args := []string{"destroy", "-f"}
 	if p.o.KeepVM {
