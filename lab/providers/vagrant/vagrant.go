@@ -8,7 +8,6 @@
 package vagrant
 
 import (
-	"sync"
 	"bufio"
 	"bytes"
 	"context"
@@ -21,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
