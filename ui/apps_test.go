@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -150,5 +151,70 @@ func TestCaptureKeyTwiceThenExport(t *testing.T) {
 	want := l.Wire().Counters("ws").Packets
 	if packets != want || want == 0 {
 		t.Errorf("the export holds %d packets, the ws list counted %d", packets, want)
+	}
+}
+
+// TestComparisonView runs the probes from the explorer (C) on a real
+// embedded lab and draws the figures of the Lab's report: the numbers are
+// the report's, the ones --headless prints.
+func TestComparisonView(t *testing.T) {
+	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()), Probe: probe.Options{Count: 20},
+		Capture: lab.CaptureConfig{Mode: "off"}}, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	if err := l.Up(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Deploy(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Teardown(ctx).Wait(ctx) }()
+	events, stop := l.Subscribe()
+	defer stop()
+	m := New(l, events, Options{Name: "protolab", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
+	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}})
+	next, cmd := m.Update(keys("C")[0])
+	m = next.(Model)
+	if !m.compare || cmd == nil {
+		t.Fatalf("C did not open the comparison and start the probes")
+	}
+	if v := m.View(); !strings.Contains(v, "Comparison") || !strings.Contains(v, "starting the probes") {
+		t.Errorf("no progress shown:\n%s", v)
+	}
+	cmd() // the probes, to the end
+	var got []lab.Event
+	for e := range events {
+		got = append(got, e)
+		if _, ok := e.(lab.ReportEvent); ok {
+			break
+		}
+	}
+	m = send(t, m, eventsMsg(got))
+	rep := l.Report()
+	v := m.View()
+	for _, a := range rep.Rows() {
+		if !a.OK {
+			t.Fatalf("%s failed: %s", a.App, a.Error)
+		}
+		for _, want := range []string{
+			fmt.Sprintf("%6.2f  (%.2f+%.2f+%.2f)", a.SetupMs, a.ConnectMs, a.TLSMs, a.HandshakeMs),
+			fmt.Sprintf("%7.3f │ %7.3f", a.RTTP50Ms, a.RTTP99Ms),
+			fmt.Sprintf("%8.0f", a.MsgsPerS),
+		} {
+			if !strings.Contains(v, want) {
+				t.Errorf("%s: the view lacks the report's %q:\n%s", a.App, want, v)
+			}
+		}
+	}
+	if m.cmp.running || strings.Contains(v, "measuring") {
+		t.Error("the comparison still says it is measuring")
+	}
+	// Any other key closes it and acts: s opens the send prompt.
+	m = send(t, m, keys("s")...)
+	if m.compare || m.inputKind != inputSend {
+		t.Errorf("s over the comparison: compare %v, input %v", m.compare, m.inputKind)
 	}
 }

@@ -5,6 +5,7 @@ import "github.com/charmbracelet/bubbles/key"
 // keyMap is every key the explorer answers to; the help view lists them.
 type keyMap struct {
 	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export  key.Binding
+	SendHTTP, SendHTTPS, Compare                                     key.Binding
 	Filter, ShowApp, Next, Prev, Debug                               key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
 	// up says the lab is up (the footer then offers what works on it).
@@ -20,6 +21,9 @@ func newKeyMap() keyMap {
 		Redeploy:  b([]string{"r"}, "r", "redeploy the apps"),
 		SendWS:    b([]string{"s"}, "s", "send over ws"),
 		SendWSS:   b([]string{"w"}, "w", "send over wss"),
+		SendHTTP:  b([]string{"h"}, "h", "send over http (POST /echo)"),
+		SendHTTPS: b([]string{"H"}, "H", "send over https"),
+		Compare:   b([]string{"C"}, "C", "compare the apps (runs the probes)"),
 		Teardown:  b([]string{"t"}, "t", "tear down (asks)"),
 		Capture:   b([]string{"c"}, "c", "capture on/off"),
 		Export:    b([]string{"e"}, "e", "export pcapng"),
@@ -53,14 +57,14 @@ func (k keyMap) ShortHelp() []key.Binding {
 	if !k.up {
 		return append(out, short(k.Provision, "bring the lab up"))
 	}
-	return append(out, short(k.SendWS, "send ws"), short(k.SendWSS, "send wss"), short(k.Capture, "capture"),
+	return append(out, short(k.Compare, "compare"), short(k.SendWS, "send ws"), short(k.SendWSS, "send wss"), short(k.Capture, "capture"),
 		short(k.Export, "export"), short(k.Filter, "filter"), short(k.Next, "next pane"), short(k.Teardown, "tear down"))
 }
 
 // FullHelp implements help.KeyMap.
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.Teardown, k.Capture, k.Export},
+		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.SendHTTP, k.SendHTTPS, k.Compare, k.Teardown, k.Capture, k.Export},
 		{k.Filter, k.ShowApp, k.Next, k.Prev, k.Debug},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter},
 		{k.Back, k.Help, k.Quit},

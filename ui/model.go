@@ -42,6 +42,7 @@ type Lab interface {
 	Provider() lab.Provider
 	InProcess() bool
 	ShellActions(selected string) []lab.ShellAction
+	Probe(ctx context.Context, apps ...string) *lab.Job
 }
 
 // Options describe the lab to the explorer.
@@ -138,17 +139,20 @@ type Model struct {
 	question  *lab.PromptEvent  // waiting for the person's answer
 	sendApp   string            // the app the send prompt sends to
 	alerts    map[string]string // app name → what happened to it (apps that died)
+	cmp       *compareView      // the comparison, fed by every probe event
+	compare   bool              // the comparison is shown (in the packets' place)
+	touched   bool              // a key was pressed since the explorer opened
 	busy      int               // commands in flight
 	fetching  bool
 	shown     uint64 // the store version the packet lists show
 	shownReqs string // and the windows they asked for
 }
 
-// sendTarget picks the app s (secure false) or w (secure true) sends to:
-// the shown app when it is a WebSocket app of that kind, else the first
-// such app of the lab.
-func (m Model) sendTarget(secure bool) (string, bool) {
-	fits := func(a lab.App) bool { return a.Protocol.WebSocket() && a.Protocol.Secure() == secure }
+// sendTarget picks the app a send key sends to (s: ws, w: wss, h: http,
+// H: https): the shown app when it is of that kind, else the first such
+// app of the lab.
+func (m Model) sendTarget(secure, websocket bool) (string, bool) {
+	fits := func(a lab.App) bool { return a.Protocol.WebSocket() == websocket && a.Protocol.Secure() == secure }
 	if l := m.packets.focused(); l != nil && fits(l.app) {
 		return l.app.Name, true
 	}
@@ -174,6 +178,7 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 		lab: l, events: events, opt: opt, keys: keys, st: st, help: help.New(), spin: sp,
 		state: lab.Down, focus: panePackets,
 		alerts:  map[string]string{},
+		cmp:     newCompareView(st, opt.Apps),
 		hostP:   &hostPane{st: st, provider: opt.Provider, fingerprint: opt.Fingerprint, state: lab.Down},
 		appsP:   newAppsPane(st, keys, l.InProcess(), opt.Now, opt.Apps),
 		packets: newPacketsPane(st, keys, opt.Apps), input: ti,
@@ -251,6 +256,7 @@ func (m Model) provision() tea.Cmd {
 		if mode != "off" {
 			_ = l.StartCapture(ctx).Wait(ctx) // its event says how, or why not
 		}
+		_ = l.Probe(ctx).Wait(ctx) // the comparison's figures; each app's event says how it went
 		return jobMsg{op: "provision"}
 	}
 }
@@ -380,6 +386,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
+// probe runs the Lab's probes (every app, one at a time) for the
+// comparison; the events fill it in as they come.
+func (m *Model) probe() tea.Cmd {
+	m.busy++
+	m.cmp.running, m.cmp.progress = true, "starting the probes"
+	return job("probe", false, func(ctx context.Context) *lab.Job { return m.lab.Probe(ctx) })
+}
+
 // move moves the focused pane's selection by n rows (negative: up).
 func (m *Model) move(n int) tea.Cmd {
 	switch m.focus {
@@ -450,6 +464,10 @@ func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
 
 // apply mirrors one lab event.
 func (m *Model) apply(e lab.Event) {
+	m.cmp.apply(e)
+	if _, ok := e.(lab.ReportEvent); ok && !m.touched && m.opt.AutoStart {
+		m.compare = true // the first start's figures, until a key is pressed
+	}
 	switch e := e.(type) {
 	case lab.StateEvent:
 		if m.state == lab.Down && e.To != lab.Down {
@@ -572,6 +590,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	m.touched = true
 	if m.shell != nil {
 		return m.shellKey(msg)
 	}
@@ -611,7 +630,26 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	k := m.keys
+	if m.compare {
+		switch {
+		case key.Matches(msg, compareKeys.Rerun):
+			cmd := m.probe()
+			return m, cmd
+		case key.Matches(msg, compareKeys.Close), key.Matches(msg, k.Compare):
+			m.compare = false
+			return m, m.fetch()
+		}
+		m.compare = false // any other key closes it and does what it does
+	}
 	switch {
+	case key.Matches(msg, k.Compare):
+		m.compare = true
+		m.layout()
+		if !m.cmp.running && m.cmp.report == nil && m.state == lab.Running {
+			cmd := m.probe()
+			return m, cmd
+		}
+		return m, nil
 	case key.Matches(msg, k.Quit):
 		if m.state == lab.Down {
 			return m, tea.Quit
@@ -625,14 +663,12 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Redeploy):
 		m.busy++
 		return m, job("redeploy", false, m.lab.Redeploy)
-	case key.Matches(msg, k.SendWS), key.Matches(msg, k.SendWSS):
-		secure := key.Matches(msg, k.SendWSS)
-		app, ok := m.sendTarget(secure)
+	case key.Matches(msg, k.SendWS), key.Matches(msg, k.SendWSS), key.Matches(msg, k.SendHTTP), key.Matches(msg, k.SendHTTPS):
+		secure := key.Matches(msg, k.SendWSS) || key.Matches(msg, k.SendHTTPS)
+		ws := key.Matches(msg, k.SendWS) || key.Matches(msg, k.SendWSS)
+		app, ok := m.sendTarget(secure, ws)
 		if !ok {
-			want := "ws"
-			if secure {
-				want = "wss"
-			}
+			want := map[[2]bool]string{{false, true}: "ws", {true, true}: "wss", {false, false}: "http", {true, false}: "https"}[[2]bool{secure, ws}]
 			m.errBox = fmt.Sprintf("this lab has no %s app to send to", want)
 			return m, nil
 		}
@@ -798,6 +834,7 @@ func (m *Model) layout() {
 	m.appsP.SetSize(appsW-2, appsH)
 	m.appsP.setFocus(m.focus == paneApps)
 	m.packets.SetSize(packW-2, max(minListHeight, packH))
+	m.cmp.SetSize(packW-2, max(minListHeight, packH))
 	m.packets.setActive(m.focus == panePackets)
 }
 
@@ -979,7 +1016,12 @@ func (m Model) body() string {
 	}
 	hostW, appsW, packW, _ := m.paneWidths()
 	ps := m.panes()
-	view := func(i int) string { return ps[i].View(m.focus == i) }
+	view := func(i int) string {
+		if i == panePackets && m.compare {
+			return m.cmp.View()
+		}
+		return ps[i].View(m.focus == i)
+	}
 	if m.sideBySide() {
 		return lipgloss.JoinHorizontal(lipgloss.Top,
 			m.box(paneHost, hostW, h, view(paneHost)), m.box(paneApps, appsW, h, view(paneApps)), m.box(panePackets, packW, h, view(panePackets)))

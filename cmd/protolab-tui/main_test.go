@@ -539,6 +539,8 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 			defer exec.Command(bin, "-L", x.session, "kill-server").Run()
 
 			x.waitFor("the lab to be up", "· running ·", "healthy", "? help")
+			// The first start measures every app and shows the comparison.
+			x.waitFor("the first comparison", "Comparison", "probe wss ok")
 			x.run("send-keys", "-t", x.session, "s")
 			x.waitFor("the ws prompt", "send over ws:")
 			x.run("send-keys", "-t", x.session, "-l", "hello from tmux")

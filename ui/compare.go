@@ -1,0 +1,207 @@
+package ui
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/probe"
+)
+
+// compareView is the comparison overlay: the lab's report — the same one
+// --headless prints — drawn per app as bars a person reads at a glance.
+// It owns its keys (r runs the probes again, esc closes) and is fed the
+// probe events and the report as they arrive.
+type compareView struct {
+	st       styles
+	width    int
+	height   int
+	running  bool
+	progress string                  // "probing ws (3/4)"
+	results  map[string]probe.Result // as the probe events arrive
+	report   *lab.Report             // the last complete report
+	apps     []lab.App
+}
+
+func newCompareView(st styles, apps []lab.App) *compareView {
+	return &compareView{st: st, apps: apps, results: map[string]probe.Result{}}
+}
+
+// compareKeys are the overlay's own keys.
+var compareKeys = struct{ Rerun, Close key.Binding }{
+	Rerun: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "measure again")),
+	Close: key.NewBinding(key.WithKeys("esc", "C", "q"), key.WithHelp("esc", "close")),
+}
+
+func (c *compareView) SetSize(w, h int) { c.width, c.height = w, h }
+
+// apply takes the lab events the comparison is made of.
+func (c *compareView) apply(e lab.Event) {
+	switch e := e.(type) {
+	case lab.ProgressEvent:
+		if e.Op == "probe" {
+			c.running = true
+			c.progress = fmt.Sprintf("measuring %s (%d/%d)", e.Step, e.Done+1, e.Total)
+		}
+	case lab.ProbeEvent:
+		c.results[e.Result.App] = e.Result
+	case lab.ReportEvent:
+		r := e.Report
+		c.report, c.running, c.progress = &r, false, ""
+	}
+}
+
+// row is one app's figures, from the report when there is one (wire
+// figures included), else from the probe results so far.
+type compareRow struct {
+	app lab.App
+	res probe.Result
+	rep *lab.AppReport
+}
+
+func (c *compareView) rows() []compareRow {
+	var out []compareRow
+	for _, a := range c.apps {
+		r := compareRow{app: a}
+		if c.report != nil {
+			if ar, ok := c.report.Apps[a.Name]; ok {
+				r.rep, r.res = &ar, ar.Result
+			}
+		}
+		if res, ok := c.results[a.Name]; ok && (r.rep == nil || c.running) {
+			r.res = res
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// bar draws v of max as a bar w cells wide (eighths for the last cell).
+func bar(v, max float64, w int) string {
+	if max <= 0 || v <= 0 || w <= 0 || math.IsNaN(v) {
+		return ""
+	}
+	cells := v / max * float64(w)
+	full := int(cells)
+	out := strings.Repeat("█", min(full, w))
+	if frac := cells - float64(full); full < w && frac > 0 {
+		out += string([]rune(" ▏▎▍▌▋▊▉")[int(frac*8)])
+	}
+	return out
+}
+
+// View draws the figures: setup split TCP/TLS/first request or upgrade,
+// RTT p50 and p99, throughput, bytes per message and, when captured, what
+// the wire carried per message.
+func (c *compareView) View() string {
+	title := c.st.title.Render("Comparison") + "\n" + c.st.dim.Render(truncate("the figures --headless prints · r measures again · esc closes", c.width))
+	if c.running {
+		title += "\n" + c.st.warn.Render(truncate(c.progress, c.width))
+	}
+	rows := c.rows()
+	if len(rows) == 0 {
+		return title + "\n\nthis lab has no apps"
+	}
+	measured := false
+	for _, r := range rows {
+		measured = measured || r.res.App != ""
+	}
+	if !measured {
+		if c.running {
+			return title
+		}
+		return title + "\n\nnothing measured yet: r runs the probes (the lab must be running)"
+	}
+	name := func(a lab.App) string {
+		if a.Name == string(a.Protocol) {
+			return a.Name
+		}
+		return a.Name + " (" + string(a.Protocol) + ")"
+	}
+	nameW := 4
+	for _, r := range rows {
+		nameW = max(nameW, len(name(r.app)))
+	}
+	barW := max(8, min(40, (c.width-nameW-28)))
+	var maxSetup, maxP99, maxRate, maxBytes float64
+	for _, r := range rows {
+		maxSetup = math.Max(maxSetup, r.res.SetupMs)
+		maxP99 = math.Max(maxP99, r.res.RTTP99Ms)
+		maxRate = math.Max(maxRate, r.res.MsgsPerS)
+		b := r.res.BytesPerM
+		if r.rep != nil && r.rep.Wire != nil {
+			b = math.Max(b, r.rep.Wire.BytesPerMessage)
+		}
+		maxBytes = math.Max(maxBytes, b)
+	}
+	label := func(r compareRow) string {
+		return fmt.Sprintf("%-*s", nameW, name(r.app))
+	}
+	var b strings.Builder
+	section := func(name string) { b.WriteString("\n" + c.st.title.Render(name) + "\n") }
+	failed := func(r compareRow) bool {
+		if r.res.App == "" {
+			fmt.Fprintf(&b, "%s %s\n", label(r), c.st.dim.Render("not measured"))
+			return true
+		}
+		if !r.res.OK {
+			fmt.Fprintf(&b, "%s %s\n", label(r), c.st.errText.Render(truncate("FAILED: "+r.res.Error, c.width-nameW-2)))
+			return true
+		}
+		return false
+	}
+	section("Connection setup, ms  (█ TCP  ▓ TLS  ░ first request / upgrade)")
+	for _, r := range rows {
+		if failed(r) {
+			continue
+		}
+		scale := func(v float64) int {
+			if maxSetup <= 0 {
+				return 0
+			}
+			return int(math.Round(v / maxSetup * float64(barW)))
+		}
+		tcp, tls, hs := scale(r.res.ConnectMs), scale(r.res.TLSMs), scale(r.res.HandshakeMs)
+		drawn := strings.Repeat("█", tcp) + strings.Repeat("▓", tls) + strings.Repeat("░", hs)
+		fmt.Fprintf(&b, "%s %s%s %6.2f  (%.2f+%.2f+%.2f)\n", label(r), drawn, strings.Repeat(" ", max(0, barW-tcp-tls-hs)),
+			r.res.SetupMs, r.res.ConnectMs, r.res.TLSMs, r.res.HandshakeMs)
+	}
+	section("Round trip, ms  (p50 │ p99)")
+	for _, r := range rows {
+		if failed(r) {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %-*s %7.3f │ %7.3f\n", label(r), barW, bar(r.res.RTTP99Ms, maxP99, barW), r.res.RTTP50Ms, r.res.RTTP99Ms)
+	}
+	section("Throughput, messages/s (one connection, echo)")
+	for _, r := range rows {
+		if failed(r) {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %-*s %8.0f\n", label(r), barW, bar(r.res.MsgsPerS, maxRate, barW), r.res.MsgsPerS)
+	}
+	section("Bytes per message  (socket │ wire, with headers, when captured)")
+	for _, r := range rows {
+		if failed(r) {
+			continue
+		}
+		wire := ""
+		if r.rep != nil && r.rep.Wire != nil && r.rep.Wire.Messages > 0 {
+			w := r.rep.Wire
+			wire = fmt.Sprintf(" │ %6.1f wire, %.1f payload, %.1f setup packets", w.BytesPerMessage, w.PayloadPerMessage, w.SetupPacketsPerConn)
+		}
+		fmt.Fprintf(&b, "%s %-*s %6.1f%s\n", label(r), barW, bar(r.res.BytesPerM, maxBytes, barW), r.res.BytesPerM, wire)
+	}
+	lines := strings.Split(strings.TrimRight(title+"\n"+b.String(), "\n"), "\n")
+	for i := range lines {
+		lines[i] = truncate(lines[i], c.width)
+	}
+	if len(lines) > c.height && c.height > 0 {
+		lines = lines[:c.height]
+	}
+	return lipgloss.NewStyle().MaxWidth(c.width).Render(strings.Join(lines, "\n"))
+}
