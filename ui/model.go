@@ -138,6 +138,7 @@ type Model struct {
 	shell     *shellPane
 	question  *lab.PromptEvent  // waiting for the person's answer
 	sendApp   string            // the app the send prompt sends to
+	filterErr string            // what is wrong with the filter being typed
 	alerts    map[string]string // app name → what happened to it (apps that died)
 	cmp       *compareView      // the comparison, fed by every probe event
 	compare   bool              // the comparison is shown (in the packets' place)
@@ -686,7 +687,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		def := filepath.Join(m.opt.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", m.opt.Name, m.opt.Now().Format("20060102-150405")))
 		return m.prompt(inputExport, "export pcapng to: ", def)
 	case key.Matches(msg, k.Filter):
-		return m.prompt(inputFilter, "filter (text, c>s, s>c, message, error; empty clears): ", m.packets.filter)
+		m.filterErr = ""
+		return m.prompt(inputFilter, "filter (docs/filter.md: port == 3002 and not c>s, text ~ re; empty clears): ", m.packets.filter)
 	case key.Matches(msg, k.ShowApp):
 		if !m.packets.focusApp(int(msg.String()[0] - '1')) {
 			return m, nil
@@ -787,6 +789,12 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			l := m.lab
 			return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
 		case inputFilter:
+			if _, err := compileFilter(value); err != nil {
+				// Not applied: the prompt stays, saying why.
+				m.inputKind, m.filterErr = inputFilter, err.Error()
+				m.input.Focus()
+				return m, nil
+			}
 			m.packets.filter = strings.TrimSpace(value)
 			for _, l := range m.packets.lists {
 				l.follow = true
@@ -797,6 +805,12 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
+	if m.inputKind == inputFilter {
+		m.filterErr = ""
+		if _, err := compileFilter(m.input.Value()); err != nil {
+			m.filterErr = err.Error() // shown as one types
+		}
+	}
 	return m, cmd
 }
 
@@ -955,6 +969,9 @@ func (m Model) footer() string {
 	m.help.Width = m.width
 	keys := m.keys
 	keys.up = m.state != lab.Down && m.state != lab.Failed
+	if m.inputKind == inputFilter && m.filterErr != "" {
+		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("filter: "+m.filterErr, m.width)))
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(keys))
 }
 

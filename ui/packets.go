@@ -81,7 +81,10 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 			d := listData{app: r.app, counters: store.Counters(r.app)}
 			d.first, d.next = store.Span(r.app)
 			if r.filter != "" {
-				match := matcher(r.filter)
+				match, err := compileFilter(r.filter)
+				if err != nil { // the prompt refuses such filters: keep nothing
+					match = func(*wire.Record) bool { return false }
+				}
 				all := store.Matching(r.app, match)
 				d.total = len(all)
 				start := 0
@@ -109,23 +112,6 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 			msg.lists = append(msg.lists, d)
 		}
 		return msg
-	}
-}
-
-// matcher filters on direction ("c>s", "s>c"), kind ("packet", "message",
-// "error") and otherwise text, case-insensitively.
-func matcher(filter string) func(*wire.Record) bool {
-	f := strings.ToLower(strings.TrimSpace(filter))
-	return func(r *wire.Record) bool {
-		switch f {
-		case "c>s", "c→s", "client":
-			return r.Dir == wire.ClientToServer
-		case "s>c", "s→c", "server":
-			return r.Dir == wire.ServerToClient
-		case "packet", "message", "error":
-			return r.Kind.String() == f
-		}
-		return strings.Contains(strings.ToLower(r.Text()), f)
 	}
 }
 
