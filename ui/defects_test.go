@@ -216,3 +216,25 @@ func TestShellActionsComeFromTheProvider(t *testing.T) {
 		t.Errorf("the shell's title:\n%s", v)
 	}
 }
+
+// TestMouseClick: a click focuses the pane under it and selects the row.
+func TestMouseClick(t *testing.T) {
+	store := numbered(t, 100)
+	m := onWS(t, 200, 50, store)
+	m = send(t, m, tea.MouseMsg{X: 60, Y: 6, Action: tea.MouseActionPress, Button: tea.MouseButtonLeft})
+	if m.focus != paneApps {
+		t.Fatalf("a click on the apps pane focused %d", m.focus)
+	}
+	if got := m.appsP.selected(); got != "https" {
+		t.Errorf("the click selected app %q, want https (the second row)", got)
+	}
+	// The packets (tabs at this width: the ws list is shown): its fifth row,
+	// under the header, the border, the tabs, the list's two lines and the
+	// table's two.
+	hostW, appsW, _, _ := m.paneWidths()
+	m = send(t, m, tea.MouseMsg{X: hostW + appsW + 5, Y: 1 + 1 + 5 + 4, Action: tea.MouseActionPress, Button: tea.MouseButtonLeft})
+	l := m.packets.focused()
+	if m.focus != panePackets || l.app.Name != "ws" || l.cursor != 4 || l.follow {
+		t.Errorf("the click: focus %d, app %s, cursor %d, follow %v", m.focus, l.app.Name, l.cursor, l.follow)
+	}
+}

@@ -586,8 +586,65 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 		case m.focus == paneApps:
 			m.appsP.move(n)
 		}
+	case tea.MouseButtonLeft:
+		if m.detail != nil || m.shell != nil || m.showHelp || m.confirm != confirmNone || m.inputKind != inputNone {
+			return m, nil
+		}
+		return m.click(msg.X, msg.Y)
 	}
 	return m, nil
+}
+
+// click focuses the pane under the pointer and, in a list, selects the row
+// clicked (the body starts under the header line; each pane has a border).
+func (m Model) click(x, y int) (tea.Model, tea.Cmd) {
+	hostW, appsW, _, h := m.paneWidths()
+	by := y - 1 // the header line
+	if by < 0 || by >= h {
+		return m, nil
+	}
+	pane, top := panePackets, 0 // top: the pane's first line in the body
+	switch {
+	case m.sideBySide() && x < hostW:
+		pane = paneHost
+	case m.sideBySide() && x < hostW+appsW:
+		pane = paneApps
+	case !m.sideBySide() && by < m.topHeight():
+		pane = paneHost
+		if x >= hostW {
+			pane = paneApps
+		}
+	case !m.sideBySide():
+		top = m.topHeight()
+	}
+	m.focus = pane
+	m.compare = false
+	m.layout()
+	inner := by - top - 1 // under the pane's top border
+	switch pane {
+	case paneApps:
+		if row := inner - 3; row >= 0 { // the title, then the table's two title lines
+			m.appsP.tbl.SetCursor(row)
+		}
+	case panePackets:
+		lines := 4 // the list's heading and mode line, the table's two title lines
+		if !m.packets.wide() {
+			lines++ // the tabs
+		} else if w := m.packets.width / max(1, len(m.packets.lists)); w > 0 {
+			m.packets.focusApp((x - 1) / w) // the column clicked
+		}
+		if l := m.packets.focused(); l != nil {
+			if row := inner - lines; row >= 0 && row < len(l.rows) {
+				l.cursor = row
+				l.table.SetCursor(row)
+				if row < len(l.rows)-1 {
+					l.follow, l.top = false, l.rows[0].Seq // a row picked: hold still
+				}
+			}
+		}
+		m.packets.setActive(true)
+	}
+	return m, m.fetch()
 }
 
 func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
