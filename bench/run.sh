@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs protolab's benchmarks and prints each figure beside its reference
 # from the same run, as a ratio. Usage:
-#   bench/run.sh [foundation|decode|memory|flood|ui|docker|all] [runs]
+#   bench/run.sh [foundation|decode|memory|flood|ui|idle|docker|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
 # decode:     1 M generated packets through protolab --read vs tshark
 # memory:     10 M packets replayed with the default ring sizes: peak RSS
 # flood:      a ws message flood on lo with live capture: drops and decode lag (root)
 # ui:         the explorer's frame with 1 k vs 1 M records buffered; p99 frame under a flood
+# idle:       CPU of the explorer idling on an up lab (tmux, 10 s) vs the same lab kept headless
 # docker:     start → four protocols verified on Docker (images cached) vs docker-compose up + the same checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +83,32 @@ ui() {
   grep -E '^BenchmarkFloodFrames' "$out" | awk '{p+=$5; r+=$7; n++} END {printf "explorer under a flood of %.0f records/s: p99 frame %.1f ms (target ≤ 16 ms)\n", r/n, p/n}'
 }
 
+# cpu_ticks PID: user+system clock ticks of a process so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# idle_cpu CMD…: starts CMD in a detached tmux session, waits for the lab
+# to be up, then prints the CPU (% of one core) it uses over 10 s idle.
+idle_cpu() {
+  local session=protolab-idle-$$ pid t0 t1
+  tmux new-session -d -s "$session" -x 120 -y 40 "$@"
+  sleep 6 # up, deployed and measured
+  pid=$(pgrep -n -f -- "$tmp/protolab-tui --state-dir $tmp/idle")
+  t0=$(cpu_ticks "$pid"); sleep 10; t1=$(cpu_ticks "$pid")
+  tmux kill-session -t "$session" 2>/dev/null || true
+  sleep 1
+  awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz / 10 * 100 }'
+}
+
+idle() {
+  build
+  command -v tmux >/dev/null || { echo "idle: tmux is not installed"; return; }
+  local ports=(--http-port 0 --https-port 0 --ws-port 0 --wss-port 0 --capture off)
+  local tui headless
+  tui=$(idle_cpu "$tmp/protolab-tui" --state-dir "$tmp/idle" "${ports[@]}")
+  headless=$(idle_cpu "$tmp/protolab-tui" --state-dir "$tmp/idle" "${ports[@]}" --headless --keep)
+  printf 'idle CPU over 10 s, lab up, nothing happening: explorer %s%% of a core, the same lab headless (--keep) %s%% (the explorer'"'"'s own cost is the difference; target: near 0)\n' "$tui" "$headless"
+}
+
 docker() {
   local out=$tmp/docker
   go test -run '^$' -bench 'BenchmarkStartToVerified' -benchtime 3x -count "$runs" ./lab/providers/docker/ >"$out"
@@ -97,7 +124,8 @@ case $what in
   memory) memory ;;
   flood) flood ;;
   ui) ui ;;
+  idle) idle ;;
   docker) docker ;;
-  all) foundation; decode; memory; flood; ui; docker ;;
-  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|docker|all] [runs]" >&2; exit 2 ;;
+  all) foundation; decode; memory; flood; ui; idle; docker ;;
+  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|idle|docker|all] [runs]" >&2; exit 2 ;;
 esac

@@ -143,6 +143,7 @@ type Model struct {
 	cmp       *compareView      // the comparison, fed by every probe event
 	compare   bool              // the comparison is shown (in the packets' place)
 	touched   bool              // a key was pressed since the explorer opened
+	spinning  bool              // the spinner's tick is scheduled
 	busy      int               // commands in flight
 	fetching  bool
 	shown     uint64 // the store version the packet lists show
@@ -209,7 +210,7 @@ func appColumns(w int) []table.Column {
 
 // Init implements tea.Model.
 func (m Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{waitEvents(m.events), m.spin.Tick, tick()}
+	cmds := []tea.Cmd{waitEvents(m.events), tick(refresh)}
 	if m.opt.AutoStart {
 		cmds = append(cmds, m.provision())
 	}
@@ -243,7 +244,9 @@ func waitEvents(ch <-chan lab.Event) tea.Cmd {
 // The packet view refreshes at most this often: faster arrivals are batched.
 const refresh = 100 * time.Millisecond
 
-func tick() tea.Cmd { return tea.Tick(refresh, func(t time.Time) tea.Msg { return tickMsg(t) }) }
+func tick(every time.Duration) tea.Cmd {
+	return tea.Tick(every, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
 
 func (m Model) provision() tea.Cmd {
 	l, mode := m.lab, m.opt.CaptureMode
@@ -277,8 +280,32 @@ func (m Model) fetch() tea.Cmd {
 	return tea.Batch(fetchPackets(l.Wire(), m.packets.requests()), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 }
 
-// Update implements tea.Model.
+// Update implements tea.Model. The spinner runs only while something is
+// in progress, so an idle explorer redraws only when something changes
+// (and once a second for the clock).
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	next, cmd := m.update(msg)
+	nm := next.(Model)
+	if nm.working() && !nm.spinning {
+		nm.spinning = true
+		cmd = tea.Batch(cmd, nm.spin.Tick)
+	}
+	return nm, cmd
+}
+
+// working says something is in progress (the spinner turns).
+func (m Model) working() bool { return m.state.Busy() || m.busy > 0 || m.cmp.running }
+
+// refreshEvery is how often the packet lists look for new records: often
+// while capturing, else once a second (the header's clock).
+func (m Model) refreshEvery() time.Duration {
+	if m.capturing || m.working() {
+		return refresh
+	}
+	return time.Second
+}
+
+func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -338,7 +365,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case eventsEnded:
 		return m, nil
 	case tickMsg:
-		cmds := []tea.Cmd{tick()}
+		cmds := []tea.Cmd{tick(m.refreshEvery())}
 		if !m.fetching && m.width != 0 {
 			m.fetching = true
 			reqs := m.packets.requests()
@@ -364,6 +391,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.capture = capture.Stats(msg)
 		return m, nil
 	case spinner.TickMsg:
+		if !m.working() {
+			m.spinning = false // stops here; Update starts it again when needed
+			return m, nil
+		}
 		var cmd tea.Cmd
 		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
