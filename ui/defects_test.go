@@ -16,8 +16,11 @@ import (
 )
 
 // numbered decodes n WebSocket text frames "frame-000001"… on the ws app.
-func numbered(t testing.TB, n int) *wire.Store {
-	s := wire.NewStore(10 * n)
+func numbered(t testing.TB, n int) *wire.Store { return numberedRing(t, n, 10*n) }
+
+// numberedRing is numbered with a ring of the given size (the oldest go).
+func numberedRing(t testing.TB, n, ring int) *wire.Store {
+	s := wire.NewStore(ring)
 	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
 	if err != nil {
 		t.Fatal(err)
@@ -236,5 +239,31 @@ func TestMouseClick(t *testing.T) {
 	l := m.packets.focused()
 	if m.focus != panePackets || l.app.Name != "ws" || l.cursor != 4 || l.follow {
 		t.Errorf("the click: focus %d, app %s, cursor %d, follow %v", m.focus, l.app.Name, l.cursor, l.follow)
+	}
+}
+
+// TestPausedViewHoldsStill: a paused list keeps its rows when the ring
+// evicts them under load, and g stays on the rows it showed.
+func TestPausedViewHoldsStill(t *testing.T) {
+	store := numbered(t, 100)
+	m := onWS(t, 120, 40, store)
+	m = send(t, m, keys("g")...) // oldest, paused
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	l := m.packets.focused()
+	first := l.rows[0].Seq
+	if l.follow || first != 0 || !strings.Contains(m.View(), "frame-000001") {
+		t.Fatalf("g: follow %v, first row %d:\n%s", l.follow, first, m.View())
+	}
+	// A flood evicts everything the view shows (the ring keeps 1000).
+	flood := numberedRing(t, 5000, 1000)
+	m = send(t, m, fetchPackets(flood, m.packets.requests())())
+	l = m.packets.focused()
+	if l.rows[0].Seq != first || !l.held || !strings.Contains(m.View(), "held") || !strings.Contains(m.View(), "frame-000001") {
+		t.Errorf("the paused rows were replaced: first %d (was %d), held %v", l.rows[0].Seq, first, l.held)
+	}
+	m = send(t, m, keys("G")...)
+	m = send(t, m, fetchPackets(flood, m.packets.requests())())
+	if v := m.View(); !strings.Contains(v, "frame-005000") {
+		t.Errorf("G does not follow the newest again:\n%s", v)
 	}
 }

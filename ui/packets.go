@@ -27,7 +27,8 @@ type appList struct {
 	start    int  // the window's first row: its index among those (0: the oldest held)
 	follow   bool // stick to the newest row
 	top      uint64
-	shift    int // rows to move the window from top, in the list's own rows (filtered or not)
+	shift    int  // rows to move the window from top, in the list's own rows (filtered or not)
+	held     bool // paused rows kept on screen after the ring evicted them
 	cursor   int
 }
 
@@ -225,6 +226,15 @@ func (p *packetsPane) apply(msg packetsMsg) {
 			if l.app.Name != d.app {
 				continue
 			}
+			if !l.follow && l.shift == 0 && len(l.rows) > 0 && l.top < d.first {
+				// Paused, and the ring has moved past the rows on screen:
+				// they stay (a copy), so the view holds still under the
+				// reader; scrolling or G takes it on from what is held.
+				l.counters, l.first, l.next, l.total = d.counters, d.first, d.next, d.total
+				l.held = true
+				continue
+			}
+			l.held = false
 			l.rows, l.counters, l.first, l.next, l.total, l.start = d.rows, d.counters, d.first, d.next, d.total, d.start
 			if l.follow || l.cursor >= len(l.rows) {
 				l.cursor = max(0, len(l.rows)-1)
@@ -385,6 +395,9 @@ func (p *packetsPane) listView(l *appList, w int, focused bool) string {
 	mode := "follow"
 	if !l.follow {
 		mode = fmt.Sprintf("paused %d/%d", min(l.start+l.cursor+1, l.total), l.total)
+		if l.held {
+			mode = "paused: held (the ring has moved past these rows; G follows again)"
+		}
 	}
 	if p.filter != "" {
 		mode += fmt.Sprintf("  filter %q: %d", p.filter, l.total)
