@@ -267,3 +267,30 @@ func TestPausedViewHoldsStill(t *testing.T) {
 		t.Errorf("G does not follow the newest again:\n%s", v)
 	}
 }
+
+// TestDetailNextPrevious: n and p walk the list's records inside the
+// detail view; y copies (an OSC 52 command).
+func TestDetailNextPrevious(t *testing.T) {
+	store := numbered(t, 50)
+	m := onWS(t, 120, 40, store)
+	m.packets.filter = "message"
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if m.detail == nil || !strings.Contains(m.View(), "frame-000050") {
+		t.Fatalf("enter: no detail of the newest frame:\n%s", m.View())
+	}
+	m = send(t, m, keys("p")...)
+	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	if v := m.View(); m.detail == nil || !strings.Contains(v, "frame-000049") {
+		t.Errorf("p: the detail does not show the previous frame:\n%s", v)
+	}
+	m = send(t, m, keys("n")...)
+	if v := m.View(); !strings.Contains(v, "frame-000050") {
+		t.Errorf("n: the detail does not show the next frame:\n%s", v)
+	}
+	next, cmd := m.Update(keys("y")[0])
+	m = next.(Model)
+	if cmd == nil || !strings.Contains(m.View(), "copied the text") {
+		t.Errorf("y gave no copy command")
+	}
+}

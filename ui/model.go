@@ -2,8 +2,12 @@ package ui
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -130,24 +134,25 @@ type Model struct {
 	appsP   *appsPane
 	packets *packetsPane
 
-	input     textinput.Model
-	inputKind inputKind
-	confirm   confirmKind
-	showHelp  bool
-	detail    *viewport.Model
-	shell     *shellPane
-	question  *lab.PromptEvent  // waiting for the person's answer
-	sendApp   string            // the app the send prompt sends to
-	filterErr string            // what is wrong with the filter being typed
-	alerts    map[string]string // app name → what happened to it (apps that died)
-	cmp       *compareView      // the comparison, fed by every probe event
-	compare   bool              // the comparison is shown (in the packets' place)
-	touched   bool              // a key was pressed since the explorer opened
-	spinning  bool              // the spinner's tick is scheduled
-	busy      int               // commands in flight
-	fetching  bool
-	shown     uint64 // the store version the packet lists show
-	shownReqs string // and the windows they asked for
+	input       textinput.Model
+	inputKind   inputKind
+	confirm     confirmKind
+	showHelp    bool
+	detail      *viewport.Model
+	shell       *shellPane
+	question    *lab.PromptEvent  // waiting for the person's answer
+	sendApp     string            // the app the send prompt sends to
+	filterErr   string            // what is wrong with the filter being typed
+	alerts      map[string]string // app name → what happened to it (apps that died)
+	cmp         *compareView      // the comparison, fed by every probe event
+	compare     bool              // the comparison is shown (in the packets' place)
+	touched     bool              // a key was pressed since the explorer opened
+	spinning    bool              // the spinner's tick is scheduled
+	detailMoved bool              // n/p in the detail: show the selected record once fetched
+	busy        int               // commands in flight
+	fetching    bool
+	shown       uint64 // the store version the packet lists show
+	shownReqs   string // and the windows they asked for
 }
 
 // sendTarget picks the app a send key sends to (s: ws, w: wss, h: http,
@@ -383,6 +388,14 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !msg.unchanged {
 			m.packets.apply(msg)
 			m.shown, m.shownReqs = msg.version, msg.reqs
+			if m.detail != nil && m.detailMoved {
+				// n/p may have moved past the window: show the record now
+				// selected, once the window has followed.
+				m.detailMoved = false
+				if r, ok := m.packets.selected(); ok {
+					m.detail.SetContent(detailText(r))
+				}
+			}
 		}
 		return m, nil
 	case refetch:
@@ -424,6 +437,28 @@ func (m *Model) probe() tea.Cmd {
 	m.busy++
 	m.cmp.running, m.cmp.progress = true, "starting the probes"
 	return job("probe", false, func(ctx context.Context) *lab.Job { return m.lab.Probe(ctx) })
+}
+
+// detailKeys are the detail view's own keys.
+var detailKeys = struct{ Next, Prev, CopyText, CopyHex key.Binding }{
+	Next:     key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "next record")),
+	Prev:     key.NewBinding(key.WithKeys("p", "N"), key.WithHelp("p", "previous record")),
+	CopyText: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy the text")),
+	CopyHex:  key.NewBinding(key.WithKeys("Y"), key.WithHelp("Y", "copy the payload as hex")),
+}
+
+// copyOSC52 puts text on the terminal's clipboard with OSC 52, which works
+// over SSH and in tmux (set-clipboard on); a Cmd, as it writes to the
+// terminal.
+func copyOSC52(text string) tea.Cmd {
+	return func() tea.Msg {
+		seq := "\x1b]52;c;" + base64.StdEncoding.EncodeToString([]byte(text)) + "\a"
+		if os.Getenv("TMUX") != "" {
+			seq = "\x1bPtmux;\x1b" + strings.ReplaceAll(seq, "\x1b", "\x1b\x1b") + "\x1b\\"
+		}
+		_, _ = io.WriteString(os.Stdout, seq)
+		return nil
+	}
 }
 
 // move moves the focused pane's selection by n rows (negative: up).
@@ -711,6 +746,28 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		switch {
 		case key.Matches(msg, m.keys.Back), key.Matches(msg, m.keys.Enter), key.Matches(msg, m.keys.Quit):
 			m.detail = nil
+		case key.Matches(msg, detailKeys.Next), key.Matches(msg, detailKeys.Prev):
+			// The next or previous record of the list, without leaving.
+			n := 1
+			if key.Matches(msg, detailKeys.Prev) {
+				n = -1
+			}
+			m.packets.scroll(n)
+			if r, ok := m.packets.selected(); ok {
+				m.detail.SetContent(detailText(r))
+				m.detail.GotoTop()
+			}
+			m.detailMoved = true
+			return m, m.fetch()
+		case key.Matches(msg, detailKeys.CopyText), key.Matches(msg, detailKeys.CopyHex):
+			if r, ok := m.packets.selected(); ok {
+				what, data := "text", detailText(r)
+				if key.Matches(msg, detailKeys.CopyHex) {
+					what, data = "payload hex", hex.EncodeToString(r.Data)
+				}
+				m.logLine = fmt.Sprintf("copied the %s (%d bytes) to the clipboard (OSC 52)", what, len(data))
+				return m, copyOSC52(data)
+			}
 		default:
 			var cmd tea.Cmd
 			*m.detail, cmd = m.detail.Update(msg)
@@ -799,6 +856,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
 			vp.SetContent(detailText(r))
 			m.detail = &vp
+			m.logLine = "detail: n/p next/previous record · y copy the text · Y copy the payload (hex) · esc closes"
 		}
 	default:
 		return m, m.panes()[m.focus].Update(msg)
