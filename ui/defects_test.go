@@ -294,3 +294,41 @@ func TestDetailNextPrevious(t *testing.T) {
 		t.Errorf("y gave no copy command")
 	}
 }
+
+// TestFollowAConnection: f on a row shows that connection's records alone,
+// timed from its first record and from the row before.
+func TestFollowAConnection(t *testing.T) {
+	s := wire.NewStore(1000)
+	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := wire.AppRef{Name: "ws", Protocol: protocol.WS}
+	conn := func(client string, at time.Time, text string) {
+		flow := wire.Flow{Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
+		d.Stream(flow, ws, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), at)
+		d.Stream(flow, ws, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), at.Add(2*time.Millisecond))
+		d.Stream(flow, ws, wire.ServerToClient, append([]byte{0x81, byte(len(text))}, text...), at.Add(5*time.Millisecond))
+	}
+	conn("127.0.0.1:51000", t0, "first-conn")
+	conn("127.0.0.1:52000", t0.Add(time.Second), "second-conn")
+	m := onWS(t, 120, 40, s)
+	m = send(t, m, keys("g")...) // the oldest row: the first connection's
+	m = send(t, m, fetchPackets(s, m.packets.requests())())
+	m = send(t, m, keys("f")...)
+	m = send(t, m, fetchPackets(s, m.packets.requests())())
+	v := m.View()
+	if !strings.Contains(v, "first-conn") || strings.Contains(v, "second-conn") {
+		t.Errorf("f does not show the first connection alone:\n%s", v)
+	}
+	for _, want := range []string{"+0µs", "+2.000ms", "Δ2.000ms", "+5.000ms", "Δ3.000ms"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the followed connection lacks %q:\n%s", want, v)
+		}
+	}
+	m = send(t, m, keys("f")...) // back to everything
+	m = send(t, m, fetchPackets(s, m.packets.requests())())
+	if v := m.View(); !strings.Contains(v, "second-conn") || m.packets.conv {
+		t.Errorf("f again does not leave the connection:\n%s", v)
+	}
+}

@@ -381,6 +381,12 @@ func filterField(name string) (func(*wire.Record) []string, bool, error) {
 		return one(func(r *wire.Record) string { return r.Text() }), false, nil
 	case "app":
 		return one(func(r *wire.Record) string { return r.App }), false, nil
+	case "flow", "conn":
+		// A connection: its client's address:port (what f follows), its
+		// server's, or both as the detail view shows them.
+		return func(r *wire.Record) []string {
+			return []string{r.Flow.Client.String(), r.Flow.Server.String(), r.Flow.String()}
+		}, false, nil
 	case "":
 		return nil, false, fmt.Errorf("a comparison needs a field name")
 	}

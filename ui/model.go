@@ -851,6 +851,21 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		cols, rows := m.shellSize()
 		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
 		return m, openShell(m.lab, m.appsP.selected(), cols, rows)
+	case m.focus == panePackets && key.Matches(msg, k.Follow):
+		// Follow the selected row's connection: its records alone, in
+		// order, timed from its first one (f again, or / with an empty
+		// filter, goes back to the whole list).
+		if m.packets.conv {
+			m.packets.conv, m.packets.filter = false, ""
+		} else if r, ok := m.packets.selected(); ok {
+			m.packets.conv, m.packets.filter = true, "flow == "+r.Flow.Client.String()
+			m.logLine = "following " + r.Flow.String() + ": +time from its first record, Δ from the row before (f again leaves)"
+		}
+		for _, l := range m.packets.lists {
+			l.follow = false
+			l.top, l.shift, l.cursor = 0, 0, 0
+		}
+		return m, m.fetch()
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
 			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
@@ -935,6 +950,7 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			l := m.lab
 			return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
 		case inputFilter:
+			m.packets.conv = false
 			if _, err := compileFilter(value); err != nil {
 				// Not applied: the prompt stays, saying why.
 				m.inputKind, m.filterErr = inputFilter, err.Error()

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
@@ -29,6 +30,7 @@ type appList struct {
 	top      uint64
 	shift    int  // rows to move the window from top, in the list's own rows (filtered or not)
 	held     bool // paused rows kept on screen after the ring evicted them
+	base     time.Time
 	cursor   int
 }
 
@@ -50,7 +52,8 @@ type listData struct {
 	first    uint64
 	next     uint64
 	total    int
-	start    int // index of rows[0] among the list's rows
+	start    int       // index of rows[0] among the list's rows
+	base     time.Time // the first matching record's time (a filter's first row)
 }
 
 // packetsMsg carries freshly fetched windows; unchanged says nothing was
@@ -99,6 +102,9 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 				}
 				d.rows = all[start:min(len(all), start+r.n)]
 				d.start = start
+				if len(all) > 0 {
+					d.base = all[0].Time
+				}
 			} else {
 				from := max(int64(r.from)+int64(r.shift), int64(d.first))
 				if r.follow || from+int64(r.n) > int64(d.next) {
@@ -116,9 +122,22 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 	}
 }
 
+// shortDur prints a duration for a narrow column: µs, ms or s.
+func shortDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.3fs", d.Seconds())
+}
+
 // packetsPane shows one list per app of the lab, side by side when they
 // fit, as tabs when not.
 type packetsPane struct {
+	// conv: the filter follows one connection (f): times are relative.
+	conv   bool
 	lists  []*appList
 	focus  int
 	active bool // the pane has the focus: the focused list shows its cursor
@@ -235,7 +254,7 @@ func (p *packetsPane) apply(msg packetsMsg) {
 				continue
 			}
 			l.held = false
-			l.rows, l.counters, l.first, l.next, l.total, l.start = d.rows, d.counters, d.first, d.next, d.total, d.start
+			l.rows, l.counters, l.first, l.next, l.total, l.start, l.base = d.rows, d.counters, d.first, d.next, d.total, d.start, d.base
 			if l.follow || l.cursor >= len(l.rows) {
 				l.cursor = max(0, len(l.rows)-1)
 			}
@@ -246,6 +265,17 @@ func (p *packetsPane) apply(msg packetsMsg) {
 			rows := make([]table.Row, len(l.rows))
 			for i := range l.rows {
 				rows[i] = p.row(&l.rows[i])
+				if p.conv {
+					// A connection followed: time from its first record,
+					// and from the row before (request → response, message
+					// → echo).
+					prev := l.base
+					if i > 0 {
+						prev = l.rows[i-1].Time
+					}
+					rows[i][0] = "+" + shortDur(l.rows[i].Time.Sub(l.base))
+					rows[i][2] = "Δ" + shortDur(l.rows[i].Time.Sub(prev)) + " " + rows[i][2]
+				}
 			}
 			l.table.SetRows(rows)
 			l.table.SetCursor(l.cursor)
@@ -316,7 +346,7 @@ func (p *packetsPane) scroll(n int) {
 // Keys lists the pane's keys.
 func (p *packetsPane) Keys() []key.Binding {
 	k := p.keys
-	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Filter, k.ShowApp}
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Follow, k.Filter, k.ShowApp}
 }
 
 // Update handles the keys of the focused pane; when the lists need a new
