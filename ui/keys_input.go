@@ -1,0 +1,479 @@
+package ui
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/bubbles/viewport"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/hinshun/vt10x"
+
+	"github.com/protolab/protolab-tui/lab"
+)
+
+// This file turns keys and the mouse into changes of the model and the
+// commands they start; the commands themselves run elsewhere, in tea.Cmds.
+
+// sendTarget picks the app a send key sends to (s: ws, w: wss, h: http,
+// H: https): the shown app when it is of that kind, else the first such
+// app of the lab.
+func (m Model) sendTarget(secure, websocket bool) (string, bool) {
+	fits := func(a lab.App) bool { return a.Protocol.WebSocket() == websocket && a.Protocol.Secure() == secure }
+	if l := m.packets.focused(); l != nil && fits(l.app) {
+		return l.app.Name, true
+	}
+	for _, a := range m.opt.Apps {
+		if fits(a) {
+			return a.Name, true
+		}
+	}
+	return "", false
+}
+
+// detailKeys are the detail view's own keys.
+var detailKeys = struct{ Next, Prev, CopyText, CopyHex key.Binding }{
+	Next:     key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "next record")),
+	Prev:     key.NewBinding(key.WithKeys("p", "N"), key.WithHelp("p", "previous record")),
+	CopyText: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy the text")),
+	CopyHex:  key.NewBinding(key.WithKeys("Y"), key.WithHelp("Y", "copy the payload as hex")),
+}
+
+// move moves the focused pane's selection by n rows (negative: up).
+func (m *Model) move(n int) tea.Cmd {
+	switch m.focus {
+	case panePackets:
+		m.packets.scroll(n)
+		return func() tea.Msg { return refetch{} }
+	case paneApps:
+		m.appsP.move(n)
+	}
+	return nil
+}
+
+// maxCount bounds a count prefix (a burst such as "40j").
+const maxCount = 1000
+
+// burst handles keys that arrived together (tmux, SSH, key repeat under
+// load deliver them as one message): each is a key press of its own, in
+// order; digits before j or k are a count ("4j" moves four rows; a digit
+// alone still shows that app); once a key opens a prompt, the rest is text
+// for it.
+func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
+	var cmds []tea.Cmd
+	press := func(r rune) {
+		next, cmd := m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+		m = next.(Model)
+		cmds = append(cmds, cmd)
+	}
+	for i := 0; i < len(runes); i++ {
+		if m.inputKind != inputNone || m.shell != nil || m.confirm != confirmNone || m.detail != nil || m.showHelp {
+			// A prompt takes the rest as text; an overlay takes its keys
+			// one by one.
+			if m.inputKind != inputNone || m.shell != nil {
+				next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: runes[i:]})
+				return next, tea.Batch(append(cmds, cmd)...)
+			}
+			press(runes[i])
+			continue
+		}
+		// A run of j/k, with or without a count before it, moves once by
+		// its sum (each move then sees the rows the last one left).
+		j := i
+		for j < len(runes) && unicode.IsDigit(runes[j]) {
+			j++
+		}
+		if j < len(runes) && (runes[j] == 'j' || runes[j] == 'k') {
+			count := 1
+			if j > i {
+				count, _ = strconv.Atoi(string(runes[i:j]))
+				count = min(count, maxCount)
+			}
+			n := 0
+			for ; j < len(runes) && (runes[j] == 'j' || runes[j] == 'k'); j++ {
+				if runes[j] == 'j' {
+					n += count
+				} else {
+					n -= count
+				}
+				count = 1
+			}
+			cmds = append(cmds, m.move(n))
+			i = j - 1
+			continue
+		}
+		press(runes[i])
+	}
+	return m, tea.Batch(cmds...)
+}
+
+func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
+	if msg.Action != tea.MouseActionPress {
+		return m, nil
+	}
+	switch msg.Button {
+	case tea.MouseButtonWheelUp, tea.MouseButtonWheelDown:
+		n := 3
+		if msg.Button == tea.MouseButtonWheelUp {
+			n = -3
+		}
+		switch {
+		case m.detail != nil:
+			if n < 0 {
+				m.detail.ScrollUp(-n)
+			} else {
+				m.detail.ScrollDown(n)
+			}
+		case m.focus == panePackets:
+			m.packets.scroll(n)
+			return m, m.fetch()
+		case m.focus == paneApps:
+			m.appsP.move(n)
+		}
+	case tea.MouseButtonLeft:
+		if m.detail != nil || m.shell != nil || m.showHelp || m.confirm != confirmNone || m.inputKind != inputNone {
+			return m, nil
+		}
+		return m.click(msg.X, msg.Y)
+	}
+	return m, nil
+}
+
+// click focuses the pane under the pointer and, in a list, selects the row
+// clicked (the body starts under the header line; each pane has a border).
+func (m Model) click(x, y int) (tea.Model, tea.Cmd) {
+	hostW, appsW, _, h := m.paneWidths()
+	by := y - 1 // the header line
+	if by < 0 || by >= h {
+		return m, nil
+	}
+	pane, top := panePackets, 0 // top: the pane's first line in the body
+	switch {
+	case m.sideBySide() && x < hostW:
+		pane = paneHost
+	case m.sideBySide() && x < hostW+appsW:
+		pane = paneApps
+	case !m.sideBySide() && by < m.topHeight():
+		pane = paneHost
+		if x >= hostW {
+			pane = paneApps
+		}
+	case !m.sideBySide():
+		top = m.topHeight()
+	}
+	m.focus = pane
+	m.compare = false
+	m.layout()
+	inner := by - top - 1 // under the pane's top border
+	switch pane {
+	case paneApps:
+		if row := inner - 3; row >= 0 { // the title, then the table's two title lines
+			m.appsP.tbl.SetCursor(row)
+		}
+	case panePackets:
+		lines := 4 // the list's heading and mode line, the table's two title lines
+		if !m.packets.wide() {
+			lines++ // the tabs
+		} else if w := m.packets.width / max(1, len(m.packets.lists)); w > 0 {
+			m.packets.focusApp((x - 1) / w) // the column clicked
+		}
+		if l := m.packets.focused(); l != nil {
+			if row := inner - lines; row >= 0 && row < len(l.rows) {
+				l.cursor = row
+				l.table.SetCursor(row)
+				if row < len(l.rows)-1 {
+					l.follow, l.top = false, l.rows[0].Seq // a row picked: hold still
+				}
+			}
+		}
+		m.packets.setActive(true)
+	}
+	return m, m.fetch()
+}
+
+func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	m.touched = true
+	if m.shell != nil {
+		return m.shellKey(msg)
+	}
+	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirm == confirmNone {
+		// Like q: a lab that is up is not left behind without asking.
+		if m.state == lab.Down {
+			return m, tea.Quit
+		}
+		m.confirm = confirmQuit
+		return m, nil
+	}
+	if m.inputKind != inputNone {
+		return m.inputKey(msg)
+	}
+	if m.confirm != confirmNone {
+		return m.confirmKey(msg)
+	}
+	if m.errBox != "" && (key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Enter)) {
+		m.errBox = ""
+		return m, nil
+	}
+	if m.showHelp {
+		if key.Matches(msg, m.keys.Help) || key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Quit) {
+			m.showHelp = false
+		}
+		return m, nil
+	}
+	if m.detail != nil {
+		switch {
+		case key.Matches(msg, m.keys.Back), key.Matches(msg, m.keys.Enter), key.Matches(msg, m.keys.Quit):
+			m.detail = nil
+		case key.Matches(msg, detailKeys.Next), key.Matches(msg, detailKeys.Prev):
+			// The next or previous record of the list, without leaving.
+			n := 1
+			if key.Matches(msg, detailKeys.Prev) {
+				n = -1
+			}
+			m.packets.scroll(n)
+			if r, ok := m.packets.selected(); ok {
+				m.detail.SetContent(detailText(r))
+				m.detail.GotoTop()
+			}
+			m.detailMoved = true
+			return m, m.fetch()
+		case key.Matches(msg, detailKeys.CopyText), key.Matches(msg, detailKeys.CopyHex):
+			if r, ok := m.packets.selected(); ok {
+				what, data := "text", detailText(r)
+				if key.Matches(msg, detailKeys.CopyHex) {
+					what, data = "payload hex", hex.EncodeToString(r.Data)
+				}
+				m.logLine = fmt.Sprintf("copied the %s (%d bytes) to the clipboard (OSC 52)", what, len(data))
+				return m, copyOSC52(data)
+			}
+		default:
+			var cmd tea.Cmd
+			*m.detail, cmd = m.detail.Update(msg)
+			return m, cmd
+		}
+		return m, nil
+	}
+	k := m.keys
+	if m.compare {
+		switch {
+		case key.Matches(msg, compareKeys.Rerun):
+			cmd := m.probe()
+			return m, cmd
+		case key.Matches(msg, compareKeys.Close), key.Matches(msg, k.Compare):
+			m.compare = false
+			return m, m.fetch()
+		}
+		m.compare = false // any other key closes it and does what it does
+	}
+	switch {
+	case key.Matches(msg, k.Compare):
+		m.compare = true
+		m.layout()
+		if !m.cmp.running && m.cmp.report == nil && m.state == lab.Running {
+			cmd := m.probe()
+			return m, cmd
+		}
+		return m, nil
+	case key.Matches(msg, k.Quit):
+		if m.state == lab.Down {
+			return m, tea.Quit
+		}
+		m.confirm = confirmQuit
+	case key.Matches(msg, k.Help):
+		m.showHelp = true
+	case key.Matches(msg, k.Provision):
+		m.busy++
+		return m, m.provision()
+	case key.Matches(msg, k.Redeploy):
+		m.busy++
+		return m, job("redeploy", false, m.lab.Redeploy)
+	case key.Matches(msg, k.SendWS), key.Matches(msg, k.SendWSS), key.Matches(msg, k.SendHTTP), key.Matches(msg, k.SendHTTPS):
+		secure := key.Matches(msg, k.SendWSS) || key.Matches(msg, k.SendHTTPS)
+		ws := key.Matches(msg, k.SendWS) || key.Matches(msg, k.SendWSS)
+		app, ok := m.sendTarget(secure, ws)
+		if !ok {
+			want := map[[2]bool]string{{false, true}: "ws", {true, true}: "wss", {false, false}: "http", {true, false}: "https"}[[2]bool{secure, ws}]
+			m.errBox = fmt.Sprintf("this lab has no %s app to send to", want)
+			return m, nil
+		}
+		m.sendApp = app
+		return m.prompt(inputSend, fmt.Sprintf("send over %s: ", app), "")
+	case key.Matches(msg, k.Teardown):
+		m.confirm = confirmTeardown
+	case key.Matches(msg, k.Capture):
+		m.busy++
+		if m.capturing {
+			return m, job("capture off", false, func(context.Context) *lab.Job { return m.lab.StopCapture() })
+		}
+		return m, job("capture", false, m.lab.StartCapture)
+	case key.Matches(msg, k.Export):
+		def := filepath.Join(m.opt.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", m.opt.Name, m.opt.Now().Format("20060102-150405")))
+		return m.prompt(inputExport, "export pcapng to: ", def)
+	case key.Matches(msg, k.Filter):
+		m.filterErr = ""
+		return m.prompt(inputFilter, "filter (docs/filter.md: port == 3002 and not c>s, text ~ re; empty clears): ", m.packets.filter)
+	case key.Matches(msg, k.ShowApp):
+		if !m.packets.focusApp(int(msg.String()[0] - '1')) {
+			return m, nil
+		}
+		m.focus = panePackets
+		m.layout()
+		return m, m.fetch()
+	case key.Matches(msg, k.Next):
+		m.focus = (m.focus + 1) % numPanes
+		m.layout()
+	case key.Matches(msg, k.Prev):
+		m.focus = (m.focus + numPanes - 1) % numPanes
+		m.layout()
+	case key.Matches(msg, k.Debug):
+		cols, rows := m.shellSize()
+		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
+		return m, openShell(m.lab, m.appsP.selected(), cols, rows)
+	case m.focus == panePackets && key.Matches(msg, k.Follow):
+		// Follow the selected row's connection: its records alone, in
+		// order, timed from its first one (f again, or / with an empty
+		// filter, goes back to the whole list).
+		if m.packets.conv {
+			m.packets.conv, m.packets.filter = false, ""
+		} else if r, ok := m.packets.selected(); ok {
+			m.packets.conv, m.packets.filter = true, "flow == "+r.Flow.Client.String()
+			m.logLine = "following " + r.Flow.String() + ": +time from its first record, Δ from the row before (f again leaves)"
+		}
+		for _, l := range m.packets.lists {
+			l.follow = false
+			l.top, l.shift, l.cursor = 0, 0, 0
+		}
+		return m, m.fetch()
+	case m.focus == panePackets && key.Matches(msg, k.Enter):
+		if r, ok := m.packets.selected(); ok {
+			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
+			vp.SetContent(detailText(r))
+			m.detail = &vp
+			m.logLine = "detail: n/p next/previous record · y copy the text · Y copy the payload (hex) · esc closes"
+		}
+	default:
+		return m, m.panes()[m.focus].Update(msg)
+	}
+	return m, nil
+}
+
+// shellSize is the emulated screen's size inside the pane.
+func (m Model) shellSize() (cols, rows int) { return max(20, m.width-2), max(5, m.bodyHeight()-3) }
+
+func (m Model) shellKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	sp := m.shell
+	if msg.String() == leaveShell || sp.ended != "" {
+		m.shell = nil
+		if sp.sh != nil {
+			sh := sp.sh
+			return m, func() tea.Msg { sh.Close(); return nil }
+		}
+		return m, nil
+	}
+	if sp.sh == nil {
+		return m, nil // still opening
+	}
+	if line := m.quickAction(msg.String()); line != "" {
+		return m, writeShell(sp.sh, []byte(line+"\r"))
+	}
+	if b := keyBytes(msg); len(b) > 0 {
+		return m, writeShell(sp.sh, b)
+	}
+	return m, nil
+}
+
+func (m Model) prompt(kind inputKind, label, value string) (tea.Model, tea.Cmd) {
+	m.inputKind = kind
+	m.input.Prompt = label
+	m.input.SetValue(value)
+	m.input.CursorEnd()
+	m.input.Width = max(10, m.width-lipgloss.Width(label)-2)
+	return m, m.input.Focus()
+}
+
+func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if m.inputKind == inputAnswer && (msg.Type == tea.KeyEsc || msg.Type == tea.KeyEnter) {
+		q, answer := m.question, m.input.Value()
+		if msg.Type == tea.KeyEsc {
+			answer = "" // declined
+		}
+		m.question, m.inputKind = nil, inputNone
+		m.input.Blur()
+		m.input.EchoMode = textinput.EchoNormal
+		m.input.SetValue("")
+		return m, func() tea.Msg { q.Answer(answer); return nil }
+	}
+	switch msg.Type {
+	case tea.KeyEsc:
+		m.inputKind = inputNone
+		m.input.Blur()
+		return m, nil
+	case tea.KeyEnter:
+		kind, value := m.inputKind, m.input.Value()
+		m.inputKind = inputNone
+		m.input.Blur()
+		switch kind {
+		case inputSend:
+			app := m.sendApp
+			if m.packets.focusName(app) {
+				m.packets.focused().follow = true
+			}
+			m.focus = panePackets
+			m.layout()
+			m.busy++
+			l := m.lab
+			return m, job("send over "+app, false, func(ctx context.Context) *lab.Job { return l.Send(ctx, app, value) })
+		case inputExport:
+			m.busy++
+			l := m.lab
+			return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
+		case inputFilter:
+			m.packets.conv = false
+			if _, err := compileFilter(value); err != nil {
+				// Not applied: the prompt stays, saying why.
+				m.inputKind, m.filterErr = inputFilter, err.Error()
+				m.input.Focus()
+				return m, nil
+			}
+			m.packets.filter = strings.TrimSpace(value)
+			for _, l := range m.packets.lists {
+				l.follow = true
+			}
+			return m, m.fetch()
+		}
+		return m, nil
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	if m.inputKind == inputFilter {
+		m.filterErr = ""
+		if _, err := compileFilter(m.input.Value()); err != nil {
+			m.filterErr = err.Error() // shown as one types
+		}
+	}
+	return m, cmd
+}
+
+func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	kind := m.confirm
+	m.confirm = confirmNone
+	switch s := msg.String(); {
+	case kind == confirmTeardown && (s == "y" || s == "Y"):
+		m.busy++
+		return m, job("teardown", false, m.lab.Teardown)
+	case kind == confirmQuit && (s == "t" || s == "y"):
+		m.busy++
+		return m, job("teardown", true, m.lab.Teardown)
+	case kind == confirmQuit && s == "l" && !m.lab.InProcess():
+		return m, tea.Quit
+	}
+	return m, nil
+}

@@ -1,0 +1,263 @@
+package ui
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/table"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/protolab/protolab-tui/lab"
+)
+
+// This file draws the explorer: the layout of the panes, the header, the
+// footer and the body with its overlays. Nothing here does I/O.
+
+// appColumns fits the apps table to w columns; below 48 the image column
+// goes (the detail is one tab away in a wider terminal).
+func appColumns(w int) []table.Column {
+	cols := []table.Column{{Title: "name", Width: 5}, {Title: "image", Width: 7}, {Title: "state", Width: 7},
+		{Title: "health", Width: 8}, {Title: "ports", Width: 0}, {Title: "rs", Width: 2}, {Title: "age", Width: 5}}
+	if w < 48 {
+		cols = append(cols[:1], cols[2:]...)
+	}
+	used := 0
+	for _, c := range cols {
+		used += c.Width + 1 // one column of padding each
+	}
+	for i := range cols {
+		if cols[i].Title == "ports" {
+			cols[i].Width = max(6, w-used)
+		}
+	}
+	return cols
+}
+
+// bodyHeight is the room between header and footer.
+func (m Model) bodyHeight() int { return max(0, m.height-3) }
+
+// layout sizes the panes for the terminal.
+func (m *Model) layout() {
+	if m.width < minWidth || m.height < minHeight {
+		return
+	}
+	hostW, appsW, packW, h := m.paneWidths()
+	hostH, appsH, packH := h-2, h-2, h-2
+	if !m.sideBySide() {
+		top := m.topHeight()
+		hostH, appsH, packH = top-2, top-2, h-2-top
+	}
+	m.hostP.SetSize(hostW-2, hostH)
+	m.appsP.SetSize(appsW-2, appsH)
+	m.appsP.setFocus(m.focus == paneApps)
+	m.packets.SetSize(packW-2, max(minListHeight, packH))
+	m.cmp.SetSize(packW-2, max(minListHeight, packH))
+	m.packets.setActive(m.focus == panePackets)
+}
+
+// panes lists the panes in focus order.
+func (m Model) panes() [numPanes]pane { return [numPanes]pane{m.hostP, m.appsP, m.packets} }
+
+// sideBySide: the three panes in one row (wide terminals); else the host
+// and apps panes share a row above the packets.
+func (m Model) sideBySide() bool { return m.width >= 120 }
+
+// minListHeight is the least room the packet lists get (inside their box):
+// their heading, the column titles and a few rows.
+const minListHeight = 8
+
+// topHeight is the outer height of the host and apps row in a narrow
+// terminal: every app's row when there is room, never so much that the
+// packet lists get less than minListHeight.
+func (m Model) topHeight() int {
+	want := len(m.opt.Apps) + 5 // border 2, title, column titles 2
+	return max(5, min(want, m.bodyHeight()-minListHeight-2))
+}
+
+// paneWidths returns the outer widths of the three panes and the body height.
+func (m Model) paneWidths() (host, apps, packets, h int) {
+	h = m.bodyHeight()
+	if !m.sideBySide() {
+		host = m.width * 38 / 100
+		return host, m.width - host, m.width, h
+	}
+	host = m.width * 19 / 100
+	apps = m.width * 36 / 100
+	return host, apps, m.width - host - apps, h
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// View implements tea.Model.
+func (m Model) View() string {
+	if m.width == 0 {
+		return "starting…"
+	}
+	if m.width < minWidth || m.height < minHeight {
+		return fmt.Sprintf("terminal too small: protolab-tui needs %d×%d, this one is %d×%d.\nMake the window larger (q quits).", minWidth, minHeight, m.width, m.height)
+	}
+	body := m.body()
+	if m.errBox != "" {
+		box := m.st.box.Width(min(m.width-4, 100)).Render("[!] " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
+		body = lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
+	}
+	if m.confirm != confirmNone {
+		body = lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, m.st.box.Render(m.confirmText()))
+	}
+	body = lipgloss.NewStyle().Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(body)
+	return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, m.footer())
+}
+
+func (m Model) confirmText() string {
+	if m.confirm == confirmTeardown {
+		return "Tear the lab down? Its apps stop and capture ends.\n\n  y: tear down    any other key: cancel"
+	}
+	if m.lab.InProcess() {
+		return "The lab is up. Quitting tears it down (its apps live in this process).\n\n  t: tear down and quit    any other key: cancel"
+	}
+	return "The lab is up.\n\n  t: tear down and quit    l: leave it running and quit    any other key: cancel"
+}
+
+func (m Model) header() string {
+	state := string(m.state)
+	if m.state == lab.Running && len(m.alerts) > 0 {
+		var down []string
+		for _, a := range m.opt.Apps {
+			if _, ok := m.alerts[a.Name]; ok {
+				down = append(down, a.Name)
+			}
+		}
+		state = fmt.Sprintf("DEGRADED: %s down", strings.Join(down, ", "))
+	}
+	if m.state.Busy() || m.busy > 0 {
+		state = m.spin.View() + " " + state
+	}
+	up := "-"
+	if m.state != lab.Down && !m.upSince.IsZero() {
+		up = shortDuration(m.opt.Now().Sub(m.upSince))
+	}
+	capt := "off"
+	if m.capturing {
+		capt = string(m.capture.Mode)
+	}
+	parts := []string{"protolab-tui", "lab " + m.opt.Name, "provider " + m.opt.Provider, state, "up " + up,
+		"capture " + capt, fmt.Sprintf("drops %d", m.capture.Drops())}
+	s := strings.Join(parts, " · ")
+	for _, drop := range []int{0, 2} { // the program's name, then "provider"
+		if lipgloss.Width(s) <= m.width {
+			break
+		}
+		parts[drop] = ""
+		s = strings.Join(slices.DeleteFunc(slices.Clone(parts), func(p string) bool { return p == "" }), " · ")
+	}
+	return m.st.header.Render(truncate(s, m.width))
+}
+
+func (m Model) footer() string {
+	log := m.st.dim.Render(truncate("» "+m.logLine, m.width))
+	if alert := m.alertLine(); alert != "" {
+		log = m.st.errText.Render(truncate("[!] "+alert, m.width))
+	}
+	if m.inputKind != inputNone {
+		log = m.input.View()
+	}
+	m.help.Width = m.width
+	keys := m.keys
+	keys.up = m.state != lab.Down && m.state != lab.Failed
+	if m.inputKind == inputFilter && m.filterErr != "" {
+		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("filter: "+m.filterErr, m.width)))
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(keys))
+}
+
+// alertLine is the first app alert, in the lab's order ("" when none).
+func (m Model) alertLine() string {
+	for _, a := range m.opt.Apps {
+		if s, ok := m.alerts[a.Name]; ok {
+			if n := len(m.alerts); n > 1 {
+				s += fmt.Sprintf(" (+%d more)", n-1)
+			}
+			return s
+		}
+	}
+	return ""
+}
+
+// fullHelp lays the help's columns out in as many rows as the terminal's
+// width needs, so that every key is listed at any size.
+func (m Model) fullHelp() string {
+	hm := m.help
+	hm.Width = 0 // each row is fitted here, not cut
+	groups := m.keys.FullHelp()
+	var rows []string
+	for len(groups) > 0 {
+		n := len(groups)
+		for n > 1 && lipgloss.Width(hm.FullHelpView(groups[:n])) > m.width {
+			n--
+		}
+		rows = append(rows, hm.FullHelpView(groups[:n]))
+		groups = groups[n:]
+	}
+	return strings.Join(rows, "\n")
+}
+
+func (m Model) body() string {
+	h := m.bodyHeight()
+	switch {
+	case m.showHelp:
+		var own []string
+		for _, k := range m.panes()[m.focus].Keys() {
+			own = append(own, k.Help().Key+" "+k.Help().Desc)
+		}
+		return m.st.title.Render("Keys") + "\n" + m.fullHelp() + "\n\n" + truncate("In the focused pane: "+strings.Join(own, " · "), m.width)
+	case m.detail != nil:
+		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
+	case m.shell != nil:
+		sp := m.shell
+		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves", m.hostP.host.Name)
+		for _, a := range sp.actions {
+			title += fmt.Sprintf(" · %s %s", strings.ToUpper(a.Key), a.Label)
+		}
+		if sp.ended != "" {
+			title = sp.ended
+		} else if sp.sh == nil {
+			title = "opening a shell on the lab host…"
+		}
+		screen := renderVT(sp.vt, sp.cols, sp.rows)
+		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, m.st.title.Render(truncate(title, m.width-2)), screen))
+	}
+	hostW, appsW, packW, _ := m.paneWidths()
+	ps := m.panes()
+	view := func(i int) string {
+		if i == panePackets && m.compare {
+			return m.cmp.View()
+		}
+		return ps[i].View(m.focus == i)
+	}
+	if m.sideBySide() {
+		return lipgloss.JoinHorizontal(lipgloss.Top,
+			m.box(paneHost, hostW, h, view(paneHost)), m.box(paneApps, appsW, h, view(paneApps)), m.box(panePackets, packW, h, view(panePackets)))
+	}
+	top := m.topHeight()
+	return lipgloss.JoinVertical(lipgloss.Left,
+		lipgloss.JoinHorizontal(lipgloss.Top, m.box(paneHost, hostW, top, view(paneHost)), m.box(paneApps, appsW, top, view(paneApps))),
+		m.box(panePackets, m.width, h-top, view(panePackets)))
+}
+
+func (m Model) box(pane, w, h int, content string) string {
+	st := m.st.pane
+	if m.focus == pane {
+		st = m.st.paneFocused
+	}
+	return st.Width(w - 2).Height(h - 2).MaxHeight(h).Render(lipgloss.NewStyle().MaxWidth(w - 2).MaxHeight(h - 2).Render(content))
+}
