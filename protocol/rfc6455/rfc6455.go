@@ -7,6 +7,11 @@
 // parent it imports nothing of the project: the apps stand alone.
 package rfc6455
 
+import (
+	"crypto/sha1"
+	"encoding/base64"
+)
+
 // Opcodes (RFC 6455 §5.2).
 const (
 	OpContinuation byte = 0x0
@@ -107,4 +112,21 @@ func CloseName(code uint16) string {
 		return "application-defined"
 	}
 	return "reserved"
+}
+
+// keyGUID is the GUID RFC 6455 §1.3 appends to the client's key.
+const keyGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// AcceptKey is the Sec-WebSocket-Accept a server answers to the client's
+// Sec-WebSocket-Key (§4.2.2): base64(SHA-1(key + GUID)).
+func AcceptKey(key string) string {
+	h := sha1.Sum([]byte(key + keyGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// ValidKey reports whether a Sec-WebSocket-Key is what §4.1 asks for: the
+// base64 encoding of 16 bytes.
+func ValidKey(key string) bool {
+	b, err := base64.StdEncoding.DecodeString(key)
+	return err == nil && len(b) == 16
 }

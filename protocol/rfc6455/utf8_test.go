@@ -174,3 +174,15 @@ func BenchmarkUTF8(b *testing.B) {
 		}
 	}
 }
+
+func TestAcceptKey(t *testing.T) {
+	// The example of RFC 6455 §1.3.
+	if got := AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Errorf("AcceptKey = %q", got)
+	}
+	for key, ok := range map[string]bool{"dGhlIHNhbXBsZSBub25jZQ==": true, "a2V5": false, "not base64!": false, "": false} {
+		if ValidKey(key) != ok {
+			t.Errorf("ValidKey(%q) = %v", key, !ok)
+		}
+	}
+}
