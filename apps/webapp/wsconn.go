@@ -201,6 +201,10 @@ func (c *wsConn) readHeader() (frameHeader, error) {
 	default:
 		return h, nil
 	}
+	if h.op == rfc6455.OpClose {
+		// The peer is closing (badly): no answer to wait for.
+		return h, c.refuseClose(rfc6455.CloseProtocolError, why)
+	}
 	return h, c.fail(rfc6455.CloseProtocolError, why, h.length)
 }
 
@@ -227,14 +231,14 @@ func (c *wsConn) control(h frameHeader) error {
 	code, reason := rfc6455.CloseNoStatus, ""
 	switch {
 	case len(p) == 1:
-		return c.fail(rfc6455.CloseProtocolError, "close frame with a 1-byte payload (a code takes 2)", 0)
+		return c.refuseClose(rfc6455.CloseProtocolError, "close frame with a 1-byte payload (a code takes 2)")
 	case len(p) >= 2:
 		code, reason = binary.BigEndian.Uint16(p), string(p[2:])
 		if !rfc6455.ValidCloseCode(code) {
-			return c.fail(rfc6455.CloseProtocolError, fmt.Sprintf("close code %d is not one an endpoint may send", code), 0)
+			return c.refuseClose(rfc6455.CloseProtocolError, fmt.Sprintf("close code %d is not one an endpoint may send", code))
 		}
 		if !utf8.ValidString(reason) {
-			return c.fail(rfc6455.CloseInvalidPayload, "close reason is not valid UTF-8", 0)
+			return c.refuseClose(rfc6455.CloseInvalidPayload, "close reason is not valid UTF-8")
 		}
 	}
 	// Answer with the same code (none when the peer gave none).
@@ -244,6 +248,13 @@ func (c *wsConn) control(h frameHeader) error {
 	}
 	_ = c.writeClose(answer, time.Now().Add(time.Second))
 	return &peerClosed{code: code, reason: reason}
+}
+
+// refuseClose answers a Close frame that breaks the rules with code: the
+// peer has closed already (badly), so there is no answer to wait for.
+func (c *wsConn) refuseClose(code uint16, reason string) error {
+	_ = c.writeClose(closePayload(code, reason), time.Now().Add(time.Second))
+	return &failed{code: code, reason: reason}
 }
 
 // fail sends a Close frame with code and reason (unless one went already),

@@ -152,8 +152,9 @@ func (f Frame) String() string {
 
 // Conn is a client connection after the handshake.
 type Conn struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc        net.Conn
+	br        *bufio.Reader
+	closeSent bool // a close frame was written
 	// Response is the server's answer to the handshake.
 	Response *http.Response
 }
@@ -272,21 +273,26 @@ func (c *Conn) Write(b []byte) error {
 
 // Send writes frames in one write.
 func (c *Conn) Send(frames ...Frame) error {
+	return c.Write(c.encode(frames))
+}
+
+func (c *Conn) encode(frames []Frame) []byte {
 	var b []byte
 	for _, f := range frames {
+		c.closeSent = c.closeSent || (f.Op == rfc6455.OpClose && f.RSV == 0)
 		b = append(b, f.Encode()...)
 	}
-	return c.Write(b)
+	return b
 }
+
+// CloseSent reports whether a close frame was sent.
+func (c *Conn) CloseSent() bool { return c.closeSent }
 
 // SendChopped writes frames in writes of chop bytes each (a TLS
 // connection makes each one a record; on TCP each usually leaves as its
 // own segment).
 func (c *Conn) SendChopped(chop int, frames ...Frame) error {
-	var b []byte
-	for _, f := range frames {
-		b = append(b, f.Encode()...)
-	}
+	b := c.encode(frames)
 	for len(b) > 0 {
 		n := min(chop, len(b))
 		if err := c.Write(b[:n]); err != nil {
@@ -300,7 +306,7 @@ func (c *Conn) SendChopped(chop int, frames ...Frame) error {
 // SendFramewise writes each frame in its own write.
 func (c *Conn) SendFramewise(frames ...Frame) error {
 	for _, f := range frames {
-		if err := c.Write(f.Encode()); err != nil {
+		if err := c.Write(c.encode([]Frame{f})); err != nil {
 			return err
 		}
 	}
@@ -353,12 +359,12 @@ func (c *Conn) ReadFrame(deadline time.Time) (Frame, error) {
 var ErrNotClosed = errors.New("the server did not close the connection")
 
 // Closed reads frames until the server closes TCP (io.EOF, or a reset
-// after its close frame) and returns them. It answers the server's Close
-// frame with the same code, as a client does, so the server can finish
-// the closing handshake.
+// after its close frame) and returns them. Unless the client sent a Close
+// frame already, it answers the server's with the same code, as a client
+// does, so the server can finish the closing handshake.
 func (c *Conn) Closed(deadline time.Time) ([]Frame, error) {
 	var got []Frame
-	answered := false
+	answered := c.closeSent
 	for {
 		f, err := c.ReadFrame(deadline)
 		if err != nil {
