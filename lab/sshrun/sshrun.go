@@ -169,7 +169,7 @@ func parseSSHConfig(r io.Reader, alias string) hostConfig {
 				hc.user = val
 			}
 		case "port":
-			if n, err := strconv.Atoi(val); match && hc.port == 0 && err == nil {
+			if n, err := strconv.Atoi(val); match && hc.port == 0 && err == nil && n > 0 && n <= 65535 {
 				hc.port = n
 			}
 		case "identityfile":

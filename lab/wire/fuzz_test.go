@@ -1,6 +1,9 @@
 package wire
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -153,6 +156,32 @@ func FuzzDecoderPacket(f *testing.F) {
 			for _, r := range s.All(a.Name) {
 				_ = r.Text()
 			}
+		}
+	})
+}
+
+// FuzzKeyLog: any bytes as a key log (a file, a pcapng secrets block, a
+// client's Write in pieces): never a panic, and every secret it keeps is
+// one a well-formed line gave.
+func FuzzKeyLog(f *testing.F) {
+	cr := strings.Repeat("ab", 32)
+	f.Add([]byte("CLIENT_TRAFFIC_SECRET_0 "+cr+" "+strings.Repeat("cd", 32)+"\n"), uint8(5))
+	f.Add([]byte("# comment\nSERVER_HANDSHAKE_TRAFFIC_SECRET "+cr+" 00\nbroken line\n"), uint8(1))
+	f.Add([]byte("CLIENT_RANDOM "+cr), uint8(64))
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		k := NewKeyLog(nil)
+		if err := k.Load(bytes.NewReader(b)); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+			t.Fatalf("Load: %v", err)
+		}
+		w := NewKeyLog(nil)
+		n := int(chunk%64) + 1
+		for i := 0; i < len(b); i += n {
+			if _, err := w.Write(b[i:min(i+n, len(b))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if k.Len() > bytes.Count(b, []byte("\n"))+1 || w.Len() > bytes.Count(b, []byte("\n"))+1 {
+			t.Fatalf("%d and %d secrets from %d lines", k.Len(), w.Len(), bytes.Count(b, []byte("\n"))+1)
 		}
 	})
 }
