@@ -3,6 +3,7 @@ package faults_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,6 +186,20 @@ func TestLoopbackDownInANamespace(t *testing.T) {
 	do(t, l.Export(out))
 	if n := packetsIn(t, out); uint64(n) < l.Wire().Counters("wss").Packets {
 		t.Errorf("the export holds %d packets, fewer than wss alone counted", n)
+	}
+
+	// Stopped while it restarts, capture is off — and stays so.
+	from = ev.mark()
+	run(t, "ip", "link", "set", "lo", "down")
+	ev.await(t, from, shown, `capture "lost"`, captureState("lost", "interface lo is down"))
+	do(t, l.StopCapture())
+	ev.await(t, from, shown, `capture "off"`, captureState("off", "stopped while it was restarting"))
+	run(t, "ip", "link", "set", "lo", "up")
+	from = ev.mark()
+	do(t, l.StartCapture(context.Background()))
+	ev.await(t, from, shown, `capture "on"`, captureState("on", ""))
+	if err := l.StartCapture(context.Background()).Err(); !errors.Is(err, lab.ErrCaptureOn) {
+		t.Errorf("a second start: %v, want ErrCaptureOn (one capture at a time)", err)
 	}
 }
 
