@@ -209,6 +209,7 @@ func (l *Lab) StartCapture(ctx context.Context) *Job {
 		default:
 			s.state, s.cur = captureOn, c
 			s.ran = append(s.ran, c)
+			s.watchLocked(l, c)
 			ev = CaptureEvent{At: now(), State: "on", Stats: st, Note: note}
 		}
 		s.cancel, s.opDone = nil, nil
@@ -254,8 +255,12 @@ func (l *Lab) openCapture(ctx context.Context) (*capture.Capture, string, error)
 		return nil, note, nil
 	}
 	if err := l.keepKeys(); err != nil {
-		closeSrc()
-		return nil, "", err
+		// The key log stays in memory (exports embed it): only the file
+		// of the run is missing.
+		if note != "" {
+			note += "; "
+		}
+		note += err.Error() + ": the TLS keys are kept in memory only (exports still hold them)"
 	}
 	c, err := capture.Start(src, mode, capture.Options{
 		Ports: seen, Keys: l.keys, Store: l.store,
@@ -264,6 +269,12 @@ func (l *Lab) openCapture(ctx context.Context) (*capture.Capture, string, error)
 	if err != nil {
 		closeSrc()
 		return nil, "", err
+	}
+	if err := c.SpoolError(); err != nil {
+		if note != "" {
+			note += "; "
+		}
+		note += err.Error()
 	}
 	return c, note, nil
 }
@@ -363,6 +374,12 @@ func (l *Lab) StopCapture() *Job {
 	return j
 }
 
+// DefaultExportPath is where Export("") writes now:
+// <state dir>/captures/<lab>-<time>.pcapng.
+func (l *Lab) DefaultExportPath() string {
+	return filepath.Join(l.cfg.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", l.cfg.Name, time.Now().Format("20060102-150405")))
+}
+
 // Export writes every capture since the lab was created (the running one
 // up to now, and the stopped ones, whose records the packet lists may still
 // show) as one pcapng with the TLS key log embedded. It returns at once; the
@@ -371,7 +388,7 @@ func (l *Lab) StopCapture() *Job {
 // <state dir>/captures/<lab>-<time>.pcapng.
 func (l *Lab) Export(path string) *Job {
 	if path == "" {
-		path = filepath.Join(l.cfg.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", l.cfg.Name, time.Now().Format("20060102-150405")))
+		path = l.DefaultExportPath()
 	}
 	s := l.captureSession()
 	s.mu.Lock()
@@ -418,9 +435,10 @@ func (l *Lab) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	if s.cancel != nil {
-		s.cancel() // a start in progress
+		s.cancel() // a start or a restart in progress
 	}
 	s.mu.Unlock()
+	s.closeWatchers()
 	_ = s.stop(l) // its event says how it went
 	s.work.Wait()
 	s.release()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/protolab/protolab-tui/lab/capture"
 )
@@ -19,6 +20,9 @@ var (
 	// ErrCaptureStopping is returned by StartCapture while capture is
 	// being stopped.
 	ErrCaptureStopping = errors.New("capture is stopping: start it again once it is off")
+	// ErrCaptureRestarting is returned by StartCapture while the Lab
+	// restarts a capture whose source ended by itself.
+	ErrCaptureRestarting = errors.New("capture is restarting after its source ended: wait for it to be on again, or stop it")
 	// ErrLabClosed is returned by capture commands after Close.
 	ErrLabClosed = errors.New("the lab is closed")
 )
@@ -27,12 +31,15 @@ var (
 type captureState int
 
 // The session's states: off → starting → on → stopping → off; a start that
-// fails goes back to off.
+// fails goes back to off. A capture whose source ends by itself (tcpdump
+// killed, the SSH link cut, the interface down) goes on → restarting → on
+// (or → off when stopped meanwhile).
 const (
 	captureOff captureState = iota
 	captureStarting
 	captureOn
 	captureStopping
+	captureRestarting
 )
 
 // captureSession is a lab's capture: at most one capture running (or being
@@ -49,7 +56,10 @@ type captureSession struct {
 	ran    []*capture.Capture // every capture started, oldest first (cur included)
 	last   capture.Stats      // the last stopped capture's counters
 	closed bool
-	work   sync.WaitGroup // capture goroutines in flight
+	// closing is closed by Close: the watchers of running captures end.
+	closing     chan struct{}
+	closingOnce sync.Once
+	work        sync.WaitGroup // capture goroutines in flight
 }
 
 // captureSession returns the lab's capture session.
@@ -79,6 +89,8 @@ func (s *captureSession) startableLocked() error {
 		return ErrCaptureOn
 	case captureStopping:
 		return ErrCaptureStopping
+	case captureRestarting:
+		return ErrCaptureRestarting
 	}
 	return nil
 }
@@ -93,10 +105,11 @@ func (s *captureSession) running() *capture.Capture {
 	return s.cur
 }
 
-// stop turns capture off and returns when it is: a start in progress is
-// cancelled and waited for, a stop in progress is waited for. It publishes
-// one CaptureEvent when it stops a capture, and nothing when capture was
-// already off (or the start it cancelled failed, which that start reports).
+// stop turns capture off and returns when it is: a start (or restart) in
+// progress is cancelled and waited for, a stop in progress is waited for.
+// It publishes one CaptureEvent when it stops a capture, and nothing when
+// capture was already off (or the start it cancelled failed, which that
+// start reports; a cancelled restart reports "off" itself).
 func (s *captureSession) stop(l *Lab) error {
 	for {
 		s.mu.Lock()
@@ -104,8 +117,8 @@ func (s *captureSession) stop(l *Lab) error {
 		case captureOff:
 			s.mu.Unlock()
 			return nil
-		case captureStarting, captureStopping:
-			if s.state == captureStarting && s.cancel != nil {
+		case captureStarting, captureStopping, captureRestarting:
+			if s.state != captureStopping && s.cancel != nil {
 				s.cancel()
 			}
 			done := s.opDone
@@ -145,4 +158,126 @@ func (s *captureSession) finishStop(l *Lab, c *capture.Capture, done chan struct
 	close(done)
 	s.mu.Unlock()
 	return err
+}
+
+// watch starts following c, which is on: when its source ends by itself
+// the capture is lost and restarted. s.mu must be held.
+func (s *captureSession) watchLocked(l *Lab, c *capture.Capture) {
+	if s.closed {
+		return
+	}
+	s.initLocked()
+	closing := s.closing
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		select {
+		case <-c.Done():
+		case <-closing:
+			return
+		}
+		s.mu.Lock()
+		if s.state != captureOn || s.cur != c || s.closed {
+			s.mu.Unlock() // stopped on purpose
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		s.state, s.cur, s.cancel, s.opDone = captureRestarting, nil, cancel, done
+		s.work.Add(1)
+		s.mu.Unlock()
+		go s.restart(l, ctx, cancel, c, done)
+	}()
+}
+
+// Backoff between attempts to restart a lost capture.
+const (
+	restartFirst = 250 * time.Millisecond
+	restartMax   = 2 * time.Second
+)
+
+// restart finishes the lost capture (what it read is decoded, its records
+// and packets stay for the lists and export), says so, and opens a new one
+// on the lab's ports until one opens or the capture is stopped.
+func (s *captureSession) restart(l *Lab, ctx context.Context, cancel context.CancelFunc, lost *capture.Capture, done chan struct{}) {
+	defer s.work.Done()
+	defer cancel()
+	err := lost.Stop()
+	st := lost.Stats()
+	why := "its source ended"
+	if err != nil {
+		why = err.Error()
+	}
+	s.mu.Lock()
+	s.last = st
+	s.mu.Unlock()
+	l.emit(CaptureEvent{At: now(), State: "lost", Stats: st,
+		Note: fmt.Sprintf("capture from %s stopped: %s; what it captured is kept; restarting it", lost.Describe(), why)})
+	wait, said := restartFirst, ""
+	if time.Since(lost.Started()) < time.Second {
+		// It ended soon after it started: do not spin on a source that
+		// dies at once.
+		select {
+		case <-ctx.Done():
+		case <-time.After(restartMax):
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		c, note, err := l.openCapture(ctx)
+		if err == nil && c == nil {
+			err = errors.New(note) // no way to capture (now)
+		}
+		s.mu.Lock()
+		if ctx.Err() != nil || s.closed {
+			if c != nil {
+				s.mu.Unlock()
+				c.Close()
+				s.mu.Lock()
+			}
+			s.state, s.cancel, s.opDone = captureOff, nil, nil
+			l.emit(CaptureEvent{At: now(), State: "off", Stats: st, Note: "capture was stopped while it was restarting after: " + why})
+			close(done)
+			s.mu.Unlock()
+			return
+		}
+		if err == nil {
+			s.state, s.cur, s.cancel, s.opDone = captureOn, c, nil, nil
+			s.ran = append(s.ran, c)
+			if note != "" {
+				note = "; " + note
+			}
+			l.emit(CaptureEvent{At: now(), State: "on", Stats: c.Stats(),
+				Note: fmt.Sprintf("capture restarted (attempt %d) after: %s%s", attempt, why, note)})
+			s.watchLocked(l, c)
+			close(done)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if msg := err.Error(); msg != said {
+			said = msg // said once, not at every attempt
+			l.emit(LogEvent{At: now(), Level: "warn", Source: "capture",
+				Message: fmt.Sprintf("restarting the capture failed: %v; trying again every %s until it opens (or capture is stopped)", err, restartMax)})
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, restartMax)
+	}
+}
+
+// closeWatchers ends the goroutines watching running captures (Close).
+func (s *captureSession) closeWatchers() {
+	s.mu.Lock()
+	s.initLocked()
+	s.mu.Unlock()
+	s.closingOnce.Do(func() { close(s.closing) })
+}
+
+// initLocked makes the closing channel. s.mu must be held.
+func (s *captureSession) initLocked() {
+	if s.closing == nil {
+		s.closing = make(chan struct{})
+	}
 }

@@ -8,15 +8,21 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 )
 
 // ExitError is a command that ran and exited non-zero.
 type ExitError struct {
 	Argv []string
 	Code int
+	// Signal names the signal that ended it ("" when it exited).
+	Signal string
 }
 
 func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return fmt.Sprintf("%s was killed (%s)", strings.Join(e.Argv, " "), e.Signal)
+	}
 	return fmt.Sprintf("%s exited with status %d", strings.Join(e.Argv, " "), e.Code)
 }
 
@@ -40,7 +46,11 @@ func (LocalRunner) Run(ctx context.Context, c Cmd) error {
 	err = cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ctx.Err() == nil {
-		return &ExitError{Argv: c.Argv, Code: ee.ExitCode()}
+		xe := &ExitError{Argv: c.Argv, Code: ee.ExitCode()}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			xe.Signal = ws.Signal().String()
+		}
+		return xe
 	}
 	if err != nil {
 		return fmt.Errorf("running %s: %w", c.Argv[0], err)

@@ -199,11 +199,18 @@ type Kind struct {
 	Protocols []Protocol
 	// About says what it serves, for people.
 	About string
+	// Echo is the path where the kind echoes what it gets (a POST body,
+	// or every WebSocket message); "" when it has none. The WebSocket
+	// conformance suite plays its cases against it.
+	Echo string
+	// Chat is the prefix of the kind's chat room (/chat/{name}); "" when
+	// it has none.
+	Chat string
 }
 
 var kinds = []Kind{
-	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health"},
-	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health"},
+	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health", Echo: "/echo"},
+	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health", Echo: "/echo", Chat: "/chat/"},
 }
 
 // Kinds lists every kind.

@@ -14,9 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/protolab/protolab-tui/protocol"
+	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
 //go:embed chat.html
@@ -28,14 +27,13 @@ const maxHTTPBody = 1 << 20
 // Server is one lab application. Create it with New, run it with Serve and
 // stop it with Shutdown.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	srv      *http.Server
-	upgrader websocket.Upgrader
-	room     *room
+	cfg  Config
+	log  *slog.Logger
+	srv  *http.Server
+	room *room
 
 	mu       sync.Mutex
-	conns    map[*websocket.Conn]chan struct{} // live WebSocket peers → closed when their handler ends
+	conns    map[*wsConn]chan struct{} // live WebSocket peers → closed when their handler ends
 	closing  bool
 	shutdown chan struct{}
 }
@@ -53,12 +51,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		cfg:      cfg,
 		log:      log.With("app", cfg.Name),
 		room:     newRoom(),
-		conns:    make(map[*websocket.Conn]chan struct{}),
+		conns:    make(map[*wsConn]chan struct{}),
 		shutdown: make(chan struct{}),
-	}
-	s.upgrader = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
-		CheckOrigin:      s.checkOrigin,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.health)
@@ -124,8 +118,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	peers := make([]chan struct{}, 0, len(s.conns))
 	for c, done := range s.conns {
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
-		_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = c.SendClose(rfc6455.CloseGoingAway, "server shutting down", time.Now().Add(time.Second))
 		peers = append(peers, done)
 	}
 	s.mu.Unlock()

@@ -21,7 +21,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/protolab/protolab-tui/internal/wsraw"
 	"github.com/protolab/protolab-tui/protocol"
+	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
 // selfSigned makes a certificate for localhost/127.0.0.1 and a pool that
@@ -515,5 +517,194 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := New(tc.cfg, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// rawDial opens a raw-socket client to path on r (wsraw: frames exactly as
+// written, protocol breaches included).
+func (r *running) rawDial(t *testing.T, path string) *wsraw.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := wsraw.Dial(ctx, r.rawTarget(), path)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (r *running) rawTarget() wsraw.Target {
+	t := wsraw.Target{Addr: r.addr}
+	if r.pool != nil {
+		t.TLS = &tls.Config{RootCAs: r.pool, ServerName: "localhost"}
+	}
+	return t
+}
+
+// closedWith reads until the server closes and returns its close code (0
+// without a close frame) and the frames before it.
+func closedWith(t *testing.T, c *wsraw.Conn) (uint16, []wsraw.Frame) {
+	t.Helper()
+	frames, err := c.Closed(time.Now().Add(5 * time.Second))
+	if err != nil {
+		t.Fatalf("waiting for the server to close: %v", err)
+	}
+	for i, f := range frames {
+		if f.Op == rfc6455.OpClose {
+			code, _ := f.CloseCode()
+			return code, frames[:i]
+		}
+	}
+	return 0, frames
+}
+
+func TestWebSocketRefusesWhatRFC6455Forbids(t *testing.T) {
+	greek := []byte("κόσμε")
+	for _, tc := range []struct {
+		name   string
+		frames []wsraw.Frame
+		want   uint16
+		echoes int // messages echoed before the close
+	}{
+		{"invalid UTF-8 text", []wsraw.Frame{wsraw.Text("ok"), wsraw.Text("κόσμε\xed\xa0\x80edited")}, rfc6455.CloseInvalidPayload, 1},
+		{"invalid UTF-8 split across fragments", []wsraw.Frame{
+			wsraw.Fragment(rfc6455.OpText, false, append(greek[:len(greek):len(greek)], 0xf4)),
+			wsraw.Fragment(rfc6455.OpContinuation, true, []byte("\x90\x80\x80")),
+		}, rfc6455.CloseInvalidPayload, 0},
+		{"text ending inside a character", []wsraw.Frame{wsraw.Text("\xce")}, rfc6455.CloseInvalidPayload, 0},
+		{"close reason not UTF-8", []wsraw.Frame{wsraw.Close(1000, "bye\xff")}, rfc6455.CloseInvalidPayload, 0},
+		{"close with a 1-byte payload", []wsraw.Frame{wsraw.CloseRaw([]byte{3})}, rfc6455.CloseProtocolError, 0},
+		{"close code 1005", []wsraw.Frame{wsraw.Close(1005, "")}, rfc6455.CloseProtocolError, 0},
+		{"close code 2999", []wsraw.Frame{wsraw.Close(2999, "")}, rfc6455.CloseProtocolError, 0},
+		{"reserved bit", []wsraw.Frame{{Fin: true, RSV: 1, Op: rfc6455.OpText, Payload: []byte("x")}}, rfc6455.CloseProtocolError, 0},
+		{"unmasked", []wsraw.Frame{{Fin: true, Op: rfc6455.OpText, Payload: []byte("x"), Unmasked: true}}, rfc6455.CloseProtocolError, 0},
+		{"continuation of nothing", []wsraw.Frame{wsraw.Fragment(rfc6455.OpContinuation, true, []byte("x"))}, rfc6455.CloseProtocolError, 0},
+		{"valid text split mid-character", append(wsraw.Fragments(rfc6455.OpText, greek, 3), wsraw.Close(1000, "")), rfc6455.CloseNormal, 1},
+		{"valid close with a reason", []wsraw.Frame{wsraw.Close(4001, "καλό")}, 4001, 0},
+	} {
+		for _, mode := range []protocol.Protocol{protocol.WS, protocol.WSS} {
+			t.Run(tc.name+"/"+string(mode), func(t *testing.T) {
+				r := start(t, Config{Protocol: mode})
+				c := r.rawDial(t, "/echo")
+				if err := c.SendFramewise(tc.frames...); err != nil {
+					t.Fatal(err)
+				}
+				code, before := closedWith(t, c)
+				if code != tc.want || len(before) != tc.echoes {
+					t.Errorf("closed with %d after %v, want %d after %d echoes", code, before, tc.want, tc.echoes)
+				}
+			})
+		}
+	}
+}
+
+func TestInvalidUTF8FailsFast(t *testing.T) {
+	// The first fragment is already invalid: the server closes before the
+	// second one is sent (RFC 6455 §8.1 "as soon as").
+	r := start(t, Config{Protocol: protocol.WS})
+	c := r.rawDial(t, "/echo")
+	if err := c.Send(wsraw.Fragment(rfc6455.OpText, false, []byte("κόσμε\xf4\x90"))); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.ReadFrame(time.Now().Add(5 * time.Second))
+	if err != nil {
+		t.Fatalf("no close while the message was unfinished: %v", err)
+	}
+	if code, _ := f.CloseCode(); f.Op != rfc6455.OpClose || code != rfc6455.CloseInvalidPayload {
+		t.Fatalf("got %v, want close 1007", f)
+	}
+}
+
+func TestChatNeverRelaysInvalidText(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frames []wsraw.Frame
+	}{
+		{"one frame", []wsraw.Frame{wsraw.Text("hi \xc0\xaf all")}},
+		{"across fragments", []wsraw.Frame{
+			wsraw.Fragment(rfc6455.OpText, false, []byte("hi \xe2\x82")),
+			wsraw.Fragment(rfc6455.OpContinuation, true, []byte("\x28 all")),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := start(t, Config{Protocol: protocol.WS})
+			alice := r.dial(t, "/chat/alice", nil)
+			read(t, alice) // greeting
+			mallory := r.rawDial(t, "/chat/mallory")
+			if f, err := mallory.ReadFrame(time.Now().Add(5 * time.Second)); err != nil || f.Op != rfc6455.OpText {
+				t.Fatalf("mallory's greeting: %v %v", f, err)
+			}
+			if got := read(t, alice); got != "mallory joined" {
+				t.Fatalf("alice saw %q", got)
+			}
+			if err := mallory.SendFramewise(tc.frames...); err != nil {
+				t.Fatal(err)
+			}
+			if code, _ := closedWith(t, mallory); code != rfc6455.CloseInvalidPayload {
+				t.Errorf("mallory closed with %d, want 1007", code)
+			}
+			// The next thing alice hears is that mallory left: her message
+			// never reached the room, and alice's connection is fine.
+			if got := read(t, alice); got != "mallory left" {
+				t.Errorf("alice saw %q, want only that mallory left", got)
+			}
+			if err := alice.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestHandshakeAnswers(t *testing.T) {
+	r := start(t, Config{Protocol: protocol.WS})
+	for _, tc := range []struct {
+		name    string
+		request string
+		status  int
+		header  string // a header the answer must have, "Name: value"
+	}{
+		{"version 8", strings.Replace(wsraw.Request(r.addr, "/echo"), "Version: 13", "Version: 8", 1), http.StatusUpgradeRequired, "Sec-Websocket-Version: 13"},
+		{"POST", strings.Replace(wsraw.Request(r.addr, "/echo"), "GET", "POST", 1), http.StatusMethodNotAllowed, ""},
+		{"no key", strings.Replace(wsraw.Request(r.addr, "/echo"), "Sec-WebSocket-Key", "X-Key", 1), http.StatusBadRequest, ""},
+		{"short key", strings.Replace(wsraw.Request(r.addr, "/echo"), "Sec-WebSocket-Key: ", "Sec-WebSocket-Key: a2V5", 1), http.StatusBadRequest, ""},
+		{"no upgrade", "GET /echo HTTP/1.1\r\nHost: " + r.addr + "\r\n\r\n", http.StatusBadRequest, ""},
+		{"foreign origin", wsraw.Request(r.addr, "/echo", "Origin: http://evil.example"), http.StatusForbidden, ""},
+		{"chat name not UTF-8", wsraw.Request(r.addr, "/chat/%FF"), http.StatusBadRequest, ""},
+		{"ok", wsraw.Request(r.addr, "/echo"), http.StatusSwitchingProtocols, "Upgrade: websocket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, err := wsraw.Handshake(ctx, r.rawTarget(), tc.request)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if c.Response.StatusCode != tc.status {
+				t.Errorf("status %d, want %d", c.Response.StatusCode, tc.status)
+			}
+			if name, value, ok := strings.Cut(tc.header, ": "); ok && c.Response.Header.Get(name) != value {
+				t.Errorf("%s: %q, want %q", name, c.Response.Header.Get(name), value)
+			}
+		})
+	}
+}
+
+func TestFramesSentWithTheHandshake(t *testing.T) {
+	// A client that does not wait for the 101 before its first frame
+	// loses nothing: the frames wait in the handshake's buffer.
+	r := start(t, Config{Protocol: protocol.WS})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := wsraw.Request(r.addr, "/echo") + string(wsraw.Text("early").Encode())
+	c, err := wsraw.Handshake(ctx, r.rawTarget(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.ReadFrame(time.Now().Add(5 * time.Second))
+	if err != nil || string(f.Payload) != "early" {
+		t.Fatalf("echo of the early frame: %v %v", f, err)
 	}
 }

@@ -10,8 +10,9 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
+	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
 // maxNameLen bounds chat names.
@@ -42,7 +43,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 // track registers a live WebSocket connection so Shutdown can send it close
 // 1001. It returns false when the server is shutting down.
-func (s *Server) track(c *websocket.Conn) (done chan struct{}, ok bool) {
+func (s *Server) track(c *wsConn) (done chan struct{}, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -53,7 +54,7 @@ func (s *Server) track(c *websocket.Conn) (done chan struct{}, ok bool) {
 	return done, true
 }
 
-func (s *Server) untrack(c *websocket.Conn, done chan struct{}) {
+func (s *Server) untrack(c *wsConn, done chan struct{}) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -64,12 +65,10 @@ func (s *Server) untrack(c *websocket.Conn, done chan struct{}) {
 // keepAlive arms the read deadline, extends it on every pong, and pings the
 // peer every PingInterval until stop is closed. A peer that stops answering
 // makes the next read fail with a timeout.
-func (s *Server) keepAlive(c *websocket.Conn, stop <-chan struct{}) {
+func (s *Server) keepAlive(c *wsConn, stop <-chan struct{}) {
 	wait := 2 * s.cfg.PingInterval
-	_ = c.SetReadDeadline(time.Now().Add(wait))
-	c.SetPongHandler(func(string) error {
-		return c.SetReadDeadline(time.Now().Add(wait))
-	})
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
+	c.onPong = func() { _ = c.nc.SetReadDeadline(time.Now().Add(wait)) }
 	go func() {
 		t := time.NewTicker(s.cfg.PingInterval)
 		defer t.Stop()
@@ -78,7 +77,7 @@ func (s *Server) keepAlive(c *websocket.Conn, stop <-chan struct{}) {
 			case <-stop:
 				return
 			case <-t.C:
-				if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+				if err := c.Ping(time.Now().Add(5 * time.Second)); err != nil {
 					return
 				}
 			}
@@ -86,33 +85,80 @@ func (s *Server) keepAlive(c *websocket.Conn, stop <-chan struct{}) {
 	}()
 }
 
-// upgrade runs the WebSocket handshake and prepares the connection: read limit,
-// keep-alive, shutdown tracking. The returned release must be called when the
-// handler ends.
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, func(), error) {
-	c, err := s.upgrader.Upgrade(w, r, nil)
+// handshake answers the opening handshake (RFC 6455 §4.2): 400 for a
+// request that is no WebSocket handshake, 405 for a method other than GET,
+// 426 with the version spoken for a version other than 13, 403 for a
+// foreign origin; else 101 and the connection is the caller's.
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, error) {
+	refuse := func(status int, why string) (*wsConn, error) {
+		http.Error(w, why, status)
+		return nil, errors.New(why)
+	}
+	if !hasToken(r.Header, "Connection", "upgrade") || !hasToken(r.Header, "Upgrade", "websocket") {
+		return refuse(http.StatusBadRequest, "not a WebSocket handshake: the request needs Connection: Upgrade and Upgrade: websocket")
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return refuse(http.StatusMethodNotAllowed, "a WebSocket handshake is a GET request")
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return refuse(http.StatusBadRequest, "a WebSocket handshake needs HTTP/1.1")
+	}
+	if !hasToken(r.Header, "Sec-WebSocket-Version", "13") {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return refuse(http.StatusUpgradeRequired, "unsupported WebSocket version: this server speaks version 13 (RFC 6455)")
+	}
+	if !s.checkOrigin(r) {
+		return refuse(http.StatusForbidden, "origin not allowed: connect from the app's own page, or add the origin to --allowed-origins")
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if !rfc6455.ValidKey(key) {
+		return refuse(http.StatusBadRequest, "not a WebSocket handshake: Sec-WebSocket-Key must be 16 bytes in base64")
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, nil, err // the upgrader has already answered the client
+		return refuse(http.StatusInternalServerError, "cannot take over the connection: "+err.Error())
+	}
+	// Frames the client sent with its handshake wait in brw.Reader: it is
+	// the connection's reader from now on.
+	_ = nc.SetDeadline(time.Time{})
+	_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + rfc6455.AcceptKey(key) + "\r\n\r\n"
+	if _, err := nc.Write([]byte(resp)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("answering the WebSocket handshake: %w", err)
+	}
+	_ = nc.SetWriteDeadline(time.Time{})
+	return newWSConn(nc, brw.Reader, s.cfg.ReadLimit), nil
+}
+
+// upgrade runs the WebSocket handshake and prepares the connection:
+// keep-alive, shutdown tracking. The returned release must be called when
+// the handler ends.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*wsConn, func(), error) {
+	c, err := s.handshake(w, r)
+	if err != nil {
+		return nil, nil, err // the client has had its answer
 	}
 	done, ok := s.track(c)
 	if !ok {
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
-		_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = c.SendClose(rfc6455.CloseGoingAway, "server shutting down", time.Now().Add(time.Second))
 		_ = c.Close()
 		return nil, nil, errors.New("server shutting down")
 	}
-	c.SetReadLimit(s.cfg.ReadLimit)
 	stop := make(chan struct{})
 	s.keepAlive(c, stop)
 	return c, func() { close(stop); s.untrack(c, done) }, nil
 }
 
 func (s *Server) logReadEnd(who string, err error) {
+	var f *failed
+	var pc *peerClosed
 	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
-		s.log.Info("websocket message over the read limit: closed with 1009", "peer", who, "limit", s.cfg.ReadLimit)
-	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
-		s.log.Debug("websocket closed", "peer", who)
+	case errors.As(err, &f):
+		s.log.Info("websocket peer failed: closed with "+strconv.Itoa(int(f.code)), "peer", who, "why", f.reason)
+	case errors.As(err, &pc):
+		s.log.Debug("websocket closed", "peer", who, "code", pc.code)
 	default:
 		s.log.Debug("websocket read ended", "peer", who, "err", err)
 	}
@@ -126,13 +172,12 @@ func (s *Server) wsEcho(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	for {
-		typ, msg, err := c.ReadMessage()
+		op, msg, err := c.ReadMessage()
 		if err != nil {
 			s.logReadEnd(r.RemoteAddr, err)
 			return
 		}
-		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if err := c.WriteMessage(typ, msg); err != nil {
+		if err := c.WriteMessage(op, msg, time.Now().Add(10*time.Second)); err != nil {
 			return
 		}
 	}
@@ -145,6 +190,10 @@ func validName(name string) string {
 	}
 	if len(name) > maxNameLen {
 		return fmt.Sprintf("chat name longer than %d bytes", maxNameLen)
+	}
+	if !utf8.ValidString(name) {
+		// It would go to everyone in "{name} joined" as invalid text.
+		return "chat name is not valid UTF-8"
 	}
 	for _, r := range name {
 		if !unicode.IsPrint(r) || r == ':' {
@@ -182,18 +231,21 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	// The writer owns every data write to c; pings and closes go through
-	// WriteControl, which gorilla allows concurrently.
+	// The writer sends the member's queue; pings and closes may be written
+	// meanwhile from other goroutines (wsConn serialises frames).
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
 		for msg := range m.send {
-			_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+			if err := c.WriteMessage(rfc6455.OpText, msg, time.Now().Add(10*time.Second)); err != nil {
 				_ = c.Close()
 				return
 			}
 		}
+		// The queue was closed: the member left, or could not keep up and
+		// the room dropped it (then this is news to it).
+		_ = c.SendClose(rfc6455.ClosePolicyViolation, "too slow: your messages were piling up", time.Now().Add(time.Second))
+		_ = c.Close()
 	}()
 
 	m.deliver(fmt.Sprintf("Hi %s! You have successfully connected to the chat.", name))
@@ -202,15 +254,17 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 		joined = fmt.Sprintf("%s joined (age %d)", name, age)
 	}
 	s.room.join(m, joined)
+	// ReadMessage refuses invalid UTF-8 (closing 1007), so only valid text
+	// ever reaches the room: one member cannot make everyone else's
+	// browser fail its connection.
 	for {
-		typ, msg, err := c.ReadMessage()
+		op, msg, err := c.ReadMessage()
 		if err != nil {
 			s.logReadEnd(name, err)
 			break
 		}
-		if typ != websocket.TextMessage {
-			cm := websocket.FormatCloseMessage(websocket.CloseUnsupportedData, "the chat takes text messages only")
-			_ = c.WriteControl(websocket.CloseMessage, cm, time.Now().Add(time.Second))
+		if op != rfc6455.OpText {
+			s.logReadEnd(name, c.fail(rfc6455.CloseUnsupportedData, "the chat takes text messages only", 0))
 			break
 		}
 		s.room.broadcast(m, name+": "+string(msg))

@@ -120,3 +120,12 @@ func (s *Server) KnownHosts(key string) string {
 	os.WriteFile(f, []byte(line), 0o600)
 	return f
 }
+
+// KillSessions kills the server's per-connection processes (its
+// children), as a crash or an administrator would, and leaves the server
+// listening: every client connection drops at once.
+func (s *Server) KillSessions() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		exec.Command("pkill", "-KILL", "-P", strconv.Itoa(s.cmd.Process.Pid)).Run()
+	}
+}

@@ -50,7 +50,10 @@ type Stats struct {
 	QueueDrops  uint64 `json:"queue_drops"`  // dropped because decoding lagged
 	KernelDrops uint64 `json:"kernel_drops"` // dropped by the kernel before reading
 	SpoolDrops  uint64 `json:"spool_drops"`  // decoded but not kept for export
-	Err         string `json:"error,omitempty"`
+	// NoSpool says why no packet is kept for export (the state directory
+	// not writable).
+	NoSpool string `json:"no_spool,omitempty"`
+	Err     string `json:"error,omitempty"`
 }
 
 // Drops sums every kind of drop.
@@ -78,6 +81,7 @@ type Capture struct {
 	ports wire.PortMap
 
 	spoolPath string
+	spoolErr  error // why there is no spool
 	spoolFile *os.File
 	spool     *pcapgo.Writer
 	spoolSize int64
@@ -129,19 +133,10 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 		queue: make(chan item, o.Queue), maxSpool: o.MaxSpool, linkType: lt, started: time.Now(),
 		readDone: make(chan struct{}), decDone: make(chan struct{})}
 	if o.SpoolDir != "" && src != nil {
-		if err := os.MkdirAll(o.SpoolDir, 0o700); err != nil {
-			return nil, fmt.Errorf("capture spool: %w", err)
-		}
-		f, err := os.CreateTemp(o.SpoolDir, "capture-*.pcap")
-		if err != nil {
-			return nil, fmt.Errorf("capture spool: %w", err)
-		}
-		c.spoolFile, c.spoolPath = f, f.Name()
-		c.spool = pcapgo.NewWriterNanos(f)
-		if err := c.spool.WriteFileHeader(SnapLen, lt); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return nil, fmt.Errorf("capture spool: %w", err)
+		// Without a spool (the state directory read-only or full) the
+		// capture still decodes and lists everything: only export lacks it.
+		if err := c.openSpool(o.SpoolDir, lt); err != nil {
+			c.spoolErr = fmt.Errorf("packets are decoded but not kept for export: the spool in %s cannot be written (%w): make the state directory writable and restart capture", o.SpoolDir, err)
 		}
 	}
 	switch {
@@ -156,6 +151,28 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 	}
 	return c, nil
 }
+
+func (c *Capture) openSpool(dir string, lt layers.LinkType) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "capture-*.pcap")
+	if err != nil {
+		return err
+	}
+	w := pcapgo.NewWriterNanos(f)
+	if err := w.WriteFileHeader(SnapLen, lt); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	c.spoolFile, c.spoolPath, c.spool = f, f.Name(), w
+	return nil
+}
+
+// SpoolError says why the capture keeps no packets for export (nil when it
+// does, or when it was not asked to).
+func (c *Capture) SpoolError() error { return c.spoolErr }
 
 // readAndDecode decodes each packet as it is read (files: the reader can
 // wait, so no queue and no copy are needed).
@@ -361,6 +378,9 @@ func (c *Capture) Stats() Stats {
 		QueueDrops: c.queueDrops.Load(), SpoolDrops: c.spoolDrops.Load()}
 	if dc, ok := c.src.(dropCounter); ok {
 		s.KernelDrops = dc.KernelDrops()
+	}
+	if c.spoolErr != nil {
+		s.NoSpool = c.spoolErr.Error()
 	}
 	c.mu.Lock()
 	if c.err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/gopacket/gopacket/pcapgo"
 
@@ -48,6 +49,9 @@ func ExportAll(path string, keys *wire.KeyLog, captures ...*Capture) (ExportResu
 	var kept []*Capture
 	for _, c := range captures {
 		if c.spoolFile == nil {
+			if c.spoolErr != nil && c.packets.Load() > 0 {
+				res.LeftOut = append(res.LeftOut, fmt.Sprintf("%s kept none of its %d packets: %v", c.title(), c.packets.Load(), c.spoolErr))
+			}
 			if n := c.chunks.Load(); n > 0 {
 				res.LeftOut = append(res.LeftOut, fmt.Sprintf("%s kept no packets: its %d packet records (socket reads and writes) are not in the file", c.title(), n))
 			}
@@ -68,6 +72,28 @@ func ExportAll(path string, keys *wire.KeyLog, captures ...*Capture) (ExportResu
 		return res, fmt.Errorf("export: no packets to export: %s (%s)", res.Note(), noPacketsAdvice)
 	}
 
+	res, err := exportTo(path, keys, kept, res)
+	if err != nil {
+		res.Packets, res.Interfaces = 0, 0 // no file was written
+		err = diskAdvice(filepath.Dir(path), err)
+	}
+	return res, err
+}
+
+// diskAdvice adds what to do to an export's error when the disk is full or
+// read-only; what was captured is kept either way.
+func diskAdvice(dir string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w (the disk of %s is full: free space there or export elsewhere; nothing captured is lost, and no partial file is left)", err, dir)
+	case errors.Is(err, syscall.EROFS), errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w (%s is not writable: export elsewhere or make it writable; nothing captured is lost)", err, dir)
+	}
+	return err
+}
+
+// exportTo writes the file (a temporary one, renamed into place).
+func exportTo(path string, keys *wire.KeyLog, kept []*Capture, res ExportResult) (ExportResult, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return res, fmt.Errorf("export: %w", err)
 	}

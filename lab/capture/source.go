@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +89,11 @@ func OpenLive(iface string, ports []int) (*Live, error) {
 	if !CanCapture() {
 		return nil, fmt.Errorf("capturing on %s: %w", iface, ErrNoPrivilege)
 	}
+	// A socket bound to an interface that is down fails at its first read:
+	// say so now instead.
+	if err := interfaceUp(iface); err != nil {
+		return nil, fmt.Errorf("capturing on %s: %w", iface, err)
+	}
 	h, err := afpacket.NewTPacket(afpacket.OptInterface(iface), afpacket.OptFrameSize(1<<16),
 		afpacket.OptBlockSize(ringBlock), afpacket.OptNumBlocks(ringBlocks),
 		afpacket.OptBlockTimeout(ringTimeout), afpacket.OptPollTimeout(pollTimeout),
@@ -126,8 +133,29 @@ func (l *Live) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 		if errors.Is(err, afpacket.ErrTimeout) {
 			continue
 		}
+		if errors.Is(err, afpacket.ErrPoll) {
+			// The kernel flags the socket when its interface goes down
+			// or away.
+			why := "the socket reports an error"
+			if ierr := interfaceUp(l.iface); ierr != nil {
+				why = ierr.Error()
+			}
+			err = fmt.Errorf("AF_PACKET on %s: %s (%w)", l.iface, why, err)
+		}
 		return data, ci, err
 	}
+}
+
+// interfaceUp says whether iface exists and is up.
+func interfaceUp(iface string) error {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return fmt.Errorf("no interface %s: %w", iface, err)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		return fmt.Errorf("interface %s is down (ip link set %s up)", iface, iface)
+	}
+	return nil
 }
 
 // Close implements Source: a blocked reader returns within the poll timeout.
@@ -401,7 +429,7 @@ func (s *Stream) said() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if msg := bytes.TrimSpace(s.stderr.Bytes()); len(msg) > 0 {
-		return ": " + string(msg)
+		return ": " + strings.Join(strings.Fields(strings.ReplaceAll(string(msg), "\n", "; ")), " ")
 	}
 	return ""
 }

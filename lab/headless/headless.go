@@ -157,7 +157,13 @@ func flow(ctx context.Context, l *lab.Lab, o Options) error {
 	}
 	if o.Pcap != "" {
 		if err := l.Export(o.Pcap).Wait(ctx); err != nil {
-			return err
+			// Nothing captured is lost: it goes to the state directory
+			// instead (a full or read-only disk for --pcap).
+			fallback := l.DefaultExportPath()
+			if ferr := l.Export(fallback).Wait(ctx); ferr != nil {
+				return fmt.Errorf("--pcap %s: %w; saving it in the state directory failed too: %w", o.Pcap, err, ferr)
+			}
+			return fmt.Errorf("--pcap %s: %w; the capture is saved in %s instead", o.Pcap, err, fallback)
 		}
 	}
 	return nil

@@ -169,7 +169,7 @@ func parseSSHConfig(r io.Reader, alias string) hostConfig {
 				hc.user = val
 			}
 		case "port":
-			if n, err := strconv.Atoi(val); match && hc.port == 0 && err == nil {
+			if n, err := strconv.Atoi(val); match && hc.port == 0 && err == nil && n > 0 && n <= 65535 {
 				hc.port = n
 			}
 		case "identityfile":
@@ -293,6 +293,7 @@ type Runner struct {
 	client  *ssh.Client
 	closeFn func()
 	stop    chan struct{}
+	lost    chan struct{} // the link died under the runner
 	closed  bool
 }
 
@@ -302,7 +303,7 @@ func Dial(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), stop: make(chan struct{})}
+	r := &Runner{cfg: cfg, addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), stop: make(chan struct{}), lost: make(chan struct{}, 1)}
 	if _, err := r.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -355,6 +356,7 @@ func (r *Runner) connect(ctx context.Context) (*ssh.Client, error) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	r.client, r.closeFn = ssh.NewClient(c, chans, reqs), cleanup
+	go r.watchLink(r.client)
 	return r.client, nil
 }
 
@@ -369,37 +371,85 @@ func (r *Runner) drop(c *ssh.Client) {
 	}
 }
 
-// keepAlive pings the server; a dead link is reported and re-established.
+// keepAlive pings the server every KeepAlive; a link that dies — its
+// connection closed under it (the server's process killed), or a ping not
+// answered within the interval (the network gone silent) — is reported at
+// once and re-established.
 func (r *Runner) keepAlive() {
 	t := time.NewTicker(r.cfg.KeepAlive)
 	defer t.Stop()
-	lost := false
 	for {
 		select {
 		case <-r.stop:
 			return
+		case <-r.lost:
+			r.recover()
+			continue
 		case <-t.C:
 		}
 		r.mu.Lock()
 		c := r.client
 		r.mu.Unlock()
-		if c != nil {
-			if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err == nil {
-				continue
-			}
-			r.drop(c)
+		if c != nil && r.ping(c) == nil {
+			continue
 		}
-		if !lost {
-			lost = true
-			r.event(fmt.Sprintf("ssh link to %s lost: reconnecting", r.addr))
-		}
+		r.drop(c)
+		r.recover()
+	}
+}
+
+// ping sends a keep-alive request and waits for the answer, at most one
+// keep-alive interval.
+func (r *Runner) ping(c *ssh.Client) error {
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		return err
+	case <-time.After(r.cfg.KeepAlive):
+		return fmt.Errorf("no answer to a keep-alive within %s", r.cfg.KeepAlive)
+	}
+}
+
+// watchLink reports the link lost as soon as c's connection ends, unless
+// the runner let it go itself (drop, Close).
+func (r *Runner) watchLink(c *ssh.Client) {
+	_ = c.Wait()
+	r.mu.Lock()
+	mine := r.client == c
+	r.mu.Unlock()
+	if !mine {
+		return
+	}
+	r.drop(c)
+	select {
+	case r.lost <- struct{}{}:
+	default:
+	}
+}
+
+// recover says the link is lost and reconnects, trying again (sooner at
+// first) until it is back or the runner is closed.
+func (r *Runner) recover() {
+	r.event(fmt.Sprintf("ssh link to %s lost: reconnecting", r.addr))
+	wait := 250 * time.Millisecond
+	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := r.connect(ctx)
 		cancel()
 		if err == nil {
-			lost = false
 			r.event(fmt.Sprintf("ssh link to %s re-established", r.addr))
+			return
 		}
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, r.cfg.KeepAlive)
 	}
 }
 

@@ -69,6 +69,8 @@ type conv struct {
 	// want is the app's protocol: what its descriptor says the connection
 	// should start with is checked against what it does start with.
 	want protocol.Descriptor
+	// wsTime is the time of the bytes the WebSocket parser is reading.
+	wsTime time.Time
 }
 
 func newConv(out sink, keys *KeyLog, decrypted bool) *conv {
@@ -216,8 +218,10 @@ func (c *conv) wsData(dir Dir, b []byte, t time.Time) {
 	p := c.ws[dir]
 	if p == nil {
 		p = &wsParser{}
+		p.flag = func(problem string) { c.out.failure(dir, c.wsTime, errors.New(problem)) }
 		c.ws[dir] = p
 	}
+	c.wsTime = t
 	err := p.feed(b, func(f *WSFrame) {
 		class := classWSData
 		if f.Control() {

@@ -1,9 +1,14 @@
 package wire
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -20,9 +25,20 @@ func FuzzWSParser(f *testing.F) {
 	f.Add(frame(true, wsClose, nil, []byte{3, 0xe8, 'b', 'y', 'e'}), uint8(1))
 	f.Add(frame(false, wsBinary, nil, make([]byte, 300)), uint8(7))
 	f.Add([]byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}, uint8(2))
+	f.Add(frame(false, wsText, &key, []byte("κό\xcf")), uint8(2))
+	f.Add(append(frame(false, wsText, nil, []byte("\xe2\x82")), frame(true, wsContinuation, nil, []byte("\xac!"))...), uint8(1))
 	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
 		n := int(chunk%32) + 1
-		var p wsParser
+		utf8Flags := 0
+		p := wsParser{flag: func(s string) {
+			if strings.Contains(s, "UTF-8") && !strings.Contains(s, "close") {
+				utf8Flags++
+			}
+		}}
+		// Text messages of short frames are rebuilt from the previews, to
+		// check the verdict on each against utf8.Valid.
+		var msg, checkMsg []byte
+		inText, short, check := false, true, false
 		for len(b) > 0 {
 			k := min(n, len(b))
 			err := p.feed(b[:k], func(f *WSFrame) {
@@ -32,10 +48,30 @@ func FuzzWSParser(f *testing.F) {
 				var r Record
 				f.fill(&r)
 				_ = r.Text()
+				switch {
+				case f.Control():
+				case f.Opcode == wsText && !inText && f.RSV&4 == 0 && utf8Flags == 0:
+					inText, short, msg = true, true, append(msg[:0], f.Data...)
+				case f.Opcode == wsContinuation && inText:
+					msg = append(msg, f.Data...)
+				default:
+					inText = false
+				}
+				short = short && f.Length <= PreviewBytes
+				if inText && f.Fin && !f.Control() {
+					// The verdict on a message's end comes after its
+					// last frame: checked once this piece is fed.
+					check, checkMsg = short, append(checkMsg[:0], msg...)
+					inText = false
+				}
 			})
 			if err != nil {
 				return
 			}
+			if check && utf8.Valid(checkMsg) != (utf8Flags == 0) {
+				t.Fatalf("text %q: %d UTF-8 problems flagged", checkMsg, utf8Flags)
+			}
+			check = false
 			b = b[k:]
 		}
 	})
@@ -120,6 +156,32 @@ func FuzzDecoderPacket(f *testing.F) {
 			for _, r := range s.All(a.Name) {
 				_ = r.Text()
 			}
+		}
+	})
+}
+
+// FuzzKeyLog: any bytes as a key log (a file, a pcapng secrets block, a
+// client's Write in pieces): never a panic, and every secret it keeps is
+// one a well-formed line gave.
+func FuzzKeyLog(f *testing.F) {
+	cr := strings.Repeat("ab", 32)
+	f.Add([]byte("CLIENT_TRAFFIC_SECRET_0 "+cr+" "+strings.Repeat("cd", 32)+"\n"), uint8(5))
+	f.Add([]byte("# comment\nSERVER_HANDSHAKE_TRAFFIC_SECRET "+cr+" 00\nbroken line\n"), uint8(1))
+	f.Add([]byte("CLIENT_RANDOM "+cr), uint8(64))
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		k := NewKeyLog(nil)
+		if err := k.Load(bytes.NewReader(b)); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+			t.Fatalf("Load: %v", err)
+		}
+		w := NewKeyLog(nil)
+		n := int(chunk%64) + 1
+		for i := 0; i < len(b); i += n {
+			if _, err := w.Write(b[i:min(i+n, len(b))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if k.Len() > bytes.Count(b, []byte("\n"))+1 || w.Len() > bytes.Count(b, []byte("\n"))+1 {
+			t.Fatalf("%d and %d secrets from %d lines", k.Len(), w.Len(), bytes.Count(b, []byte("\n"))+1)
 		}
 	})
 }

@@ -138,6 +138,89 @@ func TestWSParserErrors(t *testing.T) {
 	}
 }
 
+// wsProblems feeds b in pieces of n and returns what the parser flagged.
+func wsProblems(t *testing.T, b []byte, n int) ([]string, int) {
+	t.Helper()
+	var problems []string
+	p := wsParser{flag: func(s string) { problems = append(problems, s) }}
+	frames := 0
+	for len(b) > 0 {
+		k := min(n, len(b))
+		if err := p.feed(b[:k], func(*WSFrame) { frames++ }); err != nil {
+			t.Fatalf("pieces of %d: %v", n, err)
+		}
+		b = b[k:]
+	}
+	return problems, frames
+}
+
+func TestWSParserFlagsWhatAReceiverMustRefuse(t *testing.T) {
+	key := [4]byte{0xa1, 0x5e, 0x03, 0x7f}
+	greek := []byte("κόσμε")
+	cat := func(fs ...[]byte) []byte { return bytes.Join(fs, nil) }
+	long := append(bytes.Repeat([]byte("a"), 1000), 0xff) // past the preview
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []string // substrings of the problems flagged, in order
+	}{
+		{"valid text", cat(frame(true, wsText, &key, greek), frame(true, wsText, nil, greek)), nil},
+		{"valid text split mid-character", cat(frame(false, wsText, &key, greek[:3]), frame(true, wsContinuation, &key, greek[3:])), nil},
+		{"control between fragments", cat(frame(false, wsText, &key, greek[:3]), frame(true, wsPing, &key, nil), frame(true, wsContinuation, &key, greek[3:])), nil},
+		{"invalid text", frame(true, wsText, &key, []byte("\xed\xa0\x80")), []string{"not valid UTF-8"}},
+		{"invalid past the preview", frame(true, wsText, &key, long), []string{"by byte 1001"}},
+		{"invalid across fragments", cat(frame(false, wsText, &key, append(greek[:len(greek):len(greek)], 0xf4)), frame(true, wsContinuation, &key, []byte("\x90\x80\x80"))), []string{"not valid UTF-8"}},
+		{"ends inside a character", frame(true, wsText, nil, greek[:3]), []string{"ends inside a UTF-8 sequence"}},
+		{"binary is not text", frame(true, wsBinary, &key, []byte{0xff, 0xfe}), nil},
+		{"compressed is not checked", append([]byte{0xc1, 0x02}, 0xff, 0xfe), nil},
+		{"flagged once per message", frame(true, wsText, &key, []byte("\xff\xff\xff")), []string{"not valid UTF-8"}},
+		{"close reason", frame(true, wsClose, &key, append([]byte{0x03, 0xe8}, 0xc0, 0xaf)), []string{"close reason is not valid UTF-8"}},
+		{"close of one byte", frame(true, wsClose, &key, []byte{0x03}), []string{"1-byte payload"}},
+		{"close code 1005", frame(true, wsClose, &key, []byte{0x03, 0xed}), []string{"close code 1005"}},
+		{"valid close", frame(true, wsClose, &key, append([]byte{0x0f, 0xa1}, greek...)), nil},
+		{"continuation of nothing", frame(true, wsContinuation, &key, []byte("x")), []string{"no message to continue"}},
+		{"new message inside one", cat(frame(false, wsText, &key, []byte("a")), frame(true, wsText, &key, []byte("b"))), []string{"before the fragmented one ended"}},
+	} {
+		for _, n := range []int{1, 2, 5, 1 << 20} {
+			got, _ := wsProblems(t, tc.in, n)
+			if len(got) != len(tc.want) {
+				t.Errorf("%s, pieces of %d: flagged %q, want %q", tc.name, n, got, tc.want)
+				continue
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("%s, pieces of %d: %q, want %q", tc.name, n, got[i], w)
+				}
+			}
+		}
+	}
+}
+
+func TestInvalidUTF8IsAnErrorRecordAndDecodingGoesOn(t *testing.T) {
+	c := newConvo(t, protocol.WS)
+	key := "dGhlIHNhbXBsZSBub25jZQ=="
+	mask := [4]byte{9, 8, 7, 6}
+	c.send(ClientToServer, []byte("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "+key+"\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	c.send(ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"))
+	c.send(ClientToServer, frame(true, wsText, &mask, []byte("bad \xc0\xaf")))
+	c.send(ServerToClient, frame(true, wsClose, nil, append([]byte{0x03, 0xef}, "text message is not valid UTF-8"...)))
+	c.send(ClientToServer, frame(true, wsClose, &mask, []byte{0x03, 0xef}))
+	c.d.StreamEnd(c.flow, time.Now())
+	cn := c.s.Counters(string(protocol.WS))
+	if cn.WSFrames != 3 || cn.Errors != 1 {
+		t.Errorf("counters %+v: want the 3 frames and 1 error", cn)
+	}
+	var errs []string
+	for _, r := range c.s.All(string(protocol.WS)) {
+		if r.Kind == KindError {
+			errs = append(errs, r.Dir.String()+" "+r.Text())
+		}
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0], "c→s") || !strings.Contains(errs[0], "1007") {
+		t.Errorf("error records %q", errs)
+	}
+}
+
 func httpMessages(t *testing.T, request bool, b []byte, n int) ([]*HTTPMessage, error) {
 	t.Helper()
 	p := &httpParser{request: request}

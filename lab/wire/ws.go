@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
 // WebSocket opcodes (RFC 6455 §5.2).
@@ -62,12 +64,25 @@ func (f *WSFrame) CloseCode() (code uint16, reason string, ok bool) {
 }
 
 // wsParser reads frames from one direction of a WebSocket connection, a
-// chunk at a time; payloads are not buffered beyond the preview.
+// chunk at a time; payloads are not buffered beyond the preview. Besides
+// the frames it checks what RFC 6455 asks a receiver to check of the
+// messages they make up — text valid UTF-8 across fragments and segments,
+// fragments in order, close frames well formed — and reports a breach
+// through flag without stopping: the connection goes on, and so does
+// decoding.
 type wsParser struct {
 	hdr       []byte   // header bytes gathered so far
 	cur       *WSFrame // frame whose payload is being read
 	remaining uint64
 	got       uint64
+	// flag reports a breach of the protocol (nil: not reported).
+	flag func(problem string)
+
+	inMsg   bool         // a fragmented message is in progress
+	text    bool         // the message in progress is text to validate
+	msgLen  uint64       // bytes of the message so far
+	utf8    rfc6455.UTF8 // the message's text so far
+	flagged bool         // the message's text was reported already
 }
 
 // maxWSHeader is the largest frame header: 2 + 8 (length) + 4 (mask).
@@ -146,6 +161,7 @@ func (p *wsParser) feed(b []byte, emit func(*WSFrame)) error {
 			p.hdr = p.hdr[:0]
 			b = b[consumed:]
 			p.cur, p.remaining, p.got = f, f.Length, 0
+			p.begin(f)
 		}
 		take := uint64(len(b))
 		if take > p.remaining {
@@ -161,15 +177,92 @@ func (p *wsParser) feed(b []byte, emit func(*WSFrame)) error {
 				}
 			}
 		}
+		if p.text && !f.Control() && !p.flagged {
+			p.checkText(f, b[:take])
+		}
 		p.got += take
 		p.remaining -= take
 		b = b[take:]
 		if p.remaining == 0 {
 			p.cur = nil
 			emit(f)
+			p.end(f)
 		}
 	}
 	return nil
+}
+
+func (p *wsParser) report(problem string) {
+	if p.flag != nil {
+		p.flag(problem)
+	}
+}
+
+// begin follows the message a new frame belongs to (§5.4): a text or
+// binary frame starts one, a continuation goes on with it; control frames
+// may come between fragments and belong to none.
+func (p *wsParser) begin(f *WSFrame) {
+	switch {
+	case f.Control():
+		return
+	case f.Opcode == wsContinuation && !p.inMsg:
+		p.report("websocket continuation frame with no message to continue (RFC 6455 §5.4: the receiver fails the connection, 1002)")
+		p.text = false // nothing to check it against
+	case f.Opcode != wsContinuation && p.inMsg:
+		p.report("websocket " + OpcodeName(f.Opcode) + " frame began a new message before the fragmented one ended (RFC 6455 §5.4: 1002)")
+		fallthrough
+	case f.Opcode != wsContinuation:
+		// A compressed message (RSV1, permessage-deflate) is not text on
+		// the wire: it cannot be checked here.
+		p.text = f.Opcode == wsText && f.RSV&4 == 0
+		p.msgLen, p.flagged = 0, false
+		p.utf8.Reset()
+	}
+	p.inMsg = !f.Fin
+}
+
+// checkText unmasks a piece of a text message's payload (payload byte
+// p.got on) and validates it.
+func (p *wsParser) checkText(f *WSFrame, b []byte) {
+	var buf [512]byte
+	for off := 0; off < len(b); {
+		n := copy(buf[:], b[off:])
+		if f.Masked {
+			for i := range n {
+				buf[i] ^= f.Key[(p.got+uint64(off+i))%4]
+			}
+		}
+		if !p.utf8.Write(buf[:n]) {
+			p.flagged = true
+			p.report(fmt.Sprintf("websocket text message is not valid UTF-8 (by byte %d of the message; RFC 6455 §8.1: the receiver fails the connection, 1007)", p.msgLen+uint64(off+n)))
+			return
+		}
+		off += n
+	}
+	p.msgLen += uint64(len(b))
+}
+
+// end checks a frame once whole: a text message that ends must end on a
+// character boundary; a close frame must carry nothing, or a code an
+// endpoint may send and a UTF-8 reason (§5.5.1, §7.4).
+func (p *wsParser) end(f *WSFrame) {
+	switch {
+	case f.Opcode == wsClose:
+		code, reason, ok := f.CloseCode()
+		switch {
+		case len(f.Data) == 1:
+			p.report("websocket close frame with a 1-byte payload (a code takes 2; RFC 6455 §5.5.1: 1002)")
+		case ok && !rfc6455.ValidCloseCode(code):
+			p.report(fmt.Sprintf("websocket close code %d is not one an endpoint may send (RFC 6455 §7.4: 1002)", code))
+		case ok && !utf8.ValidString(reason):
+			p.report("websocket close reason is not valid UTF-8 (RFC 6455 §5.5.1: the receiver fails the connection, 1007)")
+		}
+	case !f.Control() && f.Fin:
+		if p.text && !p.flagged && !p.utf8.Complete() {
+			p.report("websocket text message ends inside a UTF-8 sequence (RFC 6455 §8.1: 1007)")
+		}
+		p.text = false
+	}
 }
 
 // pending reports whether a frame is partly read.

@@ -529,6 +529,9 @@ func (p *Provider) copyPKI(ctx context.Context, id string) error {
 }
 
 // followLogs streams a container's output as log events from the app.
+// When the stream breaks (the engine's connection lost: an SSH link cut)
+// it follows again from the last line seen, for as long as the container
+// runs; it ends with the container.
 func (p *Provider) followLogs(id, appName string) {
 	p.mu.Lock()
 	if p.stopBg == nil || p.started[id] {
@@ -541,21 +544,58 @@ func (p *Provider) followLogs(id, appName string) {
 	p.mu.Unlock()
 	go func() {
 		defer p.bgDone.Done()
-		rc, err := p.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
-		if err != nil {
-			return
-		}
-		defer rc.Close()
-		pr, pw := io.Pipe()
-		go func() {
-			_, err := stdcopy.StdCopy(pw, pw, rc)
-			pw.CloseWithError(err)
-		}()
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			p.env.Log("info", appName, sc.Text())
+		since := ""
+		wait := 250 * time.Millisecond
+		for {
+			last, err := p.logStream(ctx, id, appName, since)
+			if last != "" {
+				since, wait = last, 250*time.Millisecond
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			in, ierr := p.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+			switch {
+			case ierr == nil && (in.Container.State == nil || !in.Container.State.Running):
+				return // the container ended: so do its logs
+			case ierr != nil && strings.Contains(strings.ToLower(ierr.Error()), "no such container"):
+				return
+			}
+			_ = err // the stream broke while the container runs: follow again
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 2*time.Second)
 		}
 	}()
+}
+
+// logStream follows one log stream from since (a docker timestamp, "" for
+// the start) until it ends, and returns the timestamp to resume after.
+func (p *Provider) logStream(ctx context.Context, id, appName, since string) (resume string, err error) {
+	rc, err := p.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: true, Since: since})
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := stdcopy.StdCopy(pw, pw, rc)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		ts, line, _ := strings.Cut(sc.Text(), " ")
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			t = t.Add(time.Nanosecond) // resume after this line
+			resume = fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+		}
+		p.env.Log("info", appName, line)
+	}
+	return resume, sc.Err()
 }
 
 // Status implements lab.Provider: every labelled container, as the engine
@@ -627,7 +667,10 @@ func (p *Provider) status(ctx context.Context, id string) (lab.AppStatus, error)
 }
 
 // watch follows the engine's events for the lab's containers and publishes
-// each change as an app status, as it happens.
+// each change as an app status, as it happens. When the stream ends (the
+// engine restarted, the SSH link to it cut) it says so, subscribes again
+// once the engine answers, and publishes every app's status then, so
+// nothing that changed meanwhile goes unseen.
 func (p *Provider) watch() {
 	p.mu.Lock()
 	if p.stopBg != nil {
@@ -640,36 +683,83 @@ func (p *Provider) watch() {
 	p.mu.Unlock()
 	go func() {
 		defer p.bgDone.Done()
-		f := p.labFilter().Add("type", "container")
-		for _, e := range []string{"start", "die", "oom", "kill", "stop", "restart", "health_status", "destroy"} {
-			f = f.Add("event", e)
-		}
-		res := p.cli.Events(ctx, client.EventsListOptions{Filters: f})
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case err := <-res.Err:
-				if ctx.Err() == nil {
-					p.env.Log("warn", "docker", "the engine's event stream ended: "+err.Error())
-				}
-				return
-			case m := <-res.Messages:
-				appName := m.Actor.Attributes[LabelApp]
-				if string(m.Action) == "destroy" {
-					p.env.AppChanged(lab.AppStatus{Name: appName, State: lab.AppMissing, Detail: "container removed"})
+		wait := 250 * time.Millisecond
+		for lost := false; ; {
+			if lost {
+				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := p.cli.Ping(pctx, client.PingOptions{})
+				pcancel()
+				if err != nil {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(wait):
+					}
+					wait = min(2*wait, 2*time.Second)
 					continue
 				}
-				sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
-				st, err := p.status(sctx, m.Actor.ID)
-				scancel()
-				if err == nil {
-					st.Detail = strings.TrimSpace(st.Detail + " (event: " + string(m.Action) + ")")
-					p.env.AppChanged(st)
-				}
 			}
+			res := p.cli.Events(ctx, client.EventsListOptions{Filters: p.eventFilter()})
+			if lost {
+				lost, wait = false, 250*time.Millisecond
+				p.env.Log("info", "docker", "the engine's event stream is back: app status is followed again")
+				p.publishAll(ctx)
+			}
+			err := p.events(ctx, res)
+			if ctx.Err() != nil {
+				return
+			}
+			lost = true
+			p.env.Log("warn", "docker", fmt.Sprintf("the engine's event stream ended (%v): app status changes go unseen until it is back; subscribing again", err))
 		}
 	}()
+}
+
+func (p *Provider) eventFilter() client.Filters {
+	f := p.labFilter().Add("type", "container")
+	for _, e := range []string{"start", "die", "oom", "kill", "stop", "restart", "health_status", "destroy"} {
+		f = f.Add("event", e)
+	}
+	return f
+}
+
+// events publishes the stream's events until it ends, and says why.
+func (p *Provider) events(ctx context.Context, res client.EventsResult) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-res.Err:
+			return err
+		case m := <-res.Messages:
+			appName := m.Actor.Attributes[LabelApp]
+			if string(m.Action) == "destroy" {
+				p.env.AppChanged(lab.AppStatus{Name: appName, State: lab.AppMissing, Detail: "container removed"})
+				continue
+			}
+			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := p.status(sctx, m.Actor.ID)
+			scancel()
+			if err == nil {
+				st.Detail = strings.TrimSpace(st.Detail + " (event: " + string(m.Action) + ")")
+				p.env.AppChanged(st)
+			}
+		}
+	}
+}
+
+// publishAll publishes every app's status as the engine has it now.
+func (p *Provider) publishAll(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	list, err := p.Status(sctx)
+	if err != nil {
+		p.env.Log("warn", "docker", "reading the apps' status after the event stream came back: "+err.Error())
+		return
+	}
+	for _, st := range list {
+		p.env.AppChanged(st)
+	}
 }
 
 // Teardown implements lab.Provider: every container and the network with

@@ -401,8 +401,8 @@ func ParseSSHConfig(r io.Reader) (SSHConfig, error) {
 			c.User = v
 		case "port":
 			n, err := strconv.Atoi(v)
-			if err != nil {
-				return c, fmt.Errorf("vagrant ssh-config: bad Port %q", v)
+			if err != nil || n < 1 || n > 65535 {
+				return c, fmt.Errorf("vagrant ssh-config: bad Port %q (want 1–65535): check the Vagrantfile's forwarded SSH port", v)
 			}
 			c.Port = n
 		case "identityfile":

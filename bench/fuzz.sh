@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the project for a fixed time each and records
+# what each did — executions, executions per second, new inputs found — in
+# docs/fuzz.md. Not part of the test command (go test runs each target's
+# seed corpus and testdata/fuzz only). Usage:
+#   bench/fuzz.sh [time per target, default 60s] [regexp of target names]
+# A target that fails leaves the input that broke it in its package's
+# testdata/fuzz/<Target>/: commit it with the fix, and `go test` keeps
+# checking it from then on. docs/fuzz.md is rewritten only when every
+# target ran (no regexp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+budget=${1:-60s}
+only=${2:-}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Every func FuzzX in a _test.go file, with its package directory.
+mapfile -t targets < <(git ls-files '*_test.go' | xargs grep -H -o '^func Fuzz[A-Za-z0-9_]*' |
+  sed -E 's#^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)$#\1 \2#' | sort -k2)
+[ ${#targets[@]} -gt 0 ] || { echo "no fuzz targets found" >&2; exit 1; }
+
+rows=()
+failed=0
+for t in "${targets[@]}"; do
+  dir=${t% *}; name=${t#* }
+  if [ -n "$only" ] && ! [[ $name =~ $only ]]; then continue; fi
+  log=$tmp/$name.log
+  printf '==> %-22s ./%s (%s)\n' "$name" "$dir" "$budget"
+  result=ok
+  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$budget" "./$dir" >"$log" 2>&1; then
+    result=FAILED
+    failed=1
+    grep -E 'Failing input written to|--- FAIL|panic:|fuzz_test.go' "$log" | head -5 | sed 's/^/    /'
+  fi
+  # The last progress line: "fuzz: elapsed: 61s, execs: 123456 (2023/sec), new interesting: 12 (total: 40)"
+  line=$(grep -E '^fuzz: elapsed: [0-9]+s, execs: [0-9]+' "$log" | tail -1 || true)
+  elapsed=$(sed -E 's/.*elapsed: ([0-9]+)s.*/\1/' <<<"$line")
+  execs=$(sed -E 's/.*execs: ([0-9]+).*/\1/' <<<"$line")
+  newi=$(sed -nE 's/.*new interesting: ([0-9]+) \(total: ([0-9]+)\).*/\1 (corpus \2)/p' <<<"$line")
+  if [ -z "$line" ]; then elapsed=0; execs=0; newi="?"; fi
+  rate=$(awk -v e="$execs" -v s="$elapsed" 'BEGIN { if (s > 0) printf "%.0f", e / s; else print "?" }')
+  printf '    %s execs in %ss: %s/s, new interesting %s — %s\n' "$execs" "$elapsed" "$rate" "$newi" "$result"
+  rows+=("| \`$name\` | \`./$dir\` | ${elapsed} s | $execs | $rate | $newi | $result |")
+done
+
+if [ -z "$only" ]; then
+  {
+    echo "# Fuzz budgets"
+    echo
+    echo "<!-- Written by bench/fuzz.sh; rerun it to refresh. -->"
+    echo
+    echo "\`bench/fuzz.sh $budget\` ran every fuzz target of the project for $budget each on $(date -u +%Y-%m-%d)"
+    echo "($(go version | awk '{print $3}'), $(nproc) CPUs, $(uname -m); the fuzzer runs one worker per CPU)."
+    echo "Executions per second are the whole run's average (the fuzzer's first seconds go to the seed corpus and the cache)."
+    echo "A failing target leaves its input in the package's \`testdata/fuzz/<Target>/\`, which \`go test\` then runs every time:"
+    echo "each one found so far is committed with its fix."
+    echo
+    echo "| target | package | time | execs | execs/s | new interesting | result |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+  } >docs/fuzz.md
+  echo "==> docs/fuzz.md written"
+fi
+exit $failed
