@@ -77,8 +77,7 @@ type Capture struct {
 	queue chan item
 	ports wire.PortMap
 
-	spoolPath string
-	spoolFile *os.File
+	spoolFile *os.File // unnamed: it ends with the process, however that ends
 	spool     *pcapgo.Writer
 	spoolSize int64
 	maxSpool  int64
@@ -129,19 +128,15 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 		queue: make(chan item, o.Queue), maxSpool: o.MaxSpool, linkType: lt, started: time.Now(),
 		readDone: make(chan struct{}), decDone: make(chan struct{})}
 	if o.SpoolDir != "" && src != nil {
-		if err := os.MkdirAll(o.SpoolDir, 0o700); err != nil {
-			return nil, fmt.Errorf("capture spool: %w", err)
-		}
-		f, err := os.CreateTemp(o.SpoolDir, "capture-*.pcap")
+		f, err := openSpool(o.SpoolDir)
 		if err != nil {
-			return nil, fmt.Errorf("capture spool: %w", err)
+			return nil, err
 		}
-		c.spoolFile, c.spoolPath = f, f.Name()
+		c.spoolFile = f
 		c.spool = pcapgo.NewWriterNanos(f)
 		if err := c.spool.WriteFileHeader(SnapLen, lt); err != nil {
 			f.Close()
-			os.Remove(f.Name())
-			return nil, fmt.Errorf("capture spool: %w", err)
+			return nil, fmt.Errorf("capture spool: writing its header: %w", err)
 		}
 	}
 	switch {
@@ -344,12 +339,11 @@ func (c *Capture) Stop() error {
 // stream) or after Stop.
 func (c *Capture) Done() <-chan struct{} { return c.readDone }
 
-// Close stops the capture and removes its spool.
+// Close stops the capture and frees its spool.
 func (c *Capture) Close() error {
 	err := c.Stop()
 	if c.spoolFile != nil {
 		c.spoolFile.Close()
-		os.Remove(c.spoolPath)
 	}
 	return err
 }
