@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -400,9 +399,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if o.read != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		if _, err := headless.Replay(ctx, o.read, o.cfg.Apps, o.cfg.Capture.RingSize, o.json, stdout); err != nil {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		stop := watchStops(cancel, stderr, func() string { return "Left behind: nothing (--read starts no lab)." })
+		defer stop.stop()
+		_, err := headless.Replay(ctx, o.read, o.cfg.Apps, o.cfg.Capture.RingSize, o.json, stdout)
+		if sig := stop.got(); sig != nil {
+			fmt.Fprintf(stderr, "protolab-tui: %s: the figures above are of the packets read until then\n", describe(sig))
+			return exitFor(sig)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "protolab-tui:", err)
 			return exitFailed
 		}
@@ -438,57 +444,74 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	var got os.Signal
-	gotc := make(chan os.Signal, 1)
-	go func() {
-		s, ok := <-sigs
-		if !ok {
-			return
-		}
-		gotc <- s
-		cancel()
-		if _, again := <-sigs; again {
-			fmt.Fprintln(stderr, "protolab-tui: second signal, exiting without teardown")
-			os.Exit(exitFailed)
-		}
-	}()
+	// SIGINT, SIGTERM and SIGHUP cancel ctx: the front end tears the lab
+	// down once, and the exit code is 128+signal; a second SIGINT or
+	// SIGTERM meanwhile forces the exit (signals.go).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop := watchStops(cancel, stderr, func() string { return leftBehind(o) })
+	defer stop.stop()
 
 	if !o.headless {
 		defer l.Close()
 		err := ui.Run(ctx, l, true)
-		if l.InProcess() && l.Snapshot().State != lab.Down {
-			// The embedded lab lives in this process: it ends with it, cleanly.
-			tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = l.Teardown(tctx).Wait(tctx)
-			cancel()
+		hungUp := err != nil && stop.got() == nil && terminalGone(os.Stdin)
+		if hungUp {
+			// The terminal closed: its reader failed before SIGHUP came
+			// (or with no SIGHUP at all). The same end as SIGHUP's.
+			cancel(errors.New(describe(syscall.SIGHUP)))
 		}
-		if err != nil {
+		var tearErr error
+		if stop.got() != nil || hungUp || l.InProcess() {
+			// A signal tears any lab down; otherwise the embedded lab
+			// (which lives in this process) ends with it, cleanly.
+			tearErr = tearDown(l, max(30*time.Second, o.cfg.OpTimeout))
+		}
+		switch sig := stop.got(); {
+		case sig != nil:
+			return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
+		case hungUp:
+			return interrupted(stderr, describe(syscall.SIGHUP), tearErr, o, exitFor(syscall.SIGHUP))
+		case errors.Is(err, ui.ErrInterrupted):
+			return interrupted(stderr, "interrupted (Ctrl-C)", tearErr, o, exitSIGINT)
+		case err != nil:
 			fmt.Fprintln(stderr, "protolab-tui:", err)
+			return exitFailed
+		case tearErr != nil:
+			fmt.Fprintln(stderr, "protolab-tui: teardown:", tearErr)
 			return exitFailed
 		}
 		return exitOK
 	}
 	defer l.Close()
 	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout, Notes: stderr, Pcap: o.pcap})
-	select {
-	case got = <-gotc:
-	default:
+	if sig := stop.got(); sig != nil {
+		var tearErr error
+		if errors.Is(err, headless.ErrTeardown) {
+			tearErr = err
+		}
+		return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
 	}
-	switch {
-	case got == os.Interrupt:
-		fmt.Fprintln(stderr, "protolab-tui: interrupted; the lab was torn down")
-		return exitSIGINT
-	case got == syscall.SIGTERM:
-		fmt.Fprintln(stderr, "protolab-tui: terminated; the lab was torn down")
-		return exitSIGTERM
-	case err != nil:
+	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui:", err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// terminalGone reports whether f is a terminal that has hung up (closed).
+func terminalGone(f *os.File) bool {
+	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1 && fds[0].Revents&unix.POLLHUP != 0
+}
+
+// interrupted reports the end of an interrupted run and returns code.
+func interrupted(stderr io.Writer, why string, tearErr error, o options, code int) int {
+	if tearErr != nil {
+		fmt.Fprintf(stderr, "protolab-tui: %s; the teardown failed: %v\n%s\n", why, tearErr, leftBehind(o))
+		return code
+	}
+	fmt.Fprintf(stderr, "protolab-tui: %s; the lab was torn down\n", why)
+	return code
 }
