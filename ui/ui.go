@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
+	"github.com/protolab/protolab-tui/internal/termbg"
 	"github.com/protolab/protolab-tui/lab"
 )
 
@@ -24,13 +26,16 @@ import (
 // can exit as an interrupted program does (130).
 var ErrInterrupted = errors.New("the explorer was interrupted (Ctrl-C)")
 
+// BackgroundTimeout bounds the wait for the terminal's answer to the
+// background-colour query: a terminal that never answers costs this much
+// once, at start, and gets the dark palette.
+const BackgroundTimeout = 300 * time.Millisecond
+
 // Run opens the explorer on l and returns when the user quits (ErrInterrupted
 // when that was Ctrl-C) or ctx ends (nil: the caller knows why). Signals are
 // the caller's: the explorer installs no handler of its own.
 func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
-	if os.Getenv("NO_COLOR") != "" {
-		lipgloss.SetColorProfile(termenv.Ascii)
-	}
+	setupColours()
 	l.Interactive(true) // prompts (host keys, passphrases) are answered here
 	defer l.Interactive(false)
 	events, stop := l.Subscribe()
@@ -54,6 +59,26 @@ func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
 		return ErrInterrupted
 	}
 	return nil
+}
+
+// setupColours points lipgloss at the terminal as it is now. Bubble Tea's
+// package init would have asked the terminal for its background and waited
+// up to 5 s for an answer; cmd/protolab-tui prevents that
+// (internal/termquiet), and here the explorer asks instead, bounded by
+// BackgroundTimeout, and only when colours are on at all (NO_COLOR, or a
+// terminal without colours, means no question).
+func setupColours() {
+	out := termenv.NewOutput(os.Stdout)
+	termenv.SetDefaultOutput(out)
+	r := lipgloss.DefaultRenderer()
+	r.SetOutput(out)
+	profile := out.EnvColorProfile() // Ascii with NO_COLOR
+	r.SetColorProfile(profile)
+	dark := true
+	if profile != termenv.Ascii {
+		dark = termbg.Dark(os.Stdin, os.Stdout, BackgroundTimeout).Dark
+	}
+	r.SetHasDarkBackground(dark)
 }
 
 // lastKeys remembers the last two keys the explorer got, to tell a quit on

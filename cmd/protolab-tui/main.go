@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/protolab/protolab-tui/internal/termquiet"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/headless"
@@ -334,6 +335,7 @@ func splitList(s string) []string {
 }
 
 func main() {
+	termquiet.Restore() // TERM as it was: Bubble Tea's init asked the terminal nothing
 	if code, handled := namespace(os.Args[1:]); handled {
 		os.Exit(code)
 	}
