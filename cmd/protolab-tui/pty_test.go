@@ -98,6 +98,14 @@ func startPty(t testing.TB, user runUser, env []string, args ...string) *ptyRun 
 // colour query with answer (none when empty).
 func startPtyAnswering(t testing.TB, user runUser, answer string, env []string, args ...string) *ptyRun {
 	t.Helper()
+	return startPtyWith(t, user, answer, "", env, args...)
+}
+
+// startPtyWith is startPtyAnswering with, when script is set, sh -c script
+// as the terminal's program, running the binary's command line as "$@" —
+// as a script run from a terminal does.
+func startPtyWith(t testing.TB, user runUser, answer, script string, env []string, args ...string) *ptyRun {
+	t.Helper()
 	home, err := os.MkdirTemp("", "protolab-pty-")
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +127,9 @@ func startPtyAnswering(t testing.TB, user runUser, answer string, env []string, 
 			t.Fatal(err)
 		}
 		cmd = exec.Command(setpriv, append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", nobodyBinary(t)}, argv...)...)
+	}
+	if script != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", script, "sh"}, cmd.Args...)...)
 	}
 	// The race detector sleeps a second at exit unless told not to.
 	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
@@ -214,10 +225,20 @@ func (r *ptyRun) waitFor(what string, want ...string) {
 		select {
 		case <-changed:
 		case <-r.waited:
+			if !r.closed {
+				<-r.readEnd // what it wrote before it exited
+			}
 			r.mu.Lock()
 			s = r.out.String()
 			r.mu.Unlock()
-			r.t.Fatalf("the program exited (%v) before %s; it showed:\n%s", r.waitErr, what, s)
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(s, w)
+			}
+			if !ok {
+				r.t.Fatalf("the program exited (%v) before %s; it showed:\n%s", r.waitErr, what, s)
+			}
+			return
 		case <-deadline:
 			r.t.Fatalf("waiting for %s (%q); the terminal shows:\n%s", what, want, s)
 		}

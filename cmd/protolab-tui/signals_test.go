@@ -296,3 +296,26 @@ func TestRepeatedHangupForcesNothing(t *testing.T) {
 		t.Errorf("first %v, cause %v", s.got(), context.Cause(ctx))
 	}
 }
+
+// TestCtrlCUnderAShell runs the binary from sh -c, as a script does: sh is
+// the terminal's session leader and the binary runs in sh's process group.
+// As nobody with capture on, the namespaced child takes the terminal's
+// foreground, gets the typed Ctrl-C once, and the terminal is given back:
+// sh goes on and may read the terminal (a background process group reading
+// it would be stopped by SIGTTIN).
+func TestCtrlCUnderAShell(t *testing.T) {
+	r := startPtyWith(t, userNobody, "", `"$@"; echo "EXIT $?"; read line; echo "READ $line"`, []string{"NO_COLOR=1"},
+		append([]string{"--headless", "--json", "--capture", "on", "--count", "100000000"}, freePorts...)...)
+	r.waitFor("the probes to run in the namespace", `"mode":"namespace"`, `"op":"probe"`)
+	r.type_("\x03")
+	r.waitFor("the exit code", "EXIT 130")
+	r.type_("back\n")
+	r.waitFor("the shell to read the terminal", "READ back")
+	code, out := r.exit()
+	if code != 0 || strings.Count(out, "the lab was torn down") != 1 || strings.Contains(out, "second signal") {
+		t.Errorf("sh exit %d:\n%s", code, tail(out))
+	}
+	if left := r.spoolLeft(); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
+	}
+}
