@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs protolab's benchmarks and prints each figure beside its reference
 # from the same run, as a ratio. Usage:
-#   bench/run.sh [foundation|decode|memory|flood|ui|idle|docker|all] [runs]
+#   bench/run.sh [foundation|decode|memory|flood|ui|idle|terminal|docker|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
 # decode:     1 M generated packets through protolab --read vs tshark
 # memory:     10 M packets replayed with the default ring sizes: peak RSS
 # flood:      a ws message flood on lo with live capture: drops and decode lag (root)
 # ui:         the explorer's frame with 1 k vs 1 M records buffered; p99 frame under a flood
 # idle:       CPU of the explorer idling on an up lab (tmux, 10 s) vs the same lab kept headless
+# terminal:   --help and a headless run under a pty that never answers vs TERM=dumb
 # docker:     start → four protocols verified on Docker (images cached) vs docker-compose up + the same checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,6 +110,18 @@ idle() {
   printf 'idle CPU over 10 s, lab up, nothing happening: explorer %s%% of a core, the same lab headless (--keep) %s%% (the explorer'"'"'s own cost is the difference; target: near 0)\n' "$tui" "$headless"
 }
 
+terminal() {
+  local out=$tmp/terminal
+  go test -run '^$' -bench 'BenchmarkSilentTerminal' -benchtime 10x -count "$runs" ./cmd/protolab-tui/ >"$out"
+  local cmd
+  for cmd in help headless; do
+    # the median run by its ratio, with its two times
+    grep -E "^BenchmarkSilentTerminal/$cmd-[0-9]+ " "$out" | awk '{for (i = 3; i < NF; i++) v[$(i+1)] = $i; print v["silent/dumb"], v["silent-ms/op"], v["dumb-ms/op"]}' |
+      sort -n | awk -v cmd="$cmd" '{a[NR]=$0} END {split(a[int((NR+1)/2)], m, " ");
+        printf "terminal: %s under a pty that never answers %.1f ms, with TERM=dumb %.1f ms: ratio %.2f (target ≤ 1.2; before: +5000 ms)\n", cmd, m[2], m[3], m[1]}'
+  done
+}
+
 docker() {
   local out=$tmp/docker
   go test -run '^$' -bench 'BenchmarkStartToVerified' -benchtime 3x -count "$runs" ./lab/providers/docker/ >"$out"
@@ -125,7 +138,8 @@ case $what in
   flood) flood ;;
   ui) ui ;;
   idle) idle ;;
+  terminal) terminal ;;
   docker) docker ;;
-  all) foundation; decode; memory; flood; ui; idle; docker ;;
-  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|idle|docker|all] [runs]" >&2; exit 2 ;;
+  all) foundation; decode; memory; flood; ui; idle; terminal; docker ;;
+  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|idle|terminal|docker|all] [runs]" >&2; exit 2 ;;
 esac

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,9 @@ type ExportEvent struct {
 	Secrets int    `json:"secrets"`
 	Note    string `json:"note,omitempty"`
 	Error   string `json:"error,omitempty"`
+	// CutShort says the run was interrupted: the file holds what was
+	// captured until then (its section comment says so too).
+	CutShort bool `json:"cut_short,omitempty"`
 }
 
 // EventType implementations.
@@ -262,9 +266,16 @@ func (l *Lab) openCapture(ctx context.Context) (*capture.Capture, string, error)
 		}
 		note += err.Error() + ": the TLS keys are kept in memory only (exports still hold them)"
 	}
+	spool := filepath.Join(l.cfg.StateDir, "spool")
+	l.spoolSwept.Do(func() {
+		// Spools have no name now; named ones are an older version's,
+		// left when its run was killed or forced out.
+		if swept := capture.SweepSpool(spool).Note(spool); swept != "" {
+			note = strings.TrimPrefix(note+"; "+swept, "; ")
+		}
+	})
 	c, err := capture.Start(src, mode, capture.Options{
-		Ports: seen, Keys: l.keys, Store: l.store,
-		SpoolDir: filepath.Join(l.cfg.StateDir, "spool"),
+		Ports: seen, Keys: l.keys, Store: l.store, SpoolDir: spool,
 	})
 	if err != nil {
 		closeSrc()
@@ -290,7 +301,7 @@ func (l *Lab) keepKeys() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("TLS key log: %w", err)
 	}
-	PruneOld(dir, ".keys", keptKeyLogs-1)
+	PruneOld(dir, ".keys", keptKeyLogs-1, 0)
 	path := filepath.Join(dir, fmt.Sprintf("%s-%s.keys", l.cfg.Name, time.Now().Format("20060102-150405.000")))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -300,33 +311,50 @@ func (l *Lab) keepKeys() error {
 	return l.keys.SetSink(f)
 }
 
-// keptKeyLogs is how many runs' TLS key logs the state directory keeps.
-const keptKeyLogs = 20
+// What the state directory keeps: the TLS key logs of the last
+// keptKeyLogs runs, and in the default export folder (<state-dir>/captures)
+// the newest keptCaptures exports, at most keptCaptureBytes in all (the
+// newest one whatever its size).
+const (
+	keptKeyLogs      = 20
+	keptCaptures     = 20
+	keptCaptureBytes = 2 << 30
+)
 
 // PruneOld removes the oldest files ending in suffix from dir until at most
-// keep remain (by modification time).
-func PruneOld(dir, suffix string, keep int) {
+// keep remain (by modification time) and, when maxBytes is above 0, until
+// they hold at most maxBytes in all — the newest file is never removed for
+// its size. It returns how many files it removed.
+func PruneOld(dir, suffix string, keep int, maxBytes int64) int {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		return 0
 	}
 	type file struct {
 		path string
 		mod  time.Time
+		size int64
 	}
 	var files []file
 	for _, e := range entries {
 		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), suffix) {
 			if info, err := e.Info(); err == nil {
-				files = append(files, file{filepath.Join(dir, e.Name()), info.ModTime()})
+				files = append(files, file{filepath.Join(dir, e.Name()), info.ModTime(), info.Size()})
 			}
 		}
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].mod.Before(files[j].mod) })
-	for len(files) > keep {
-		_ = os.Remove(files[0].path)
-		files = files[1:]
+	sort.Slice(files, func(i, j int) bool { return files[i].mod.After(files[j].mod) }) // newest first
+	removed := 0
+	var total int64
+	for i, f := range files {
+		total += f.size
+		if i >= keep || i > 0 && maxBytes > 0 && total > maxBytes {
+			if os.Remove(f.path) == nil {
+				removed++
+			}
+		}
 	}
+	return removed
 }
 
 // SyncCapture waits until the capture has decoded everything sent so far
@@ -377,7 +405,7 @@ func (l *Lab) StopCapture() *Job {
 // DefaultExportPath is where Export("") writes now:
 // <state dir>/captures/<lab>-<time>.pcapng.
 func (l *Lab) DefaultExportPath() string {
-	return filepath.Join(l.cfg.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", l.cfg.Name, time.Now().Format("20060102-150405")))
+	return filepath.Join(l.cfg.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", l.cfg.Name, time.Now().Format("20060102-150405.000")))
 }
 
 // Export writes every capture since the lab was created (the running one
@@ -385,10 +413,27 @@ func (l *Lab) DefaultExportPath() string {
 // show) as one pcapng with the TLS key log embedded. It returns at once; the
 // outcome is one ExportEvent (Error set, and the Job's error, on failure;
 // Note saying what the file lacks, if anything). An empty path means
-// <state dir>/captures/<lab>-<time>.pcapng.
-func (l *Lab) Export(path string) *Job {
+// <state dir>/captures/<lab>-<time>.pcapng. That folder (the default one,
+// whatever the file's name) is created when missing and keeps the newest 20
+// exports (2 GiB at most; older ones are removed, and the event says so).
+// Any other path's folder must exist.
+func (l *Lab) Export(path string) *Job { return l.export(path, "") }
+
+// ExportCutShort is Export for a run that was interrupted: the file's
+// section comment (what Wireshark shows as the capture comment) and the
+// event's Note say it was cut short, and why.
+func (l *Lab) ExportCutShort(path, why string) *Job {
+	return l.export(path, fmt.Sprintf("cut short: %s at %s; the file holds the packets captured until then", why, time.Now().Format(time.RFC3339)))
+}
+
+func (l *Lab) export(path, cutShort string) *Job {
+	captures := filepath.Join(l.cfg.StateDir, "captures")
 	if path == "" {
 		path = l.DefaultExportPath()
+	}
+	defaultDir := "" // set when the export goes to the state directory's folder
+	if filepath.Dir(filepath.Clean(path)) == filepath.Clean(captures) {
+		defaultDir = captures
 	}
 	s := l.captureSession()
 	s.mu.Lock()
@@ -413,12 +458,27 @@ func (l *Lab) Export(path string) *Job {
 	go func() {
 		defer s.work.Done()
 		secrets := l.keys.Len()
-		res, err := capture.ExportAll(path, l.keys, ran...)
-		ev := ExportEvent{At: now(), Path: path, Packets: res.Packets, Secrets: secrets}
+		var err error
+		if defaultDir != "" {
+			if err = os.MkdirAll(defaultDir, 0o700); err != nil {
+				err = fmt.Errorf("export: creating the captures folder: %w", err)
+			}
+		}
+		var res capture.ExportResult
+		if err == nil {
+			res, err = capture.ExportAllWith(path, l.keys, capture.ExportOptions{Comment: cutShort}, ran...)
+		}
+		ev := ExportEvent{At: now(), Path: path, Packets: res.Packets, Secrets: secrets, CutShort: cutShort != ""}
 		if err != nil {
 			ev.Error = err.Error()
 		} else {
-			ev.Note = res.Note()
+			notes := []string{cutShort, res.Note()}
+			if defaultDir != "" {
+				if n := PruneOld(defaultDir, ".pcapng", keptCaptures, keptCaptureBytes); n > 0 {
+					notes = append(notes, fmt.Sprintf("removed the %d oldest exports of %s: it keeps the newest %d, %d GiB at most", n, defaultDir, keptCaptures, keptCaptureBytes>>30))
+				}
+			}
+			ev.Note = strings.Join(slices.DeleteFunc(notes, func(s string) bool { return s == "" }), "; ")
 		}
 		l.emit(ev)
 		j.finish(err)

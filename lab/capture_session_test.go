@@ -86,6 +86,23 @@ func outcomes(events []lab.Event) string {
 	return strings.Join(out, "; ")
 }
 
+// openSpools lists this process's open files in the spool folder (spools
+// have no name: /proc shows them as "<dir>/#<inode> (deleted)").
+func openSpools(t *testing.T, dir string) []string {
+	t.Helper()
+	fds, err := filepath.Glob("/proc/self/fd/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && strings.HasPrefix(target, dir+"/") {
+			out = append(out, target)
+		}
+	}
+	return out
+}
+
 func TestStartCaptureTwiceRunsOneCapture(t *testing.T) {
 	testenv.NeedRoot(t)
 	state := t.TempDir()
@@ -107,9 +124,11 @@ func TestStartCaptureTwiceRunsOneCapture(t *testing.T) {
 	if on, mode := l.Capturing(); !on || mode != capture.ModeLive {
 		t.Fatalf("capturing %v %s", on, mode)
 	}
-	spools, _ := filepath.Glob(filepath.Join(state, "spool", "*"))
-	if len(spools) != 1 {
-		t.Errorf("spool files %v, want one: one capture runs", spools)
+	if spools := openSpools(t, filepath.Join(state, "spool")); len(spools) != 1 {
+		t.Errorf("open spool files %v, want one: one capture runs", spools)
+	}
+	if named, _ := filepath.Glob(filepath.Join(state, "spool", "*")); len(named) != 0 {
+		t.Errorf("spool files with names %v: spools have none, so none outlives its run", named)
 	}
 	if err := wait(t, l.Probe(ctx)); err != nil {
 		t.Fatal(err)
@@ -386,8 +405,8 @@ func TestStopAndCloseWaitForAStartInProgress(t *testing.T) {
 	if on, _ := l.Capturing(); on {
 		t.Error("capture is on after Close")
 	}
-	if spools, _ := filepath.Glob(filepath.Join(state, "spool", "*")); len(spools) != 0 {
-		t.Errorf("spool files left after Close: %v", spools)
+	if spools := openSpools(t, filepath.Join(state, "spool")); len(spools) != 0 {
+		t.Errorf("spool files still open after Close: %v", spools)
 	}
 	if err := wait(t, l.StartCapture(ctx)); !errors.Is(err, lab.ErrLabClosed) {
 		t.Errorf("start after Close: %v, want %q", err, lab.ErrLabClosed)

@@ -95,6 +95,14 @@ type VagrantOptions struct {
 // DefaultReadLimit is the apps' WebSocket read limit unless one is set.
 const DefaultReadLimit = 64 << 10
 
+// MaxPayload is the largest probe payload: the apps take at most 1 MiB per
+// HTTP body.
+const MaxPayload = 1 << 20
+
+// MaxRingSize bounds the records kept per app (each ring is allocated
+// whole: about 300 bytes a record).
+const MaxRingSize = 1_000_000
+
 // SeedApps returns the seed lab's apps: one per protocol, named after it, on
 // its default port.
 func SeedApps() []App {
@@ -239,8 +247,8 @@ func (c Config) WithDefaults() (Config, error) {
 			return c, configErr("probe.payload", "payload %d is more than app %s accepts (apps[%d].read_limit %d bytes per WebSocket message)", c.Probe.Payload, a.Name, i, a.ReadLimit)
 		}
 	}
-	if c.Probe.Payload > 1<<20 {
-		return c, configErr("probe.payload", "payload %d: the apps take at most 1 MiB per HTTP body", c.Probe.Payload)
+	if c.Probe.Payload > MaxPayload {
+		return c, configErr("probe.payload", "payload %d: the apps take at most 1 MiB (%d bytes) per HTTP body", c.Probe.Payload, MaxPayload)
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 5 * time.Minute
@@ -255,8 +263,8 @@ func (c Config) WithDefaults() (Config, error) {
 	default:
 		return c, configErr("capture.mode", "capture mode %q: want auto, on or off", c.Capture.Mode)
 	}
-	if c.Capture.RingSize < 0 {
-		return c, configErr("capture.ring", "the ring size must be positive (records kept per app)")
+	if c.Capture.RingSize < 0 || c.Capture.RingSize > MaxRingSize {
+		return c, configErr("capture.ring", "ring %d: the records kept per app are 1 to %d (0: the default, %d)", c.Capture.RingSize, MaxRingSize, wire.DefaultRingSize)
 	}
 	if c.Capture.RingSize == 0 {
 		c.Capture.RingSize = wire.DefaultRingSize

@@ -116,6 +116,8 @@ type Lab struct {
 	store   *wire.Store  // decoded records, kept across capture restarts
 	keyFile *os.File
 	cs      captureSession
+	// spoolSwept: stale named spools are removed once per lab
+	spoolSwept sync.Once
 }
 
 // New creates a Lab in state down. newProvider builds the provider from the

@@ -499,7 +499,7 @@ func TestPruneOldKeepsTheNewest(t *testing.T) {
 		os.Chtimes(f, base.Add(time.Duration(i)*time.Minute), base.Add(time.Duration(i)*time.Minute))
 	}
 	os.WriteFile(filepath.Join(dir, "other.txt"), nil, 0o600)
-	lab.PruneOld(dir, ".keys", 2)
+	lab.PruneOld(dir, ".keys", 2, 0)
 	left, _ := filepath.Glob(filepath.Join(dir, "*"))
 	var names []string
 	for _, f := range left {

@@ -7,21 +7,35 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
+	"github.com/protolab/protolab-tui/internal/termbg"
 	"github.com/protolab/protolab-tui/lab"
 )
 
-// Run opens the explorer on l and returns when the user quits.
+// ErrInterrupted is returned by Run when the explorer quit on Ctrl-C (the
+// key: in the explorer's raw mode it is a key, not a signal), so the caller
+// can exit as an interrupted program does (130).
+var ErrInterrupted = errors.New("the explorer was interrupted (Ctrl-C)")
+
+// BackgroundTimeout bounds the wait for the terminal's answer to the
+// background-colour query: a terminal that never answers costs this much
+// once, at start, and gets the dark palette.
+const BackgroundTimeout = 300 * time.Millisecond
+
+// Run opens the explorer on l and returns when the user quits (ErrInterrupted
+// when that was Ctrl-C) or ctx ends (nil: the caller knows why). Signals are
+// the caller's: the explorer installs no handler of its own.
 func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
-	if os.Getenv("NO_COLOR") != "" {
-		lipgloss.SetColorProfile(termenv.Ascii)
-	}
+	setupColours()
 	l.Interactive(true) // prompts (host keys, passphrases) are answered here
 	defer l.Interactive(false)
 	events, stop := l.Subscribe()
@@ -35,9 +49,58 @@ func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
 		Name: cfg.Name, Provider: cfg.Provider, StateDir: cfg.StateDir,
 		Fingerprint: l.PKI().Fingerprint(), CaptureMode: cfg.Capture.Mode, AutoStart: autoStart, Apps: cfg.Apps,
 	})
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx))
+	var keys lastKeys
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
+		tea.WithoutSignalHandler(), tea.WithFilter(keys.filter))
 	if _, err := p.Run(); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("terminal UI: %w", err)
 	}
+	if ctx.Err() == nil && keys.endedOnCtrlC() {
+		return ErrInterrupted
+	}
 	return nil
+}
+
+// setupColours points lipgloss at the terminal as it is now. Bubble Tea's
+// package init would have asked the terminal for its background and waited
+// up to 5 s for an answer; cmd/protolab-tui prevents that
+// (internal/termquiet), and here the explorer asks instead, bounded by
+// BackgroundTimeout, and only when colours are on at all (NO_COLOR, or a
+// terminal without colours, means no question).
+func setupColours() {
+	out := termenv.NewOutput(os.Stdout)
+	termenv.SetDefaultOutput(out)
+	r := lipgloss.DefaultRenderer()
+	r.SetOutput(out)
+	profile := out.EnvColorProfile() // Ascii with NO_COLOR
+	r.SetColorProfile(profile)
+	dark := true
+	if profile != termenv.Ascii {
+		dark = termbg.Dark(os.Stdin, os.Stdout, BackgroundTimeout).Dark
+	}
+	r.SetHasDarkBackground(dark)
+}
+
+// lastKeys remembers the last two keys the explorer got, to tell a quit on
+// Ctrl-C from one on q. Ctrl-C counts when it is the last key before the
+// program ended, or the one before a confirming key (should Ctrl-C ask
+// first, as q does while the lab is up).
+type lastKeys struct {
+	mu   sync.Mutex
+	keys [2]string
+}
+
+func (k *lastKeys) filter(_ tea.Model, msg tea.Msg) tea.Msg {
+	if key, ok := msg.(tea.KeyMsg); ok {
+		k.mu.Lock()
+		k.keys[0], k.keys[1] = k.keys[1], key.String()
+		k.mu.Unlock()
+	}
+	return msg
+}
+
+func (k *lastKeys) endedOnCtrlC() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys[1] == "ctrl+c" || k.keys[0] == "ctrl+c"
 }

@@ -11,15 +11,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/protolab/protolab-tui/internal/termquiet"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/headless"
@@ -49,6 +51,7 @@ type options struct {
 	printLab bool
 	compose  bool
 	labFile  *lab.LabFile
+	labPath  string
 	cfg      lab.Config
 }
 
@@ -62,6 +65,9 @@ func (p portFlag) Set(v string) error {
 	n, err := strconv.Atoi(port)
 	if !ok || name == "" || err != nil {
 		return fmt.Errorf("%q: want APP=PORT, e.g. ws=3002 (0 picks a free port)", v)
+	}
+	if n < 0 || n > 65535 {
+		return fmt.Errorf("%q: the port is 0 (any free port) to 65535", v)
 	}
 	p[strings.TrimSpace(name)] = n
 	return nil
@@ -91,12 +97,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	protocols := fs.String("protocols", "", "comma-separated protocols: run only the apps that speak them (default: every app)")
 	appNames := fs.String("apps", "", "comma-separated app names: run only these apps (default: every app)")
 	fs.IntVar(&c.Probe.Count, "count", probe.DefaultCount, "echo round trips per app")
-	fs.IntVar(&c.Probe.Payload, "payload", 32, "bytes per echo message")
+	fs.IntVar(&c.Probe.Payload, "payload", 32, fmt.Sprintf("bytes per echo message (1 to %d)", lab.MaxPayload))
 	readLimit := fs.Int64("read-limit", lab.DefaultReadLimit, "largest WebSocket message every app accepts (bytes)")
 	origins := fs.String("allowed-origins", "", "comma-separated extra browser origins every WebSocket app accepts")
 	sans := fs.String("san", "", "comma-separated extra names for the lab's TLS certificate")
 	fs.StringVar(&c.Capture.Mode, "capture", "auto", "capture the lab's traffic: auto (when this process may), on (socket-level if nothing better), off")
-	fs.IntVar(&c.Capture.RingSize, "ring", 10000, "records kept per app for the packet view")
+	fs.IntVar(&c.Capture.RingSize, "ring", 10000, fmt.Sprintf("records kept per app for the packet view (1 to %d)", lab.MaxRingSize))
 	fs.StringVar(&o.read, "read", "", "decode a pcap or pcapng file with the lab's port map (the apps' ports) and print what is on the wire; no lab is started")
 	fs.StringVar(&c.SSH.Host, "host", "", "with --provider ssh: the lab host, user@host[:port] or an alias from ~/.ssh/config")
 	identity := fs.String("identity", "", "with --provider ssh: a private key file (ssh-agent keys are offered too)")
@@ -107,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&c.Vagrant.Halt, "vagrant-halt", false, "with --provider vagrant: tear down by halting the VM (vagrant halt) instead of destroying it")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
 	fs.BoolVar(&c.Docker.Purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
-	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded)")
+	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded; its folder must exist)")
 	fs.DurationVar(&c.OpTimeout, "timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -120,10 +126,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkRanges(fs, set); err != nil {
+		return o, err
+	}
+	if o.pcap != "" {
+		if err := checkPcapPath(o.pcap); err != nil {
+			return o, err
+		}
+	}
 
 	// The lab file, or the seed lab; then the flags that were given.
 	var err error
-	if *labPath != "" {
+	if o.labPath = *labPath; *labPath != "" {
 		if o.labFile, err = lab.LoadLabFile(*labPath); err != nil {
 			return o, err
 		}
@@ -200,13 +214,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		apps = slices.DeleteFunc(apps, func(a lab.App) bool { return !slices.Contains(keep, a.Name) })
 	}
 	o.cfg.Apps = apps
-	if o.cfg.Probe.Count < 1 && set["count"] {
-		return o, errors.New("--count must be at least 1")
-	}
-	if o.cfg.Probe.Payload < 1 && set["payload"] {
-		return o, errors.New("--payload must be at least 1")
-	}
 	if o.cfg, err = o.cfg.WithDefaults(); err != nil {
+		if f := flagFor(err, set); f != "" {
+			return o, fmt.Errorf("--%s %s: %s", f, fs.Lookup(f).Value, err.(*lab.ConfigError).Msg)
+		}
 		return o, o.labFile.Explain(err)
 	}
 	if err := providers.Check(o.cfg); err != nil {
@@ -216,6 +227,93 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--provider %s: %w", o.cfg.Provider, err)
 	}
 	return o, nil
+}
+
+// ranges are the numeric flags' ranges, checked when the flag is given
+// (a lab file's values are checked by lab.Config.WithDefaults).
+var ranges = []struct {
+	flag   string
+	lo, hi int64 // hi 0: no upper bound
+	want   string
+}{
+	{"count", 1, 0, "want 1 or more (echo round trips per app)"},
+	{"payload", 1, lab.MaxPayload, fmt.Sprintf("want 1 to %d (bytes per echo message; a WebSocket app takes at most its read limit)", lab.MaxPayload)},
+	{"read-limit", 1, 0, "want 1 or more (bytes in one WebSocket message)"},
+	{"ring", 1, lab.MaxRingSize, fmt.Sprintf("want 1 to %d (records kept per app for the packet view)", lab.MaxRingSize)},
+	{"http-port", 0, 65535, "want 0 (any free port) to 65535"},
+	{"https-port", 0, 65535, "want 0 (any free port) to 65535"},
+	{"ws-port", 0, 65535, "want 0 (any free port) to 65535"},
+	{"wss-port", 0, 65535, "want 0 (any free port) to 65535"},
+}
+
+// checkRanges checks the values of the flags given against their ranges,
+// naming the flag, its value and the range.
+func checkRanges(fs *flag.FlagSet, set map[string]bool) error {
+	for _, r := range ranges {
+		if !set[r.flag] {
+			continue
+		}
+		v, err := strconv.ParseInt(fs.Lookup(r.flag).Value.String(), 10, 64)
+		if err != nil || v < r.lo || r.hi != 0 && v > r.hi {
+			return fmt.Errorf("--%s %s: %s", r.flag, fs.Lookup(r.flag).Value, r.want)
+		}
+	}
+	if set["timeout"] {
+		if d, _ := time.ParseDuration(fs.Lookup("timeout").Value.String()); d <= 0 {
+			return fmt.Errorf("--timeout %s: want a duration above 0, such as 90s or 5m (the bound on each lifecycle step)", fs.Lookup("timeout").Value)
+		}
+	}
+	for flagName, values := range map[string][]string{"capture": {"auto", "on", "off"}, "remote-priv": {"auto", "sudo", "none"}} {
+		if v := fs.Lookup(flagName).Value.String(); set[flagName] && !slices.Contains(values, v) {
+			return fmt.Errorf("--%s %q: want one of %s", flagName, v, strings.Join(values, ", "))
+		}
+	}
+	return nil
+}
+
+// configFlags maps the places in the configuration that a flag sets to the
+// flag, so that a mistake there names the flag that made it.
+var configFlags = map[string]string{
+	"name": "name", "bind": "bind", "state_dir": "state-dir", "probe.count": "count", "probe.payload": "payload",
+	"timeout": "timeout", "capture.mode": "capture", "capture.ring": "ring", "ssh.remote_priv": "remote-priv",
+}
+
+// flagFor returns the flag given that set the place err is about ("" when
+// no flag did).
+func flagFor(err error, set map[string]bool) string {
+	var ce *lab.ConfigError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	if f, ok := configFlags[ce.Path]; ok && set[f] {
+		return f
+	}
+	return ""
+}
+
+// checkPcapPath refuses a --pcap path whose folder does not exist (the
+// export creates no folders: as root that would be anywhere) or is not
+// writable, or that is a folder itself.
+func checkPcapPath(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("--pcap %s is a folder: give a file name in it, such as %s", path, filepath.Join(path, "lab.pcapng"))
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("--pcap %s: the folder %s does not exist: create it first (mkdir -p %s), or give a path in an existing folder", path, dir, dir)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("--pcap %s: this user may not reach the folder %s (%w): give a path in a folder you own", path, dir, err)
+	case err != nil:
+		return fmt.Errorf("--pcap %s: %w", path, err)
+	case !st.IsDir():
+		return fmt.Errorf("--pcap %s: %s is not a folder", path, dir)
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("--pcap %s: this user may not write in the folder %s (%w): give a path in a folder you own", path, dir, err)
+	}
+	return nil
 }
 
 func names(apps []lab.App) []string {
@@ -237,6 +335,7 @@ func splitList(s string) []string {
 }
 
 func main() {
+	termquiet.Restore() // TERM as it was: Bubble Tea's init asked the terminal nothing
 	if code, handled := namespace(os.Args[1:]); handled {
 		os.Exit(code)
 	}
@@ -302,9 +401,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if o.read != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		if _, err := headless.Replay(ctx, o.read, o.cfg.Apps, o.cfg.Capture.RingSize, o.json, stdout); err != nil {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		stop := watchStops(cancel, stderr, func() string { return "Left behind: nothing (--read starts no lab)." })
+		defer stop.stop()
+		_, err := headless.Replay(ctx, o.read, o.cfg.Apps, o.cfg.Capture.RingSize, o.json, stdout)
+		if sig := stop.got(); sig != nil {
+			fmt.Fprintf(stderr, "protolab-tui: %s: the figures above are of the packets read until then\n", describe(sig))
+			return exitFor(sig)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "protolab-tui:", err)
 			return exitFailed
 		}
@@ -340,57 +446,74 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	var got os.Signal
-	gotc := make(chan os.Signal, 1)
-	go func() {
-		s, ok := <-sigs
-		if !ok {
-			return
-		}
-		gotc <- s
-		cancel()
-		if _, again := <-sigs; again {
-			fmt.Fprintln(stderr, "protolab-tui: second signal, exiting without teardown")
-			os.Exit(exitFailed)
-		}
-	}()
+	// SIGINT, SIGTERM and SIGHUP cancel ctx: the front end tears the lab
+	// down once, and the exit code is 128+signal; a second SIGINT or
+	// SIGTERM meanwhile forces the exit (signals.go).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop := watchStops(cancel, stderr, func() string { return leftBehind(o) })
+	defer stop.stop()
 
 	if !o.headless {
 		defer l.Close()
 		err := ui.Run(ctx, l, true)
-		if l.InProcess() && l.Snapshot().State != lab.Down {
-			// The embedded lab lives in this process: it ends with it, cleanly.
-			tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = l.Teardown(tctx).Wait(tctx)
-			cancel()
+		hungUp := err != nil && stop.got() == nil && terminalGone(os.Stdin)
+		if hungUp {
+			// The terminal closed: its reader failed before SIGHUP came
+			// (or with no SIGHUP at all). The same end as SIGHUP's.
+			cancel(errors.New(describe(syscall.SIGHUP)))
 		}
-		if err != nil {
+		var tearErr error
+		if stop.got() != nil || hungUp || l.InProcess() {
+			// A signal tears any lab down; otherwise the embedded lab
+			// (which lives in this process) ends with it, cleanly.
+			tearErr = tearDown(l, max(30*time.Second, o.cfg.OpTimeout))
+		}
+		switch sig := stop.got(); {
+		case sig != nil:
+			return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
+		case hungUp:
+			return interrupted(stderr, describe(syscall.SIGHUP), tearErr, o, exitFor(syscall.SIGHUP))
+		case errors.Is(err, ui.ErrInterrupted):
+			return interrupted(stderr, "interrupted (Ctrl-C)", tearErr, o, exitSIGINT)
+		case err != nil:
 			fmt.Fprintln(stderr, "protolab-tui:", err)
+			return exitFailed
+		case tearErr != nil:
+			fmt.Fprintln(stderr, "protolab-tui: teardown:", tearErr)
 			return exitFailed
 		}
 		return exitOK
 	}
 	defer l.Close()
 	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout, Notes: stderr, Pcap: o.pcap})
-	select {
-	case got = <-gotc:
-	default:
+	if sig := stop.got(); sig != nil {
+		var tearErr error
+		if errors.Is(err, headless.ErrTeardown) {
+			tearErr = err
+		}
+		return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
 	}
-	switch {
-	case got == os.Interrupt:
-		fmt.Fprintln(stderr, "protolab-tui: interrupted; the lab was torn down")
-		return exitSIGINT
-	case got == syscall.SIGTERM:
-		fmt.Fprintln(stderr, "protolab-tui: terminated; the lab was torn down")
-		return exitSIGTERM
-	case err != nil:
+	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui:", err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// terminalGone reports whether f is a terminal that has hung up (closed).
+func terminalGone(f *os.File) bool {
+	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1 && fds[0].Revents&unix.POLLHUP != 0
+}
+
+// interrupted reports the end of an interrupted run and returns code.
+func interrupted(stderr io.Writer, why string, tearErr error, o options, code int) int {
+	if tearErr != nil {
+		fmt.Fprintf(stderr, "protolab-tui: %s; the teardown failed: %v\n%s\n", why, tearErr, leftBehind(o))
+		return code
+	}
+	fmt.Fprintf(stderr, "protolab-tui: %s; the lab was torn down\n", why)
+	return code
 }

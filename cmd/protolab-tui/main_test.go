@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -345,7 +348,7 @@ func wireMessages(t *testing.T, rep map[string]any) map[string]float64 {
 
 func TestHeadlessCaptureAndPcap(t *testing.T) {
 	testenv.NeedRoot(t) // TestHeadlessUnprivileged covers other users
-	pcap := filepath.Join(t.TempDir(), "out", "lab.pcapng")
+	pcap := filepath.Join(t.TempDir(), "lab.pcapng")
 	rep := report(t, command(t, append([]string{"--headless", "--json", "--count", "30", "--pcap", pcap}, freePorts...)...))
 	capt, _ := rep["capture"].(map[string]any)
 	if capt["mode"] != "live" || capt["queue_drops"] != float64(0) {

@@ -80,9 +80,8 @@ type Capture struct {
 	queue chan item
 	ports wire.PortMap
 
-	spoolPath string
-	spoolErr  error // why there is no spool
-	spoolFile *os.File
+	spoolErr  error    // why there is no spool
+	spoolFile *os.File // unnamed: it ends with the process, however that ends
 	spool     *pcapgo.Writer
 	spoolSize int64
 	maxSpool  int64
@@ -153,20 +152,16 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 }
 
 func (c *Capture) openSpool(dir string, lt layers.LinkType) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "capture-*.pcap")
+	f, err := openSpool(dir) // unnamed (spool.go)
 	if err != nil {
 		return err
 	}
 	w := pcapgo.NewWriterNanos(f)
 	if err := w.WriteFileHeader(SnapLen, lt); err != nil {
 		f.Close()
-		os.Remove(f.Name())
-		return err
+		return fmt.Errorf("capture spool: writing its header: %w", err)
 	}
-	c.spoolFile, c.spoolPath, c.spool = f, f.Name(), w
+	c.spoolFile, c.spool = f, w
 	return nil
 }
 
@@ -361,12 +356,11 @@ func (c *Capture) Stop() error {
 // stream) or after Stop.
 func (c *Capture) Done() <-chan struct{} { return c.readDone }
 
-// Close stops the capture and removes its spool.
+// Close stops the capture and frees its spool.
 func (c *Capture) Close() error {
 	err := c.Stop()
 	if c.spoolFile != nil {
 		c.spoolFile.Close()
-		os.Remove(c.spoolPath)
 	}
 	return err
 }

@@ -3,6 +3,8 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +34,14 @@ func (r ExportResult) Note() string { return strings.Join(r.LeftOut, "; ") }
 // noPacketsAdvice says how to get packets where only socket-level capture ran.
 const noPacketsAdvice = "socket-level capture sees payloads, not packets: run as root, with CAP_NET_RAW, or where user namespaces are allowed"
 
+// ExportOptions tune ExportAllWith.
+type ExportOptions struct {
+	// Comment is the section header's comment (shb_comment): Wireshark
+	// shows it as the capture's comment, capinfos -k prints it, and
+	// OpenFile's Comment returns it.
+	Comment string
+}
+
 // ExportAll writes one pcapng file of several captures (stopped or running,
 // in the order given, normally the order they ran): a section header, one
 // interface per capture that kept packets (its own link type and name), a
@@ -43,8 +53,14 @@ const noPacketsAdvice = "socket-level capture sees payloads, not packets: run as
 //
 // Captures that kept no packets (socket-level capture) are named in the
 // result's LeftOut; when none of them kept any, ExportAll fails and writes
-// nothing. keys may be nil (no secrets block).
+// nothing. keys may be nil (no secrets block). The file's folder must
+// exist: ExportAll creates none.
 func ExportAll(path string, keys *wire.KeyLog, captures ...*Capture) (ExportResult, error) {
+	return ExportAllWith(path, keys, ExportOptions{}, captures...)
+}
+
+// ExportAllWith is ExportAll with options.
+func ExportAllWith(path string, keys *wire.KeyLog, o ExportOptions, captures ...*Capture) (ExportResult, error) {
 	var res ExportResult
 	var kept []*Capture
 	for _, c := range captures {
@@ -72,7 +88,7 @@ func ExportAll(path string, keys *wire.KeyLog, captures ...*Capture) (ExportResu
 		return res, fmt.Errorf("export: no packets to export: %s (%s)", res.Note(), noPacketsAdvice)
 	}
 
-	res, err := exportTo(path, keys, kept, res)
+	res, err := exportTo(path, keys, o, kept, res)
 	if err != nil {
 		res.Packets, res.Interfaces = 0, 0 // no file was written
 		err = diskAdvice(filepath.Dir(path), err)
@@ -92,14 +108,19 @@ func diskAdvice(dir string, err error) error {
 	return err
 }
 
-// exportTo writes the file (a temporary one, renamed into place).
-func exportTo(path string, keys *wire.KeyLog, kept []*Capture, res ExportResult) (ExportResult, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return res, fmt.Errorf("export: %w", err)
+// exportTo writes the file (a temporary one, renamed into place) into a
+// folder that must be there: an export creates no folders.
+func exportTo(path string, keys *wire.KeyLog, o ExportOptions, kept []*Capture, res ExportResult) (ExportResult, error) {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = errors.New("not a folder")
+		}
+		return res, fmt.Errorf("export to %s: the folder %s is not there (%w): create it first, or export elsewhere", path, dir, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		return res, fmt.Errorf("export: %w", err)
+		return res, fmt.Errorf("export to %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	fail := func(err error) (ExportResult, error) {
@@ -110,7 +131,7 @@ func exportTo(path string, keys *wire.KeyLog, kept []*Capture, res ExportResult)
 		return fail(fmt.Errorf("export: %w", err))
 	}
 	w, err := pcapgo.NewNgWriterInterface(tmp, kept[0].ngInterface(len(kept) > 1),
-		pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "protolab-tui"}})
+		pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "protolab-tui", Comment: o.Comment}})
 	if err != nil {
 		return fail(fmt.Errorf("export: %w", err))
 	}
@@ -176,13 +197,9 @@ func (c *Capture) ngInterface(several bool) pcapgo.NgInterface {
 // copySpool writes the packets of the capture's spool to w as interface
 // intf and returns how many it wrote.
 func (c *Capture) copySpool(w *pcapgo.NgWriter, intf int) (packets int, err error) {
-	// Reading the spool with its own handle never disturbs the writer.
-	in, err := os.Open(c.spoolPath)
-	if err != nil {
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	defer in.Close()
-	pr, err := pcapgo.NewReader(in)
+	// The spool has no name: read it through its file, at offsets of its
+	// own (pread), which never disturbs the writer.
+	pr, err := pcapgo.NewReader(io.NewSectionReader(c.spoolFile, 0, math.MaxInt64))
 	if err != nil {
 		return 0, fmt.Errorf("export: reading the spool of %s: %w", c.title(), err)
 	}

@@ -269,6 +269,16 @@ func (f *File) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	return f.r.ZeroCopyReadPacketData()
 }
 
+// Comment is a pcapng file's section comment ("" for pcap files and files
+// without one): protolab's exports of an interrupted run say there that
+// they were cut short.
+func (f *File) Comment() string {
+	if ng, ok := f.r.(*pcapgo.NgReader); ok {
+		return ng.SectionInfo().Comment
+	}
+	return ""
+}
+
 // Close implements Source.
 func (f *File) Close() error { return f.f.Close() }
 

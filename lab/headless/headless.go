@@ -32,6 +32,10 @@ type Options struct {
 	Pcap string
 }
 
+// ErrTeardown marks Run's error when the teardown failed (what it left is
+// the provider's to say).
+var ErrTeardown = errors.New("teardown failed")
+
 // AppError says which apps failed.
 type AppError struct {
 	Failed  []string
@@ -74,11 +78,18 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.TeardownTimeout)
 		defer cancel()
 		if err := l.Teardown(tctx).Wait(tctx); err != nil {
-			return fmt.Errorf("teardown: %w", err)
+			return fmt.Errorf("%w: %w", ErrTeardown, err)
 		}
 		return nil
 	}
-	err := flow(ctx, l, o)
+	exported, err := flow(ctx, l, o)
+	if ctx.Err() != nil && o.Pcap != "" && !exported {
+		// Interrupted: what was captured goes to the file before the
+		// teardown (which a second signal may cut short), marked as such.
+		if note := exportCutShort(ctx, l, o.Pcap); note != "" && o.Notes != nil {
+			fmt.Fprintln(o.Notes, note)
+		}
+	}
 	if !o.Keep || ctx.Err() != nil {
 		err = errors.Join(err, teardown())
 	}
@@ -121,20 +132,43 @@ func endpoints(l *lab.Lab) string {
 	return strings.Join(parts, ", ")
 }
 
+// exportCutShort exports what an interrupted run captured to path, marked
+// as cut short (why: the context's cause, such as the signal), with a fresh
+// bounded context. It returns a note for people when there was nothing to
+// export or the export failed (the export event says the rest).
+func exportCutShort(ctx context.Context, l *lab.Lab, path string) string {
+	if on, _ := l.Capturing(); !on && l.CaptureStats().Packets == 0 {
+		return fmt.Sprintf("--pcap %s: nothing was captured before the interrupt: no file written", path)
+	}
+	why := "interrupted"
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		why = cause.Error()
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	sctx, scancel := context.WithTimeout(ectx, 2*time.Second)
+	_ = l.SyncCapture(sctx) // what is still queued, if it comes quickly
+	scancel()
+	if err := l.ExportCutShort(path, why).Wait(ectx); err != nil {
+		return fmt.Sprintf("--pcap %s: the capture of the interrupted run could not be written: %v", path, err)
+	}
+	return ""
+}
+
 // flow runs up → deploy → capture → probe → export, stopping at the first
-// failure.
-func flow(ctx context.Context, l *lab.Lab, o Options) error {
+// failure. exported says the --pcap file was written.
+func flow(ctx context.Context, l *lab.Lab, o Options) (exported bool, err error) {
 	if err := l.Up(ctx).Wait(ctx); err != nil {
-		return err
+		return false, err
 	}
 	if err := l.Deploy(ctx).Wait(ctx); err != nil {
-		return err
+		return false, err
 	}
 	capturing := false
 	switch l.Config().Capture.Mode {
 	case "on":
 		if err := l.StartCapture(ctx).Wait(ctx); err != nil {
-			return err
+			return false, err
 		}
 		capturing = true
 	case "auto":
@@ -142,18 +176,18 @@ func flow(ctx context.Context, l *lab.Lab, o Options) error {
 	}
 	_ = l.Probe(ctx).Wait(ctx) // protocol failures are judged from the report
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	if !capturing {
 		if o.Pcap != "" {
-			return errors.New("--pcap: nothing was captured (capture is off)")
+			return false, errors.New("--pcap: nothing was captured (capture is off)")
 		}
-		return nil
+		return false, nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := l.SyncCapture(sctx); err != nil {
-		return err
+		return false, err
 	}
 	if o.Pcap != "" {
 		if err := l.Export(o.Pcap).Wait(ctx); err != nil {
@@ -161,12 +195,13 @@ func flow(ctx context.Context, l *lab.Lab, o Options) error {
 			// instead (a full or read-only disk for --pcap).
 			fallback := l.DefaultExportPath()
 			if ferr := l.Export(fallback).Wait(ctx); ferr != nil {
-				return fmt.Errorf("--pcap %s: %w; saving it in the state directory failed too: %w", o.Pcap, err, ferr)
+				return false, fmt.Errorf("--pcap %s: %w; saving it in the state directory failed too: %w", o.Pcap, err, ferr)
 			}
-			return fmt.Errorf("--pcap %s: %w; the capture is saved in %s instead", o.Pcap, err, fallback)
+			return false, fmt.Errorf("--pcap %s: %w; the capture is saved in %s instead", o.Pcap, err, fallback)
 		}
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 type printer struct {
@@ -256,6 +291,9 @@ func Describe(e lab.Event) string {
 			return fmt.Sprintf("export    FAILED: %s", e.Error)
 		}
 		s := fmt.Sprintf("export    %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
+		if e.CutShort {
+			s = "export    (cut short) " + strings.TrimPrefix(s, "export    ")
+		}
 		if e.Note != "" {
 			s += " (" + e.Note + ")"
 		}

@@ -23,6 +23,9 @@ type ReplayReport struct {
 	Seconds     float64 `json:"seconds"`
 	PacketsPerS float64 `json:"packets_per_s"`
 	Secrets     int     `json:"secrets"`
+	// Comment is the file's section comment: protolab's exports of an
+	// interrupted run say there that they were cut short.
+	Comment string `json:"comment,omitempty"`
 	// Apps are the wire figures by app name; Order lists the names in the
 	// lab's order.
 	Apps  map[string]AppWire `json:"apps"`
@@ -72,7 +75,7 @@ func Replay(ctx context.Context, path string, apps []lab.App, ring int, jsonOut 
 	elapsed := time.Since(start)
 	st := c.Stats()
 	rep := ReplayReport{Type: "replay", File: path, Packets: st.Packets, Undecodable: c.Undecodable(),
-		Seconds: elapsed.Seconds(), PacketsPerS: float64(st.Packets) / elapsed.Seconds(), Secrets: keys.Len(),
+		Seconds: elapsed.Seconds(), PacketsPerS: float64(st.Packets) / elapsed.Seconds(), Secrets: keys.Len(), Comment: src.Comment(),
 		Apps: map[string]AppWire{}}
 	for _, a := range kept {
 		rep.Apps[a.Name] = AppWire{Protocol: a.Protocol, Port: a.Port, Summary: c.Store().Counters(a.Name).Summarize()}
@@ -87,6 +90,9 @@ func Replay(ctx context.Context, path string, apps []lab.App, ring int, jsonOut 
 	} else {
 		fmt.Fprintf(out, "%s: %d packets in %.2fs (%.0f packets/s), %d TLS secrets, %d undecodable\n",
 			path, rep.Packets, rep.Seconds, rep.PacketsPerS, rep.Secrets, rep.Undecodable)
+		if rep.Comment != "" {
+			fmt.Fprintf(out, "comment: %s\n", rep.Comment)
+		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "app\tprotocol\tport\tpackets\tbytes\tflows\tmessages\thttp req\tws frames\ttls hellos\tdecrypted\terrors\t")
 		for _, name := range rep.Order {
