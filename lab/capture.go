@@ -461,7 +461,7 @@ func (l *Lab) export(path, cutShort string) *Job {
 		var err error
 		if defaultDir != "" {
 			if err = os.MkdirAll(defaultDir, 0o700); err != nil {
-				err = fmt.Errorf("export: creating the captures folder: %w", err)
+				err = fmt.Errorf("export: creating the captures folder: %w (%s is not writable: export elsewhere or make it writable; nothing captured is lost)", err, filepath.Dir(defaultDir))
 			}
 		}
 		var res capture.ExportResult
