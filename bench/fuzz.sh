@@ -23,6 +23,7 @@ mapfile -t targets < <(git ls-files '*_test.go' | xargs grep -H -o '^func Fuzz[A
 
 rows=()
 failed=0
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 for t in "${targets[@]}"; do
   dir=${t% *}; name=${t#* }
   if [ -n "$only" ] && ! [[ $name =~ $only ]]; then continue; fi
@@ -55,7 +56,7 @@ if [ -z "$only" ]; then
     echo "<!-- Written by bench/fuzz.sh; rerun it to refresh. -->"
     echo
     echo "\`bench/fuzz.sh $budget\` ran every fuzz target of the project for $budget each on $(date -u +%Y-%m-%d)"
-    echo "($(go version | awk '{print $3}'), $(nproc) CPUs, $(uname -m); the fuzzer runs one worker per CPU)."
+    echo "($(go version | awk '{print $3}'), $(nproc) CPUs, $(uname -m), load average $load at the start; the fuzzer runs one worker per CPU)."
     echo "Executions per second are the whole run's average, with each new input's minimisation bounded to ${FUZZ_MINIMIZE:-2s}"
     echo "(the fuzzer's first seconds go to the seed corpus and the cache; the figures vary from run to run with what is in the cache)."
     echo "A failing target leaves its input in the package's \`testdata/fuzz/<Target>/\`, which \`go test\` then runs every time:"
