@@ -4,6 +4,7 @@
 # docs/fuzz.md. Not part of the test command (go test runs each target's
 # seed corpus and testdata/fuzz only). Usage:
 #   bench/fuzz.sh [time per target, default 60s] [regexp of target names]
+# (FUZZ_MINIMIZE bounds the minimisation of each new input, default 2s.)
 # A target that fails leaves the input that broke it in its package's
 # testdata/fuzz/<Target>/: commit it with the fix, and `go test` keeps
 # checking it from then on. docs/fuzz.md is rewritten only when every
@@ -22,13 +23,17 @@ mapfile -t targets < <(git ls-files '*_test.go' | xargs grep -H -o '^func Fuzz[A
 
 rows=()
 failed=0
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 for t in "${targets[@]}"; do
   dir=${t% *}; name=${t#* }
   if [ -n "$only" ] && ! [[ $name =~ $only ]]; then continue; fi
   log=$tmp/$name.log
   printf '==> %-22s ./%s (%s)\n' "$name" "$dir" "$budget"
   result=ok
-  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$budget" "./$dir" >"$log" 2>&1; then
+  # Minimising each new interesting input may take up to a minute by
+  # default, with no executions counted meanwhile: a short bound keeps the
+  # figure an exploration rate (a failing input is still written).
+  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$budget" -fuzzminimizetime "${FUZZ_MINIMIZE:-2s}" "./$dir" >"$log" 2>&1; then
     result=FAILED
     failed=1
     grep -E 'Failing input written to|--- FAIL|panic:|fuzz_test.go' "$log" | head -5 | sed 's/^/    /'
@@ -51,8 +56,9 @@ if [ -z "$only" ]; then
     echo "<!-- Written by bench/fuzz.sh; rerun it to refresh. -->"
     echo
     echo "\`bench/fuzz.sh $budget\` ran every fuzz target of the project for $budget each on $(date -u +%Y-%m-%d)"
-    echo "($(go version | awk '{print $3}'), $(nproc) CPUs, $(uname -m); the fuzzer runs one worker per CPU)."
-    echo "Executions per second are the whole run's average (the fuzzer's first seconds go to the seed corpus and the cache)."
+    echo "($(go version | awk '{print $3}'), $(nproc) CPUs, $(uname -m), load average $load at the start; the fuzzer runs one worker per CPU)."
+    echo "Executions per second are the whole run's average, with each new input's minimisation bounded to ${FUZZ_MINIMIZE:-2s}"
+    echo "(the fuzzer's first seconds go to the seed corpus and the cache; the figures vary from run to run with what is in the cache)."
     echo "A failing target leaves its input in the package's \`testdata/fuzz/<Target>/\`, which \`go test\` then runs every time:"
     echo "each one found so far is committed with its fix."
     echo

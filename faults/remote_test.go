@@ -3,6 +3,7 @@ package faults_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,8 +160,10 @@ func TestSSHLabFaults(t *testing.T) {
 		from := ev.mark()
 		s.KillSessions()
 		ev.await(t, from, shown, "the link reported lost", logged("ssh", "lost"))
+		ev.await(t, from, shown, `the host's "link" detail lost`, linkDetail("lost"))
 		ev.await(t, from, shown, `capture "lost"`, captureState("lost", ""))
 		ev.await(t, from, 15*time.Second, "the link re-established", logged("ssh", "re-established"))
+		ev.await(t, from, 15*time.Second, `the host's "link" detail up`, linkDetail("up"))
 		ev.await(t, from, 15*time.Second, `capture "on" again`, captureState("on", "restarted"))
 		ev.await(t, from, 15*time.Second, "the engine's events followed again", logged("docker", "is back"))
 		do(t, l.Probe(context.Background()))
@@ -194,5 +197,21 @@ func TestSSHLabFaults(t *testing.T) {
 	}
 	if left := tcpdumpsOf(p); len(left) > 0 {
 		t.Errorf("tcpdumps (pids %v) left after teardown", left)
+	}
+}
+
+// linkDetail matches a HostEvent whose "link" detail starts with state.
+func linkDetail(state string) func(lab.Event) bool {
+	return func(e lab.Event) bool {
+		h, ok := e.(lab.HostEvent)
+		if !ok {
+			return false
+		}
+		for _, kv := range h.Host.Details {
+			if kv.Key == "link" && strings.HasPrefix(kv.Value, state) {
+				return true
+			}
+		}
+		return false
 	}
 }

@@ -163,8 +163,8 @@ func (s *captureSession) finishStop(l *Lab, c *capture.Capture, done chan struct
 // watch starts following c, which is on: when its source ends by itself
 // the capture is lost and restarted. s.mu must be held.
 func (s *captureSession) watchLocked(l *Lab, c *capture.Capture) {
-	if s.closed || c.Mode() == capture.ModeSocket {
-		return // socket-level capture has no source to lose: the lab's own sockets feed it
+	if s.closed || !c.HasSource() {
+		return // socket-level capture has no source to lose
 	}
 	s.initLocked()
 	closing := s.closing

@@ -200,9 +200,14 @@ func (l *Lab) Provider() Provider { return l.prov }
 func (l *Lab) Subscribe() (<-chan Event, func()) { return l.bus.subscribe() }
 
 func (l *Lab) emit(e Event) {
-	if ae, ok := e.(AppEvent); ok {
+	switch ev := e.(type) {
+	case AppEvent:
 		l.mu.Lock()
-		l.apps[ae.App.Name] = ae.App
+		l.apps[ev.App.Name] = ev.App
+		l.mu.Unlock()
+	case HostEvent: // a provider's news of the host (an SSH link lost)
+		l.mu.Lock()
+		l.host = ev.Host
 		l.mu.Unlock()
 	}
 	l.bus.publish(e)

@@ -352,6 +352,10 @@ func (c *Capture) Stop() error {
 	return c.err
 }
 
+// HasSource reports whether the capture reads a source (socket-level
+// capture has none: it is fed through Tap and never ends by itself).
+func (c *Capture) HasSource() bool { return c.src != nil }
+
 // Done is closed when the source has ended by itself (end of a file or
 // stream) or after Stop.
 func (c *Capture) Done() <-chan struct{} { return c.readDone }

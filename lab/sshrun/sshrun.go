@@ -54,6 +54,9 @@ type Config struct {
 	KeepAlive time.Duration
 	// Events receives link news ("lost", "reconnected"); may be nil.
 	Events func(msg string)
+	// Link, when set, is told whether the link is up as it changes (lost:
+	// false, re-established: true), with the same news.
+	Link func(up bool, msg string)
 }
 
 // ParseTarget reads "user@host:port" (user and port optional).
@@ -434,14 +437,14 @@ func (r *Runner) watchLink(c *ssh.Client) {
 // recover says the link is lost and reconnects, trying again (sooner at
 // first) until it is back or the runner is closed.
 func (r *Runner) recover() {
-	r.event(fmt.Sprintf("ssh link to %s lost: reconnecting", r.addr))
+	r.link(false, fmt.Sprintf("ssh link to %s lost: reconnecting", r.addr))
 	wait := 250 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := r.connect(ctx)
 		cancel()
 		if err == nil {
-			r.event(fmt.Sprintf("ssh link to %s re-established", r.addr))
+			r.link(true, fmt.Sprintf("ssh link to %s re-established", r.addr))
 			return
 		}
 		select {
@@ -453,9 +456,12 @@ func (r *Runner) recover() {
 	}
 }
 
-func (r *Runner) event(msg string) {
+func (r *Runner) link(up bool, msg string) {
 	if r.cfg.Events != nil {
 		r.cfg.Events(msg)
+	}
+	if r.cfg.Link != nil {
+		r.cfg.Link(up, msg)
 	}
 }
 

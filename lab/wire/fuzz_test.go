@@ -29,16 +29,30 @@ func FuzzWSParser(f *testing.F) {
 	f.Add(append(frame(false, wsText, nil, []byte("\xe2\x82")), frame(true, wsContinuation, nil, []byte("\xac!"))...), uint8(1))
 	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
 		n := int(chunk%32) + 1
-		utf8Flags := 0
-		p := wsParser{flag: func(s string) {
+		// Each UTF-8 problem flagged belongs to a frame: the one being read
+		// (flagged as its bytes come), or the one just emitted (flagged
+		// once it is whole).
+		frames := 0
+		var p wsParser
+		flaggedAt := map[int]int{}
+		p.flag = func(s string) {
 			if strings.Contains(s, "UTF-8") && !strings.Contains(s, "close") {
-				utf8Flags++
+				at := frames - 1
+				if p.cur != nil {
+					at = frames
+				}
+				flaggedAt[at]++
 			}
-		}}
+		}
 		// Text messages of short frames are rebuilt from the previews, to
 		// check the verdict on each against utf8.Valid.
-		var msg, checkMsg []byte
-		inText, short, check := false, true, false
+		type message struct {
+			first, last int
+			text        []byte
+			short       bool
+		}
+		var done []message
+		var cur *message
 		for len(b) > 0 {
 			k := min(n, len(b))
 			err := p.feed(b[:k], func(f *WSFrame) {
@@ -48,31 +62,39 @@ func FuzzWSParser(f *testing.F) {
 				var r Record
 				f.fill(&r)
 				_ = r.Text()
+				i := frames
+				frames++
 				switch {
 				case f.Control():
-				case f.Opcode == wsText && !inText && f.RSV&4 == 0 && utf8Flags == 0:
-					inText, short, msg = true, true, append(msg[:0], f.Data...)
-				case f.Opcode == wsContinuation && inText:
-					msg = append(msg, f.Data...)
+					return
+				case f.Opcode == wsText && f.RSV&4 == 0:
+					cur = &message{first: i, short: true}
+				case f.Opcode == wsContinuation && cur != nil:
 				default:
-					inText = false
+					cur = nil
+					return
 				}
-				short = short && f.Length <= PreviewBytes
-				if inText && f.Fin && !f.Control() {
-					// The verdict on a message's end comes after its
-					// last frame: checked once this piece is fed.
-					check, checkMsg = short, append(checkMsg[:0], msg...)
-					inText = false
+				cur.text = append(cur.text, f.Data...)
+				cur.short = cur.short && f.Length <= PreviewBytes
+				if f.Fin {
+					cur.last = i
+					done = append(done, *cur)
+					cur = nil
 				}
 			})
 			if err != nil {
-				return
+				break
 			}
-			if check && utf8.Valid(checkMsg) != (utf8Flags == 0) {
-				t.Fatalf("text %q: %d UTF-8 problems flagged", checkMsg, utf8Flags)
-			}
-			check = false
 			b = b[k:]
+		}
+		for _, m := range done {
+			flags := 0
+			for i := m.first; i <= m.last; i++ {
+				flags += flaggedAt[i]
+			}
+			if flags > 1 || (m.short && utf8.Valid(m.text) != (flags == 0)) {
+				t.Fatalf("text %q (frames %d–%d): %d UTF-8 problems flagged", m.text, m.first, m.last, flags)
+			}
 		}
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
@@ -43,6 +44,7 @@ type Provider struct {
 
 	mu       sync.Mutex
 	forwards map[int]net.Listener // remote port → local listener
+	host     lab.HostInfo         // as Up described it, the link's state kept current
 }
 
 // Privilege says how remote commands that need root (tcpdump, provisioning)
@@ -92,7 +94,7 @@ func (p *Provider) Runner() lab.Runner {
 // Up implements lab.Provider.
 func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	cfg := p.cfg
-	cfg.Events = func(msg string) { p.env.Log("warn", "ssh", msg) }
+	cfg.Link = p.linkChanged
 	if p.env.Ask != nil {
 		cfg.ConfirmHostKey = func(host, fp string) bool {
 			a, err := p.env.Ask(ctx, fmt.Sprintf("The host key of %s is unknown: %s. Trust it and add it to known_hosts? (yes/no)", host, fp), false)
@@ -145,8 +147,39 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	}
 	host.Provider = Name
 	host.Address = r.Addr()
-	host.Details = append([]lab.KV{{Key: "ssh", Value: r.User() + "@" + r.Addr()}, {Key: "os", Value: osr["PRETTY_NAME"]}}, host.Details...)
+	host.Details = append([]lab.KV{{Key: "ssh", Value: r.User() + "@" + r.Addr()}, {Key: "link", Value: "up"}, {Key: "os", Value: osr["PRETTY_NAME"]}}, host.Details...)
+	p.mu.Lock()
+	p.host = host
+	p.mu.Unlock()
 	return host, nil
+}
+
+// linkChanged tells the front ends that the SSH link went down or came
+// back: a log line, and the host's "link" detail (the host pane shows it
+// with no change of its own).
+func (p *Provider) linkChanged(up bool, msg string) {
+	level, state := "warn", "lost since "+time.Now().Format("15:04:05")+": reconnecting"
+	if up {
+		level, state = "info", "up (re-established "+time.Now().Format("15:04:05")+")"
+	}
+	p.env.Log(level, "ssh", msg)
+	p.mu.Lock()
+	host := p.host
+	if host.Provider == "" {
+		p.mu.Unlock()
+		return // still coming up: Up reports the host
+	}
+	host.Details = append([]lab.KV(nil), host.Details...)
+	for i, kv := range host.Details {
+		if kv.Key == "link" {
+			host.Details[i].Value = state
+		}
+	}
+	p.host = host
+	p.mu.Unlock()
+	if p.env.Emit != nil {
+		p.env.Emit(lab.HostEvent{At: lab.At{Time: time.Now()}, Host: host})
+	}
 }
 
 func (p *Provider) osRelease(ctx context.Context) (map[string]string, error) {
