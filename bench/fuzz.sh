@@ -75,6 +75,15 @@ if [ -z "$only" ]; then
     echo "| target | package | time | execs | execs/s | new interesting | result |"
     echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
+    echo
+    echo "Inputs found by fuzzing and kept as tests (\`testdata/fuzz/\`):"
+    echo
+    found=0
+    while IFS= read -r f; do
+      printf -- '- %s%s%s\n' '`' "$f" '`'
+      found=1
+    done < <(git ls-files '*/testdata/fuzz/*')
+    [ "$found" = 1 ] || echo "none yet."
   } >docs/fuzz.md
   echo "==> docs/fuzz.md written"
 fi
