@@ -4,7 +4,8 @@
 # docs/fuzz.md. Not part of the test command (go test runs each target's
 # seed corpus and testdata/fuzz only). Usage:
 #   bench/fuzz.sh [time per target, default 60s] [regexp of target names]
-# (FUZZ_MINIMIZE bounds the minimisation of each new input, default 2s.)
+# (FUZZ_MINIMIZE bounds the minimisation of each new input, default 2s; the
+# logs of failing targets are kept in FUZZ_LOGS, default /tmp/protolab-fuzz-logs.)
 # A target that fails leaves the input that broke it in its package's
 # testdata/fuzz/<Target>/: commit it with the fix, and `go test` keeps
 # checking it from then on. docs/fuzz.md is rewritten only when every
@@ -24,6 +25,7 @@ mapfile -t targets < <(git ls-files '*_test.go' | xargs grep -H -o '^func Fuzz[A
 rows=()
 failed=0
 load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+logs=${FUZZ_LOGS:-/tmp/protolab-fuzz-logs}
 for t in "${targets[@]}"; do
   dir=${t% *}; name=${t#* }
   if [ -n "$only" ] && ! [[ $name =~ $only ]]; then continue; fi
@@ -36,7 +38,15 @@ for t in "${targets[@]}"; do
   if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$budget" -fuzzminimizetime "${FUZZ_MINIMIZE:-2s}" "./$dir" >"$log" 2>&1; then
     result=FAILED
     failed=1
-    grep -E 'Failing input written to|--- FAIL|panic:|fuzz_test.go' "$log" | head -5 | sed 's/^/    /'
+    mkdir -p "$logs" && cp "$log" "$logs/"
+    if grep -q 'Failing input written to' "$log"; then
+      grep -E 'Failing input written to|--- FAIL|panic:|_test.go' "$log" | head -8 | sed 's/^/    /'
+    else
+      # No input to blame: the fuzzing engine itself gave up (a worker
+      # killed, out of memory…): what it said.
+      grep -v '^fuzz: elapsed' "$log" | tail -15 | sed 's/^/    /'
+    fi
+    echo "    (the whole log: $logs/$name.log)"
   fi
   # The last progress line: "fuzz: elapsed: 61s, execs: 123456 (2023/sec), new interesting: 12 (total: 40)"
   line=$(grep -E '^fuzz: elapsed: [0-9]+s, execs: [0-9]+' "$log" | tail -1 || true)
@@ -65,6 +75,15 @@ if [ -z "$only" ]; then
     echo "| target | package | time | execs | execs/s | new interesting | result |"
     echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
+    echo
+    echo "Inputs found by fuzzing and kept as tests (\`testdata/fuzz/\`):"
+    echo
+    found=0
+    while IFS= read -r f; do
+      printf -- '- %s%s%s\n' '`' "$f" '`'
+      found=1
+    done < <(git ls-files '*/testdata/fuzz/*')
+    [ "$found" = 1 ] || echo "none yet."
   } >docs/fuzz.md
   echo "==> docs/fuzz.md written"
 fi
