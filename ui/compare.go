@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/lipgloss"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
@@ -203,5 +202,5 @@ func (c *compareView) View() string {
 	if len(lines) > c.height && c.height > 0 {
 		lines = lines[:c.height]
 	}
-	return lipgloss.NewStyle().MaxWidth(c.width).Render(strings.Join(lines, "\n"))
+	return c.st.plain.MaxWidth(c.width).Render(strings.Join(lines, "\n"))
 }

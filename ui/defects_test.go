@@ -2,13 +2,16 @@ package ui
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/muesli/termenv"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/wire"
@@ -151,8 +154,15 @@ func TestFooterFollowsTheState(t *testing.T) {
 func TestCtrlCAsks(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
-	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC}); cmd == nil || cmd() != tea.Quit() {
+	down, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC})
+	if cmd == nil || cmd() != tea.Quit() {
 		t.Error("ctrl+c with the lab down does not quit")
+	}
+	if !down.(Model).Interrupted() {
+		t.Error("a quit on ctrl+c is not reported as interrupted")
+	}
+	if q, _ := m.Update(keys("q")[0]); q.(Model).Interrupted() {
+		t.Error("a quit on q is reported as interrupted")
 	}
 	m = send(t, m, upEvents())
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC})
@@ -160,10 +170,38 @@ func TestCtrlCAsks(t *testing.T) {
 	if cmd != nil || m.confirm != confirmQuit || !strings.Contains(m.View(), "The lab is up") {
 		t.Fatalf("ctrl+c with the lab up: confirm %v, cmd %v", m.confirm, cmd)
 	}
-	if _, cmd := m.Update(keys("n")[0]); cmd != nil {
+	if yes, _ := m.Update(keys("y")[0]); !yes.(Model).Interrupted() {
+		t.Error("ctrl+c confirmed with y is not reported as interrupted")
+	}
+	no, cmd := m.Update(keys("n")[0])
+	if cmd != nil {
 		t.Error("any other key should cancel, not quit")
 	}
-	_ = lab.Down
+	if no.(Model).Interrupted() {
+		t.Error("a quit called off still counts as interrupted")
+	}
+}
+
+// TestRendererPerModel: each explorer draws with its own renderer, so two
+// sessions (an explorer served over SSH) keep their own colour profiles.
+func TestRendererPerModel(t *testing.T) {
+	view := func(p termenv.Profile) string {
+		r := lipgloss.NewRenderer(io.Discard)
+		r.SetColorProfile(p)
+		m, _ := newModel(t)
+		m = New(m.lab, make(chan lab.Event), Options{Name: "protolab", Provider: "local", Apps: m.opt.Apps, Renderer: r})
+		return send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, upEvents()).View()
+	}
+	colour, plain := view(termenv.TrueColor), view(termenv.Ascii)
+	if !strings.Contains(colour, "\x1b[") {
+		t.Error("the true-colour session's view has no colour")
+	}
+	if strings.Contains(plain, "\x1b[") {
+		t.Errorf("the ascii session's view has escapes: %q", plain[:min(len(plain), 200)])
+	}
+	if lipgloss.ColorProfile() != termenv.Ascii {
+		t.Error("a session's renderer changed the default renderer's profile")
+	}
 }
 
 // TestAppDeathIsLoud: an app that dies under a running lab turns the

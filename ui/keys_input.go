@@ -206,6 +206,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirm == confirmNone {
 		// Like q: a lab that is up is not left behind without asking.
+		m.interrupted = true
 		if m.state == lab.Down {
 			return m, tea.Quit
 		}
@@ -283,6 +284,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case key.Matches(msg, k.Quit):
+		m.interrupted = false
 		if m.state == lab.Down {
 			return m, tea.Quit
 		}
@@ -475,5 +477,6 @@ func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case kind == confirmQuit && s == "l" && !m.lab.InProcess():
 		return m, tea.Quit
 	}
+	m.interrupted = false // the quit was called off
 	return m, nil
 }

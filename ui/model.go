@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/bubbles/textinput"
 	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
@@ -49,6 +50,9 @@ type Options struct {
 	AutoStart bool
 	// Now is the clock (tests fix it).
 	Now func() time.Time
+	// Renderer draws the styles: nil is the terminal's (lipgloss's
+	// default); an explorer served over SSH passes the session's.
+	Renderer *lipgloss.Renderer
 }
 
 // Minimum terminal size.
@@ -134,6 +138,7 @@ type Model struct {
 	cmp         *compareView      // the comparison, fed by every probe event
 	compare     bool              // the comparison is shown (in the packets' place)
 	touched     bool              // a key was pressed since the explorer opened
+	interrupted bool              // the quit under way was asked for with Ctrl+C
 	spinning    bool              // the spinner's tick is scheduled
 	detailMoved bool              // n/p in the detail: show the selected record once fetched
 	busy        int               // commands in flight
@@ -142,18 +147,26 @@ type Model struct {
 	shownReqs   string // and the windows they asked for
 }
 
+// Interrupted says whether the explorer quit on Ctrl+C rather than q, so
+// that the program can exit as an interrupted one does.
+func (m Model) Interrupted() bool { return m.interrupted }
+
 // New builds the explorer for l; events is l's event stream.
 func New(l Lab, events <-chan lab.Event, opt Options) Model {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	st := newStyles()
+	st := newStyles(opt.Renderer)
 	keys := newKeyMap()
-	sp := spinner.New(spinner.WithSpinner(spinner.Dot))
+	sp := spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(st.plain))
 	ti := textinput.New()
 	ti.CharLimit = 4096
+	ti.PromptStyle, ti.TextStyle, ti.PlaceholderStyle, ti.CompletionStyle = st.plain, st.plain, st.dim, st.dim
+	ti.Cursor.Style, ti.Cursor.TextStyle = st.plain, st.plain
+	hm := help.New()
+	hm.Styles = st.help
 	return Model{
-		lab: l, events: events, opt: opt, keys: keys, st: st, help: help.New(), spin: sp,
+		lab: l, events: events, opt: opt, keys: keys, st: st, help: hm, spin: sp,
 		state: lab.Down, focus: panePackets,
 		alerts:  map[string]string{},
 		cmp:     newCompareView(st, opt.Apps),

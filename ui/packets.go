@@ -434,7 +434,7 @@ func (p *packetsPane) listView(l *appList, w int, focused bool) string {
 	}
 	head = truncate(head, w-2)
 	sub := p.st.dim.Render(truncate(mode, w-2))
-	return lipgloss.NewStyle().Width(w).MaxWidth(w).Render(lipgloss.JoinVertical(lipgloss.Left, p.st.title.Render(head), sub, l.table.View()))
+	return p.st.plain.Width(w).MaxWidth(w).Render(lipgloss.JoinVertical(lipgloss.Left, p.st.title.Render(head), sub, l.table.View()))
 }
 
 // detailText renders one record for the detail view.

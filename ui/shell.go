@@ -135,7 +135,7 @@ func (m Model) quickAction(key string) string {
 }
 
 // renderVT draws the emulated screen, colours included.
-func renderVT(v vt10x.View, cols, rows int) string {
+func renderVT(v vt10x.View, base lipgloss.Style, cols, rows int) string {
 	v.Lock()
 	defer v.Unlock()
 	cur := v.Cursor()
@@ -152,7 +152,7 @@ func renderVT(v vt10x.View, cols, rows int) string {
 		}
 		for x := 0; x < cols; x++ {
 			g := v.Cell(x, y)
-			st := glyphStyle(g, x == cur.X && y == cur.Y && v.CursorVisible())
+			st := glyphStyle(base, g, x == cur.X && y == cur.Y && v.CursorVisible())
 			if !have || !sameStyle(st, style) {
 				flush()
 				style, have = st, true
@@ -171,8 +171,8 @@ func renderVT(v vt10x.View, cols, rows int) string {
 	return b.String()
 }
 
-func glyphStyle(g vt10x.Glyph, cursor bool) lipgloss.Style {
-	st := lipgloss.NewStyle()
+func glyphStyle(base lipgloss.Style, g vt10x.Glyph, cursor bool) lipgloss.Style {
+	st := base
 	if g.FG < 256 {
 		st = st.Foreground(lipgloss.Color(fmt.Sprint(uint32(g.FG))))
 	}

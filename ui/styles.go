@@ -1,38 +1,63 @@
 package ui
 
 import (
+	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/table"
 	"github.com/charmbracelet/lipgloss"
 )
 
-// styles are the explorer's lipgloss styles. With NO_COLOR set (or no
-// colour terminal) lipgloss renders them without colour.
+// styles are the explorer's lipgloss styles, all made by one renderer: the
+// terminal's own (lipgloss's default) or, for an explorer served over SSH,
+// the session's, so that each session gets its own colour profile and
+// background. With NO_COLOR set (or no colour terminal) the renderer draws
+// them without colour.
 type styles struct {
+	r                                     *lipgloss.Renderer
+	plain                                 lipgloss.Style // no attributes: for sizing and clipping
 	header, title, dim, errText, ok, warn lipgloss.Style
 	pane, paneFocused, box                lipgloss.Style
 	tab, tabActive                        lipgloss.Style
 	table                                 table.Styles
+	help                                  help.Styles
 }
 
-func newStyles() styles {
-	accent := lipgloss.AdaptiveColor{Light: "#5A3FC0", Dark: "#B9A5FF"}
-	s := styles{
-		header:      lipgloss.NewStyle().Bold(true).Foreground(accent),
-		title:       lipgloss.NewStyle().Bold(true),
-		dim:         lipgloss.NewStyle().Faint(true),
-		errText:     lipgloss.NewStyle().Foreground(lipgloss.Color("9")).Bold(true),
-		ok:          lipgloss.NewStyle().Foreground(lipgloss.Color("10")),
-		warn:        lipgloss.NewStyle().Foreground(lipgloss.Color("11")),
-		pane:        lipgloss.NewStyle().Border(lipgloss.NormalBorder()).BorderForeground(lipgloss.Color("8")),
-		paneFocused: lipgloss.NewStyle().Border(lipgloss.NormalBorder()).BorderForeground(accent),
-		box:         lipgloss.NewStyle().Border(lipgloss.DoubleBorder()).BorderForeground(lipgloss.Color("9")).Padding(0, 1),
-		tab:         lipgloss.NewStyle().Faint(true),
-		tabActive:   lipgloss.NewStyle().Bold(true).Reverse(true),
+func newStyles(r *lipgloss.Renderer) styles {
+	if r == nil {
+		r = lipgloss.DefaultRenderer()
 	}
-	s.table = table.DefaultStyles()
-	s.table.Header = s.table.Header.Bold(true).Padding(0, 1, 0, 0).BorderStyle(lipgloss.NormalBorder()).BorderBottom(true)
+	accent := lipgloss.AdaptiveColor{Light: "#5A3FC0", Dark: "#B9A5FF"}
+	ns := r.NewStyle
+	s := styles{
+		r:           r,
+		plain:       ns(),
+		header:      ns().Bold(true).Foreground(accent),
+		title:       ns().Bold(true),
+		dim:         ns().Faint(true),
+		errText:     ns().Foreground(lipgloss.Color("9")).Bold(true),
+		ok:          ns().Foreground(lipgloss.Color("10")),
+		warn:        ns().Foreground(lipgloss.Color("11")),
+		pane:        ns().Border(lipgloss.NormalBorder()).BorderForeground(lipgloss.Color("8")),
+		paneFocused: ns().Border(lipgloss.NormalBorder()).BorderForeground(accent),
+		box:         ns().Border(lipgloss.DoubleBorder()).BorderForeground(lipgloss.Color("9")).Padding(0, 1),
+		tab:         ns().Faint(true),
+		tabActive:   ns().Bold(true).Reverse(true),
+	}
+	// The bubbles' default styles, remade with this renderer.
+	s.table = table.Styles{
+		Header:   ns().Bold(true).Padding(0, 1),
+		Cell:     ns().Padding(0, 1),
+		Selected: ns().Bold(true).Foreground(lipgloss.Color("212")),
+	}
+	s.table.Header = s.table.Header.Padding(0, 1, 0, 0).BorderStyle(lipgloss.NormalBorder()).BorderBottom(true)
 	s.table.Cell = s.table.Cell.Padding(0, 1, 0, 0)
 	s.table.Selected = s.table.Selected.Foreground(lipgloss.NoColor{}).Reverse(true).Bold(false)
+	keyStyle := ns().Foreground(lipgloss.AdaptiveColor{Light: "#909090", Dark: "#626262"})
+	descStyle := ns().Foreground(lipgloss.AdaptiveColor{Light: "#B2B2B2", Dark: "#4A4A4A"})
+	sepStyle := ns().Foreground(lipgloss.AdaptiveColor{Light: "#DDDADA", Dark: "#3C3C3C"})
+	s.help = help.Styles{
+		ShortKey: keyStyle, ShortDesc: descStyle, ShortSeparator: sepStyle, Ellipsis: sepStyle,
+		FullKey: keyStyle, FullDesc: descStyle, FullSeparator: sepStyle,
+	}
 	return s
 }
 
@@ -40,7 +65,7 @@ func newStyles() styles {
 func (s styles) tableFor(focused bool) table.Styles {
 	t := s.table
 	if !focused {
-		t.Selected = lipgloss.NewStyle()
+		t.Selected = s.plain
 	}
 	return t
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -49,13 +48,13 @@ func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
 		Name: cfg.Name, Provider: cfg.Provider, StateDir: cfg.StateDir,
 		Fingerprint: l.PKI().Fingerprint(), CaptureMode: cfg.Capture.Mode, AutoStart: autoStart, Apps: cfg.Apps,
 	})
-	var keys lastKeys
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
-		tea.WithoutSignalHandler(), tea.WithFilter(keys.filter))
-	if _, err := p.Run(); err != nil && ctx.Err() == nil {
+		tea.WithoutSignalHandler())
+	final, err := p.Run()
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("terminal UI: %w", err)
 	}
-	if ctx.Err() == nil && keys.endedOnCtrlC() {
+	if fm, ok := final.(Model); ok && ctx.Err() == nil && fm.Interrupted() {
 		return ErrInterrupted
 	}
 	return nil
@@ -79,28 +78,4 @@ func setupColours() {
 		dark = termbg.Dark(os.Stdin, os.Stdout, BackgroundTimeout).Dark
 	}
 	r.SetHasDarkBackground(dark)
-}
-
-// lastKeys remembers the last two keys the explorer got, to tell a quit on
-// Ctrl-C from one on q. Ctrl-C counts when it is the last key before the
-// program ended, or the one before a confirming key (should Ctrl-C ask
-// first, as q does while the lab is up).
-type lastKeys struct {
-	mu   sync.Mutex
-	keys [2]string
-}
-
-func (k *lastKeys) filter(_ tea.Model, msg tea.Msg) tea.Msg {
-	if key, ok := msg.(tea.KeyMsg); ok {
-		k.mu.Lock()
-		k.keys[0], k.keys[1] = k.keys[1], key.String()
-		k.mu.Unlock()
-	}
-	return msg
-}
-
-func (k *lastKeys) endedOnCtrlC() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.keys[1] == "ctrl+c" || k.keys[0] == "ctrl+c"
 }

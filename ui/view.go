@@ -109,12 +109,12 @@ func (m Model) View() string {
 	body := m.body()
 	if m.errBox != "" {
 		box := m.st.box.Width(min(m.width-4, 100)).Render("[!] " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
-		body = lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
+		body = m.st.r.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
 	}
 	if m.confirm != confirmNone {
-		body = lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, m.st.box.Render(m.confirmText()))
+		body = m.st.r.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, m.st.box.Render(m.confirmText()))
 	}
-	body = lipgloss.NewStyle().Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(body)
+	body = m.st.plain.Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(body)
 	return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, m.footer())
 }
 
@@ -233,7 +233,7 @@ func (m Model) body() string {
 		} else if sp.sh == nil {
 			title = "opening a shell on the lab host…"
 		}
-		screen := renderVT(sp.vt, sp.cols, sp.rows)
+		screen := renderVT(sp.vt, m.st.plain, sp.cols, sp.rows)
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, m.st.title.Render(truncate(title, m.width-2)), screen))
 	}
 	hostW, appsW, packW, _ := m.paneWidths()
@@ -259,5 +259,5 @@ func (m Model) box(pane, w, h int, content string) string {
 	if m.focus == pane {
 		st = m.st.paneFocused
 	}
-	return st.Width(w - 2).Height(h - 2).MaxHeight(h).Render(lipgloss.NewStyle().MaxWidth(w - 2).MaxHeight(h - 2).Render(content))
+	return st.Width(w - 2).Height(h - 2).MaxHeight(h).Render(m.st.plain.MaxWidth(w - 2).MaxHeight(h - 2).Render(content))
 }
