@@ -370,3 +370,49 @@ func TestFollowAConnection(t *testing.T) {
 		t.Errorf("f again does not leave the connection:\n%s", v)
 	}
 }
+
+// TestColours: rows are tinted by direction (the client's in one colour,
+// the server's in another), the apps by state (an exited one red), the
+// cursor's row keeps the selection; NO_COLOR (an Ascii profile) draws no
+// colour at all.
+func TestColours(t *testing.T) {
+	const (
+		toServer = "38;2;95;215;255" // #5FD7FF
+		toClient = "38;2;255;215;135"
+		red      = "91m"
+	)
+	view := func(p termenv.Profile) string {
+		r := lipgloss.NewRenderer(io.Discard)
+		r.SetColorProfile(p)
+		r.SetHasDarkBackground(true)
+		base, _ := newModel(t)
+		m := New(base.lab, make(chan lab.Event), Options{Name: "protolab", Provider: "local", Apps: base.opt.Apps, Renderer: r, Now: base.opt.Now})
+		m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50}, upEvents(),
+			eventsMsg{lab.AppEvent{App: lab.AppStatus{Name: "wss", Protocol: protocol.WSS, State: lab.AppExited, Detail: "exit code 2"}}}, keys("3")[0])
+		m = send(t, m, fetchPackets(wsConversation(t), m.packets.requests())())
+		return m.View()
+	}
+	lineWith := func(v, s string) string {
+		for _, l := range strings.Split(v, "\n") {
+			if strings.Contains(l, s) {
+				return l
+			}
+		}
+		t.Fatalf("no line with %q in\n%s", s, v)
+		return ""
+	}
+	v := view(termenv.TrueColor)
+	// The request is the client's; the upgrade's answer the server's.
+	if l := lineWith(v, "GET /echo"); !strings.Contains(l, toServer) {
+		t.Errorf("the client's request is not in the client's colour: %q", l)
+	}
+	if l := lineWith(v, "101 Switching"); !strings.Contains(l, toClient) {
+		t.Errorf("the server's answer is not in the server's colour: %q", l)
+	}
+	if l := lineWith(v, "exited"); !strings.Contains(l, red) {
+		t.Errorf("an exited app is not red: %q", l)
+	}
+	if plain := view(termenv.Ascii); strings.Contains(plain, "\x1b[") {
+		t.Errorf("NO_COLOR view has escapes: %q", lineWith(plain, "GET /echo"))
+	}
+}

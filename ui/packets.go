@@ -392,7 +392,7 @@ func (p *packetsPane) View(focused bool) string {
 	colW := p.width / len(lists)
 	var cols []string
 	for _, l := range lists {
-		cols = append(cols, p.listView(l, colW, focused && l == p.focused()))
+		cols = append(cols, p.listView(l, colW))
 	}
 	body := lipgloss.JoinHorizontal(lipgloss.Top, cols...)
 	if p.wide() {
@@ -413,7 +413,7 @@ func (p *packetsPane) View(focused bool) string {
 	return lipgloss.JoinVertical(lipgloss.Left, lipgloss.JoinHorizontal(lipgloss.Top, tabs...), body)
 }
 
-func (p *packetsPane) listView(l *appList, w int, focused bool) string {
+func (p *packetsPane) listView(l *appList, w int) string {
 	c := l.counters
 	head := fmt.Sprintf("%s  pkts %d  bytes %s  msgs %d", l.app.Name, c.Packets, human(c.Bytes), c.Messages)
 	if l.app.Name != string(l.app.Protocol) {
@@ -434,7 +434,30 @@ func (p *packetsPane) listView(l *appList, w int, focused bool) string {
 	}
 	head = truncate(head, w-2)
 	sub := p.st.dim.Render(truncate(mode, w-2))
-	return p.st.plain.Width(w).MaxWidth(w).Render(lipgloss.JoinVertical(lipgloss.Left, p.st.title.Render(head), sub, l.table.View()))
+	tints := make([]lipgloss.Style, len(l.rows))
+	for i := range l.rows {
+		tints[i] = p.rowStyle(&l.rows[i])
+	}
+	cursor := l.cursor
+	if !p.active || l != p.focused() {
+		cursor = -1 // no selection shown (tableFor): every row keeps its tint
+	}
+	rows := tint(l.table.View(), l.table.Height(), tints, cursor)
+	return p.st.plain.Width(w).MaxWidth(w).Render(lipgloss.JoinVertical(lipgloss.Left, p.st.title.Render(head), sub, rows))
+}
+
+// rowStyle tints a record's row: errors red, TCP segments faint, messages
+// by direction.
+func (p *packetsPane) rowStyle(r *wire.Record) lipgloss.Style {
+	switch {
+	case r.Kind == wire.KindError:
+		return p.st.failed
+	case r.Kind == wire.KindPacket:
+		return p.st.segment
+	case r.Dir == wire.ServerToClient:
+		return p.st.toClient
+	}
+	return p.st.toServer
 }
 
 // detailText renders one record for the detail view.

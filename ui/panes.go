@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/protolab/protolab-tui/lab"
 )
@@ -115,7 +116,8 @@ type appsPane struct {
 	hostAddr string
 	apps     map[string]lab.AppStatus
 	logs     map[string][]string
-	order    map[string]int // the lab's apps in the configuration's order
+	order    map[string]int   // the lab's apps in the configuration's order
+	tints    []lipgloss.Style // the rows' colours, by state (k9s's habit)
 }
 
 func newAppsPane(st styles, keys keyMap, local bool, now func() time.Time, apps []lab.App) *appsPane {
@@ -200,8 +202,10 @@ func (p *appsPane) refresh() {
 		return names[i] < names[j]
 	})
 	rows := make([]table.Row, 0, len(names))
+	p.tints = p.tints[:0]
 	for _, n := range names {
 		a := p.apps[n]
+		p.tints = append(p.tints, p.stateStyle(a))
 		age := "-"
 		if !a.Started.IsZero() && a.State == lab.AppRunning {
 			age = shortDuration(p.now().Sub(a.Started))
@@ -231,13 +235,29 @@ func (p *appsPane) refresh() {
 	}
 }
 
+// stateStyle tints an app's row: running and healthy green, unhealthy
+// yellow, exited or missing red, the rest (created, stopped) faint.
+func (p *appsPane) stateStyle(a lab.AppStatus) lipgloss.Style {
+	switch {
+	case a.State == lab.AppExited || a.State == lab.AppMissing:
+		return p.st.failed
+	case a.State == lab.AppRunning && a.Health == "unhealthy":
+		return p.st.warn
+	case a.State == lab.AppRunning:
+		return p.st.ok
+	}
+	return p.st.dim
+}
+
 // View renders the table, and the selected app's logs when focused.
 func (p *appsPane) View(focused bool) string {
 	title := p.st.title.Render("Containers (in-process apps)")
 	if !p.local {
 		title = p.st.title.Render("Containers")
 	}
-	parts := []string{title, p.tbl.View()}
+	// The cursor's row keeps the selection's style (the apps table shows
+	// its cursor focused or not).
+	parts := []string{title, tint(p.tbl.View(), p.tbl.Height(), p.tints, p.tbl.Cursor())}
 	if name := p.selected(); name != "" && focused {
 		logs := p.logs[name]
 		n := max(0, p.height-p.tbl.Height()-3)

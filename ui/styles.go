@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"strings"
+
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/table"
 	"github.com/charmbracelet/lipgloss"
@@ -19,6 +21,8 @@ type styles struct {
 	tab, tabActive                        lipgloss.Style
 	table                                 table.Styles
 	help                                  help.Styles
+	// Row tints: a list's rows by direction and kind, the apps by state.
+	toServer, toClient, segment, failed lipgloss.Style
 }
 
 func newStyles(r *lipgloss.Renderer) styles {
@@ -51,6 +55,13 @@ func newStyles(r *lipgloss.Renderer) styles {
 	s.table.Header = s.table.Header.Padding(0, 1, 0, 0).BorderStyle(lipgloss.NormalBorder()).BorderBottom(true)
 	s.table.Cell = s.table.Cell.Padding(0, 1, 0, 0)
 	s.table.Selected = s.table.Selected.Foreground(lipgloss.NoColor{}).Reverse(true).Bold(false)
+	// Directions as termshark and mitmproxy users know them: what the
+	// client sends in one hue, what the server answers in another; TCP
+	// segments under the decoded messages faint; errors red.
+	s.toServer = ns().Foreground(lipgloss.AdaptiveColor{Light: "#005F87", Dark: "#5FD7FF"})
+	s.toClient = ns().Foreground(lipgloss.AdaptiveColor{Light: "#875F00", Dark: "#FFD787"})
+	s.segment = ns().Faint(true)
+	s.failed = ns().Foreground(lipgloss.Color("9"))
 	keyStyle := ns().Foreground(lipgloss.AdaptiveColor{Light: "#909090", Dark: "#626262"})
 	descStyle := ns().Foreground(lipgloss.AdaptiveColor{Light: "#B2B2B2", Dark: "#4A4A4A"})
 	sepStyle := ns().Foreground(lipgloss.AdaptiveColor{Light: "#DDDADA", Dark: "#3C3C3C"})
@@ -68,4 +79,25 @@ func (s styles) tableFor(focused bool) table.Styles {
 		t.Selected = s.plain
 	}
 	return t
+}
+
+// tint colours the rows of a rendered bubbles table, whose cells the table
+// truncates without regard to escape codes (so colour cannot go into a
+// cell): view is the table's View, height its viewport's, and row i takes
+// tints[i] — but for the cursor's row, which keeps the selection's style.
+// A table scrolled past its first row (more rows than fit) is left as it
+// is: its lines no longer match the rows.
+func tint(view string, height int, tints []lipgloss.Style, cursor int) string {
+	lines := strings.Split(view, "\n")
+	head := len(lines) - height
+	if head < 0 || len(tints) > height {
+		return view
+	}
+	for i, st := range tints {
+		if i == cursor || head+i >= len(lines) {
+			continue
+		}
+		lines[head+i] = st.Render(lines[head+i])
+	}
+	return strings.Join(lines, "\n")
 }
