@@ -81,6 +81,9 @@ ui() {
   small=$(median "$out" 'View/1k'); big=$(median "$out" 'View/1M')
   printf 'explorer frame (fetch + update + view): %s ms with 1 k records, %s ms with 1 M: ratio %s (target ≤ 1.2)\n' \
     "$(ms "$small")" "$(ms "$big")" "$(ratio "$big" "$small")"
+  small=$(median "$out" 'View/1k/filter'); big=$(median "$out" 'View/1M/filter')
+  printf 'explorer frame with a filter: %s ms with 1 k records, %s ms with 1 M: ratio %s (target ≤ 1.2)\n' \
+    "$(ms "$small")" "$(ms "$big")" "$(ratio "$big" "$small")"
   grep -E '^BenchmarkFloodFrames' "$out" | awk '{p+=$5; r+=$7; n++} END {printf "explorer under a flood of %.0f records/s: p99 frame %.1f ms (target ≤ 16 ms)\n", r/n, p/n}'
 }
 

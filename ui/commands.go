@@ -76,7 +76,7 @@ func (m Model) fetch() tea.Cmd {
 		return nil
 	}
 	l := m.lab
-	return tea.Batch(fetchPackets(l.Wire(), m.packets.requests()), func() tea.Msg { return statsMsg(l.CaptureStats()) })
+	return tea.Batch(m.packets.fetch(l.Wire(), nil), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 }
 
 // probe runs the Lab's probes (every app, one at a time) for the

@@ -23,6 +23,14 @@ func numbered(t testing.TB, n int) *wire.Store { return numberedRing(t, n, 10*n)
 
 // numberedRing is numbered with a ring of the given size (the oldest go).
 func numberedRing(t testing.TB, n, ring int) *wire.Store {
+	s, more := numberedFeed(t, ring)
+	more(n)
+	return s
+}
+
+// numberedFeed is an empty numbered store and what adds the next n frames
+// to it.
+func numberedFeed(t testing.TB, ring int) (*wire.Store, func(n int)) {
 	s := wire.NewStore(ring)
 	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
 	if err != nil {
@@ -32,11 +40,14 @@ func numberedRing(t testing.TB, n, ring int) *wire.Store {
 	flow := wire.Flow{Client: netip.MustParseAddrPort("127.0.0.1:51000"), Server: netip.MustParseAddrPort("127.0.0.1:3002")}
 	d.Stream(flow, ws, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
 	d.Stream(flow, ws, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
-	for i := 1; i <= n; i++ {
-		text := fmt.Sprintf("frame-%06d", i)
-		d.Stream(flow, ws, wire.ServerToClient, append([]byte{0x81, byte(len(text))}, text...), t0.Add(time.Duration(i)*time.Millisecond))
+	sent := 0
+	return s, func(n int) {
+		for range n {
+			sent++
+			text := fmt.Sprintf("frame-%06d", sent)
+			d.Stream(flow, ws, wire.ServerToClient, append([]byte{0x81, byte(len(text))}, text...), t0.Add(time.Duration(sent)*time.Millisecond))
+		}
 	}
-	return s
 }
 
 // onWS is a running explorer of the given size showing the ws list, with
@@ -44,7 +55,7 @@ func numberedRing(t testing.TB, n, ring int) *wire.Store {
 func onWS(t *testing.T, w, h int, store *wire.Store) Model {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: w, Height: h}, upEvents(), keys("3")[0])
-	return send(t, m, fetchPackets(store, m.packets.requests())())
+	return send(t, m, m.packets.fetch(store, nil)())
 }
 
 // TestFollowShowsTheNewestRow: in follow mode the newest record's row and
@@ -74,7 +85,7 @@ func TestKeyBursts(t *testing.T) {
 	store := numbered(t, 500)
 	m := onWS(t, 80, 24, store)
 	m.packets.filter = "message" // one row per frame
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	if m.focus != panePackets { // 3 showed the ws list and focused it
 		t.Fatalf("focus %d", m.focus)
 	}
@@ -83,7 +94,7 @@ func TestKeyBursts(t *testing.T) {
 		next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)})
 		m = next.(Model)
 		if cmd != nil {
-			m = send(t, m, fetchPackets(store, m.packets.requests())())
+			m = send(t, m, m.packets.fetch(store, nil)())
 		}
 	}
 	burst("kkkkk")
@@ -286,7 +297,7 @@ func TestPausedViewHoldsStill(t *testing.T) {
 	store := numbered(t, 100)
 	m := onWS(t, 120, 40, store)
 	m = send(t, m, keys("g")...) // oldest, paused
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	l := m.packets.focused()
 	first := l.rows[0].Seq
 	if l.follow || first != 0 || !strings.Contains(m.View(), "frame-000001") {
@@ -294,13 +305,13 @@ func TestPausedViewHoldsStill(t *testing.T) {
 	}
 	// A flood evicts everything the view shows (the ring keeps 1000).
 	flood := numberedRing(t, 5000, 1000)
-	m = send(t, m, fetchPackets(flood, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(flood, nil)())
 	l = m.packets.focused()
 	if l.rows[0].Seq != first || !l.held || !strings.Contains(m.View(), "held") || !strings.Contains(m.View(), "frame-000001") {
 		t.Errorf("the paused rows were replaced: first %d (was %d), held %v", l.rows[0].Seq, first, l.held)
 	}
 	m = send(t, m, keys("G")...)
-	m = send(t, m, fetchPackets(flood, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(flood, nil)())
 	if v := m.View(); !strings.Contains(v, "frame-005000") {
 		t.Errorf("G does not follow the newest again:\n%s", v)
 	}
@@ -312,13 +323,13 @@ func TestDetailNextPrevious(t *testing.T) {
 	store := numbered(t, 50)
 	m := onWS(t, 120, 40, store)
 	m.packets.filter = "message"
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
 	if m.detail == nil || !strings.Contains(m.View(), "frame-000050") {
 		t.Fatalf("enter: no detail of the newest frame:\n%s", m.View())
 	}
 	m = send(t, m, keys("p")...)
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	if v := m.View(); m.detail == nil || !strings.Contains(v, "frame-000049") {
 		t.Errorf("p: the detail does not show the previous frame:\n%s", v)
 	}
@@ -352,9 +363,9 @@ func TestFollowAConnection(t *testing.T) {
 	conn("127.0.0.1:52000", t0.Add(time.Second), "second-conn")
 	m := onWS(t, 120, 40, s)
 	m = send(t, m, keys("g")...) // the oldest row: the first connection's
-	m = send(t, m, fetchPackets(s, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(s, nil)())
 	m = send(t, m, keys("f")...)
-	m = send(t, m, fetchPackets(s, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(s, nil)())
 	v := m.View()
 	if !strings.Contains(v, "first-conn") || strings.Contains(v, "second-conn") {
 		t.Errorf("f does not show the first connection alone:\n%s", v)
@@ -365,7 +376,7 @@ func TestFollowAConnection(t *testing.T) {
 		}
 	}
 	m = send(t, m, keys("f")...) // back to everything
-	m = send(t, m, fetchPackets(s, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(s, nil)())
 	if v := m.View(); !strings.Contains(v, "second-conn") || m.packets.conv {
 		t.Errorf("f again does not leave the connection:\n%s", v)
 	}
@@ -389,7 +400,7 @@ func TestColours(t *testing.T) {
 		m := New(base.lab, make(chan lab.Event), Options{Name: "protolab", Provider: "local", Apps: base.opt.Apps, Renderer: r, Now: base.opt.Now})
 		m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50}, upEvents(),
 			eventsMsg{lab.AppEvent{App: lab.AppStatus{Name: "wss", Protocol: protocol.WSS, State: lab.AppExited, Detail: "exit code 2"}}}, keys("3")[0])
-		m = send(t, m, fetchPackets(wsConversation(t), m.packets.requests())())
+		m = send(t, m, m.packets.fetch(wsConversation(t), nil)())
 		return m.View()
 	}
 	lineWith := func(v, s string) string {

@@ -281,7 +281,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				since = &v
 			}
 			l := m.lab
-			cmds = append(cmds, fetchChanged(l.Wire(), reqs, since), func() tea.Msg { return statsMsg(l.CaptureStats()) })
+			cmds = append(cmds, fetchChanged(l.Wire(), m.packets.idx, reqs, since), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 		}
 		return m, tea.Batch(cmds...)
 	case packetsMsg:

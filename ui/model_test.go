@@ -172,7 +172,7 @@ func TestSendOverWS(t *testing.T) {
 	// What the lab reports back, and what the capture decoded.
 	store := wsConversation(t)
 	m = send(t, m, eventsMsg{lab.SendEvent{At: lab.At{Time: t0}, SendResult: sendResult("hello lab")}})
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	v := m.View()
 	for _, want := range []string{`ws echo: "hello lab"`, `WS TEXT [MASKED] len=9 "hello lab"`, `WS TEXT len=9 "hello lab"`, "GET /echo HTTP/1.1 [WebSocket upgrade]"} {
 		if !strings.Contains(v, want) {
@@ -183,7 +183,7 @@ func TestSendOverWS(t *testing.T) {
 
 	// Enter opens the selected record's details with its hex dump.
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyUp}, tea.KeyMsg{Type: tea.KeyUp})
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
 	if m.detail == nil || !strings.Contains(m.View(), "opcode") {
 		t.Fatalf("no detail view:\n%s", m.View())
@@ -195,7 +195,7 @@ func TestScrollStopsFollow(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents(), keys("3")[0])
 	store := wsConversation(t)
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	l := m.packets.focused()
 	if !l.follow {
 		t.Fatal("a new list does not follow")
@@ -217,7 +217,7 @@ func TestFilter(t *testing.T) {
 	m = send(t, m, keys("/")...)
 	m = send(t, m, keys("ws text")...)
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	m = send(t, m, fetchPackets(store, m.packets.requests())())
+	m = send(t, m, m.packets.fetch(store, nil)())
 	l := m.packets.focused()
 	if l.total != 2 || len(l.rows) != 2 {
 		t.Fatalf("filter matched %d (%d shown), want the 2 text frames", l.total, len(l.rows))
@@ -422,16 +422,16 @@ func TestHostPaneStreamsProvisioning(t *testing.T) {
 func TestRefreshSkipsWhenNothingChanged(t *testing.T) {
 	store := wsConversation(t)
 	reqs := []listRequest{{app: "ws", follow: true, n: 10}}
-	first := fetchChanged(store, reqs, nil)().(packetsMsg)
+	first := fetchChanged(store, newFilterIndex(), reqs, nil)().(packetsMsg)
 	if first.unchanged || len(first.lists) != 1 || len(first.lists[0].rows) == 0 {
 		t.Fatalf("first fetch %+v", first)
 	}
 	v := first.version
-	if again := fetchChanged(store, reqs, &v)().(packetsMsg); !again.unchanged || again.lists != nil {
+	if again := fetchChanged(store, newFilterIndex(), reqs, &v)().(packetsMsg); !again.unchanged || again.lists != nil {
 		t.Errorf("a tick with nothing new copied %d lists", len(again.lists))
 	}
 	old := v - 1
-	if changed := fetchChanged(store, reqs, &old)().(packetsMsg); changed.unchanged {
+	if changed := fetchChanged(store, newFilterIndex(), reqs, &old)().(packetsMsg); changed.unchanged {
 		t.Error("a newer store was not fetched")
 	}
 }

@@ -65,16 +65,17 @@ type packetsMsg struct {
 	unchanged bool
 }
 
-// fetchPackets reads the windows the lists want from the store; it runs as
-// a tea.Cmd, never inside Update or View.
-func fetchPackets(store *wire.Store, reqs []listRequest) tea.Cmd {
-	return fetchChanged(store, reqs, nil)
+// fetch reads the windows the lists want from the store; it runs as a
+// tea.Cmd, never inside Update or View. See fetchChanged for since.
+func (p *packetsPane) fetch(store *wire.Store, since *uint64) tea.Cmd {
+	return fetchChanged(store, p.idx, p.requests(), since)
 }
 
-// fetchChanged is fetchPackets that does nothing when the store is still at
-// version *since (a refresh tick with no new records costs a look, not a
-// copy — nor, with a filter, a scan of the ring).
-func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd {
+// fetchChanged reads the windows reqs ask for, or does nothing when the
+// store is still at version *since (a refresh tick with no new records costs a look, not a
+// copy). With a filter, idx holds what matched so far: a frame matches only
+// the records new since the last.
+func fetchChanged(store *wire.Store, idx *filterIndex, reqs []listRequest, since *uint64) tea.Cmd {
 	return func() tea.Msg {
 		v, key := store.Version(), fmt.Sprint(reqs)
 		if since != nil && v == *since {
@@ -85,26 +86,7 @@ func fetchChanged(store *wire.Store, reqs []listRequest, since *uint64) tea.Cmd 
 			d := listData{app: r.app, counters: store.Counters(r.app)}
 			d.first, d.next = store.Span(r.app)
 			if r.filter != "" {
-				match, err := compileFilter(r.filter)
-				if err != nil { // the prompt refuses such filters: keep nothing
-					match = func(*wire.Record) bool { return false }
-				}
-				all := store.Matching(r.app, match)
-				d.total = len(all)
-				start := 0
-				if r.follow {
-					start = max(0, len(all)-r.n)
-				} else {
-					for start < len(all) && all[start].Seq < r.from {
-						start++
-					}
-					start = max(0, min(start+r.shift, len(all)-r.n))
-				}
-				d.rows = all[start:min(len(all), start+r.n)]
-				d.start = start
-				if len(all) > 0 {
-					d.base = all[0].Time
-				}
+				idx.window(store, r, &d)
 			} else {
 				from := max(int64(r.from)+int64(r.shift), int64(d.first))
 				if r.follow || from+int64(r.n) > int64(d.next) {
@@ -146,10 +128,11 @@ type packetsPane struct {
 	height int
 	keys   keyMap
 	st     styles
+	idx    *filterIndex // the filter's matches so far (the fetches')
 }
 
 func newPacketsPane(st styles, keys keyMap, apps []lab.App) *packetsPane {
-	p := &packetsPane{keys: keys, st: st}
+	p := &packetsPane{keys: keys, st: st, idx: newFilterIndex()}
 	for _, a := range apps {
 		t := table.New(table.WithFocused(true), table.WithStyles(st.table))
 		p.lists = append(p.lists, &appList{app: a, table: t, follow: true})

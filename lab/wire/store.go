@@ -232,9 +232,7 @@ func (s *Store) Records(app string, from, n int) []Record {
 	n = min(n, rg.n-from)
 	out := make([]Record, n)
 	for i := range n {
-		r := rg.at(from + i)
-		out[i] = *r
-		out[i].Data = append([]byte(nil), r.Data...)
+		out[i] = rg.at(from + i).clone()
 	}
 	return out
 }
@@ -277,8 +275,7 @@ func (s *Store) Matching(app string, keep func(*Record) bool) []Record {
 	rg := &a.ring
 	held := make([]Record, rg.n)
 	for i := range rg.n {
-		held[i] = *rg.at(i)
-		held[i].Data = append([]byte(nil), held[i].Data...)
+		held[i] = rg.at(i).clone()
 	}
 	s.mu.Unlock()
 	out := held[:0]
@@ -288,6 +285,14 @@ func (s *Store) Matching(app string, keep func(*Record) bool) []Record {
 		}
 	}
 	return out
+}
+
+// clone copies a held record, its preview bytes too (the ring reuses
+// them).
+func (r *Record) clone() Record {
+	c := *r
+	c.Data = append([]byte(nil), r.Data...)
+	return c
 }
 
 // All copies every record of the app, oldest first.

@@ -1,0 +1,46 @@
+package wire
+
+import "sort"
+
+// Scan calls visit for each of the app's records still held whose Seq is
+// from or later, oldest first, and returns the Seq the next record will
+// get: where the next Scan picks up. It runs under the store's lock, so
+// visit must be quick, must not keep the record and must not call the
+// store. A front end that indexes the records (a filter's matches) scans
+// each record once, not the whole ring at every frame.
+func (s *Store) Scan(app string, from uint64, visit func(*Record)) (next uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.byName(app)
+	if a == nil {
+		return from
+	}
+	rg := &a.ring
+	first := rg.added - uint64(rg.n)
+	for seq := max(from, first); seq < rg.added; seq++ {
+		visit(rg.at(int(seq - first)))
+	}
+	return rg.added
+}
+
+// Pick copies the app's records with the given Seqs (ascending), leaving
+// out those the ring no longer holds.
+func (s *Store) Pick(app string, seqs []uint64) []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.byName(app)
+	if a == nil {
+		return nil
+	}
+	rg := &a.ring
+	first := rg.added - uint64(rg.n)
+	i := sort.Search(len(seqs), func(i int) bool { return seqs[i] >= first })
+	out := make([]Record, 0, len(seqs)-i)
+	for _, seq := range seqs[i:] {
+		if seq >= rg.added {
+			break
+		}
+		out = append(out, rg.at(int(seq-first)).clone())
+	}
+	return out
+}
