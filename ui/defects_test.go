@@ -427,3 +427,64 @@ func TestColours(t *testing.T) {
 		t.Errorf("NO_COLOR view has escapes: %q", lineWith(plain, "GET /echo"))
 	}
 }
+
+// TestConnectionsList: o lists the focused app's connections (Wireshark's
+// Conversations) from the records held, oldest first, with their counts;
+// enter follows the one under the cursor, esc closes, and while it is open
+// its keys are its own (the footer lists them, j moves its cursor).
+func TestConnectionsList(t *testing.T) {
+	s := wire.NewStore(100)
+	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := wire.AppRef{Name: "ws", Protocol: protocol.WS}
+	server := netip.MustParseAddrPort("127.0.0.1:3002")
+	for i, client := range []string{"127.0.0.1:51000", "127.0.0.1:52000"} {
+		flow := wire.Flow{Client: netip.MustParseAddrPort(client), Server: server}
+		at := t0.Add(time.Duration(i) * time.Second)
+		d.Stream(flow, ws, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), at)
+		d.Stream(flow, ws, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), at)
+		for j := 0; j <= i; j++ { // the second connection says one thing more
+			d.Stream(flow, ws, wire.ServerToClient, append([]byte{0x81, 2}, "hi"...), at.Add(time.Duration(j+1)*time.Millisecond))
+		}
+	}
+	m := onWS(t, 120, 40, s)
+	next, cmd := m.Update(keys("o")[0])
+	m = next.(Model)
+	if cmd == nil {
+		t.Fatal("o gathers nothing")
+	}
+	if c, ok := cmd().(connsMsg); !ok || c.app != "ws" {
+		t.Fatalf("o gathers %+v, want the ws app's connections", c)
+	}
+	msg := fetchConns(s, "ws")() // the lab's store is empty: this test's store instead
+	// Each Stream call is one (socket-level) packet: 3 and 4 of them; the
+	// second connection decoded one message more.
+	if c, ok := msg.(connsMsg); !ok || len(c.conns) != 2 || c.conns[0].packets != 3 || c.conns[1].packets != 4 ||
+		c.conns[1].messages != c.conns[0].messages+1 || c.held != 16 {
+		t.Fatalf("o gathered %+v, want two connections of 3 and 4 packets, the oldest first", msg)
+	}
+	m = send(t, m, msg)
+	v := m.View()
+	for _, want := range []string{"Connections of ws: 2", "127.0.0.1:51000", "127.0.0.1:52000", "enter/f follow the connection", "esc/o close"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the connections list lacks %q:\n%s", want, v)
+		}
+	}
+	m = send(t, m, keys("j")[0]) // its own cursor: the second connection
+	next, cmd = m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	m = next.(Model)
+	if len(m.stack) != 0 || cmd == nil {
+		t.Fatalf("enter left the list open (%d) or did nothing", len(m.stack))
+	}
+	m = send(t, m, cmd())
+	if !m.packets.conv || m.packets.filter != "flow == 127.0.0.1:52000" {
+		t.Errorf("enter follows %q (conv %v), want the second connection", m.packets.filter, m.packets.conv)
+	}
+	m = send(t, m, keys("o")[0])
+	m = send(t, m, fetchConns(s, "ws")(), tea.KeyMsg{Type: tea.KeyEscape})
+	if len(m.stack) != 0 || strings.Contains(m.View(), "Connections of") {
+		t.Error("esc does not close the connections list")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -18,6 +19,7 @@ import (
 	"github.com/hinshun/vt10x"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // This file turns keys and the mouse into changes of the model and the
@@ -223,6 +225,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.errBox = ""
 		return m, nil
 	}
+	if n := len(m.stack); n > 0 {
+		top, cmd := m.stack[n-1].Update(msg)
+		m.stack = slices.Clone(m.stack[:n-1]) // the stack is the model's: no sharing with older copies
+		if top != nil {
+			m.stack = append(m.stack, top)
+		}
+		return m, cmd
+	}
 	if m.showHelp {
 		if key.Matches(msg, m.keys.Help) || key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Quit) {
 			m.showHelp = false
@@ -345,15 +355,17 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		// filter, goes back to the whole list).
 		if m.packets.conv {
 			m.packets.conv, m.packets.filter = false, ""
-		} else if r, ok := m.packets.selected(); ok {
-			m.packets.conv, m.packets.filter = true, "flow == "+r.Flow.Client.String()
-			m.logLine = "following " + r.Flow.String() + ": +time from its first record, Δ from the row before (f again leaves)"
+			m.rewind()
+			return m, m.fetch()
 		}
-		for _, l := range m.packets.lists {
-			l.follow = false
-			l.top, l.shift, l.cursor = 0, 0, 0
+		if r, ok := m.packets.selected(); ok {
+			return m.followFlow(r.Flow)
 		}
-		return m, m.fetch()
+	case m.focus == panePackets && key.Matches(msg, k.Conns):
+		if l := m.packets.focused(); l != nil {
+			m.logLine = "gathering the connections of " + l.app.Name
+			return m, fetchConns(m.lab.Wire(), l.app.Name)
+		}
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
 			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
@@ -479,4 +491,22 @@ func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	m.interrupted = false // the quit was called off
 	return m, nil
+}
+
+// followFlow shows only flow's records, in order, timed from its first one
+// (f again, or / with an empty filter, goes back to the whole list).
+func (m Model) followFlow(flow wire.Flow) (tea.Model, tea.Cmd) {
+	m.packets.conv, m.packets.filter = true, "flow == "+flow.Client.String()
+	m.logLine = "following " + flow.String() + ": +time from its first record, Δ from the row before (f again leaves)"
+	m.rewind()
+	return m, m.fetch()
+}
+
+// rewind puts every list at its first row, paused: a new filter's list is
+// read from its start.
+func (m *Model) rewind() {
+	for _, l := range m.packets.lists {
+		l.follow = false
+		l.top, l.shift, l.cursor = 0, 0, 0
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
@@ -136,12 +137,15 @@ type Model struct {
 	filterErr   string            // what is wrong with the filter being typed
 	alerts      map[string]string // app name → what happened to it (apps that died)
 	cmp         *compareView      // the comparison, fed by every probe event
-	compare     bool              // the comparison is shown (in the packets' place)
-	touched     bool              // a key was pressed since the explorer opened
-	interrupted bool              // the quit under way was asked for with Ctrl+C
-	spinning    bool              // the spinner's tick is scheduled
-	detailMoved bool              // n/p in the detail: show the selected record once fetched
-	busy        int               // commands in flight
+	stack       []overlay         // views over the packets' place; the top one has the keys
+	overW       int               // the size an overlay gets (the packets' box, inside)
+	overH       int
+	compare     bool // the comparison is shown (in the packets' place)
+	touched     bool // a key was pressed since the explorer opened
+	interrupted bool // the quit under way was asked for with Ctrl+C
+	spinning    bool // the spinner's tick is scheduled
+	detailMoved bool // n/p in the detail: show the selected record once fetched
+	busy        int  // commands in flight
 	fetching    bool
 	shown       uint64 // the store version the packet lists show
 	shownReqs   string // and the windows they asked for
@@ -321,6 +325,15 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 		return m, nil
+	case connsMsg:
+		v := newConnsView(m.st, msg)
+		v.SetSize(m.overW, m.overH)
+		m.stack = append(slices.Clone(m.stack), v)
+		m.logLine = fmt.Sprintf("%d connections of %s: enter follows one, esc closes", len(msg.conns), msg.app)
+		return m, nil
+	case followMsg:
+		m.focus = panePackets
+		return m.followFlow(msg.flow)
 	case tea.MouseMsg:
 		return m.mouse(msg)
 	case tea.KeyMsg:

@@ -54,6 +54,10 @@ func (m *Model) layout() {
 	m.appsP.setFocus(m.focus == paneApps)
 	m.packets.SetSize(packW-2, max(minListHeight, packH))
 	m.cmp.SetSize(packW-2, max(minListHeight, packH))
+	m.overW, m.overH = packW-2, max(minListHeight, packH)
+	for _, o := range m.stack {
+		o.SetSize(m.overW, m.overH)
+	}
 	m.packets.setActive(m.focus == panePackets)
 }
 
@@ -177,6 +181,9 @@ func (m Model) footer() string {
 	if m.inputKind == inputFilter && m.filterErr != "" {
 		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("filter: "+m.filterErr, m.width)))
 	}
+	if n := len(m.stack); n > 0 {
+		return lipgloss.JoinVertical(lipgloss.Left, log, m.help.ShortHelpView(m.stack[n-1].Keys()))
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(keys))
 }
 
@@ -239,6 +246,9 @@ func (m Model) body() string {
 	hostW, appsW, packW, _ := m.paneWidths()
 	ps := m.panes()
 	view := func(i int) string {
+		if i == panePackets && len(m.stack) > 0 {
+			return m.stack[len(m.stack)-1].View()
+		}
 		if i == panePackets && m.compare {
 			return m.cmp.View()
 		}
