@@ -49,7 +49,7 @@ func fetchConns(store *wire.Store, app string) tea.Cmd {
 	return func() tea.Msg {
 		byFlow := map[wire.Flow]*conn{}
 		held := 0
-		store.Scan(app, 0, func(r *wire.Record) {
+		store.Scan(app, 0, func(r *wire.Record) bool {
 			held++
 			c := byFlow[r.Flow]
 			if c == nil {
@@ -71,6 +71,7 @@ func fetchConns(store *wire.Store, app string) tea.Cmd {
 			case wire.KindError:
 				c.errors++
 			}
+			return true
 		})
 		out := make([]conn, 0, len(byFlow))
 		for _, c := range byFlow {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,11 @@ func numberedRing(t testing.TB, n, ring int) *wire.Store {
 // to it.
 func numberedFeed(t testing.TB, ring int) (*wire.Store, func(n int)) {
 	s := wire.NewStore(ring)
+	return s, numberedInto(t, s)
+}
+
+// numberedInto is what adds the next n numbered frames to s.
+func numberedInto(t testing.TB, s *wire.Store) func(n int) {
 	d, err := wire.NewDecoder(layers.LinkTypeEthernet, wire.SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +47,7 @@ func numberedFeed(t testing.TB, ring int) (*wire.Store, func(n int)) {
 	d.Stream(flow, ws, wire.ClientToServer, []byte("GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n\r\n"), t0)
 	d.Stream(flow, ws, wire.ServerToClient, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), t0)
 	sent := 0
-	return s, func(n int) {
+	return func(n int) {
 		for range n {
 			sent++
 			text := fmt.Sprintf("frame-%06d", sent)
@@ -486,5 +492,85 @@ func TestConnectionsList(t *testing.T) {
 	m = send(t, m, fetchConns(s, "ws")(), tea.KeyMsg{Type: tea.KeyEscape})
 	if len(m.stack) != 0 || strings.Contains(m.View(), "Connections of") {
 		t.Error("esc does not close the connections list")
+	}
+}
+
+// TestFind: ctrl+f sets what to find (a bad expression is refused as one
+// types); n jumps to the next matching record and selects it, N to the
+// previous one, both wrapping around; with a filter, only its records are
+// found. The search runs over the lab's own store, as it would live.
+func TestFind(t *testing.T) {
+	m, l := newModel(t)
+	numberedInto(t, l.Wire())(300)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents(), keys("3")[0])
+	run := func(m Model, msgs ...tea.Msg) Model {
+		t.Helper()
+		for _, msg := range msgs {
+			next, cmd := m.Update(msg)
+			m = next.(Model)
+			// A find's Cmd gives a foundMsg, whose Update fetches the
+			// window (a batch holding a packetsMsg); nothing else is run.
+			if k, isKey := msg.(tea.KeyMsg); !isKey || cmd == nil || !slices.Contains([]string{"enter", "n", "N"}, k.String()) {
+				continue // (a typed key's Cmd is the cursor's blink: it waits)
+			}
+			found, ok := cmd().(foundMsg)
+			if !ok {
+				continue
+			}
+			next, cmd = m.Update(found)
+			m = next.(Model)
+			if cmd == nil {
+				continue
+			}
+			if b, ok := cmd().(tea.BatchMsg); ok {
+				for _, c := range b {
+					if p, ok := c().(packetsMsg); ok {
+						m = send(t, m, p)
+					}
+				}
+			}
+		}
+		return m
+	}
+	selected := func(m Model) string {
+		r, ok := m.packets.selected()
+		if !ok {
+			return ""
+		}
+		return r.Text()
+	}
+	m = run(m, m.packets.fetch(l.Wire(), nil)())
+	m = run(m, tea.KeyMsg{Type: tea.KeyCtrlF})
+	m = run(m, keys("text ~ (")...)
+	if m.filterErr == "" {
+		t.Error("a search that does not parse is not flagged as one types")
+	}
+	m.input.SetValue("")
+	m = run(m, keys("text ~ \"frame-0000[12]0\"")...) // frames 10 and 20
+	m = run(m, tea.KeyMsg{Type: tea.KeyEnter})
+	if got := selected(m); !strings.Contains(got, "frame-000010") || m.packets.focused().follow {
+		t.Fatalf("enter found %q (follow %v), want frame 10: from the newest row it wraps to the first match", got, m.packets.focused().follow)
+	}
+	if !strings.Contains(m.logLine, "wrapped") {
+		t.Errorf("the log line does not say the search wrapped: %q", m.logLine)
+	}
+	m = run(m, keys("n")[0])
+	if got := selected(m); !strings.Contains(got, "frame-000020") {
+		t.Errorf("n found %q, want frame 20", got)
+	}
+	m = run(m, keys("N")[0])
+	if got := selected(m); !strings.Contains(got, "frame-000010") {
+		t.Errorf("N found %q, want frame 10", got)
+	}
+	// With a filter that leaves frame 20 out, n finds only frame 10.
+	m.packets.filter = "not frame-000020"
+	m = run(m, m.packets.fetch(l.Wire(), nil)(), keys("n")[0])
+	if got := selected(m); !strings.Contains(got, "frame-000010") || !strings.Contains(m.logLine, "wrapped") {
+		t.Errorf("n with a filter found %q (%s), want frame 10 again", got, m.logLine)
+	}
+	m.search = "nothing-like-this"
+	m = run(m, keys("n")[0])
+	if !strings.Contains(m.logLine, "no record") {
+		t.Errorf("a search that finds nothing says %q", m.logLine)
 	}
 }

@@ -47,10 +47,11 @@ func (x *filterIndex) window(store *wire.Store, r listRequest, d *listData) {
 	if i := sort.Search(len(ml.seqs), func(i int) bool { return ml.seqs[i] >= d.first }); i > 0 {
 		ml.seqs = ml.seqs[i:]
 	}
-	ml.scanned = store.Scan(r.app, ml.scanned, func(rec *wire.Record) {
+	ml.scanned = store.Scan(r.app, ml.scanned, func(rec *wire.Record) bool {
 		if ml.match(rec) {
 			ml.seqs = append(ml.seqs, rec.Seq)
 		}
+		return true
 	})
 	all := ml.seqs
 	d.total = len(all)

@@ -6,7 +6,7 @@ import "github.com/charmbracelet/bubbles/key"
 type keyMap struct {
 	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export  key.Binding
 	SendHTTP, SendHTTPS, Compare, Follow, Conns                      key.Binding
-	Filter, ShowApp, Next, Prev, Debug                               key.Binding
+	Filter, ShowApp, Next, Prev, Debug, Find, FindNext, FindPrev     key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
 	// up says the lab is up (the footer then offers what works on it).
 	up bool
@@ -28,22 +28,26 @@ func newKeyMap() keyMap {
 		Capture:   b([]string{"c"}, "c", "capture on/off"),
 		Export:    b([]string{"e"}, "e", "export pcapng"),
 		Filter:    b([]string{"/"}, "/", "filter packets"),
-		ShowApp:   b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "show app N"),
-		Next:      b([]string{"tab"}, "tab", "next pane"),
-		Prev:      b([]string{"shift+tab"}, "shift+tab", "previous pane"),
-		Debug:     b([]string{"x"}, "x", "shell on the lab host"),
-		Up:        b([]string{"up", "k"}, "↑/k", "up"),
-		Down:      b([]string{"down", "j"}, "↓/j", "down"),
-		PageUp:    b([]string{"pgup"}, "pgup", "page up"),
-		PageDown:  b([]string{"pgdown"}, "pgdn", "page down"),
-		Top:       b([]string{"home", "g"}, "home/g", "oldest"),
-		Bottom:    b([]string{"end", "G"}, "end/G", "newest (follow)"),
-		Enter:     b([]string{"enter"}, "enter", "packet details"),
-		Follow:    b([]string{"f"}, "f", "follow the row's connection"),
-		Conns:     b([]string{"o"}, "o", "the app's connections"),
-		Back:      b([]string{"esc"}, "esc", "close / cancel"),
-		Help:      b([]string{"?"}, "?", "help"),
-		Quit:      b([]string{"q", "ctrl+c"}, "q/ctrl+c", "quit (asks if up)"),
+		// Find searches beside the filter, as less and vim do.
+		Find:     b([]string{"ctrl+f"}, "ctrl+f", "find (filter language)"),
+		FindNext: b([]string{"n"}, "n/N", "next/previous found"),
+		FindPrev: b([]string{"N"}, "N", "previous found"),
+		ShowApp:  b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "show app N"),
+		Next:     b([]string{"tab"}, "tab", "next pane"),
+		Prev:     b([]string{"shift+tab"}, "shift+tab", "previous pane"),
+		Debug:    b([]string{"x"}, "x", "shell on the lab host"),
+		Up:       b([]string{"up", "k"}, "↑/k", "up"),
+		Down:     b([]string{"down", "j"}, "↓/j", "down"),
+		PageUp:   b([]string{"pgup"}, "pgup", "page up"),
+		PageDown: b([]string{"pgdown"}, "pgdn", "page down"),
+		Top:      b([]string{"home", "g"}, "home/g", "oldest"),
+		Bottom:   b([]string{"end", "G"}, "end/G", "newest (follow)"),
+		Enter:    b([]string{"enter"}, "enter", "packet details"),
+		Follow:   b([]string{"f"}, "f", "follow the row's connection"),
+		Conns:    b([]string{"o"}, "o", "the app's connections"),
+		Back:     b([]string{"esc"}, "esc", "close / cancel"),
+		Help:     b([]string{"?"}, "?", "help"),
+		Quit:     b([]string{"q", "ctrl+c"}, "q/ctrl+c", "quit (asks if up)"),
 	}
 }
 
@@ -67,7 +71,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.SendHTTP, k.SendHTTPS, k.Compare, k.Teardown, k.Capture, k.Export},
-		{k.Filter, k.ShowApp, k.Next, k.Prev, k.Debug, k.Conns},
+		{k.Filter, k.Find, k.FindNext, k.ShowApp, k.Next, k.Prev, k.Debug, k.Conns},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Follow},
 		{k.Back, k.Help, k.Quit},
 	}

@@ -361,6 +361,15 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if r, ok := m.packets.selected(); ok {
 			return m.followFlow(r.Flow)
 		}
+	case m.focus == panePackets && key.Matches(msg, k.Find):
+		m.filterErr = ""
+		return m.prompt(inputFind, "find (n/N next/previous; filter language: a word, status >= 400, opcode == 8…): ", m.search)
+	case m.focus == panePackets && (key.Matches(msg, k.FindNext) || key.Matches(msg, k.FindPrev)):
+		if m.search == "" {
+			m.logLine = "nothing to find yet: ctrl+f sets it"
+			return m, nil
+		}
+		return m, m.find(key.Matches(msg, k.FindNext))
 	case m.focus == panePackets && key.Matches(msg, k.Conns):
 		if l := m.packets.focused(); l != nil {
 			m.logLine = "gathering the connections of " + l.app.Name
@@ -449,6 +458,17 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.busy++
 			l := m.lab
 			return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
+		case inputFind:
+			if _, err := compileFilter(value); err != nil {
+				m.inputKind, m.filterErr = inputFind, err.Error()
+				m.input.Focus()
+				return m, nil
+			}
+			m.search = strings.TrimSpace(value)
+			if m.search == "" {
+				return m, nil
+			}
+			return m, m.find(true)
 		case inputFilter:
 			m.packets.conv = false
 			if _, err := compileFilter(value); err != nil {
@@ -467,7 +487,7 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
-	if m.inputKind == inputFilter {
+	if m.inputKind == inputFilter || m.inputKind == inputFind {
 		m.filterErr = ""
 		if _, err := compileFilter(m.input.Value()); err != nil {
 			m.filterErr = err.Error() // shown as one types
@@ -509,4 +529,42 @@ func (m *Model) rewind() {
 		l.follow = false
 		l.top, l.shift, l.cursor = 0, 0, 0
 	}
+}
+
+// find looks for the next (or previous) record of the focused list that
+// matches the search and the filter, from the selected row on.
+func (m Model) find(forward bool) tea.Cmd {
+	l := m.packets.focused()
+	if l == nil {
+		return nil
+	}
+	from := l.first
+	if r, ok := m.packets.selected(); ok {
+		from = r.Seq
+	} else if !forward {
+		from = l.next
+	}
+	return findRecord(m.lab.Wire(), l.app.Name, m.packets.filter, m.search, from, forward)
+}
+
+// found puts the list on the record a search found, its row selected.
+func (m Model) found(msg foundMsg) (tea.Model, tea.Cmd) {
+	if !msg.found {
+		m.logLine = fmt.Sprintf("find: no record of %s matches %q", msg.app, m.search)
+		if m.packets.filter != "" {
+			m.logLine += " among those the filter keeps"
+		}
+		return m, nil
+	}
+	if !m.packets.focusName(msg.app) {
+		return m, nil
+	}
+	l := m.packets.focused()
+	l.follow, l.top, l.shift, l.cursor = false, msg.seq, 0, 0
+	l.land = msg.seq + 1
+	m.logLine = fmt.Sprintf("find %q: record %d of %s (n next, N previous)", m.search, msg.seq+1, msg.app)
+	if msg.wrapped {
+		m.logLine += ", wrapped around"
+	}
+	return m, m.fetch()
 }

@@ -75,6 +75,7 @@ const (
 	inputSend
 	inputExport
 	inputFilter
+	inputFind
 	inputAnswer
 )
 
@@ -134,7 +135,8 @@ type Model struct {
 	shell       *shellPane
 	question    *lab.PromptEvent  // waiting for the person's answer
 	sendApp     string            // the app the send prompt sends to
-	filterErr   string            // what is wrong with the filter being typed
+	filterErr   string            // what is wrong with the filter (or search) being typed
+	search      string            // what n and N find (ctrl+f)
 	alerts      map[string]string // app name → what happened to it (apps that died)
 	cmp         *compareView      // the comparison, fed by every probe event
 	stack       []overlay         // views over the packets' place; the top one has the keys
@@ -331,6 +333,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.stack = append(slices.Clone(m.stack), v)
 		m.logLine = fmt.Sprintf("%d connections of %s: enter follows one, esc closes", len(msg.conns), msg.app)
 		return m, nil
+	case foundMsg:
+		return m.found(msg)
 	case followMsg:
 		m.focus = panePackets
 		return m.followFlow(msg.flow)

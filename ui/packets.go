@@ -28,8 +28,9 @@ type appList struct {
 	start    int  // the window's first row: its index among those (0: the oldest held)
 	follow   bool // stick to the newest row
 	top      uint64
-	shift    int  // rows to move the window from top, in the list's own rows (filtered or not)
-	held     bool // paused rows kept on screen after the ring evicted them
+	shift    int    // rows to move the window from top, in the list's own rows (filtered or not)
+	held     bool   // paused rows kept on screen after the ring evicted them
+	land     uint64 // Seq+1 of a row to put the cursor on once fetched (0: none)
 	base     time.Time
 	cursor   int
 }
@@ -240,6 +241,14 @@ func (p *packetsPane) apply(msg packetsMsg) {
 			l.rows, l.counters, l.first, l.next, l.total, l.start, l.base = d.rows, d.counters, d.first, d.next, d.total, d.start, d.base
 			if l.follow || l.cursor >= len(l.rows) {
 				l.cursor = max(0, len(l.rows)-1)
+			}
+			if l.land != 0 {
+				for i := range l.rows {
+					if l.rows[i].Seq == l.land-1 {
+						l.cursor = i
+					}
+				}
+				l.land = 0
 			}
 			if len(l.rows) > 0 && !l.follow {
 				l.top = l.rows[0].Seq

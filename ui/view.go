@@ -178,7 +178,7 @@ func (m Model) footer() string {
 	m.help.Width = m.width
 	keys := m.keys
 	keys.up = m.state != lab.Down && m.state != lab.Failed
-	if m.inputKind == inputFilter && m.filterErr != "" {
+	if (m.inputKind == inputFilter || m.inputKind == inputFind) && m.filterErr != "" {
 		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("filter: "+m.filterErr, m.width)))
 	}
 	if n := len(m.stack); n > 0 {

@@ -3,12 +3,12 @@ package wire
 import "sort"
 
 // Scan calls visit for each of the app's records still held whose Seq is
-// from or later, oldest first, and returns the Seq the next record will
-// get: where the next Scan picks up. It runs under the store's lock, so
+// from or later, oldest first, until visit returns false, and returns the
+// Seq of the record after the last visited: where the next Scan picks up. It runs under the store's lock, so
 // visit must be quick, must not keep the record and must not call the
 // store. A front end that indexes the records (a filter's matches) scans
 // each record once, not the whole ring at every frame.
-func (s *Store) Scan(app string, from uint64, visit func(*Record)) (next uint64) {
+func (s *Store) Scan(app string, from uint64, visit func(*Record) bool) (next uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.byName(app)
@@ -18,7 +18,9 @@ func (s *Store) Scan(app string, from uint64, visit func(*Record)) (next uint64)
 	rg := &a.ring
 	first := rg.added - uint64(rg.n)
 	for seq := max(from, first); seq < rg.added; seq++ {
-		visit(rg.at(int(seq - first)))
+		if !visit(rg.at(int(seq - first))) {
+			return seq + 1
+		}
 	}
 	return rg.added
 }
