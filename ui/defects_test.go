@@ -321,6 +321,13 @@ func TestPausedViewHoldsStill(t *testing.T) {
 	if v := m.View(); !strings.Contains(v, "frame-005000") {
 		t.Errorf("G does not follow the newest again:\n%s", v)
 	}
+	// The mode line says how much the ring holds, over how long, and how
+	// many went: each frame is a (socket-level) packet record and a message
+	// record, so the ring holds the newest 500 frames, 1 ms apart, of the
+	// 10005 records.
+	if v := m.View(); !strings.Contains(v, "ring 1000 rows, 499.000ms (9005 older gone)") {
+		t.Errorf("the ring's span is not shown:\n%s", v)
+	}
 }
 
 // TestDetailNextPrevious: n and p walk the list's records inside the

@@ -32,6 +32,7 @@ type appList struct {
 	held     bool   // paused rows kept on screen after the ring evicted them
 	land     uint64 // Seq+1 of a row to put the cursor on once fetched (0: none)
 	base     time.Time
+	span     time.Duration // the ring's, oldest to newest
 	cursor   int
 }
 
@@ -53,8 +54,9 @@ type listData struct {
 	first    uint64
 	next     uint64
 	total    int
-	start    int       // index of rows[0] among the list's rows
-	base     time.Time // the first matching record's time (a filter's first row)
+	start    int           // index of rows[0] among the list's rows
+	base     time.Time     // the first matching record's time (a filter's first row)
+	span     time.Duration // from the oldest record the ring holds to the newest
 }
 
 // packetsMsg carries freshly fetched windows; unchanged says nothing was
@@ -86,6 +88,9 @@ func fetchChanged(store *wire.Store, idx *filterIndex, reqs []listRequest, since
 		for _, r := range reqs {
 			d := listData{app: r.app, counters: store.Counters(r.app)}
 			d.first, d.next = store.Span(r.app)
+			if ends := store.Pick(r.app, []uint64{d.first, max(d.first, d.next-1)}); len(ends) == 2 {
+				d.span = ends[1].Time.Sub(ends[0].Time)
+			}
 			if r.filter != "" {
 				idx.window(store, r, &d)
 			} else {
@@ -233,12 +238,12 @@ func (p *packetsPane) apply(msg packetsMsg) {
 				// Paused, and the ring has moved past the rows on screen:
 				// they stay (a copy), so the view holds still under the
 				// reader; scrolling or G takes it on from what is held.
-				l.counters, l.first, l.next, l.total = d.counters, d.first, d.next, d.total
+				l.counters, l.first, l.next, l.total, l.span = d.counters, d.first, d.next, d.total, d.span
 				l.held = true
 				continue
 			}
 			l.held = false
-			l.rows, l.counters, l.first, l.next, l.total, l.start, l.base = d.rows, d.counters, d.first, d.next, d.total, d.start, d.base
+			l.rows, l.counters, l.first, l.next, l.total, l.start, l.base, l.span = d.rows, d.counters, d.first, d.next, d.total, d.start, d.base, d.span
 			if l.follow || l.cursor >= len(l.rows) {
 				l.cursor = max(0, len(l.rows)-1)
 			}
@@ -423,6 +428,13 @@ func (p *packetsPane) listView(l *appList, w int) string {
 	}
 	if p.filter != "" {
 		mode += fmt.Sprintf("  filter %q: %d", p.filter, l.total)
+	}
+	if held := l.next - l.first; held > 0 {
+		// What the ring holds, and over how long: how far back one can go.
+		mode += fmt.Sprintf("  ring %d rows, %s", held, shortDur(l.span))
+		if l.counters.Evicted > 0 {
+			mode += fmt.Sprintf(" (%d older gone)", l.counters.Evicted)
+		}
 	}
 	head = truncate(head, w-2)
 	sub := p.st.dim.Render(truncate(mode, w-2))
