@@ -423,7 +423,7 @@ func (p *packetsPane) listView(l *appList, w int) string {
 	if !l.follow {
 		mode = fmt.Sprintf("paused %d/%d", min(l.start+l.cursor+1, l.total), l.total)
 		if l.held {
-			mode = "paused: held (the ring has moved past these rows; G follows again)"
+			mode = "paused, held: the ring moved on (G follows)"
 		}
 	}
 	if p.filter != "" {
