@@ -90,13 +90,13 @@ func (m *Model) probe() tea.Cmd {
 // copyOSC52 puts text on the terminal's clipboard with OSC 52, which works
 // over SSH and in tmux (set-clipboard on); a Cmd, as it writes to the
 // terminal.
-func copyOSC52(text string) tea.Cmd {
+func copyOSC52(out io.Writer, text string) tea.Cmd {
 	return func() tea.Msg {
 		seq := "\x1b]52;c;" + base64.StdEncoding.EncodeToString([]byte(text)) + "\a"
 		if os.Getenv("TMUX") != "" {
 			seq = "\x1bPtmux;\x1b" + strings.ReplaceAll(seq, "\x1b", "\x1b\x1b") + "\x1b\\"
 		}
-		_, _ = io.WriteString(os.Stdout, seq)
+		_, _ = io.WriteString(out, seq)
 		return nil
 	}
 }

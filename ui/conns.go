@@ -20,6 +20,8 @@ type overlay interface {
 	View() string
 	SetSize(w, h int)
 	Keys() []key.Binding
+	// whole: it covers the body (the detail), not just the packets' box.
+	whole() bool
 }
 
 // conn is one connection of an app as its held records tell it: Wireshark's
@@ -129,6 +131,9 @@ func (c *connsView) SetSize(w, h int) {
 	c.tbl.SetHeight(max(3, h-2))
 	c.tbl.SetCursor(min(cursor, len(rows)-1))
 }
+
+// whole implements overlay: the list takes the packets' box.
+func (c *connsView) whole() bool { return false }
 
 // Keys implements overlay.
 func (c *connsView) Keys() []key.Binding {

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/netip"
@@ -338,22 +340,35 @@ func TestDetailNextPrevious(t *testing.T) {
 	m.packets.filter = "message"
 	m = send(t, m, m.packets.fetch(store, nil)())
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if m.detail == nil || !strings.Contains(m.View(), "frame-000050") {
+	if m.topDetail() == nil || !strings.Contains(m.View(), "frame-000050") {
 		t.Fatalf("enter: no detail of the newest frame:\n%s", m.View())
 	}
-	m = send(t, m, keys("p")...)
+	next, cmd := m.Update(keys("p")[0])
+	m = send(t, next.(Model), cmd()) // the step, asked of the list
 	m = send(t, m, m.packets.fetch(store, nil)())
-	if v := m.View(); m.detail == nil || !strings.Contains(v, "frame-000049") {
+	if v := m.View(); m.topDetail() == nil || !strings.Contains(v, "frame-000049") {
 		t.Errorf("p: the detail does not show the previous frame:\n%s", v)
 	}
-	m = send(t, m, keys("n")...)
+	next, cmd = m.Update(keys("n")[0])
+	m = send(t, next.(Model), cmd())
 	if v := m.View(); !strings.Contains(v, "frame-000050") {
 		t.Errorf("n: the detail does not show the next frame:\n%s", v)
 	}
-	next, cmd := m.Update(keys("y")[0])
+	var term bytes.Buffer
+	m.topDetail().out = &term
+	next, cmd = m.Update(keys("y")[0])
 	m = next.(Model)
-	if cmd == nil || !strings.Contains(m.View(), "copied the text") {
-		t.Errorf("y gave no copy command")
+	if cmd == nil {
+		t.Fatal("y gave no copy command")
+	}
+	for _, c := range cmd().(tea.BatchMsg) {
+		m = send(t, m, c())
+	}
+	if want := "]52;c;" + base64.StdEncoding.EncodeToString([]byte(detailText(m.topDetail().rec))); !strings.Contains(term.String(), want) {
+		t.Errorf("y wrote %q to the terminal, want OSC 52 with the detail's text", term.String())
+	}
+	if !strings.Contains(m.View(), "copied the text") {
+		t.Error("y does not say what it copied")
 	}
 }
 

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/bubbles/viewport"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/hinshun/vt10x"
 
@@ -39,14 +37,6 @@ func (m Model) sendTarget(secure, websocket bool) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// detailKeys are the detail view's own keys.
-var detailKeys = struct{ Next, Prev, CopyText, CopyHex key.Binding }{
-	Next:     key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "next record")),
-	Prev:     key.NewBinding(key.WithKeys("p", "N"), key.WithHelp("p", "previous record")),
-	CopyText: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy the text")),
-	CopyHex:  key.NewBinding(key.WithKeys("Y"), key.WithHelp("Y", "copy the payload as hex")),
 }
 
 // move moves the focused pane's selection by n rows (negative: up).
@@ -77,7 +67,7 @@ func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, cmd)
 	}
 	for i := 0; i < len(runes); i++ {
-		if m.inputKind != inputNone || m.shell != nil || m.confirm != confirmNone || m.detail != nil || m.showHelp {
+		if m.inputKind != inputNone || m.shell != nil || m.confirm != confirmNone || len(m.stack) > 0 || m.showHelp {
 			// A prompt takes the rest as text; an overlay takes its keys
 			// one by one.
 			if m.inputKind != inputNone || m.shell != nil {
@@ -128,11 +118,9 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			n = -3
 		}
 		switch {
-		case m.detail != nil:
-			if n < 0 {
-				m.detail.ScrollUp(-n)
-			} else {
-				m.detail.ScrollDown(n)
+		case len(m.stack) > 0:
+			if d, ok := m.stack[len(m.stack)-1].(*detailView); ok {
+				d.scroll(n)
 			}
 		case m.focus == panePackets:
 			m.packets.scroll(n)
@@ -141,7 +129,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			m.appsP.move(n)
 		}
 	case tea.MouseButtonLeft:
-		if m.detail != nil || m.shell != nil || m.showHelp || m.confirm != confirmNone || m.inputKind != inputNone {
+		if len(m.stack) > 0 || m.shell != nil || m.showHelp || m.confirm != confirmNone || m.inputKind != inputNone {
 			return m, nil
 		}
 		return m.click(msg.X, msg.Y)
@@ -236,39 +224,6 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.showHelp {
 		if key.Matches(msg, m.keys.Help) || key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Quit) {
 			m.showHelp = false
-		}
-		return m, nil
-	}
-	if m.detail != nil {
-		switch {
-		case key.Matches(msg, m.keys.Back), key.Matches(msg, m.keys.Enter), key.Matches(msg, m.keys.Quit):
-			m.detail = nil
-		case key.Matches(msg, detailKeys.Next), key.Matches(msg, detailKeys.Prev):
-			// The next or previous record of the list, without leaving.
-			n := 1
-			if key.Matches(msg, detailKeys.Prev) {
-				n = -1
-			}
-			m.packets.scroll(n)
-			if r, ok := m.packets.selected(); ok {
-				m.detail.SetContent(detailText(r))
-				m.detail.GotoTop()
-			}
-			m.detailMoved = true
-			return m, m.fetch()
-		case key.Matches(msg, detailKeys.CopyText), key.Matches(msg, detailKeys.CopyHex):
-			if r, ok := m.packets.selected(); ok {
-				what, data := "text", detailText(r)
-				if key.Matches(msg, detailKeys.CopyHex) {
-					what, data = "payload hex", hex.EncodeToString(r.Data)
-				}
-				m.logLine = fmt.Sprintf("copied the %s (%d bytes) to the clipboard (OSC 52)", what, len(data))
-				return m, copyOSC52(data)
-			}
-		default:
-			var cmd tea.Cmd
-			*m.detail, cmd = m.detail.Update(msg)
-			return m, cmd
 		}
 		return m, nil
 	}
@@ -377,10 +332,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
-			vp := viewport.New(max(10, m.width-4), max(3, m.bodyHeight()-2))
-			vp.SetContent(detailText(r))
-			m.detail = &vp
-			m.logLine = "detail: n/p next/previous record · y copy the text · Y copy the payload (hex) · esc closes"
+			m.push(newDetailView(r, m.opt.Out, m.width-4, m.bodyHeight()-2))
+			m.logLine = "detail of " + r.App + " record " + fmt.Sprint(r.Seq+1)
 		}
 	default:
 		return m, m.panes()[m.focus].Update(msg)
@@ -567,4 +520,29 @@ func (m Model) found(msg foundMsg) (tea.Model, tea.Cmd) {
 		m.logLine += ", wrapped around"
 	}
 	return m, m.fetch()
+}
+
+// push opens an overlay on top of the others, sized for where it goes.
+func (m *Model) push(o overlay) {
+	m.sizeOverlay(o)
+	m.stack = append(slices.Clone(m.stack), o)
+}
+
+// sizeOverlay gives an overlay the room it covers: the body, or the
+// packets' box.
+func (m *Model) sizeOverlay(o overlay) {
+	if o.whole() {
+		o.SetSize(m.width-4, m.bodyHeight()-2)
+		return
+	}
+	o.SetSize(m.overW, m.overH)
+}
+
+// topDetail is the detail view when it is the overlay on top.
+func (m Model) topDetail() *detailView {
+	if n := len(m.stack); n > 0 {
+		d, _ := m.stack[n-1].(*detailView)
+		return d
+	}
+	return nil
 }

@@ -3,14 +3,14 @@ package ui
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
-	"slices"
+	"os"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/spinner"
 	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
@@ -54,6 +54,9 @@ type Options struct {
 	// Renderer draws the styles: nil is the terminal's (lipgloss's
 	// default); an explorer served over SSH passes the session's.
 	Renderer *lipgloss.Renderer
+	// Out is the terminal the explorer draws on, where a copy (OSC 52)
+	// is written: nil is standard output; an SSH session passes its own.
+	Out io.Writer
 }
 
 // Minimum terminal size.
@@ -131,7 +134,6 @@ type Model struct {
 	inputKind   inputKind
 	confirm     confirmKind
 	showHelp    bool
-	detail      *viewport.Model
 	shell       *shellPane
 	question    *lab.PromptEvent  // waiting for the person's answer
 	sendApp     string            // the app the send prompt sends to
@@ -161,6 +163,9 @@ func (m Model) Interrupted() bool { return m.interrupted }
 func New(l Lab, events <-chan lab.Event, opt Options) Model {
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.Out == nil {
+		opt.Out = os.Stdout
 	}
 	st := newStyles(opt.Renderer)
 	keys := newKeyMap()
@@ -295,12 +300,12 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !msg.unchanged {
 			m.packets.apply(msg)
 			m.shown, m.shownReqs = msg.version, msg.reqs
-			if m.detail != nil && m.detailMoved {
+			if d := m.topDetail(); d != nil && m.detailMoved {
 				// n/p may have moved past the window: show the record now
 				// selected, once the window has followed.
 				m.detailMoved = false
 				if r, ok := m.packets.selected(); ok {
-					m.detail.SetContent(detailText(r))
+					d.setRecord(r)
 				}
 			}
 		}
@@ -327,10 +332,22 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 		return m, nil
+	case stepMsg:
+		// The detail's n/p: the list's next or previous record, without
+		// leaving the detail.
+		m.packets.scroll(msg.n)
+		if r, ok := m.packets.selected(); ok {
+			if d := m.topDetail(); d != nil {
+				d.setRecord(r)
+			}
+		}
+		m.detailMoved = true
+		return m, m.fetch()
+	case logMsg:
+		m.logLine = string(msg)
+		return m, nil
 	case connsMsg:
-		v := newConnsView(m.st, msg)
-		v.SetSize(m.overW, m.overH)
-		m.stack = append(slices.Clone(m.stack), v)
+		m.push(newConnsView(m.st, msg))
 		m.logLine = fmt.Sprintf("%d connections of %s: enter follows one, esc closes", len(msg.conns), msg.app)
 		return m, nil
 	case foundMsg:

@@ -185,7 +185,7 @@ func TestSendOverWS(t *testing.T) {
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyUp}, tea.KeyMsg{Type: tea.KeyUp})
 	m = send(t, m, m.packets.fetch(store, nil)())
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if m.detail == nil || !strings.Contains(m.View(), "opcode") {
+	if m.topDetail() == nil || !strings.Contains(m.View(), "opcode") {
 		t.Fatalf("no detail view:\n%s", m.View())
 	}
 	golden(t, "ws-detail", m.View())

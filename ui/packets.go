@@ -1,9 +1,7 @@
 package ui
 
 import (
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -462,32 +460,6 @@ func (p *packetsPane) rowStyle(r *wire.Record) lipgloss.Style {
 		return p.st.toClient
 	}
 	return p.st.toServer
-}
-
-// detailText renders one record for the detail view.
-func detailText(r wire.Record) string {
-	var b strings.Builder
-	who := r.App
-	if r.App != string(r.Protocol) {
-		who += " (" + string(r.Protocol) + ")"
-	}
-	fmt.Fprintf(&b, "%s %s %s  %s  %s\n", who, r.Kind, r.Layer, r.Dir, r.Time.Format("15:04:05.000000"))
-	fmt.Fprintf(&b, "flow %s  length %d  payload %d\n", r.Flow, r.Len, r.Payload)
-	if r.Decrypted {
-		b.WriteString("[dec] DECRYPTED with the TLS keys of the lab's own client (the wire carried only ciphertext)\n")
-	}
-	fmt.Fprintf(&b, "\n%s\n\n", r.Text())
-	for _, f := range r.Details() {
-		fmt.Fprintf(&b, "  %-22s %s\n", f.Name, f.Value)
-	}
-	if len(r.Data) > 0 {
-		what := "payload"
-		if r.Decrypted {
-			what = "decrypted payload"
-		}
-		fmt.Fprintf(&b, "\n%s (first %d bytes):\n%s", what, len(r.Data), hex.Dump(r.Data))
-	}
-	return b.String()
 }
 
 func human(n uint64) string {

@@ -56,7 +56,7 @@ func (m *Model) layout() {
 	m.cmp.SetSize(packW-2, max(minListHeight, packH))
 	m.overW, m.overH = packW-2, max(minListHeight, packH)
 	for _, o := range m.stack {
-		o.SetSize(m.overW, m.overH)
+		m.sizeOverlay(o)
 	}
 	m.packets.setActive(m.focus == panePackets)
 }
@@ -227,8 +227,8 @@ func (m Model) body() string {
 			own = append(own, k.Help().Key+" "+k.Help().Desc)
 		}
 		return m.st.title.Render("Keys") + "\n" + m.fullHelp() + "\n\n" + truncate("In the focused pane: "+strings.Join(own, " · "), m.width)
-	case m.detail != nil:
-		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.detail.View())
+	case len(m.stack) > 0 && m.stack[len(m.stack)-1].whole():
+		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.stack[len(m.stack)-1].View())
 	case m.shell != nil:
 		sp := m.shell
 		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves", m.hostP.host.Name)
