@@ -266,10 +266,15 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case eventsMsg:
+		known := len(m.appsP.apps)
 		for _, e := range msg {
 			m.apply(e)
 		}
-		m.layout()
+		if len(m.appsP.apps) != known {
+			m.layout() // the apps pane's rows (and the room left for logs) changed
+		} else {
+			m.appsP.refresh()
+		}
 		if q := m.question; q != nil && m.inputKind != inputAnswer {
 			next, focus := m.prompt(inputAnswer, q.Question+" ", "")
 			nm := next.(Model)
