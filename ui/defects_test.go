@@ -398,7 +398,18 @@ func TestFollowAConnection(t *testing.T) {
 	if !strings.Contains(v, "first-conn") || strings.Contains(v, "second-conn") {
 		t.Errorf("f does not show the first connection alone:\n%s", v)
 	}
-	for _, want := range []string{"+0µs", "+2.000ms", "Δ2.000ms", "+5.000ms", "Δ3.000ms"} {
+	// Its setup (the upgrade and its segments) is one row, timed; the
+	// frame's segment and the frame follow it.
+	// (the request, the 101, the decoder's check of its accept, and the
+	// segments of the first two).
+	first := m.packets.focused().rows[0]
+	if first.Text() != "setup: upgrade 2.000ms (5 records folded; z unfolds)" || !strings.Contains(v, "setup: upgrade 2.000ms") || strings.Contains(v, "101 Switching") {
+		t.Errorf("the followed connection's setup is not folded:\n%s", v)
+	}
+	m = send(t, m, keys("z")...) // unfolded
+	m = send(t, m, m.packets.fetch(s, nil)())
+	v = m.View()
+	for _, want := range []string{"+0µs", "+2.000ms", "Δ2.000ms", "+5.000ms", "Δ3.000ms", "101 Switching"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the followed connection lacks %q:\n%s", want, v)
 		}

@@ -325,6 +325,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		return m, m.find(key.Matches(msg, k.FindNext))
+	case m.focus == panePackets && m.packets.conv && key.Matches(msg, k.Fold):
+		m.packets.unfolded = !m.packets.unfolded
+		m.rewind()
+		return m, m.fetch()
 	case m.focus == panePackets && key.Matches(msg, k.Conns):
 		if l := m.packets.focused(); l != nil {
 			m.logLine = "gathering the connections of " + l.app.Name

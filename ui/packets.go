@@ -122,8 +122,10 @@ func shortDur(d time.Duration) string {
 // packetsPane shows one list per app of the lab, side by side when they
 // fit, as tabs when not.
 type packetsPane struct {
-	// conv: the filter follows one connection (f): times are relative.
-	conv   bool
+	// conv: the filter follows one connection (f): times are relative,
+	// and its setup is folded into one row unless unfolded (z).
+	conv     bool
+	unfolded bool
 	lists  []*appList
 	focus  int
 	active bool // the pane has the focus: the focused list shows its cursor
@@ -241,6 +243,9 @@ func (p *packetsPane) apply(msg packetsMsg) {
 				continue
 			}
 			l.held = false
+			if p.conv && !p.unfolded && d.start == 0 {
+				d.rows = foldSetup(d.rows)
+			}
 			l.rows, l.counters, l.first, l.next, l.total, l.start, l.base, l.span = d.rows, d.counters, d.first, d.next, d.total, d.start, d.base, d.span
 			if l.follow || l.cursor >= len(l.rows) {
 				l.cursor = max(0, len(l.rows)-1)

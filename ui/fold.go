@@ -1,0 +1,83 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab/wire"
+)
+
+// setupMessage says whether a decoded message belongs to a connection's
+// setup rather than to what it carries: a TLS handshake record (or the
+// change of cipher spec), the WebSocket upgrade request, its 101 and the
+// decoder's check of its accept key.
+func setupMessage(r *wire.Record) bool {
+	switch r.Layer {
+	case "tls":
+		return r.Field("handshake_type") != "" || r.Field("content_type") == "Change Cipher Spec"
+	case "http":
+		return strings.Contains(r.Text(), "[WebSocket upgrade]") || r.Field("status") == "101"
+	case "ws":
+		return r.Field("accept_valid") != "" // the decoder's check of the 101's accept
+	}
+	return false
+}
+
+// foldSetup folds the setup at the start of a connection's records (the
+// TCP handshake, the TLS handshake, the upgrade: everything before the
+// first message that carries the application's data) into one record whose
+// line times each phase and whose fields list what it folded. It returns
+// rows unchanged when there is nothing to fold.
+func foldSetup(rows []wire.Record) []wire.Record {
+	// The setup runs to its last setup message, or (plain HTTP) to the
+	// end of the payload-less handshake segments, within the records
+	// before the first message that carries data; the segments after the
+	// last setup message carry that data and stay.
+	n, bare := 0, 0
+	for i := range rows {
+		r := &rows[i]
+		if r.Kind != wire.KindPacket && !setupMessage(r) {
+			break
+		}
+		if r.Kind != wire.KindPacket {
+			n = i + 1
+		} else if r.Payload == 0 && bare == i {
+			bare = i + 1
+		}
+	}
+	n = max(n, bare)
+	if n < 2 {
+		return rows
+	}
+	start := rows[0].Time
+	var tcpEnd, tlsEnd, upEnd time.Time
+	f := wire.Record{Seq: rows[0].Seq, ID: rows[0].ID, App: rows[0].App, Protocol: rows[0].Protocol, Flow: rows[0].Flow,
+		Time: start, Dir: wire.ClientToServer, Kind: wire.KindMessage, Layer: "setup"}
+	for i := range rows[:n] {
+		r := &rows[i]
+		switch {
+		case r.Kind == wire.KindPacket && r.Payload == 0 && tlsEnd.IsZero() && upEnd.IsZero():
+			tcpEnd = r.Time
+		case r.Layer == "tls":
+			tlsEnd = r.Time
+		case r.Layer == "http":
+			upEnd = r.Time
+		}
+		f.Len += r.Len
+		f.Fields = append(f.Fields, wire.Field{Name: "+" + shortDur(r.Time.Sub(start)), Value: r.Dir.String() + " " + r.Text()})
+	}
+	var phases []string
+	at := start
+	for _, p := range []struct {
+		name string
+		end  time.Time
+	}{{"TCP", tcpEnd}, {"TLS", tlsEnd}, {"upgrade", upEnd}} {
+		if !p.end.IsZero() {
+			phases = append(phases, fmt.Sprintf("%s %s", p.name, shortDur(p.end.Sub(at))))
+			at = p.end
+		}
+	}
+	f.Summary = fmt.Sprintf("setup: %s (%d records folded; z unfolds)", strings.Join(phases, " · "), n)
+	return append([]wire.Record{f}, rows[n:]...)
+}
