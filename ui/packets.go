@@ -126,15 +126,15 @@ type packetsPane struct {
 	// and its setup is folded into one row unless unfolded (z).
 	conv     bool
 	unfolded bool
-	lists  []*appList
-	focus  int
-	active bool // the pane has the focus: the focused list shows its cursor
-	filter string
-	width  int
-	height int
-	keys   keyMap
-	st     styles
-	idx    *filterIndex // the filter's matches so far (the fetches')
+	lists    []*appList
+	focus    int
+	active   bool // the pane has the focus: the focused list shows its cursor
+	filter   string
+	width    int
+	height   int
+	keys     keyMap
+	st       styles
+	idx      *filterIndex // the filter's matches so far (the fetches')
 }
 
 func newPacketsPane(st styles, keys keyMap, apps []lab.App) *packetsPane {
