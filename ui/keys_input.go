@@ -18,6 +18,7 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // This file turns keys and the mouse into changes of the model and the
@@ -267,7 +268,12 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		ws := key.Matches(msg, k.SendWS) || key.Matches(msg, k.SendWSS)
 		app, ok := m.sendTarget(secure, ws)
 		if !ok {
-			want := map[[2]bool]string{{false, true}: "ws", {true, true}: "wss", {false, false}: "http", {true, false}: "https"}[[2]bool{secure, ws}]
+			want := "such"
+			for _, p := range protocol.All() { // the protocol the key sends over
+				if p.WebSocket() == ws && p.Secure() == secure {
+					want = string(p)
+				}
+			}
 			m.errBox = fmt.Sprintf("this lab has no %s app to send to", want)
 			return m, nil
 		}
