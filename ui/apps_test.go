@@ -80,19 +80,8 @@ func TestSendFollowsTheShownApp(t *testing.T) {
 // at a time, and the export holds the packets of both captures.
 func TestCaptureKeyTwiceThenExport(t *testing.T) {
 	testenv.NeedRoot(t) // live capture on lo
-	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()[2:3]), Probe: probe.Options{Count: 5}}, local.New)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := runningLab(t, lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()[2:3]), Probe: probe.Options{Count: 5}})
 	ctx := context.Background()
-	if err := l.Up(ctx).Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Deploy(ctx).Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Teardown(ctx).Wait(ctx) }()
 	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
 	run := func(cmd tea.Cmd) {
@@ -156,20 +145,8 @@ func TestCaptureKeyTwiceThenExport(t *testing.T) {
 // embedded lab and draws the figures of the Lab's report: the numbers are
 // the report's, the ones --headless prints.
 func TestComparisonView(t *testing.T) {
-	l, err := lab.New(lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()), Probe: probe.Options{Count: 20},
-		Capture: lab.CaptureConfig{Mode: "off"}}, local.New)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	ctx := context.Background()
-	if err := l.Up(ctx).Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Deploy(ctx).Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Teardown(ctx).Wait(ctx) }()
+	l := runningLab(t, lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()), Probe: probe.Options{Count: 20},
+		Capture: lab.CaptureConfig{Mode: "off"}})
 	events, stop := l.Subscribe()
 	defer stop()
 	m := New(l, events, Options{Name: "protolab", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
@@ -228,4 +205,24 @@ func runAll(cmd tea.Cmd) {
 			runAll(c)
 		}
 	}
+}
+
+// runningLab is an embedded lab of cfg, up and deployed; the test's end
+// tears it down and closes it.
+func runningLab(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	l, err := lab.New(cfg, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	ctx := context.Background()
+	if err := l.Up(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Teardown(ctx).Wait(ctx) })
+	if err := l.Deploy(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
