@@ -261,8 +261,8 @@ func Describe(e lab.Event) string {
 		if !r.OK {
 			return fmt.Sprintf("probe     %-5s FAILED: %s", r.App, r.Error)
 		}
-		return fmt.Sprintf("probe     %-5s ok: setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips",
-			r.App, r.SetupMs, r.RTTP50Ms, r.RTTP99Ms, r.MsgsPerS, r.Messages)
+		return fmt.Sprintf("probe     %-5s ok: setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips (client %s)",
+			r.App, r.SetupMs, r.RTTP50Ms, r.RTTP99Ms, r.MsgsPerS, r.Messages, r.Client)
 	case lab.SendEvent:
 		if e.Error != "" {
 			return fmt.Sprintf("send      %s %q FAILED: %s", e.App, e.Sent, e.Error)
@@ -302,6 +302,31 @@ func Describe(e lab.Event) string {
 	return e.EventType()
 }
 
+// writeClients says where each measurement's client ran (Result.Client).
+func writeClients(w io.Writer, rows []lab.AppReport) {
+	var order []string
+	by := map[string][]string{}
+	for _, res := range rows {
+		if !res.OK {
+			continue
+		}
+		where := res.Client
+		if where == "" {
+			where = "unknown"
+		}
+		if res.ClientCPUs != "" {
+			where += " (" + res.ClientCPUs + ")"
+		}
+		if _, ok := by[where]; !ok {
+			order = append(order, where)
+		}
+		by[where] = append(by[where], res.App)
+	}
+	for _, where := range order {
+		fmt.Fprintf(w, "client: %s for %s\n", where, strings.Join(by[where], ", "))
+	}
+}
+
 // WriteTable prints the comparison table: one row per app.
 func WriteTable(w io.Writer, r lab.Report) {
 	fmt.Fprintf(w, "Lab %q on provider %s\n", r.Lab, r.Provider)
@@ -317,6 +342,7 @@ func WriteTable(w io.Writer, r lab.Report) {
 			res.App, res.Protocol, res.SetupMs, res.ConnectMs, res.TLSMs, res.HandshakeMs, res.RTTP50Ms, res.RTTP99Ms, res.MsgsPerS, res.BytesPerM, res.PayloadB)
 	}
 	tw.Flush()
+	writeClients(w, rows)
 	for _, name := range r.Failed() {
 		fmt.Fprintf(w, "%s: %s\n", name, r.Apps[name].Error)
 	}

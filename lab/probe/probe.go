@@ -33,6 +33,9 @@ type Target struct {
 	ServerName string
 	// RootCAs verifies the server; required for https and wss.
 	RootCAs *x509.CertPool
+	// Roots are the certificates RootCAs holds, so a probe worker (another
+	// process) can build the same pool; required for https and wss there.
+	Roots []*x509.Certificate
 	// KeyLog, when set, receives the TLS key log (NSS format) so a capture of
 	// this connection can be decrypted.
 	KeyLog io.Writer
@@ -48,6 +51,13 @@ type Options struct {
 	Payload int `yaml:"payload,omitempty" json:"payload,omitempty"`
 	// Timeout bounds the whole run (default 30s).
 	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Warmup is the number of echo round trips made and not measured before
+	// the Count measured ones (default 0), so connection-level warm-up (TLS
+	// session, Go runtime, the app's buffers) stays out of the figures.
+	Warmup int `yaml:"warmup,omitempty" json:"warmup,omitempty"`
+	// Client is where the client runs: "worker" (default: a separate
+	// protolab process, when this binary can be one) or "in-process".
+	Client string `yaml:"client,omitempty" json:"client,omitempty"`
 }
 
 // DefaultCount is the default number of echo round trips.
@@ -95,6 +105,15 @@ type Result struct {
 	SentB     int64   `json:"sent_bytes"`    // socket bytes sent during the echo phase
 	RecvB     int64   `json:"recv_bytes"`    // socket bytes received during the echo phase
 	BytesPerM float64 `json:"bytes_per_message"`
+
+	// Client says where the client ran: ClientWorker, ClientWorkerRelay or
+	// ClientInProcess.
+	Client string `json:"client,omitempty"`
+	// ClientCPUs is the CPU the worker was pinned to, or why it was not
+	// (empty: not asked, on a machine with too few CPUs to give it one).
+	ClientCPUs string `json:"client_cpus,omitempty"`
+	// Warmup is the number of unmeasured round trips before the measured ones.
+	Warmup int `json:"warmup,omitempty"`
 }
 
 // fail records err in r and returns both.
@@ -232,6 +251,16 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		r.TLSCipher = tls.CipherSuiteName(c.state.CipherSuite)
 	}
 
+	for i := range o.Warmup {
+		msg := Payload(i, o.Payload)
+		if got, err := s.echo(ctx, msg); err != nil || got != msg {
+			if err == nil {
+				err = fmt.Errorf("came back different: sent %q, got %q", msg, got)
+			}
+			return r.fail(fmt.Errorf("%s: warm-up echo %d of %d: %w", t.name(), i+1, o.Warmup, err))
+		}
+	}
+	r.Warmup = o.Warmup
 	sent0, recv0 := c.raw.sent.Load(), c.raw.recv.Load()
 	rtts := make([]time.Duration, 0, o.Count)
 	begin := time.Now()
