@@ -113,10 +113,13 @@ type Lab struct {
 	interactive bool
 
 	// capture
-	keys    *wire.KeyLog // TLS secrets of the lab's own clients
-	store   *wire.Store  // decoded records, kept across capture restarts
-	keyFile *os.File
-	cs      captureSession
+	keys *wire.KeyLog // TLS secrets of the lab's own clients
+	// unsynced are the probes' connections made while capture ran, not yet
+	// waited for by SyncCapture.
+	unsynced []capture.Conn
+	store    *wire.Store // decoded records, kept across capture restarts
+	keyFile  *os.File
+	cs       captureSession
 	// spoolSwept: stale named spools are removed once per lab
 	spoolSwept sync.Once
 }
@@ -453,7 +456,11 @@ func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
 			var res probe.Result
 			t, err := l.Target(name)
 			if err == nil {
+				capturing := l.captureSession().running() != nil
 				res, _ = probe.RunClient(ctx, t, l.cfg.Probe)
+				if capturing {
+					l.noteProbed(res)
+				}
 			} else {
 				cfg, _ := l.cfg.App(name)
 				res = probe.Result{App: name, Protocol: cfg.Protocol, Error: err.Error()}

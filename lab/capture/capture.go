@@ -54,6 +54,10 @@ type Stats struct {
 	// not writable).
 	NoSpool string `json:"no_spool,omitempty"`
 	Err     string `json:"error,omitempty"`
+	// Sync says how the last wait for the decoder ended: "exact" (the
+	// probes' connections, byte for byte, SyncConns) or "quiet" (no packet
+	// for a while, Sync).
+	Sync string `json:"sync,omitempty"`
 }
 
 // Drops sums every kind of drop.
@@ -100,6 +104,7 @@ type Capture struct {
 	qclosed  bool
 	mu       sync.Mutex
 	err      error
+	sync     string // how the last sync ended (Stats.Sync)
 	stopOnce sync.Once
 	readDone chan struct{}
 	decDone  chan struct{}
@@ -319,11 +324,53 @@ func (c *Capture) Sync(ctx context.Context, quiet time.Duration) error {
 	for {
 		idle := time.Since(time.Unix(0, max(start, c.lastPacket.Load()))) >= quiet
 		if c.pending.Load() == 0 && idle {
+			c.mu.Lock()
+			c.sync = fmt.Sprintf("quiet (%v without a packet)", quiet)
+			c.mu.Unlock()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the capture to catch up: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Conn is one connection a capture should have taken in: its ends as the
+// wire shows them and the stream bytes each way.
+type Conn struct {
+	Client, Server netip.AddrPort
+	Sent, Recv     int64
+}
+
+// SyncConns waits until the decoder has taken in exactly what crossed conns
+// — every byte each way, in order, and both ends closed — so nothing they
+// carried is still on its way to the records; no timer guesses at it. Use
+// it when the capture sees conns with the addresses their client saw
+// (the lab's own host); bounded by ctx, whose error names what is missing.
+func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		missing := ""
+		for _, cn := range conns {
+			sent, recv, ended, ok := c.dec.Taken(cn.Client, cn.Server)
+			if !ok || sent < cn.Sent || recv < cn.Recv || !ended {
+				missing = fmt.Sprintf("%s→%s: %d of %d bytes sent, %d of %d received, ended %v (seen %v)",
+					cn.Client, cn.Server, sent, cn.Sent, recv, cn.Recv, ended, ok)
+				break
+			}
+		}
+		if missing == "" {
+			c.mu.Lock()
+			c.sync = fmt.Sprintf("exact (%d connections)", len(conns))
+			c.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the capture to take in %s: %w", missing, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -384,6 +431,7 @@ func (c *Capture) Stats() Stats {
 	if c.err != nil {
 		s.Err = c.err.Error()
 	}
+	s.Sync = c.sync
 	c.mu.Unlock()
 	return s
 }

@@ -349,7 +349,11 @@ func WriteTable(w io.Writer, r lab.Report) {
 	if r.Capture == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops())
+	sync := ""
+	if r.Capture.Sync != "" {
+		sync = "; synced " + r.Capture.Sync
+	}
+	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped%s)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops(), sync)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\t")
 	for _, res := range rows {

@@ -114,6 +114,18 @@ type Result struct {
 	ClientCPUs string `json:"client_cpus,omitempty"`
 	// Warmup is the number of unmeasured round trips before the measured ones.
 	Warmup int `json:"warmup,omitempty"`
+	// Conn is the measured connection as the wire sees it, closed, so a
+	// capture can be waited for until it has taken in exactly these bytes.
+	Conn *ConnBytes `json:"conn,omitempty"`
+}
+
+// ConnBytes is one TCP connection of a probe: its ends and the socket bytes
+// (below TLS) that crossed it each way, from connect to close.
+type ConnBytes struct {
+	Client string `json:"client"`
+	Server string `json:"server"`
+	Sent   int64  `json:"sent"`
+	Recv   int64  `json:"recv"`
 }
 
 // fail records err in r and returns both.
@@ -241,7 +253,14 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	if err != nil {
 		return r.fail(err)
 	}
-	defer s.close()
+	closed := false
+	closeNow := func() {
+		if !closed {
+			closed = true
+			s.close()
+		}
+	}
+	defer closeNow()
 	c := s.conn()
 	r.ConnectMs, r.TLSMs, r.HandshakeMs = ms(c.connect), ms(c.tlsDur), ms(s.handshake())
 	r.SetupMs = r.ConnectMs + r.TLSMs + r.HandshakeMs
@@ -286,6 +305,9 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	slices.Sort(rtts)
 	r.RTTP50Ms, r.RTTP99Ms = ms(Percentile(rtts, 50)), ms(Percentile(rtts, 99))
 	r.RTTMinMs, r.RTTMaxMs = ms(rtts[0]), ms(rtts[len(rtts)-1])
+	closeNow()
+	r.Conn = &ConnBytes{Client: c.raw.LocalAddr().String(), Server: c.raw.RemoteAddr().String(),
+		Sent: c.raw.sent.Load(), Recv: c.raw.recv.Load()}
 	r.OK = true
 	return r, nil
 }

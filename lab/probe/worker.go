@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,7 +271,7 @@ func (w Worker) Send(ctx context.Context, t Target, text string) (SendResult, er
 	return *m.Send, err
 }
 
-func (w Worker) do(ctx context.Context, t Target, req workerRequest) (workerMessage, error) {
+func (w Worker) do(ctx context.Context, t Target, req workerRequest) (last workerMessage, _ error) {
 	req.App, req.Protocol, req.Addr, req.ServerName = t.name(), string(t.Protocol), t.Addr, t.serverName()
 	req.KeyLog = t.KeyLog != nil
 	for _, c := range t.Roots {
@@ -282,13 +283,21 @@ func (w Worker) do(ctx context.Context, t Target, req workerRequest) (workerMess
 	req.CPUs = workerCPUs()
 	client := ClientWorker
 	if t.Dial != nil {
-		addr, stop, err := relay(ctx, t)
+		addr, upstream, stop, err := relay(ctx, t)
 		if err != nil {
 			return workerMessage{}, err
 		}
 		defer stop()
 		req.Addr = addr
 		client = ClientWorkerRelay
+		defer func() {
+			// The wire saw the relay's connection, not the worker's.
+			if r := last.Result; r != nil && r.Conn != nil {
+				if ups := upstream(); len(ups) == 1 {
+					r.Conn.Client, r.Conn.Server = ups[0].LocalAddr().String(), ups[0].RemoteAddr().String()
+				}
+			}
+		}()
 	}
 	path := w.Path
 	if path == "" {
@@ -314,7 +323,6 @@ func (w Worker) do(ctx context.Context, t Target, req workerRequest) (workerMess
 	if err := cmd.Start(); err != nil {
 		return workerMessage{}, fmt.Errorf("%s probe: starting the worker %s: %w", t.name(), path, err)
 	}
-	var last workerMessage
 	dec := json.NewDecoder(stdout)
 	for {
 		var m workerMessage
@@ -348,13 +356,15 @@ func (w Worker) do(ctx context.Context, t Target, req workerRequest) (workerMess
 // relay listens on loopback and joins each connection the worker opens to
 // one made with t.Dial, so a dialer that lives in the lab's process (a
 // socket tap, a port forward) still carries the worker's bytes.
-func relay(ctx context.Context, t Target) (string, func(), error) {
+func relay(ctx context.Context, t Target) (addr string, upstream func() []net.Conn, stop func(), _ error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, fmt.Errorf("%s probe: listening for the worker's relay: %w", t.name(), err)
+		return "", nil, nil, fmt.Errorf("%s probe: listening for the worker's relay: %w", t.name(), err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ups []net.Conn
 	wg.Go(func() {
 		for {
 			in, err := ln.Accept()
@@ -368,6 +378,9 @@ func relay(ctx context.Context, t Target) (string, func(), error) {
 					return
 				}
 				defer up.Close()
+				mu.Lock()
+				ups = append(ups, up)
+				mu.Unlock()
 				stop := context.AfterFunc(ctx, func() { in.Close(); up.Close() })
 				defer stop()
 				// whichever side ends first ends both: the probes' protocols
@@ -381,5 +394,10 @@ func relay(ctx context.Context, t Target) (string, func(), error) {
 			})
 		}
 	})
-	return ln.Addr().String(), func() { ln.Close(); cancel(); wg.Wait() }, nil
+	upstream = func() []net.Conn {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(ups)
+	}
+	return ln.Addr().String(), upstream, func() { ln.Close(); cancel(); wg.Wait() }, nil
 }
