@@ -45,6 +45,28 @@ honesty() {
   "$tmp/honesty" -extclient "$tmp/extclient" -rounds "$runs" -n 2000 -warmup 200
 }
 
+# syncwait: a headless run on the embedded lab with live capture vs without
+# (root): median wall time over $runs interleaved runs each, and the ratio.
+syncwait() {
+  build
+  [ "$(id -u)" = 0 ] || { echo "syncwait: needs root for live capture"; return; }
+  local on=() off=() t0 t1 i
+  for i in $(seq "$runs"); do
+    for m in off on; do
+      t0=$(date +%s%N)
+      "$tmp/protolab-tui" --headless --capture "$m" --state-dir "$tmp/state" >"$tmp/sync-$m.txt" 2>&1
+      t1=$(date +%s%N)
+      if [ "$m" = on ]; then on+=($((t1 - t0))); else off+=($((t1 - t0))); fi
+    done
+  done
+  local mon moff
+  mon=$(printf '%s\n' "${on[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  moff=$(printf '%s\n' "${off[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  grep -o 'synced [a-z]* ([^)]*)' "$tmp/sync-on.txt" || true
+  printf 'headless run, embedded lab: capture on %s ms vs off %s ms: ratio %s (target ≤ 2)\n' \
+    "$(ms "$mon")" "$(ms "$moff")" "$(ratio "$mon" "$moff")"
+}
+
 build() {
   [ -x "$tmp/protolab-tui" ] || go build -o "$tmp/protolab-tui" ./cmd/protolab-tui
 }
@@ -142,6 +164,7 @@ docker() {
 case $what in
   foundation) foundation ;;
   honesty) honesty ;;
+  syncwait) syncwait ;;
   decode) decode ;;
   memory) memory ;;
   flood) flood ;;
@@ -149,6 +172,6 @@ case $what in
   idle) idle ;;
   terminal) terminal ;;
   docker) docker ;;
-  all) foundation; honesty; decode; memory; flood; ui; idle; terminal; docker ;;
-  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|idle|terminal|docker|all] [runs]" >&2; exit 2 ;;
+  all) foundation; honesty; syncwait; decode; memory; flood; ui; idle; terminal; docker ;;
+  *) echo "usage: bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|ui|idle|terminal|docker|all] [runs]" >&2; exit 2 ;;
 esac
