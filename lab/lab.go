@@ -456,6 +456,9 @@ func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
 			var res probe.Result
 			t, err := l.Target(name)
 			if err == nil {
+				t.Connected = func() {
+					l.emit(ProgressEvent{At: now(), Op: "probe", Step: name + " connected", Done: i, Total: len(apps)})
+				}
 				capturing := l.captureSession().running() != nil
 				res, _ = probe.RunClient(ctx, t, l.cfg.Probe)
 				if capturing {

@@ -72,6 +72,9 @@ type item struct {
 	flow   wire.Flow
 	app    wire.AppRef
 	dir    wire.Dir
+	// done, when set, marks a nudge: the decoder retries TLS records that
+	// wait for keys, then closes it
+	done chan struct{}
 }
 
 // Capture runs one source through the decoder until Stop.
@@ -247,6 +250,29 @@ func (c *Capture) enqueue(it item) {
 	}
 }
 
+// nudge has the decoder retry records waiting for TLS keys, and waits for it.
+func (c *Capture) nudge(ctx context.Context) error {
+	done := make(chan struct{})
+	c.qmu.RLock()
+	if c.qclosed {
+		c.qmu.RUnlock()
+		return nil
+	}
+	c.pending.Add(1)
+	select {
+	case c.queue <- item{done: done}:
+	case <-ctx.Done():
+		c.pending.Add(-1)
+	}
+	c.qmu.RUnlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the decoder to retry TLS records: %w", ctx.Err())
+	}
+}
+
 func (c *Capture) setErr(err error) {
 	c.mu.Lock()
 	if c.err == nil {
@@ -259,6 +285,9 @@ func (c *Capture) decode() {
 	defer close(c.decDone)
 	for it := range c.queue {
 		switch {
+		case it.done != nil:
+			c.dec.CheckKeys()
+			close(it.done)
 		case it.stream && it.end:
 			c.dec.StreamEnd(it.flow, it.ci.Timestamp)
 		case it.stream:
@@ -363,6 +392,12 @@ func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
 			}
 		}
 		if missing == "" {
+			// Their bytes are in; records of theirs may wait for TLS keys
+			// that came (from the probe worker) after the bytes: one
+			// retry after the keys are all in decodes them.
+			if err := c.nudge(ctx); err != nil {
+				return err
+			}
 			c.mu.Lock()
 			c.sync = fmt.Sprintf("exact (%d connections)", len(conns))
 			c.mu.Unlock()
@@ -451,6 +486,15 @@ func (c *Capture) Tap(app wire.AppRef, conn net.Conn) net.Conn {
 	client, _ := netip.ParseAddrPort(conn.LocalAddr().String())
 	server, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 	return &tapConn{Conn: conn, c: c, flow: wire.Flow{Client: client, Server: server}, app: app}
+}
+
+// CloseWrite half-closes the tapped connection when it can (a relay passes
+// its peer's FIN on).
+func (t *tapConn) CloseWrite() error {
+	if cw, ok := t.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("the tapped connection cannot half-close")
 }
 
 type tapConn struct {

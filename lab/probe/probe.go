@@ -41,6 +41,9 @@ type Target struct {
 	KeyLog io.Writer
 	// Dial replaces the default TCP dialer (e.g. an SSH port forward).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Connected, when set, is called once Run's connection is set up,
+	// before the round trips (from the worker too).
+	Connected func()
 }
 
 // Options tunes Run.
@@ -270,6 +273,9 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		r.TLSCipher = tls.CipherSuiteName(c.state.CipherSuite)
 	}
 
+	if t.Connected != nil {
+		t.Connected()
+	}
 	for i := range o.Warmup {
 		msg := Payload(i, o.Payload)
 		if got, err := s.echo(ctx, msg); err != nil || got != msg {

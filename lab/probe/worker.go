@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bufio"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -79,12 +78,13 @@ type workerRequest struct {
 
 // workerMessage is one line the worker writes: a key log line, or the end.
 type workerMessage struct {
-	KeyLog string      `json:"keylog,omitempty"`
-	Done   bool        `json:"done,omitempty"`
-	Result *Result     `json:"result,omitempty"`
-	Send   *SendResult `json:"send,omitempty"`
-	Error  string      `json:"error,omitempty"`
-	Pinned string      `json:"pinned,omitempty"`
+	KeyLog    string      `json:"keylog,omitempty"`
+	Connected bool        `json:"connected,omitempty"`
+	Done      bool        `json:"done,omitempty"`
+	Result    *Result     `json:"result,omitempty"`
+	Send      *SendResult `json:"send,omitempty"`
+	Error     string      `json:"error,omitempty"`
+	Pinned    string      `json:"pinned,omitempty"`
 }
 
 // lineWriter turns each Write (crypto/tls writes one key log line per call)
@@ -112,8 +112,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := json.NewDecoder(in).Decode(&req); err != nil {
 		return fmt.Errorf("reading the request on stdin: %w", err)
 	}
-	bw := bufio.NewWriter(out)
-	w := &lineWriter{enc: json.NewEncoder(bw)}
+	w := &lineWriter{enc: json.NewEncoder(out)} // unbuffered: keys reach the lab as they are made
 	done := workerMessage{Done: true}
 	if len(req.CPUs) > 0 {
 		if err := pinProcess(req.CPUs); err != nil {
@@ -137,6 +136,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if req.KeyLog {
 		t.KeyLog = w
 	}
+	t.Connected = func() { _ = w.send(workerMessage{Connected: true}) }
 	var err error
 	switch req.Op {
 	case "run":
@@ -153,10 +153,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err != nil {
 		done.Error = err.Error()
 	}
-	if err := w.send(done); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return w.send(done)
 }
 
 // pinProcess binds every thread of this process (and so the threads they
@@ -332,6 +329,9 @@ func (w Worker) do(ctx context.Context, t Target, req workerRequest) (last worke
 		if m.KeyLog != "" && t.KeyLog != nil {
 			_, _ = io.WriteString(t.KeyLog, m.KeyLog)
 		}
+		if m.Connected && t.Connected != nil {
+			t.Connected()
+		}
 		if m.Done {
 			last = m
 		}
@@ -383,13 +383,12 @@ func relay(ctx context.Context, t Target) (addr string, upstream func() []net.Co
 				mu.Unlock()
 				stop := context.AfterFunc(ctx, func() { in.Close(); up.Close() })
 				defer stop()
-				// whichever side ends first ends both: the probes' protocols
-				// close in-band (HTTP response read, WebSocket close frames)
+				// each way ends as the sender ends it (a FIN passed on as
+				// a half-close), so every byte either side sent arrives
 				var pair sync.WaitGroup
-				pair.Go(func() { _, _ = io.Copy(up, in); in.Close(); up.Close() })
+				pair.Go(func() { _, _ = io.Copy(up, in); closeWrite(up) })
 				_, _ = io.Copy(in, up)
-				in.Close()
-				up.Close()
+				closeWrite(in)
 				pair.Wait()
 			})
 		}
@@ -400,4 +399,12 @@ func relay(ctx context.Context, t Target) (addr string, upstream func() []net.Co
 		return slices.Clone(ups)
 	}
 	return ln.Addr().String(), upstream, func() { ln.Close(); cancel(); wg.Wait() }, nil
+}
+
+// closeWrite half-closes c when it can, else closes it.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return
+	}
+	c.Close()
 }

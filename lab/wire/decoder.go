@@ -381,6 +381,10 @@ func (d *Decoder) watch(f *flowState) {
 	}
 }
 
+// CheckKeys retries TLS records queued for keys, if the key log has grown
+// since the last try (Packet and Stream do this first).
+func (d *Decoder) CheckKeys() { d.checkKeys() }
+
 // checkKeys retries queued TLS records when the key log has grown.
 func (d *Decoder) checkKeys() {
 	if d.keys == nil || len(d.waiting) == 0 {
