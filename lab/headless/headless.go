@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
 )
 
 // Options tunes Run.
@@ -107,6 +108,11 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		}
 		<-ctx.Done()
 		err = teardown()
+		// the printer stopped with the report: say what the capture took
+		// in while the lab was kept
+		if st := l.CaptureStats(); st.Mode != "" && st.Mode != capture.ModeOff {
+			p.print(lab.CaptureEvent{At: lab.At{Time: time.Now()}, State: "off", Stats: st})
+		}
 	}
 	if ctx.Err() != nil {
 		return rep, fmt.Errorf("interrupted: %w", errors.Join(ctx.Err(), err))
