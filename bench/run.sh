@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs protolab's benchmarks and prints each figure beside its reference
 # from the same run, as a ratio. Usage:
-#   bench/run.sh [foundation|decode|memory|flood|ui|idle|terminal|docker|all] [runs]
+#   bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|ui|idle|terminal|docker|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
+# honesty:    the report's probe figures (probe worker) and an in-process probe vs an independent external client
+# syncwait:   a headless run with live capture vs without (root): wall time, the capture sync's share
 # decode:     1 M generated packets through protolab --read vs tshark
 # memory:     10 M packets replayed with the default ring sizes: peak RSS
 # flood:      a ws message flood on lo with live capture: drops and decode lag (root)
@@ -35,6 +37,34 @@ foundation() {
   probe=$(median "$out" 'WSRoundTrip/probe'); gor=$(median "$out" 'WSRoundTrip/gorilla')
   printf 'ws echo round trip: probe %s µs vs minimal gorilla loop %s µs: ratio %s (target ≤ 1.10)\n' \
     "$(awk -v n="$probe" 'BEGIN{printf "%.1f", n/1e3}')" "$(awk -v n="$gor" 'BEGIN{printf "%.1f", n/1e3}')" "$(ratio "$probe" "$gor")"
+}
+
+honesty() {
+  go build -o "$tmp/extclient" ./bench/extclient
+  go build -o "$tmp/honesty" ./bench/honesty
+  "$tmp/honesty" -extclient "$tmp/extclient" -rounds "$runs" -n 2000 -warmup 200
+}
+
+# syncwait: a headless run on the embedded lab with live capture vs without
+# (root): median wall time over $runs interleaved runs each, and the ratio.
+syncwait() {
+  build
+  [ "$(id -u)" = 0 ] || { echo "syncwait: needs root for live capture"; return; }
+  local on=() off=() t0 t1 i
+  for i in $(seq "$runs"); do
+    for m in off on; do
+      t0=$(date +%s%N)
+      "$tmp/protolab-tui" --headless --capture "$m" --state-dir "$tmp/state" >"$tmp/sync-$m.txt" 2>&1
+      t1=$(date +%s%N)
+      if [ "$m" = on ]; then on+=($((t1 - t0))); else off+=($((t1 - t0))); fi
+    done
+  done
+  local mon moff
+  mon=$(printf '%s\n' "${on[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  moff=$(printf '%s\n' "${off[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  grep -o 'synced [a-z]* ([^)]*)' "$tmp/sync-on.txt" || true
+  printf 'headless run, embedded lab: capture on %s ms vs off %s ms: ratio %s (target ≤ 2)\n' \
+    "$(ms "$mon")" "$(ms "$moff")" "$(ratio "$mon" "$moff")"
 }
 
 build() {
@@ -136,6 +166,8 @@ docker() {
 
 case $what in
   foundation) foundation ;;
+  honesty) honesty ;;
+  syncwait) syncwait ;;
   decode) decode ;;
   memory) memory ;;
   flood) flood ;;
@@ -143,6 +175,6 @@ case $what in
   idle) idle ;;
   terminal) terminal ;;
   docker) docker ;;
-  all) foundation; decode; memory; flood; ui; idle; terminal; docker ;;
-  *) echo "usage: bench/run.sh [foundation|decode|memory|flood|ui|idle|terminal|docker|all] [runs]" >&2; exit 2 ;;
+  all) foundation; honesty; syncwait; decode; memory; flood; ui; idle; terminal; docker ;;
+  *) echo "usage: bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|ui|idle|terminal|docker|all] [runs]" >&2; exit 2 ;;
 esac

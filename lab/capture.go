@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/wire"
 )
 
@@ -358,13 +360,52 @@ func PruneOld(dir, suffix string, keep int, maxBytes int64) int {
 }
 
 // SyncCapture waits until the capture has decoded everything sent so far
-// (at once when capture is not on).
+// (at once when capture is not on). When the capture sees the probes'
+// connections as the probes saw them (socket level, or this host's packets
+// with the apps in this process), it waits for exactly their bytes and
+// closes (capture.SyncConns); otherwise, or when that has not happened
+// within exactSyncLimit (a packet lost before the decoder), for a quiet
+// period.
 func (l *Lab) SyncCapture(ctx context.Context) error {
 	c := l.captureSession().running()
 	if c == nil {
 		return nil
 	}
+	l.mu.Lock()
+	conns := l.unsynced
+	l.unsynced = nil
+	l.mu.Unlock()
+	exact := c.Mode() == capture.ModeSocket || (c.Mode() == capture.ModeLive || c.Mode() == capture.ModeNamespace) && l.InProcess()
+	if exact && len(conns) > 0 {
+		ectx, cancel := context.WithTimeout(ctx, exactSyncLimit)
+		err := c.SyncConns(ectx, conns)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		// a packet of theirs lost before the decoder: the quiet rule below
+	}
 	return c.Sync(ctx, 150*time.Millisecond)
+}
+
+// exactSyncLimit bounds the wait for the probes' exact bytes.
+const exactSyncLimit = 3 * time.Second
+
+// noteProbed remembers a probe's connection made while capture ran, for
+// SyncCapture.
+func (l *Lab) noteProbed(res probe.Result) {
+	if res.Conn == nil {
+		return
+	}
+	cl, err1 := netip.ParseAddrPort(res.Conn.Client)
+	sv, err2 := netip.ParseAddrPort(res.Conn.Server)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unsynced = append(l.unsynced, capture.Conn{Client: netip.AddrPortFrom(cl.Addr().Unmap(), cl.Port()),
+		Server: netip.AddrPortFrom(sv.Addr().Unmap(), sv.Port()), Sent: res.Conn.Sent, Recv: res.Conn.Recv})
 }
 
 // StopCapture stops capturing. It returns at once; the stop (draining what

@@ -540,3 +540,33 @@ func TestExportSaysWhatItLeavesOut(t *testing.T) {
 		t.Errorf("left out %q, want %q", res.LeftOut, want)
 	}
 }
+
+// After a probe under live capture, the sync waits for exactly the probes'
+// connections (every byte each way, both closes), and the records then hold
+// every message the probes exchanged.
+func TestSyncCaptureWaitsForTheProbesBytes(t *testing.T) {
+	testenv.NeedRoot(t)
+	l := newLab(t, lab.Config{StateDir: t.TempDir(), Capture: lab.CaptureConfig{Mode: "on"}})
+	upAndDeployed(t, l)
+	ctx := context.Background()
+	if err := wait(t, l.StartCapture(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, l.Probe(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	syncCapture(t, l)
+	rep := l.Report()
+	if got := l.CaptureStats().Sync; got != "exact (4 connections)" {
+		t.Errorf("sync %q, want exact for the four probe connections", got)
+	}
+	for _, a := range rep.Rows() {
+		if a.Conn == nil || a.Client != "worker" {
+			t.Fatalf("%s: client %q, connection %+v", a.App, a.Client, a.Conn)
+		}
+		// every echo round trip is two messages, plus the setup's
+		if w := a.Wire; w == nil || w.Messages < uint64(2*a.Messages) {
+			t.Errorf("%s: %+v on the wire right after the sync, want at least %d messages", a.App, a.Wire, 2*a.Messages)
+		}
+	}
+}

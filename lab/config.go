@@ -235,6 +235,12 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.Probe.Count < 0 {
 		return c, configErr("probe.count", "the probe's count must be at least 1")
 	}
+	if c.Probe.Warmup < 0 {
+		return c, configErr("probe.warmup", "the probe's warm-up %d is negative: give 0 or more round trips", c.Probe.Warmup)
+	}
+	if cl := c.Probe.Client; cl != "" && cl != probe.ClientWorker && cl != probe.ClientInProcess {
+		return c, configErr("probe.client", "client %q: want %q (a separate process, the default) or %q", cl, probe.ClientWorker, probe.ClientInProcess)
+	}
 	if c.Probe.Payload < 0 {
 		return c, configErr("probe.payload", "the probe's payload must be at least 1 byte")
 	}

@@ -9,6 +9,7 @@ package lab
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -112,10 +113,13 @@ type Lab struct {
 	interactive bool
 
 	// capture
-	keys    *wire.KeyLog // TLS secrets of the lab's own clients
-	store   *wire.Store  // decoded records, kept across capture restarts
-	keyFile *os.File
-	cs      captureSession
+	keys *wire.KeyLog // TLS secrets of the lab's own clients
+	// unsynced are the probes' connections made while capture ran, not yet
+	// waited for by SyncCapture.
+	unsynced []capture.Conn
+	store    *wire.Store // decoded records, kept across capture restarts
+	keyFile  *os.File
+	cs       captureSession
 	// spoolSwept: stale named spools are removed once per lab
 	spoolSwept sync.Once
 }
@@ -418,7 +422,7 @@ func (l *Lab) Target(app string) (probe.Target, error) {
 		return probe.Target{}, fmt.Errorf("%s: the app is %s, not running: redeploy to start it again", app, why)
 	}
 	return probe.Target{App: app, Protocol: cfg.Protocol, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
-		KeyLog: l.keys, Dial: l.tapDial(cfg)}, nil
+		Roots: []*x509.Certificate{l.pki.CA}, KeyLog: l.keys, Dial: l.tapDial(cfg)}, nil
 }
 
 // running registers probe work so Teardown waits for it; it fails when the
@@ -452,7 +456,14 @@ func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
 			var res probe.Result
 			t, err := l.Target(name)
 			if err == nil {
-				res, _ = probe.Run(ctx, t, l.cfg.Probe)
+				t.Connected = func() {
+					l.emit(ProgressEvent{At: now(), Op: "probe", Step: name + " connected", Done: i, Total: len(apps)})
+				}
+				capturing := l.captureSession().running() != nil
+				res, _ = probe.RunClient(ctx, t, l.cfg.Probe)
+				if capturing {
+					l.noteProbed(res)
+				}
 			} else {
 				cfg, _ := l.cfg.App(name)
 				res = probe.Result{App: name, Protocol: cfg.Protocol, Error: err.Error()}
@@ -516,7 +527,7 @@ func (l *Lab) Send(ctx context.Context, app string, text string) *Job {
 		t, err := l.Target(app)
 		var res probe.SendResult
 		if err == nil {
-			res, err = probe.Send(ctx, t, text)
+			res, err = probe.SendClient(ctx, t, text, l.cfg.Probe)
 		} else {
 			res = probe.SendResult{App: app, Protocol: cfg.Protocol, Sent: text}
 		}

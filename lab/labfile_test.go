@@ -52,6 +52,10 @@ func TestLabFileMistakesNameTheLine(t *testing.T) {
 		{"no apps", "apps: []\n", []string{"lab.yaml:1:", "the lab has no apps"}},
 		{"not YAML", "apps: [\n", []string{"lab.yaml:"}},
 		{"bad duration", "timeout: soon\n", []string{"lab.yaml:1:"}},
+		{"unknown probe client", "probe:\n  client: remote\n",
+			[]string{"lab.yaml:2:", "probe.client", `client "remote"`, `"worker"`, `"in-process"`}},
+		{"negative warm-up", "probe:\n  warmup: -1\n",
+			[]string{"lab.yaml:2:", "probe.warmup", "warm-up -1 is negative"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.text)

@@ -335,6 +335,7 @@ func splitList(s string) []string {
 }
 
 func main() {
+	probe.ServeWorker() // as the probe worker: serve the request and exit
 	termquiet.Restore() // TERM as it was: Bubble Tea's init asked the terminal nothing
 	if code, handled := namespace(os.Args[1:]); handled {
 		os.Exit(code)

@@ -274,6 +274,8 @@ func TestHeadlessKeep(t *testing.T) {
 		t.Fatalf("kept lab does not answer: %v", err)
 	}
 	c.Close()
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(stdout); rest <- string(b) }()
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -287,6 +289,11 @@ func TestHeadlessKeep(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("kept lab did not exit after SIGINT")
+	}
+	// What the capture took in while the lab was kept is printed after the
+	// report (root captures live here; elsewhere the mode says).
+	if after := <-rest; os.Geteuid() == 0 && !strings.Contains(after, `"type":"capture","time":`) || strings.Contains(after, `"state":"off"`) != strings.Contains(after, `"packets":`) {
+		t.Errorf("after the report, no capture counters:\n%s", after)
 	}
 	assertNothingListens(t, endpoints)
 }

@@ -236,7 +236,8 @@ func TestInterruptedPcapIsCutShort(t *testing.T) {
 	for _, user := range []runUser{userRoot, userNobody} {
 		t.Run(string(user), func(t *testing.T) {
 			r := startPty(t, user, []string{"NO_COLOR=1"}, append([]string{"--headless", "--json", "--capture", "on", "--count", "100000000", "--pcap", "{home}/lab.pcapng"}, freePorts...)...)
-			r.waitFor("the probes to run", `"type":"progress"`, `"op":"probe"`)
+			// connected: the probe worker's packets are on the wire
+			r.waitFor("the probes to run", `"type":"progress"`, `"op":"probe"`, `connected"`)
 			if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}

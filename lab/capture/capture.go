@@ -54,6 +54,10 @@ type Stats struct {
 	// not writable).
 	NoSpool string `json:"no_spool,omitempty"`
 	Err     string `json:"error,omitempty"`
+	// Sync says how the last wait for the decoder ended: "exact" (the
+	// probes' connections, byte for byte, SyncConns) or "quiet" (no packet
+	// for a while, Sync).
+	Sync string `json:"sync,omitempty"`
 }
 
 // Drops sums every kind of drop.
@@ -68,6 +72,9 @@ type item struct {
 	flow   wire.Flow
 	app    wire.AppRef
 	dir    wire.Dir
+	// done, when set, marks a nudge: the decoder retries TLS records that
+	// wait for keys, then closes it
+	done chan struct{}
 }
 
 // Capture runs one source through the decoder until Stop.
@@ -100,6 +107,7 @@ type Capture struct {
 	qclosed  bool
 	mu       sync.Mutex
 	err      error
+	sync     string // how the last sync ended (Stats.Sync)
 	stopOnce sync.Once
 	readDone chan struct{}
 	decDone  chan struct{}
@@ -242,6 +250,29 @@ func (c *Capture) enqueue(it item) {
 	}
 }
 
+// nudge has the decoder retry records waiting for TLS keys, and waits for it.
+func (c *Capture) nudge(ctx context.Context) error {
+	done := make(chan struct{})
+	c.qmu.RLock()
+	if c.qclosed {
+		c.qmu.RUnlock()
+		return nil
+	}
+	c.pending.Add(1)
+	select {
+	case c.queue <- item{done: done}:
+	case <-ctx.Done():
+		c.pending.Add(-1)
+	}
+	c.qmu.RUnlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the decoder to retry TLS records: %w", ctx.Err())
+	}
+}
+
 func (c *Capture) setErr(err error) {
 	c.mu.Lock()
 	if c.err == nil {
@@ -254,6 +285,9 @@ func (c *Capture) decode() {
 	defer close(c.decDone)
 	for it := range c.queue {
 		switch {
+		case it.done != nil:
+			c.dec.CheckKeys()
+			close(it.done)
 		case it.stream && it.end:
 			c.dec.StreamEnd(it.flow, it.ci.Timestamp)
 		case it.stream:
@@ -319,11 +353,59 @@ func (c *Capture) Sync(ctx context.Context, quiet time.Duration) error {
 	for {
 		idle := time.Since(time.Unix(0, max(start, c.lastPacket.Load()))) >= quiet
 		if c.pending.Load() == 0 && idle {
+			c.mu.Lock()
+			c.sync = fmt.Sprintf("quiet (%v without a packet)", quiet)
+			c.mu.Unlock()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the capture to catch up: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Conn is one connection a capture should have taken in: its ends as the
+// wire shows them and the stream bytes each way.
+type Conn struct {
+	Client, Server netip.AddrPort
+	Sent, Recv     int64
+}
+
+// SyncConns waits until the decoder has taken in exactly what crossed conns
+// — every byte each way, in order, and both ends closed — so nothing they
+// carried is still on its way to the records; no timer guesses at it. Use
+// it when the capture sees conns with the addresses their client saw
+// (the lab's own host); bounded by ctx, whose error names what is missing.
+func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		missing := ""
+		for _, cn := range conns {
+			sent, recv, ended, ok := c.dec.Taken(cn.Client, cn.Server)
+			if !ok || sent < cn.Sent || recv < cn.Recv || !ended {
+				missing = fmt.Sprintf("%s→%s: %d of %d bytes sent, %d of %d received, ended %v (seen %v)",
+					cn.Client, cn.Server, sent, cn.Sent, recv, cn.Recv, ended, ok)
+				break
+			}
+		}
+		if missing == "" {
+			// Their bytes are in; records of theirs may wait for TLS keys
+			// that came (from the probe worker) after the bytes: one
+			// retry after the keys are all in decodes them.
+			if err := c.nudge(ctx); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.sync = fmt.Sprintf("exact (%d connections)", len(conns))
+			c.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the capture to take in %s: %w", missing, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -384,6 +466,7 @@ func (c *Capture) Stats() Stats {
 	if c.err != nil {
 		s.Err = c.err.Error()
 	}
+	s.Sync = c.sync
 	c.mu.Unlock()
 	return s
 }
@@ -403,6 +486,15 @@ func (c *Capture) Tap(app wire.AppRef, conn net.Conn) net.Conn {
 	client, _ := netip.ParseAddrPort(conn.LocalAddr().String())
 	server, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 	return &tapConn{Conn: conn, c: c, flow: wire.Flow{Client: client, Server: server}, app: app}
+}
+
+// CloseWrite half-closes the tapped connection when it can (a relay passes
+// its peer's FIN on).
+func (t *tapConn) CloseWrite() error {
+	if cw, ok := t.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("the tapped connection cannot half-close")
 }
 
 type tapConn struct {

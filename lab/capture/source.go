@@ -79,7 +79,7 @@ const (
 	ringBlock   = 1 << 20
 	ringBlocks  = 32
 	ringTimeout = 10 * time.Millisecond
-	pollTimeout = 100 * time.Millisecond
+	pollTimeout = 20 * time.Millisecond // a Close waits for at most this
 )
 
 // OpenLive opens AF_PACKET capture on iface for TCP to or from ports. On the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
 )
 
 // Options tunes Run.
@@ -107,6 +108,11 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		}
 		<-ctx.Done()
 		err = teardown()
+		// the printer stopped with the report: say what the capture took
+		// in while the lab was kept
+		if st := l.CaptureStats(); st.Mode != "" && st.Mode != capture.ModeOff {
+			p.print(lab.CaptureEvent{At: lab.At{Time: time.Now()}, State: "off", Stats: st})
+		}
 	}
 	if ctx.Err() != nil {
 		return rep, fmt.Errorf("interrupted: %w", errors.Join(ctx.Err(), err))
@@ -261,8 +267,8 @@ func Describe(e lab.Event) string {
 		if !r.OK {
 			return fmt.Sprintf("probe     %-5s FAILED: %s", r.App, r.Error)
 		}
-		return fmt.Sprintf("probe     %-5s ok: setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips",
-			r.App, r.SetupMs, r.RTTP50Ms, r.RTTP99Ms, r.MsgsPerS, r.Messages)
+		return fmt.Sprintf("probe     %-5s ok: setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips (client %s)",
+			r.App, r.SetupMs, r.RTTP50Ms, r.RTTP99Ms, r.MsgsPerS, r.Messages, r.Client)
 	case lab.SendEvent:
 		if e.Error != "" {
 			return fmt.Sprintf("send      %s %q FAILED: %s", e.App, e.Sent, e.Error)
@@ -302,6 +308,31 @@ func Describe(e lab.Event) string {
 	return e.EventType()
 }
 
+// writeClients says where each measurement's client ran (Result.Client).
+func writeClients(w io.Writer, rows []lab.AppReport) {
+	var order []string
+	by := map[string][]string{}
+	for _, res := range rows {
+		if !res.OK {
+			continue
+		}
+		where := res.Client
+		if where == "" {
+			where = "unknown"
+		}
+		if res.ClientCPUs != "" {
+			where += " (" + res.ClientCPUs + ")"
+		}
+		if _, ok := by[where]; !ok {
+			order = append(order, where)
+		}
+		by[where] = append(by[where], res.App)
+	}
+	for _, where := range order {
+		fmt.Fprintf(w, "client: %s for %s\n", where, strings.Join(by[where], ", "))
+	}
+}
+
 // WriteTable prints the comparison table: one row per app.
 func WriteTable(w io.Writer, r lab.Report) {
 	fmt.Fprintf(w, "Lab %q on provider %s\n", r.Lab, r.Provider)
@@ -317,13 +348,18 @@ func WriteTable(w io.Writer, r lab.Report) {
 			res.App, res.Protocol, res.SetupMs, res.ConnectMs, res.TLSMs, res.HandshakeMs, res.RTTP50Ms, res.RTTP99Ms, res.MsgsPerS, res.BytesPerM, res.PayloadB)
 	}
 	tw.Flush()
+	writeClients(w, rows)
 	for _, name := range r.Failed() {
 		fmt.Fprintf(w, "%s: %s\n", name, r.Apps[name].Error)
 	}
 	if r.Capture == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops())
+	sync := ""
+	if r.Capture.Sync != "" {
+		sync = "; synced " + r.Capture.Sync
+	}
+	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped%s)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops(), sync)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\t")
 	for _, res := range rows {

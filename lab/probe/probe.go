@@ -33,11 +33,17 @@ type Target struct {
 	ServerName string
 	// RootCAs verifies the server; required for https and wss.
 	RootCAs *x509.CertPool
+	// Roots are the certificates RootCAs holds, so a probe worker (another
+	// process) can build the same pool; required for https and wss there.
+	Roots []*x509.Certificate
 	// KeyLog, when set, receives the TLS key log (NSS format) so a capture of
 	// this connection can be decrypted.
 	KeyLog io.Writer
 	// Dial replaces the default TCP dialer (e.g. an SSH port forward).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Connected, when set, is called once Run's connection is set up,
+	// before the round trips (from the worker too).
+	Connected func()
 }
 
 // Options tunes Run.
@@ -48,6 +54,13 @@ type Options struct {
 	Payload int `yaml:"payload,omitempty" json:"payload,omitempty"`
 	// Timeout bounds the whole run (default 30s).
 	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Warmup is the number of echo round trips made and not measured before
+	// the Count measured ones (default 0), so connection-level warm-up (TLS
+	// session, Go runtime, the app's buffers) stays out of the figures.
+	Warmup int `yaml:"warmup,omitempty" json:"warmup,omitempty"`
+	// Client is where the client runs: "worker" (default: a separate
+	// protolab process, when this binary can be one) or "in-process".
+	Client string `yaml:"client,omitempty" json:"client,omitempty"`
 }
 
 // DefaultCount is the default number of echo round trips.
@@ -95,6 +108,27 @@ type Result struct {
 	SentB     int64   `json:"sent_bytes"`    // socket bytes sent during the echo phase
 	RecvB     int64   `json:"recv_bytes"`    // socket bytes received during the echo phase
 	BytesPerM float64 `json:"bytes_per_message"`
+
+	// Client says where the client ran: ClientWorker, ClientWorkerRelay or
+	// ClientInProcess.
+	Client string `json:"client,omitempty"`
+	// ClientCPUs is the CPU the worker was pinned to, or why it was not
+	// (empty: not asked, on a machine with too few CPUs to give it one).
+	ClientCPUs string `json:"client_cpus,omitempty"`
+	// Warmup is the number of unmeasured round trips before the measured ones.
+	Warmup int `json:"warmup,omitempty"`
+	// Conn is the measured connection as the wire sees it, closed, so a
+	// capture can be waited for until it has taken in exactly these bytes.
+	Conn *ConnBytes `json:"conn,omitempty"`
+}
+
+// ConnBytes is one TCP connection of a probe: its ends and the socket bytes
+// (below TLS) that crossed it each way, from connect to close.
+type ConnBytes struct {
+	Client string `json:"client"`
+	Server string `json:"server"`
+	Sent   int64  `json:"sent"`
+	Recv   int64  `json:"recv"`
 }
 
 // fail records err in r and returns both.
@@ -222,7 +256,14 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	if err != nil {
 		return r.fail(err)
 	}
-	defer s.close()
+	closed := false
+	closeNow := func() {
+		if !closed {
+			closed = true
+			s.close()
+		}
+	}
+	defer closeNow()
 	c := s.conn()
 	r.ConnectMs, r.TLSMs, r.HandshakeMs = ms(c.connect), ms(c.tlsDur), ms(s.handshake())
 	r.SetupMs = r.ConnectMs + r.TLSMs + r.HandshakeMs
@@ -232,6 +273,19 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		r.TLSCipher = tls.CipherSuiteName(c.state.CipherSuite)
 	}
 
+	if t.Connected != nil {
+		t.Connected()
+	}
+	for i := range o.Warmup {
+		msg := Payload(i, o.Payload)
+		if got, err := s.echo(ctx, msg); err != nil || got != msg {
+			if err == nil {
+				err = fmt.Errorf("came back different: sent %q, got %q", msg, got)
+			}
+			return r.fail(fmt.Errorf("%s: warm-up echo %d of %d: %w", t.name(), i+1, o.Warmup, err))
+		}
+	}
+	r.Warmup = o.Warmup
 	sent0, recv0 := c.raw.sent.Load(), c.raw.recv.Load()
 	rtts := make([]time.Duration, 0, o.Count)
 	begin := time.Now()
@@ -257,6 +311,9 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	slices.Sort(rtts)
 	r.RTTP50Ms, r.RTTP99Ms = ms(Percentile(rtts, 50)), ms(Percentile(rtts, 99))
 	r.RTTMinMs, r.RTTMaxMs = ms(rtts[0]), ms(rtts[len(rtts)-1])
+	closeNow()
+	r.Conn = &ConnBytes{Client: c.raw.LocalAddr().String(), Server: c.raw.RemoteAddr().String(),
+		Sent: c.raw.sent.Load(), Recv: c.raw.recv.Load()}
 	r.OK = true
 	return r, nil
 }

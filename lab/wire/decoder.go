@@ -38,6 +38,7 @@ type Decoder struct {
 	closedAt   int
 	keyVersion uint64
 	waiting    map[*tlsConn]*flowState // connections with records queued for keys
+	tallies    tallies                 // what was taken in of each connection (Taken)
 
 	// Undecodable counts packets the link/IP/TCP layers could not decode;
 	// Ignored counts packets that are not TCP to or from a lab port.
@@ -204,12 +205,16 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 		f.failure(dir, t, fmt.Errorf("packet partly decoded: %w", err))
 	}
 	if f.closed {
+		if tcp.RST {
+			f.took(dir, true)
+		}
 		return nil // the last ACKs of a finished connection
 	}
 	h.segment(tcp.Seq, tcp.SYN, tcp.FIN, payload, func(b []byte) { f.conv.data(dir, b, t) }, func(gap int) {
 		f.failure(dir, t, fmt.Errorf("%d bytes missing from the stream (not captured)", gap))
 		f.conv.mode[dir] = modeBroken
 	})
+	f.took(dir, tcp.RST)
 	if tcp.FIN && h.finished() {
 		f.conv.end(dir, t)
 		f.ended[dir] = true
@@ -250,6 +255,7 @@ func (d *Decoder) Stream(flow Flow, app AppRef, dir Dir, data []byte, t time.Tim
 	c.Bytes += uint64(len(data))
 	d.store.mu.Unlock()
 	f.conv.data(dir, data, t)
+	f.tally.bytes[dir].Add(int64(len(data)))
 	d.watch(f)
 }
 
@@ -259,6 +265,8 @@ func (d *Decoder) StreamEnd(flow Flow, t time.Time) {
 	if f, ok := d.flows[key]; ok {
 		f.conv.end(ClientToServer, t)
 		f.conv.end(ServerToClient, t)
+		f.tally.ended[0].Store(true)
+		f.tally.ended[1].Store(true)
 		if tc := f.conv.tls; tc != nil && len(tc.queue) > 0 {
 			f.closed = true
 			d.watch(f)
@@ -312,7 +320,8 @@ func (d *Decoder) flow(key flowKey, app int) *flowState {
 		}
 		d.drop(oldest, d.flows[oldest])
 	}
-	f := &flowState{d: d, key: key, flow: Flow{Client: key.client, Server: key.server}, app: app, created: time.Now()}
+	f := &flowState{d: d, key: key, flow: Flow{Client: key.client, Server: key.server}, app: app, created: time.Now(),
+		tally: d.tallies.add(key)}
 	d.store.mu.Lock()
 	desc := d.store.apps[app].ref.Protocol.Desc()
 	for class := range countedAs[desc.Message] {
@@ -372,6 +381,10 @@ func (d *Decoder) watch(f *flowState) {
 	}
 }
 
+// CheckKeys retries TLS records queued for keys, if the key log has grown
+// since the last try (Packet and Stream do this first).
+func (d *Decoder) CheckKeys() { d.checkKeys() }
+
 // checkKeys retries queued TLS records when the key log has grown.
 func (d *Decoder) checkKeys() {
 	if d.keys == nil || len(d.waiting) == 0 {
@@ -407,6 +420,7 @@ type flowState struct {
 	closed    bool // both sides finished, or reset
 	packets   int
 	setupDone bool
+	tally     *connTally
 }
 
 // message implements sink.
@@ -471,6 +485,7 @@ func (f *flowState) failure(dir Dir, t time.Time, err error) {
 type tcpHalf struct {
 	wscale  uint8 // window scale from this side's SYN
 	started bool
+	syn     bool   // started at its SYN
 	isn     uint32 // first sequence number (the SYN's, or the first seen)
 	next    uint32
 	fin     bool
@@ -507,7 +522,7 @@ func (h *tcpHalf) finished() bool { return h.fin && h.next == h.finSeq+1 }
 // data is lost for good (the out-of-order buffer overflowed).
 func (h *tcpHalf) segment(seq uint32, syn, fin bool, payload []byte, deliver func([]byte), gap func(int)) {
 	if syn {
-		h.started, h.isn, h.next = true, seq, seq+1
+		h.started, h.syn, h.isn, h.next = true, true, seq, seq+1
 		seq++
 	}
 	if !h.started {
