@@ -184,6 +184,10 @@ func TestComparisonView(t *testing.T) {
 			}
 		}
 	}
+	// The figures are a separate process's, as the product's are.
+	if !strings.Contains(v, "client: "+probe.ClientWorker) {
+		t.Errorf("the comparison does not say where the client ran:\n%s", v)
+	}
 	if m.cmp.running || strings.Contains(v, "measuring") {
 		t.Error("the comparison still says it is measuring")
 	}

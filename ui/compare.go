@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -114,6 +115,17 @@ func (c *compareView) View() string {
 			return title
 		}
 		return title + "\n\nnothing measured yet: r runs the probes (the lab must be running)"
+	}
+	// Where the client ran: the figures are what a client in that place
+	// sees (a separate process, unless the lab file says in-process).
+	var clients []string
+	for _, r := range rows {
+		if r.res.Client != "" && !slices.Contains(clients, r.res.Client) {
+			clients = append(clients, r.res.Client)
+		}
+	}
+	if len(clients) > 0 {
+		title += "\n" + c.st.dim.Render(truncate("client: "+strings.Join(clients, ", "), c.width))
 	}
 	name := func(a lab.App) string {
 		if a.Name == string(a.Protocol) {

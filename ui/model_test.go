@@ -27,6 +27,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestMain(m *testing.M) {
+	probe.ServeWorker()                     // this test binary is the probe worker the lab re-executes
 	lipgloss.SetColorProfile(termenv.Ascii) // goldens hold text, not colours
 	os.Exit(m.Run())
 }
