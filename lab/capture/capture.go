@@ -353,6 +353,11 @@ func (c *Capture) Sync(ctx context.Context, quiet time.Duration) error {
 	for {
 		idle := time.Since(time.Unix(0, max(start, c.lastPacket.Load()))) >= quiet
 		if c.pending.Load() == 0 && idle {
+			// As in SyncConns: records that waited for TLS keys the probe
+			// worker sent after the bytes are decoded now that it is done.
+			if err := c.nudge(ctx); err != nil {
+				return err
+			}
 			c.mu.Lock()
 			c.sync = fmt.Sprintf("quiet (%v without a packet)", quiet)
 			c.mu.Unlock()
