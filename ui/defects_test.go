@@ -607,3 +607,37 @@ func TestFind(t *testing.T) {
 		t.Errorf("a search that finds nothing says %q", m.logLine)
 	}
 }
+
+// TestDetailLayers: the detail shows a record as layers, outermost first;
+// tab moves between them, space folds one to its summary line, and the
+// fold holds for the next record (n).
+func TestDetailLayers(t *testing.T) {
+	store := numbered(t, 3)
+	m := onWS(t, 120, 40, store)
+	m.packets.filter = "message" // the frames, not their segments
+	m = send(t, m, m.packets.fetch(store, nil)())
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	v := m.View()
+	for _, want := range []string{"Record", "IP           127.0.0.1 → 127.0.0.1 (s→c)", "TCP          3002 → 51000", "▾ Bytes", "payload_length"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the detail lacks %q:\n%s", want, v)
+		}
+	}
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyTab}) // IP
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyTab}) // TCP
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyTab}) // the frame's own layer
+	if d := m.topDetail(); d == nil || d.layers[d.cursor].title != "WebSocket" {
+		t.Fatalf("three tabs do not reach the WebSocket layer")
+	}
+	m = send(t, m, tea.KeyMsg{Type: tea.KeySpace})
+	v = m.View()
+	if strings.Contains(v, "payload_length") || !strings.Contains(v, "▸ WebSocket") || !strings.Contains(v, `WS TEXT len=12 "frame-000003"`) {
+		t.Errorf("space does not fold the WebSocket layer to its summary:\n%s", v)
+	}
+	next, cmd := m.Update(keys("p")[0])
+	m = send(t, next.(Model), cmd())
+	m = send(t, m, m.packets.fetch(store, nil)())
+	if v := m.View(); !strings.Contains(v, "frame-000002") || strings.Contains(v, "payload_length") {
+		t.Errorf("the fold does not hold for the previous record:\n%s", v)
+	}
+}

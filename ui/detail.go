@@ -14,9 +14,11 @@ import (
 )
 
 // detailKeys are the detail view's own keys.
-var detailKeys = struct{ Next, Prev, CopyText, CopyHex, Close key.Binding }{
+var detailKeys = struct{ Next, Prev, Layer, Fold, CopyText, CopyHex, Close key.Binding }{
 	Next:     key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "next record")),
 	Prev:     key.NewBinding(key.WithKeys("p", "N"), key.WithHelp("p", "previous record")),
+	Layer:    key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab", "next layer")),
+	Fold:     key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "fold/unfold the layer")),
 	CopyText: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy the text")),
 	CopyHex:  key.NewBinding(key.WithKeys("Y"), key.WithHelp("Y", "copy the payload as hex")),
 	Close:    key.NewBinding(key.WithKeys("esc", "enter", "q"), key.WithHelp("esc", "close")),
@@ -29,51 +31,118 @@ type stepMsg struct{ n int }
 // logMsg is a line for the explorer's log line.
 type logMsg string
 
-// detailView is one record in full (Enter on a row): its fields, decrypted
-// payload and hex, scrolled in a viewport; it covers the whole body.
+// detailView is one record in full (Enter on a row), as layers — the
+// record, IP, TCP, TLS, the protocol's message, the bytes — each folded or
+// not (tab picks one, space folds it), scrolled in a viewport; it covers
+// the whole body.
 type detailView struct {
-	vp  viewport.Model
-	rec wire.Record
-	out io.Writer // the terminal, for OSC 52
+	vp     viewport.Model
+	rec    wire.Record
+	layers []layer
+	cursor int
+	folded map[string]bool // by layer title: kept from record to record
+	out    io.Writer       // the terminal, for OSC 52
 }
 
-// detailText renders one record for the detail view.
-func detailText(r wire.Record) string {
-	var b strings.Builder
+// layer is one layer of a record: a title, a one-line summary and what it
+// holds.
+type layer struct {
+	title, summary, body string
+}
+
+// detailLayers splits a record into its layers, outermost first.
+func detailLayers(r wire.Record) []layer {
 	who := r.App
 	if r.App != string(r.Protocol) {
 		who += " (" + string(r.Protocol) + ")"
 	}
-	fmt.Fprintf(&b, "%s %s %s  %s  %s\n", who, r.Kind, r.Layer, r.Dir, r.Time.Format("15:04:05.000000"))
-	fmt.Fprintf(&b, "flow %s  length %d  payload %d\n", r.Flow, r.Len, r.Payload)
-	if r.Decrypted {
-		b.WriteString("[dec] DECRYPTED with the TLS keys of the lab's own client (the wire carried only ciphertext)\n")
+	out := []layer{{title: "Record", summary: fmt.Sprintf("%s · %s %s · record %d · %s · %d bytes", who, r.Kind, r.Layer, r.Seq+1,
+		r.Time.Format("15:04:05.000000"), r.Len)}}
+	src, dst := r.Flow.Client, r.Flow.Server
+	if r.Dir == wire.ServerToClient {
+		src, dst = dst, src
 	}
-	fmt.Fprintf(&b, "\n%s\n\n", r.Text())
-	for _, f := range r.Details() {
-		fmt.Fprintf(&b, "  %-22s %s\n", f.Name, f.Value)
+	out = append(out, layer{title: "IP", summary: fmt.Sprintf("%s → %s (%s)", src.Addr(), dst.Addr(), r.Dir)})
+	fields := func(fs []wire.Field) string {
+		var b strings.Builder
+		for _, f := range fs {
+			fmt.Fprintf(&b, "  %-22s %s\n", f.Name, f.Value)
+		}
+		return b.String()
+	}
+	tcp := layer{title: "TCP", summary: fmt.Sprintf("%d → %d · connection %s", src.Port(), dst.Port(), r.Flow)}
+	switch {
+	case r.Kind == wire.KindPacket && r.Layer == "socket":
+		tcp.summary += " · a socket-level read: no TCP header"
+	case r.Kind == wire.KindPacket:
+		tcp.summary = r.Text()
+		tcp.body = fields(r.Details())
+	}
+	out = append(out, tcp)
+	if r.Decrypted {
+		out = append(out, layer{title: "TLS", summary: "[dec] decrypted with the TLS keys of the lab's own client (the wire carried only ciphertext)"})
+	}
+	if r.Kind != wire.KindPacket {
+		title := map[string]string{"http": "HTTP", "ws": "WebSocket", "tls": "TLS record", "decode": "Decode error", "setup": "Setup"}[r.Layer]
+		if title == "" {
+			title = r.Layer
+		}
+		out = append(out, layer{title: title, summary: r.Text(), body: fields(r.Details())})
 	}
 	if len(r.Data) > 0 {
 		what := "payload"
 		if r.Decrypted {
 			what = "decrypted payload"
 		}
-		fmt.Fprintf(&b, "\n%s (first %d bytes):\n%s", what, len(r.Data), hex.Dump(r.Data))
+		out = append(out, layer{title: "Bytes", summary: fmt.Sprintf("%s, first %d bytes of %d", what, len(r.Data), max(r.Payload, len(r.Data))),
+			body: hex.Dump(r.Data)})
+	}
+	return out
+}
+
+// detailText renders a record with every layer unfolded (what y copies).
+func detailText(r wire.Record) string { return renderLayers(detailLayers(r), nil, -1) }
+
+// renderLayers draws the layers, the folded ones as their summary line,
+// the cursor's marked.
+func renderLayers(ls []layer, folded map[string]bool, cursor int) string {
+	var b strings.Builder
+	for i, l := range ls {
+		mark, sel := "▾", "  "
+		if folded[l.title] && l.body != "" {
+			mark = "▸"
+		}
+		if l.body == "" {
+			mark = " "
+		}
+		if i == cursor {
+			sel = "› "
+		}
+		fmt.Fprintf(&b, "%s%s %-12s %s\n", sel, mark, l.title, l.summary)
+		if l.body != "" && !folded[l.title] {
+			for _, line := range strings.Split(strings.TrimSuffix(l.body, "\n"), "\n") {
+				b.WriteString("    " + line + "\n") // under its layer's title
+			}
+		}
 	}
 	return b.String()
 }
 
 func newDetailView(r wire.Record, out io.Writer, w, h int) *detailView {
-	d := &detailView{vp: viewport.New(max(10, w), max(3, h)), out: out}
+	d := &detailView{vp: viewport.New(max(10, w), max(3, h)), out: out, folded: map[string]bool{}}
 	d.setRecord(r)
 	return d
 }
 
 func (d *detailView) setRecord(r wire.Record) {
 	d.rec = r
-	d.vp.SetContent(detailText(r))
+	d.layers = detailLayers(r)
+	d.cursor = min(d.cursor, len(d.layers)-1)
+	d.render()
 	d.vp.GotoTop()
 }
+
+func (d *detailView) render() { d.vp.SetContent(renderLayers(d.layers, d.folded, d.cursor)) }
 
 // SetSize implements overlay.
 func (d *detailView) SetSize(w, h int) { d.vp.Width, d.vp.Height = max(10, w), max(3, h) }
@@ -83,7 +152,7 @@ func (d *detailView) whole() bool { return true }
 
 // Keys implements overlay.
 func (d *detailView) Keys() []key.Binding {
-	return []key.Binding{detailKeys.Next, detailKeys.Prev, detailKeys.CopyText, detailKeys.CopyHex, detailKeys.Close}
+	return []key.Binding{detailKeys.Next, detailKeys.Prev, detailKeys.Layer, detailKeys.Fold, detailKeys.CopyText, detailKeys.CopyHex, detailKeys.Close}
 }
 
 // View implements overlay.
@@ -100,6 +169,19 @@ func (d *detailView) Update(msg tea.KeyMsg) (overlay, tea.Cmd) {
 			n = -1
 		}
 		return d, func() tea.Msg { return stepMsg{n: n} }
+	case key.Matches(msg, detailKeys.Layer):
+		step := 1
+		if msg.String() == "shift+tab" {
+			step = len(d.layers) - 1
+		}
+		d.cursor = (d.cursor + step) % len(d.layers)
+		d.render()
+		return d, nil
+	case key.Matches(msg, detailKeys.Fold):
+		t := d.layers[d.cursor].title
+		d.folded[t] = !d.folded[t]
+		d.render()
+		return d, nil
 	case key.Matches(msg, detailKeys.CopyText), key.Matches(msg, detailKeys.CopyHex):
 		what, data := "text", detailText(d.rec)
 		if key.Matches(msg, detailKeys.CopyHex) {
