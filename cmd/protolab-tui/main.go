@@ -142,7 +142,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 		return o, nil
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (flags or a subcommand: app, completion, version; see -h)", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %q (flags or a subcommand: app, completion, down --all, version; see -h)", fs.Arg(0))
 	}
 	if (o.keep || o.pcap != "") && !o.headless || o.json && !o.headless && o.read == "" {
 		return o, errors.New("--json, --keep and --pcap go with --headless")

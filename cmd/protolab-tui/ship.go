@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"path"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/protolab/protolab-tui/apps/appmain"
+	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/providers"
 )
 
@@ -28,6 +32,8 @@ func subcommand(args []string, stdout, stderr io.Writer) (code int, handled bool
 			return exitFailed, true
 		}
 		return exitOK, true
+	case "down":
+		return downAll(args[1:], stdout, stderr), true
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK, true
@@ -85,7 +91,7 @@ type completionFlag struct {
 	values      []string // the value is one of these
 }
 
-var subcommands = []string{"app", "completion", "version"}
+var subcommands = []string{"app", "completion", "down", "version"}
 
 // fileFlags take a path.
 var fileFlags = map[string]bool{"lab": true, "pcap": true, "read": true, "identity": true, "state-dir": true, "vagrant-dir": true, "junit": true}
@@ -176,3 +182,78 @@ func zshEscape(s string) string {
 // is closed, escaped and reopened — fish reads \' inside quotes as a quote
 // too, but the close-escape-reopen form works in all three).
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// labLister is a provider that can find every lab protolab left on it.
+type labLister interface {
+	Labs(ctx context.Context) ([]string, error)
+}
+
+// downAll is `protolab-tui down --all [--match GLOB] [flags]`: every lab
+// protolab left on the provider (found by label; with --match only the names
+// matching), listed, then removed.
+func downAll(args []string, stdout, stderr io.Writer) int {
+	all := slices.Contains(args, "--all") || slices.Contains(args, "-all")
+	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--all" || a == "-all" })
+	match := "*"
+	if i := slices.Index(args, "--match"); i >= 0 && i+1 < len(args) {
+		match = args[i+1]
+		args = slices.Delete(args, i, i+2)
+		if _, err := path.Match(match, ""); err != nil {
+			fmt.Fprintf(stderr, "protolab-tui: down --match %q: %v\n", match, err)
+			return exitUsage
+		}
+	}
+	if !all {
+		fmt.Fprintln(stderr, "protolab-tui: down takes --all (every lab protolab left on the provider); one lab: --teardown --name NAME")
+		return exitUsage
+	}
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitUsage
+	}
+	newProvider, err := providers.Lookup(o.cfg.Provider)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.OpTimeout)
+	defer cancel()
+	l, err := lab.New(o.cfg, newProvider)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitFailed
+	}
+	ll, ok := l.Provider().(labLister)
+	if !ok {
+		fmt.Fprintf(stderr, "protolab-tui: down --all: the %s provider cannot list its labs; remove one with --teardown --name NAME\n", o.cfg.Provider)
+		return exitUsage
+	}
+	names, err := ll.Labs(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui: down --all:", err)
+		return exitFailed
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { ok, _ := path.Match(match, n); return !ok })
+	if len(names) == 0 {
+		fmt.Fprintf(stdout, "no lab of protolab is left on provider %s\n", o.cfg.Provider)
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "labs left on provider %s: %s\n", o.cfg.Provider, strings.Join(names, ", "))
+	code := exitOK
+	for _, name := range names {
+		cfg := o.cfg
+		cfg.Name = name
+		one, err := lab.New(cfg, newProvider)
+		if err == nil {
+			err = one.Provider().Teardown(ctx)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "protolab-tui: removing lab %q: %v\n", name, err)
+			code = exitFailed
+			continue
+		}
+		fmt.Fprintf(stdout, "lab %q removed\n", name)
+	}
+	return code
+}

@@ -112,3 +112,47 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// down --all finds the labs left on the engine by label, lists and removes
+// them (--match keeps the test off other labs on this engine).
+func TestDownAllRemovesLeftLabs(t *testing.T) {
+	needDocker(t)
+	t.Cleanup(func() { _ = down(t, "--all", "--match", "t-left-*", "--provider", "docker").Run() })
+	for _, name := range []string{"t-left-a", "t-left-b"} {
+		if out, err := command(t, append([]string{"--headless", "--keep", "--provider", "docker", "--name", name, "--count", "2", "--capture", "off"}, freePorts...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+	}
+	// A lab of the same name warns at start that the earlier one still runs
+	// (its deploy then fails on them, and its teardown removes them).
+	out, _ := command(t, append([]string{"--headless", "--provider", "docker", "--name", "t-left-b", "--capture", "off"}, freePorts...)...).CombinedOutput()
+	if !bytes.Contains(out, []byte(`an earlier lab "t-left-b" is still on this engine (4 containers, 4 running)`)) {
+		t.Errorf("no warning of the earlier lab:\n%s", out)
+	}
+	out, err := down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
+	if err != nil {
+		t.Fatalf("down --all: %v\n%s", err, out)
+	}
+	for _, want := range []string{"labs left on provider docker: t-left-a\n", `lab "t-left-a" removed`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("down --all does not say %q:\n%s", want, out)
+		}
+	}
+	for _, name := range []string{"t-left-a", "t-left-b"} {
+		ps, err := exec.Command("docker", "ps", "-aq", "--filter", "label=protolab.lab="+name).Output()
+		if err != nil || len(bytes.TrimSpace(ps)) != 0 {
+			t.Errorf("lab %s left containers: %v %q", name, err, ps)
+		}
+	}
+	out, err = down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("no lab of protolab is left")) {
+		t.Errorf("second down --all: %v\n%s", err, out)
+	}
+	if out, err := down(t, "--provider", "docker").CombinedOutput(); exitCode(err) != exitUsage {
+		t.Errorf("down without --all: exit %d: %s", exitCode(err), out)
+	}
+}
+
+func down(t *testing.T, args ...string) *exec.Cmd {
+	return exec.Command(binary, append(append([]string{"down"}, args...), "--state-dir", t.TempDir())...)
+}

@@ -169,6 +169,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	}
 	p.env.Progress("up", "watching the engine's events", 2, 3)
 	p.watch()
+	p.warnEarlierLab(ctx)
 	host := lab.HostInfo{
 		Provider: Name, Name: in.Name, Address: p.env.Config.Bind,
 		OS: fmt.Sprintf("%s/%s (%s)", in.OSType, in.Architecture, in.OperatingSystem),
