@@ -48,6 +48,7 @@ type options struct {
 	pcap     string
 	read     string
 	teardown bool
+	version  bool
 	printLab bool
 	compose  bool
 	labFile  *lab.LabFile
@@ -73,7 +74,21 @@ func (p portFlag) Set(v string) error {
 	return nil
 }
 
+// newFlagSet is the command's flags, unparsed: what the completion scripts
+// offer.
+func newFlagSet(stderr io.Writer) *flag.FlagSet {
+	var fs *flag.FlagSet
+	_, _ = parseFlagsOr(nil, stderr, func(f *flag.FlagSet) { fs = f })
+	return fs
+}
+
 func parseFlags(args []string, stderr io.Writer) (options, error) {
+	return parseFlagsOr(args, stderr, nil)
+}
+
+// parseFlagsOr parses args, or when describe is set hands it the flag set
+// instead.
+func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet)) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("protolab-tui", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -115,11 +130,19 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&c.Docker.Purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded; its folder must exist)")
 	fs.DurationVar(&c.OpTimeout, "timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
+	showVersion := fs.Bool("version", false, "print the version and the commit this binary was built from, and exit")
+	if describe != nil {
+		describe(fs)
+		return o, nil
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	if o.version = *showVersion; o.version {
+		return o, nil
+	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %q (flags or a subcommand: app, completion, down --all, version; see -h)", fs.Arg(0))
 	}
 	if (o.keep || o.pcap != "") && !o.headless || o.json && !o.headless && o.read == "" {
 		return o, errors.New("--json, --keep and --pcap go with --headless")
@@ -371,6 +394,9 @@ func namespace(args []string) (code int, handled bool) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if code, ok := subcommand(args, stdout, stderr); ok {
+		return code
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -378,6 +404,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui:", err)
 		return exitUsage
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version())
+		return exitOK
 	}
 	if o.printLab {
 		out := o.cfg

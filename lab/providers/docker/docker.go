@@ -20,8 +20,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +31,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/protolab/protolab-tui/apps/appmain"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/pki"
@@ -170,6 +169,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	}
 	p.env.Progress("up", "watching the engine's events", 2, 3)
 	p.watch()
+	p.warnEarlierLab(ctx)
 	host := lab.HostInfo{
 		Provider: Name, Name: in.Name, Address: p.env.Config.Bind,
 		OS: fmt.Sprintf("%s/%s (%s)", in.OSType, in.Architecture, in.OperatingSystem),
@@ -202,43 +202,14 @@ func goarch(engineArch string) string {
 	return engineArch
 }
 
-// moduleRoot finds the protolab-tui source (the apps are built from it).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(b, []byte("module github.com/protolab/protolab-tui")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("the docker provider builds its image from the protolab-tui source: run protolab-tui from its checkout (go run ./cmd/protolab-tui …)")
-		}
-		dir = parent
-	}
-}
-
-// ensureImage cross-compiles the apps for the engine's platform and builds
-// the FROM scratch image, unless an image of the same binary exists.
+// ensureImage builds the FROM scratch image from the app binary (see
+// appBinary), unless an image of the same binary exists.
 func (p *Provider) ensureImage(ctx context.Context, goos, arch string) (string, error) {
-	root, err := moduleRoot()
+	bin, from, err := p.appBinary(ctx, goos, arch)
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(p.env.Config.StateDir, "build", fmt.Sprintf("protolab-app-%s-%s", goos, arch))
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./apps")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+arch)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the apps for %s/%s: %v: %s", goos, arch, err, msg)
-	}
-	bin, err := os.ReadFile(out)
-	if err != nil {
-		return "", err
-	}
+	p.env.Log("info", "docker build", "app image from "+from)
 	sum := sha256.Sum256(bin)
 	hash := hex.EncodeToString(sum[:])[:16]
 	tag := "protolab-app:" + hash
@@ -252,17 +223,13 @@ func (p *Provider) ensureImage(ctx context.Context, goos, arch string) (string, 
 	if len(list.Items) > 0 {
 		return tag, nil // the same binary is already an image: the cache
 	}
-	dockerfile, err := os.ReadFile(filepath.Join(root, "apps", "Dockerfile"))
-	if err != nil {
-		return "", err
-	}
 	var ctxTar bytes.Buffer
 	tw := tar.NewWriter(&ctxTar)
 	for _, f := range []struct {
 		name string
 		mode int64
 		data []byte
-	}{{"Dockerfile", 0o644, dockerfile}, {"protolab-app", 0o755, bin}} {
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {appmain.Name, 0o755, bin}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
 			return "", err
 		}

@@ -14,8 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +24,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/providers/docker"
 	"github.com/protolab/protolab-tui/lab/sshrun"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/provision"
 )
 
 // Name is the provider's name.
@@ -224,25 +223,17 @@ func ProvisionScript(osr map[string]string) (string, error) {
 	return "", fmt.Errorf("no provision script for %q (ID=%s): install Docker Engine and tcpdump on the host by hand", osr["PRETTY_NAME"], osr["ID"])
 }
 
-// provision uploads and runs the matching provision/ script, streaming its
+// provision uploads and runs the matching provision/ script (carried in the
+// binary), streaming its
 // output as log lines.
 func (p *Provider) provision(ctx context.Context, osr map[string]string) error {
 	name, err := ProvisionScript(osr)
 	if err != nil {
 		return err
 	}
-	root, err := os.Getwd()
+	script, err := provision.Scripts.ReadFile(name)
 	if err != nil {
-		return err
-	}
-	var script []byte
-	for dir := root; ; dir = filepath.Dir(dir) {
-		if script, err = os.ReadFile(filepath.Join(dir, "provision", name)); err == nil || dir == filepath.Dir(dir) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("provision/%s not found: run protolab-tui from its checkout", name)
+		return fmt.Errorf("provision script %s: %w", name, err)
 	}
 	remote := "/tmp/protolab-" + name
 	if err := p.runner.Upload(ctx, script, remote, 0o700); err != nil {

@@ -1,6 +1,7 @@
 package ssh_test
 
 import (
+	"bytes"
 	"context"
 	"os/exec"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/providers/ssh"
 	"github.com/protolab/protolab-tui/lab/sshrun"
+	"github.com/protolab/protolab-tui/provision"
 )
 
 func TestSSHProviderLifecycle(t *testing.T) {
@@ -100,6 +102,9 @@ func TestProvisionScriptChoice(t *testing.T) {
 		got, err := ssh.ProvisionScript(ssh.ParseOSRelease(strings.NewReader(tc.osRelease)))
 		if got != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("%q: %q %v, want %q", tc.osRelease, got, err, tc.want)
+		}
+		if b, err := provision.Scripts.ReadFile(got); got != "" && (err != nil || !bytes.HasPrefix(b, []byte("#!"))) {
+			t.Errorf("%s is not carried in the binary: %v", got, err)
 		}
 	}
 }

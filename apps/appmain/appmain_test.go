@@ -1,4 +1,4 @@
-package main
+package appmain
 
 import (
 	"net"
@@ -23,16 +23,16 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--mode", "ws", "--addr", taken.Addr().String()}, "choose another address with --addr"},
 	} {
-		err := run(tc.args)
+		err := Run(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("run(%v) = %v, want an error saying %q", tc.args, err, tc.want)
+			t.Errorf("Run(%v) = %v, want an error saying %q", tc.args, err, tc.want)
 		}
 	}
 }
 
 func TestEnvironmentConfiguresTheApp(t *testing.T) {
 	t.Setenv("PROTOLAB_MODE", "gopher")
-	if err := run(nil); err == nil || !strings.Contains(err.Error(), `unknown protocol "gopher"`) {
+	if err := Run(nil); err == nil || !strings.Contains(err.Error(), `unknown protocol "gopher"`) {
 		t.Errorf("PROTOLAB_MODE was not used: %v", err)
 	}
 }

@@ -1,0 +1,111 @@
+// Package appmain is the lab's web-app command: one app kind serving one
+// protocol, configured by flags or the environment (how containers are
+// configured). Both the stand-alone protolab-app (./apps) and protolab-tui
+// itself (its "app" subcommand, or when run under the name protolab-app, as
+// in the lab's FROM scratch image) run it, so an installed protolab-tui
+// carries the apps it deploys.
+package appmain
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/protolab/protolab-tui/apps/webapp"
+	"github.com/protolab/protolab-tui/protocol"
+)
+
+// env returns the environment variable's value or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+// Run runs the app the flags (or the environment) name until SIGINT or
+// SIGTERM.
+func Run(args []string) error {
+	fs := flag.NewFlagSet("protolab-app", flag.ContinueOnError)
+	mode := fs.String("mode", env("PROTOLAB_MODE", "http"), "protocol to serve: "+protocol.Names()+" (PROTOLAB_MODE)")
+	kind := fs.String("kind", env("PROTOLAB_KIND", ""), "the server to run: "+protocol.KindNames()+" (PROTOLAB_KIND; default: the protocol's own)")
+	addr := fs.String("addr", env("PROTOLAB_ADDR", ""), "listen address (PROTOLAB_ADDR; default :3000/:3001/:3002/:3003 by mode)")
+	name := fs.String("name", env("PROTOLAB_NAME", ""), "application name reported by GET / (PROTOLAB_NAME)")
+	cert := fs.String("cert", env("PROTOLAB_TLS_CERT", ""), "PEM certificate chain for https/wss (PROTOLAB_TLS_CERT)")
+	key := fs.String("key", env("PROTOLAB_TLS_KEY", ""), "PEM private key for https/wss (PROTOLAB_TLS_KEY)")
+	readLimit := fs.String("read-limit", env("PROTOLAB_READ_LIMIT", strconv.Itoa(webapp.DefaultReadLimit)), "largest WebSocket message in bytes; larger ones are closed with 1009 (PROTOLAB_READ_LIMIT)")
+	origins := fs.String("allowed-origins", env("PROTOLAB_ALLOWED_ORIGINS", ""), "comma-separated extra browser origins allowed to open WebSockets, or * (PROTOLAB_ALLOWED_ORIGINS)")
+	logLevel := fs.String("log-level", env("PROTOLAB_LOG_LEVEL", "info"), "debug, info, warn or error (PROTOLAB_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	m, err := protocol.Parse(*mode)
+	if err != nil {
+		return fmt.Errorf("--mode: %w", err)
+	}
+	limit, err := strconv.ParseInt(*readLimit, 10, 64)
+	if err != nil || limit <= 0 {
+		return fmt.Errorf("--read-limit %q: want a positive number of bytes", *readLimit)
+	}
+	cfg := webapp.Config{Protocol: m, Kind: *kind, Name: *name, ReadLimit: limit}
+	for _, o := range strings.Split(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+		}
+	}
+	if m.Secure() {
+		if *cert == "" || *key == "" {
+			return fmt.Errorf("%s mode needs --cert and --key (PEM files); protolab-tui writes lab-CA-signed ones to its state directory under pki/", m)
+		}
+		pair, err := tls.LoadX509KeyPair(*cert, *key)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate %s and key %s: %w", *cert, *key, err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	if *addr == "" {
+		*addr = fmt.Sprintf(":%d", m.DefaultPort())
+	}
+
+	srv, err := webapp.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (choose another address with --addr)", *addr, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return <-errc
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// An installed binary — static, in a folder of its own — runs the docker
+// lab from a folder far from any checkout: the app image is the binary
+// itself.
+func TestInstalledBinaryRunsTheDockerLab(t *testing.T) {
+	needDocker(t)
+	bin := filepath.Join(t.TempDir(), "protolab-tui")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, append([]string{"--state-dir", t.TempDir(), "--headless", "--json", "--provider", "docker", "--name", "t-installed", "--count", "10"}, freePorts...)...)
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("exit %d: %v\nstderr: %s\nstdout: %s", exitCode(err), err, stderr.String(), stdout.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+		t.Fatalf("last line is not a report: %q", lines[len(lines)-1])
+	}
+	if rep["ok"] != true {
+		t.Fatalf("report: %v", rep)
+	}
+	if !strings.Contains(stdout.String(), "app image from this executable") {
+		t.Errorf("the image was not built from the running executable:\n%s", stdout.String())
+	}
+	checkLabRun(t, rep, 10, "t-installed")
+
+	// The apps run from the binary itself, under either name.
+	out, err := exec.Command(bin, "app", "--mode", "gopher").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unknown protocol "gopher"`) {
+		t.Errorf("protolab-tui app --mode gopher: %v: %s", err, out)
+	}
+}
+
+// The race-built binary is dynamically linked: outside a checkout it cannot
+// be the app image, and the error says what to do.
+func TestDynamicBinaryOutsideACheckoutSaysWhatToDo(t *testing.T) {
+	needDocker(t)
+	cmd := command(t, append([]string{"--headless", "--provider", "docker", "--name", "t-dynamic"}, freePorts...)...)
+	cmd.Dir = os.TempDir()
+	out, err := cmd.CombinedOutput()
+	if exitCode(err) != exitFailed {
+		t.Fatalf("exit %d, want %d: %s", exitCode(err), exitFailed, out)
+	}
+	for _, want := range []string{"dynamically linked", "CGO_ENABLED=0", "go install github.com/protolab/protolab-tui/cmd/protolab-tui", "PROTOLAB_APP_BINARY"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("the error does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// The bash completion script completes flags, subcommands and flag values
+// when bash runs it.
+func TestBashCompletion(t *testing.T) {
+	script, err := exec.Command(binary, "completion", "bash").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		words string
+		want  []string
+	}{
+		{"protolab-tui --prov", []string{"--provider"}},
+		{"protolab-tui --provider d", []string{"docker"}},
+		{"protolab-tui comp", []string{"completion"}},
+		{"protolab-tui completion f", []string{"fish"}},
+		{"protolab-tui --headless --ju", nil},
+	} {
+		prog := string(script) + "\nCOMP_WORDS=(" + tc.words + "); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _protolab_tui; printf '%s\\n' \"${COMPREPLY[@]}\"\n"
+		out, err := exec.Command("bash", "-c", prog).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", tc.words, err, out)
+		}
+		got := strings.Fields(string(out))
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%q completes to %q, want %q", tc.words, got, tc.want)
+		}
+	}
+	for _, sh := range []string{"zsh", "fish"} {
+		out, err := exec.Command(binary, "completion", sh).Output()
+		if err != nil || !bytes.Contains(out, []byte("--lab")) && !bytes.Contains(out, []byte("-l lab")) {
+			t.Errorf("completion %s: %v: %s", sh, err, out)
+		}
+	}
+	if out, err := exec.Command(binary, "completion", "tcsh").CombinedOutput(); exitCode(err) != exitUsage || !bytes.Contains(out, []byte("bash, zsh and fish")) {
+		t.Errorf("completion tcsh: exit %d: %s", exitCode(err), out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, err := exec.Command(binary, args...).Output()
+		if err != nil || !strings.HasPrefix(string(out), "protolab-tui ") || !strings.Contains(string(out), "linux/") {
+			t.Errorf("%v: %v: %q", args, err, out)
+		}
+	}
+}
+
+// down --all finds the labs left on the engine by label, lists and removes
+// them (--match keeps the test off other labs on this engine).
+func TestDownAllRemovesLeftLabs(t *testing.T) {
+	needDocker(t)
+	t.Cleanup(func() { _ = down(t, "--all", "--match", "t-left-*", "--provider", "docker").Run() })
+	for _, name := range []string{"t-left-a", "t-left-b"} {
+		if out, err := command(t, append([]string{"--headless", "--keep", "--provider", "docker", "--name", name, "--count", "2", "--capture", "off"}, freePorts...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+	}
+	// A lab of the same name warns at start that the earlier one still runs
+	// (its deploy then fails on them, and its teardown removes them).
+	out, _ := command(t, append([]string{"--headless", "--provider", "docker", "--name", "t-left-b", "--capture", "off"}, freePorts...)...).CombinedOutput()
+	if !bytes.Contains(out, []byte(`an earlier lab "t-left-b" is still on this engine (4 containers, 4 running)`)) {
+		t.Errorf("no warning of the earlier lab:\n%s", out)
+	}
+	out, err := down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
+	if err != nil {
+		t.Fatalf("down --all: %v\n%s", err, out)
+	}
+	for _, want := range []string{"labs left on provider docker: t-left-a\n", `lab "t-left-a" removed`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("down --all does not say %q:\n%s", want, out)
+		}
+	}
+	for _, name := range []string{"t-left-a", "t-left-b"} {
+		ps, err := exec.Command("docker", "ps", "-aq", "--filter", "label=protolab.lab="+name).Output()
+		if err != nil || len(bytes.TrimSpace(ps)) != 0 {
+			t.Errorf("lab %s left containers: %v %q", name, err, ps)
+		}
+	}
+	out, err = down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("no lab of protolab is left")) {
+		t.Errorf("second down --all: %v\n%s", err, out)
+	}
+	if out, err := down(t, "--provider", "docker").CombinedOutput(); exitCode(err) != exitUsage {
+		t.Errorf("down without --all: exit %d: %s", exitCode(err), out)
+	}
+}
+
+func down(t *testing.T, args ...string) *exec.Cmd {
+	return exec.Command(binary, append(append([]string{"down"}, args...), "--state-dir", t.TempDir())...)
+}
