@@ -46,6 +46,7 @@ type options struct {
 	json     bool
 	keep     bool
 	pcap     string
+	junit    string
 	read     string
 	teardown bool
 	version  bool
@@ -129,6 +130,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
 	fs.BoolVar(&c.Docker.Purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded; its folder must exist)")
+	fs.StringVar(&o.junit, "junit", "", "with --headless: write a JUnit XML report to this file (a test case per app and one for the flow; its folder must exist)")
 	fs.DurationVar(&c.OpTimeout, "timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	showVersion := fs.Bool("version", false, "print the version and the commit this binary was built from, and exit")
 	if describe != nil {
@@ -144,8 +146,8 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (flags or a subcommand: app, completion, down --all, version; see -h)", fs.Arg(0))
 	}
-	if (o.keep || o.pcap != "") && !o.headless || o.json && !o.headless && o.read == "" {
-		return o, errors.New("--json, --keep and --pcap go with --headless")
+	if (o.keep || o.pcap != "" || o.junit != "") && !o.headless || o.json && !o.headless && o.read == "" {
+		return o, errors.New("--json, --keep, --pcap and --junit go with --headless")
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -153,7 +155,12 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 		return o, err
 	}
 	if o.pcap != "" {
-		if err := checkPcapPath(o.pcap); err != nil {
+		if err := checkOutPath("pcap", o.pcap, "lab.pcapng"); err != nil {
+			return o, err
+		}
+	}
+	if o.junit != "" {
+		if err := checkOutPath("junit", o.junit, "protolab.xml"); err != nil {
 			return o, err
 		}
 	}
@@ -314,27 +321,44 @@ func flagFor(err error, set map[string]bool) string {
 	return ""
 }
 
-// checkPcapPath refuses a --pcap path whose folder does not exist (the
-// export creates no folders: as root that would be anywhere) or is not
-// writable, or that is a folder itself.
-func checkPcapPath(path string) error {
+// writeJUnit writes the run's JUnit report to path.
+func writeJUnit(path string, rep lab.Report, runErr error, took time.Duration) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--junit: %w", err)
+	}
+	if err := headless.WriteJUnit(f, rep, runErr, took); err != nil {
+		f.Close()
+		return fmt.Errorf("--junit %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--junit %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkOutPath refuses an output file's path (--pcap, --junit) whose
+// folder does not exist (the run creates no folders: as root that would be
+// anywhere) or is not writable, or that is a folder itself; example is a
+// file name to suggest.
+func checkOutPath(flagName, path, example string) error {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("--pcap %s is a folder: give a file name in it, such as %s", path, filepath.Join(path, "lab.pcapng"))
+		return fmt.Errorf("--%s %s is a folder: give a file name in it, such as %s", flagName, path, filepath.Join(path, example))
 	}
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("--pcap %s: the folder %s does not exist: create it first (mkdir -p %s), or give a path in an existing folder", path, dir, dir)
+		return fmt.Errorf("--%s %s: the folder %s does not exist: create it first (mkdir -p %s), or give a path in an existing folder", flagName, path, dir, dir)
 	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("--pcap %s: this user may not reach the folder %s (%w): give a path in a folder you own", path, dir, err)
+		return fmt.Errorf("--%s %s: this user may not reach the folder %s (%w): give a path in a folder you own", flagName, path, dir, err)
 	case err != nil:
-		return fmt.Errorf("--pcap %s: %w", path, err)
+		return fmt.Errorf("--%s %s: %w", flagName, path, err)
 	case !st.IsDir():
-		return fmt.Errorf("--pcap %s: %s is not a folder", path, dir)
+		return fmt.Errorf("--%s %s: %s is not a folder", flagName, path, dir)
 	}
 	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return fmt.Errorf("--pcap %s: this user may not write in the folder %s (%w): give a path in a folder you own", path, dir, err)
+		return fmt.Errorf("--%s %s: this user may not write in the folder %s (%w): give a path in a folder you own", flagName, path, dir, err)
 	}
 	return nil
 }
@@ -517,7 +541,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	defer l.Close()
-	_, err = headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout, Notes: stderr, Pcap: o.pcap})
+	began := time.Now()
+	rep, err := headless.Run(ctx, l, headless.Options{JSON: o.json, Keep: o.keep, Out: stdout, Notes: stderr, Pcap: o.pcap})
+	if o.junit != "" {
+		if rep.Lab == "" { // the flow failed before the report
+			rep.Lab, rep.Provider = l.Config().Name, l.Config().Provider
+		}
+		if jerr := writeJUnit(o.junit, rep, err, time.Since(began)); jerr != nil {
+			fmt.Fprintln(stderr, "protolab-tui:", jerr)
+			err = errors.Join(err, jerr)
+		}
+	}
 	if sig := stop.got(); sig != nil {
 		var tearErr error
 		if errors.Is(err, headless.ErrTeardown) {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/joshdk/go-junit"
+
 	"github.com/protolab/protolab-tui/internal/sshdtest"
 	"github.com/protolab/protolab-tui/internal/testenv"
 )
@@ -314,6 +316,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"--protocols", "", "--headless"}, 2, "no protocol named"},
 		{[]string{"--lab", "/nonexistent/lab.yaml"}, 2, "lab file: open /nonexistent/lab.yaml"},
 		{[]string{"stray"}, 2, `unexpected argument "stray"`},
+		{[]string{"--junit", "x.xml"}, 2, "go with --headless"},
+		{[]string{"--junit", "/nonexistent/x.xml", "--headless"}, 2, "--junit /nonexistent/x.xml: the folder /nonexistent does not exist"},
 		{[]string{}, 2, "the explorer needs a terminal"},
 	} {
 		out, err := command(t, tc.args...).CombinedOutput()
@@ -816,5 +820,46 @@ func TestPrintLab(t *testing.T) {
 	msg, err := command(t, "--lab", bad, "--headless").CombinedOutput()
 	if exitCode(err) != 2 || !strings.Contains(string(msg), "bad.yaml:3:") || !strings.Contains(string(msg), `unknown protocol "gopher"`) {
 		t.Errorf("exit %d: %s", exitCode(err), msg)
+	}
+}
+
+// TestJUnit: --junit writes a report a JUnit parser reads — a case per app
+// and one for the flow — all passed on a good run; when an app cannot come
+// up (its port is taken), the flow's case fails and says why, and the run
+// exits 1.
+func TestJUnit(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.xml")
+	if out, err := command(t, append([]string{"--headless", "--count", "5", "--capture", "off", "--junit", good}, freePorts...)...).CombinedOutput(); err != nil {
+		t.Fatalf("exit %d: %s", exitCode(err), out)
+	}
+	suites, err := junit.IngestFile(good)
+	if err != nil || len(suites) != 1 || suites[0].Totals.Tests != 5 || suites[0].Totals.Failed != 0 {
+		t.Fatalf("a JUnit parser reads %+v (%v) from the good run, want 5 cases, none failed", suites, err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := fmt.Sprint(busy.Addr().(*net.TCPAddr).Port)
+	bad := filepath.Join(dir, "bad.xml")
+	out, err := command(t, "--headless", "--count", "5", "--capture", "off", "--junit", bad,
+		"--http-port", "0", "--https-port", "0", "--ws-port", port, "--wss-port", "0").CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("with the ws port taken: exit %d, want 1: %s", code, out)
+	}
+	suites, err = junit.IngestFile(bad)
+	if err != nil || len(suites) != 1 || suites[0].Totals.Failed < 1 {
+		t.Fatalf("a JUnit parser reads %+v (%v) from the failed run, want a failure", suites, err)
+	}
+	var flow *junit.Test
+	for i, c := range suites[0].Tests {
+		if strings.HasPrefix(c.Name, "flow") {
+			flow = &suites[0].Tests[i]
+		}
+	}
+	if flow == nil || flow.Status != junit.StatusFailed || flow.Error == nil || !strings.Contains(flow.Error.Error(), port) {
+		t.Errorf("the flow's case %+v does not fail naming port %s", flow, port)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/joshdk/go-junit"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/headless"
@@ -65,5 +68,28 @@ func TestFailingProtocolIsNamed(t *testing.T) {
 	}
 	if st := l.Snapshot().State; st != lab.Down {
 		t.Errorf("lab left %s after a failed run", st)
+	}
+	// The JUnit report of the run, read back by a JUnit parser: one case
+	// per app and one for the flow; only wss failed, saying why.
+	var x bytes.Buffer
+	if err := headless.WriteJUnit(&x, rep, err, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	suites, perr := junit.Ingest(x.Bytes())
+	if perr != nil || len(suites) != 1 {
+		t.Fatalf("a JUnit parser reads %d suites (%v) from:\n%s", len(suites), perr, x.String())
+	}
+	st := suites[0]
+	if st.Totals.Tests != 5 || st.Totals.Failed != 1 {
+		t.Errorf("JUnit totals %+v, want 5 cases (the flow and four apps), 1 failed:\n%s", st.Totals, x.String())
+	}
+	for _, c := range st.Tests {
+		failed := c.Status == junit.StatusFailed
+		if want := strings.HasPrefix(c.Name, "wss "); failed != want {
+			t.Errorf("case %q: failed %v, want %v", c.Name, failed, want)
+		}
+		if failed && (c.Error == nil || !strings.Contains(c.Error.Error(), "connecting to "+dead)) {
+			t.Errorf("case %q does not say why: %v", c.Name, c.Error)
+		}
 	}
 }
