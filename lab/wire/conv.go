@@ -27,6 +27,9 @@ const (
 type sink interface {
 	message(dir Dir, t time.Time, decrypted bool, class msgClass, fill func(*Record))
 	failure(dir Dir, t time.Time, err error)
+	// gap reports bytes lost from the stream (lost < 0: an unknown number)
+	// and what decoding does about it.
+	gap(dir Dir, t time.Time, lost int, what string)
 }
 
 func httpClass(m *HTTPMessage) msgClass {
@@ -135,6 +138,60 @@ func (c *conv) fail(dir Dir, t time.Time, err error) {
 	c.out.failure(dir, t, err)
 }
 
+// gap is told that n bytes of dir are missing from the capture (n < 0: an
+// unknown number, e.g. the plaintext of TLS records that were lost). Each
+// parser skips them exactly when a length it has read says where the next
+// frame or message starts; otherwise HTTP and TLS look for the next start
+// line or record header, and WebSocket, which has no marker to look for,
+// stops decoding that direction. The gap is a record of its own either way.
+func (c *conv) gap(dir Dir, n int, t time.Time) {
+	var what string
+	switch c.mode[dir] {
+	case modeBroken:
+		what = "the direction was not being decoded"
+	case modeDetect:
+		what = "nothing decoded yet: detecting the protocol from the bytes after it"
+	case modeHold:
+		c.mode[dir] = modeBroken
+		c.held = nil
+		what = "lost while the upgrade was being answered: this direction is not decoded further"
+	case modeTLS:
+		if c.tls == nil {
+			c.tls = newTLSConn(c)
+		}
+		what = c.tls.gap(dir, n, t)
+	case modeHTTP:
+		p := c.http[dir]
+		if p == nil {
+			what = "resuming at the next " + startName(dir)
+			c.httpData(dir, nil, t) // makes the parser
+			p = c.http[dir]
+		}
+		if p.skip(n, c.httpEmit(dir, t, new(mode))) {
+			what = "skipped inside the message's body by its length: the message is partial, decoding goes on after it"
+		} else {
+			what = "no length spans it: resuming at the next " + startName(dir)
+		}
+		c.httpData(dir, nil, t)
+	case modeWS:
+		p := c.wsParser(dir)
+		if p.skip(n, c.wsEmit(dir, t)) {
+			what = "skipped inside the WebSocket frame's payload by its length: the frame is partial, decoding goes on at the next frame"
+		} else {
+			c.mode[dir] = modeBroken
+			what = "the gap hides a WebSocket frame header: frames carry no marker to resynchronise on, so this direction is not decoded further"
+		}
+	}
+	c.out.gap(dir, t, n, what)
+}
+
+func startName(dir Dir) string {
+	if dir == ClientToServer {
+		return "request line"
+	}
+	return "status line"
+}
+
 func (c *conv) httpData(dir Dir, b []byte, t time.Time) {
 	p := c.http[dir]
 	if p == nil {
@@ -145,27 +202,7 @@ func (c *conv) httpData(dir Dir, b []byte, t time.Time) {
 		c.http[dir] = p
 	}
 	var switchTo mode
-	rest, err := p.feed(b, func(m *HTTPMessage) bool {
-		c.out.message(dir, t, c.decrypted, httpClass(m), m.fill)
-		if m.Request {
-			c.heads = append(c.heads, m.Method == "HEAD")
-			if m.WebSocketUpgrade() {
-				c.upgradeKy = m.Header("Sec-WebSocket-Key")
-				switchTo = modeHold
-				return true
-			}
-			return false
-		}
-		if len(c.heads) > 0 && m.Status >= 200 {
-			c.heads = c.heads[1:]
-		}
-		if m.Status == 101 && c.upgradeKy != "" {
-			c.checkAccept(m, t)
-			switchTo = modeWS
-			return true
-		}
-		return false
-	})
+	rest, err := p.feed(b, c.httpEmit(dir, t, &switchTo))
 	if err != nil {
 		c.fail(dir, t, err)
 		return
@@ -194,6 +231,33 @@ func (c *conv) httpData(dir Dir, b []byte, t time.Time) {
 	}
 }
 
+// httpEmit reports each message of dir and follows requests and
+// responses; a message that switches protocols stops the parser and says
+// to what in switchTo.
+func (c *conv) httpEmit(dir Dir, t time.Time, switchTo *mode) func(*HTTPMessage) bool {
+	return func(m *HTTPMessage) bool {
+		c.out.message(dir, t, c.decrypted, httpClass(m), m.fill)
+		if m.Request {
+			c.heads = append(c.heads, m.Method == "HEAD")
+			if m.WebSocketUpgrade() {
+				c.upgradeKy = m.Header("Sec-WebSocket-Key")
+				*switchTo = modeHold
+				return true
+			}
+			return false
+		}
+		if len(c.heads) > 0 && m.Status >= 200 {
+			c.heads = c.heads[1:]
+		}
+		if m.Status == 101 && c.upgradeKy != "" {
+			c.checkAccept(m, t)
+			*switchTo = modeWS
+			return true
+		}
+		return false
+	}
+}
+
 // checkAccept verifies Sec-WebSocket-Accept against the request's key.
 func (c *conv) checkAccept(m *HTTPMessage, t time.Time) {
 	want := AcceptFor(c.upgradeKy)
@@ -214,22 +278,30 @@ func (c *conv) checkAccept(m *HTTPMessage, t time.Time) {
 	})
 }
 
-func (c *conv) wsData(dir Dir, b []byte, t time.Time) {
+func (c *conv) wsParser(dir Dir) *wsParser {
 	p := c.ws[dir]
 	if p == nil {
 		p = &wsParser{}
 		p.flag = func(problem string) { c.out.failure(dir, c.wsTime, errors.New(problem)) }
 		c.ws[dir] = p
 	}
-	c.wsTime = t
-	err := p.feed(b, func(f *WSFrame) {
+	return p
+}
+
+func (c *conv) wsEmit(dir Dir, t time.Time) func(*WSFrame) {
+	return func(f *WSFrame) {
 		class := classWSData
 		if f.Control() {
 			class = classWSControl
 		}
 		c.out.message(dir, t, c.decrypted, class, f.fill)
-	})
-	if err != nil {
+	}
+}
+
+func (c *conv) wsData(dir Dir, b []byte, t time.Time) {
+	p := c.wsParser(dir)
+	c.wsTime = t
+	if err := p.feed(b, c.wsEmit(dir, t)); err != nil {
 		c.fail(dir, t, err)
 	}
 }

@@ -210,16 +210,16 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 		}
 		return nil // the last ACKs of a finished connection
 	}
-	h.segment(tcp.Seq, tcp.SYN, tcp.FIN, payload, func(b []byte) { f.conv.data(dir, b, t) }, func(gap int) {
-		f.failure(dir, t, fmt.Errorf("%d bytes missing from the stream (not captured)", gap))
-		f.conv.mode[dir] = modeBroken
-	})
-	f.took(dir, tcp.RST)
-	if tcp.FIN && h.finished() {
-		f.conv.end(dir, t)
-		f.ended[dir] = true
+	if tcp.ACK {
+		// The peer acknowledged bytes the capture never saw: they are lost
+		// for good, and what was captured after them is decoded now.
+		f.ackedGap(1-dir, tcp.Ack, t)
 	}
+	h.segment(tcp.Seq, tcp.SYN, tcp.FIN, payload, f.deliver(dir, t), f.lost(dir, t))
+	f.took(dir, tcp.RST)
+	f.checkEnd(dir, t)
 	if tcp.RST || (f.ended[0] && f.ended[1]) {
+		f.flushGaps(t)
 		for dd := range 2 {
 			if !f.ended[dd] {
 				f.conv.end(Dir(dd), t)
@@ -288,8 +288,12 @@ func (d *Decoder) Flush(t time.Time) {
 	for key, f := range d.flows {
 		if f.conv != nil {
 			if !f.closed {
-				f.conv.end(ClientToServer, t)
-				f.conv.end(ServerToClient, t)
+				f.flushGaps(t)
+				for dd := range 2 {
+					if !f.ended[dd] {
+						f.conv.end(Dir(dd), t)
+					}
+				}
 			}
 			if f.conv.tls != nil {
 				f.conv.tls.giveUp(t)
@@ -481,6 +485,74 @@ func (f *flowState) failure(dir Dir, t time.Time, err error) {
 	f.d.store.mu.Unlock()
 }
 
+func (f *flowState) deliver(dir Dir, t time.Time) func([]byte) {
+	return func(b []byte) { f.conv.data(dir, b, t) }
+}
+
+func (f *flowState) lost(dir Dir, t time.Time) func(int) {
+	return func(n int) { f.conv.gap(dir, n, t) }
+}
+
+// ackedGap skips the hole before dir's buffered segments when the other
+// side has acknowledged past it.
+func (f *flowState) ackedGap(dir Dir, ack uint32, t time.Time) {
+	h := &f.half[dir]
+	if !h.started || len(h.ooo) == 0 || int32(ack-h.next) <= 0 {
+		return
+	}
+	h.skipTo(ack, f.deliver(dir, t), f.lost(dir, t))
+	f.checkEnd(dir, t)
+}
+
+// flushGaps decodes what waits behind holes when no more packets come
+// (the end of the capture, a reset).
+func (f *flowState) flushGaps(t time.Time) {
+	for dir := range Dir(2) {
+		h := &f.half[dir]
+		if len(h.ooo) == 0 {
+			continue
+		}
+		last := h.next
+		for seq, b := range h.ooo {
+			if end := seq + uint32(len(b)); int32(end-last) > 0 {
+				last = end
+			}
+		}
+		h.skipTo(last, f.deliver(dir, t), f.lost(dir, t))
+		f.checkEnd(dir, t)
+	}
+}
+
+// checkEnd ends dir once its FIN is in order.
+func (f *flowState) checkEnd(dir Dir, t time.Time) {
+	if !f.ended[dir] && f.half[dir].finished() {
+		f.conv.end(dir, t)
+		f.ended[dir] = true
+	}
+}
+
+// gap implements sink: a record of its own for bytes lost from the stream,
+// saying how many and what decoding did about it; a note with lost == 0
+// (resumed after a search) is a record but not another gap.
+func (f *flowState) gap(dir Dir, t time.Time, lost int, what string) {
+	r, c := f.d.store.slot(f.app)
+	r.Time, r.Flow, r.Dir, r.Kind, r.Layer = t, f.flow, dir, KindError, "gap"
+	switch {
+	case lost > 0:
+		r.Err = fmt.Sprintf("%d bytes missing from the stream (not captured): %s", lost, what)
+		c.Gaps++
+		c.Lost += uint64(lost)
+	case lost < 0:
+		r.Err = "bytes missing from the stream (not captured): " + what
+		c.Gaps++
+	default:
+		r.Err = what
+	}
+	r.Summary = "gap: " + r.Err
+	c.Errors++
+	f.d.store.mu.Unlock()
+}
+
 // tcpHalf reassembles one direction of a TCP connection.
 type tcpHalf struct {
 	wscale  uint8 // window scale from this side's SYN
@@ -583,6 +655,28 @@ func (h *tcpHalf) drain(deliver func([]byte)) {
 		if !progressed {
 			return
 		}
+	}
+}
+
+// skipTo skips the holes before the buffered segments that start at or
+// before limit (data the peer acknowledged, so never to be retransmitted).
+func (h *tcpHalf) skipTo(limit uint32, deliver func([]byte), gap func(int)) {
+	for len(h.ooo) > 0 && int32(limit-h.next) > 0 {
+		first, found := uint32(0), false
+		for seq := range h.ooo {
+			if !found || int32(seq-first) < 0 {
+				first, found = seq, true
+			}
+		}
+		if int32(first-limit) > 0 {
+			return
+		}
+		gap(int(int32(first - h.next)))
+		h.next = first
+		h.drain(deliver)
+	}
+	if h.fin && h.next == h.finSeq {
+		h.next++
 	}
 }
 

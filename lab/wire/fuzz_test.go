@@ -207,3 +207,151 @@ func FuzzKeyLog(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWSGap: a stream with lost bytes cut out of it. When the parser skips
+// the gap exactly, every frame is the frame the whole stream holds, the one
+// hit by the gap partial by just the bytes lost; otherwise it says so.
+func FuzzWSGap(f *testing.F) {
+	key := [4]byte{1, 2, 3, 4}
+	two := append(frame(true, wsBinary, &key, make([]byte, 300)), frame(true, wsText, nil, []byte("next"))...)
+	f.Add(two, uint16(20), uint16(100))
+	f.Add(two, uint16(1), uint16(3))
+	f.Add(two, uint16(8), uint16(298))
+	f.Fuzz(func(t *testing.T, b []byte, cut, lost uint16) {
+		at, n := int(cut), int(lost)
+		if at > len(b) || at+n > len(b) {
+			return
+		}
+		var whole []WSFrame
+		var p wsParser
+		if p.feed(b, func(f *WSFrame) { whole = append(whole, *f) }) != nil {
+			return // the stream itself is not frames
+		}
+		var got []WSFrame
+		emit := func(f *WSFrame) { got = append(got, *f) }
+		var q wsParser
+		if err := q.feed(b[:at], emit); err != nil {
+			t.Fatalf("a prefix of good frames fails: %v", err)
+		}
+		if !q.skip(n, emit) {
+			return
+		}
+		if err := q.feed(b[at+n:], emit); err != nil {
+			t.Fatalf("after an exact skip: %v", err)
+		}
+		if len(got) != len(whole) {
+			t.Fatalf("%d frames after the skip, the stream holds %d", len(got), len(whole))
+		}
+		var lostSeen uint64
+		for i := range got {
+			g, w := got[i], whole[i]
+			if g.Opcode != w.Opcode || g.Length != w.Length || g.Fin != w.Fin || g.Key != w.Key {
+				t.Fatalf("frame %d: %+v, the stream's is %+v", i, g, w)
+			}
+			if !bytes.HasPrefix(w.Data, g.Data) {
+				t.Fatalf("frame %d preview %q is not the start of %q", i, g.Data, w.Data)
+			}
+			lostSeen += g.Lost
+		}
+		if q.cur != nil {
+			lostSeen += q.cur.Lost
+		}
+		if lostSeen != uint64(n) || q.remaining != p.remaining {
+			t.Fatalf("frames lost %d bytes (%d to come), %d were cut (%d to come)", lostSeen, q.remaining, n, p.remaining)
+		}
+	})
+}
+
+// FuzzHTTPGap: as FuzzWSGap for HTTP: an exact skip leaves the same
+// messages with the same sizes; a resync finds only start lines.
+func FuzzHTTPGap(f *testing.F) {
+	body := strings.Repeat("b", 200)
+	f.Add([]byte("POST /a HTTP/1.1\r\nContent-Length: 200\r\n\r\n"+body+"GET /b HTTP/1.1\r\n\r\n"), true, uint16(60), uint16(50))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nc8\r\n"+body+"\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"), false, uint16(70), uint16(100))
+	f.Add([]byte("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"), true, uint16(3), uint16(5))
+	f.Fuzz(func(t *testing.T, b []byte, request bool, cut, lost uint16) {
+		at, n := int(cut), int(lost)
+		if at > len(b) || at+n > len(b) {
+			return
+		}
+		never := func(*HTTPMessage) bool { return false }
+		var whole []HTTPMessage
+		p := &httpParser{request: request}
+		if _, err := p.feed(b, func(m *HTTPMessage) bool { whole = append(whole, *m); return false }); err != nil {
+			return
+		}
+		var got []HTTPMessage
+		emit := func(m *HTTPMessage) bool { got = append(got, *m); return false }
+		q := &httpParser{request: request}
+		if _, err := q.feed(b[:at], emit); err != nil {
+			t.Fatalf("a prefix of good messages fails: %v", err)
+		}
+		exact := q.skip(n, emit)
+		before := len(got)
+		_, err := q.feed(b[at+n:], emit)
+		if !exact {
+			// After a resync, each message read begins with a start line.
+			for _, m := range got[before:] {
+				if m.Request != request || (request && m.Method == "") || (!request && m.Status == 0) {
+					t.Fatalf("resynchronised on %+v", m)
+				}
+			}
+			q.close(never)
+			return
+		}
+		if err != nil {
+			t.Fatalf("after an exact skip: %v", err)
+		}
+		if len(got) != len(whole) {
+			t.Fatalf("%d messages after the skip, the stream holds %d", len(got), len(whole))
+		}
+		for i := range got {
+			g, w := got[i], whole[i]
+			if g.Method != w.Method || g.Status != w.Status || g.BodyLen != w.BodyLen || g.WireBodyLen != w.WireBodyLen {
+				t.Fatalf("message %d: %+v, the stream's is %+v", i, g, w)
+			}
+		}
+	})
+}
+
+// tallySink counts what a conversation reports.
+type tallySink struct{ messages, failures, gaps int }
+
+func (s *tallySink) message(Dir, time.Time, bool, msgClass, func(*Record)) { s.messages++ }
+func (s *tallySink) failure(Dir, time.Time, error)                         { s.failures++ }
+func (s *tallySink) gap(_ Dir, _ time.Time, _ int, what string) {
+	if what == "" {
+		panic("a gap record that says nothing")
+	}
+	s.gaps++
+}
+
+// FuzzTLSGap: records with bytes cut out of them: never a panic, a gap is
+// always reported, and the point resynchronised at is a plausible header.
+func FuzzTLSGap(f *testing.F) {
+	var stream []byte
+	for i := range 4 {
+		stream = append(stream, tlsRecord(tlsApplicationData, bytes.Repeat([]byte{byte(i)}, 100))...)
+	}
+	hs := tlsRecord(tlsHandshake, []byte{hsFinished, 0, 0, 1, 0})
+	f.Add(append(append([]byte(nil), hs...), stream...), uint16(40), uint16(30))
+	f.Add(append(append([]byte(nil), hs...), stream...), uint16(100), uint16(120))
+	f.Fuzz(func(t *testing.T, b []byte, cut, lost uint16) {
+		at, n := int(cut), int(lost)
+		if at > len(b) || at+n > len(b) {
+			return
+		}
+		if i, _ := tlsSyncPoint(b); i >= 0 && !plausibleHeader(b[i:]) {
+			t.Fatalf("resynchronised at %d: % x", i, b[i:min(i+5, len(b))])
+		}
+		s := &tallySink{}
+		c := newConv(s, NewKeyLog(nil), false)
+		c.data(ServerToClient, b[:at], time.Now())
+		c.gap(ServerToClient, n, time.Now())
+		c.data(ServerToClient, b[at+n:], time.Now())
+		c.end(ServerToClient, time.Now())
+		if s.gaps == 0 {
+			t.Fatal("the gap was not reported")
+		}
+	})
+}

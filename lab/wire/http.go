@@ -28,6 +28,9 @@ type HTTPMessage struct {
 	// WireBodyLen is its size on the wire.
 	BodyLen, WireBodyLen int
 	Body                 []byte // the start of the body (at most PreviewBytes)
+	// Lost counts body bytes missing from the capture (-1: an unknown
+	// number, the message's end was not seen): the message is partial.
+	Lost int
 }
 
 // Header returns the first value of a header (case-insensitive).
@@ -87,6 +90,11 @@ type httpParser struct {
 	// methods of requests awaiting responses, so a response to HEAD or a
 	// 1xx/204/304 is known to have no body.
 	noBody func() bool
+	// resync: bytes were lost where no length says where the next message
+	// starts; the parser looks for the next start line. dropped counts
+	// what it passed over.
+	resync  bool
+	dropped int
 }
 
 type chunkState uint8
@@ -106,7 +114,18 @@ var errHTTP = errors.New("not HTTP")
 // what they are.
 func (p *httpParser) feed(b []byte, emit func(*HTTPMessage) (stop bool)) (rest []byte, err error) {
 	p.buf = append(p.buf, b...)
-	for len(p.buf) > 0 {
+	for len(p.buf) > 0 || p.msg != nil {
+		if p.msg == nil && p.resync {
+			at, drop := syncPoint(p.buf, p.request)
+			if at < 0 {
+				p.dropped += drop
+				p.buf = p.buf[drop:]
+				return nil, nil
+			}
+			p.dropped += at
+			p.buf = p.buf[at:]
+			p.resync = false
+		}
 		if p.msg == nil {
 			end := bytes.Index(p.buf, []byte("\r\n\r\n"))
 			if end < 0 {
@@ -149,6 +168,118 @@ func (p *httpParser) feed(b []byte, emit func(*HTTPMessage) (stop bool)) (rest [
 	}
 	return nil, nil
 }
+
+// skip passes over n bytes lost from the stream (n < 0: an unknown number).
+// Inside a body whose length is known (Content-Length, the current chunk's
+// size, or a body read until close) the skip is exact: the message is
+// partial and the next one starts where it was expected. Anywhere else the
+// message in progress is emitted partial and the parser looks for the next
+// start line (resync); exact reports which.
+func (p *httpParser) skip(n int, emit func(*HTTPMessage) bool) (exact bool) {
+	if m := p.msg; m != nil && len(p.buf) == 0 && n >= 0 {
+		switch {
+		case p.mode == bodyUntilClose,
+			p.mode == bodyLength && n <= p.left,
+			p.mode == bodyChunked && p.chunk == chunkData && n <= p.left:
+			m.Lost += n
+			m.BodyLen += n
+			m.WireBodyLen += n
+			if p.mode != bodyUntilClose {
+				p.left -= n
+				if p.left == 0 && p.mode == bodyChunked {
+					p.chunk = chunkDataCRLF
+				}
+			}
+			return true
+		}
+	}
+	if m := p.msg; m != nil && p.mode == bodyUntilClose {
+		m.Lost = -1 // read until close: it goes on, size unknown
+		p.buf = p.buf[:0]
+		return true
+	}
+	if m := p.msg; m != nil {
+		m.Lost = -1
+		p.msg = nil
+		emit(m)
+	}
+	p.buf = p.buf[:0]
+	p.resync, p.dropped = true, 0
+	return false
+}
+
+// syncPoint finds where the next start line begins in b. A status line is
+// HTTP/1.x and a three-digit code; a request line is a method (one of the
+// usual, or upper-case letters at a line's start), a target and HTTP/1.x
+// ending its line. Either may follow a body of unknown length with no line
+// break, so they are looked for anywhere. With none yet it returns -1 and how
+// many bytes can go (a line that may still be coming is kept).
+func syncPoint(b []byte, request bool) (at, drop int) {
+	if !request {
+		for from := 0; ; {
+			j := bytes.Index(b[from:], []byte("HTTP/1."))
+			if j < 0 {
+				return -1, max(from, len(b)-6)
+			}
+			i := from + j
+			if len(b) < i+13 {
+				return -1, i
+			}
+			if statusLine(b[i:i+12]) && (b[i+12] == ' ' || b[i+12] == '\r') {
+				return i, 0
+			}
+			from = i + 1
+		}
+	}
+	for from := 0; ; {
+		j := bytes.Index(b[from:], []byte(" HTTP/1."))
+		if j < 0 {
+			return -1, max(0, len(b)-maxSyncLine)
+		}
+		sp := from + j
+		if len(b) < sp+11 {
+			return -1, max(0, sp-maxSyncLine)
+		}
+		from = sp + 1
+		if !isDigit(b[sp+8]) || b[sp+9] != '\r' || b[sp+10] != '\n' {
+			continue
+		}
+		lo := max(0, sp-maxSyncLine)
+		line := b[lo:sp]
+		k := bytes.LastIndexByte(line, ' ') // between the method and the target
+		if k < 1 || k == len(line)-1 || bytes.ContainsAny(line[k+1:], "\r\n") {
+			continue
+		}
+		s := k
+		for s > 0 && line[s-1] >= 'A' && line[s-1] <= 'Z' {
+			s--
+		}
+		method := line[s:k]
+		for _, m := range httpMethods {
+			if bytes.HasSuffix(method, []byte(m)) {
+				return lo + k - len(m), 0
+			}
+		}
+		if lineStart := s > 0 && line[s-1] == '\n' || s == 0 && lo == 0; lineStart && len(method) > 0 && len(method) <= 20 {
+			return lo + s, 0
+		}
+	}
+}
+
+// maxSyncLine bounds the method and target looked back for.
+const maxSyncLine = 8 << 10
+
+// httpMethods are the methods a request line is recognised by after a gap
+// wherever it is (other methods only at a line's start).
+var httpMethods = []string{"OPTIONS", "CONNECT", "DELETE", "PATCH", "TRACE", "POST", "HEAD", "GET", "PUT"}
+
+// statusLine reports whether line opens as an HTTP/1.x status line.
+func statusLine(line []byte) bool {
+	return len(line) >= 12 && bytes.HasPrefix(line, []byte("HTTP/1.")) && line[8] == ' ' &&
+		isDigit(line[9]) && isDigit(line[10]) && isDigit(line[11]) && (len(line) == 12 || line[12] == ' ')
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // checkStart fails early on bytes that cannot begin an HTTP message.
 func (p *httpParser) checkStart() error {
@@ -240,7 +371,8 @@ func (p *httpParser) startBody(m *HTTPMessage) error {
 
 func (p *httpParser) keepBody(b []byte) {
 	m := p.msg
-	if room := PreviewBytes - len(m.Body); room > 0 {
+	// The preview is the body's start; bytes after a gap are not in it.
+	if room := PreviewBytes - len(m.Body); room > 0 && m.Lost == 0 {
 		m.Body = append(m.Body, b[:min(room, len(b))]...)
 	}
 	m.BodyLen += len(b)
@@ -331,7 +463,7 @@ func (p *httpParser) close(emit func(*HTTPMessage) bool) {
 }
 
 // pending reports whether a message is partly read.
-func (p *httpParser) pending() bool { return p.msg != nil || len(p.buf) > 0 }
+func (p *httpParser) pending() bool { return !p.resync && (p.msg != nil || len(p.buf) > 0) }
 
 // fill sets a record's sizes from a message; its text is formatted only when
 // shown (format).
@@ -361,6 +493,12 @@ func (m *HTTPMessage) format(r *Record) {
 	}
 	r.add("header_bytes", "%d", m.HeaderLen)
 	r.add("body_bytes", "%d", m.BodyLen)
+	switch {
+	case m.Lost > 0:
+		r.add("lost_bytes", "%d", m.Lost)
+	case m.Lost < 0:
+		r.add("lost_bytes", "unknown")
+	}
 	if m.BodyLen > 0 {
 		if ct := m.Header("Content-Type"); ct != "" {
 			s += " (" + ct
@@ -372,6 +510,12 @@ func (m *HTTPMessage) format(r *Record) {
 	}
 	if m.WebSocketUpgrade() {
 		s += " [WebSocket upgrade]"
+	}
+	switch {
+	case m.Lost > 0:
+		s += fmt.Sprintf(" [partial: %d body bytes not captured]", m.Lost)
+	case m.Lost < 0:
+		s += " [partial: its end was not captured]"
 	}
 	r.Summary = s
 }

@@ -27,7 +27,11 @@ type Counters struct {
 	Decrypted   uint64 `json:"decrypted"`      // records recovered with the lab's keys
 	Retransmits uint64 `json:"retransmits"`
 	Errors      uint64 `json:"errors"`
-	Flows       uint64 `json:"flows"`
+	// Gaps counts spans of a stream missing from the capture (each is an
+	// error record, Layer "gap"); Lost sums their bytes, where known.
+	Gaps  uint64 `json:"gaps"`
+	Lost  uint64 `json:"lost_bytes"`
+	Flows uint64 `json:"flows"`
 	// SetupPackets sums, over the flows that carried an application
 	// message, the packets before the first one; SetupFlows counts them.
 	SetupPackets uint64 `json:"-"`

@@ -26,6 +26,15 @@ type tlsConn struct {
 	// queue holds encrypted records (in arrival order, both directions)
 	// waiting for their secrets to reach the key log.
 	queue []queuedRecord
+	// skip counts bytes of a record hit by a gap still to pass over;
+	// resync marks a direction looking for the next record header after a
+	// gap no record length spans; unsure marks a direction that lost an
+	// unknown number of encrypted records (the record sequence number is
+	// searched for); dropped counts bytes passed over while resyncing.
+	skip    [2]int
+	resync  [2]bool
+	unsure  [2]bool
+	dropped [2]int
 	// ended marks directions that ended while records were queued.
 	ended   [2]bool
 	endedAt time.Time
@@ -49,7 +58,23 @@ func newTLSConn(c *conv) *tlsConn {
 }
 
 func (t *tlsConn) data(dir Dir, b []byte, at time.Time) {
+	if n := min(t.skip[dir], len(b)); n > 0 {
+		t.skip[dir] -= n
+		b = b[n:]
+	}
 	buf := append(t.buf[dir], b...)
+	if t.resync[dir] {
+		at2, drop := tlsSyncPoint(buf)
+		if at2 < 0 {
+			t.dropped[dir] += drop
+			t.buf[dir] = append(t.buf[dir][:0], buf[drop:]...)
+			return
+		}
+		t.dropped[dir] += at2
+		buf = buf[at2:]
+		t.resync[dir] = false
+		t.c.out.gap(dir, at, 0, fmt.Sprintf("TLS resumed at a record header after passing over %d bytes", t.dropped[dir]))
+	}
 	for len(buf) > 0 {
 		rec, n, err := parseTLSRecord(buf)
 		if err != nil {
@@ -66,6 +91,78 @@ func (t *tlsConn) data(dir Dir, b []byte, at time.Time) {
 		buf = buf[n:]
 	}
 	t.buf[dir] = append(t.buf[dir][:0], buf...)
+}
+
+// gap is told that n bytes of dir were lost (n < 0: an unknown number). A
+// gap inside a record whose header was read skips the rest of that record
+// (it cannot be decrypted: it is lost whole, and the next record is where
+// its length says); otherwise the direction looks for the next plausible
+// record header. It returns what it did, for the gap record.
+func (t *tlsConn) gap(dir Dir, n int, at time.Time) string {
+	buf := t.buf[dir]
+	t.hs[dir] = t.hs[dir][:0]                          // a handshake message across the gap is lost
+	if t.skip[dir] > 0 && n >= 0 && n <= t.skip[dir] { // another gap in the same record
+		t.skip[dir] -= n
+		return "inside the TLS record already lost: skipped by its length"
+	}
+	if len(buf) >= 5 && n >= 0 && t.skip[dir] == 0 && !t.resync[dir] {
+		l := int(binary.BigEndian.Uint16(buf[3:]))
+		if need := 5 + l - len(buf); n <= need {
+			typ := buf[0]
+			t.buf[dir] = buf[:0]
+			t.skip[dir] = need - n
+			what := fmt.Sprintf("skipped the rest of a %d-byte TLS %s record by its length: the record is lost, decoding goes on at the next", l, ContentTypeName(typ))
+			if typ == tlsApplicationData && t.encrypted(dir) {
+				if k := t.keys[dir]; k != nil && len(t.queue) == 0 {
+					k.seq++ // one record lost: the next one's number is known
+				} else {
+					t.unsure[dir] = true // searched for when it decrypts
+				}
+				// Its plaintext: the record less the AEAD tag and the inner
+				// type, when the sender did not pad (Go, OpenSSL and
+				// BoringSSL do not).
+				t.inner.gap(dir, max(l-17, 0), at)
+			}
+			return what
+		}
+	}
+	t.buf[dir] = buf[:0]
+	t.skip[dir] = 0
+	t.resync[dir], t.dropped[dir] = true, 0
+	if t.encrypted(dir) {
+		t.unsure[dir] = true
+		t.inner.gap(dir, -1, at)
+	}
+	return "no record length spans it: resuming at the next TLS record header"
+}
+
+// tlsSyncPoint finds the next plausible record header in b: a content type
+// 20–23, version 0x0301–0x0304 and a length within the limit, followed (when
+// b holds that far) by another such header. With none it returns -1 and how
+// many bytes can go.
+func tlsSyncPoint(b []byte) (at, drop int) {
+	for i := 0; i+5 <= len(b); i++ {
+		if !plausibleHeader(b[i:]) {
+			continue
+		}
+		next := i + 5 + int(binary.BigEndian.Uint16(b[i+3:]))
+		switch {
+		case next+5 <= len(b) && plausibleHeader(b[next:]):
+			return i, 0
+		case next+5 > len(b):
+			return -1, i // wait for the next header to check it
+		}
+	}
+	return -1, max(len(b)-4, 0)
+}
+
+func plausibleHeader(b []byte) bool {
+	if len(b) < 5 {
+		return false
+	}
+	v := binary.BigEndian.Uint16(b[1:])
+	return b[0] >= tlsChangeCipherSpec && b[0] <= tlsApplicationData && v >= 0x0301 && v <= 0x0304 &&
+		int(binary.BigEndian.Uint16(b[3:])) <= maxTLSRecord
 }
 
 // encrypted reports whether records of this direction are TLS 1.3
@@ -145,8 +242,23 @@ func (t *tlsConn) flushQueue(at time.Time, why string) {
 	}
 }
 
+// maxLostRecords bounds the record numbers tried after a gap lost an
+// unknown number of records.
+const maxLostRecords = 64
+
 func (t *tlsConn) decrypt(dir Dir, at time.Time, hdr [5]byte, body []byte) {
-	inner, plain, err := t.keys[dir].open(hdr[:], body)
+	k := t.keys[dir]
+	inner, plain, err := k.open(hdr[:], body)
+	if err != nil && t.unsure[dir] {
+		base := k.seq
+		for i := uint64(1); i <= maxLostRecords && err != nil; i++ {
+			k.seq = base + i
+			inner, plain, err = k.open(hdr[:], body)
+		}
+		if err != nil {
+			k.seq = base
+		}
+	}
 	if err != nil {
 		t.noKeys[dir] = true
 		t.c.out.failure(dir, at, err)

@@ -31,6 +31,9 @@ type WSFrame struct {
 	// Data is the unmasked start of the payload (at most PreviewBytes; a
 	// control frame is always whole).
 	Data []byte
+	// Lost counts payload bytes missing from the capture: the frame is
+	// partial (its header was seen, so the next frame was found by length).
+	Lost uint64
 }
 
 // OpcodeName names an opcode as Wireshark does.
@@ -168,7 +171,8 @@ func (p *wsParser) feed(b []byte, emit func(*WSFrame)) error {
 			take = p.remaining
 		}
 		f := p.cur
-		if keep := min(uint64(PreviewBytes)-min(p.got, PreviewBytes), take); keep > 0 {
+		// The preview is the payload's start; bytes after a gap are not in it.
+		if keep := min(uint64(PreviewBytes)-min(p.got, PreviewBytes), take); keep > 0 && f.Lost == 0 {
 			start := len(f.Data)
 			f.Data = append(f.Data, b[:keep]...)
 			if f.Masked {
@@ -190,6 +194,28 @@ func (p *wsParser) feed(b []byte, emit func(*WSFrame)) error {
 		}
 	}
 	return nil
+}
+
+// skip passes over n bytes lost from the stream (n < 0: an unknown number)
+// and reports whether it could: only when the gap falls inside the payload
+// of the frame being read is the next frame header where the length says.
+// A gap that hides a header, or part of one, cannot be skipped: frames carry
+// no marker to find the next one by. The frame hit is emitted partial.
+func (p *wsParser) skip(n int, emit func(*WSFrame)) bool {
+	if n < 0 || p.cur == nil || len(p.hdr) > 0 || uint64(n) > p.remaining {
+		return false
+	}
+	f := p.cur
+	f.Lost += uint64(n)
+	p.flagged = true // the text's UTF-8 cannot be followed across the gap
+	p.got += uint64(n)
+	p.remaining -= uint64(n)
+	if p.remaining == 0 {
+		p.cur = nil
+		emit(f)
+		p.end(f)
+	}
+	return true
 }
 
 func (p *wsParser) report(problem string) {
@@ -296,6 +322,10 @@ func (f *WSFrame) format(r *Record) {
 		s += " [MASKED]"
 	}
 	s += fmt.Sprintf(" len=%d", f.Length)
+	if f.Lost > 0 {
+		r.add("lost_bytes", "%d", f.Lost)
+		s += fmt.Sprintf(" [partial: %d bytes not captured]", f.Lost)
+	}
 	switch f.Opcode {
 	case wsText, wsContinuation:
 		if utf8.Valid(f.Data) || len(f.Data) == PreviewBytes {
