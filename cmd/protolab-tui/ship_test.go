@@ -81,7 +81,8 @@ func TestBashCompletion(t *testing.T) {
 		{"protolab-tui --provider d", []string{"docker"}},
 		{"protolab-tui comp", []string{"completion"}},
 		{"protolab-tui completion f", []string{"fish"}},
-		{"protolab-tui --headless --ju", nil},
+		{"protolab-tui --headless --ju", []string{"--junit"}},
+		{"protolab-tui --headless --zz", nil},
 	} {
 		prog := string(script) + "\nCOMP_WORDS=(" + tc.words + "); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _protolab_tui; printf '%s\\n' \"${COMPREPLY[@]}\"\n"
 		out, err := exec.Command("bash", "-c", prog).CombinedOutput()
