@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -313,6 +314,10 @@ func (w Worker) do(ctx context.Context, t Target, req workerRequest) (last worke
 	cmd.Stdin = strings.NewReader(string(body))
 	cmd.Stderr = w.Stderr
 	cmd.WaitDelay = time.Second
+	// Its own process group: a Ctrl-C typed at the terminal is the lab's
+	// to handle (it cancels ctx, which ends the worker), not a signal that
+	// kills the worker mid-probe as well.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return workerMessage{}, err
