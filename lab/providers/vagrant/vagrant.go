@@ -86,7 +86,11 @@ func (p *Provider) vagrant(ctx context.Context, line func(string), args ...strin
 	cmd.Env = append(os.Environ(), "VAGRANT_NO_COLOR=1", PortsEnv+"="+PortsSpec(p.env.Config.Apps))
 	var out bytes.Buffer
 	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, pw), io.MultiWriter(&out, pw)
+	// One writer for both streams: exec then gives the child one pipe and
+	// copies it in one goroutine. Two writers would be two goroutines
+	// writing out at once (a data race when vagrant writes to both).
+	w := io.MultiWriter(&out, pw)
+	cmd.Stdout, cmd.Stderr = w, w
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
