@@ -60,7 +60,27 @@ type App struct {
 	ReadLimit int64 `yaml:"read_limit,omitempty" json:"read_limit,omitempty"`
 	// AllowedOrigins are extra browser origins a WebSocket app accepts.
 	AllowedOrigins []string `yaml:"allowed_origins,omitempty" json:"allowed_origins,omitempty"`
+	// Upstream names the apps an intermediary (tls-front, balancer,
+	// ws-proxy) hands its clients to: a front's one upstream, a balancer's
+	// replicas, a proxy's targets.
+	Upstream []string `yaml:"upstream,omitempty" json:"upstream,omitempty"`
+	// Affinity is a balancer's session affinity: "none" (round robin, the
+	// default) or "cookie" (a client stays with the replica that first
+	// served it).
+	Affinity string `yaml:"affinity,omitempty" json:"affinity,omitempty"`
+	// HandshakeTimeout bounds a TLS front's handshake with a client
+	// (default 10s).
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout,omitempty" json:"handshake_timeout,omitempty"`
+	// HealthInterval is how often a balancer checks its replicas (default
+	// 1s).
+	HealthInterval time.Duration `yaml:"health_interval,omitempty" json:"health_interval,omitempty"`
 }
+
+// The balancer's affinities.
+const (
+	AffinityNone   = "none"
+	AffinityCookie = "cookie"
+)
 
 // DockerOptions are the docker provider's options.
 type DockerOptions struct {
@@ -229,9 +249,24 @@ func (c Config) WithDefaults() (Config, error) {
 		if a.ReadLimit < 0 {
 			return c, configErr(at+".read_limit", "app %s: the read limit must be positive", a.Name)
 		}
+		if err := checkIntermediary(at, a, k); err != nil {
+			return c, err
+		}
+		if a.Affinity == "" && k.Affinity {
+			a.Affinity = AffinityNone
+		}
+		if a.HandshakeTimeout == 0 && k.HandshakeTimeout {
+			a.HandshakeTimeout = 10 * time.Second
+		}
+		if a.HealthInterval == 0 && k.HealthChecks {
+			a.HealthInterval = time.Second
+		}
 		apps[i] = a
 	}
 	c.Apps = apps
+	if err := checkUpstreams(apps); err != nil {
+		return c, err
+	}
 	if c.Probe.Count < 0 {
 		return c, configErr("probe.count", "the probe's count must be at least 1")
 	}
@@ -327,6 +362,148 @@ func OnFreePorts(apps []App) []App {
 	for i, a := range apps {
 		a.Port = 0
 		out[i] = a
+	}
+	return out
+}
+
+// checkIntermediary checks what an app's kind says of upstreams, affinity
+// and timeouts, before the upstreams' names are looked up.
+func checkIntermediary(at string, a App, k protocol.Kind) error {
+	if !k.Intermediary() {
+		if len(a.Upstream) > 0 {
+			return configErr(at+".upstream", "app %s: kind %s answers by itself and takes no upstream (intermediaries: tls-front, balancer, ws-proxy)", a.Name, k.Name)
+		}
+	} else {
+		n := len(a.Upstream)
+		if n < k.MinUpstreams {
+			return configErr(at+".upstream", "app %s: a %s needs at least %d upstream app(s): list their names under upstream", a.Name, k.Name, k.MinUpstreams)
+		}
+		if k.MaxUpstreams > 0 && n > k.MaxUpstreams {
+			return configErr(at+".upstream", "app %s: a %s takes at most %d upstream app(s), not %d (put a balancer in between for more)", a.Name, k.Name, k.MaxUpstreams, n)
+		}
+	}
+	switch {
+	case a.Affinity != "" && !k.Affinity:
+		return configErr(at+".affinity", "app %s: affinity is a balancer's option, not a %s's", a.Name, k.Name)
+	case a.Affinity != "" && a.Affinity != AffinityNone && a.Affinity != AffinityCookie:
+		return configErr(at+".affinity", "app %s: affinity %q: want %s or %s", a.Name, a.Affinity, AffinityNone, AffinityCookie)
+	case a.HandshakeTimeout != 0 && !k.HandshakeTimeout:
+		return configErr(at+".handshake_timeout", "app %s: handshake_timeout is a tls-front's option, not a %s's", a.Name, k.Name)
+	case a.HandshakeTimeout < 0:
+		return configErr(at+".handshake_timeout", "app %s: the handshake timeout must be positive", a.Name)
+	case a.HealthInterval != 0 && !k.HealthChecks:
+		return configErr(at+".health_interval", "app %s: health_interval is a balancer's option, not a %s's", a.Name, k.Name)
+	case a.HealthInterval < 0:
+		return configErr(at+".health_interval", "app %s: the health-check interval must be positive", a.Name)
+	}
+	return nil
+}
+
+// checkUpstreams checks that every upstream names another app of the lab
+// speaking what the kind wants, once, and that no chain loops.
+func checkUpstreams(apps []App) error {
+	index := make(map[string]int, len(apps))
+	for i, a := range apps {
+		index[a.Name] = i
+	}
+	for i, a := range apps {
+		k, _ := protocol.LookupKind(a.Kind)
+		seen := map[string]bool{}
+		for j, up := range a.Upstream {
+			at := fmt.Sprintf("apps[%d].upstream[%d]", i, j)
+			u, ok := index[up]
+			switch {
+			case !ok:
+				return configErr(at, "app %s: upstream %q is not an app of this lab (it has %s)", a.Name, up, strings.Join(names(apps), ", "))
+			case up == a.Name:
+				return configErr(at, "app %s cannot be its own upstream", a.Name)
+			case seen[up]:
+				return configErr(at, "app %s lists upstream %s twice", a.Name, up)
+			}
+			seen[up] = true
+			if ok, want := k.Upstreams.Allows(a.Protocol, apps[u].Protocol); !ok {
+				return configErr(at, "app %s (%s over %s) wants %s, and %s speaks %s", a.Name, a.Kind, a.Protocol, want, up, apps[u].Protocol)
+			}
+		}
+	}
+	if _, err := DeployOrder(apps); err != nil {
+		return configErr("apps", "%v", err)
+	}
+	return nil
+}
+
+func names(apps []App) []string {
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		out[i] = a.Name
+	}
+	return out
+}
+
+// DeployOrder is apps with every app after its upstreams (so an
+// intermediary starts once what it forwards to is up), otherwise in the
+// given order. A loop of upstreams is an error naming it.
+func DeployOrder(apps []App) ([]App, error) {
+	index := make(map[string]int, len(apps))
+	for i, a := range apps {
+		index[a.Name] = i
+	}
+	const (
+		unseen = iota
+		visiting
+		done
+	)
+	state := make([]int, len(apps))
+	out := make([]App, 0, len(apps))
+	var path []string
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch state[i] {
+		case done:
+			return nil
+		case visiting:
+			return fmt.Errorf("the upstreams loop: %s → %s", strings.Join(path, " → "), apps[i].Name)
+		}
+		state[i] = visiting
+		path = append(path, apps[i].Name)
+		for _, up := range apps[i].Upstream {
+			if j, ok := index[up]; ok {
+				if err := visit(j); err != nil {
+					return err
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[i] = done
+		out = append(out, apps[i])
+		return nil
+	}
+	for i := range apps {
+		if err := visit(i); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Chain is the app and the apps behind it, hop by hop: the app first,
+// then its upstreams, then theirs (each app once).
+func (c Config) Chain(name string) []App {
+	var out []App
+	seen := map[string]bool{}
+	next := []string{name}
+	for len(next) > 0 {
+		var after []string
+		for _, n := range next {
+			a, ok := c.App(n)
+			if !ok || seen[n] {
+				continue
+			}
+			seen[n] = true
+			out = append(out, a)
+			after = append(after, a.Upstream...)
+		}
+		next = after
 	}
 	return out
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
+	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
 // State is the Lab's lifecycle state.
@@ -146,7 +148,7 @@ func New(cfg Config, newProvider func(Env) (Provider, error)) (*Lab, error) {
 		keys:    wire.NewKeyLog(nil),
 		store:   wire.NewStore(cfg.Capture.RingSize),
 	}
-	prov, err := newProvider(Env{Config: cfg, PKI: auth, Emit: l.emit, Ask: l.ask})
+	prov, err := newProvider(Env{Config: cfg, PKI: auth, Emit: l.emit, Ask: l.ask, KeyLog: l.keys})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", cfg.Provider, err)
 	}
@@ -332,15 +334,24 @@ func (l *Lab) Up(ctx context.Context) *Job {
 // Deploy starts the apps: ready → deploying → running.
 func (l *Lab) Deploy(ctx context.Context) *Job {
 	return l.lifecycle(ctx, "deploy", []State{Ready}, Deploying, Running, func(ctx context.Context) error {
-		return l.publishApps(l.prov.Deploy(ctx, l.cfg.Apps))
+		return l.publishApps(l.prov.Deploy(ctx, l.deployOrder()))
 	})
 }
 
 // Redeploy replaces the running apps: running → deploying → running.
 func (l *Lab) Redeploy(ctx context.Context) *Job {
 	return l.lifecycle(ctx, "redeploy", []State{Running}, Deploying, Running, func(ctx context.Context) error {
-		return l.publishApps(l.prov.Redeploy(ctx, l.cfg.Apps))
+		return l.publishApps(l.prov.Redeploy(ctx, l.deployOrder()))
 	})
+}
+
+// deployOrder is the lab's apps, each after its upstreams.
+func (l *Lab) deployOrder() []App {
+	apps, err := DeployOrder(l.cfg.Apps)
+	if err != nil { // WithDefaults refused such a config
+		return l.cfg.Apps
+	}
+	return apps
 }
 
 func (l *Lab) publishApps(apps []AppStatus, err error) error {
@@ -421,8 +432,28 @@ func (l *Lab) Target(app string) (probe.Target, error) {
 		}
 		return probe.Target{}, fmt.Errorf("%s: the app is %s, not running: redeploy to start it again", app, why)
 	}
-	return probe.Target{App: app, Protocol: cfg.Protocol, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
-		Roots: []*x509.Certificate{l.pki.CA}, KeyLog: l.keys, Dial: l.tapDial(cfg)}, nil
+	t := probe.Target{App: app, Protocol: cfg.Protocol, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
+		Roots: []*x509.Certificate{l.pki.CA}, KeyLog: l.keys, Dial: l.tapDial(cfg)}
+	if k, _ := protocol.LookupKind(cfg.Kind); k.Token {
+		// Through a token-checked proxy to its first target, with a token
+		// the lab mints for the run.
+		tok, err := l.MintToken(cfg.Upstream[:1], l.cfg.Probe.Timeout+time.Minute)
+		if err != nil {
+			return probe.Target{}, fmt.Errorf("%s: %w", app, err)
+		}
+		t.Path = "/" + tok + "/" + cfg.Upstream[0] + "/echo"
+	}
+	return t, nil
+}
+
+// MintToken makes a token (protocol/labtoken) with the lab's secret that lets
+// its holder reach targets through the lab's ws-proxy apps for ttl.
+func (l *Lab) MintToken(targets []string, ttl time.Duration) (string, error) {
+	secret, err := labtoken.LoadSecret(SecretPath(l.cfg.StateDir))
+	if err != nil {
+		return "", err
+	}
+	return labtoken.Mint(secret, targets, ttl, time.Now())
 }
 
 // running registers probe work so Teardown waits for it; it fails when the

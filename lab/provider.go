@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/protocol"
+	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
 // Provider is where the lab host comes from and how the apps run on it: the
@@ -43,7 +45,21 @@ type Env struct {
 	// key, a key's passphrase) and waits for the answer; it fails at once
 	// when no front end can answer (headless).
 	Ask func(ctx context.Context, question string, secret bool) (string, error)
+	// KeyLog receives the TLS secrets of connections the lab makes, so a
+	// capture of them decrypts; in-process apps that dial TLS upstreams
+	// (a ws-proxy's wss targets) write theirs here too.
+	KeyLog io.Writer
 }
+
+// SecretPath is the lab secret's file (protocol/labtoken): a ws-proxy checks
+// tokens with it, the lab and `protolab-tui token` mint them with it.
+func (e Env) SecretPath() string { return SecretPath(e.Config.StateDir) }
+
+// SecretPath is the lab secret's file in stateDir.
+func SecretPath(stateDir string) string { return filepath.Join(stateDir, labtoken.SecretFile) }
+
+// Secret is the lab secret, made (0600) on first use.
+func (e Env) Secret() ([]byte, error) { return labtoken.LoadSecret(e.SecretPath()) }
 
 // Progress publishes a progress event for op.
 func (e Env) Progress(op, step string, done, total int) {

@@ -85,14 +85,17 @@ type Descriptor struct {
 	// DefaultKind is the app kind that serves the protocol when a lab file
 	// names none.
 	DefaultKind string
+	// Plain is, for a TLS protocol, the protocol its connections carry once
+	// TLS is taken off ("wss" carries "ws"); "" for plain protocols.
+	Plain Protocol
 }
 
 // table lists every protocol, in display order.
 var table = []Descriptor{
 	{Name: HTTP, Title: "HTTP/1.1", DefaultPort: 3000, Recognise: RecogniseHTTP, Message: UnitHTTPMessage, DefaultKind: KindEchoHTTP},
-	{Name: HTTPS, Title: "HTTP/1.1 over TLS", DefaultPort: 3001, TLS: true, Recognise: RecogniseHTTP, Message: UnitHTTPMessage, DefaultKind: KindEchoHTTP},
+	{Name: HTTPS, Title: "HTTP/1.1 over TLS", DefaultPort: 3001, TLS: true, Plain: HTTP, Recognise: RecogniseHTTP, Message: UnitHTTPMessage, DefaultKind: KindEchoHTTP},
 	{Name: WS, Title: "WebSocket", DefaultPort: 3002, Recognise: RecogniseWebSocket, Message: UnitWSFrame, DefaultKind: KindChatWS},
-	{Name: WSS, Title: "WebSocket over TLS", DefaultPort: 3003, TLS: true, Recognise: RecogniseWebSocket, Message: UnitWSFrame, DefaultKind: KindChatWS},
+	{Name: WSS, Title: "WebSocket over TLS", DefaultPort: 3003, TLS: true, Plain: WS, Recognise: RecogniseWebSocket, Message: UnitWSFrame, DefaultKind: KindChatWS},
 }
 
 var byName = func() map[Protocol]int {
@@ -186,11 +189,60 @@ func (p Protocol) Order() int {
 	return len(table)
 }
 
-// The app kinds: the servers the lab can run.
+// The app kinds: the servers the lab can run. The first two serve their
+// protocols themselves; the others are intermediaries that sit between a
+// client and their upstream apps.
 const (
 	KindEchoHTTP = "echo-http"
 	KindChatWS   = "chat-ws"
+	// KindTLSFront terminates TLS with the lab CA's certificate and hands
+	// the plain bytes to its one upstream (TCP-level, like stunnel).
+	KindTLSFront = "tls-front"
+	// KindBalancer forwards HTTP requests and WebSocket upgrades to its
+	// upstream replicas, round robin or pinned by a cookie.
+	KindBalancer = "balancer"
+	// KindWSProxy relays WebSocket connections to /<token>/<target>/… when
+	// the token (signed with the lab's secret) allows the target.
+	KindWSProxy = "ws-proxy"
 )
+
+// ReplicaHeader is the response header an intermediary that picks among
+// replicas (a balancer) names the replica in.
+const ReplicaHeader = "X-Protolab-Replica"
+
+// AffinityCookie is the cookie a balancer with affinity pins a client to a
+// replica with.
+const AffinityCookie = "protolab-replica"
+
+// UpstreamRule says which protocol an intermediary's upstreams must speak.
+type UpstreamRule uint8
+
+const (
+	// UpstreamNone: the kind has no upstreams.
+	UpstreamNone UpstreamRule = iota
+	// UpstreamPlain: the upstream speaks the app's protocol without TLS
+	// (a TLS front for wss hands ws on).
+	UpstreamPlain
+	// UpstreamSame: the upstreams speak the app's own protocol.
+	UpstreamSame
+	// UpstreamWebSocket: the upstreams speak any WebSocket protocol.
+	UpstreamWebSocket
+)
+
+// Allows reports whether an app speaking own may have an upstream speaking
+// up, and what the rule wants when it may not.
+func (r UpstreamRule) Allows(own, up Protocol) (bool, string) {
+	switch r {
+	case UpstreamPlain:
+		plain := own.Desc().Plain
+		return up == plain, "an upstream speaking " + string(plain)
+	case UpstreamSame:
+		return up == own, "upstreams speaking " + string(own)
+	case UpstreamWebSocket:
+		return up.WebSocket(), "WebSocket upstreams (ws or wss)"
+	}
+	return false, "no upstream"
+}
 
 // Kind describes a server the lab can run.
 type Kind struct {
@@ -206,12 +258,38 @@ type Kind struct {
 	// Chat is the prefix of the kind's chat room (/chat/{name}); "" when
 	// it has none.
 	Chat string
+	// Upstreams is the rule for the kind's upstreams (UpstreamNone for a
+	// server that answers by itself); MinUpstreams and MaxUpstreams bound
+	// how many it takes (MaxUpstreams 0: no bound).
+	Upstreams                  UpstreamRule
+	MinUpstreams, MaxUpstreams int
+	// Affinity says the kind can pin a client to one upstream by a cookie.
+	Affinity bool
+	// HealthChecks says the kind checks its upstreams' GET /health and
+	// stops sending to those that fail (lab file: health_interval).
+	HealthChecks bool
+	// Token says the kind's first path segment is a token (signed with the
+	// lab's secret, see protocol/labtoken) naming the targets a client may
+	// reach, and the second the target: /<token>/<target>/<path>.
+	Token bool
+	// HandshakeTimeout says the kind ends connections whose TLS handshake
+	// does not complete in time (lab file: handshake_timeout).
+	HandshakeTimeout bool
 }
 
 var kinds = []Kind{
 	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health", Echo: "/echo"},
 	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health", Echo: "/echo", Chat: "/chat/"},
+	{Name: KindTLSFront, Protocols: []Protocol{HTTPS, WSS}, About: "terminates TLS with the lab's certificate and passes the plain bytes to its upstream (like stunnel)",
+		Upstreams: UpstreamPlain, MinUpstreams: 1, MaxUpstreams: 1, HandshakeTimeout: true},
+	{Name: KindBalancer, Protocols: []Protocol{HTTP, WS}, About: "forwards requests and WebSocket upgrades to its replicas (round robin, or affinity: cookie), names the replica in " + ReplicaHeader + ", health-checks them; GET /health is its own",
+		Upstreams: UpstreamSame, MinUpstreams: 1, Affinity: true, HealthChecks: true},
+	{Name: KindWSProxy, Protocols: []Protocol{WS, WSS}, About: "relays WebSocket /<token>/<target>/<path> to the target app when the signed token allows it (401/403/502 before the upgrade otherwise); GET /health",
+		Upstreams: UpstreamWebSocket, MinUpstreams: 1, Token: true},
 }
+
+// Intermediary reports whether the kind forwards to upstream apps.
+func (k Kind) Intermediary() bool { return k.Upstreams != UpstreamNone }
 
 // Kinds lists every kind.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }

@@ -63,11 +63,41 @@ func TestCheckApp(t *testing.T) {
 		want string
 	}{
 		{"echo-http", WS, "kind echo-http does not speak ws (it speaks http, https)"},
-		{"teapot", HTTP, `unknown kind "teapot": want one of chat-ws, echo-http`},
+		{"teapot", HTTP, `unknown kind "teapot": want one of balancer, chat-ws, echo-http, tls-front, ws-proxy`},
 		{"", "gopher", `unknown protocol "gopher"`},
 	} {
 		if _, err := CheckApp(tc.kind, tc.p); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("CheckApp(%q, %q) = %v, want %q", tc.kind, tc.p, err, tc.want)
+		}
+	}
+}
+
+func TestUpstreamRules(t *testing.T) {
+	for _, tc := range []struct {
+		kind    string
+		own, up Protocol
+		ok      bool
+	}{
+		{KindTLSFront, WSS, WS, true},
+		{KindTLSFront, WSS, WSS, false},
+		{KindTLSFront, HTTPS, HTTP, true},
+		{KindTLSFront, HTTPS, WS, false},
+		{KindBalancer, WS, WS, true},
+		{KindBalancer, WS, HTTP, false},
+		{KindBalancer, HTTP, HTTP, true},
+		{KindWSProxy, WS, WSS, true},
+		{KindWSProxy, WS, HTTP, false},
+		{KindChatWS, WS, WS, false},
+	} {
+		k, ok := LookupKind(tc.kind)
+		if !ok {
+			t.Fatalf("no kind %s", tc.kind)
+		}
+		if got, want := k.Upstreams.Allows(tc.own, tc.up); got != tc.ok || want == "" {
+			t.Errorf("%s %s → %s: %v (%q), want %v", tc.kind, tc.own, tc.up, got, want, tc.ok)
+		}
+		if k.Intermediary() != (k.Upstreams != UpstreamNone) || (k.Intermediary() && k.Echo != "") {
+			t.Errorf("%s: an intermediary echoes by itself", k.Name)
 		}
 	}
 }

@@ -9,6 +9,7 @@ package appmain
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/protolab/protolab-tui/apps/webapp"
 	"github.com/protolab/protolab-tui/protocol"
+	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
 // env returns the environment variable's value or def.
@@ -46,6 +48,12 @@ func Run(args []string) error {
 	readLimit := fs.String("read-limit", env("PROTOLAB_READ_LIMIT", strconv.Itoa(webapp.DefaultReadLimit)), "largest WebSocket message in bytes; larger ones are closed with 1009 (PROTOLAB_READ_LIMIT)")
 	origins := fs.String("allowed-origins", env("PROTOLAB_ALLOWED_ORIGINS", ""), "comma-separated extra browser origins allowed to open WebSockets, or * (PROTOLAB_ALLOWED_ORIGINS)")
 	logLevel := fs.String("log-level", env("PROTOLAB_LOG_LEVEL", "info"), "debug, info, warn or error (PROTOLAB_LOG_LEVEL)")
+	upstreams := fs.String("upstream", env("PROTOLAB_UPSTREAMS", ""), "an intermediary's upstreams: name=protocol://host:port, comma-separated (PROTOLAB_UPSTREAMS)")
+	affinity := fs.String("affinity", env("PROTOLAB_AFFINITY", ""), "a balancer's session affinity: none or cookie (PROTOLAB_AFFINITY)")
+	handshake := fs.String("handshake-timeout", env("PROTOLAB_HANDSHAKE_TIMEOUT", "10s"), "a tls-front's bound on a client's TLS handshake (PROTOLAB_HANDSHAKE_TIMEOUT)")
+	health := fs.String("health-interval", env("PROTOLAB_HEALTH_INTERVAL", "1s"), "how often a balancer checks its replicas (PROTOLAB_HEALTH_INTERVAL)")
+	caFile := fs.String("ca", env("PROTOLAB_CA", ""), "PEM CA certificate that verifies TLS upstreams (PROTOLAB_CA)")
+	secretFile := fs.String("secret-file", env("PROTOLAB_SECRET_FILE", ""), "the lab secret a ws-proxy checks tokens with, mode 0600 (PROTOLAB_SECRET_FILE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,7 +72,31 @@ func Run(args []string) error {
 	if err != nil || limit <= 0 {
 		return fmt.Errorf("--read-limit %q: want a positive number of bytes", *readLimit)
 	}
-	cfg := webapp.Config{Protocol: m, Kind: *kind, Name: *name, ReadLimit: limit}
+	cfg := webapp.Config{Protocol: m, Kind: *kind, Name: *name, ReadLimit: limit, Affinity: *affinity}
+	if cfg.Upstreams, err = webapp.ParseUpstreams(*upstreams); err != nil {
+		return fmt.Errorf("--upstream: %w", err)
+	}
+	if cfg.HandshakeTimeout, err = time.ParseDuration(*handshake); err != nil || cfg.HandshakeTimeout <= 0 {
+		return fmt.Errorf("--handshake-timeout %q: want a positive duration such as 10s", *handshake)
+	}
+	if cfg.HealthInterval, err = time.ParseDuration(*health); err != nil || cfg.HealthInterval <= 0 {
+		return fmt.Errorf("--health-interval %q: want a positive duration such as 1s", *health)
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--ca %s: no PEM certificate in it", *caFile)
+		}
+	}
+	if *secretFile != "" {
+		if cfg.TokenSecret, err = labtoken.ReadSecret(*secretFile); err != nil {
+			return fmt.Errorf("--secret-file: %w", err)
+		}
+	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)

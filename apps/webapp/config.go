@@ -8,8 +8,11 @@ package webapp
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/protolab/protolab-tui/protocol"
@@ -45,6 +48,72 @@ type Config struct {
 	// ShutdownGrace bounds how long Shutdown waits for WebSocket peers to
 	// acknowledge the 1001 close frame. Zero means 2s.
 	ShutdownGrace time.Duration
+
+	// Upstreams are an intermediary's upstream apps (a front's one, a
+	// balancer's replicas, a proxy's targets); the kind's rule says what
+	// they must speak.
+	Upstreams []Upstream
+	// Affinity is a balancer's: "cookie" pins a client to the replica that
+	// first served it; "" or "none" is round robin.
+	Affinity string
+	// HandshakeTimeout bounds a TLS front's handshake (zero: 10s).
+	HandshakeTimeout time.Duration
+	// HealthInterval is how often a balancer checks its replicas (zero: 1s).
+	HealthInterval time.Duration
+	// RootCAs verifies TLS upstreams (a proxy's wss targets); required when
+	// there is one.
+	RootCAs *x509.CertPool
+	// UpstreamKeyLog, when set, receives the TLS secrets of connections the
+	// app makes to TLS upstreams, so a capture of them can be decrypted.
+	UpstreamKeyLog io.Writer
+	// TokenSecret is the lab secret a ws-proxy checks tokens with
+	// (protocol/labtoken); required for that kind.
+	TokenSecret []byte
+}
+
+// Upstream is an app an intermediary forwards to.
+type Upstream struct {
+	// Name is the upstream app's name: a proxy's clients name it as the
+	// target, a balancer names it as the replica.
+	Name     string
+	Protocol protocol.Protocol
+	// Addr is host:port to dial.
+	Addr string
+	// ServerName is the TLS server name for TLS upstreams (default
+	// "localhost", which the lab's certificate carries).
+	ServerName string
+}
+
+// ParseUpstreams reads upstreams written name=protocol://host:port,
+// comma-separated (how the app command and containers get them).
+func ParseUpstreams(s string) ([]Upstream, error) {
+	var out []Upstream
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, rest, ok := strings.Cut(part, "=")
+		scheme, addr, ok2 := strings.Cut(rest, "://")
+		if !ok || !ok2 || name == "" || addr == "" {
+			return nil, fmt.Errorf("upstream %q: want name=protocol://host:port", part)
+		}
+		p, err := protocol.Parse(scheme)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", part, err)
+		}
+		out = append(out, Upstream{Name: name, Protocol: p, Addr: addr})
+	}
+	return out, nil
+}
+
+// FormatUpstreams writes upstreams as ParseUpstreams reads them.
+func FormatUpstreams(ups []Upstream) string {
+	parts := make([]string, len(ups))
+	for i, u := range ups {
+		parts[i] = u.Name + "=" + string(u.Protocol) + "://" + u.Addr
+	}
+	return strings.Join(parts, ",")
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -71,5 +140,50 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Protocol.Secure() && c.TLS == nil {
 		return c, errors.New(string(c.Protocol) + " needs a TLS certificate and key")
 	}
+	if err := c.checkUpstreams(k); err != nil {
+		return c, err
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = time.Second
+	}
+	switch c.Affinity {
+	case "", "none", "cookie":
+	default:
+		return c, fmt.Errorf("affinity %q: want none or cookie", c.Affinity)
+	}
+	if k.Token && len(c.TokenSecret) < 16 {
+		return c, fmt.Errorf("a %s needs the lab secret to check tokens (--secret-file)", k.Name)
+	}
 	return c, nil
+}
+
+// checkUpstreams checks the upstreams against the kind's rule (the lab
+// checks the lab file the same way; the app stands alone, so it checks too).
+func (c Config) checkUpstreams(k protocol.Kind) error {
+	n := len(c.Upstreams)
+	switch {
+	case !k.Intermediary() && n > 0:
+		return fmt.Errorf("kind %s takes no upstreams", k.Name)
+	case n < k.MinUpstreams:
+		return fmt.Errorf("a %s needs at least %d upstream(s) (--upstream name=protocol://host:port)", k.Name, k.MinUpstreams)
+	case k.MaxUpstreams > 0 && n > k.MaxUpstreams:
+		return fmt.Errorf("a %s takes at most %d upstream(s), not %d", k.Name, k.MaxUpstreams, n)
+	}
+	seen := map[string]bool{}
+	for _, u := range c.Upstreams {
+		if u.Name == "" || u.Addr == "" || seen[u.Name] {
+			return fmt.Errorf("upstream %+v: each needs its own name and an address", u)
+		}
+		seen[u.Name] = true
+		if ok, want := k.Upstreams.Allows(c.Protocol, u.Protocol); !ok {
+			return fmt.Errorf("a %s over %s wants %s; upstream %s speaks %s", k.Name, c.Protocol, want, u.Name, u.Protocol)
+		}
+		if u.Protocol.Secure() && c.RootCAs == nil {
+			return fmt.Errorf("upstream %s speaks %s: the app needs the lab CA to verify it (--ca)", u.Name, u.Protocol)
+		}
+	}
+	return nil
 }

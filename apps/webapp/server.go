@@ -36,6 +36,14 @@ type Server struct {
 	conns    map[*wsConn]chan struct{} // live WebSocket peers → closed when their handler ends
 	closing  bool
 	shutdown chan struct{}
+
+	// Set by an intermediary kind (front.go, balancer.go, wsproxy.go):
+	// serve replaces the HTTP server for a TCP-level kind; healthy, when
+	// set, decides GET /health; stops run at Shutdown, before the HTTP
+	// server's own.
+	serve   func(l net.Listener) error
+	healthy func() error
+	stops   []func(ctx context.Context)
 }
 
 // New builds a server from cfg. The logger may be nil.
@@ -70,7 +78,16 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			s.srv.TLSConfig.NextProtos = []string{"http/1.1"}
 		}
 	}
+	if setup := kindServe[cfg.Kind]; setup != nil {
+		setup(s)
+	}
 	return s, nil
+}
+
+// kindServe sets up, for a kind that is not an HTTP server (a TLS front
+// works on TCP connections), how it serves its listener.
+var kindServe = map[string]func(s *Server){
+	protocol.KindTLSFront: setupFront,
 }
 
 // kindRoutes sets up, for each app kind, the routes its server answers
@@ -85,6 +102,9 @@ var kindRoutes = map[string]func(s *Server, mux *http.ServeMux){
 		mux.HandleFunc("GET /echo", s.wsEcho)
 		mux.HandleFunc("GET /chat/{name}", s.wsChat)
 	},
+	protocol.KindTLSFront: func(*Server, *http.ServeMux) {}, // not HTTP: see kindServe
+	protocol.KindBalancer: routeBalancer,
+	protocol.KindWSProxy:  routeWSProxy,
 }
 
 // Config returns the effective configuration (defaults applied).
@@ -96,6 +116,10 @@ func (s *Server) Handler() http.Handler { return s.srv.Handler }
 // Serve accepts connections on l until Shutdown. For https and wss it wraps l
 // in TLS. It returns nil after a clean Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	if s.serve != nil {
+		s.log.Info("serving", "kind", s.cfg.Kind, "protocol", s.cfg.Protocol, "addr", l.Addr().String())
+		return s.serve(l)
+	}
 	if s.cfg.Protocol.Secure() {
 		l = tls.NewListener(l, s.srv.TLSConfig)
 	}
@@ -112,10 +136,19 @@ func (s *Server) Serve(l net.Listener) error {
 // then waits for in-flight HTTP requests.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.closing {
+	first := !s.closing
+	if first {
 		s.closing = true
 		close(s.shutdown)
 	}
+	stops := s.stops
+	s.mu.Unlock()
+	if first {
+		for _, stop := range stops {
+			stop(ctx)
+		}
+	}
+	s.mu.Lock()
 	peers := make([]chan struct{}, 0, len(s.conns))
 	for c, done := range s.conns {
 		_ = c.SendClose(rfc6455.CloseGoingAway, "server shutting down", time.Now().Add(time.Second))
@@ -165,6 +198,12 @@ func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	if s.healthy != nil {
+		if err := s.healthy(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "app": s.cfg.Name, "error": err.Error()})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "app": s.cfg.Name})
 }
 

@@ -18,6 +18,7 @@ type httpSession struct {
 	c      *conn
 	client *http.Client
 	base   string
+	path   string // where it echoes
 	hs     time.Duration
 }
 
@@ -47,7 +48,7 @@ func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
 	if t.Protocol.Secure() {
 		scheme = "https"
 	}
-	s := &httpSession{c: c, client: &http.Client{Transport: tr}, base: scheme + "://" + t.hostPort()}
+	s := &httpSession{c: c, client: &http.Client{Transport: tr}, base: scheme + "://" + t.hostPort(), path: t.echoPath()}
 
 	start := time.Now()
 	var info struct {
@@ -56,7 +57,8 @@ func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
 	body, err := s.do(ctx, http.MethodGet, "/", "")
 	if err == nil {
 		err = json.Unmarshal([]byte(body), &info)
-		if err == nil && info.Protocol != string(t.Protocol) {
+		// Behind a TLS front the app itself speaks the plain protocol.
+		if err == nil && info.Protocol != string(t.Protocol) && info.Protocol != string(t.Protocol.Desc().Plain) {
 			err = fmt.Errorf("the app at %s says it speaks %q, not %q", t.Addr, info.Protocol, t.Protocol)
 		}
 	}
@@ -85,6 +87,7 @@ func (s *httpSession) do(ctx context.Context, method, path, body string) (string
 		return "", err
 	}
 	defer resp.Body.Close()
+	s.c.saw(resp.Header)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 2<<20))
 	if err != nil {
 		return "", fmt.Errorf("reading the response: %w", err)
@@ -99,7 +102,7 @@ func (s *httpSession) conn() *conn              { return s.c }
 func (s *httpSession) handshake() time.Duration { return s.hs }
 
 func (s *httpSession) echo(ctx context.Context, msg string) (string, error) {
-	return s.do(ctx, http.MethodPost, "/echo", msg)
+	return s.do(ctx, http.MethodPost, s.path, msg)
 }
 
 func (s *httpSession) close() {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -44,6 +45,16 @@ type Target struct {
 	// Connected, when set, is called once Run's connection is set up,
 	// before the round trips (from the worker too).
 	Connected func()
+	// Path is where the app echoes (a POST body, or WebSocket messages);
+	// default "/echo". A ws-proxy's is /<token>/<target>/echo.
+	Path string
+}
+
+func (t Target) echoPath() string {
+	if t.Path == "" {
+		return "/echo"
+	}
+	return t.Path
 }
 
 // Options tunes Run.
@@ -120,6 +131,9 @@ type Result struct {
 	// Conn is the measured connection as the wire sees it, closed, so a
 	// capture can be waited for until it has taken in exactly these bytes.
 	Conn *ConnBytes `json:"conn,omitempty"`
+	// Replicas counts the responses each replica served, when a balancer
+	// on the path names them (the WebSocket upgrade's, or each HTTP one's).
+	Replicas map[string]int `json:"replicas,omitempty"`
 }
 
 // ConnBytes is one TCP connection of a probe: its ends and the socket bytes
@@ -209,6 +223,17 @@ type conn struct {
 	connect  time.Duration // TCP connect
 	tlsDur   time.Duration // TLS handshake
 	state    *tls.ConnectionState
+	replicas map[string]int // responses per replica, as a balancer names them
+}
+
+// saw counts the replica a response names (protocol.ReplicaHeader), if any.
+func (c *conn) saw(h http.Header) {
+	if name := h.Get(protocol.ReplicaHeader); name != "" {
+		if c.replicas == nil {
+			c.replicas = map[string]int{}
+		}
+		c.replicas[name]++
+	}
 }
 
 // dial connects to the target and runs the TLS handshake for secure protocols.
@@ -314,6 +339,7 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 	closeNow()
 	r.Conn = &ConnBytes{Client: c.raw.LocalAddr().String(), Server: c.raw.RemoteAddr().String(),
 		Sent: c.raw.sent.Load(), Recv: c.raw.recv.Load()}
+	r.Replicas = c.replicas
 	r.OK = true
 	return r, nil
 }

@@ -70,6 +70,7 @@ type workerRequest struct {
 	Protocol   string   `json:"protocol"`
 	Addr       string   `json:"addr"`
 	ServerName string   `json:"server_name"`
+	Path       string   `json:"path,omitempty"`
 	Roots      [][]byte `json:"roots"` // DER certificates to verify against
 	KeyLog     bool     `json:"keylog"`
 	Options    Options  `json:"options"`
@@ -122,7 +123,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			done.Pinned = cpuList(req.CPUs)
 		}
 	}
-	t := Target{App: req.App, Protocol: protocol.Protocol(req.Protocol), Addr: req.Addr, ServerName: req.ServerName}
+	t := Target{App: req.App, Protocol: protocol.Protocol(req.Protocol), Addr: req.Addr, ServerName: req.ServerName, Path: req.Path}
 	if len(req.Roots) > 0 {
 		t.RootCAs = x509.NewCertPool()
 		for _, der := range req.Roots {
@@ -270,7 +271,7 @@ func (w Worker) Send(ctx context.Context, t Target, text string) (SendResult, er
 }
 
 func (w Worker) do(ctx context.Context, t Target, req workerRequest) (last workerMessage, _ error) {
-	req.App, req.Protocol, req.Addr, req.ServerName = t.name(), string(t.Protocol), t.Addr, t.serverName()
+	req.App, req.Protocol, req.Addr, req.ServerName, req.Path = t.name(), string(t.Protocol), t.Addr, t.serverName(), t.Path
 	req.KeyLog = t.KeyLog != nil
 	for _, c := range t.Roots {
 		req.Roots = append(req.Roots, c.Raw)

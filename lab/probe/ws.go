@@ -34,7 +34,7 @@ func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
 	if t.Protocol.Secure() {
 		scheme = "wss"
 	}
-	url := scheme + "://" + t.hostPort() + "/echo"
+	url := scheme + "://" + t.hostPort() + t.echoPath()
 	start := time.Now()
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	if err != nil {
@@ -44,6 +44,7 @@ func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
 		}
 		return nil, fmt.Errorf("%s: upgrade at %s: %w", t.name(), url, err)
 	}
+	c.saw(resp.Header)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		ws.Close()
 		return nil, fmt.Errorf("%s: upgrade at %s answered %s", t.name(), url, resp.Status)

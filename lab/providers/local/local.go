@@ -19,6 +19,7 @@ import (
 	"github.com/protolab/protolab-tui/apps/webapp"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Name is the provider's name.
@@ -136,6 +137,9 @@ func (p *Provider) start(s lab.App, port, restarts int) (*app, error) {
 	if s.Protocol.Secure() {
 		cfg.TLS = p.env.PKI.ServerTLS()
 	}
+	if err := p.intermediary(&cfg, s); err != nil {
+		return nil, err
+	}
 	srv, err := webapp.New(cfg, p.env.Logger(s.Name, slog.LevelInfo))
 	if err != nil {
 		return nil, fmt.Errorf("%s app: %w", s.Name, err)
@@ -158,6 +162,37 @@ func (p *Provider) start(s lab.App, port, restarts int) (*app, error) {
 		}
 	}()
 	return a, nil
+}
+
+// intermediary gives an intermediary app what it needs: its upstreams'
+// addresses (the Lab deploys them first), the CA that verifies TLS ones and
+// the lab's key log for those connections, and the lab secret for a kind
+// that checks tokens.
+func (p *Provider) intermediary(cfg *webapp.Config, s lab.App) error {
+	k, _ := protocol.LookupKind(s.Kind)
+	if !k.Intermediary() {
+		return nil
+	}
+	p.mu.Lock()
+	for _, name := range s.Upstream {
+		up := p.apps[name]
+		if up == nil {
+			p.mu.Unlock()
+			return fmt.Errorf("%s app: its upstream %s is not running", s.Name, name)
+		}
+		cfg.Upstreams = append(cfg.Upstreams, webapp.Upstream{Name: name, Protocol: up.spec.Protocol, Addr: up.addr})
+	}
+	p.mu.Unlock()
+	cfg.Affinity, cfg.HandshakeTimeout, cfg.HealthInterval = s.Affinity, s.HandshakeTimeout, s.HealthInterval
+	cfg.RootCAs, cfg.UpstreamKeyLog = p.env.PKI.Pool(), p.env.KeyLog
+	if k.Token {
+		secret, err := p.env.Secret()
+		if err != nil {
+			return fmt.Errorf("%s app: %w", s.Name, err)
+		}
+		cfg.TokenSecret = secret
+	}
+	return nil
 }
 
 func (p *Provider) stop(ctx context.Context, a *app) error {
