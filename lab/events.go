@@ -9,6 +9,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // Event is one item on the Lab's event stream. The TUI turns each into a
@@ -132,6 +133,59 @@ type AppReport struct {
 	Kind string `json:"kind"`
 	probe.Result
 	Wire *wire.Summary `json:"wire,omitempty"`
+	// Hops is, for an intermediary, its path hop by hop (itself first,
+	// then what is behind it), each with what it adds over the hops
+	// behind it.
+	Hops []Hop `json:"hops,omitempty"`
+}
+
+// Hop is one app on an intermediary's path: the same echo measured on it
+// directly, and what it costs over the apps behind it (its figures less the
+// mean of its upstreams'; its upstreams are measured on their own).
+type Hop struct {
+	App      string            `json:"app"`
+	Kind     string            `json:"kind"`
+	Protocol protocol.Protocol `json:"protocol"`
+	// Upstream lists the apps this hop hands on to.
+	Upstream     []string `json:"upstream,omitempty"`
+	SetupMs      float64  `json:"setup_ms"`
+	RTTP50Ms     float64  `json:"rtt_p50_ms"`
+	AddedSetupMs float64  `json:"added_setup_ms"`
+	AddedRTTMs   float64  `json:"added_rtt_p50_ms"`
+	// Replicas counts what each replica served this hop's probe, when a
+	// balancer on its path named them.
+	Replicas map[string]int `json:"replicas,omitempty"`
+}
+
+// Hops is app's path with each hop's added cost, from the measured
+// results; nil when the app is no intermediary or a hop was not measured.
+func Hops(cfg Config, app string, results map[string]probe.Result) []Hop {
+	a, ok := cfg.App(app)
+	if !ok || len(a.Upstream) == 0 {
+		return nil
+	}
+	var out []Hop
+	for _, h := range cfg.Chain(app) {
+		r, ok := results[h.Name]
+		if !ok || !r.OK {
+			return nil
+		}
+		hop := Hop{App: h.Name, Kind: h.Kind, Protocol: h.Protocol, Upstream: h.Upstream, SetupMs: r.SetupMs, RTTP50Ms: r.RTTP50Ms, Replicas: r.Replicas}
+		if n := len(h.Upstream); n > 0 {
+			var setup, rtt float64
+			for _, up := range h.Upstream {
+				u, ok := results[up]
+				if !ok || !u.OK {
+					return nil
+				}
+				setup += u.SetupMs
+				rtt += u.RTTP50Ms
+			}
+			hop.AddedSetupMs, hop.AddedRTTMs = r.SetupMs-setup/float64(n), r.RTTP50Ms-rtt/float64(n)
+		}
+		out = append(out, hop)
+	}
+	return out
 }
 
 // Rows lists the apps' rows in display order.

@@ -532,7 +532,7 @@ func (l *Lab) Report() Report {
 		if !ok {
 			res = probe.Result{App: a.Name, Protocol: a.Protocol, Error: "not measured"}
 		}
-		ar := AppReport{Kind: a.Kind, Result: res}
+		ar := AppReport{Kind: a.Kind, Result: res, Hops: Hops(l.cfg, a.Name, l.results)}
 		if captured {
 			w := l.store.Counters(a.Name).Summarize()
 			ar.Wire = &w

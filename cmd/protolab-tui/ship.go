@@ -17,7 +17,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/providers"
 )
 
-// subcommand runs the subcommands (app, version, completion); handled is
+// subcommand runs the subcommands (app, version, completion, down, token); handled is
 // false when args name none, and the flags are the lab's.
 func subcommand(args []string, stdout, stderr io.Writer) (code int, handled bool) {
 	if len(args) == 0 {
@@ -34,6 +34,8 @@ func subcommand(args []string, stdout, stderr io.Writer) (code int, handled bool
 		return exitOK, true
 	case "down":
 		return downAll(args[1:], stdout, stderr), true
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr), true
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK, true
@@ -91,7 +93,7 @@ type completionFlag struct {
 	values      []string // the value is one of these
 }
 
-var subcommands = []string{"app", "completion", "down", "version"}
+var subcommands = []string{"app", "completion", "down", "token", "version"}
 
 // fileFlags take a path.
 var fileFlags = map[string]bool{"lab": true, "pcap": true, "read": true, "identity": true, "state-dir": true, "vagrant-dir": true, "junit": true}

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
 // An installed binary — static, in a folder of its own — runs the docker
@@ -156,4 +160,36 @@ func TestDownAllRemovesLeftLabs(t *testing.T) {
 
 func down(t *testing.T, args ...string) *exec.Cmd {
 	return exec.Command(binary, append(append([]string{"down"}, args...), "--state-dir", t.TempDir())...)
+}
+
+// TestTokenCommand: `token` mints with the state directory's secret (made
+// 0600), and its token passes the proxy's own check for the named targets
+// only.
+func TestTokenCommand(t *testing.T) {
+	dir := t.TempDir()
+	out, err := exec.Command(binary, "token", "--targets", "ws,wss", "--ttl", "5m", "--state-dir", dir).Output()
+	if err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	secret, err := labtoken.ReadSecret(filepath.Join(dir, labtoken.SecretFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(out))
+	if _, err := labtoken.Check(secret, tok, "wss", time.Now()); err != nil {
+		t.Errorf("the minted token: %v", err)
+	}
+	if _, err := labtoken.Check(secret, tok, "http", time.Now()); !errors.Is(err, labtoken.ErrTarget) {
+		t.Errorf("a target it does not name: %v", err)
+	}
+	if c, _ := labtoken.Parse(secret, tok, time.Now()); c.ExpiresAt().Sub(time.Now()) > 5*time.Minute+time.Second {
+		t.Errorf("expires %s, past the 5m asked", c.ExpiresAt())
+	}
+	for _, args := range [][]string{{"token"}, {"token", "--targets", "ws", "--ttl", "-1m"}} {
+		err := exec.Command(binary, append(args, "--state-dir", dir)...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit 2", args, err)
+		}
+	}
 }

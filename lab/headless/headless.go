@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -333,6 +334,35 @@ func writeClients(w io.Writer, rows []lab.AppReport) {
 	}
 }
 
+// writeHops prints, for each intermediary, what each hop on its path adds.
+func writeHops(w io.Writer, rows []lab.AppReport) {
+	for _, res := range rows {
+		if len(res.Hops) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nThrough %s, hop by hop (each hop's cost over the hops behind it):\n", res.App)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "hop\tkind\tprotocol\tsetup ms\tadded\trtt p50 ms\tadded\thands on to\treplicas\t")
+		for _, h := range res.Hops {
+			var reps []string
+			for name, n := range h.Replicas {
+				reps = append(reps, fmt.Sprintf("%s×%d", name, n))
+			}
+			sort.Strings(reps)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%+.2f\t%.3f\t%+.3f\t%s\t%s\t\n", h.App, h.Kind, h.Protocol, h.SetupMs, h.AddedSetupMs,
+				h.RTTP50Ms, h.AddedRTTMs, dash(strings.Join(h.Upstream, ", ")), dash(strings.Join(reps, " ")))
+		}
+		tw.Flush()
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 // WriteTable prints the comparison table: one row per app.
 func WriteTable(w io.Writer, r lab.Report) {
 	fmt.Fprintf(w, "Lab %q on provider %s\n", r.Lab, r.Provider)
@@ -349,6 +379,7 @@ func WriteTable(w io.Writer, r lab.Report) {
 	}
 	tw.Flush()
 	writeClients(w, rows)
+	writeHops(w, rows)
 	for _, name := range r.Failed() {
 		fmt.Fprintf(w, "%s: %s\n", name, r.Apps[name].Error)
 	}

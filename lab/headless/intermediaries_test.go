@@ -1,0 +1,141 @@
+package headless_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/headless"
+	"github.com/protolab/protolab-tui/lab/providers/local"
+)
+
+// runExample runs an example lab file headless on the embedded provider,
+// every app on a free port, capture on when root can capture.
+func runExample(t *testing.T, file string) (*lab.Lab, lab.Report, string) {
+	t.Helper()
+	lf, err := lab.LoadLabFile("../../examples/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lf.Config
+	cfg.StateDir = t.TempDir()
+	cfg.Apps = lab.OnFreePorts(cfg.Apps)
+	cfg.Probe.Count = 30
+	cfg.Capture.Mode = "off"
+	if os.Geteuid() == 0 {
+		cfg.Capture.Mode = "on"
+	}
+	l, err := lab.New(cfg, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := headless.Run(ctx, l, headless.Options{Out: &out})
+	if err != nil || !rep.OK {
+		t.Fatalf("%s: %v\n%s", file, err, out.String())
+	}
+	return l, rep, out.String()
+}
+
+// TestProductionPath: wss → tls-front → balancer (affinity) → 2 ws hubs.
+// Every app ok, the hop breakdown present and naming the replica that served
+// the probe, and — with capture — each inside leg carrying exactly the
+// frames of the outside leg on top of its own probe's.
+func TestProductionPath(t *testing.T) {
+	_, rep, out := runExample(t, "production.yaml")
+	edge := rep.Apps["edge"]
+	if len(edge.Hops) != 4 || edge.Hops[0].App != "edge" || edge.Hops[1].App != "lb" || edge.Hops[0].AddedSetupMs == 0 {
+		t.Fatalf("edge's hops: %+v", edge.Hops)
+	}
+	if n := len(edge.Replicas); n != 1 {
+		t.Errorf("the probe through the front saw replicas %v, want exactly one", edge.Replicas)
+	}
+	if !strings.Contains(out, "Through edge, hop by hop") {
+		t.Errorf("the text report has no hop table:\n%s", out)
+	}
+	if rep.Capture == nil {
+		t.Log("capture off (not root): the legs' counts are not checked")
+		return
+	}
+	e, lb := rep.Apps["edge"].Wire, rep.Apps["lb"].Wire
+	if e.Decrypted == 0 || e.Messages == 0 {
+		t.Fatalf("the outside leg was not decrypted: %+v", e)
+	}
+	// lb's port sees its own probe and the front's inside leg; the probes
+	// are alike (same count and payload), so twice the outside's frames.
+	if lb.Messages != 2*e.Messages {
+		t.Errorf("inside leg (lb) %d WebSocket frames, outside leg (edge) %d: want %d", lb.Messages, e.Messages, 2*e.Messages)
+	}
+	hubs := rep.Apps["hub-1"].Wire.Messages + rep.Apps["hub-2"].Wire.Messages
+	// The hubs: their own two probes, the balancer's and the front's.
+	if hubs != 4*e.Messages {
+		t.Errorf("the hubs carried %d frames, want %d (their own probes, the balancer's and the front's)", hubs, 4*e.Messages)
+	}
+}
+
+// TestOrchestratorPath: the ws-proxy relays for a token the lab mints, and
+// refuses forged, expired and wrong-target ones before the upgrade.
+func TestOrchestratorPath(t *testing.T) {
+	_, rep, _ := runExample(t, "orchestrator.yaml")
+	if !rep.Apps["gateway"].OK || len(rep.Apps["gateway"].Hops) != 3 {
+		t.Fatalf("gateway: %+v", rep.Apps["gateway"])
+	}
+	// Up again, kept up, for clients of the test's own.
+	lf, err := lab.LoadLabFile("../../examples/orchestrator.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lf.Config
+	cfg.StateDir, cfg.Apps, cfg.Capture.Mode = t.TempDir(), lab.OnFreePorts(cfg.Apps), "off"
+	l, err := lab.New(cfg, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t.Cleanup(func() { _ = l.Teardown(ctx).Wait(ctx) })
+	for _, step := range []func(context.Context) *lab.Job{l.Up, l.Deploy} {
+		if err := step(ctx).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gw string
+	for _, a := range l.Snapshot().Apps {
+		if a.Name == "gateway" {
+			gw = a.Endpoint
+		}
+	}
+	good, err := l.MintToken([]string{"ws"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := l.MintToken([]string{"ws"}, time.Nanosecond)
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/" + good + "/ws/echo", http.StatusSwitchingProtocols},
+		{"/" + good + "/wss/echo", http.StatusForbidden},
+		{"/" + expired + "/ws/echo", http.StatusUnauthorized},
+		{"/" + good[:len(good)-2] + "AA/ws/echo", http.StatusUnauthorized},
+	} {
+		c, res, err := websocket.DefaultDialer.Dial("ws://"+gw+tc.path, nil)
+		if res == nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if res.StatusCode != tc.status {
+			t.Errorf("%s: %s, want %d", tc.path[len(tc.path)-8:], res.Status, tc.status)
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+}
