@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/protocol"
+	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
 // ComposeImage is the image the compose file runs: the provider's image,
@@ -96,7 +98,7 @@ func ComposeFile(cfg lab.Config) ([]byte, error) {
 		w("  %s:\n", composeScalar(a.Name)) // "yes" would be a boolean key
 		w("    <<: *app\n")
 		w("    environment:\n")
-		for _, kv := range appEnv(a) {
+		for _, kv := range appEnv(a, cfg.Apps, func(name string) string { return name }) {
 			k, v, _ := strings.Cut(kv, "=")
 			w("      %s: %s\n", k, composeScalar(v))
 		}
@@ -106,8 +108,15 @@ func ComposeFile(cfg lab.Config) ([]byte, error) {
 		for _, kv := range [][2]string{{LabelLab, ComposeLab}, {LabelApp, a.Name}, {LabelKind, a.Kind}, {LabelProtocol, string(a.Protocol)}} {
 			w("      %s: %s\n", kv[0], composeScalar(kv[1]))
 		}
-		if a.Protocol.Secure() {
-			w("    volumes: [\"${PROTOLAB_PKI:?set PROTOLAB_PKI to the lab's pki folder}:%s:ro\"]\n", pkiDir)
+		var vols []string
+		if a.Protocol.Secure() || tlsUpstream(a, cfg.Apps) {
+			vols = append(vols, fmt.Sprintf("\"${PROTOLAB_PKI:?set PROTOLAB_PKI to the lab's pki folder}:%s:ro\"", pkiDir))
+		}
+		if k, _ := protocol.LookupKind(a.Kind); k.Token {
+			vols = append(vols, fmt.Sprintf("\"${PROTOLAB_SECRET:?set PROTOLAB_SECRET to the lab secret, ~/.local/state/protolab/%s}:%s/%s:ro\"", labtoken.SecretFile, secretDir, labtoken.SecretFile))
+		}
+		if len(vols) > 0 {
+			w("    volumes: [%s]\n", strings.Join(vols, ", "))
 		}
 		// "ip::inner" publishes on a free host port (docker-compose 1.29 and
 		// compose v2 accept it; "ip:0:inner" too, but the short form is the

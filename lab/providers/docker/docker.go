@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/wire"
 	"github.com/protolab/protolab-tui/protocol"
+	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
 // Name is the provider's name.
@@ -355,8 +357,12 @@ func (p *Provider) remove(ctx context.Context, nameOrID string) error {
 // appEnv is an app's container environment (KEY=value, in a fixed order):
 // the provider's containers and the compose file (ComposeFile) both get it.
 // The app listens on its protocol's default port inside the container; TLS
-// apps read the lab's leaf certificate and key from /pki.
-func appEnv(a lab.App) []string {
+// apps read the lab's leaf certificate and key from /pki. An intermediary
+// reaches its upstreams by their hosts on the lab's network (host names
+// them: container names, or compose services), at their inner ports; it
+// verifies TLS ones with /pki/ca.pem, and a ws-proxy checks tokens with the
+// lab secret in /secret.
+func appEnv(a lab.App, apps []lab.App, host func(app string) string) []string {
 	env := []string{"PROTOLAB_MODE=" + string(a.Protocol), "PROTOLAB_KIND=" + a.Kind, fmt.Sprintf("PROTOLAB_ADDR=:%d", a.Protocol.DefaultPort()),
 		fmt.Sprintf("PROTOLAB_READ_LIMIT=%d", a.ReadLimit), "PROTOLAB_NAME=protolab-" + a.Name}
 	if len(a.AllowedOrigins) > 0 {
@@ -365,8 +371,49 @@ func appEnv(a lab.App) []string {
 	if a.Protocol.Secure() {
 		env = append(env, "PROTOLAB_TLS_CERT="+pkiDir+"/leaf.pem", "PROTOLAB_TLS_KEY="+pkiDir+"/leaf-key.pem")
 	}
+	if len(a.Upstream) > 0 {
+		var ups []string
+		for _, name := range a.Upstream {
+			for _, u := range apps {
+				if u.Name == name {
+					ups = append(ups, fmt.Sprintf("%s=%s://%s:%d", name, u.Protocol, host(name), u.Protocol.DefaultPort()))
+				}
+			}
+		}
+		env = append(env, "PROTOLAB_UPSTREAMS="+strings.Join(ups, ","))
+		if a.Affinity != "" {
+			env = append(env, "PROTOLAB_AFFINITY="+a.Affinity)
+		}
+		if a.HandshakeTimeout != 0 {
+			env = append(env, "PROTOLAB_HANDSHAKE_TIMEOUT="+a.HandshakeTimeout.String())
+		}
+		if a.HealthInterval != 0 {
+			env = append(env, "PROTOLAB_HEALTH_INTERVAL="+a.HealthInterval.String())
+		}
+	}
+	if tlsUpstream(a, apps) {
+		env = append(env, "PROTOLAB_CA="+pkiDir+"/"+pki.CAFile)
+	}
+	if k, _ := protocol.LookupKind(a.Kind); k.Token {
+		env = append(env, "PROTOLAB_SECRET_FILE="+secretDir+"/"+labtoken.SecretFile)
+	}
 	return env
 }
+
+// tlsUpstream reports whether one of a's upstreams speaks TLS.
+func tlsUpstream(a lab.App, apps []lab.App) bool {
+	for _, name := range a.Upstream {
+		for _, u := range apps {
+			if u.Name == name && u.Protocol.Secure() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// secretDir is where a ws-proxy's container finds the lab secret.
+const secretDir = "/secret"
 
 // pkiDir is where a TLS app's container finds the lab's leaf certificate.
 const pkiDir = "/pki"
@@ -383,7 +430,7 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 	if err != nil {
 		return err
 	}
-	env := appEnv(s)
+	env := appEnv(s, p.env.Config.Apps, p.containerName)
 	p.mu.Lock()
 	image := p.image
 	p.mu.Unlock()
@@ -410,8 +457,8 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 		}
 		return fmt.Errorf("creating container %s: %w", name, err)
 	}
-	if s.Protocol.Secure() {
-		if err := p.copyPKI(ctx, res.ID); err != nil {
+	if files := p.secrets(s); len(files) > 0 {
+		if err := p.copyPKI(ctx, res.ID, files); err != nil {
 			_ = p.remove(ctx, res.ID)
 			return err
 		}
@@ -468,18 +515,46 @@ func publishedPort(c container.InspectResponse, cport network.Port) int {
 	return 0
 }
 
-// copyPKI puts the lab's leaf certificate and key into the container, owned
-// by the unprivileged user the image runs as, readable by it alone.
-func (p *Provider) copyPKI(ctx context.Context, id string) error {
+// secrets are the files an app's container needs from the lab (path in
+// the container → path here): the leaf and its key for a TLS app, the CA
+// for one with TLS upstreams, the lab secret for a token-checking proxy.
+func (p *Provider) secrets(a lab.App) [][2]string {
+	var out [][2]string
+	if a.Protocol.Secure() {
+		out = append(out, [2]string{"pki/" + pki.LeafFile, p.env.PKI.Path(pki.LeafFile)}, [2]string{"pki/" + pki.LeafKeyFile, p.env.PKI.Path(pki.LeafKeyFile)})
+	}
+	if tlsUpstream(a, p.env.Config.Apps) {
+		out = append(out, [2]string{"pki/" + pki.CAFile, p.env.PKI.Path(pki.CAFile)})
+	}
+	if k, _ := protocol.LookupKind(a.Kind); k.Token {
+		out = append(out, [2]string{strings.TrimPrefix(secretDir, "/") + "/" + labtoken.SecretFile, p.env.SecretPath()})
+	}
+	return out
+}
+
+// copyPKI puts files (container path → path here) into the container, owned
+// by the unprivileged user the image runs as, readable by it alone. The lab
+// secret is made first when it is one of them and there is none yet.
+func (p *Provider) copyPKI(ctx context.Context, id string, files [][2]string) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	_ = tw.WriteHeader(&tar.Header{Name: "pki/", Typeflag: tar.TypeDir, Mode: 0o500, Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)})
-	for _, f := range []string{pki.LeafFile, pki.LeafKeyFile} {
-		data, err := os.ReadFile(p.env.PKI.Path(f))
+	dirs := map[string]bool{}
+	for _, f := range files {
+		dir := path.Dir(f[0]) + "/"
+		if !dirs[dir] {
+			dirs[dir] = true
+			_ = tw.WriteHeader(&tar.Header{Name: dir, Typeflag: tar.TypeDir, Mode: 0o500, Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)})
+		}
+		if f[1] == p.env.SecretPath() {
+			if _, err := p.env.Secret(); err != nil {
+				return err
+			}
+		}
+		data, err := os.ReadFile(f[1])
 		if err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: "pki/" + f, Mode: 0o400, Size: int64(len(data)), Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: f[0], Mode: 0o400, Size: int64(len(data)), Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)}); err != nil {
 			return err
 		}
 		if _, err := tw.Write(data); err != nil {
@@ -490,7 +565,7 @@ func (p *Provider) copyPKI(ctx context.Context, id string) error {
 		return err
 	}
 	if _, err := p.cli.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
-		return fmt.Errorf("copying the TLS certificate into %s: %w", id[:12], err)
+		return fmt.Errorf("copying the lab's certificates and secret into %s: %w", id[:12], err)
 	}
 	return nil
 }
