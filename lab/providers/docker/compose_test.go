@@ -119,7 +119,7 @@ func TestComposeFileOfTwoWSApps(t *testing.T) {
 			t.Errorf("%s: a ws app mounts %q", a.Name, s.Volumes)
 		}
 		env := map[string]string{}
-		for _, kv := range appEnv(a) {
+		for _, kv := range appEnv(a, cfg.Apps, func(n string) string { return n }) {
 			k, v, _ := strings.Cut(kv, "=")
 			env[k] = v
 		}
