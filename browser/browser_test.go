@@ -27,6 +27,7 @@ type result struct {
 	AliceLog string   `json:"aliceLog"`
 	BobLog   string   `json:"bobLog"`
 	Refused  string   `json:"refused"`
+	Members  []string `json:"members"`
 	Foreign  []string `json:"foreign"`
 }
 
@@ -147,6 +148,9 @@ func checkChat(t *testing.T, r result) {
 	}
 	if !strings.Contains(r.Refused, `the name "alice" is already taken`) {
 		t.Errorf("the duplicate's page shows %q, want the refusal reason", r.Refused)
+	}
+	if strings.Join(r.Members, ",") != "alice,bob" {
+		t.Errorf("alice's page lists %q in the room, want alice and bob", r.Members)
 	}
 	if len(r.Foreign) > 0 {
 		t.Errorf("the page fetched from outside the lab: %v", r.Foreign)

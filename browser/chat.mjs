@@ -36,6 +36,8 @@ try {
   await bob.fill('#say input[name=text]', 'hi alice');
   await bob.press('#say input[name=text]', 'Enter');
   await alice.waitForSelector('#log >> text=bob: hi alice', { timeout: 10000 });
+  await alice.waitForFunction(() => document.querySelectorAll('#members li').length === 2, null, { timeout: 10000 });
+  out.members = await alice.$$eval('#members li', (lis) => lis.map((li) => li.textContent));
   out.bobLog = await bob.textContent('#log');
   out.aliceLog = await alice.textContent('#log');
   const dup = await join('alice', 0);
