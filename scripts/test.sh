@@ -21,8 +21,10 @@ say() { printf '==> %s\n' "$*"; }
 # openssh-client (the SSH runner's tests run a real sshd and ssh-agent),
 # procps (pkill), shellcheck (the provision scripts), vagrant (validates the
 # Vagrantfile and runs the vagrant provider's end-to-end test on its docker
-# provider) and debootstrap (builds that test's box once; kept as a cache).
-apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap)
+# provider), debootstrap (builds that test's box once; kept as a cache) and
+# chromium (browser/ drives it through playwright-core against the chat page;
+# Node 20+ with npm is expected on the machine).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap chromium)
 
 install_missing() {
   local missing=()
@@ -64,6 +66,17 @@ if ! docker info >/dev/null 2>&1; then
   else
     say "no Docker engine answers (run as root to have one started)"
   fi
+fi
+
+# The browser test's npm packages (playwright-core, pinned by
+# browser/package-lock.json): `npm ci` when node_modules is older than the lock.
+if command -v npm >/dev/null; then
+  if [ ! -f browser/node_modules/.package-lock.json ] || [ browser/package-lock.json -nt browser/node_modules/.package-lock.json ]; then
+    say "npm ci (browser/)"
+    (cd browser && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+else
+  say "npm is missing: install Node 20 or newer with npm for the browser test"
 fi
 
 say "gofmt"

@@ -101,6 +101,7 @@ var kindRoutes = map[string]func(s *Server, mux *http.ServeMux){
 		mux.HandleFunc("GET /{$}", s.page)
 		mux.HandleFunc("GET /echo", s.wsEcho)
 		mux.HandleFunc("GET /chat/{name}", s.wsChat)
+		mux.HandleFunc("GET /chat", s.chatMembers)
 	},
 	protocol.KindTLSFront: func(*Server, *http.ServeMux) {}, // not HTTP: see kindServe
 	protocol.KindBalancer: routeBalancer,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,6 +272,28 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 	}
 	s.room.leave(m, true)
 	<-writerDone
+}
+
+// Members is the body of GET /chat: who is in the room now, sorted.
+type Members struct {
+	Members []string `json:"members"`
+}
+
+// chatMembers serves GET /chat, the room's members (the chat page shows them).
+func (s *Server) chatMembers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Members{Members: s.room.names()})
+}
+
+// names returns the joined members' names, sorted.
+func (r *room) names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.joined))
+	for m := range r.joined {
+		out = append(out, m.name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // member is one chat participant; send is drained by its writer goroutine.
