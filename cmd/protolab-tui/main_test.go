@@ -434,7 +434,8 @@ func TestHeadlessUnprivileged(t *testing.T) {
 		}
 		for p, n := range wireMessages(t, rep) {
 			if n != 2*10+2 {
-				t.Errorf("%s: %v messages, want 22", p, n)
+				app := rep["apps"].(map[string]any)[p].(map[string]any)
+				t.Errorf("%s: %v messages, want 22; capture %v; wire %v; conn %v", p, n, capt, app["wire"], app["conn"])
 			}
 		}
 	})

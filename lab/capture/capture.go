@@ -523,12 +523,16 @@ func (t *tapConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write records b before sending it: recorded after, the server's answer
+// (read, and recorded, by another goroutine) could be queued before the
+// request it answers, and the decoder would see a 101 before its upgrade
+// request. A write that fails part way has then recorded bytes that never
+// left; the connection is broken by then, and the error says so.
 func (t *tapConn) Write(b []byte) (int, error) {
-	n, err := t.Conn.Write(b)
-	if n > 0 {
-		t.chunk(wire.ClientToServer, b[:n])
+	if len(b) > 0 {
+		t.chunk(wire.ClientToServer, b)
 	}
-	return n, err
+	return t.Conn.Write(b)
 }
 
 func (t *tapConn) Close() error {
