@@ -37,31 +37,7 @@ func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock()
 func startLogged(t *testing.T, cfg Config) (*running, *logBuf) {
 	t.Helper()
 	var lb logBuf
-	log := slog.New(slog.NewTextHandler(&lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	var pool = cfg.RootCAs
-	if cfg.Protocol.Secure() {
-		cert, p := selfSigned(t)
-		cfg.TLS, pool = &tls.Config{Certificates: []tls.Certificate{cert}}, p
-	}
-	srv, err := New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &running{srv: srv, addr: l.Addr().String(), pool: pool}, &lb
+	return startWith(t, cfg, slog.New(slog.NewTextHandler(&lb, &slog.HandlerOptions{Level: slog.LevelDebug}))), &lb
 }
 
 // TestTLSFront: wss outside, ws inside — an echo and a chat through it, and

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -63,15 +64,18 @@ type running struct {
 }
 
 // start runs a server of the given mode on a free loopback port.
-func start(t *testing.T, cfg Config) *running {
+func start(t *testing.T, cfg Config) *running { t.Helper(); return startWith(t, cfg, nil) }
+
+// startWith is start with the server logging to log (nil: nowhere).
+func startWith(t *testing.T, cfg Config, log *slog.Logger) *running {
 	t.Helper()
-	var pool *x509.CertPool
+	pool := cfg.RootCAs
 	if cfg.Protocol.Secure() {
 		var cert tls.Certificate
 		cert, pool = selfSigned(t)
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	srv, err := New(cfg, nil)
+	srv, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
