@@ -48,7 +48,11 @@ func describe(s os.Signal) string {
 // (128+that signal), saying what is left behind and how to remove it. A
 // second SIGHUP forces nothing: a closed terminal sends it more than once
 // (the shell forwards its own, and the kernel signals the foreground group
-// when the session ends), and no one is there to insist.
+// when the session ends), and no one is there to insist. Nor does the same
+// signal again within echoWindow of the first: one Ctrl-C may reach the run
+// twice (from the terminal, and forwarded by the namespace parent or a
+// wrapper script that traps and re-sends it), and no person presses twice
+// that fast; a second press to insist is seen.
 type stops struct {
 	sigs   chan os.Signal
 	stderr io.Writer
@@ -56,8 +60,13 @@ type stops struct {
 
 	mu    sync.Mutex
 	first os.Signal
+	at    time.Time // when first came
 	done  chan struct{}
 }
+
+// echoWindow is how soon after the first stop signal the same signal counts
+// as an echo of it rather than a second request.
+const echoWindow = 200 * time.Millisecond
 
 // watchStops starts watching; left says, for the forced exit, what the run
 // leaves behind and how to remove it.
@@ -68,15 +77,15 @@ func watchStops(cancel context.CancelCauseFunc, stderr io.Writer, left func() st
 		defer close(s.done)
 		for sig := range s.sigs {
 			s.mu.Lock()
-			first := s.first
+			first, at := s.first, s.at
 			if first == nil {
-				s.first = sig
+				s.first, s.at = sig, time.Now()
 			}
 			s.mu.Unlock()
 			switch {
 			case first == nil:
 				cancel(errors.New(describe(sig)))
-			case sig == syscall.SIGHUP:
+			case sig == syscall.SIGHUP, sig == first && time.Since(at) < echoWindow:
 				// Already stopping; see the type's comment.
 			default:
 				fmt.Fprintf(s.stderr, "protolab-tui: second signal, %s, while the lab was being torn down: exiting now, before the teardown finished.\n%s\n", describe(sig), s.left())

@@ -287,18 +287,33 @@ func TestInterruptedPcapIsCutShort(t *testing.T) {
 	}
 }
 
-// TestRepeatedHangupForcesNothing: a closed terminal sends SIGHUP more than
-// once (the shell's, then the kernel's to the foreground group): the later
-// ones do not count as a second signal, which would skip the teardown.
-func TestRepeatedHangupForcesNothing(t *testing.T) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s := watchStops(cancel, io.Discard, func() string { return "" })
-	s.sigs <- syscall.SIGHUP
-	s.sigs <- syscall.SIGHUP
-	s.sigs <- syscall.SIGHUP
-	s.stop() // every signal handled; a forced exit would have ended this test binary
-	if s.got() != syscall.SIGHUP || !strings.Contains(fmt.Sprint(context.Cause(ctx)), "hung up (SIGHUP: the terminal closed)") {
-		t.Errorf("first %v, cause %v", s.got(), context.Cause(ctx))
+// TestRepeatsForceNothing: a closed terminal sends SIGHUP more than once
+// (the shell's, then the kernel's to the foreground group), and one Ctrl-C
+// may arrive twice at once (the terminal's, and one forwarded): these
+// repeats do not count as a second signal, which would skip the teardown.
+// (A second signal that does force the exit is TestSecondSignalForcesExit.)
+func TestRepeatsForceNothing(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		want string
+	}{
+		{syscall.SIGHUP, "hung up (SIGHUP: the terminal closed)"},
+		{syscall.SIGINT, "interrupted (SIGINT)"},
+		{syscall.SIGTERM, "terminated (SIGTERM)"},
+	} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			s := watchStops(cancel, io.Discard, func() string { return "" })
+			s.sigs <- tc.sig
+			s.sigs <- tc.sig
+			if tc.sig == syscall.SIGHUP {
+				s.sigs <- tc.sig
+			}
+			s.stop() // every signal handled; a forced exit would have ended this test binary
+			if s.got() != tc.sig || fmt.Sprint(context.Cause(ctx)) != tc.want {
+				t.Errorf("first %v, cause %v", s.got(), context.Cause(ctx))
+			}
+		})
 	}
 }
 
