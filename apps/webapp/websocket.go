@@ -249,12 +249,11 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 		_ = c.Close()
 	}()
 
-	m.deliver(fmt.Sprintf("Hi %s! You have successfully connected to the chat.", name))
 	joined := name + " joined"
 	if age >= 0 {
 		joined = fmt.Sprintf("%s joined (age %d)", name, age)
 	}
-	s.room.join(m, joined)
+	s.room.join(m, fmt.Sprintf("Hi %s! You have successfully connected to the chat.", name), joined)
 	// ReadMessage refuses invalid UTF-8 (closing 1007), so only valid text
 	// ever reaches the room: one member cannot make everyone else's
 	// browser fail its connection.
@@ -303,12 +302,6 @@ type member struct {
 	closed bool // guarded by room.mu
 }
 
-func (m *member) deliver(text string) {
-	// Only called before the member is visible to others, so it cannot race
-	// with close; the buffer is never full at that point.
-	m.send <- []byte(text)
-}
-
 // room is the chat room: names are unique, joins, leaves and messages go to
 // everyone else.
 type room struct {
@@ -333,12 +326,16 @@ func (r *room) reserve(name string) (*member, bool) {
 	return m, true
 }
 
-// join makes m visible and tells everyone else.
-func (r *room) join(m *member, announce string) {
+// join makes m visible, tells everyone else, and greets m — at once, so a
+// member who has read the greeting is sure to hear of whoever joins next,
+// and the greeting is the first thing m hears (its queue is empty until
+// now, so the send cannot block).
+func (r *room) join(m *member, greeting, announce string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sendOthersLocked(m, announce)
 	r.joined[m] = true
+	m.send <- []byte(greeting)
 }
 
 // leave frees m's name; when announce is set everyone else is told.
