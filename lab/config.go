@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -504,6 +505,29 @@ func (c Config) Chain(name string) []App {
 			after = append(after, a.Upstream...)
 		}
 		next = after
+	}
+	return out
+}
+
+// Legs lists the apps a message to or from name may cross, in the lab's
+// order: name's chain of upstreams, and every app whose chain reaches name
+// with the rest of that chain (a front, its balancer, the replicas). An app
+// with nothing before or after it has no legs but itself.
+func (c Config) Legs(name string) []App {
+	in := map[string]bool{}
+	for _, a := range c.Apps {
+		chain := c.Chain(a.Name)
+		if slices.ContainsFunc(chain, func(h App) bool { return h.Name == name }) {
+			for _, h := range chain {
+				in[h.Name] = true
+			}
+		}
+	}
+	var out []App
+	for _, a := range c.Apps {
+		if in[a.Name] {
+			out = append(out, a)
+		}
 	}
 	return out
 }

@@ -25,6 +25,7 @@ type compareView struct {
 	results  map[string]probe.Result // as the probe events arrive
 	report   *lab.Report             // the last complete report
 	apps     []lab.App
+	offset   int // the first line shown: the figures scroll when they do not fit
 }
 
 func newCompareView(st styles, apps []lab.App) *compareView {
@@ -32,9 +33,23 @@ func newCompareView(st styles, apps []lab.App) *compareView {
 }
 
 // compareKeys are the overlay's own keys.
-var compareKeys = struct{ Rerun, Close key.Binding }{
+var compareKeys = struct{ Rerun, Close, Down, Up key.Binding }{
 	Rerun: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "measure again")),
 	Close: key.NewBinding(key.WithKeys("esc", "C", "q"), key.WithHelp("esc", "close")),
+	Down:  key.NewBinding(key.WithKeys("down", "j", "pgdown", " "), key.WithHelp("↓/j", "scroll")),
+	Up:    key.NewBinding(key.WithKeys("up", "k", "pgup"), key.WithHelp("↑/k", "scroll back")),
+}
+
+// scroll moves the figures by one line (a page for pgup/pgdown).
+func (c *compareView) scroll(msg string) {
+	n := 1
+	if msg == "pgdown" || msg == "pgup" || msg == " " {
+		n = max(1, c.height-2)
+	}
+	if msg == "up" || msg == "k" || msg == "pgup" {
+		n = -n
+	}
+	c.offset = max(0, c.offset+n) // View keeps it within the lines
 }
 
 func (c *compareView) SetSize(w, h int) { c.width, c.height = w, h }
@@ -80,6 +95,47 @@ func (c *compareView) rows() []compareRow {
 	return out
 }
 
+// writeHops adds, for each app reached through intermediaries, its hops:
+// each hop's setup and round trip, what it adds over the hops behind it
+// (drawn), where it hands on, and which replicas served the probe.
+func (c *compareView) writeHops(b *strings.Builder, rows []compareRow, nameW int) {
+	var maxAdded float64
+	for _, r := range rows {
+		if r.rep != nil {
+			for _, h := range r.rep.Hops {
+				maxAdded = math.Max(maxAdded, h.AddedRTTMs)
+			}
+		}
+	}
+	barW := max(6, min(24, c.width-nameW-60))
+	for _, r := range rows {
+		if r.rep == nil || len(r.rep.Hops) == 0 {
+			continue
+		}
+		b.WriteString("\n" + c.st.title.Render(fmt.Sprintf("Through %s, hop by hop  (rtt p50, ms: each hop's own, and ▇ what it adds)", r.app.Name)) + "\n")
+		for _, h := range r.rep.Hops {
+			to := "answers"
+			if len(h.Upstream) > 0 {
+				to = "→ " + strings.Join(h.Upstream, ", ")
+			}
+			var reps []string
+			for name, n := range h.Replicas {
+				reps = append(reps, fmt.Sprintf("%s×%d", name, n))
+			}
+			slices.Sort(reps)
+			added := ""
+			if len(h.Upstream) > 0 {
+				added = fmt.Sprintf("%+7.3f", h.AddedRTTMs)
+			}
+			fmt.Fprintf(b, "%-*s %-9s %7.3f %-7s %-*s %s", nameW, h.App, h.Kind, h.RTTP50Ms, added, barW, bar(h.AddedRTTMs, maxAdded, barW), to)
+			if len(reps) > 0 {
+				b.WriteString("  served by " + strings.Join(reps, " "))
+			}
+			b.WriteString("\n")
+		}
+	}
+}
+
 // bar draws v of max as a bar w cells wide (eighths for the last cell).
 func bar(v, max float64, w int) string {
 	if max <= 0 || v <= 0 || w <= 0 || math.IsNaN(v) {
@@ -98,7 +154,7 @@ func bar(v, max float64, w int) string {
 // RTT p50 and p99, throughput, bytes per message and, when captured, what
 // the wire carried per message.
 func (c *compareView) View() string {
-	title := c.st.title.Render("Comparison") + "\n" + c.st.dim.Render(truncate("the figures --headless prints · r measures again · esc closes", c.width))
+	title := c.st.title.Render("Comparison") + "\n" + c.st.dim.Render(truncate("the figures --headless prints · r measures again · ↓/↑ scroll · esc closes", c.width))
 	if c.running {
 		title += "\n" + c.st.warn.Render(truncate(c.progress, c.width))
 	}
@@ -207,12 +263,23 @@ func (c *compareView) View() string {
 		}
 		fmt.Fprintf(&b, "%s %-*s %6.1f%s\n", label(r), barW, bar(r.res.BytesPerM, maxBytes, barW), r.res.BytesPerM, wire)
 	}
+	c.writeHops(&b, rows, nameW)
 	lines := strings.Split(strings.TrimRight(title+"\n"+b.String(), "\n"), "\n")
 	for i := range lines {
 		lines[i] = truncate(lines[i], c.width)
 	}
-	if len(lines) > c.height && c.height > 0 {
-		lines = lines[:c.height]
+	if c.height > 0 && len(lines) > c.height {
+		// The title stays; the figures under it scroll.
+		head := strings.Count(title, "\n") + 1
+		body := lines[head:]
+		room := max(1, c.height-head)
+		c.offset = min(c.offset, max(0, len(body)-room))
+		end := min(len(body), c.offset+room)
+		shown := slices.Clone(body[c.offset:end])
+		if end < len(body) {
+			shown[len(shown)-1] = c.st.dim.Render(truncate(fmt.Sprintf("↓ %d more lines (j, pgdn)", len(body)-end), c.width))
+		}
+		lines = append(lines[:head:head], shown...)
 	}
 	return c.st.plain.MaxWidth(c.width).Render(strings.Join(lines, "\n"))
 }

@@ -14,13 +14,14 @@ import (
 )
 
 // detailKeys are the detail view's own keys.
-var detailKeys = struct{ Next, Prev, Layer, Fold, CopyText, CopyHex, Close key.Binding }{
+var detailKeys = struct{ Next, Prev, Layer, Fold, CopyText, CopyHex, Legs, Close key.Binding }{
 	Next:     key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "next record")),
 	Prev:     key.NewBinding(key.WithKeys("p", "N"), key.WithHelp("p", "previous record")),
 	Layer:    key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab", "next layer")),
 	Fold:     key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "fold/unfold the layer")),
-	CopyText: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy the text")),
-	CopyHex:  key.NewBinding(key.WithKeys("Y"), key.WithHelp("Y", "copy the payload as hex")),
+	CopyText: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy text")),
+	CopyHex:  key.NewBinding(key.WithKeys("Y"), key.WithHelp("Y", "copy hex")),
+	Legs:     key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "legs on each hop")),
 	Close:    key.NewBinding(key.WithKeys("esc", "enter", "q"), key.WithHelp("esc", "close")),
 }
 
@@ -152,7 +153,7 @@ func (d *detailView) whole() bool { return true }
 
 // Keys implements overlay.
 func (d *detailView) Keys() []key.Binding {
-	return []key.Binding{detailKeys.Next, detailKeys.Prev, detailKeys.Layer, detailKeys.Fold, detailKeys.CopyText, detailKeys.CopyHex, detailKeys.Close}
+	return []key.Binding{detailKeys.Next, detailKeys.Prev, detailKeys.Layer, detailKeys.Fold, detailKeys.CopyText, detailKeys.CopyHex, detailKeys.Legs, detailKeys.Close}
 }
 
 // View implements overlay.
@@ -182,6 +183,9 @@ func (d *detailView) Update(msg tea.KeyMsg) (overlay, tea.Cmd) {
 		d.folded[t] = !d.folded[t]
 		d.render()
 		return d, nil
+	case key.Matches(msg, detailKeys.Legs):
+		r := d.rec
+		return d, func() tea.Msg { return legsRequest{rec: r} }
 	case key.Matches(msg, detailKeys.CopyText), key.Matches(msg, detailKeys.CopyHex):
 		what, data := "text", detailText(d.rec)
 		if key.Matches(msg, detailKeys.CopyHex) {

@@ -5,7 +5,7 @@ import "github.com/charmbracelet/bubbles/key"
 // keyMap is every key the explorer answers to; the help view lists them.
 type keyMap struct {
 	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export  key.Binding
-	SendHTTP, SendHTTPS, Compare, Follow, Conns, Fold                key.Binding
+	SendHTTP, SendHTTPS, Compare, Follow, Conns, Fold, Legs          key.Binding
 	Filter, ShowApp, Next, Prev, Debug, Find, FindNext, FindPrev     key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
 	// up says the lab is up (the footer then offers what works on it).
@@ -46,6 +46,7 @@ func newKeyMap() keyMap {
 		Follow:   b([]string{"f"}, "f", "follow the row's connection"),
 		Conns:    b([]string{"o"}, "o", "the app's connections"),
 		Fold:     b([]string{"z"}, "z", "fold/unfold the setup (f)"),
+		Legs:     b([]string{"l"}, "l", "the message on each hop (legs)"),
 		Back:     b([]string{"esc"}, "esc", "close / cancel"),
 		Help:     b([]string{"?"}, "?", "help"),
 		Quit:     b([]string{"q", "ctrl+c"}, "q/ctrl+c", "quit (asks if up)"),
@@ -73,7 +74,7 @@ func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.SendHTTP, k.SendHTTPS, k.Compare, k.Teardown, k.Capture, k.Export},
 		{k.Filter, k.Find, k.FindNext, k.ShowApp, k.Next, k.Prev, k.Debug, k.Conns},
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Follow, k.Fold},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Follow, k.Fold, k.Legs},
 		{k.Back, k.Help, k.Quit},
 	}
 }

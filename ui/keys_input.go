@@ -237,6 +237,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		case key.Matches(msg, compareKeys.Close), key.Matches(msg, k.Compare):
 			m.compare = false
 			return m, m.fetch()
+		case key.Matches(msg, compareKeys.Down), key.Matches(msg, compareKeys.Up):
+			m.cmp.scroll(msg.String())
+			return m, nil
 		}
 		m.compare = false // any other key closes it and does what it does
 	}
@@ -339,6 +342,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if l := m.packets.focused(); l != nil {
 			m.logLine = "gathering the connections of " + l.app.Name
 			return m, fetchConns(m.lab.Wire(), l.app.Name)
+		}
+	case m.focus == panePackets && key.Matches(msg, k.Legs):
+		if r, ok := m.packets.selected(); ok {
+			return m.legs(r)
 		}
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
@@ -519,16 +526,57 @@ func (m Model) found(msg foundMsg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	}
-	if !m.packets.focusName(msg.app) {
+	if !m.land(msg.app, msg.seq) {
 		return m, nil
 	}
-	l := m.packets.focused()
-	l.follow, l.top, l.shift, l.cursor = false, msg.seq, 0, 0
-	l.land = msg.seq + 1
 	m.logLine = fmt.Sprintf("find %q: record %d of %s (n next, N previous)", m.search, msg.seq+1, msg.app)
 	if msg.wrapped {
 		m.logLine += ", wrapped around"
 	}
+	return m, m.fetch()
+}
+
+// land focuses app's list, paused on record seq, its row selected once
+// fetched; false when the lab has no such app.
+func (m *Model) land(app string, seq uint64) bool {
+	if !m.packets.focusName(app) {
+		return false
+	}
+	l := m.packets.focused()
+	l.follow, l.top, l.shift, l.cursor = false, seq, 0, 0
+	l.land = seq + 1
+	return true
+}
+
+// legs looks for the selected message on the other hops of its way (a
+// front, a balancer, a replica): the hop view.
+func (m Model) legs(r wire.Record) (tea.Model, tea.Cmd) {
+	if r.Kind != wire.KindMessage {
+		m.logLine = "legs follow a message (an HTTP request or response, a WebSocket frame); this row is a " + string(r.Kind)
+		return m, nil
+	}
+	hops := lab.Config{Apps: m.opt.Apps}.Legs(r.App)
+	if len(hops) < 2 {
+		m.logLine = r.App + " has no intermediary before or after it (no upstream, no front): its messages have one leg"
+		return m, nil
+	}
+	m.logLine = fmt.Sprintf("looking for %s record %d on the %d other hops", r.App, r.Seq+1, len(hops)-1)
+	return m, fetchLegs(m.lab.Wire(), r, hops)
+}
+
+// jump shows a leg in its app's list: the overlays close, and a filter
+// that would hide it is cleared.
+func (m Model) jump(msg jumpMsg) (tea.Model, tea.Cmd) {
+	m.stack = nil
+	m.focus = panePackets
+	if m.packets.filter != "" {
+		m.packets.conv, m.packets.filter = false, ""
+		m.rewind()
+	}
+	if !m.land(msg.app, msg.seq) {
+		return m, nil
+	}
+	m.logLine = fmt.Sprintf("%s record %d (l: its legs again)", msg.app, msg.seq+1)
 	return m, m.fetch()
 }
 

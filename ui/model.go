@@ -357,6 +357,14 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case foundMsg:
 		return m.found(msg)
+	case legsRequest:
+		return m.legs(msg.rec)
+	case legsMsg:
+		m.push(newLegsView(m.st, msg))
+		m.logLine = fmt.Sprintf("%d legs of %s record %d: enter shows one in its list, esc closes", len(msg.legs), msg.of.App, msg.of.Seq+1)
+		return m, nil
+	case jumpMsg:
+		return m.jump(msg)
 	case followMsg:
 		m.focus = panePackets
 		return m.followFlow(msg.flow)
