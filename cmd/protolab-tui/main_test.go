@@ -757,22 +757,15 @@ func TestLabFileTwoWSApps(t *testing.T) {
 		t.Log("not root: the wire figures against tshark are checked as root (scripts/test.sh)")
 		return
 	}
-	tshark := testenv.NeedCommand(t, "tshark")
+	num := map[string]uint16{}
+	for name, p := range ports {
+		n, _ := strconv.ParseUint(p, 10, 16)
+		num[name] = uint16(n)
+	}
+	frames := testenv.TsharkWSFrames(t, pcap, []uint16{num["ws-a"], num["ws-b"]}, nil)
 	for name, msgs := range wireMessages(t, rep) {
-		port := ports[name]
-		out, err := exec.Command(tshark, "-r", pcap, "-n", "-d", "tcp.port=="+port+",http", "-Y", "tcp.port=="+port,
-			"-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "websocket.opcode").Output()
-		if err != nil {
-			t.Fatalf("tshark: %v", err)
-		}
-		frames := 0
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				frames += len(strings.Split(line, ","))
-			}
-		}
-		if float64(frames) != msgs || frames < 2*25 {
-			t.Errorf("%s (port %s): the report counts %v messages, tshark %d WebSocket frames", name, port, msgs, frames)
+		if got := frames[num[name]]; float64(got) != msgs || got < 2*25 {
+			t.Errorf("%s (port %s): the report counts %v messages, tshark %d WebSocket frames", name, ports[name], msgs, got)
 		}
 	}
 }

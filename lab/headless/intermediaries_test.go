@@ -4,21 +4,25 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/headless"
 	"github.com/protolab/protolab-tui/lab/providers/local"
 )
 
 // runExample runs an example lab file headless on the embedded provider,
-// every app on a free port, capture on when root can capture.
-func runExample(t *testing.T, file string) (*lab.Lab, lab.Report, string) {
+// every app on a free port, capture on when root can capture (then
+// exported to pcap, when given).
+func runExample(t *testing.T, file, pcap string) (*lab.Lab, lab.Report, string) {
 	t.Helper()
 	lf, err := lab.LoadLabFile("../../examples/" + file)
 	if err != nil {
@@ -39,7 +43,11 @@ func runExample(t *testing.T, file string) (*lab.Lab, lab.Report, string) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := headless.Run(ctx, l, headless.Options{Out: &out})
+	o := headless.Options{Out: &out}
+	if cfg.Capture.Mode == "on" {
+		o.Pcap = pcap
+	}
+	rep, err := headless.Run(ctx, l, o)
 	if err != nil || !rep.OK {
 		t.Fatalf("%s: %v\n%s", file, err, out.String())
 	}
@@ -51,7 +59,8 @@ func runExample(t *testing.T, file string) (*lab.Lab, lab.Report, string) {
 // the probe, and — with capture — each inside leg carrying exactly the
 // frames of the outside leg on top of its own probe's.
 func TestProductionPath(t *testing.T) {
-	_, rep, out := runExample(t, "production.yaml")
+	pcap := filepath.Join(t.TempDir(), "production.pcapng")
+	_, rep, out := runExample(t, "production.yaml", pcap)
 	edge := rep.Apps["edge"]
 	if len(edge.Hops) != 4 || edge.Hops[0].App != "edge" || edge.Hops[1].App != "lb" || edge.Hops[0].AddedSetupMs == 0 {
 		t.Fatalf("edge's hops: %+v", edge.Hops)
@@ -80,12 +89,35 @@ func TestProductionPath(t *testing.T) {
 	if hubs != 4*e.Messages {
 		t.Errorf("the hubs carried %d frames, want %d (their own probes, the balancer's and the front's)", hubs, 4*e.Messages)
 	}
+	// Wireshark's count on each app's port is the report's (the front's
+	// decrypted with the keys the export carries), so the inside leg's
+	// frames equal the outside's twice over here too.
+	port := map[string]uint16{}
+	var ports []uint16
+	for name, a := range rep.Apps {
+		ap, err := netip.ParseAddrPort(a.Addr)
+		if err != nil {
+			t.Fatalf("%s: address %q: %v", name, a.Addr, err)
+		}
+		port[name] = ap.Port()
+		ports = append(ports, ap.Port())
+	}
+	frames := testenv.TsharkWSFrames(t, pcap, ports, map[uint16]bool{port["edge"]: true})
+	t.Logf("tshark: WebSocket frames per port %v (ports %v)", frames, port)
+	for name, a := range rep.Apps {
+		if got := frames[port[name]]; uint64(got) != a.Wire.Messages {
+			t.Errorf("%s (port %d): tshark decodes %d WebSocket frames, the report counts %d", name, port[name], got, a.Wire.Messages)
+		}
+	}
+	if frames[port["lb"]] != 2*frames[port["edge"]] || frames[port["edge"]] == 0 {
+		t.Errorf("tshark: %d frames on the inside port (lb), %d on the outside (edge): want twice", frames[port["lb"]], frames[port["edge"]])
+	}
 }
 
 // TestOrchestratorPath: the ws-proxy relays for a token the lab mints, and
 // refuses forged, expired and wrong-target ones before the upgrade.
 func TestOrchestratorPath(t *testing.T) {
-	_, rep, _ := runExample(t, "orchestrator.yaml")
+	_, rep, _ := runExample(t, "orchestrator.yaml", "")
 	if !rep.Apps["gateway"].OK || len(rep.Apps["gateway"].Hops) != 3 {
 		t.Fatalf("gateway: %+v", rep.Apps["gateway"])
 	}
