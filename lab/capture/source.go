@@ -83,7 +83,8 @@ const (
 )
 
 // OpenLive opens AF_PACKET capture on iface for TCP to or from ports. On the
-// loopback interface the outgoing copy of each packet is filtered out. It
+// loopback interface the outgoing copy of each packet is filtered out; any
+// other is captured in promiscuous mode. It
 // fails with ErrNoPrivilege when the process may not capture.
 func OpenLive(iface string, ports []int) (*Live, error) {
 	if !CanCapture() {
@@ -107,6 +108,12 @@ func OpenLive(iface string, ports []int) (*Live, error) {
 	filter, err := Filter(ports, SnapLen, iface == "lo")
 	if err == nil {
 		err = h.SetBPF(filter)
+	}
+	if err == nil && iface != "lo" {
+		// As tcpdump does: a bridge passes up the frames it forwards
+		// between its ports (container to container) only in promiscuous
+		// mode. The membership ends with the socket.
+		err = h.SetPromiscuous(true)
 	}
 	if err != nil {
 		h.Close()

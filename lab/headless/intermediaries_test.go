@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/moby/moby/client"
 
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/headless"
+	"github.com/protolab/protolab-tui/lab/providers/docker"
 	"github.com/protolab/protolab-tui/lab/providers/local"
 )
 
@@ -23,12 +25,21 @@ import (
 // every app on a free port, capture on when root can capture (then
 // exported to pcap, when given).
 func runExample(t *testing.T, file, pcap string) (*lab.Lab, lab.Report, string) {
+	return runExampleOn(t, file, pcap, "local", local.New)
+}
+
+// runExampleOn runs it on the named provider.
+func runExampleOn(t *testing.T, file, pcap, provider string, newProv func(lab.Env) (lab.Provider, error)) (*lab.Lab, lab.Report, string) {
 	t.Helper()
 	lf, err := lab.LoadLabFile("../../examples/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := lf.Config
+	cfg.Provider = provider
+	if provider != "local" {
+		cfg.Name = "t-" + strings.TrimSuffix(file, ".yaml")
+	}
 	cfg.StateDir = t.TempDir()
 	cfg.Apps = lab.OnFreePorts(cfg.Apps)
 	cfg.Probe.Count = 30
@@ -36,12 +47,12 @@ func runExample(t *testing.T, file, pcap string) (*lab.Lab, lab.Report, string) 
 	if os.Geteuid() == 0 {
 		cfg.Capture.Mode = "on"
 	}
-	l, err := lab.New(cfg, local.New)
+	l, err := lab.New(cfg, newProv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	o := headless.Options{Out: &out}
 	if cfg.Capture.Mode == "on" {
@@ -61,6 +72,36 @@ func runExample(t *testing.T, file, pcap string) (*lab.Lab, lab.Report, string) 
 func TestProductionPath(t *testing.T) {
 	pcap := filepath.Join(t.TempDir(), "production.pcapng")
 	_, rep, out := runExample(t, "production.yaml", pcap)
+	checkProduction(t, rep, out, pcap, nil)
+}
+
+// TestProductionPathOnDocker: the same path, each app a container, the
+// inside legs crossing the lab network — whose bridge the capture reads
+// beside lo, so the counts and tshark's are the same as in-process.
+func TestProductionPathOnDocker(t *testing.T) {
+	cli, err := client.New(client.FromEnv)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err = cli.Ping(ctx, client.PingOptions{})
+		cancel()
+		cli.Close()
+	}
+	if err != nil {
+		testenv.Missing(t, "no Docker engine answers: "+err.Error())
+	}
+	pcap := filepath.Join(t.TempDir(), "production.pcapng")
+	l, rep, out := runExampleOn(t, "production.yaml", pcap, "docker", docker.New)
+	checkProduction(t, rep, out, pcap, docker.InnerPorts(l.Config().Apps))
+}
+
+// checkProduction checks a run of the production path: every app ok, the
+// hop breakdown present and naming the replica that served the probe,
+// and — with capture — each inside leg carrying exactly the frames of the
+// outside leg on top of its own probe's, as tshark counts them too. inner
+// holds the ports the apps listen on inside their containers, when they
+// are not the published ones: tshark counts an app's frames on both.
+func checkProduction(t *testing.T, rep lab.Report, out, pcap string, inner map[string]int) {
+	t.Helper()
 	edge := rep.Apps["edge"]
 	if len(edge.Hops) != 4 || edge.Hops[0].App != "edge" || edge.Hops[1].App != "lb" || edge.Hops[0].AddedSetupMs == 0 {
 		t.Fatalf("edge's hops: %+v", edge.Hops)
@@ -101,9 +142,19 @@ func TestProductionPath(t *testing.T) {
 		}
 		port[name] = ap.Port()
 		ports = append(ports, ap.Port())
+		if p, ok := inner[name]; ok && uint16(p) != ap.Port() {
+			ports = append(ports, uint16(p))
+		}
 	}
-	frames := testenv.TsharkWSFrames(t, pcap, ports, map[uint16]bool{port["edge"]: true})
-	t.Logf("tshark: WebSocket frames per port %v (ports %v)", frames, port)
+	byPort := testenv.TsharkWSFrames(t, pcap, ports, map[uint16]bool{port["edge"]: true, uint16(inner["edge"]): true})
+	frames := map[uint16]int{} // by published port: the app's on both
+	for name, p := range port {
+		frames[p] = byPort[p]
+		if q, ok := inner[name]; ok && uint16(q) != p {
+			frames[p] += byPort[uint16(q)]
+		}
+	}
+	t.Logf("tshark: WebSocket frames per app port %v (published %v, inner %v); capture from %s", frames, port, inner, rep.Capture.Source)
 	for name, a := range rep.Apps {
 		if got := frames[port[name]]; uint64(got) != a.Wire.Messages {
 			t.Errorf("%s (port %d): tshark decodes %d WebSocket frames, the report counts %d", name, port[name], got, a.Wire.Messages)

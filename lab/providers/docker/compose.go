@@ -125,7 +125,7 @@ func ComposeFile(cfg lab.Config) ([]byte, error) {
 		if a.Port != 0 {
 			hostPort = strconv.Itoa(a.Port)
 		}
-		w("    ports: [\"%s:%s:%d\"]\n", host, hostPort, a.Protocol.DefaultPort())
+		w("    ports: [\"%s:%s:%d\"]\n", host, hostPort, InnerPorts(cfg.Apps)[a.Name])
 	}
 	return b.Bytes(), nil
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"flag"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,7 +104,10 @@ func TestComposeFileOfTwoWSApps(t *testing.T) {
 	if doc.Version != "3.7" || len(doc.Services) != 2 {
 		t.Fatalf("version %q, %d services:\n%s", doc.Version, len(doc.Services), b)
 	}
-	ports := map[string]string{"ws-a": "127.0.0.1:4002:3002", "ws-b": "127.0.0.1:4003:3002"}
+	// Each app its own inner port (InnerPorts): ws-b, the second ws app,
+	// listens a hundred up.
+	ports := map[string]string{"ws-a": "127.0.0.1:4002:3002", "ws-b": "127.0.0.1:4003:3102"}
+	addrs := map[string]string{"ws-a": ":3002", "ws-b": ":3102"}
 	for _, a := range cfg.Apps {
 		s, ok := doc.Services[a.Name]
 		if !ok {
@@ -131,7 +135,7 @@ func TestComposeFileOfTwoWSApps(t *testing.T) {
 				t.Errorf("%s: %s=%q, want the provider's %q", a.Name, k, s.Environment[k], v)
 			}
 		}
-		if s.Environment["PROTOLAB_NAME"] != "protolab-"+a.Name || s.Environment["PROTOLAB_MODE"] != "ws" || s.Environment["PROTOLAB_ADDR"] != ":3002" {
+		if s.Environment["PROTOLAB_NAME"] != "protolab-"+a.Name || s.Environment["PROTOLAB_MODE"] != "ws" || s.Environment["PROTOLAB_ADDR"] != addrs[a.Name] {
 			t.Errorf("%s: environment %v", a.Name, s.Environment)
 		}
 		wantLabels := map[string]string{LabelLab: ComposeLab, LabelApp: a.Name, LabelKind: protocol.KindChatWS, LabelProtocol: "ws"}
@@ -222,5 +226,42 @@ func TestComposeFileValidates(t *testing.T) {
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "set PROTOLAB_PKI") {
 		t.Errorf("without PROTOLAB_PKI: %v\n%s", err, out)
+	}
+}
+
+func TestInnerPorts(t *testing.T) {
+	app := func(name string, p protocol.Protocol, port int, up ...string) lab.App {
+		return lab.App{Name: name, Protocol: p, Port: port, Upstream: up}
+	}
+	for _, tc := range []struct {
+		name string
+		apps []lab.App
+		want map[string]int
+	}{
+		{"the seed lab: the protocols' own ports", lab.SeedApps(), map[string]int{"http": 3000, "https": 3001, "ws": 3002, "wss": 3003}},
+		{"replicas: a hundred up each", []lab.App{app("edge", protocol.WSS, 0, "lb"), app("lb", protocol.WS, 0, "hub-1", "hub-2"),
+			app("hub-1", protocol.WS, 0), app("hub-2", protocol.WS, 0)}, map[string]int{"edge": 3003, "lb": 3002, "hub-1": 3102, "hub-2": 3202}},
+		{"another app's published port is skipped", []lab.App{app("a", protocol.WS, 3102), app("b", protocol.WS, 0)},
+			map[string]int{"a": 3002, "b": 3202}},
+		{"an app's own published port may be its inner one", []lab.App{app("a", protocol.WS, 3002), app("b", protocol.WS, 3003)},
+			map[string]int{"a": 3002, "b": 3102}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := InnerPorts(tc.apps)
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("InnerPorts = %v, want %v", got, tc.want)
+			}
+			published := map[int]string{}
+			for _, a := range tc.apps {
+				if a.Port != 0 {
+					published[a.Port] = a.Name
+				}
+			}
+			for name, p := range got {
+				if who, ok := published[p]; ok && who != name {
+					t.Errorf("%s's inner port %d is %s's published one", name, p, who)
+				}
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -184,12 +185,13 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 			{Key: "cpus/mem", Value: fmt.Sprintf("%d / %d MiB", in.NCPU, in.MemTotal>>20)},
 		},
 	}
+	inner := InnerPorts(p.env.Config.Apps)
 	for _, a := range p.env.Config.Apps {
 		port := "any free port"
 		if a.Port != 0 {
 			port = strconv.Itoa(a.Port)
 		}
-		host.Ports = append(host.Ports, fmt.Sprintf("%s %s:%s → %d", a.Name, p.env.Config.Bind, port, a.Protocol.DefaultPort()))
+		host.Ports = append(host.Ports, fmt.Sprintf("%s %s:%s → %d", a.Name, p.env.Config.Bind, port, inner[a.Name]))
 	}
 	return host, nil
 }
@@ -293,6 +295,42 @@ func (p *Provider) ensureNetwork(ctx context.Context) error {
 	return nil
 }
 
+// hasUpstreams says whether an app of the lab hands on to another (then
+// traffic crosses the lab network).
+func (p *Provider) hasUpstreams() bool {
+	for _, a := range p.env.Config.Apps {
+		if len(a.Upstream) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// bridge names the lab network's bridge interface on this host and its
+// gateway address.
+func (p *Provider) bridge(ctx context.Context) (string, netip.Addr, error) {
+	res, err := p.cli.NetworkInspect(ctx, p.networkName(), client.NetworkInspectOptions{})
+	if err != nil {
+		return "", netip.Addr{}, fmt.Errorf("inspecting network %s: %w", p.networkName(), err)
+	}
+	n := res.Network
+	iface := n.Options["com.docker.network.bridge.name"]
+	if iface == "" && len(n.ID) >= 12 {
+		iface = "br-" + n.ID[:12]
+	}
+	var gw netip.Addr
+	for _, c := range n.IPAM.Config {
+		if c.Gateway.IsValid() {
+			gw = c.Gateway
+			break
+		}
+	}
+	if iface == "" || !gw.IsValid() {
+		return "", netip.Addr{}, fmt.Errorf("network %s has no bridge or gateway the engine reports", p.networkName())
+	}
+	return iface, gw, nil
+}
+
 func (p *Provider) containerName(appName string) string {
 	return "protolab-" + p.labName() + "-" + appName
 }
@@ -354,16 +392,45 @@ func (p *Provider) remove(ctx context.Context, nameOrID string) error {
 	return nil
 }
 
+// InnerPorts is the port each app listens on inside its container: its
+// protocol's default port for the first app of each protocol, the next
+// hundred up for each further one (hub-1 3002, hub-2 3102), skipping the
+// lab's published ports. Every app's inner port is its own, so a capture on
+// the lab network tells the inside legs apart by port, as the one on the
+// published side does.
+func InnerPorts(apps []lab.App) map[string]int {
+	used := map[int]string{}
+	for _, a := range apps {
+		if a.Port != 0 {
+			used[a.Port] = a.Name
+		}
+	}
+	out := map[string]int{}
+	for _, a := range apps {
+		port := a.Protocol.DefaultPort()
+		for {
+			if who, ok := used[port]; !ok || who == a.Name && port == a.Port {
+				break
+			}
+			port += 100
+		}
+		used[port] = a.Name
+		out[a.Name] = port
+	}
+	return out
+}
+
 // appEnv is an app's container environment (KEY=value, in a fixed order):
 // the provider's containers and the compose file (ComposeFile) both get it.
-// The app listens on its protocol's default port inside the container; TLS
+// The app listens on its inner port (InnerPorts) in the container; TLS
 // apps read the lab's leaf certificate and key from /pki. An intermediary
 // reaches its upstreams by their hosts on the lab's network (host names
 // them: container names, or compose services), at their inner ports; it
 // verifies TLS ones with /pki/ca.pem, and a ws-proxy checks tokens with the
 // lab secret in /secret.
 func appEnv(a lab.App, apps []lab.App, host func(app string) string) []string {
-	env := []string{"PROTOLAB_MODE=" + string(a.Protocol), "PROTOLAB_KIND=" + a.Kind, fmt.Sprintf("PROTOLAB_ADDR=:%d", a.Protocol.DefaultPort()),
+	inner := InnerPorts(apps)
+	env := []string{"PROTOLAB_MODE=" + string(a.Protocol), "PROTOLAB_KIND=" + a.Kind, fmt.Sprintf("PROTOLAB_ADDR=:%d", inner[a.Name]),
 		fmt.Sprintf("PROTOLAB_READ_LIMIT=%d", a.ReadLimit), "PROTOLAB_NAME=protolab-" + a.Name}
 	if len(a.AllowedOrigins) > 0 {
 		env = append(env, "PROTOLAB_ALLOWED_ORIGINS="+strings.Join(a.AllowedOrigins, ","))
@@ -376,7 +443,7 @@ func appEnv(a lab.App, apps []lab.App, host func(app string) string) []string {
 		for _, name := range a.Upstream {
 			for _, u := range apps {
 				if u.Name == name {
-					ups = append(ups, fmt.Sprintf("%s=%s://%s:%d", name, u.Protocol, host(name), u.Protocol.DefaultPort()))
+					ups = append(ups, fmt.Sprintf("%s=%s://%s:%d", name, u.Protocol, host(name), inner[name]))
 				}
 			}
 		}
@@ -421,8 +488,7 @@ const pkiDir = "/pki"
 // start creates and starts one app's container, publishing its port on the
 // bind address, and waits until its health check answers.
 func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
-	inner := s.Protocol.DefaultPort()
-	cport, err := network.ParsePort(fmt.Sprintf("%d/tcp", inner))
+	cport, err := network.ParsePort(fmt.Sprintf("%d/tcp", InnerPorts(p.env.Config.Apps)[s.Name]))
 	if err != nil {
 		return err
 	}
@@ -881,9 +947,12 @@ func (p *Provider) sweep(ctx context.Context, cli *client.Client) (int, []error)
 
 // OpenCapture implements lab.CaptureOpener. On this host, the probes reach
 // the apps through the ports published on the bind address, so the traffic
-// crosses loopback. Through a Forward (a remote engine), the capture is
-// tcpdump on the engine host's loopback, streamed through the runner, and
-// the port map names the published ports there.
+// crosses loopback; the intermediaries reach their upstreams over the lab
+// network, so its bridge is captured too (each app's inner port is its own,
+// and the engine's proxy's copies of the published connections, from the
+// gateway, are left out). Through a Forward (a remote engine), the capture
+// is tcpdump on the engine host's loopback, streamed through the runner,
+// and the port map names the published ports there.
 func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture.Source, capture.Mode, wire.PortMap, error) {
 	if p.forward == nil {
 		list := make([]int, 0, len(ports))
@@ -894,7 +963,33 @@ func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture
 		if err != nil {
 			return nil, "", nil, err
 		}
-		return src, capture.ModeLive, ports, nil
+		if !p.hasUpstreams() {
+			return src, capture.ModeLive, ports, nil
+		}
+		seen := maps.Clone(ports)
+		var inside []int
+		for name, port := range InnerPorts(p.env.Config.Apps) {
+			if a, ok := p.env.Config.App(name); ok {
+				seen[uint16(port)] = wire.AppRef{Name: a.Name, Protocol: a.Protocol}
+				inside = append(inside, port)
+			}
+		}
+		iface, gateway, err := p.bridge(ctx)
+		var br *capture.Live
+		if err == nil {
+			br, err = capture.OpenLive(iface, inside)
+		}
+		if err != nil {
+			src.Close()
+			return nil, "", nil, fmt.Errorf("capturing the lab network's inside legs: %w", err)
+		}
+		m, err := capture.Merge(src, capture.Exclude(br, gateway))
+		if err != nil {
+			src.Close()
+			br.Close()
+			return nil, "", nil, err
+		}
+		return m, capture.ModeLive, seen, nil
 	}
 	remote := wire.PortMap{}
 	var list []int
