@@ -210,6 +210,13 @@ const (
 // replicas (a balancer) names the replica in.
 const ReplicaHeader = "X-Protolab-Replica"
 
+// KeyLogPrefix starts the lines an app in a container writes on its
+// standard error for each TLS connection it makes to an upstream: the rest
+// is one line of the NSS key log format. The provider that follows the
+// container's logs takes them out of the log and into the lab's key log, so
+// the capture decrypts that inside leg as it does the lab's own.
+const KeyLogPrefix = "protolab-keylog "
+
 // AffinityCookie is the cookie a balancer with affinity pins a client to a
 // replica with.
 const AffinityCookie = "protolab-replica"

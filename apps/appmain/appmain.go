@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -54,6 +55,7 @@ func Run(args []string) error {
 	health := fs.String("health-interval", env("PROTOLAB_HEALTH_INTERVAL", "1s"), "how often a balancer checks its replicas (PROTOLAB_HEALTH_INTERVAL)")
 	caFile := fs.String("ca", env("PROTOLAB_CA", ""), "PEM CA certificate that verifies TLS upstreams (PROTOLAB_CA)")
 	secretFile := fs.String("secret-file", env("PROTOLAB_SECRET_FILE", ""), "the lab secret a ws-proxy checks tokens with, mode 0600 (PROTOLAB_SECRET_FILE)")
+	keyLog := fs.Bool("keylog-stderr", env("PROTOLAB_KEYLOG_STDERR", "") == "1", "write the TLS secrets of connections to upstreams on standard error, each line prefixed "+strconv.Quote(protocol.KeyLogPrefix)+", for the lab's capture to decrypt (PROTOLAB_KEYLOG_STDERR=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,6 +93,9 @@ func Run(args []string) error {
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("--ca %s: no PEM certificate in it", *caFile)
 		}
+	}
+	if *keyLog {
+		cfg.UpstreamKeyLog = prefixedLines{w: os.Stderr, prefix: protocol.KeyLogPrefix}
 	}
 	if *secretFile != "" {
 		if cfg.TokenSecret, err = labtoken.ReadSecret(*secretFile); err != nil {
@@ -140,4 +145,19 @@ func Run(args []string) error {
 		return err
 	}
 	return <-errc
+}
+
+// prefixedLines writes each Write (crypto/tls writes one key log line per
+// call) as one write of prefix and the line, so lines from several
+// connections never interleave.
+type prefixedLines struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixedLines) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte(p.prefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

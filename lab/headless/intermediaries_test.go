@@ -19,6 +19,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/headless"
 	"github.com/protolab/protolab-tui/lab/providers/docker"
 	"github.com/protolab/protolab-tui/lab/providers/local"
+	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // runExample runs an example lab file headless on the embedded provider,
@@ -79,16 +80,7 @@ func TestProductionPath(t *testing.T) {
 // inside legs crossing the lab network — whose bridge the capture reads
 // beside lo, so the counts and tshark's are the same as in-process.
 func TestProductionPathOnDocker(t *testing.T) {
-	cli, err := client.New(client.FromEnv)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, err = cli.Ping(ctx, client.PingOptions{})
-		cancel()
-		cli.Close()
-	}
-	if err != nil {
-		testenv.Missing(t, "no Docker engine answers: "+err.Error())
-	}
+	needEngine(t)
 	pcap := filepath.Join(t.TempDir(), "production.pcapng")
 	l, rep, out := runExampleOn(t, "production.yaml", pcap, "docker", docker.New)
 	checkProduction(t, rep, out, pcap, docker.InnerPorts(l.Config().Apps))
@@ -220,5 +212,101 @@ func TestOrchestratorPath(t *testing.T) {
 		if c != nil {
 			c.Close()
 		}
+	}
+}
+
+// TestProxiedWSSLegIsDecrypted: through the ws-proxy to the wss app, the
+// inside leg is TLS the proxy makes; its secrets reach the lab's key log
+// (in-process directly, from a container through its log), so the capture
+// shows that leg's frames decrypted — on each provider.
+func TestProxiedWSSLegIsDecrypted(t *testing.T) {
+	testenv.NeedRoot(t) // packets, not sockets: the proxy's own connection is captured
+	for _, tc := range []struct {
+		provider string
+		newProv  func(lab.Env) (lab.Provider, error)
+	}{{"local", local.New}, {"docker", docker.New}} {
+		t.Run(tc.provider, func(t *testing.T) {
+			if tc.provider == "docker" {
+				needEngine(t)
+			}
+			lf, err := lab.LoadLabFile("../../examples/orchestrator.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := lf.Config
+			cfg.Name, cfg.Provider, cfg.StateDir, cfg.Apps, cfg.Capture.Mode = "t-proxied", tc.provider, t.TempDir(), lab.OnFreePorts(cfg.Apps), "on"
+			l, err := lab.New(cfg, tc.newProv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			t.Cleanup(func() { _ = l.Teardown(context.Background()).Wait(context.Background()) })
+			for _, step := range []func(context.Context) *lab.Job{l.Up, l.Deploy, l.StartCapture} {
+				if err := step(ctx).Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var gw string
+			for _, a := range l.Snapshot().Apps {
+				if a.Name == "gateway" {
+					gw = a.Endpoint
+				}
+			}
+			token, err := l.MintToken([]string{"wss"}, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+gw+"/"+token+"/wss/echo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n, text = 5, "through the proxy, over TLS inside"
+			for range n {
+				if err := c.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
+					t.Fatal(err)
+				}
+				if _, b, err := c.ReadMessage(); err != nil || string(b) != text {
+					t.Fatalf("echo %q %v", b, err)
+				}
+			}
+			c.Close()
+			// Each message twice on the wss app's port (to it and back),
+			// decrypted; the proxy's keys may come a moment after the
+			// packets.
+			var got int
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				got = 0
+				for _, r := range l.Wire().All("wss") {
+					if r.Kind == wire.KindMessage && r.Decrypted && r.Layer == "ws" && string(r.Data) == text {
+						got++
+					}
+				}
+				if got >= 2*n {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got != 2*n {
+				t.Errorf("the wss app's list holds %d decrypted frames carrying the text, want %d (the proxy's inside leg):\n%s", got, 2*n, l.Wire())
+			}
+		})
+	}
+}
+
+// needEngine skips (or fails, under the test command) without a Docker
+// engine.
+func needEngine(t *testing.T) {
+	t.Helper()
+	cli, err := client.New(client.FromEnv)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err = cli.Ping(ctx, client.PingOptions{})
+		cancel()
+		cli.Close()
+	}
+	if err != nil {
+		testenv.Missing(t, "no Docker engine answers: "+err.Error())
 	}
 }

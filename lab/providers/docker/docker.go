@@ -459,7 +459,8 @@ func appEnv(a lab.App, apps []lab.App, host func(app string) string) []string {
 		}
 	}
 	if tlsUpstream(a, apps) {
-		env = append(env, "PROTOLAB_CA="+pkiDir+"/"+pki.CAFile)
+		// Its secrets come out in its log, for the capture (logStream).
+		env = append(env, "PROTOLAB_CA="+pkiDir+"/"+pki.CAFile, "PROTOLAB_KEYLOG_STDERR=1")
 	}
 	if k, _ := protocol.LookupKind(a.Kind); k.Token {
 		env = append(env, "PROTOLAB_SECRET_FILE="+secretDir+"/"+labtoken.SecretFile)
@@ -700,6 +701,14 @@ func (p *Provider) logStream(ctx context.Context, id, appName, since string) (re
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
 			t = t.Add(time.Nanosecond) // resume after this line
 			resume = fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+		}
+		if keys, ok := strings.CutPrefix(line, protocol.KeyLogPrefix); ok {
+			// An intermediary's TLS secrets for an upstream: the lab's
+			// key log, not its log.
+			if p.env.KeyLog != nil {
+				_, _ = io.WriteString(p.env.KeyLog, keys+"\n")
+			}
+			continue
 		}
 		p.env.Log("info", appName, line)
 	}
