@@ -172,7 +172,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, err
 		}
 		tried[p.r] = true
-		if t.b.markDown(p.r, err.Error()) {
+		if p.r.set(false, err.Error()) {
 			t.b.s.log.Warn("replica refused a connection: taken out", "replica", p.r.Name, "err", err)
 		}
 		r, cerr := t.b.choose("", tried)
@@ -197,8 +197,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.Host = r.Addr
 	}
 }
-
-func (b *balancer) markDown(r *replica, why string) bool { return r.set(false, why) }
 
 // health is the balancer's own GET /health: ok while a replica is up.
 func (b *balancer) health() error {

@@ -21,12 +21,12 @@ type front struct {
 
 	mu    sync.Mutex
 	l     net.Listener
-	conns map[net.Conn]struct{}
+	conns liveSet[net.Conn, struct{}]
 	wg    sync.WaitGroup
 }
 
 func setupFront(s *Server) {
-	f := &front{s: s, up: s.cfg.Upstreams[0], conns: map[net.Conn]struct{}{}}
+	f := &front{s: s, up: s.cfg.Upstreams[0]}
 	s.serve = f.serveListener
 	s.stops = append(s.stops, f.stop)
 }
@@ -64,22 +64,10 @@ func (f *front) serveListener(l net.Listener) error {
 	}
 }
 
-func (f *front) track(c net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	select {
-	case <-f.s.shutdown:
-		return false
-	default:
-	}
-	f.conns[c] = struct{}{}
-	return true
-}
+func (f *front) track(c net.Conn) bool { return f.conns.add(c, struct{}{}) }
 
 func (f *front) untrack(c net.Conn) {
-	f.mu.Lock()
-	delete(f.conns, c)
-	f.mu.Unlock()
+	f.conns.remove(c)
 	c.Close()
 }
 
@@ -90,10 +78,8 @@ func (f *front) stop(context.Context) {
 	if f.l != nil {
 		f.l.Close()
 	}
-	for c := range f.conns {
-		c.Close()
-	}
 	f.mu.Unlock()
+	f.conns.shutDown(func(c net.Conn, _ struct{}) { c.Close() })
 }
 
 // handle is one client: the TLS handshake within the timeout, then the

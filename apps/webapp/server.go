@@ -33,7 +33,7 @@ type Server struct {
 	room *room
 
 	mu       sync.Mutex
-	conns    map[*wsConn]chan struct{} // live WebSocket peers → closed when their handler ends
+	conns    liveSet[*wsConn, chan struct{}] // live WebSocket peers → closed when their handler ends
 	closing  bool
 	shutdown chan struct{}
 
@@ -59,7 +59,6 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		cfg:      cfg,
 		log:      log.With("app", cfg.Name),
 		room:     newRoom(),
-		conns:    make(map[*wsConn]chan struct{}),
 		shutdown: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
@@ -149,13 +148,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			stop(ctx)
 		}
 	}
-	s.mu.Lock()
-	peers := make([]chan struct{}, 0, len(s.conns))
-	for c, done := range s.conns {
+	var peers []chan struct{}
+	s.conns.shutDown(func(c *wsConn, done chan struct{}) {
 		_ = c.SendClose(rfc6455.CloseGoingAway, "server shutting down", time.Now().Add(time.Second))
 		peers = append(peers, done)
-	}
-	s.mu.Unlock()
+	})
 
 	grace := time.NewTimer(s.cfg.ShutdownGrace)
 	defer grace.Stop()
@@ -170,11 +167,7 @@ wait:
 		}
 	}
 	// Hijacked connections are not tracked by http.Server: close what is left.
-	s.mu.Lock()
-	for c := range s.conns {
-		_ = c.Close()
-	}
-	s.mu.Unlock()
+	s.conns.shutDown(func(c *wsConn, _ chan struct{}) { _ = c.Close() })
 	if err := s.srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("%s server shutdown: %w", s.cfg.Protocol, err)
 	}

@@ -497,10 +497,7 @@ func TestSilentPeerIsDropped(t *testing.T) {
 	c.SetPingHandler(func(string) error { return nil })
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		r.srv.mu.Lock()
-		n := len(r.srv.conns)
-		r.srv.mu.Unlock()
-		if n == 0 {
+		if r.srv.conns.len() == 0 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

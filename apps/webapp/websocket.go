@@ -45,20 +45,12 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // track registers a live WebSocket connection so Shutdown can send it close
 // 1001. It returns false when the server is shutting down.
 func (s *Server) track(c *wsConn) (done chan struct{}, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return nil, false
-	}
 	done = make(chan struct{})
-	s.conns[c] = done
-	return done, true
+	return done, s.conns.add(c, done)
 }
 
 func (s *Server) untrack(c *wsConn, done chan struct{}) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	s.conns.remove(c)
 	close(done)
 	_ = c.Close()
 }

@@ -29,12 +29,11 @@ type wsProxy struct {
 	targets map[string]Upstream
 	up      websocket.Upgrader
 
-	mu     sync.Mutex
-	relays map[*websocket.Conn]struct{} // client sides
+	relays liveSet[*websocket.Conn, struct{}] // client sides
 }
 
 func routeWSProxy(s *Server, mux *http.ServeMux) {
-	p := &wsProxy{s: s, targets: map[string]Upstream{}, relays: map[*websocket.Conn]struct{}{}}
+	p := &wsProxy{s: s, targets: map[string]Upstream{}}
 	for _, u := range s.cfg.Upstreams {
 		p.targets[u.Name] = u
 	}
@@ -129,32 +128,16 @@ func (p *wsProxy) names() string {
 	return strings.Join(out, ", ")
 }
 
-func (p *wsProxy) track(c *websocket.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.s.shutdown:
-		return false
-	default:
-	}
-	p.relays[c] = struct{}{}
-	return true
-}
+func (p *wsProxy) track(c *websocket.Conn) bool { return p.relays.add(c, struct{}{}) }
 
-func (p *wsProxy) untrack(c *websocket.Conn) {
-	p.mu.Lock()
-	delete(p.relays, c)
-	p.mu.Unlock()
-}
+func (p *wsProxy) untrack(c *websocket.Conn) { p.relays.remove(c) }
 
 // stop sends every client close 1001 (the relay then ends both sides).
 func (p *wsProxy) stop(context.Context) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.relays {
+	p.relays.shutDown(func(c *websocket.Conn, _ struct{}) {
 		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "proxy shutting down"), time.Now().Add(time.Second))
 		_ = c.Close()
-	}
+	})
 }
 
 // relay copies messages and control frames between a and b until either

@@ -524,11 +524,13 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 		}
 		return fmt.Errorf("creating container %s: %w", name, err)
 	}
-	if files := p.secrets(s); len(files) > 0 {
-		if err := p.copyPKI(ctx, res.ID, files); err != nil {
-			_ = p.remove(ctx, res.ID)
-			return err
-		}
+	files, err := p.secrets(s)
+	if err == nil && len(files) > 0 {
+		err = p.copyPKI(ctx, res.ID, files)
+	}
+	if err != nil {
+		_ = p.remove(ctx, res.ID)
+		return err
 	}
 	if _, err := p.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		_ = p.remove(ctx, res.ID)
@@ -582,49 +584,60 @@ func publishedPort(c container.InspectResponse, cport network.Port) int {
 	return 0
 }
 
-// secrets are the files an app's container needs from the lab (path in
-// the container → path here): the leaf and its key for a TLS app, the CA
-// for one with TLS upstreams, the lab secret for a token-checking proxy.
-func (p *Provider) secrets(a lab.App) [][2]string {
-	var out [][2]string
-	if a.Protocol.Secure() {
-		out = append(out, [2]string{"pki/" + pki.LeafFile, p.env.PKI.Path(pki.LeafFile)}, [2]string{"pki/" + pki.LeafKeyFile, p.env.PKI.Path(pki.LeafKeyFile)})
-	}
-	if tlsUpstream(a, p.env.Config.Apps) {
-		out = append(out, [2]string{"pki/" + pki.CAFile, p.env.PKI.Path(pki.CAFile)})
-	}
-	if k, _ := protocol.LookupKind(a.Kind); k.Token {
-		out = append(out, [2]string{strings.TrimPrefix(secretDir, "/") + "/" + labtoken.SecretFile, p.env.SecretPath()})
-	}
-	return out
+// containerFile is a file to put in a container: its path there, and what
+// it holds.
+type containerFile struct {
+	path string
+	data []byte
 }
 
-// copyPKI puts files (container path → path here) into the container, owned
-// by the unprivileged user the image runs as, readable by it alone. The lab
-// secret is made first when it is one of them and there is none yet.
-func (p *Provider) copyPKI(ctx context.Context, id string, files [][2]string) error {
+// secrets are the files an app's container needs from the lab: the leaf
+// and its key for a TLS app, the CA for one with TLS upstreams, the lab
+// secret (made now if there is none yet) for a token-checking proxy.
+func (p *Provider) secrets(a lab.App) ([]containerFile, error) {
+	var out []containerFile
+	add := func(in, from string) error {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		out = append(out, containerFile{in, data})
+		return nil
+	}
+	var err error
+	if a.Protocol.Secure() {
+		err = errors.Join(add("pki/"+pki.LeafFile, p.env.PKI.Path(pki.LeafFile)), add("pki/"+pki.LeafKeyFile, p.env.PKI.Path(pki.LeafKeyFile)))
+	}
+	if err == nil && tlsUpstream(a, p.env.Config.Apps) {
+		err = add("pki/"+pki.CAFile, p.env.PKI.Path(pki.CAFile))
+	}
+	if k, _ := protocol.LookupKind(a.Kind); err == nil && k.Token {
+		if _, err = p.env.Secret(); err == nil {
+			err = add(strings.TrimPrefix(secretDir, "/")+"/"+labtoken.SecretFile, p.env.SecretPath())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the files %s's container needs: %w", a.Name, err)
+	}
+	return out, nil
+}
+
+// copyPKI puts files into the container, owned by the unprivileged user
+// the image runs as, readable by it alone.
+func (p *Provider) copyPKI(ctx context.Context, id string, files []containerFile) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
 	for _, f := range files {
-		dir := path.Dir(f[0]) + "/"
+		dir := path.Dir(f.path) + "/"
 		if !dirs[dir] {
 			dirs[dir] = true
 			_ = tw.WriteHeader(&tar.Header{Name: dir, Typeflag: tar.TypeDir, Mode: 0o500, Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)})
 		}
-		if f[1] == p.env.SecretPath() {
-			if _, err := p.env.Secret(); err != nil {
-				return err
-			}
-		}
-		data, err := os.ReadFile(f[1])
-		if err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: f.path, Mode: 0o400, Size: int64(len(f.data)), Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)}); err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: f[0], Mode: 0o400, Size: int64(len(data)), Uid: 65534, Gid: 65534, ModTime: time.Unix(0, 0)}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
+		if _, err := tw.Write(f.data); err != nil {
 			return err
 		}
 	}
