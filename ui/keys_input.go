@@ -542,6 +542,7 @@ func (m *Model) land(app string, seq uint64) bool {
 	if !m.packets.focusName(app) {
 		return false
 	}
+	m.packets.setActive(m.focus == panePackets) // the cursor shows in the list now focused
 	l := m.packets.focused()
 	l.follow, l.top, l.shift, l.cursor = false, seq, 0, 0
 	l.land = seq + 1
