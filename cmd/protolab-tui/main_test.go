@@ -687,7 +687,11 @@ func TestDockerTeardownFlagCleansACrash(t *testing.T) {
 	}
 }
 
-func TestHeadlessSSHProvider(t *testing.T) {
+// sshLab starts an OpenSSH server on loopback (root's, with this
+// machine's Docker engine behind it) and returns the arguments that reach
+// it and an environment with a HOME of its own (an empty known_hosts).
+func sshLab(t *testing.T) (args, env []string) {
+	t.Helper()
 	needDocker(t)
 	s := sshdtest.Start(t)
 	home := t.TempDir() // its known_hosts starts empty
@@ -697,9 +701,55 @@ func TestHeadlessSSHProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	gv := strings.Fields(string(goenv))
-	env := append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK=", "GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
-	args := append([]string{"--headless", "--json", "--provider", "ssh", "--host", "root@" + s.Addr(), "--identity", s.ClientID,
-		"--name", "t-ssh", "--count", "15"}, freePorts...)
+	env = append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK=", "GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
+	return []string{"--provider", "ssh", "--host", "root@" + s.Addr(), "--identity", s.ClientID}, env
+}
+
+// TestHeadlessSSHProductionPath runs the production path (a TLS front, a
+// balancer, two hubs) on a lab host over SSH: every app ok, the hop table
+// there, and the inside legs on the wire — remote tcpdump on the lab
+// network's bridge beside lo — so the balancer's port carries the front's
+// frames on top of its own probe's.
+func TestHeadlessSSHProductionPath(t *testing.T) {
+	ssh, env := sshLab(t)
+	args := append([]string{"--headless", "--json", "--lab", "../../examples/production.yaml", "--name", "t-ssh-prod", "--count", "15",
+		"--accept-new-host-key", "--port", "edge=0", "--port", "lb=0", "--port", "hub-1=0", "--port", "hub-2=0"}, ssh...)
+	if os.Geteuid() == 0 {
+		args = append(args, "--capture", "on")
+	}
+	cmd := command(t, args...)
+	cmd.Env = env
+	rep := report(t, cmd)
+	apps, _ := rep["apps"].(map[string]any)
+	for _, name := range []string{"edge", "lb", "hub-1", "hub-2"} {
+		if a, _ := apps[name].(map[string]any); a == nil || a["ok"] != true {
+			t.Errorf("%s: %v", name, apps[name])
+		}
+	}
+	edge, _ := apps["edge"].(map[string]any)
+	if hops, _ := edge["hops"].([]any); len(hops) != 4 {
+		t.Errorf("edge's hops: %v", edge["hops"])
+	}
+	if left := dockerLeftovers(t, "t-ssh-prod"); left != 0 {
+		t.Errorf("%d labelled containers/networks left", left)
+	}
+	if os.Geteuid() != 0 {
+		t.Log("not root: capture is checked as root (scripts/test.sh)")
+		return
+	}
+	capt, _ := rep["capture"].(map[string]any)
+	if capt["mode"] != "stream" || !strings.Contains(fmt.Sprint(capt["source"]), "tcpdump on the lab host's lo + tcpdump on the lab host's br-") {
+		t.Errorf("capture %v, want tcpdump on lo and the lab network streamed over SSH", capt)
+	}
+	msgs := wireMessages(t, rep)
+	if msgs["edge"] == 0 || msgs["lb"] != 2*msgs["edge"] || msgs["hub-1"]+msgs["hub-2"] != 4*msgs["edge"] {
+		t.Errorf("wire messages %v: want lb twice edge's, the hubs four times", msgs)
+	}
+}
+
+func TestHeadlessSSHProvider(t *testing.T) {
+	ssh, env := sshLab(t)
+	args := append(append([]string{"--headless", "--json", "--name", "t-ssh", "--count", "15"}, ssh...), freePorts...)
 
 	// Unknown host, headless, no flag: refused with the fingerprint.
 	cmd := command(t, args...)

@@ -972,62 +972,73 @@ func (p *Provider) sweep(ctx context.Context, cli *client.Client) (int, []error)
 // crosses loopback; the intermediaries reach their upstreams over the lab
 // network, so its bridge is captured too (each app's inner port is its own,
 // and the engine's proxy's copies of the published connections, from the
-// gateway, are left out). Through a Forward (a remote engine), the capture
-// is tcpdump on the engine host's loopback, streamed through the runner,
+// gateway, are left out). Through a Forward (a remote engine), each
+// capture is tcpdump on the engine's host, streamed through the runner,
 // and the port map names the published ports there.
 func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture.Source, capture.Mode, wire.PortMap, error) {
-	if p.forward == nil {
-		list := make([]int, 0, len(ports))
-		for port := range ports {
-			list = append(list, int(port))
-		}
-		src, err := capture.OpenLive("lo", list)
+	// Where the published ports are seen, and how the lab network's
+	// bridge is opened, here or on the engine's host.
+	mode := capture.ModeLive
+	open := func(iface string, list []int) (capture.Source, error) {
+		s, err := capture.OpenLive(iface, list)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, err // not a nil *Live in a non-nil Source
 		}
-		if !p.hasUpstreams() {
-			return src, capture.ModeLive, ports, nil
+		return s, nil
+	}
+	if p.forward != nil {
+		mode = capture.ModeStream
+		ports = wire.PortMap{}
+		p.mu.Lock()
+		for _, a := range p.apps {
+			ports[uint16(a.port)] = wire.AppRef{Name: a.spec.Name, Protocol: a.spec.Protocol}
 		}
-		seen := maps.Clone(ports)
-		var inside []int
-		for name, port := range InnerPorts(p.env.Config.Apps) {
-			if a, ok := p.env.Config.App(name); ok {
-				seen[uint16(port)] = wire.AppRef{Name: a.Name, Protocol: a.Protocol}
-				inside = append(inside, port)
+		p.mu.Unlock()
+		open = func(iface string, list []int) (capture.Source, error) {
+			argv := capture.TcpdumpArgs(iface, list)
+			if p.sudo {
+				argv = append([]string{"sudo", "-n"}, argv...)
 			}
+			s, err := capture.OpenStream(ctx, lab.CaptureRunner(p.runner), argv, "tcpdump on the lab host's "+iface)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
 		}
-		iface, gateway, err := p.bridge(ctx)
-		var br *capture.Live
-		if err == nil {
-			br, err = capture.OpenLive(iface, inside)
-		}
-		if err != nil {
-			src.Close()
-			return nil, "", nil, fmt.Errorf("capturing the lab network's inside legs: %w", err)
-		}
-		m, err := capture.Merge(src, capture.Exclude(br, gateway))
-		if err != nil {
-			src.Close()
-			br.Close()
-			return nil, "", nil, err
-		}
-		return m, capture.ModeLive, seen, nil
 	}
-	remote := wire.PortMap{}
-	var list []int
-	p.mu.Lock()
-	for _, a := range p.apps {
-		remote[uint16(a.port)] = wire.AppRef{Name: a.spec.Name, Protocol: a.spec.Protocol}
-		list = append(list, a.port)
+	list := make([]int, 0, len(ports))
+	for port := range ports {
+		list = append(list, int(port))
 	}
-	p.mu.Unlock()
-	argv := capture.TcpdumpArgs("lo", list)
-	if p.sudo {
-		argv = append([]string{"sudo", "-n"}, argv...)
-	}
-	src, err := capture.OpenStream(ctx, lab.CaptureRunner(p.runner), argv, "tcpdump on the lab host's lo")
+	src, err := open("lo", list)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return src, capture.ModeStream, remote, nil
+	if !p.hasUpstreams() {
+		return src, mode, ports, nil
+	}
+	seen := maps.Clone(ports)
+	var inside []int
+	for name, port := range InnerPorts(p.env.Config.Apps) {
+		if a, ok := p.env.Config.App(name); ok {
+			seen[uint16(port)] = wire.AppRef{Name: a.Name, Protocol: a.Protocol}
+			inside = append(inside, port)
+		}
+	}
+	iface, gateway, err := p.bridge(ctx)
+	var br capture.Source
+	if err == nil {
+		br, err = open(iface, inside)
+	}
+	if err != nil {
+		src.Close()
+		return nil, "", nil, fmt.Errorf("capturing the lab network's inside legs: %w", err)
+	}
+	m, err := capture.Merge(src, capture.Exclude(br, gateway))
+	if err != nil {
+		src.Close()
+		br.Close()
+		return nil, "", nil, err
+	}
+	return m, mode, seen, nil
 }
