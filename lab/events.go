@@ -95,9 +95,20 @@ type ErrorEvent struct {
 // own advice.
 type PromptEvent struct {
 	At
+	// ID tells one question from another: several front ends (the
+	// sessions of serve) may show it, the first answer counts, and a
+	// PromptClosedEvent with the same ID tells the others it is gone.
+	ID       uint64 `json:"id"`
 	Question string `json:"question"`
 	Secret   bool   `json:"secret,omitempty"`
 	reply    chan string
+}
+
+// PromptClosedEvent says a question was answered (or given up on): a front
+// end still showing it takes it down.
+type PromptClosedEvent struct {
+	At
+	ID uint64 `json:"id"`
 }
 
 // Answer replies to the question ("" declines).
@@ -211,16 +222,17 @@ func (r Report) Failed() []string {
 }
 
 // EventType implementations: the JSON "type" of each event.
-func (StateEvent) EventType() string    { return "state" }
-func (HostEvent) EventType() string     { return "host" }
-func (AppEvent) EventType() string      { return "app" }
-func (ProgressEvent) EventType() string { return "progress" }
-func (ProbeEvent) EventType() string    { return "probe" }
-func (SendEvent) EventType() string     { return "send" }
-func (LogEvent) EventType() string      { return "log" }
-func (ErrorEvent) EventType() string    { return "error" }
-func (ReportEvent) EventType() string   { return "report" }
-func (PromptEvent) EventType() string   { return "prompt" }
+func (StateEvent) EventType() string        { return "state" }
+func (HostEvent) EventType() string         { return "host" }
+func (AppEvent) EventType() string          { return "app" }
+func (ProgressEvent) EventType() string     { return "progress" }
+func (ProbeEvent) EventType() string        { return "probe" }
+func (SendEvent) EventType() string         { return "send" }
+func (LogEvent) EventType() string          { return "log" }
+func (ErrorEvent) EventType() string        { return "error" }
+func (ReportEvent) EventType() string       { return "report" }
+func (PromptEvent) EventType() string       { return "prompt" }
+func (PromptClosedEvent) EventType() string { return "prompt_closed" }
 
 // MarshalEvent encodes e as one JSON object whose first field is "type".
 func MarshalEvent(e Event) ([]byte, error) {

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/protolab/protolab-tui/lab/capture"
@@ -116,6 +117,8 @@ type Lab struct {
 
 	// capture
 	keys *wire.KeyLog // TLS secrets of the lab's own clients
+
+	prompts atomic.Uint64 // the last question's ID
 	// unsynced are the probes' connections made while capture ran, not yet
 	// waited for by SyncCapture.
 	unsynced []capture.Conn
@@ -175,7 +178,9 @@ func (l *Lab) ask(ctx context.Context, question string, secret bool) (string, er
 		return "", ErrNoAnswer
 	}
 	reply := make(chan string, 1)
-	l.emit(PromptEvent{At: now(), Question: question, Secret: secret, reply: reply})
+	id := l.prompts.Add(1)
+	l.emit(PromptEvent{At: now(), ID: id, Question: question, Secret: secret, reply: reply})
+	defer l.emit(PromptClosedEvent{At: now(), ID: id})
 	select {
 	case a := <-reply:
 		return a, nil
@@ -570,4 +575,28 @@ func (l *Lab) Send(ctx context.Context, app string, text string) *Job {
 		j.finish(err)
 	}()
 	return j
+}
+
+// Catchup lists the events that bring a front end starting now to the
+// lab's state: where the lab is (since when), its host, its apps, the
+// capture and the latest report. A front end that joins a running lab (a
+// session of serve) applies them before the live stream (Subscribe first,
+// then Catchup: what changes meanwhile comes again, in order, live).
+func (l *Lab) Catchup() []Event {
+	s := l.Snapshot()
+	at := At{Time: s.Since}
+	out := []Event{StateEvent{At: at, Lab: s.Name, From: Down, To: s.State, Reason: s.Reason}}
+	if s.Host.Provider != "" {
+		out = append(out, HostEvent{At: at, Host: s.Host})
+	}
+	for _, a := range s.Apps {
+		out = append(out, AppEvent{At: at, App: a})
+	}
+	if on, _ := l.Capturing(); on {
+		out = append(out, CaptureEvent{At: now(), State: "on", Stats: l.CaptureStats()})
+	}
+	if len(s.Results) > 0 {
+		out = append(out, ReportEvent{At: now(), Report: l.Report()})
+	}
+	return out
 }

@@ -641,3 +641,24 @@ func TestDetailLayers(t *testing.T) {
 		t.Errorf("the fold does not hold for the previous record:\n%s", v)
 	}
 }
+
+// TestTypedWordsThatNameKeys: text that arrives in one read — fast typing,
+// a burst over SSH — is text even when a word of it is a key's name: "x
+// left" sends "x left", not "x " with the cursor moved left.
+func TestTypedWordsThatNameKeys(t *testing.T) {
+	for _, text := range []string{"after alice left", "up and down", "home", "end of the line", "x right"} {
+		m, _ := newModel(t)
+		m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents())
+		m = send(t, m, keys("s")...)
+		// As bubbletea reads it: words, and spaces between them.
+		for i, w := range strings.Split(text, " ") {
+			if i > 0 {
+				m = send(t, m, tea.KeyMsg{Type: tea.KeySpace, Runes: []rune{' '}})
+			}
+			m = send(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(w)})
+		}
+		if got := m.input.Value(); got != text {
+			t.Errorf("typed %q, the prompt holds %q", text, got)
+		}
+	}
+}

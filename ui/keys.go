@@ -10,6 +10,8 @@ type keyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
 	// up says the lab is up (the footer then offers what works on it).
 	up bool
+	// shared: a session of serve, where q leaves the lab to the others.
+	shared bool
 }
 
 func newKeyMap() keyMap {
@@ -61,7 +63,11 @@ func (k keyMap) ShortHelp() []key.Binding {
 		b.SetHelp(b.Help().Key, desc)
 		return b
 	}
-	out := []key.Binding{short(k.Help, "help"), short(k.Quit, "quit")}
+	quit := "quit"
+	if k.shared {
+		quit = "leave"
+	}
+	out := []key.Binding{short(k.Help, "help"), short(k.Quit, quit)}
 	if !k.up {
 		return append(out, short(k.Provision, "bring the lab up"))
 	}

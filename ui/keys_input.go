@@ -195,6 +195,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.shell != nil {
 		return m.shellKey(msg)
 	}
+	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && m.inputKind == inputNone && m.confirm == confirmNone && len(m.stack) == 0 && !m.showHelp) {
+		// A session of a shared lab: leaving leaves the lab to the others.
+		return m, tea.Quit
+	}
 	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirm == confirmNone {
 		// Like q: a lab that is up is not left behind without asking.
 		m.interrupted = true
@@ -309,6 +313,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Prev):
 		m.focus = (m.focus + numPanes - 1) % numPanes
 		m.layout()
+	case key.Matches(msg, k.Debug) && m.opt.NoShell != "":
+		m.logLine = m.opt.NoShell
 	case key.Matches(msg, k.Debug):
 		cols, rows := m.shellSize()
 		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
@@ -456,7 +462,19 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	var cmd tea.Cmd
-	m.input, cmd = m.input.Update(msg)
+	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 {
+		// Typed text that came in one read (fast typing, a burst over
+		// SSH): rune by rune, so that a word that names a key ("left",
+		// "up", "end", "home") is text, not that key to the textinput.
+		var cmds []tea.Cmd
+		for _, r := range msg.Runes {
+			m.input, cmd = m.input.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt, Paste: msg.Paste})
+			cmds = append(cmds, cmd)
+		}
+		cmd = tea.Batch(cmds...)
+	} else {
+		m.input, cmd = m.input.Update(msg)
+	}
 	if m.inputKind == inputFilter || m.inputKind == inputFind {
 		m.filterErr = ""
 		if _, err := compileFilter(m.input.Value()); err != nil {

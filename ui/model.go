@@ -57,6 +57,13 @@ type Options struct {
 	// Out is the terminal the explorer draws on, where a copy (OSC 52)
 	// is written: nil is standard output; an SSH session passes its own.
 	Out io.Writer
+	// Shared: one of several explorers on a lab another owns (a session of
+	// protolab-tui serve). Quitting (q, Ctrl-C) leaves at once, the lab
+	// running for the others; tearing it down (t) still asks.
+	Shared bool
+	// NoShell refuses the debugging shell (x: a root shell on the lab
+	// host) to this explorer, saying why.
+	NoShell string
 }
 
 // Minimum terminal size.
@@ -169,6 +176,10 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 	}
 	st := newStyles(opt.Renderer)
 	keys := newKeyMap()
+	if opt.Shared {
+		keys.Quit.SetHelp("q/ctrl+c", "leave (the lab stays up)")
+		keys.shared = true
+	}
 	sp := spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(st.plain))
 	ti := textinput.New()
 	ti.CharLimit = 4096
@@ -453,6 +464,18 @@ func (m *Model) apply(e lab.Event) {
 	case lab.PromptEvent:
 		q := e
 		m.question = &q
+	case lab.PromptClosedEvent:
+		// Answered elsewhere (another session), or given up on.
+		if m.question != nil && m.question.ID == e.ID {
+			m.question = nil
+			if m.inputKind == inputAnswer {
+				m.inputKind = inputNone
+				m.input.Blur()
+				m.input.EchoMode = textinput.EchoNormal
+				m.input.SetValue("")
+				m.logLine = "the question was answered or withdrawn"
+			}
+		}
 	case lab.ErrorEvent:
 		m.errBox = fmt.Sprintf("%s: %s", e.Op, e.Error)
 		m.logLine = m.errBox

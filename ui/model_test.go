@@ -436,3 +436,78 @@ func TestRefreshSkipsWhenNothingChanged(t *testing.T) {
 		t.Error("a newer store was not fetched")
 	}
 }
+
+// TestPromptAnsweredElsewhereCloses: two explorers on one lab (the sessions
+// of serve) both show a question; the first answer counts, and the lab's
+// PromptClosedEvent takes the question down in the other, which answered
+// nothing.
+func TestPromptAnsweredElsewhereCloses(t *testing.T) {
+	var env lab.Env
+	l, err := lab.New(lab.Config{StateDir: t.TempDir()}, func(e lab.Env) (lab.Provider, error) { env = e; return local.New(e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Interactive(true)
+	events, stop := l.Subscribe()
+	defer stop()
+	got := make(chan string, 1)
+	go func() {
+		a, _ := env.Ask(context.Background(), "Accept the host key SHA256:abc? (yes/no)", false)
+		got <- a
+	}()
+	next := func(want string) lab.Event {
+		for e := range events {
+			if e.EventType() == want {
+				return e
+			}
+		}
+		t.Fatalf("no %s event", want)
+		return nil
+	}
+	prompt := next("prompt")
+	open := func() Model {
+		m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "ssh", Apps: l.Config().Apps, Now: func() time.Time { return t0 }, Shared: true})
+		return send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, eventsMsg{prompt})
+	}
+	a, b := open(), open()
+	if a.inputKind != inputAnswer || b.inputKind != inputAnswer {
+		t.Fatal("the question is not asked in both")
+	}
+	a = send(t, a, keys("yes")...)
+	_, cmd := a.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	cmd()
+	if ans := <-got; ans != "yes" {
+		t.Fatalf("answer %q", ans)
+	}
+	b = send(t, b, eventsMsg{next("prompt_closed")})
+	if b.inputKind != inputNone || b.question != nil || strings.Contains(b.View(), "Accept the host key") {
+		t.Errorf("the other session still asks:\n%s", b.View())
+	}
+	// A later answer from b (had it raced) is dropped: the question is gone.
+	prompt.(lab.PromptEvent).Answer("no")
+}
+
+// TestSharedExplorerLeaves: in a session of serve, q leaves at once (the
+// lab stays up for the others), and the debugging shell is refused with the
+// reason when the session may not open it.
+func TestSharedExplorerLeaves(t *testing.T) {
+	l, err := lab.New(lab.Config{StateDir: t.TempDir()}, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "local", Apps: l.Config().Apps, Now: func() time.Time { return t0 },
+		Shared: true, NoShell: "the shell is not open to this session"})
+	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, upEvents())
+	if !strings.Contains(m.View(), "q/ctrl+c leave") {
+		t.Errorf("the footer does not say q leaves:\n%s", m.View())
+	}
+	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'x'}})
+	if m2 := next.(Model); m2.shell != nil || !strings.Contains(m2.View(), "the shell is not open to this session") {
+		t.Errorf("x opened a shell or said nothing:\n%s", m2.View())
+	}
+	_ = cmd
+	_, cmd = m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'q'}})
+	if cmd == nil || cmd() != tea.Quit() {
+		t.Error("q did not leave at once (a running lab, shared)")
+	}
+}

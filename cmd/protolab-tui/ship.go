@@ -36,6 +36,8 @@ func subcommand(args []string, stdout, stderr io.Writer) (code int, handled bool
 		return downAll(args[1:], stdout, stderr), true
 	case "token":
 		return tokenCmd(args[1:], stdout, stderr), true
+	case "serve":
+		return serveCmd(args[1:], stdout, stderr), true
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK, true

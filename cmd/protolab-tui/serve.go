@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/providers"
+	"github.com/protolab/protolab-tui/ui/sshserve"
+)
+
+// serveFlags are serve's own flags, beside the lab's (every other flag).
+var serveFlags = []struct{ name, def, usage string }{
+	{"listen", "127.0.0.1:2222", "where the SSH server listens (host:port)"},
+	{"authorized-keys", "", "the keys that may open the explorer, one per line (authorized_keys format; required)"},
+	{"shell-keys", "", "the keys whose sessions may open the debugging shell (x: a root shell on the lab host); default: none"},
+}
+
+// serveCmd is `protolab-tui serve`: the lab comes up (every lab flag
+// works: --lab, --provider, …), and its explorer is served over SSH until
+// a signal ends the run, which tears the lab down: `ssh -p 2222 lab@host`.
+func serveCmd(args []string, stdout, stderr io.Writer) int {
+	own, rest, err := takeFlags(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui serve:", err)
+		return exitUsage
+	}
+	o, err := parseFlags(rest, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui serve:", err)
+		return exitUsage
+	}
+	if o.headless || o.read != "" || o.teardown || o.printLab || o.compose {
+		fmt.Fprintln(stderr, "protolab-tui serve: serves the explorer of a running lab; --headless, --read, --teardown, --print-lab and --print-compose are not for it")
+		return exitUsage
+	}
+	newProvider, err := providers.Lookup(o.cfg.Provider)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui serve:", err)
+		return exitUsage
+	}
+	l, err := lab.New(o.cfg, newProvider)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui serve:", err)
+		return exitFailed
+	}
+	defer l.Close()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	srv, err := sshserve.New(l, sshserve.Options{Listen: own["listen"], HostKey: filepath.Join(o.cfg.StateDir, "serve", "host_ed25519"),
+		AuthorizedKeys: own["authorized-keys"], ShellKeys: own["shell-keys"], Log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui", err)
+		return exitUsage
+	}
+	// A signal ends the run: the sessions close and the lab is torn down
+	// (a second signal forces the exit, as everywhere: signals.go).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop := watchStops(cancel, stderr, func() string { return leftBehind(o) })
+	defer stop.stop()
+	l.Interactive(true) // host keys, passphrases: a session answers
+	defer l.Interactive(false)
+
+	steps := []struct {
+		what string
+		run  func() *lab.Job
+	}{{"bringing the lab up", func() *lab.Job { return l.Up(ctx) }}, {"deploying the apps", func() *lab.Job { return l.Deploy(ctx) }}}
+	if o.cfg.Capture.Mode != "off" {
+		steps = append(steps, struct {
+			what string
+			run  func() *lab.Job
+		}{"starting the capture", func() *lab.Job { return l.StartCapture(ctx) }})
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }() // sessions may watch the lab come up
+	h, p, _ := net.SplitHostPort(srv.Addr())
+	fmt.Fprintf(stderr, "protolab-tui serve: the explorer of lab %q on %s: ssh -p %s lab@%s (host key %s)\n",
+		o.cfg.Name, srv.Addr(), p, h, srv.HostKeyFingerprint)
+	var upErr error
+	for _, s := range steps {
+		log.Info(s.what)
+		if err := s.run().Wait(ctx); err != nil {
+			upErr = fmt.Errorf("%s: %w", s.what, err)
+			break
+		}
+	}
+	if upErr != nil && ctx.Err() == nil {
+		// The sessions show the error; the server stays for them to look.
+		log.Error("the lab did not come up: the sessions show why; Ctrl-C ends the server", "err", upErr)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		if err != nil {
+			fmt.Fprintln(stderr, "protolab-tui serve:", err)
+		}
+	}
+	_ = srv.Close()
+	tearErr := tearDown(l, max(30*time.Second, o.cfg.OpTimeout))
+	if sig := stop.got(); sig != nil {
+		return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
+	}
+	if tearErr != nil {
+		fmt.Fprintln(stderr, "protolab-tui serve: teardown:", tearErr)
+	}
+	return exitFailed
+}
+
+// takeFlags takes serve's own flags (-name value, --name=value) out of
+// args, and returns them (defaults filled in) and the rest.
+func takeFlags(args []string) (map[string]string, []string, error) {
+	own := map[string]string{}
+	for _, f := range serveFlags {
+		own[f.name] = f.def
+	}
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if _, ok := own[name]; !ok || !strings.HasPrefix(args[i], "-") {
+			rest = append(rest, args[i])
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, nil, fmt.Errorf("flag needs an argument: -%s", name)
+			}
+			i++
+			value = args[i]
+		}
+		own[name] = value
+	}
+	return own, rest, nil
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/hinshun/vt10x"
+
+	"github.com/protolab/protolab-tui/internal/sshdtest"
+	"github.com/protolab/protolab-tui/internal/testenv"
+	"github.com/protolab/protolab-tui/internal/vtscreen"
+)
+
+// ptyShell is an OpenSSH client on a pty, as the emulated screen reads it.
+// It answers what a terminal is asked as xterm would — the background
+// colour (OSC 11, dark) and the device attributes (DA1) — which the
+// emulator does not.
+type ptyShell struct{ *os.File }
+
+func (p ptyShell) Read(b []byte) (int, error) {
+	n, err := p.File.Read(b)
+	out := b[:n]
+	if bytes.Contains(out, []byte("\x1b]11;?")) {
+		_, _ = p.File.WriteString("\x1b]11;rgb:1e1e/1e1e/2e2e\x1b\\")
+	}
+	if bytes.Contains(out, []byte("\x1b[c")) || bytes.Contains(out, []byte("\x1b[0c")) {
+		_, _ = p.File.WriteString("\x1b[?62;22c")
+	}
+	return n, err
+}
+
+func (p ptyShell) Resize(cols, rows int) error {
+	return pty.Setsize(p.File, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
+}
+
+// syncBuffer is a log the server writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// onScreen reports whether text is anywhere on the emulated screen (read
+// cell by cell: the emulator is locked, and its String locks it again).
+func onScreen(text string) func(vt10x.Terminal) bool {
+	return func(vt vt10x.Terminal) bool {
+		cols, rows := vt.Size()
+		var b strings.Builder
+		for y := 0; y < rows; y++ {
+			for x := 0; x < cols; x++ {
+				b.WriteRune(vt.Cell(x, y).Char)
+			}
+			b.WriteByte('\n')
+		}
+		return strings.Contains(b.String(), text)
+	}
+}
+
+// TestServeOverSSH: protolab-tui serve brings the embedded lab up and
+// serves its explorer; two real OpenSSH clients, at 80×24 and 120×40, each
+// get an explorer of their own on the one lab: a ws send typed in one shows
+// its echo in both; the debugging shell is refused to a session whose key
+// may not open it; q leaves one session while the other goes on; a key not
+// in the authorized file is refused; SIGINT tears the lab down and ends
+// the sessions.
+func TestServeOverSSH(t *testing.T) {
+	sshBin := testenv.NeedCommand(t, "ssh")
+	dir := t.TempDir()
+	var auth []byte
+	for _, k := range []string{"alice", "bob", "mallory"} {
+		sshdtest.Keygen(t, filepath.Join(dir, k))
+		if k != "mallory" {
+			pub, err := os.ReadFile(filepath.Join(dir, k+".pub"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			auth = append(auth, pub...)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized"), auth, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+
+	var log syncBuffer
+	srv := exec.Command(binary, append([]string{"serve", "--listen", addr, "--authorized-keys", filepath.Join(dir, "authorized"),
+		"--state-dir", filepath.Join(dir, "state")}, freePorts...)...)
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(log.String(), "ssh -p "+port+" lab@127.0.0.1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not say where it listens:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hostKey, err := os.ReadFile(filepath.Join(dir, "state", "serve", "host_ed25519"))
+	if st, serr := os.Stat(filepath.Join(dir, "state", "serve", "host_ed25519")); err != nil || serr != nil || st.Mode().Perm() != 0o600 || len(hostKey) == 0 {
+		t.Fatalf("host key: %v %v %v", err, serr, st)
+	}
+	sshArgs := func(key string, extra ...string) []string {
+		return append([]string{"-p", port, "-i", filepath.Join(dir, key), "-o", "UserKnownHostsFile=" + filepath.Join(dir, "known_hosts"),
+			"-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"}, extra...)
+	}
+	type session struct {
+		cmd *exec.Cmd
+		pty *os.File
+		scr *vtscreen.Screen
+	}
+	open := func(key string, cols, rows int) session {
+		cmd := exec.Command(sshBin, sshArgs(key, "-tt", "lab@127.0.0.1")...)
+		cmd.Env = append(os.Environ(), "TERM=xterm-256color")
+		f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); f.Close() })
+		s := session{cmd, f, vtscreen.New(t, ptyShell{f}, cols, rows)}
+		s.scr.Expect("", onScreen("running"))
+		return s
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serve said:\n%s", log.String())
+		}
+	})
+	alice := open("alice", 80, 24)
+	bob := open("bob", 120, 40)
+	bob.scr.Expect("", onScreen("q/ctrl+c leave"))
+
+	alice.scr.Expect("s", onScreen("send over ws"))
+	alice.scr.Expect("hello over ssh\r", onScreen(`ws echo: "hello over ssh"`))
+	bob.scr.Expect("", onScreen(`ws echo: "hello over ssh"`))
+	alice.scr.Expect("x", onScreen("the debugging shell (a root shell on the lab host) is not"))
+
+	// mallory's key is not listed.
+	out, err := exec.Command(sshBin, sshArgs("mallory", "lab@127.0.0.1", "true")...).CombinedOutput()
+	if exitCode(err) != 255 || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("a key not in the authorized file: exit %d, %s", exitCode(err), out)
+	}
+	if !strings.Contains(log.String(), "refused a key not in the authorized keys") {
+		t.Errorf("the refusal is not logged:\n%s", log.String())
+	}
+
+	// alice leaves; bob's explorer goes on and still hears the lab.
+	aliceGone := make(chan error, 1)
+	go func() { aliceGone <- alice.cmd.Wait() }()
+	if _, err := alice.pty.WriteString("q"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-aliceGone:
+		if err != nil {
+			t.Errorf("alice's ssh after q: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("q did not end alice's session")
+	}
+	bob.scr.Expect("s", onScreen("send over ws"))
+	bob.scr.Expect("after alice left\r", onScreen(`ws echo: "after alice left" in`))
+
+	// SIGINT: the lab is torn down, bob's session ends, exit 130.
+	if err := srv.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if exitCode(err) != 130 || !strings.Contains(log.String(), "the lab was torn down") {
+			t.Errorf("serve after SIGINT: exit %d\n%s", exitCode(err), log.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("serve did not end a minute after SIGINT:\n%s", log.String())
+	}
+	bobGone := make(chan error, 1)
+	go func() { bobGone <- bob.cmd.Wait() }()
+	select {
+	case <-bobGone:
+	case <-time.After(10 * time.Second):
+		t.Error("bob's ssh did not end with the server")
+	}
+}
