@@ -200,7 +200,7 @@ func (c Config) checkSteps() error {
 		}
 		for _, n := range names {
 			if _, ok := c.App(n); !ok {
-				return configErr(fmt.Sprintf("steps[%d]", i), "step %q: the lab has no app named %q (it has %s)", s, n, strings.Join(c.AppNames(), ", "))
+				return configErr(fmt.Sprintf("steps[%d]", i), "step %s: the lab has no app named %q (it has %s)", s, n, strings.Join(c.AppNames(), ", "))
 			}
 		}
 	}
