@@ -135,14 +135,15 @@ type Model struct {
 	confirm     confirmKind
 	showHelp    bool
 	shell       *shellPane
-	question    *lab.PromptEvent  // waiting for the person's answer
-	sendApp     string            // the app the send prompt sends to
-	filterErr   string            // what is wrong with the filter (or search) being typed
-	search      string            // what n and N find (ctrl+f)
-	alerts      map[string]string // app name → what happened to it (apps that died)
-	cmp         *compareView      // the comparison, fed by every probe event
-	stack       []overlay         // views over the packets' place; the top one has the keys
-	overW       int               // the size an overlay gets (the packets' box, inside)
+	question    *lab.PromptEvent     // waiting for the person's answer
+	sendApp     string               // the app the send prompt sends to
+	filterErr   string               // what is wrong with the filter (or search) being typed
+	search      string               // what n and N find (ctrl+f)
+	alerts      map[string]string    // app name → what happened to it (apps that died)
+	earlier     *lab.EarlierLabEvent // an earlier lab of this name is on the provider: shown until dismissed (D)
+	cmp         *compareView         // the comparison, fed by every probe event
+	stack       []overlay            // views over the packets' place; the top one has the keys
+	overW       int                  // the size an overlay gets (the packets' box, inside)
 	overH       int
 	compare     bool // the comparison is shown (in the packets' place)
 	touched     bool // a key was pressed since the explorer opened
@@ -426,6 +427,9 @@ func (m *Model) apply(e lab.Event) {
 				m.hostP.endpoints = append(m.hostP.endpoints, a.Name+" "+ep)
 			}
 		}
+	case lab.EarlierLabEvent:
+		m.earlier = &e
+		m.layout() // the warning takes lines from the body
 	case lab.LogEvent:
 		m.appsP.log(e.Source, fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
 		switch e.Source {

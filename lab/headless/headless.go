@@ -320,6 +320,8 @@ func Describe(e lab.Event) string {
 			return fmt.Sprintf("%s: FAILED: %s", head, e.Error)
 		}
 		return head + ": " + e.State
+	case lab.EarlierLabEvent:
+		return "warning   " + e.Message()
 	case lab.LogEvent:
 		return fmt.Sprintf("log       [%s] %s: %s", e.Source, e.Level, e.Message)
 	case lab.ErrorEvent:

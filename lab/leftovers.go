@@ -1,0 +1,59 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+)
+
+// EarlierLabEvent says that an earlier lab of this lab's name is still on
+// the provider — a crash left it, or another protolab runs it — so deploying
+// may run into it. Providers that keep labs outside this process (docker,
+// and the ssh and vagrant providers through it) publish it when the lab
+// comes up, before they deploy; the explorer shows it until dismissed.
+type EarlierLabEvent struct {
+	At
+	Lab      string `json:"lab"`
+	Provider string `json:"provider"`
+	// Where is what holds it ("the Docker engine at unix:///var/run/docker.sock").
+	Where      string `json:"where"`
+	Containers int    `json:"containers"`
+	Running    int    `json:"running"`
+	// Remove is the command line that removes it.
+	Remove string `json:"remove"`
+}
+
+// EventType implements Event.
+func (EarlierLabEvent) EventType() string { return "earlier_lab" }
+
+// Message says what was found and how to remove it, in one sentence.
+func (e EarlierLabEvent) Message() string {
+	return fmt.Sprintf("an earlier lab %q is still on %s (%d containers, %d running): deploying may fail on them; remove it with %s",
+		e.Lab, e.Where, e.Containers, e.Running, e.Remove)
+}
+
+// TeardownCommand is the command line that removes what a lab of c left on
+// its provider; labPath is its lab file ("" when there is none, or the
+// caller does not know it).
+func TeardownCommand(c Config, labPath string) string {
+	args := []string{"protolab-tui"}
+	if labPath != "" {
+		args = append(args, "--lab", labPath)
+	}
+	args = append(args, "--provider", c.Provider)
+	if c.Provider == "ssh" {
+		args = append(args, "--host", c.SSH.Host)
+	}
+	if c.Provider == "vagrant" {
+		args = append(args, "--vagrant-dir", c.Vagrant.Dir)
+	}
+	if def, err := DefaultStateDir(); err != nil || c.StateDir != def {
+		args = append(args, "--state-dir", c.StateDir)
+	}
+	args = append(args, "--name", c.Name, "--teardown")
+	for i, a := range args {
+		if strings.ContainsAny(a, " \t'\"$`\\*?[]#~;&|<>(){}") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(args, " ")
+}
