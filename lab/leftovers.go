@@ -27,8 +27,16 @@ func (EarlierLabEvent) EventType() string { return "earlier_lab" }
 
 // Message says what was found and how to remove it, in one sentence.
 func (e EarlierLabEvent) Message() string {
-	return fmt.Sprintf("an earlier lab %q is still on %s (%d containers, %d running): deploying may fail on them; remove it with %s",
-		e.Lab, e.Where, e.Containers, e.Running, e.Remove)
+	return fmt.Sprintf("an earlier lab %q is still on %s (%s, %d running): deploying may fail on them; remove it with %s",
+		e.Lab, e.Where, Containers(e.Containers), e.Running, e.Remove)
+}
+
+// Containers says n containers ("1 container", "4 containers").
+func Containers(n int) string {
+	if n == 1 {
+		return "1 container"
+	}
+	return fmt.Sprintf("%d containers", n)
 }
 
 // TeardownCommand is the command line that removes what a lab of c left on
