@@ -69,6 +69,14 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 	if o.TeardownTimeout == 0 {
 		o.TeardownTimeout = 30 * time.Second
 	}
+	steps, err := l.Config().ParsedSteps()
+	if err != nil {
+		return lab.Report{}, err
+	}
+	scripted := len(steps) > 0
+	if scripted && o.Pcap != "" {
+		return lab.Report{}, errors.New("--pcap: the lab file has steps: export the capture with an export step (export FILE)")
+	}
 	p := &printer{out: o.Out, json: o.JSON, start: time.Now()}
 	events, unsubscribe := l.Subscribe()
 	printed := make(chan struct{})
@@ -89,14 +97,6 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 			return fmt.Errorf("%w: %w", ErrTeardown, err)
 		}
 		return nil
-	}
-	steps, err := l.Config().ParsedSteps()
-	if err != nil {
-		return lab.Report{}, err
-	}
-	scripted := len(steps) > 0
-	if scripted && o.Pcap != "" {
-		return lab.Report{}, errors.New("--pcap: the lab file has steps: export the capture with an export step (export FILE)")
 	}
 	var exported bool
 	if scripted {
@@ -123,7 +123,7 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 	if ctx.Err() == nil {
 		p.print(lab.ReportEvent{At: lab.At{Time: time.Now()}, Report: rep})
 	}
-	if o.Keep && ctx.Err() == nil && err == nil && l.InProcess() {
+	if o.Keep && ctx.Err() == nil && err == nil && l.InProcess() && l.Snapshot().State != lab.Down {
 		// The embedded lab lives in this process: keeping it means staying.
 		if o.Notes != nil {
 			fmt.Fprintf(o.Notes, "the lab keeps running in this process (%s); press Ctrl-C to tear it down\n", endpoints(l))

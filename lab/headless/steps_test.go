@@ -310,3 +310,29 @@ func TestScriptedCompareFindsAppDown(t *testing.T) {
 		}
 	}
 }
+
+// An interrupt (the run's context ends, as on a signal) ends the step in
+// progress and skips the rest; the lab is torn down all the same.
+func TestScriptedRunInterrupted(t *testing.T) {
+	l := scriptedLab(t, "apps:\n  - name: ws\n    protocol: ws\ncapture:\n  mode: off\nsteps:\n  - up\n  - deploy\n  - wait 1m\n  - send ws \"never\"\n", local.New)
+	ctx, cancel := context.WithCancel(context.Background())
+	events, stop := l.Subscribe()
+	go func() {
+		for e := range events {
+			if s, ok := e.(lab.StepEvent); ok && s.Index == 3 && s.State == lab.StepStarted {
+				cancel()
+			}
+		}
+	}()
+	defer stop()
+	rep, err := headless.Run(ctx, l, headless.Options{Out: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("err = %v, want interrupted", err)
+	}
+	if len(rep.Steps) != 4 || rep.Steps[2].State != lab.StepFailed || rep.Steps[3].State != lab.StepSkipped {
+		t.Errorf("steps %+v: want the wait failed (interrupted) and the send skipped", rep.Steps)
+	}
+	if st := l.Snapshot().State; st != lab.Down {
+		t.Errorf("the lab is %s after the interrupt", st)
+	}
+}
