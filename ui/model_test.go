@@ -461,6 +461,12 @@ func TestEarlierLabWarning(t *testing.T) {
 		t.Errorf("the view is %d lines with the warning, want 30", h)
 	}
 	golden(t, "earlier-lab", v)
+	// At the smallest size the explorer takes, the command still shows whole.
+	small := send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24})
+	sv := small.View()
+	if h := lipgloss.Height(sv); h != 24 || !strings.Contains(strings.Join(strings.Fields(sv), " "), remove) {
+		t.Errorf("at 80×24 the view is %d lines, or the command is cut:\n%s", h, sv)
+	}
 	m = send(t, m, keys("D")...)
 	v = m.View()
 	if strings.Contains(v, "earlier lab") || strings.Contains(v, "dismiss warning") {
