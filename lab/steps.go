@@ -63,7 +63,7 @@ func (s Step) String() string {
 		}
 		return "capture off"
 	case StepExport:
-		if strings.ContainsAny(s.Path, " \t\"") || s.Path != strings.TrimSpace(s.Path) {
+		if f := strings.Fields(s.Path); len(f) != 1 || f[0] != s.Path || strings.HasPrefix(s.Path, `"`) {
 			return "export " + strconv.Quote(s.Path)
 		}
 		return "export " + s.Path

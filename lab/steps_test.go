@@ -132,7 +132,7 @@ func TestStepMistakesNameTheLine(t *testing.T) {
 // writes itself (String) as a line that reads back as the same step.
 func FuzzParseStep(f *testing.F) {
 	for _, s := range []string{"up", "deploy", `send ws "hello"`, `send ws "a\"b\n"`, "wait 2s", "capture on", "capture off",
-		"export lab.pcapng", `export "a b.pcapng"`, "compare", "compare ws wss", "down", `send ws "x`, "wait -1s", "\t"} {
+		"export lab.pcapng", `export "a b.pcapng"`, "export \"a\u00a0b\"", `export "\"q"`, `export a"b`, "compare", "compare ws wss", "down", `send ws "x`, "wait -1s", "\t"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
