@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -29,6 +30,29 @@ func (EarlierLabEvent) EventType() string { return "earlier_lab" }
 func (e EarlierLabEvent) Message() string {
 	return fmt.Sprintf("an earlier lab %q is still on %s (%s, %d running): deploying may fail on them; remove it with %s",
 		e.Lab, e.Where, Containers(e.Containers), e.Running, e.Remove)
+}
+
+// EarlierLabChecker is a provider that can look for an earlier lab of
+// its name before the lab is up (the docker provider; the ssh and vagrant
+// providers look when they come up, once they reach the host).
+type EarlierLabChecker interface {
+	// CheckEarlierLab publishes an EarlierLabEvent when it finds one.
+	CheckEarlierLab(ctx context.Context) error
+}
+
+// CheckEarlierLab looks for an earlier lab of this lab's name on the
+// provider, as Up does (the explorer asks at start when it does not bring
+// the lab up itself). It returns at once; what it finds arrives as an
+// EarlierLabEvent. A provider that cannot look before it is up does
+// nothing.
+func (l *Lab) CheckEarlierLab(ctx context.Context) *Job {
+	c, ok := l.prov.(EarlierLabChecker)
+	if !ok {
+		return failedJob(nil)
+	}
+	j := newJob()
+	go func() { j.finish(c.CheckEarlierLab(ctx)) }()
+	return j
 }
 
 // Containers says n containers ("1 container", "4 containers").

@@ -36,6 +36,7 @@ type Lab interface {
 	InProcess() bool
 	ShellActions(selected string) []lab.ShellAction
 	Probe(ctx context.Context, apps ...string) *lab.Job
+	CheckEarlierLab(ctx context.Context) *lab.Job
 }
 
 // Options describe the lab to the explorer.
@@ -193,7 +194,9 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 func (m Model) Init() tea.Cmd {
 	cmds := []tea.Cmd{waitEvents(m.events), tick(refresh)}
 	if m.opt.AutoStart {
-		cmds = append(cmds, m.provision())
+		cmds = append(cmds, m.provision()) // Up looks for an earlier lab first
+	} else {
+		cmds = append(cmds, m.checkEarlierLab())
 	}
 	return tea.Batch(cmds...)
 }

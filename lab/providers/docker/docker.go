@@ -156,7 +156,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
-	p.warnEarlierLab(ctx) // before the build, which may take a while
+	p.warnEarlierLab(ctx, cli) // before the build, which may take a while
 	info, err := cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return lab.HostInfo{}, fmt.Errorf("docker info: %w", err)

@@ -48,8 +48,8 @@ func (p *Provider) Labs(ctx context.Context) ([]string, error) {
 // this name still has containers on the engine — a crash left it, or
 // another protolab runs it — before deploying runs into them. Up calls it
 // before it builds anything, so the warning comes at once.
-func (p *Provider) warnEarlierLab(ctx context.Context) {
-	list, err := p.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
+func (p *Provider) warnEarlierLab(ctx context.Context, cli *client.Client) {
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
 	if err != nil || len(list.Items) == 0 {
 		return
 	}
@@ -60,7 +60,7 @@ func (p *Provider) warnEarlierLab(ctx context.Context) {
 		}
 	}
 	cfg := p.env.Config
-	where := "the Docker engine at " + p.engine
+	where := "the Docker engine at " + cli.DaemonHost()
 	if cfg.Provider != Name && cfg.Provider != "" {
 		where = "the Docker engine of the " + cfg.Provider + " lab host"
 		if cfg.SSH.Host != "" {
@@ -75,4 +75,16 @@ func (p *Provider) warnEarlierLab(ctx context.Context) {
 		p.env.Emit(lab.EarlierLabEvent{At: lab.At{Time: time.Now()}, Lab: p.labName(), Provider: cfg.Provider, Where: where,
 			Containers: len(list.Items), Running: running, Remove: lab.TeardownCommand(cfg, "")})
 	}
+}
+
+// CheckEarlierLab implements lab.EarlierLabChecker: it connects to the
+// engine and publishes a lab.EarlierLabEvent when an earlier lab of this
+// name has containers on it.
+func (p *Provider) CheckEarlierLab(ctx context.Context) error {
+	cli, err := p.connect(ctx)
+	if err != nil {
+		return err
+	}
+	p.warnEarlierLab(ctx, cli)
+	return nil
 }

@@ -65,6 +65,21 @@ func TestEarlierLabWarnsAtUp(t *testing.T) {
 	}
 
 	second, secondEvents := mk(name)
+	// Asked before it is up (the explorer that does not bring the lab up
+	// itself), the lab looks as Up does.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := second.CheckEarlierLab(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-secondEvents:
+		if w, ok := e.(lab.EarlierLabEvent); !ok || w.Containers != 1 {
+			t.Errorf("CheckEarlierLab published %#v, want the earlier lab's event", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("CheckEarlierLab published nothing")
+	}
 	w := earlierLab(second, secondEvents)
 	if w == nil {
 		t.Fatalf("no warning of the earlier lab %s", name)
