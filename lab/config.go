@@ -43,6 +43,10 @@ type Config struct {
 	Capture CaptureConfig `yaml:"capture,omitempty" json:"capture,omitempty"`
 	// OpTimeout bounds each lifecycle command (default 5 minutes).
 	OpTimeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Steps are a script that --headless runs instead of its own flow,
+	// one step a line (ParseStep): up, deploy, send APP "text", wait 2s,
+	// capture on|off, export FILE, compare, down.
+	Steps []string `yaml:"steps,omitempty" json:"steps,omitempty"`
 }
 
 // App is one app of the lab: a named instance of a kind (the server it runs)
@@ -320,6 +324,9 @@ func (c Config) WithDefaults() (Config, error) {
 	case "auto", "sudo", "none":
 	default:
 		return c, configErr("ssh.remote_priv", "remote_priv %q: want auto, sudo or none", c.SSH.RemotePriv)
+	}
+	if err := c.checkSteps(); err != nil {
+		return c, err
 	}
 	return c, nil
 }

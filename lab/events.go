@@ -135,6 +135,9 @@ type Report struct {
 	// lab's display order.
 	Apps  map[string]AppReport `json:"apps"`
 	Order []string             `json:"order"`
+	// Steps are how the lab file's steps went, when a script ran
+	// (RunSteps).
+	Steps []StepResult `json:"steps,omitempty"`
 }
 
 // AppReport is one app's row of the report: its kind, the probe's

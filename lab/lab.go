@@ -115,6 +115,9 @@ type Lab struct {
 
 	interactive bool
 
+	// steps are the results of the last script (RunSteps), for the report
+	steps []StepResult
+
 	// capture
 	keys *wire.KeyLog // TLS secrets of the lab's own clients
 
@@ -520,6 +523,9 @@ func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
 	return j
 }
 
+// NotMeasured is the report's error for an app no probe has measured yet.
+const NotMeasured = "not measured"
+
 // Report compares the latest measurement of each configured app; an app
 // not yet measured counts as failed. When capture ran, each app carries its
 // wire figures and the report says how it captured.
@@ -535,7 +541,7 @@ func (l *Lab) Report() Report {
 	for _, a := range l.cfg.Apps {
 		res, ok := l.results[a.Name]
 		if !ok {
-			res = probe.Result{App: a.Name, Protocol: a.Protocol, Error: "not measured"}
+			res = probe.Result{App: a.Name, Protocol: a.Protocol, Error: NotMeasured}
 		}
 		ar := AppReport{Kind: a.Kind, Result: res, Hops: Hops(l.cfg, a.Name, l.results)}
 		if captured {
@@ -545,6 +551,9 @@ func (l *Lab) Report() Report {
 		r.Order = append(r.Order, a.Name)
 		r.Apps[a.Name] = ar
 		r.OK = r.OK && res.OK
+	}
+	if len(l.steps) > 0 {
+		r.Steps = append([]StepResult(nil), l.steps...)
 	}
 	return r
 }
@@ -560,18 +569,7 @@ func (l *Lab) Send(ctx context.Context, app string, text string) *Job {
 	j := newJob()
 	go func() {
 		defer l.work.Done()
-		t, err := l.Target(app)
-		var res probe.SendResult
-		if err == nil {
-			res, err = probe.SendClient(ctx, t, text, l.cfg.Probe)
-		} else {
-			res = probe.SendResult{App: app, Protocol: cfg.Protocol, Sent: text}
-		}
-		ev := SendEvent{At: now(), SendResult: res}
-		if err != nil {
-			ev.Error = err.Error()
-		}
-		l.emit(ev)
+		_, err := l.sendOnce(ctx, app, text)
 		j.finish(err)
 	}()
 	return j

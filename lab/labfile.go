@@ -145,7 +145,17 @@ func checkKeys(name string, n ast.Node, t reflect.Type, path string) error {
 			return nil
 		}
 		for i, v := range n.Values {
-			if err := checkKeys(name, v, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			at := fmt.Sprintf("%s[%d]", path, i)
+			if t.Elem().Kind() == reflect.String {
+				if msg := checkScalar(v, t.Elem()); msg != "" {
+					if path == "steps" {
+						msg += `: write each step on one line, such as - send ws "hello"`
+					}
+					pos := v.GetToken().Position
+					return fmt.Errorf("%s:%d:%d: %s: %s", name, pos.Line, pos.Column, at, msg)
+				}
+			}
+			if err := checkKeys(name, v, t.Elem(), at); err != nil {
 				return err
 			}
 		}

@@ -47,6 +47,18 @@ func tick(every time.Duration) tea.Cmd {
 	return tea.Tick(every, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
+// checkEarlierLab asks the provider whether an earlier lab of this name is
+// still there; what it finds arrives as an event (lab.EarlierLabEvent).
+func (m Model) checkEarlierLab() tea.Cmd {
+	l := m.lab
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = l.CheckEarlierLab(ctx).Wait(ctx) // an engine that does not answer: Up says so
+		return nil
+	}
+}
+
 func (m Model) provision() tea.Cmd {
 	l, mode := m.lab, m.opt.CaptureMode
 	return func() tea.Msg {

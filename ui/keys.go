@@ -8,10 +8,13 @@ type keyMap struct {
 	SendHTTP, SendHTTPS, Compare, Follow, Conns, Fold, Legs          key.Binding
 	Filter, ShowApp, Next, Prev, Debug, Find, FindNext, FindPrev     key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
+	Dismiss                                                          key.Binding
 	// up says the lab is up (the footer then offers what works on it).
 	up bool
 	// shared: a session of serve, where q leaves the lab to the others.
 	shared bool
+	// warned says a warning is shown that D dismisses.
+	warned bool
 }
 
 func newKeyMap() keyMap {
@@ -50,6 +53,7 @@ func newKeyMap() keyMap {
 		Fold:     b([]string{"z"}, "z", "fold/unfold the setup (f)"),
 		Legs:     b([]string{"l"}, "l", "the message on each hop (legs)"),
 		Back:     b([]string{"esc"}, "esc", "close / cancel"),
+		Dismiss:  b([]string{"D"}, "D", "dismiss the warning"),
 		Help:     b([]string{"?"}, "?", "help"),
 		Quit:     b([]string{"q", "ctrl+c"}, "q/ctrl+c", "quit (asks if up)"),
 	}
@@ -68,6 +72,9 @@ func (k keyMap) ShortHelp() []key.Binding {
 		quit = "leave"
 	}
 	out := []key.Binding{short(k.Help, "help"), short(k.Quit, quit)}
+	if k.warned {
+		out = append(out, short(k.Dismiss, "dismiss warning"))
+	}
 	if !k.up {
 		return append(out, short(k.Provision, "bring the lab up"))
 	}
@@ -81,6 +88,6 @@ func (k keyMap) FullHelp() [][]key.Binding {
 		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.SendHTTP, k.SendHTTPS, k.Compare, k.Teardown, k.Capture, k.Export},
 		{k.Filter, k.Find, k.FindNext, k.ShowApp, k.Next, k.Prev, k.Debug, k.Conns},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Follow, k.Fold, k.Legs},
-		{k.Back, k.Help, k.Quit},
+		{k.Back, k.Dismiss, k.Help, k.Quit},
 	}
 }

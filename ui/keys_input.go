@@ -218,6 +218,11 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.errBox = ""
 		return m, nil
 	}
+	if m.earlier != nil && key.Matches(msg, m.keys.Dismiss) {
+		m.earlier = nil
+		m.layout() // the body takes the warning's lines back
+		return m, m.fetch()
+	}
 	if n := len(m.stack); n > 0 {
 		top, cmd := m.stack[n-1].Update(msg)
 		m.stack = slices.Clone(m.stack[:n-1]) // the stack is the model's: no sharing with older copies

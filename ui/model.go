@@ -36,6 +36,7 @@ type Lab interface {
 	InProcess() bool
 	ShellActions(selected string) []lab.ShellAction
 	Probe(ctx context.Context, apps ...string) *lab.Job
+	CheckEarlierLab(ctx context.Context) *lab.Job
 }
 
 // Options describe the lab to the explorer.
@@ -142,14 +143,15 @@ type Model struct {
 	confirm     confirmKind
 	showHelp    bool
 	shell       *shellPane
-	question    *lab.PromptEvent  // waiting for the person's answer
-	sendApp     string            // the app the send prompt sends to
-	filterErr   string            // what is wrong with the filter (or search) being typed
-	search      string            // what n and N find (ctrl+f)
-	alerts      map[string]string // app name → what happened to it (apps that died)
-	cmp         *compareView      // the comparison, fed by every probe event
-	stack       []overlay         // views over the packets' place; the top one has the keys
-	overW       int               // the size an overlay gets (the packets' box, inside)
+	question    *lab.PromptEvent     // waiting for the person's answer
+	sendApp     string               // the app the send prompt sends to
+	filterErr   string               // what is wrong with the filter (or search) being typed
+	search      string               // what n and N find (ctrl+f)
+	alerts      map[string]string    // app name → what happened to it (apps that died)
+	earlier     *lab.EarlierLabEvent // an earlier lab of this name is on the provider: shown until dismissed (D)
+	cmp         *compareView         // the comparison, fed by every probe event
+	stack       []overlay            // views over the packets' place; the top one has the keys
+	overW       int                  // the size an overlay gets (the packets' box, inside)
 	overH       int
 	compare     bool // the comparison is shown (in the packets' place)
 	touched     bool // a key was pressed since the explorer opened
@@ -203,7 +205,9 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 func (m Model) Init() tea.Cmd {
 	cmds := []tea.Cmd{waitEvents(m.events), tick(refresh)}
 	if m.opt.AutoStart {
-		cmds = append(cmds, m.provision())
+		cmds = append(cmds, m.provision()) // Up looks for an earlier lab first
+	} else {
+		cmds = append(cmds, m.checkEarlierLab())
 	}
 	return tea.Batch(cmds...)
 }
@@ -437,6 +441,9 @@ func (m *Model) apply(e lab.Event) {
 				m.hostP.endpoints = append(m.hostP.endpoints, a.Name+" "+ep)
 			}
 		}
+	case lab.EarlierLabEvent:
+		m.earlier = &e
+		m.layout() // the warning takes lines from the body
 	case lab.LogEvent:
 		m.appsP.log(e.Source, fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
 		switch e.Source {

@@ -511,3 +511,47 @@ func TestSharedExplorerLeaves(t *testing.T) {
 		t.Error("q did not leave at once (a running lab, shared)")
 	}
 }
+
+// An earlier lab of this name still on the provider (the docker provider's
+// EarlierLabEvent, published as the lab comes up) is a warning above the
+// footer that stays — later events do not overwrite it — saying what was
+// found and the command that removes it, until D dismisses it; the body
+// gives it its lines and takes them back.
+func TestEarlierLabWarning(t *testing.T) {
+	m, _ := newModel(t)
+	m.opt.Provider = "docker"
+	const remove = "protolab-tui --provider docker --name protolab --teardown"
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, eventsMsg{lab.EarlierLabEvent{At: lab.At{Time: t0}, Lab: "protolab", Provider: "docker",
+		Where: "the Docker engine at unix:///var/run/docker.sock", Containers: 4, Running: 3, Remove: remove}}, upEvents(),
+		eventsMsg{lab.LogEvent{At: lab.At{Time: t0.Add(time.Second)}, Level: "warn", Source: "docker", Message: "a later warning"}})
+	v := m.View()
+	flat := strings.Join(strings.Fields(v), " ")
+	for _, want := range []string{`[!] An earlier lab "protolab" is still on the Docker engine at unix:///var/run/docker.sock: 4 containers, 3 running.`,
+		"Remove it with: " + remove, "(D dismisses)", "» docker: a later warning", "D dismiss warning"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the view lacks %q:\n%s", want, v)
+		}
+	}
+	if h := lipgloss.Height(v); h != 30 {
+		t.Errorf("the view is %d lines with the warning, want 30", h)
+	}
+	golden(t, "earlier-lab", v)
+	// At the smallest size the explorer takes, the command still shows whole.
+	small := send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24})
+	sv := small.View()
+	if h := lipgloss.Height(sv); h != 24 || !strings.Contains(strings.Join(strings.Fields(sv), " "), remove) {
+		t.Errorf("at 80×24 the view is %d lines, or the command is cut:\n%s", h, sv)
+	}
+	m = send(t, m, keys("D")...)
+	v = m.View()
+	if strings.Contains(v, "earlier lab") || strings.Contains(v, "dismiss warning") {
+		t.Errorf("D did not dismiss the warning:\n%s", v)
+	}
+	if h := lipgloss.Height(v); h != 30 {
+		t.Errorf("the view is %d lines after the warning, want 30", h)
+	}
+	// D means nothing once the warning is gone (no key of its own).
+	if next := send(t, m, keys("D")...); next.View() != v {
+		t.Error("D without a warning changed the view")
+	}
+}

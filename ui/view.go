@@ -36,7 +36,31 @@ func appColumns(w int) []table.Column {
 }
 
 // bodyHeight is the room between header and footer.
-func (m Model) bodyHeight() int { return max(0, m.height-3) }
+func (m Model) bodyHeight() int { return max(0, m.height-3-m.warningHeight()) }
+
+// maxWarningLines bounds the earlier-lab warning's lines.
+const maxWarningLines = 4
+
+// warning is the earlier-lab warning as drawn above the footer ("" when
+// there is none, or it was dismissed): what was found and the command that
+// removes it, until D dismisses it.
+func (m Model) warning() string {
+	e := m.earlier
+	if e == nil || m.width == 0 {
+		return ""
+	}
+	text := fmt.Sprintf("[!] An earlier lab %q is still on %s: %s, %d running. Deploying may fail on them.\n    Remove it with: %s   (D dismisses)",
+		e.Lab, e.Where, lab.Containers(e.Containers), e.Running, e.Remove)
+	return m.st.errText.Width(m.width).MaxHeight(maxWarningLines).Render(text)
+}
+
+// warningHeight is the lines the warning takes.
+func (m Model) warningHeight() int {
+	if w := m.warning(); w != "" {
+		return lipgloss.Height(w)
+	}
+	return 0
+}
 
 // layout sizes the panes for the terminal.
 func (m *Model) layout() {
@@ -119,6 +143,9 @@ func (m Model) View() string {
 		body = m.st.r.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, m.st.box.Render(m.confirmText()))
 	}
 	body = m.st.plain.Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(body)
+	if w := m.warning(); w != "" {
+		return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, w, m.footer())
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, m.footer())
 }
 
@@ -178,6 +205,7 @@ func (m Model) footer() string {
 	m.help.Width = m.width
 	keys := m.keys
 	keys.up = m.state != lab.Down && m.state != lab.Failed
+	keys.warned = m.earlier != nil
 	if (m.inputKind == inputFilter || m.inputKind == inputFind) && m.filterErr != "" {
 		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("filter: "+m.filterErr, m.width)))
 	}

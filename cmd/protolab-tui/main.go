@@ -96,7 +96,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	labPath := fs.String("lab", "", "the lab file (YAML: docs/lab-file.md); flags given with it overlay it; default: the seed's four apps")
 	fs.BoolVar(&o.printLab, "print-lab", false, "print the effective lab file (the lab file and flags, defaults filled in) and exit: a start for your own")
 	fs.BoolVar(&o.compose, "print-compose", false, "print a docker-compose file that starts the lab's apps by hand (as apps/docker-compose.yaml does the seed's) and exit")
-	fs.BoolVar(&o.headless, "headless", false, "run the whole flow without a screen: up, deploy, probe, report, tear down")
+	fs.BoolVar(&o.headless, "headless", false, "run the whole flow without a screen: up, deploy, probe, report, tear down (or the lab file's steps)")
 	fs.BoolVar(&o.json, "json", false, "with --headless: print every event as one JSON object per line (NDJSON)")
 	fs.BoolVar(&o.keep, "keep", false, "with --headless: leave the lab running at the end (the embedded lab runs until Ctrl-C)")
 	var c lab.Config // what the flags say; only the flags given overlay the lab file
@@ -130,7 +130,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
 	fs.BoolVar(&c.Docker.Purge, "purge", false, "with the docker provider: also remove the lab's images at teardown (they are kept as a cache otherwise)")
 	fs.StringVar(&o.pcap, "pcap", "", "with --headless: export the capture to this pcapng file (TLS keys embedded; its folder must exist)")
-	fs.StringVar(&o.junit, "junit", "", "with --headless: write a JUnit XML report to this file (a test case per app and one for the flow; its folder must exist)")
+	fs.StringVar(&o.junit, "junit", "", "with --headless: write a JUnit XML report to this file (a test case per app, and one for the flow or one per step of the lab file; its folder must exist)")
 	fs.DurationVar(&c.OpTimeout, "timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	showVersion := fs.Bool("version", false, "print the version and the commit this binary was built from, and exit")
 	if describe != nil {
@@ -249,6 +249,9 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 			return o, fmt.Errorf("--%s %s: %s", f, fs.Lookup(f).Value, err.(*lab.ConfigError).Msg)
 		}
 		return o, o.labFile.Explain(err)
+	}
+	if o.pcap != "" && len(o.cfg.Steps) > 0 {
+		return o, fmt.Errorf("--pcap %s: the lab file %s has steps: export the capture with an export step (export FILE) instead", o.pcap, o.labPath)
 	}
 	if err := providers.Check(o.cfg); err != nil {
 		if o.labFile != nil && !set["provider"] && !set["host"] {

@@ -907,3 +907,66 @@ func TestJUnit(t *testing.T) {
 		t.Errorf("the flow's case %+v does not fail naming port %s", flow, port)
 	}
 }
+
+// TestJUnitScripted: a lab file with steps runs them headless; a step that
+// fails (a send after the lab is down) exits 1, and the JUnit file a JUnit
+// parser reads has that step's case failed with its reason, the step after
+// it skipped. --pcap with steps is a usage mistake (exit 2).
+func TestJUnitScripted(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "lab.yaml")
+	if err := os.WriteFile(file, []byte(`name: scripted-cmd
+apps:
+  - name: ws
+    protocol: ws
+    port: 0
+capture:
+  mode: on
+steps:
+  - up
+  - deploy
+  - capture on
+  - send ws "hello"
+  - export run.pcapng
+  - down
+  - send ws "too late"
+  - compare
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "junit.xml")
+	cmd := command(t, "--lab", file, "--headless", "--junit", report)
+	cmd.Dir = dir // the export step's relative path is relative to it
+	out, err := cmd.CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("exit %d, want 1 (a failed step): %s", code, out)
+	}
+	if !strings.Contains(string(out), `protolab-tui: step 7 (send ws "too late") failed: send: the lab is down, not running`) {
+		t.Errorf("the output does not name the failed step:\n%s", out)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "run.pcapng")); err != nil || st.Size() == 0 {
+		t.Errorf("the export step wrote no file in the run's folder: %v", err)
+	}
+	suites, err := junit.IngestFile(report)
+	if err != nil || len(suites) != 1 {
+		t.Fatalf("a JUnit parser reads %+v (%v)", suites, err)
+	}
+	s := suites[0]
+	if s.Totals.Tests != 9 || s.Totals.Failed != 1 || s.Totals.Skipped != 2 {
+		t.Errorf("JUnit totals %+v, want 9 cases (8 steps, 1 app), 1 failed, 2 skipped (the compare step and the app it did not measure)", s.Totals)
+	}
+	for _, c := range s.Tests {
+		if c.Name == `step 7: send ws "too late"` {
+			if c.Status != junit.StatusFailed || c.Error == nil || !strings.Contains(c.Error.Error(), "the lab is down, not running") {
+				t.Errorf("case %q: %s %v, want failed with the reason", c.Name, c.Status, c.Error)
+			}
+		} else if c.Status == junit.StatusFailed {
+			t.Errorf("case %q failed: %v", c.Name, c.Error)
+		}
+	}
+
+	out, err = command(t, "--lab", file, "--headless", "--pcap", filepath.Join(dir, "x.pcapng")).CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "has steps: export the capture with an export step") {
+		t.Errorf("--pcap with steps: exit %d: %s", code, out)
+	}
+}

@@ -131,8 +131,10 @@ func TestDownAllRemovesLeftLabs(t *testing.T) {
 	// A lab of the same name warns at start that the earlier one still runs
 	// (its deploy then fails on them, and its teardown removes them).
 	out, _ := command(t, append([]string{"--headless", "--provider", "docker", "--name", "t-left-b", "--capture", "off"}, freePorts...)...).CombinedOutput()
-	if !bytes.Contains(out, []byte(`an earlier lab "t-left-b" is still on this engine (4 containers, 4 running)`)) {
-		t.Errorf("no warning of the earlier lab:\n%s", out)
+	for _, want := range []string{`warning   an earlier lab "t-left-b" is still on the Docker engine at `, "(4 containers, 4 running)", "remove it with protolab-tui --provider docker --state-dir "} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("the warning of the earlier lab does not say %q:\n%s", want, out)
+		}
 	}
 	out, err := down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
 	if err != nil {

@@ -138,29 +138,7 @@ func leftBehind(o options) string {
 }
 
 // teardownCommand is the command line that removes what a run of o left.
-func teardownCommand(o options) string {
-	args := []string{"protolab-tui"}
-	if o.labPath != "" {
-		args = append(args, "--lab", o.labPath)
-	}
-	args = append(args, "--provider", o.cfg.Provider)
-	if o.cfg.Provider == "ssh" {
-		args = append(args, "--host", o.cfg.SSH.Host)
-	}
-	if o.cfg.Provider == "vagrant" {
-		args = append(args, "--vagrant-dir", o.cfg.Vagrant.Dir)
-	}
-	if def, err := lab.DefaultStateDir(); err != nil || o.cfg.StateDir != def {
-		args = append(args, "--state-dir", o.cfg.StateDir)
-	}
-	args = append(args, "--name", o.cfg.Name, "--teardown")
-	for i, a := range args {
-		if strings.ContainsAny(a, " \t'\"$`\\*?[]#~;&|<>(){}") {
-			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(args, " ")
-}
+func teardownCommand(o options) string { return lab.TeardownCommand(o.cfg, o.labPath) }
 
 // tearDown tears l down unless it is down already, within timeout; a
 // teardown in progress (the explorer's own) is waited for instead of started

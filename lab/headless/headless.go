@@ -1,6 +1,7 @@
 // Package headless is protolab's screenless front end: it drives a Lab
-// through up → deploy → probe → report → teardown and prints every event on
-// the way, as text lines or as NDJSON, for scripts and CI.
+// through up → deploy → probe → report → teardown (or through the lab
+// file's steps) and prints every event on the way, as text lines or as
+// NDJSON, for scripts and CI.
 package headless
 
 import (
@@ -55,13 +56,26 @@ func (e *AppError) Error() string {
 	return b.String()
 }
 
-// Run drives l through the whole flow and prints its events to o.Out. The
-// comparison report is always the last thing printed. It returns the report
-// and an error when a step or a protocol failed. When ctx is cancelled (a
+// Run drives l through the whole flow and prints its events to o.Out; when
+// the lab's configuration has steps (the lab file's script), it runs those
+// instead (lab.RunSteps), then tears the lab down unless a down step did
+// or o.Keep says not to. The comparison report (for a script, how its
+// steps went, then the figures if a compare step ran) is always the last
+// thing printed. It returns the report and an error when a step or a
+// protocol failed (for a script: a *lab.StepError, the first step that
+// failed; the apps are judged by its compare steps). When ctx is cancelled (a
 // signal), the lab is torn down before Run returns ctx's error.
 func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 	if o.TeardownTimeout == 0 {
 		o.TeardownTimeout = 30 * time.Second
+	}
+	steps, err := l.Config().ParsedSteps()
+	if err != nil {
+		return lab.Report{}, err
+	}
+	scripted := len(steps) > 0
+	if scripted && o.Pcap != "" {
+		return lab.Report{}, errors.New("--pcap: the lab file has steps: export the capture with an export step (export FILE)")
 	}
 	p := &printer{out: o.Out, json: o.JSON, start: time.Now()}
 	events, unsubscribe := l.Subscribe()
@@ -84,7 +98,12 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 		}
 		return nil
 	}
-	exported, err := flow(ctx, l, o)
+	var exported bool
+	if scripted {
+		_, err = l.RunSteps(ctx, steps)
+	} else {
+		exported, err = flow(ctx, l, o)
+	}
 	if ctx.Err() != nil && o.Pcap != "" && !exported {
 		// Interrupted: what was captured goes to the file before the
 		// teardown (which a second signal may cut short), marked as such.
@@ -92,7 +111,9 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 			fmt.Fprintln(o.Notes, note)
 		}
 	}
-	if !o.Keep || ctx.Err() != nil {
+	// A script that ended with its lab down (a down step) leaves nothing
+	// to tear down.
+	if (!o.Keep || ctx.Err() != nil) && !(scripted && l.Snapshot().State == lab.Down) {
 		err = errors.Join(err, teardown())
 	}
 	unsubscribe()
@@ -102,7 +123,7 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 	if ctx.Err() == nil {
 		p.print(lab.ReportEvent{At: lab.At{Time: time.Now()}, Report: rep})
 	}
-	if o.Keep && ctx.Err() == nil && err == nil && l.InProcess() {
+	if o.Keep && ctx.Err() == nil && err == nil && l.InProcess() && l.Snapshot().State != lab.Down {
 		// The embedded lab lives in this process: keeping it means staying.
 		if o.Notes != nil {
 			fmt.Fprintf(o.Notes, "the lab keeps running in this process (%s); press Ctrl-C to tear it down\n", endpoints(l))
@@ -120,6 +141,9 @@ func Run(ctx context.Context, l *lab.Lab, o Options) (lab.Report, error) {
 	}
 	if err != nil {
 		return rep, err
+	}
+	if scripted {
+		return rep, nil // the apps failed a compare step, or were not measured
 	}
 	if failed := rep.Failed(); len(failed) > 0 {
 		pe := &AppError{Failed: failed}
@@ -228,6 +252,13 @@ func (p *printer) print(e lab.Event) {
 	}
 	if r, ok := e.(lab.ReportEvent); ok {
 		fmt.Fprintln(p.out)
+		if len(r.Steps) > 0 {
+			WriteSteps(p.out, r.Report)
+			if !measured(r.Report) {
+				return // no compare step ran: no figures
+			}
+			fmt.Fprintln(p.out)
+		}
 		WriteTable(p.out, r.Report)
 		return
 	}
@@ -275,6 +306,22 @@ func Describe(e lab.Event) string {
 			return fmt.Sprintf("send      %s %q FAILED: %s", e.App, e.Sent, e.Error)
 		}
 		return fmt.Sprintf("send      %s %q → %q in %.2f ms", e.App, e.Sent, e.Reply, e.RTTMs)
+	case lab.StepEvent:
+		head := fmt.Sprintf("step      %d/%d %s", e.Index, e.Total, e.Step)
+		switch e.State {
+		case lab.StepStarted:
+			return head
+		case lab.StepOK:
+			if e.Detail != "" {
+				return fmt.Sprintf("%s: ok in %.0f ms (%s)", head, e.TookMs, e.Detail)
+			}
+			return fmt.Sprintf("%s: ok in %.0f ms", head, e.TookMs)
+		case lab.StepFailed:
+			return fmt.Sprintf("%s: FAILED: %s", head, e.Error)
+		}
+		return head + ": " + e.State
+	case lab.EarlierLabEvent:
+		return "warning   " + e.Message()
 	case lab.LogEvent:
 		return fmt.Sprintf("log       [%s] %s: %s", e.Source, e.Level, e.Message)
 	case lab.ErrorEvent:
@@ -361,6 +408,41 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// measured reports whether any app of r was measured (a compare step ran).
+func measured(r lab.Report) bool {
+	for _, a := range r.Rows() {
+		if a.OK || a.Error != lab.NotMeasured {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteSteps prints how a script's steps went: one line each.
+func WriteSteps(w io.Writer, r lab.Report) {
+	ok, failed, skipped := 0, 0, 0
+	for _, s := range r.Steps {
+		switch s.State {
+		case lab.StepOK:
+			ok++
+		case lab.StepFailed:
+			failed++
+		default:
+			skipped++
+		}
+	}
+	fmt.Fprintf(w, "Lab %q on provider %s: %d steps, %d ok, %d failed, %d skipped\n", r.Lab, r.Provider, len(r.Steps), ok, failed, skipped)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range r.Steps {
+		what := s.Detail
+		if s.State == lab.StepFailed {
+			what = s.Error
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", s.Index, s.Step, strings.ToUpper(s.State), what)
+	}
+	tw.Flush()
 }
 
 // WriteTable prints the comparison table: one row per app.

@@ -22,6 +22,7 @@ type (
 		Name     string      `xml:"name,attr"`
 		Tests    int         `xml:"tests,attr"`
 		Failures int         `xml:"failures,attr"`
+		Skipped  int         `xml:"skipped,attr"`
 		Time     string      `xml:"time,attr"`
 		Cases    []junitCase `xml:"testcase"`
 	}
@@ -30,7 +31,11 @@ type (
 		Name    string        `xml:"name,attr"`
 		Time    string        `xml:"time,attr"`
 		Failure *junitFailure `xml:"failure,omitempty"`
+		Skipped *junitSkipped `xml:"skipped,omitempty"`
 		Out     string        `xml:"system-out,omitempty"`
+	}
+	junitSkipped struct {
+		Message string `xml:"message,attr"`
 	}
 	junitFailure struct {
 		Message string `xml:"message,attr"`
@@ -42,21 +47,50 @@ type (
 // probe's figures as output, its error as the failure) and one for the
 // flow, failed when runErr is a failure of the flow rather than of apps
 // (the lab did not come up, an export failed…). took is the run's time.
+//
+// A script's run (rep.Steps) has a test case per step instead of the
+// flow's — a failed step is a failure with its error, the steps after it
+// are skipped — and an app no compare step measured is skipped; a failure
+// that is no step's (the teardown after the steps) is one more case.
 func WriteJUnit(w io.Writer, rep lab.Report, runErr error, took time.Duration) error {
 	class := "protolab." + rep.Lab
 	suite := junitSuite{Name: fmt.Sprintf("protolab lab %s (%s)", rep.Lab, rep.Provider), Time: secs(took)}
-	flow := junitCase{Class: class, Name: "flow: up, deploy, capture, probe, teardown", Time: secs(took)}
 	var appErr *AppError
-	if runErr != nil && !errors.As(runErr, &appErr) {
-		flow.Failure = &junitFailure{Message: runErr.Error(), Text: runErr.Error()}
+	var stepErr *lab.StepError
+	switch {
+	case len(rep.Steps) == 0:
+		flow := junitCase{Class: class, Name: "flow: up, deploy, capture, probe, teardown", Time: secs(took)}
+		if runErr != nil && !errors.As(runErr, &appErr) {
+			flow.Failure = &junitFailure{Message: runErr.Error(), Text: runErr.Error()}
+		}
+		suite.Cases = append(suite.Cases, flow)
+	default:
+		for _, st := range rep.Steps {
+			c := junitCase{Class: class + ".steps", Name: fmt.Sprintf("step %d: %s", st.Index, st.Step), Time: secs(time.Duration(st.TookMs * float64(time.Millisecond)))}
+			switch st.State {
+			case lab.StepOK:
+				c.Out = st.Detail
+			case lab.StepFailed:
+				c.Failure = &junitFailure{Message: fmt.Sprintf("step %d (%s) failed: %s", st.Index, st.Step, st.Error), Text: st.Error}
+			default:
+				c.Skipped = &junitSkipped{Message: "not run: an earlier step failed, or the run was interrupted"}
+			}
+			suite.Cases = append(suite.Cases, c)
+		}
+		if runErr != nil && !errors.As(runErr, &stepErr) {
+			suite.Cases = append(suite.Cases, junitCase{Class: class, Name: "after the steps: teardown", Time: secs(took),
+				Failure: &junitFailure{Message: runErr.Error(), Text: runErr.Error()}})
+		}
 	}
-	suite.Cases = append(suite.Cases, flow)
 	for _, a := range rep.Rows() {
 		c := junitCase{Class: class, Name: fmt.Sprintf("%s (%s)", a.App, a.Protocol), Time: secs(time.Duration(a.SetupMs * float64(time.Millisecond)))}
-		if a.OK {
+		switch {
+		case a.OK:
 			c.Out = fmt.Sprintf("setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips",
 				a.SetupMs, a.RTTP50Ms, a.RTTP99Ms, a.MsgsPerS, a.Messages)
-		} else {
+		case len(rep.Steps) > 0 && a.Error == lab.NotMeasured:
+			c.Skipped = &junitSkipped{Message: "not measured: no compare step measured it"}
+		default:
 			c.Failure = &junitFailure{Message: a.App + " failed: " + a.Error, Text: a.Error}
 		}
 		suite.Cases = append(suite.Cases, c)
@@ -65,6 +99,9 @@ func WriteJUnit(w io.Writer, rep lab.Report, runErr error, took time.Duration) e
 		suite.Tests++
 		if c.Failure != nil {
 			suite.Failures++
+		}
+		if c.Skipped != nil {
+			suite.Skipped++
 		}
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {

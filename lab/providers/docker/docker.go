@@ -156,6 +156,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
+	p.warnEarlierLab(ctx, cli) // before the build, which may take a while
 	info, err := cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return lab.HostInfo{}, fmt.Errorf("docker info: %w", err)
@@ -172,7 +173,6 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	}
 	p.env.Progress("up", "watching the engine's events", 2, 3)
 	p.watch()
-	p.warnEarlierLab(ctx)
 	host := lab.HostInfo{
 		Provider: Name, Name: in.Name, Address: p.env.Config.Bind,
 		OS: fmt.Sprintf("%s/%s (%s)", in.OSType, in.Architecture, in.OperatingSystem),

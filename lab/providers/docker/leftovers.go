@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/protolab/protolab-tui/lab"
 )
 
 // Labs lists the labs protolab left on the engine, by name: every lab with a
@@ -41,11 +44,12 @@ func (p *Provider) Labs(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// warnEarlierLab warns (a log event: the explorer's log line) when an
-// earlier lab of this name still has containers on the engine — a crash
-// left it, or another protolab runs it — before deploying runs into them.
-func (p *Provider) warnEarlierLab(ctx context.Context) {
-	list, err := p.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
+// warnEarlierLab publishes a lab.EarlierLabEvent when an earlier lab of
+// this name still has containers on the engine — a crash left it, or
+// another protolab runs it — before deploying runs into them. Up calls it
+// before it builds anything, so the warning comes at once.
+func (p *Provider) warnEarlierLab(ctx context.Context, cli *client.Client) {
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
 	if err != nil || len(list.Items) == 0 {
 		return
 	}
@@ -55,6 +59,32 @@ func (p *Provider) warnEarlierLab(ctx context.Context) {
 			running++
 		}
 	}
-	p.env.Log("warn", Name, fmt.Sprintf("an earlier lab %q is still on this engine (%d containers, %d running): deploying will fail on them; protolab-tui --provider %s --teardown --name %s removes it",
-		p.labName(), len(list.Items), running, Name, p.labName()))
+	cfg := p.env.Config
+	where := "the Docker engine at " + cli.DaemonHost()
+	if cfg.Provider != Name && cfg.Provider != "" {
+		where = "the Docker engine of the " + cfg.Provider + " lab host"
+		if cfg.SSH.Host != "" {
+			where += " " + cfg.SSH.Host
+		}
+	}
+	if cfg.Provider == "" {
+		cfg.Provider = Name
+	}
+	cfg.Name = p.labName()
+	if p.env.Emit != nil {
+		p.env.Emit(lab.EarlierLabEvent{At: lab.At{Time: time.Now()}, Lab: p.labName(), Provider: cfg.Provider, Where: where,
+			Containers: len(list.Items), Running: running, Remove: lab.TeardownCommand(cfg, "")})
+	}
+}
+
+// CheckEarlierLab implements lab.EarlierLabChecker: it connects to the
+// engine and publishes a lab.EarlierLabEvent when an earlier lab of this
+// name has containers on it.
+func (p *Provider) CheckEarlierLab(ctx context.Context) error {
+	cli, err := p.connect(ctx)
+	if err != nil {
+		return err
+	}
+	p.warnEarlierLab(ctx, cli)
+	return nil
 }
