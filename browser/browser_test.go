@@ -1,4 +1,4 @@
-package browser
+package browser_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protolab/protolab-tui/browser"
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
@@ -203,7 +204,7 @@ func TestChromiumKeysDecryptWSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkChat(t, r)
-	n, err := FeedKeys(l.Keys(), keyLog)
+	n, err := browser.FeedKeys(l.Keys(), keyLog)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/protolab/protolab-tui/browser"
 	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // StepOp is what a step of a lab file's script does.
@@ -25,10 +28,11 @@ const (
 	StepExport  StepOp = "export"
 	StepCompare StepOp = "compare"
 	StepDown    StepOp = "down"
+	StepBrowser StepOp = "browser"
 )
 
 // stepForms is how each step is written, for the errors that list them.
-const stepForms = `up, deploy, send APP "text", wait DURATION, capture on|off, export FILE, compare [APP...], down`
+const stepForms = `up, deploy, send APP "text", wait DURATION, capture on|off, export FILE, compare [APP...], browser APP, down`
 
 // MaxWait bounds a wait step.
 const MaxWait = time.Hour
@@ -69,6 +73,8 @@ func (s Step) String() string {
 		return "export " + s.Path
 	case StepCompare:
 		return strings.TrimSpace("compare " + strings.Join(s.Apps, " "))
+	case StepBrowser:
+		return "browser " + s.App
 	}
 	return string(s.Op)
 }
@@ -138,6 +144,11 @@ func ParseStep(src string) (Step, error) {
 		return Step{Op: StepExport, Path: path}, nil
 	case StepCompare:
 		return Step{Op: StepCompare, Apps: args}, nil
+	case StepBrowser:
+		if len(args) != 1 {
+			return Step{}, errors.New("step browser takes one app, whose chat page the browser opens: browser APP, such as browser wss")
+		}
+		return Step{Op: StepBrowser, App: args[0]}, nil
 	}
 	return Step{}, fmt.Errorf("unknown step %q: the steps are %s", word, stepForms)
 }
@@ -202,6 +213,9 @@ func (c Config) checkSteps() error {
 			if _, ok := c.App(n); !ok {
 				return configErr(fmt.Sprintf("steps[%d]", i), "step %s: the lab has no app named %q (it has %s)", s, n, strings.Join(c.AppNames(), ", "))
 			}
+		}
+		if s.Op == StepBrowser && !c.ChatPage(s.App) {
+			return configErr(fmt.Sprintf("steps[%d]", i), "step %s: %s serves no chat page, nor does an app behind it (a chat-ws app has one)", s, s.App)
 		}
 	}
 	return nil
@@ -373,8 +387,55 @@ func (l *Lab) runStep(ctx context.Context, s Step) (string, error) {
 			n = len(l.cfg.Apps)
 		}
 		return fmt.Sprintf("%d apps measured, all ok", n), nil
+	case StepBrowser:
+		res, err := l.BrowserChat(ctx, s.App, "")
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("two people chatted in Chromium (%s), a taken name was refused, in %s", strings.Join(res.Members, ", "), res.Took.Round(time.Millisecond)), nil
 	}
 	return "", fmt.Errorf("unknown step %q", s.Op)
+}
+
+// ChatPage says whether app serves the chat page: its kind has a chat
+// room, or an app on its way does (a front, a balancer before a chat app).
+func (c Config) ChatPage(app string) bool {
+	for _, a := range c.Chain(app) {
+		if k, ok := protocol.LookupKind(a.Kind); ok && k.Chat != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// BrowserChat runs the two-person chat in Chromium on app's page
+// (browser.Chat), trusting the lab CA as a user would and bringing the
+// browser's TLS secrets into the lab's key log as it runs, so a capture
+// shows its wss frames decrypted. screenshot, when set, keeps a PNG of
+// the page.
+func (l *Lab) BrowserChat(ctx context.Context, app, screenshot string) (browser.ChatResult, error) {
+	if !l.cfg.ChatPage(app) {
+		return browser.ChatResult{}, fmt.Errorf("browser %s: %s serves no chat page", app, app)
+	}
+	t, err := l.Target(app)
+	if err != nil {
+		return browser.ChatResult{}, fmt.Errorf("browser %s: %w", app, err)
+	}
+	_, port, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return browser.ChatResult{}, fmt.Errorf("browser %s: endpoint %q: %w", app, t.Addr, err)
+	}
+	scheme := "http"
+	if t.Protocol.Secure() {
+		scheme = "https"
+	}
+	// localhost: the name the lab's certificate is for.
+	res, err := browser.Chat(ctx, browser.ChatOptions{URL: scheme + "://localhost:" + port + "/", TrustSPKI: browser.CASPKI(l.pki.CA),
+		KeyLog: l.keys, Screenshot: screenshot})
+	if err != nil {
+		return res, fmt.Errorf("browser %s: %w", app, err)
+	}
+	return res, nil
 }
 
 // syncCapture waits (briefly) for what a running capture has still to
