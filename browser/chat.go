@@ -77,30 +77,11 @@ func Chat(ctx context.Context, o ChatOptions) (res ChatResult, err error) {
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
 	}
-	if o.Chromium == "" {
-		if o.Chromium, err = FindChromium(); err != nil {
-			return res, err
-		}
-	}
-	dir, err := os.MkdirTemp("", "protolab-chromium-")
+	actx, stop, err := Start(ctx, o)
 	if err != nil {
-		return res, fmt.Errorf("browser profile: %w", err)
+		return res, err
 	}
-	defer os.RemoveAll(dir)
-	keyFile := filepath.Join(dir, "tls.keys")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(o.Chromium), chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.WindowSize(900, 700), chromedp.Env("SSLKEYLOGFILE="+keyFile))
-	if o.TrustSPKI != "" {
-		opts = append(opts, chromedp.Flag("ignore-certificate-errors-spki-list", o.TrustSPKI))
-	}
-	actx, cancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancel()
-	if o.KeyLog != nil {
-		stop := tail(keyFile, o.KeyLog)
-		defer stop()
-	}
+	defer stop()
 	alice, cancelAlice := chromedp.NewContext(actx)
 	defer cancelAlice()
 	if err := join(alice, o, "alice", "30"); err != nil {
@@ -129,7 +110,7 @@ func Chat(ctx context.Context, o ChatOptions) (res ChatResult, err error) {
 		return res, fmt.Errorf("the room's members on alice's page: %w", err)
 	}
 	if o.Screenshot != "" {
-		png, err := chromedp.Run(alice, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(alice, chromedp.FullScreenshot(100))
 		if err == nil {
 			err = os.WriteFile(o.Screenshot, png, 0o644)
 		}
@@ -150,6 +131,40 @@ func Chat(ctx context.Context, o ChatOptions) (res ChatResult, err error) {
 	}
 	res.Took = time.Since(began)
 	return res, nil
+}
+
+// Start runs a headless Chromium as Chat does — o's Chromium, trust and key
+// log — and returns the context its tabs are made from
+// (chromedp.NewContext) and the function that ends it all.
+func Start(ctx context.Context, o ChatOptions) (context.Context, func(), error) {
+	if o.Chromium == "" {
+		var err error
+		if o.Chromium, err = FindChromium(); err != nil {
+			return nil, nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "protolab-chromium-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("browser profile: %w", err)
+	}
+	keyFile := filepath.Join(dir, "tls.keys")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(o.Chromium), chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.WindowSize(900, 700), chromedp.Env("SSLKEYLOGFILE="+keyFile))
+	if o.TrustSPKI != "" {
+		opts = append(opts, chromedp.Flag("ignore-certificate-errors-spki-list", o.TrustSPKI))
+	}
+	actx, cancel := chromedp.NewExecAllocator(ctx, opts...)
+	stopTail := func() {}
+	if o.KeyLog != nil {
+		stopTail = tail(keyFile, o.KeyLog)
+	}
+	return actx, func() {
+		stopTail()
+		cancel()
+		os.RemoveAll(dir)
+	}, nil
 }
 
 // join opens the page in c and joins the room as name.

@@ -204,6 +204,9 @@ const (
 	// KindWSProxy relays WebSocket connections to /<token>/<target>/… when
 	// the token (signed with the lab's secret) allows the target.
 	KindWSProxy = "ws-proxy"
+	// KindTerm is a web terminal: a page with a terminal (xterm.js) whose
+	// WebSocket carries a shell's pty.
+	KindTerm = "term"
 )
 
 // ReplicaHeader is the response header an intermediary that picks among
@@ -282,6 +285,10 @@ type Kind struct {
 	// HandshakeTimeout says the kind ends connections whose TLS handshake
 	// does not complete in time (lab file: handshake_timeout).
 	HandshakeTimeout bool
+	// Shell says the kind runs a shell for each client (a web terminal):
+	// it needs one where it runs, which the lab's FROM scratch images
+	// have not.
+	Shell bool
 }
 
 var kinds = []Kind{
@@ -293,6 +300,8 @@ var kinds = []Kind{
 		Upstreams: UpstreamSame, MinUpstreams: 1, Affinity: true, HealthChecks: true},
 	{Name: KindWSProxy, Protocols: []Protocol{WS, WSS}, About: "relays WebSocket /<token>/<target>/<path> to the target app when the signed token allows it (401/403/502 before the upgrade otherwise); GET /health",
 		Upstreams: UpstreamWebSocket, MinUpstreams: 1, Token: true},
+	{Name: KindTerm, Protocols: []Protocol{WS, WSS}, About: "a web terminal: a page with xterm.js at /, WebSocket /term carrying a shell's pty (binary stdin/stdout, a JSON text message to resize), WebSocket /echo, GET /health",
+		Echo: "/echo", Shell: true},
 }
 
 // Intermediary reports whether the kind forwards to upstream apps.

@@ -75,6 +75,12 @@ if command -v npm >/dev/null; then
     say "npm ci (browser/)"
     (cd browser && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  # The web terminal's xterm.js, embedded by the build (the term app's test
+  # and its browser test need it).
+  if [ ! -f apps/webapp/term/xterm.js ] || [ browser/package-lock.json -nt apps/webapp/term/xterm.js ]; then
+    say "web terminal assets (scripts/term-assets.sh)"
+    scripts/term-assets.sh
+  fi
 else
   say "npm is missing: install Node 20 or newer with npm for the browser test"
 fi

@@ -30,6 +30,9 @@ type Config struct {
 	Protocol protocol.Protocol
 	// Kind is the server to run (default: the protocol's default kind).
 	Kind string
+	// Shell is what a web terminal (kind term) runs for each session
+	// (default DefaultShell).
+	Shell []string
 	// Name is the application name reported by GET / (default
 	// "protolab-<protocol>").
 	Name string

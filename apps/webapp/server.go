@@ -105,6 +105,7 @@ var kindRoutes = map[string]func(s *Server, mux *http.ServeMux){
 	protocol.KindTLSFront: func(*Server, *http.ServeMux) {}, // not HTTP: see kindServe
 	protocol.KindBalancer: routeBalancer,
 	protocol.KindWSProxy:  routeWSProxy,
+	protocol.KindTerm:     routeTerm,
 }
 
 // Config returns the effective configuration (defaults applied).

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"maps"
 	"os"
@@ -263,5 +264,16 @@ func TestInnerPorts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTermKindRefused: a web terminal needs a shell where it runs; the
+// provider says so before it starts anything (no engine needed: the check
+// comes first).
+func TestTermKindRefused(t *testing.T) {
+	p := &Provider{}
+	_, err := p.Deploy(context.Background(), []lab.App{{Name: "shell", Kind: protocol.KindTerm, Protocol: protocol.WS}})
+	if err == nil || !strings.Contains(err.Error(), "FROM scratch") || !strings.Contains(err.Error(), "--provider local") {
+		t.Errorf("a term app on docker: %v", err)
 	}
 }

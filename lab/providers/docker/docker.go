@@ -347,6 +347,11 @@ func (p *Provider) ShellActions(selected string, apps []lab.AppStatus) []lab.She
 
 // Deploy implements lab.Provider.
 func (p *Provider) Deploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
+	for _, s := range specs {
+		if k, _ := protocol.LookupKind(s.Kind); k.Shell {
+			return nil, fmt.Errorf("app %s: a %s app runs a shell for each client, and the lab's images are FROM scratch (no shell in them): run it on the embedded provider (--provider local)", s.Name, s.Kind)
+		}
+	}
 	for i, s := range specs {
 		p.env.Progress("deploy", "starting container "+p.containerName(s.Name), i, len(specs))
 		if err := p.start(ctx, s, s.Port); err != nil {

@@ -1,0 +1,94 @@
+package browser_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+
+	"github.com/protolab/protolab-tui/browser"
+	"github.com/protolab/protolab-tui/internal/testenv"
+	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/providers/local"
+	"github.com/protolab/protolab-tui/protocol"
+)
+
+// TestWebTerminalInChromium: the term app's page in a real Chromium, over
+// wss (the lab CA trusted by its key): xterm.js draws the shell, `echo hi`
+// typed into it shows hi on a line of its own, and a screenshot is kept.
+// Closing the page ends the shell (the server side is TestWebTerminal's).
+func TestWebTerminalInChromium(t *testing.T) {
+	needChromium(t)
+	if _, err := os.Stat("../apps/webapp/term/xterm.js"); err != nil {
+		testenv.Missing(t, "the web terminal's assets are not built: scripts/term-assets.sh (scripts/test.sh runs it)")
+	}
+	cfg := lab.Config{Name: "t13-term", StateDir: t.TempDir(),
+		Apps: lab.OnFreePorts([]lab.App{{Name: "term", Kind: protocol.KindTerm, Protocol: protocol.WSS}}), Capture: lab.CaptureConfig{Mode: "off"}}
+	l, err := lab.New(cfg, local.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { _ = l.Teardown(context.Background()).Wait(context.Background()); _ = l.Close() })
+	for _, step := range []func(context.Context) *lab.Job{l.Up, l.Deploy} {
+		if err := step(ctx).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tg, err := l.Target("term")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(tg.Addr)
+	bctx, stop, err := browser.Start(ctx, browser.ChatOptions{TrustSPKI: browser.CASPKI(l.PKI().CA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	page, closePage := chromedp.NewContext(bctx)
+	defer closePage()
+	if err := chromedp.Do(page, chromedp.Navigate("https://localhost:"+port+"/")); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(page, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			shown, _ := chromedp.Run(page, chromedp.Evaluate[string](`document.body.innerText`))
+			t.Fatalf("%s: %v; the page shows %q", what, err, shown)
+		}
+	}
+	wait("connected", `document.getElementById('status').textContent.startsWith('connected')`)
+	wait("a prompt", `document.querySelector('.xterm-rows') && document.querySelector('.xterm-rows').textContent.trim().length > 0`)
+	// As a person types: text inserted in the focused terminal (key events
+	// with text would reach xterm.js twice, as keydown and as input), then
+	// Enter.
+	typeText := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: "echo hi"})
+		return chromedp.Void{}, err
+	}
+	if err := chromedp.Do(page, chromedp.Focus(".xterm-helper-textarea"), typeText, chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	wait("hi on a line of its own", `[...document.querySelectorAll('.xterm-rows > div')].some(d => d.textContent.trim() === 'hi')`)
+	png, err := chromedp.Run(page, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(artefacts(t), "term-wss.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shot)
+	rows, _ := chromedp.Run(page, chromedp.Evaluate[string](`document.querySelector('.xterm-rows').innerText`))
+	if !strings.Contains(rows, "echo hi") {
+		t.Errorf("the terminal does not show the typed command: %q", rows)
+	}
+}
