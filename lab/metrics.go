@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sys/unix"
 
 	"github.com/protolab/protolab-tui/protocol"
 )
@@ -85,6 +89,7 @@ func (l *Lab) Metrics(ctx context.Context, app string) (AppMetrics, error) {
 func (l *Lab) scraper() *http.Client {
 	l.scrapeOnce.Do(func() {
 		l.scrapeClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DialContext: l.scrapeDial,
 			TLSClientConfig: &tls.Config{RootCAs: l.pki.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS12,
 				NextProtos: []string{"http/1.1"}, KeyLogWriter: l.keys},
 			MaxIdleConnsPerHost: 1,
@@ -92,6 +97,50 @@ func (l *Lab) scraper() *http.Client {
 		}}
 	})
 	return l.scrapeClient
+}
+
+// scrapeDial connects a scrape, first telling the wire store to set its
+// connection aside (wire.Store.SetAside), so that the explorer's scrapes
+// show in a capture but do not count in the app's wire figures (the
+// comparison's bytes per message). The store classes a flow at its first
+// packet, so the port is bound here, before the SYN, and registered then.
+// Where the capture sees another client port (a lab host's own tcpdump
+// behind an SSH tunnel), the scrapes count as any client's would.
+func (l *Lab) scrapeDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if server, err := netip.ParseAddrPort(addr); err == nil {
+		d.Control = func(network, _ string, rc syscall.RawConn) error {
+			var port int
+			var berr error
+			err := rc.Control(func(fd uintptr) {
+				var sa unix.Sockaddr = &unix.SockaddrInet4{}
+				if network == "tcp6" {
+					sa = &unix.SockaddrInet6{}
+				}
+				if berr = unix.Bind(int(fd), sa); berr != nil {
+					return
+				}
+				got, err := unix.Getsockname(int(fd))
+				switch a := got.(type) {
+				case *unix.SockaddrInet4:
+					port = a.Port
+				case *unix.SockaddrInet6:
+					port = a.Port
+				default:
+					berr = fmt.Errorf("the socket's own address: %v", err)
+				}
+			})
+			if err == nil {
+				err = berr
+			}
+			if err != nil {
+				return fmt.Errorf("binding the scrape's port: %w", err)
+			}
+			l.store.SetAside(server, uint16(port))
+			return nil
+		}
+	}
+	return d.DialContext(ctx, network, addr)
 }
 
 // ParseMetrics reads a scrape in the Prometheus text format and sums the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/protocol"
 )
@@ -130,4 +131,56 @@ func FuzzParseMetrics(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		_, _ = lab.ParseMetrics(strings.NewReader(string(in)))
 	})
+}
+
+// TestScrapesDoNotSkewTheWire: with live capture on, the lab's scrapes of
+// every app's /metrics are on the wire (in each app's list) but not in its
+// figures: the report after a probe counts exactly the probe's messages,
+// as with no scrape at all.
+func TestScrapesDoNotSkewTheWire(t *testing.T) {
+	testenv.NeedRoot(t)
+	l := newLab(t, lab.Config{Capture: lab.CaptureConfig{Mode: "on"}})
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, j := range []func(context.Context) *lab.Job{l.Up, l.Deploy, l.StartCapture} {
+		if err := wait(t, j(ctx)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := l.Config().AppNames()
+	scrapeAll := func() {
+		t.Helper()
+		for _, app := range names {
+			if _, err := l.Metrics(ctx, app); err != nil {
+				t.Fatalf("metrics of %s: %v", app, err)
+			}
+		}
+	}
+	scrapeAll()
+	if err := wait(t, l.Probe(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	scrapeAll()
+	if err := l.SyncCapture(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scrapeAll()
+	// The last scrapes' records arrive a moment after their answers.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, app := range names {
+		for l.Wire().Counters(app).Aside < 3*2 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	rep := l.Report()
+	for _, app := range names {
+		w := rep.Apps[app].Wire
+		if w == nil || w.Messages != 2*20+2 || w.Flows != 1 {
+			t.Errorf("%s: the wire figures count more than the probe's one connection and 42 messages: %+v", app, w)
+		}
+		if c := l.Wire().Counters(app); c.Aside < 3*2 {
+			t.Errorf("%s: %d records set aside, want the three scrapes' (a request and an answer each, at least)", app, c.Aside)
+		}
+	}
 }
