@@ -543,6 +543,7 @@ func (l *Lab) Close() error {
 	_ = s.stop(l) // its event says how it went
 	s.work.Wait()
 	s.release()
+	l.scraper().CloseIdleConnections() // the explorer's kept-alive scrapes
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.keyFile != nil {

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -130,6 +131,10 @@ type Lab struct {
 	cs       captureSession
 	// spoolSwept: stale named spools are removed once per lab
 	spoolSwept sync.Once
+
+	// the client Metrics scrapes with (lazily made)
+	scrapeOnce   sync.Once
+	scrapeClient *http.Client
 }
 
 // New creates a Lab in state down. newProvider builds the provider from the
@@ -419,26 +424,9 @@ func (l *Lab) Teardown(ctx context.Context) *Job {
 // Target returns how to reach the named app from this machine, with the lab
 // CA for verification and the lab's key log for decryption.
 func (l *Lab) Target(app string) (probe.Target, error) {
-	cfg, known := l.cfg.App(app)
-	l.mu.Lock()
-	a, ok := l.apps[app]
-	st := l.state
-	l.mu.Unlock()
-	if !known {
-		return probe.Target{}, fmt.Errorf("no app named %q in this lab (it has %s)", app, strings.Join(l.cfg.AppNames(), ", "))
-	}
-	if st != Running {
-		return probe.Target{}, fmt.Errorf("%s: the lab is %s, not running: bring it up and deploy first", app, st)
-	}
-	if !ok {
-		return probe.Target{}, fmt.Errorf("%s: the app is not deployed: redeploy the lab", app)
-	}
-	if a.Endpoint == "" || a.State != AppRunning {
-		why := a.State
-		if a.Detail != "" {
-			why += " (" + a.Detail + ")"
-		}
-		return probe.Target{}, fmt.Errorf("%s: the app is %s, not running: redeploy to start it again", app, why)
+	cfg, a, err := l.reachable(app)
+	if err != nil {
+		return probe.Target{}, err
 	}
 	t := probe.Target{App: app, Protocol: cfg.Protocol, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
 		Roots: []*x509.Certificate{l.pki.CA}, KeyLog: l.keys, Dial: l.tapDial(cfg)}
@@ -452,6 +440,33 @@ func (l *Lab) Target(app string) (probe.Target, error) {
 		t.Path = "/" + tok + "/" + cfg.Upstream[0] + "/echo"
 	}
 	return t, nil
+}
+
+// reachable is the named app's configuration and status when it is
+// running, so a client can reach it at its endpoint; else why not.
+func (l *Lab) reachable(app string) (App, AppStatus, error) {
+	cfg, known := l.cfg.App(app)
+	l.mu.Lock()
+	a, ok := l.apps[app]
+	st := l.state
+	l.mu.Unlock()
+	if !known {
+		return cfg, a, fmt.Errorf("no app named %q in this lab (it has %s)", app, strings.Join(l.cfg.AppNames(), ", "))
+	}
+	if st != Running {
+		return cfg, a, fmt.Errorf("%s: the lab is %s, not running: bring it up and deploy first", app, st)
+	}
+	if !ok {
+		return cfg, a, fmt.Errorf("%s: the app is not deployed: redeploy the lab", app)
+	}
+	if a.Endpoint == "" || a.State != AppRunning {
+		why := a.State
+		if a.Detail != "" {
+			why += " (" + a.Detail + ")"
+		}
+		return cfg, a, fmt.Errorf("%s: the app is %s, not running: redeploy to start it again", app, why)
+	}
+	return cfg, a, nil
 }
 
 // MintToken makes a token (protocol/labtoken) with the lab's secret that lets

@@ -289,19 +289,23 @@ type Kind struct {
 	// it needs one where it runs, which the lab's FROM scratch images
 	// have not.
 	Shell bool
+	// Metrics says the kind serves GET MetricsPath (Prometheus text
+	// format). A TLS front does not: it speaks no HTTP of its own, and what
+	// it carries is counted by its upstream.
+	Metrics bool
 }
 
 var kinds = []Kind{
-	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health", Echo: "/echo"},
-	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health", Echo: "/echo", Chat: "/chat/"},
+	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health, GET /metrics", Echo: "/echo", Metrics: true},
+	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health, GET /metrics", Echo: "/echo", Chat: "/chat/", Metrics: true},
 	{Name: KindTLSFront, Protocols: []Protocol{HTTPS, WSS}, About: "terminates TLS with the lab's certificate and passes the plain bytes to its upstream (like stunnel)",
 		Upstreams: UpstreamPlain, MinUpstreams: 1, MaxUpstreams: 1, HandshakeTimeout: true},
-	{Name: KindBalancer, Protocols: []Protocol{HTTP, WS}, About: "forwards requests and WebSocket upgrades to its replicas (round robin, or affinity: cookie), names the replica in " + ReplicaHeader + ", health-checks them; GET /health is its own",
-		Upstreams: UpstreamSame, MinUpstreams: 1, Affinity: true, HealthChecks: true},
-	{Name: KindWSProxy, Protocols: []Protocol{WS, WSS}, About: "relays WebSocket /<token>/<target>/<path> to the target app when the signed token allows it (401/403/502 before the upgrade otherwise); GET /health",
-		Upstreams: UpstreamWebSocket, MinUpstreams: 1, Token: true},
-	{Name: KindTerm, Protocols: []Protocol{WS, WSS}, About: "a web terminal: a page with xterm.js at /, WebSocket /term carrying a shell's pty (binary stdin/stdout, a JSON text message to resize), WebSocket /echo, GET /health",
-		Echo: "/echo", Shell: true},
+	{Name: KindBalancer, Protocols: []Protocol{HTTP, WS}, About: "forwards requests and WebSocket upgrades to its replicas (round robin, or affinity: cookie), names the replica in " + ReplicaHeader + ", health-checks them; GET /health and GET /metrics are its own",
+		Upstreams: UpstreamSame, MinUpstreams: 1, Affinity: true, HealthChecks: true, Metrics: true},
+	{Name: KindWSProxy, Protocols: []Protocol{WS, WSS}, About: "relays WebSocket /<token>/<target>/<path> to the target app when the signed token allows it (401/403/502 before the upgrade otherwise); GET /health, GET /metrics",
+		Upstreams: UpstreamWebSocket, MinUpstreams: 1, Token: true, Metrics: true},
+	{Name: KindTerm, Protocols: []Protocol{WS, WSS}, About: "a web terminal: a page with xterm.js at /, WebSocket /term carrying a shell's pty (binary stdin/stdout, a JSON text message to resize), WebSocket /echo, GET /health, GET /metrics",
+		Echo: "/echo", Shell: true, Metrics: true},
 }
 
 // Intermediary reports whether the kind forwards to upstream apps.

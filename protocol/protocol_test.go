@@ -63,7 +63,7 @@ func TestCheckApp(t *testing.T) {
 		want string
 	}{
 		{"echo-http", WS, "kind echo-http does not speak ws (it speaks http, https)"},
-		{"teapot", HTTP, `unknown kind "teapot": want one of balancer, chat-ws, echo-http, tls-front, ws-proxy`},
+		{"teapot", HTTP, `unknown kind "teapot": want one of balancer, chat-ws, echo-http, term, tls-front, ws-proxy`},
 		{"", "gopher", `unknown protocol "gopher"`},
 	} {
 		if _, err := CheckApp(tc.kind, tc.p); err == nil || !strings.Contains(err.Error(), tc.want) {

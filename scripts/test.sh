@@ -23,8 +23,9 @@ say() { printf '==> %s\n' "$*"; }
 # Vagrantfile and runs the vagrant provider's end-to-end test on its docker
 # provider), debootstrap (builds that test's box once; kept as a cache) and
 # chromium (browser/ drives it through playwright-core against the chat page;
-# Node 20+ with npm is expected on the machine).
-apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap chromium)
+# Node 20+ with npm is expected on the machine) and prometheus (its promtool
+# checks a scrape of the apps' /metrics).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap chromium prometheus)
 
 install_missing() {
   local missing=()

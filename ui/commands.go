@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -110,5 +111,48 @@ func copyOSC52(out io.Writer, text string) tea.Cmd {
 		}
 		_, _ = io.WriteString(out, seq)
 		return nil
+	}
+}
+
+// metricsEvery is how often the explorer scrapes the apps' /metrics while
+// the lab runs: each scrape is a request on the wire, so not often.
+const metricsEvery = 5 * time.Second
+
+// metricsTick asks for the next round of scrapes.
+type metricsTick time.Time
+
+func tickMetrics() tea.Cmd {
+	return tea.Tick(metricsEvery, func(t time.Time) tea.Msg { return metricsTick(t) })
+}
+
+// metricsMsg is one round of scrapes, by app name.
+type metricsMsg map[string]scrapeResult
+
+type scrapeResult struct {
+	m   lab.AppMetrics
+	err error
+}
+
+// scrapeMetrics scrapes every app's /metrics through the lab, all at once,
+// each bounded by a timeout.
+func scrapeMetrics(l Lab, apps []lab.App) tea.Cmd {
+	return func() tea.Msg {
+		out := make(metricsMsg, len(apps))
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, a := range apps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				m, err := l.Metrics(ctx, a.Name)
+				mu.Lock()
+				out[a.Name] = scrapeResult{m: m, err: err}
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return out
 	}
 }

@@ -37,6 +37,7 @@ type Lab interface {
 	ShellActions(selected string) []lab.ShellAction
 	Probe(ctx context.Context, apps ...string) *lab.Job
 	CheckEarlierLab(ctx context.Context) *lab.Job
+	Metrics(ctx context.Context, app string) (lab.AppMetrics, error)
 }
 
 // Options describe the lab to the explorer.
@@ -160,6 +161,7 @@ type Model struct {
 	detailMoved bool // n/p in the detail: show the selected record once fetched
 	busy        int  // commands in flight
 	fetching    bool
+	scraping    bool   // a round of /metrics scrapes is in flight
 	shown       uint64 // the store version the packet lists show
 	shownReqs   string // and the windows they asked for
 }
@@ -203,7 +205,7 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 
 // Init implements tea.Model.
 func (m Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{waitEvents(m.events), tick(refresh)}
+	cmds := []tea.Cmd{waitEvents(m.events), tick(refresh), tickMetrics()}
 	if m.opt.AutoStart {
 		cmds = append(cmds, m.provision()) // Up looks for an earlier lab first
 	} else {
@@ -281,9 +283,15 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case eventsMsg:
-		known := len(m.appsP.apps)
+		known, was := len(m.appsP.apps), m.state
 		for _, e := range msg {
 			m.apply(e)
+		}
+		wait := waitEvents(m.events)
+		if was != lab.Running && m.state == lab.Running && !m.scraping {
+			// The first numbers as soon as the apps run, not a tick later.
+			m.scraping = true
+			wait = tea.Batch(wait, scrapeMetrics(m.lab, m.opt.Apps))
 		}
 		if len(m.appsP.apps) != known {
 			m.layout() // the apps pane's rows (and the room left for logs) changed
@@ -296,9 +304,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			if q.Secret {
 				nm.input.EchoMode = textinput.EchoPassword
 			}
-			return nm, tea.Batch(waitEvents(m.events), focus)
+			return nm, tea.Batch(wait, focus)
 		}
-		return m, waitEvents(m.events)
+		return m, wait
 	case eventsEnded:
 		return m, nil
 	case tickMsg:
@@ -332,6 +340,21 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case refetch:
 		return m, m.fetch()
+	case metricsTick:
+		// The apps' /metrics, while the lab runs: a scrape at a time, and
+		// whatever fails shows quietly in the apps pane.
+		cmds := []tea.Cmd{tickMetrics()}
+		if m.state == lab.Running && !m.scraping {
+			m.scraping = true
+			cmds = append(cmds, scrapeMetrics(m.lab, m.opt.Apps))
+		}
+		return m, tea.Batch(cmds...)
+	case metricsMsg:
+		m.scraping = false
+		if m.state == lab.Running && m.appsP.setLive(msg) {
+			m.layout() // the table makes room for the numbers
+		}
+		return m, nil
 	case statsMsg:
 		m.capture = capture.Stats(msg)
 		return m, nil
@@ -407,6 +430,9 @@ func (m *Model) apply(e lab.Event) {
 		}
 		m.state = e.To
 		m.hostP.set(e.To, e.Reason)
+		if e.To != lab.Running && m.appsP.clearLive() {
+			m.layout() // the numbers of a lab that is not running go
+		}
 		m.logLine = fmt.Sprintf("lab %s → %s", e.From, e.To)
 		if e.Reason != "" {
 			m.logLine += ": " + e.Reason

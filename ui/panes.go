@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // pane is the component every pane of the explorer is: it takes its size,
@@ -118,6 +120,18 @@ type appsPane struct {
 	logs     map[string][]string
 	order    map[string]int   // the lab's apps in the configuration's order
 	tints    []lipgloss.Style // the rows' colours, by state (k9s's habit)
+	names    []string         // the rows' apps, in the table's order
+	// live are the numbers of each app's last scrape of /metrics; empty
+	// until the first one, and again once the lab is not running.
+	live map[string]liveNumbers
+}
+
+// liveNumbers are what the pane shows of one app's /metrics.
+type liveNumbers struct {
+	m     lab.AppMetrics
+	got   bool // m is from a scrape that answered (now or before)
+	stale bool // the last scrape did not answer: m is older
+	none  bool // the app's kind serves no /metrics
 }
 
 func newAppsPane(st styles, keys keyMap, local bool, now func() time.Time, apps []lab.App) *appsPane {
@@ -137,8 +151,99 @@ func (p *appsPane) SetSize(w, h int) {
 	p.tbl.SetColumns(appColumns(w))
 	p.tbl.SetWidth(w)
 	logLines := min(5, max(0, h-len(p.apps)-4))
-	p.tbl.SetHeight(max(3, h-logLines-1))
+	th := max(3, h-logLines-1)
+	if len(p.live) > 0 {
+		// The rows and no more (title and rule take two lines): the live
+		// numbers go under them.
+		th = max(3, min(th, len(p.apps)+2))
+	}
+	p.tbl.SetHeight(th)
 	p.refresh()
+}
+
+// setLive takes a round of scrapes; it reports whether the pane's layout
+// changes (the first numbers make room for themselves).
+func (p *appsPane) setLive(res metricsMsg) bool {
+	first := len(p.live) == 0
+	if p.live == nil {
+		p.live = map[string]liveNumbers{}
+	}
+	for name, r := range res {
+		n := p.live[name]
+		switch {
+		case errors.Is(r.err, lab.ErrNoMetrics):
+			n = liveNumbers{none: true}
+		case r.err != nil:
+			n.stale, n.none = true, false
+		default:
+			n = liveNumbers{m: r.m, got: true}
+		}
+		p.live[name] = n
+	}
+	return first && len(p.live) > 0
+}
+
+// clearLive forgets the numbers (the lab is not running); it reports
+// whether there were any.
+func (p *appsPane) clearLive() bool {
+	had := len(p.live) > 0
+	p.live = nil
+	return had
+}
+
+// liveLines are the live numbers, one line per app in the table's order.
+func (p *appsPane) liveLines(room int) []string {
+	if len(p.live) == 0 || room < 2 {
+		return nil
+	}
+	w := 0
+	for _, n := range p.names {
+		w = max(w, len(n))
+	}
+	lines := []string{p.st.dim.Render("live (" + protocol.MetricsPath + ", every " + metricsEvery.String() + ")")}
+	for _, name := range p.names {
+		if len(lines) >= room {
+			break
+		}
+		n, ok := p.live[name]
+		if !ok {
+			continue
+		}
+		a := p.apps[name]
+		head := fmt.Sprintf("%-*s ", w, name)
+		var line string
+		switch {
+		case n.none:
+			line = head + p.st.dim.Render("no "+protocol.MetricsPath+" ("+a.Kind+")")
+		case !n.got:
+			line = head + p.st.dim.Render("no answer")
+		default:
+			m := n.m
+			line = head + fmt.Sprintf("%s req", count(m.Requests))
+			if a.Protocol.WebSocket() {
+				line += fmt.Sprintf(" · %s open · %s in %s out · close %s/%s", count(m.WSOpen), count(m.MessagesIn), count(m.MessagesOut),
+					count(m.ClosesSent), count(m.ClosesReceived))
+			}
+			if n.stale {
+				line += p.st.dim.Render(" (stale)")
+			}
+		}
+		lines = append(lines, truncate(line, p.width))
+	}
+	return lines
+}
+
+// count writes a counter's value short: 999, 1.2k, 3.4M.
+func count(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func (p *appsPane) setFocus(on bool) {
@@ -203,6 +308,7 @@ func (p *appsPane) refresh() {
 	})
 	rows := make([]table.Row, 0, len(names))
 	p.tints = p.tints[:0]
+	p.names = names
 	for _, n := range names {
 		a := p.apps[n]
 		p.tints = append(p.tints, p.stateStyle(a))
@@ -258,9 +364,11 @@ func (p *appsPane) View(focused bool) string {
 	// The cursor's row keeps the selection's style (the apps table shows
 	// its cursor focused or not).
 	parts := []string{title, tint(p.tbl.View(), p.tbl.Height(), p.tints, p.tbl.Cursor())}
+	live := p.liveLines(p.height - p.tbl.Height() - 1)
+	parts = append(parts, live...)
 	if name := p.selected(); name != "" && focused {
 		logs := p.logs[name]
-		n := max(0, p.height-p.tbl.Height()-3)
+		n := max(0, p.height-p.tbl.Height()-len(live)-3)
 		if len(logs) > n {
 			logs = logs[len(logs)-n:]
 		}

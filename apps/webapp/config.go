@@ -3,7 +3,8 @@
 // kind's protocols (http, https, ws, wss). It stands alone — it imports
 // nothing of the lab or the UI, only the protocol table — so the same code
 // runs in a container (apps/ main package, built FROM scratch) and
-// in-process for the embedded lab.
+// in-process for the embedded lab. Every kind with protocol.Kind.Metrics
+// serves its own Prometheus metrics at GET /metrics (metrics.go).
 package webapp
 
 import (

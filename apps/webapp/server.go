@@ -31,6 +31,8 @@ type Server struct {
 	log  *slog.Logger
 	srv  *http.Server
 	room *room
+	// metrics are the app's own (GET /metrics), in a registry of its own.
+	metrics *metrics
 
 	mu       sync.Mutex
 	conns    liveSet[*wsConn, chan struct{}] // live WebSocket peers → closed when their handler ends
@@ -60,12 +62,16 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		log:      log.With("app", cfg.Name),
 		room:     newRoom(),
 		shutdown: make(chan struct{}),
+		metrics:  newMetrics(cfg),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.health)
+	if k, _ := protocol.LookupKind(cfg.Kind); k.Metrics {
+		mux.Handle("GET "+protocol.MetricsPath, s.metrics.handler(s))
+	}
 	kindRoutes[cfg.Kind](s, mux)
 	s.srv = &http.Server{
-		Handler:           mux,
+		Handler:           s.metrics.instrument(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),

@@ -122,7 +122,9 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, err
 		return nil, fmt.Errorf("answering the WebSocket handshake: %w", err)
 	}
 	_ = nc.SetWriteDeadline(time.Time{})
-	return newWSConn(nc, brw.Reader, s.cfg.ReadLimit), nil
+	c := newWSConn(nc, brw.Reader, s.cfg.ReadLimit)
+	c.m = s.metrics
+	return c, nil
 }
 
 // upgrade runs the WebSocket handshake and prepares the connection:

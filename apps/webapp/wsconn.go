@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/protolab/protolab-tui/protocol"
 	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
@@ -71,6 +72,8 @@ type wsConn struct {
 	// onPong is called for each Pong (the keep-alive extends the read
 	// deadline); set it before reading starts.
 	onPong func()
+	// m counts messages and Close frames (nil: counts nothing).
+	m *metrics
 
 	// wmu is a one-slot semaphore rather than a mutex so that a writer
 	// stuck behind a peer that does not read (a write blocked until its
@@ -145,6 +148,7 @@ func (c *wsConn) ReadMessage() (op byte, msg []byte, err error) {
 			if op == rfc6455.OpText && !text.Complete() {
 				return 0, nil, c.fail(rfc6455.CloseInvalidPayload, "text message ends inside a UTF-8 sequence", 0)
 			}
+			c.m.messageIn()
 			return op, msg, nil
 		}
 	}
@@ -203,6 +207,7 @@ func (c *wsConn) readHeader() (frameHeader, error) {
 	}
 	if h.op == rfc6455.OpClose {
 		// The peer is closing (badly): no answer to wait for.
+		c.m.closeInvalid()
 		return h, c.refuseClose(rfc6455.CloseProtocolError, why)
 	}
 	return h, c.fail(rfc6455.CloseProtocolError, why, h.length)
@@ -228,6 +233,7 @@ func (c *wsConn) control(h frameHeader) error {
 		return nil
 	}
 	// Close (§5.5.1, §7.4).
+	c.m.closeFrame(protocol.MetricReceived, p)
 	code, reason := rfc6455.CloseNoStatus, ""
 	switch {
 	case len(p) == 1:
@@ -324,7 +330,11 @@ func closePayload(code uint16, reason string) []byte {
 
 // WriteMessage sends one unfragmented data message.
 func (c *wsConn) WriteMessage(op byte, data []byte, deadline time.Time) error {
-	return c.writeFrame(op, data, deadline)
+	err := c.writeFrame(op, data, deadline)
+	if err == nil {
+		c.m.messageOut()
+	}
+	return err
 }
 
 // Ping sends a ping.
@@ -369,7 +379,11 @@ func (c *wsConn) writeClose(payload []byte, deadline time.Time) error {
 		return errCloseSent
 	}
 	c.closeSent = true
-	return c.writeLocked(rfc6455.OpClose, payload, deadline)
+	err := c.writeLocked(rfc6455.OpClose, payload, deadline)
+	if err == nil {
+		c.m.closeFrame(protocol.MetricSent, payload)
+	}
+	return err
 }
 
 func (c *wsConn) writeFrame(op byte, data []byte, deadline time.Time) error {

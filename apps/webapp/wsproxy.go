@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/protolab/protolab-tui/protocol"
 	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
@@ -110,14 +111,21 @@ func (p *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 	outer.SetReadLimit(p.s.cfg.ReadLimit)
 	inner.SetReadLimit(p.s.cfg.ReadLimit)
 	if !p.track(outer) {
-		outer.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "proxy shutting down"), time.Now().Add(time.Second))
+		p.closeClient(outer, websocket.CloseGoingAway, "proxy shutting down")
 		outer.Close()
 		inner.Close()
 		return
 	}
 	defer p.untrack(outer)
 	p.s.log.Debug("relaying", "target", target, "client", r.RemoteAddr, "path", path)
-	relay(outer, inner)
+	relay(outer, inner, p.s.metrics)
+}
+
+// closeClient sends a client a Close frame, counted as sent when it went.
+func (p *wsProxy) closeClient(c *websocket.Conn, code int, reason string) {
+	if c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second)) == nil {
+		p.s.metrics.closeCode(protocol.MetricSent, code)
+	}
 }
 
 func (p *wsProxy) names() string {
@@ -135,14 +143,16 @@ func (p *wsProxy) untrack(c *websocket.Conn) { p.relays.remove(c) }
 // stop sends every client close 1001 (the relay then ends both sides).
 func (p *wsProxy) stop(context.Context) {
 	p.relays.shutDown(func(c *websocket.Conn, _ struct{}) {
-		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "proxy shutting down"), time.Now().Add(time.Second))
+		p.closeClient(c, websocket.CloseGoingAway, "proxy shutting down")
 		_ = c.Close()
 	})
 }
 
-// relay copies messages and control frames between a and b until either
-// side closes; a close frame is passed on with its code and reason.
-func relay(a, b *websocket.Conn) {
+// relay copies messages and control frames between a (the client's side)
+// and b (the target's) until either side closes; a close frame is passed on
+// with its code and reason. m counts the client side's messages and Close
+// frames.
+func relay(a, b *websocket.Conn, m *metrics) {
 	var wa, wb sync.Mutex // gorilla allows one writer at a time
 	forwardControl := func(to *websocket.Conn, mu *sync.Mutex, typ int) func(string) error {
 		return func(data string) error {
@@ -159,6 +169,15 @@ func relay(a, b *websocket.Conn) {
 	a.SetPongHandler(forwardControl(b, &wb, websocket.PongMessage))
 	b.SetPingHandler(forwardControl(a, &wa, websocket.PingMessage))
 	b.SetPongHandler(forwardControl(a, &wa, websocket.PongMessage))
+	// The client's Close is answered as gorilla's own handler does (the
+	// code, no reason), and both frames are counted.
+	a.SetCloseHandler(func(code int, _ string) error {
+		m.closeCode(protocol.MetricReceived, code)
+		if a.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second)) == nil {
+			m.closeCode(protocol.MetricSent, code)
+		}
+		return nil
+	})
 	done := make(chan struct{}, 2)
 	copyOne := func(dst, src *websocket.Conn, mu *sync.Mutex) {
 		defer func() { done <- struct{}{} }()
@@ -171,16 +190,23 @@ func relay(a, b *websocket.Conn) {
 					code, text = ce.Code, ce.Text
 				}
 				mu.Lock()
+				var werr error = errors.New("no close to pass on")
 				if code == websocket.CloseNoStatusReceived {
-					_ = dst.WriteControl(websocket.CloseMessage, []byte{}, time.Now().Add(time.Second))
+					werr = dst.WriteControl(websocket.CloseMessage, []byte{}, time.Now().Add(time.Second))
 				} else if code != websocket.CloseAbnormalClosure {
-					_ = dst.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+					werr = dst.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 				}
 				mu.Unlock()
+				if dst == a && werr == nil {
+					m.closeCode(protocol.MetricSent, code)
+				}
 				// Give the other side a moment to answer the close, then
 				// end both.
 				time.AfterFunc(time.Second, func() { dst.Close(); src.Close() })
 				return
+			}
+			if src == a {
+				m.messageIn()
 			}
 			mu.Lock()
 			err = dst.WriteMessage(typ, msg)
@@ -188,6 +214,9 @@ func relay(a, b *websocket.Conn) {
 			if err != nil {
 				src.Close()
 				return
+			}
+			if dst == a {
+				m.messageOut()
 			}
 		}
 	}

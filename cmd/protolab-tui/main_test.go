@@ -562,6 +562,10 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 			x.waitFor("the lab to be up", "· running ·", "healthy", "? help")
 			// The first start measures every app and shows the comparison.
 			x.waitFor("the first comparison", "Comparison", "probe wss ok")
+			if size[0] >= 120 { // at 80×24 the apps pane has room for its rows only
+				// The apps pane's live numbers, from each app's /metrics.
+				x.waitFor("the live numbers", "live (/metrics, every 5s)", " req · ", " open · ")
+			}
 			x.run("send-keys", "-t", x.session, "s")
 			x.waitFor("the ws prompt", "send over ws:")
 			x.run("send-keys", "-t", x.session, "-l", "hello from tmux")

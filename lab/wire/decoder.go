@@ -190,7 +190,7 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo) error {
 	if tcp.ACK {
 		ack = rel(tcp.Ack, f.half[1-dir].isn)
 	}
-	rec, c := d.store.slot(app)
+	rec, c := d.store.slot(app, f.aside)
 	rec.Time, rec.Flow, rec.Dir, rec.Kind, rec.Layer = t, f.flow, dir, KindPacket, "tcp"
 	rec.Len, rec.Payload = length, len(payload)
 	rec.TCP = TCPInfo{Seq: rel(tcp.Seq, h.isnFor(tcp.Seq)), Ack: ack, Flags: flags, Window: window, Retrans: retrans}
@@ -247,7 +247,7 @@ func (d *Decoder) Stream(flow Flow, app AppRef, dir Dir, data []byte, t time.Tim
 	key := flowKey{flow.Client, flow.Server}
 	f := d.flow(key, d.store.Add(app))
 	f.packets++
-	r, c := d.store.slot(f.app)
+	r, c := d.store.slot(f.app, f.aside)
 	r.Time, r.Flow, r.Dir, r.Kind, r.Layer = t, f.flow, dir, KindPacket, "socket"
 	r.Len, r.Payload = len(data), len(data)
 	r.Data = append(r.Data[:0], data[:min(len(data), PreviewBytes)]...)
@@ -331,7 +331,9 @@ func (d *Decoder) flow(key flowKey, app int) *flowState {
 	for class := range countedAs[desc.Message] {
 		f.counts[class] = true
 	}
-	d.store.apps[app].counters.Flows++
+	if f.aside = d.store.asideLocked(key.client, key.server); !f.aside {
+		d.store.apps[app].counters.Flows++
+	}
 	d.store.mu.Unlock()
 	f.conv = newConv(f, d.keys, false)
 	f.conv.want = desc
@@ -425,13 +427,14 @@ type flowState struct {
 	packets   int
 	setupDone bool
 	tally     *connTally
+	aside     bool // the lab's own (Store.SetAside): recorded, not counted
 }
 
 // message implements sink.
 func (f *flowState) message(dir Dir, t time.Time, decrypted bool, class msgClass, fill func(*Record)) {
 	counted := f.counts[class]
 	app := counted && class != classWSControl // an application message: setup ends before it
-	r, c := f.d.store.slot(f.app)
+	r, c := f.d.store.slot(f.app, f.aside)
 	r.Time, r.Flow, r.Dir, r.Kind, r.Decrypted = t, f.flow, dir, KindMessage, decrypted
 	fill(r) // r.Data, when set, is the message's own preview: no copy needed
 	if len(r.Data) > PreviewBytes {
@@ -477,7 +480,7 @@ var countedAs = map[protocol.Unit]map[msgClass]bool{
 
 // failure implements sink: an error record, and the counters say so.
 func (f *flowState) failure(dir Dir, t time.Time, err error) {
-	r, c := f.d.store.slot(f.app)
+	r, c := f.d.store.slot(f.app, f.aside)
 	r.Time, r.Flow, r.Dir, r.Kind, r.Layer = t, f.flow, dir, KindError, "decode"
 	r.Err = err.Error()
 	r.Summary = "decode error: " + err.Error()
@@ -535,7 +538,7 @@ func (f *flowState) checkEnd(dir Dir, t time.Time) {
 // saying how many and what decoding did about it; a note with lost == 0
 // (resumed after a search) is a record but not another gap.
 func (f *flowState) gap(dir Dir, t time.Time, lost int, what string) {
-	r, c := f.d.store.slot(f.app)
+	r, c := f.d.store.slot(f.app, f.aside)
 	r.Time, r.Flow, r.Dir, r.Kind, r.Layer = t, f.flow, dir, KindError, "gap"
 	switch {
 	case lost > 0:

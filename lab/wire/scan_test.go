@@ -13,7 +13,7 @@ import (
 func TestScanAndPick(t *testing.T) {
 	s := NewStore(4, AppRef{Name: "ws", Protocol: protocol.WS})
 	for i := range 10 { // Seqs 0–9; the ring keeps 6–9
-		r, _ := s.slot(0)
+		r, _ := s.slot(0, false)
 		r.Len = i
 		s.mu.Unlock()
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -37,6 +38,10 @@ type Counters struct {
 	SetupPackets uint64 `json:"-"`
 	SetupFlows   uint64 `json:"-"`
 	Evicted      uint64 `json:"evicted"` // records pushed out of the ring
+	// Aside counts the records of connections set aside (Store.SetAside:
+	// the lab's own scrapes of the apps' /metrics): they are in the ring,
+	// but in none of the counters above, so they do not skew the figures.
+	Aside uint64 `json:"aside"`
 }
 
 // Summary is an app's wire figures as the report shows them.
@@ -102,6 +107,7 @@ type appData struct {
 	ref      AppRef
 	ring     ring
 	counters Counters
+	aside    Counters // what set-aside connections would have counted (dropped)
 }
 
 // Store keeps each app's newest records and its counters, found by the app's
@@ -114,6 +120,39 @@ type Store struct {
 	index   map[string]int
 	nextID  uint64
 	version uint64
+	// aside are the connections whose records are kept but not counted,
+	// by server address and client port (see SetAside).
+	aside map[asideKey]bool
+}
+
+type asideKey struct {
+	server netip.AddrPort
+	port   uint16
+}
+
+// maxAside bounds the connections set aside (the lab keeps one alive per
+// app; more are a leak, and the oldest are forgotten).
+const maxAside = 1024
+
+// SetAside says the connection from client port port to server (as the
+// capture sees the server) is the lab's own bookkeeping — a scrape of an
+// app's /metrics — and must not count in the app's figures: its records
+// still go to the ring (it is on the wire), but its packets, bytes and
+// messages count only in Counters.Aside. Call it before the connection's
+// first packet (the lab binds its port, then calls this, then connects):
+// a flow is classed when it starts.
+func (s *Store) SetAside(server netip.AddrPort, port uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aside == nil || len(s.aside) >= maxAside {
+		s.aside = map[asideKey]bool{}
+	}
+	s.aside[asideKey{netip.AddrPortFrom(server.Addr().Unmap(), server.Port()), port}] = true
+}
+
+// asideLocked reports whether a flow from client to server is set aside.
+func (s *Store) asideLocked(client, server netip.AddrPort) bool {
+	return s.aside[asideKey{netip.AddrPortFrom(server.Addr().Unmap(), server.Port()), client.Port()}]
 }
 
 // NewStore keeps size records per app (DefaultRingSize when size ≤ 0) for
@@ -165,14 +204,20 @@ func (s *Store) byName(name string) *appData {
 }
 
 // slot locks the store and returns the next record of app i (cleared, its
-// preview buffer kept for reuse, its App and Protocol set) and i's counters;
+// preview buffer kept for reuse, its App and Protocol set) and i's counters
+// (for a flow set aside, a scratch set that nothing reads);
 // the caller fills both and unlocks s.mu. One lock per packet, no closure.
-func (s *Store) slot(i int) (*Record, *Counters) {
+func (s *Store) slot(i int, aside bool) (*Record, *Counters) {
 	s.mu.Lock()
 	a := s.apps[i]
 	r, evicted := a.ring.slot()
 	if evicted {
 		a.counters.Evicted++
+	}
+	counters := &a.counters
+	if aside {
+		a.counters.Aside++
+		counters = &a.aside
 	}
 	// A packet record's preview buffer belongs to the ring and is reused; a
 	// message's belongs to the message (its lazy text may still read it).
@@ -185,7 +230,7 @@ func (s *Store) slot(i int) (*Record, *Counters) {
 	s.nextID++
 	r.ID = s.nextID
 	s.version++
-	return r, &a.counters
+	return r, counters
 }
 
 // count updates app i's counters under the store's lock.

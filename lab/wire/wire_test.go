@@ -470,7 +470,7 @@ func TestReassemblyOutOfOrderAndRetransmits(t *testing.T) {
 func TestRingKeepsNewestAndCounts(t *testing.T) {
 	s := NewStore(3, AppRef{Name: "ws", Protocol: protocol.WS})
 	for i := range 5 {
-		r, _ := s.slot(0)
+		r, _ := s.slot(0, false)
 		r.Payload = i
 		s.mu.Unlock()
 	}
@@ -546,5 +546,47 @@ func TestContentConfirmsTheProtocol(t *testing.T) {
 	ok.send(ClientToServer, []byte("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))
 	if n := ok.s.Counters("http").Errors; n != 0 {
 		t.Errorf("plain HTTP to an http app flagged %d errors", n)
+	}
+}
+
+// TestSetAsideKeepsButDoesNotCount: a connection set aside (the lab's own
+// scrape of /metrics) is in the ring but not in the app's figures; the
+// same exchange on another client port counts in full.
+func TestSetAsideKeepsButDoesNotCount(t *testing.T) {
+	s := NewStore(1000)
+	d, err := NewDecoder(layers.LinkTypeEthernet, SeedPorts(map[uint16]protocol.Protocol{3002: protocol.WS}), nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetAside(netip.MustParseAddrPort("127.0.0.1:3002"), 40001)
+	req := []byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+	res := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	exchange := func(port uint16) {
+		t.Helper()
+		for _, p := range [][]byte{
+			segment(t, port, 3002, 100, 0, true, false, nil),
+			segment(t, 3002, port, 900, 101, true, false, nil),
+			segment(t, port, 3002, 101, 901, false, false, req),
+			segment(t, 3002, port, 901, 101+uint32(len(req)), false, false, res),
+		} {
+			if err := d.Packet(p, gopacket.CaptureInfo{Timestamp: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	exchange(40001)
+	app := string(protocol.WS)
+	aside := s.Counters(app)
+	if aside.Packets != 0 || aside.Bytes != 0 || aside.Messages != 0 || aside.HTTPReqs != 0 || aside.Flows != 0 {
+		t.Errorf("a connection set aside counted: %+v", aside)
+	}
+	held := s.All(app)
+	if len(held) == 0 || aside.Aside != uint64(len(held)) {
+		t.Errorf("the ring holds %d records of the scrape, Aside says %d", len(held), aside.Aside)
+	}
+	exchange(40002)
+	c := s.Counters(app)
+	if c.Packets != 4 || c.HTTPReqs != 1 || c.HTTPResps != 1 || c.Flows != 1 || c.Aside != aside.Aside {
+		t.Errorf("the same exchange from another port: %+v", c)
 	}
 }

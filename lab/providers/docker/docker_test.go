@@ -92,6 +92,21 @@ func TestDockerLabLifecycle(t *testing.T) {
 	if rep := l.Report(); !rep.OK || rep.Provider != "docker" {
 		t.Fatalf("report %+v", rep)
 	}
+	// Each container serves its /metrics at its published port (https and
+	// wss with the lab's certificate), and the probe's traffic is in it.
+	for _, a := range anyPorts {
+		m, err := l.Metrics(ctx, a.Name)
+		if err != nil {
+			t.Fatalf("metrics of %s: %v", a.Name, err)
+		}
+		got := m.Requests
+		if a.Protocol.WebSocket() {
+			got = m.MessagesIn
+		}
+		if got < 10 {
+			t.Errorf("%s: after a probe of 10 round trips its /metrics says %+v", a.Name, m)
+		}
+	}
 
 	// Kill the ws container from outside: the lab hears of it within 2 s.
 	var wsID string
