@@ -662,3 +662,20 @@ func TestTypedWordsThatNameKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestNoScrapesWithoutRoom: at 80×24 the apps pane has no room for the
+// live numbers, so the explorer does not scrape /metrics (each scrape is
+// an HTTP exchange in every app's packet list); with room it does.
+func TestNoScrapesWithoutRoom(t *testing.T) {
+	for _, tc := range []struct {
+		w, h   int
+		scrape bool
+	}{{80, 24, false}, {120, 40, true}, {200, 50, true}} {
+		m, _ := newModel(t)
+		m = send(t, m, tea.WindowSizeMsg{Width: tc.w, Height: tc.h}, upEvents())
+		next, _ := m.Update(metricsTick(time.Now()))
+		if got := next.(Model).scraping; got != tc.scrape {
+			t.Errorf("%d×%d: scraping %v, want %v", tc.w, tc.h, got, tc.scrape)
+		}
+	}
+}

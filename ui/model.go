@@ -288,7 +288,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.apply(e)
 		}
 		wait := waitEvents(m.events)
-		if was != lab.Running && m.state == lab.Running && !m.scraping {
+		if was != lab.Running && m.state == lab.Running && !m.scraping && m.appsP.hasRoomForLive() {
 			// The first numbers as soon as the apps run, not a tick later.
 			m.scraping = true
 			wait = tea.Batch(wait, scrapeMetrics(m.lab, m.opt.Apps))
@@ -344,7 +344,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// The apps' /metrics, while the lab runs: a scrape at a time, and
 		// whatever fails shows quietly in the apps pane.
 		cmds := []tea.Cmd{tickMetrics()}
-		if m.state == lab.Running && !m.scraping {
+		if m.state == lab.Running && !m.scraping && m.appsP.hasRoomForLive() {
 			m.scraping = true
 			cmds = append(cmds, scrapeMetrics(m.lab, m.opt.Apps))
 		}

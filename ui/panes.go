@@ -161,6 +161,11 @@ func (p *appsPane) SetSize(w, h int) {
 	p.refresh()
 }
 
+// hasRoomForLive says whether the pane can show live numbers under its
+// table (two lines at least). Where it cannot (80×24), the explorer does
+// not scrape: each scrape is an HTTP exchange in every app's packet list.
+func (p *appsPane) hasRoomForLive() bool { return p.height-(len(p.apps)+2)-1 >= 2 }
+
 // setLive takes a round of scrapes; it reports whether the pane's layout
 // changes (the first numbers make room for themselves).
 func (p *appsPane) setLive(res metricsMsg) bool {
