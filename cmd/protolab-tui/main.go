@@ -144,7 +144,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 		return o, nil
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (flags or a subcommand: app, completion, down --all, version; see -h)", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %q (flags or a subcommand: app, completion, down --all, serve, token, version (first on the line); see -h)", fs.Arg(0))
 	}
 	if (o.keep || o.pcap != "" || o.junit != "") && !o.headless || o.json && !o.headless && o.read == "" {
 		return o, errors.New("--json, --keep, --pcap and --junit go with --headless")

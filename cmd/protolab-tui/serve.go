@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,7 +33,19 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage
 	}
+	for _, a := range rest {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fmt.Fprintln(stderr, "Usage: protolab-tui serve [serve flags] [lab flags]: the lab's explorer over SSH (ssh -p 2222 lab@host)")
+			for _, f := range serveFlags {
+				fmt.Fprintf(stderr, "  --%s\n    \t%s (default %q)\n", f.name, f.usage, f.def)
+			}
+			fmt.Fprintln(stderr, "and every flag of the lab:")
+		}
+	}
 	o, err := parseFlags(rest, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage

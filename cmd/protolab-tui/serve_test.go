@@ -209,3 +209,35 @@ func TestServeOverSSH(t *testing.T) {
 		t.Error("bob's ssh did not end with the server")
 	}
 }
+
+// TestServeBadInput: no authorized keys, a file that is no key list, a
+// listen address in use: each a usage error naming what and why, before
+// any lab comes up.
+func TestServeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sshdtest.Keygen(t, filepath.Join(dir, "k"))
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--authorized-keys FILE is needed"},
+		{[]string{"--authorized-keys", bad}, "bad:1: not a public key"},
+		{[]string{"--authorized-keys", filepath.Join(dir, "none")}, "no such file"},
+		{[]string{"--authorized-keys", filepath.Join(dir, "k.pub"), "--listen", busy.Addr().String()}, "listening on " + busy.Addr().String()},
+		{[]string{"--listen"}, "flag needs an argument: -listen"},
+	} {
+		out, err := exec.Command(binary, append([]string{"serve", "--state-dir", filepath.Join(dir, "state")}, tc.args...)...).CombinedOutput()
+		if exitCode(err) != exitUsage || !strings.Contains(string(out), tc.want) {
+			t.Errorf("serve %v: exit %d, %s; want exit %d and %q", tc.args, exitCode(err), out, exitUsage, tc.want)
+		}
+	}
+}

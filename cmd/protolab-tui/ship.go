@@ -17,7 +17,7 @@ import (
 	"github.com/protolab/protolab-tui/lab/providers"
 )
 
-// subcommand runs the subcommands (app, version, completion, down, token); handled is
+// subcommand runs the subcommands (app, version, completion, down, serve, token); handled is
 // false when args name none, and the flags are the lab's.
 func subcommand(args []string, stdout, stderr io.Writer) (code int, handled bool) {
 	if len(args) == 0 {
@@ -95,7 +95,7 @@ type completionFlag struct {
 	values      []string // the value is one of these
 }
 
-var subcommands = []string{"app", "completion", "down", "token", "version"}
+var subcommands = []string{"app", "completion", "down", "serve", "token", "version"}
 
 // fileFlags take a path.
 var fileFlags = map[string]bool{"lab": true, "pcap": true, "read": true, "identity": true, "state-dir": true, "vagrant-dir": true, "junit": true}
