@@ -50,14 +50,11 @@ func TestWebTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := readUntil(t, c, "hi-42")
-	if !strings.Contains(out, "pid=") || !strings.Contains(out[strings.LastIndex(out, "pid="):], "\n") {
+	pidLine := regexp.MustCompile(`pid=(\d+)\r?\n`)
+	for !pidLine.MatchString(out) { // the output may come in more than one message
 		out += readUntil(t, c, "\n")
 	}
-	m := regexp.MustCompile(`pid=(\d+)`).FindAllStringSubmatch(out, -1)
-	if len(m) == 0 {
-		t.Fatalf("no pid in %q", out)
-	}
-	pid, err := strconv.Atoi(m[len(m)-1][1])
+	pid, err := strconv.Atoi(pidLine.FindStringSubmatch(out)[1])
 	if err != nil {
 		t.Fatalf("the shell's pid in %q: %v", out, err)
 	}
