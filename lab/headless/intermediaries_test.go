@@ -171,23 +171,7 @@ func TestOrchestratorPath(t *testing.T) {
 	}
 	cfg := lf.Config
 	cfg.StateDir, cfg.Apps, cfg.Capture.Mode = t.TempDir(), lab.OnFreePorts(cfg.Apps), "off"
-	l, err := lab.New(cfg, local.New)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	t.Cleanup(func() { _ = l.Teardown(ctx).Wait(ctx) })
-	for _, step := range []func(context.Context) *lab.Job{l.Up, l.Deploy} {
-		if err := step(ctx).Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var gw string
-	for _, a := range l.Snapshot().Apps {
-		if a.Name == "gateway" {
-			gw = a.Endpoint
-		}
-	}
+	l, gw := upOrchestrator(t, context.Background(), cfg, local.New)
 	good, err := l.MintToken([]string{"ws"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -235,24 +219,9 @@ func TestProxiedWSSLegIsDecrypted(t *testing.T) {
 			}
 			cfg := lf.Config
 			cfg.Name, cfg.Provider, cfg.StateDir, cfg.Apps, cfg.Capture.Mode = "t-proxied", tc.provider, t.TempDir(), lab.OnFreePorts(cfg.Apps), "on"
-			l, err := lab.New(cfg, tc.newProv)
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			t.Cleanup(func() { _ = l.Teardown(context.Background()).Wait(context.Background()) })
-			for _, step := range []func(context.Context) *lab.Job{l.Up, l.Deploy, l.StartCapture} {
-				if err := step(ctx).Wait(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var gw string
-			for _, a := range l.Snapshot().Apps {
-				if a.Name == "gateway" {
-					gw = a.Endpoint
-				}
-			}
+			l, gw := upOrchestrator(t, ctx, cfg, tc.newProv)
 			token, err := l.MintToken([]string{"wss"}, time.Minute)
 			if err != nil {
 				t.Fatal(err)
@@ -293,6 +262,34 @@ func TestProxiedWSSLegIsDecrypted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// upOrchestrator brings the orchestrator lab up (and its capture, when
+// on), torn down at the test's end, and returns it with the gateway's
+// endpoint.
+func upOrchestrator(t *testing.T, ctx context.Context, cfg lab.Config, newProv func(lab.Env) (lab.Provider, error)) (*lab.Lab, string) {
+	t.Helper()
+	l, err := lab.New(cfg, newProv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Teardown(context.Background()).Wait(context.Background()) })
+	steps := []func(context.Context) *lab.Job{l.Up, l.Deploy}
+	if cfg.Capture.Mode != "off" {
+		steps = append(steps, l.StartCapture)
+	}
+	for _, step := range steps {
+		if err := step(ctx).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range l.Snapshot().Apps {
+		if a.Name == "gateway" {
+			return l, a.Endpoint
+		}
+	}
+	t.Fatal("the lab has no gateway")
+	return nil, ""
 }
 
 // needEngine skips (or fails, under the test command) without a Docker
