@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -530,7 +531,13 @@ func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
 		rep := l.Report()
 		l.emit(ReportEvent{At: now(), Report: rep})
 		var err error
-		if failed := rep.Failed(); len(failed) > 0 {
+		var failed []string // of the apps probed now: the others are not this job's
+		for _, name := range rep.Failed() {
+			if slices.Contains(apps, name) {
+				failed = append(failed, name)
+			}
+		}
+		if len(failed) > 0 {
 			err = fmt.Errorf("probe failed for %s", strings.Join(failed, ", "))
 		}
 		j.finish(err)

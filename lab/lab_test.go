@@ -509,3 +509,22 @@ func TestPruneOldKeepsTheNewest(t *testing.T) {
 		t.Errorf("left %v, want the two newest key logs and the other file", names)
 	}
 }
+
+// TestProbeOfSomeApps: probing some apps fails only for those: the others,
+// not measured yet, are not this probe's failure (they stay "not measured"
+// in the report).
+func TestProbeOfSomeApps(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	for _, step := range []func(context.Context) *lab.Job{l.Up, l.Deploy} {
+		if err := wait(t, step(context.Background())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wait(t, l.Probe(context.Background(), "ws")); err != nil {
+		t.Errorf("probing ws alone: %v", err)
+	}
+	rep := l.Report()
+	if !rep.Apps["ws"].OK || rep.Apps["http"].OK || !strings.Contains(rep.Apps["http"].Error, "not measured") {
+		t.Errorf("report after probing ws: ws %+v, http %+v", rep.Apps["ws"].Result, rep.Apps["http"].Result)
+	}
+}

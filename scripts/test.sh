@@ -24,8 +24,9 @@ say() { printf '==> %s\n' "$*"; }
 # provider), debootstrap (builds that test's box once; kept as a cache) and
 # chromium (browser/ drives it through playwright-core against the chat page;
 # Node 20+ with npm is expected on the machine) and prometheus (its promtool
-# checks a scrape of the apps' /metrics).
-apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap chromium prometheus)
+# checks a scrape of the apps' /metrics), busybox-static (the shell a web
+# terminal's container image carries).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap chromium prometheus busybox-static)
 
 install_missing() {
   local missing=()

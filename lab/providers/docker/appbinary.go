@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/protolab/protolab-tui/apps/appmain" // links the apps into every binary with this provider
 )
@@ -111,3 +112,53 @@ USER 65534:65534
 EXPOSE 3000 3001 3002 3003
 ENTRYPOINT ["/protolab-app"]
 `
+
+// shellDockerfile is the app image with a shell: a web terminal (kind
+// term) runs /bin/sh on a pty of its own, in its own container. The app
+// needs no access to the engine (a mounted engine socket would be root on
+// the host); the shell is the container's, with what busybox has.
+const shellDockerfile = `FROM scratch
+COPY protolab-app /protolab-app
+COPY busybox /bin/sh
+USER 65534:65534
+EXPOSE 3000 3001 3002 3003
+ENTRYPOINT ["/protolab-app"]
+`
+
+// shellBinary is the shell a web terminal's image carries: a static busybox
+// of this machine's for the engine's architecture.
+func shellBinary(arch string) ([]byte, string, error) {
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[arch]
+	var why []string
+	for _, path := range []string{"/bin/busybox", "/usr/bin/busybox"} {
+		f, err := elf.Open(path)
+		if err != nil {
+			continue
+		}
+		static := true
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				static = false
+			}
+		}
+		machine := f.Machine
+		f.Close()
+		switch {
+		case !static:
+			why = append(why, path+" is not static")
+		case machine != want:
+			why = append(why, fmt.Sprintf("%s is for %s, the engine runs %s", path, machine, arch))
+		default:
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, "", fmt.Errorf("the shell for the web terminal's image: %w", err)
+			}
+			return b, path, nil
+		}
+	}
+	msg := "a term app runs a shell in its container, and the lab's images are FROM scratch: install a static busybox for linux/" + arch + " on this machine (Debian: apt-get install busybox-static), or run the term app on the embedded provider"
+	if len(why) > 0 {
+		msg += " (" + strings.Join(why, "; ") + ")"
+	}
+	return nil, "", errors.New(msg)
+}

@@ -2,12 +2,12 @@ package docker
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -267,13 +267,21 @@ func TestInnerPorts(t *testing.T) {
 	}
 }
 
-// TestTermKindRefused: a web terminal needs a shell where it runs; the
-// provider says so before it starts anything (no engine needed: the check
-// comes first).
-func TestTermKindRefused(t *testing.T) {
-	p := &Provider{}
-	_, err := p.Deploy(context.Background(), []lab.App{{Name: "shell", Kind: protocol.KindTerm, Protocol: protocol.WS}})
-	if err == nil || !strings.Contains(err.Error(), "FROM scratch") || !strings.Contains(err.Error(), "--provider local") {
-		t.Errorf("a term app on docker: %v", err)
+// TestShellBinary: the web terminal's image carries this machine's static
+// busybox for the engine's architecture; for another, the error says what
+// to install.
+func TestShellBinary(t *testing.T) {
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		testenv.Missing(t, "no static busybox: apt-get install busybox-static (scripts/test.sh does)")
+	}
+	b, from, err := shellBinary("amd64")
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the check below is for amd64 machines")
+	}
+	if err != nil || len(b) == 0 || from == "" {
+		t.Fatalf("shellBinary(amd64) = %d bytes from %q, %v", len(b), from, err)
+	}
+	if _, _, err := shellBinary("arm64"); err == nil || !strings.Contains(err.Error(), "busybox-static") || !strings.Contains(err.Error(), "the engine runs arm64") {
+		t.Errorf("for arm64: %v", err)
 	}
 }

@@ -68,16 +68,18 @@ type Provider struct {
 	forward func(ctx context.Context, remotePort int) (string, error)
 	sudo    bool
 
-	mu      sync.Mutex
-	cli     *client.Client
-	image   string
-	netID   string
-	apps    map[string]*app
-	stopBg  context.CancelFunc
-	bgCtx   context.Context
-	bgDone  sync.WaitGroup
-	engine  string
-	started map[string]bool // containers whose logs are followed
+	mu    sync.Mutex
+	cli   *client.Client
+	image string
+	// shellImage is the app image with a shell, for kinds that run one.
+	shellImage string
+	netID      string
+	apps       map[string]*app
+	stopBg     context.CancelFunc
+	bgCtx      context.Context
+	bgDone     sync.WaitGroup
+	engine     string
+	started    map[string]bool // containers whose logs are followed
 }
 
 type app struct {
@@ -209,17 +211,70 @@ func goarch(engineArch string) string {
 // ensureImage builds the FROM scratch image from the app binary (see
 // appBinary), unless an image of the same binary exists.
 func (p *Provider) ensureImage(ctx context.Context, goos, arch string) (string, error) {
+	tag, err := p.buildImage(ctx, goos, arch, false)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.image = tag
+	p.mu.Unlock()
+	if p.needsShell(p.env.Config.Apps) {
+		shell, err := p.buildImage(ctx, goos, arch, true)
+		if err != nil {
+			return "", err
+		}
+		p.mu.Lock()
+		p.shellImage = shell
+		p.mu.Unlock()
+	}
+	return tag, nil
+}
+
+// needsShell says whether one of apps is of a kind that runs a shell (a
+// web terminal): its containers need the image with one.
+func (p *Provider) needsShell(apps []lab.App) bool {
+	for _, a := range apps {
+		if k, _ := protocol.LookupKind(a.Kind); k.Shell {
+			return true
+		}
+	}
+	return false
+}
+
+// buildImage builds the app image — with a shell in it (a static busybox
+// of this machine's, as /bin/sh) when shell is set — unless an image of
+// the same files exists, and returns its tag.
+func (p *Provider) buildImage(ctx context.Context, goos, arch string, shell bool) (string, error) {
 	bin, from, err := p.appBinary(ctx, goos, arch)
 	if err != nil {
 		return "", err
 	}
-	p.env.Log("info", "docker build", "app image from "+from)
-	sum := sha256.Sum256(bin)
-	hash := hex.EncodeToString(sum[:])[:16]
+	files := []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {appmain.Name, 0o755, bin}}
+	what := "app image"
+	if shell {
+		sh, shFrom, err := shellBinary(arch)
+		if err != nil {
+			return "", err
+		}
+		files[0].data = []byte(shellDockerfile)
+		files = append(files, struct {
+			name string
+			mode int64
+			data []byte
+		}{"busybox", 0o755, sh})
+		what, from = "app image with a shell", from+" and "+shFrom
+	}
+	p.env.Log("info", "docker build", what+" from "+from)
+	h := sha256.New()
+	for _, f := range files {
+		h.Write(f.data)
+	}
+	hash := hex.EncodeToString(h.Sum(nil))[:16]
 	tag := "protolab-app:" + hash
-	p.mu.Lock()
-	p.image = tag
-	p.mu.Unlock()
 	list, err := p.cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("label", LabelHash+"="+hash)})
 	if err != nil {
 		return "", fmt.Errorf("listing images: %w", err)
@@ -229,11 +284,7 @@ func (p *Provider) ensureImage(ctx context.Context, goos, arch string) (string, 
 	}
 	var ctxTar bytes.Buffer
 	tw := tar.NewWriter(&ctxTar)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {appmain.Name, 0o755, bin}} {
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
 			return "", err
 		}
@@ -347,11 +398,6 @@ func (p *Provider) ShellActions(selected string, apps []lab.AppStatus) []lab.She
 
 // Deploy implements lab.Provider.
 func (p *Provider) Deploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
-	for _, s := range specs {
-		if k, _ := protocol.LookupKind(s.Kind); k.Shell {
-			return nil, fmt.Errorf("app %s: a %s app runs a shell for each client, and the lab's images are FROM scratch (no shell in them): run it on the embedded provider (--provider local)", s.Name, s.Kind)
-		}
-	}
 	for i, s := range specs {
 		p.env.Progress("deploy", "starting container "+p.containerName(s.Name), i, len(specs))
 		if err := p.start(ctx, s, s.Port); err != nil {
@@ -505,6 +551,9 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 	env := appEnv(s, p.env.Config.Apps, p.containerName)
 	p.mu.Lock()
 	image := p.image
+	if k, _ := protocol.LookupKind(s.Kind); k.Shell {
+		image = p.shellImage
+	}
 	p.mu.Unlock()
 	hp := ""
 	if hostPort != 0 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/moby/moby/client"
 
 	"github.com/protolab/protolab-tui/internal/testenv"
@@ -228,5 +229,59 @@ func TestComposeFileStartsTheApps(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s from docker-compose: %v", p, err)
 		}
+	}
+}
+
+// TestWebTerminalInContainer: a term app on docker runs in an image with a
+// shell (this machine's static busybox as /bin/sh): its WebSocket carries
+// that container's shell — typed in, echoed out, on a pty of its own — and
+// the shell is the container's (its hostname is the container's).
+func TestWebTerminalInContainer(t *testing.T) {
+	engine(t)
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		testenv.Missing(t, "no static busybox: apt-get install busybox-static (scripts/test.sh does)")
+	}
+	l, err := lab.New(lab.Config{Name: "t-term", Provider: "docker", StateDir: t.TempDir(),
+		Apps:  lab.OnFreePorts([]lab.App{{Name: "shell", Kind: protocol.KindTerm, Protocol: protocol.WS}, {Name: "ws", Protocol: protocol.WS}}),
+		Probe: probe.Options{Count: 5}, Capture: lab.CaptureConfig{Mode: "off"}}, docker.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = l.Teardown(ctx).Wait(ctx)
+	})
+	do(t, l.Up(context.Background()))
+	do(t, l.Deploy(context.Background()))
+	tg, err := l.Target("shell")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+tg.Addr+"/term", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage(websocket.BinaryMessage, []byte("echo hi-$((40+2)) host=$(hostname)\n")); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for !strings.Contains(out.String(), "hi-42 host=") || !strings.Contains(out.String()[strings.Index(out.String(), "hi-42 host="):], "\n") {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("%v; the terminal showed %q", err, out.String())
+		}
+		out.Write(b)
+	}
+	line := out.String()[strings.Index(out.String(), "hi-42 host="):]
+	host := strings.TrimSpace(strings.SplitN(strings.TrimPrefix(line, "hi-42 host="), "\n", 2)[0])
+	if me, _ := os.Hostname(); host == "" || host == me {
+		t.Errorf("the shell runs on %q, want the container's hostname (not this machine's %q)", host, me)
+	}
+	// The lab measures it like any ws app (its /echo).
+	if err := l.Probe(context.Background(), "shell").Wait(context.Background()); err != nil {
+		t.Errorf("probe: %v", err)
 	}
 }
