@@ -79,6 +79,20 @@ type App struct {
 	// HealthInterval is how often a balancer checks its replicas (default
 	// 1s).
 	HealthInterval time.Duration `yaml:"health_interval,omitempty" json:"health_interval,omitempty"`
+	// Compression is how a WebSocket app compresses its messages: "none"
+	// (the default) or "deflate" (permessage-deflate, RFC 7692, offered to
+	// clients that ask for it).
+	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
+}
+
+// Hops are the upstreams a's clients are handed on to: an intermediary's
+// upstreams, and none for a kind whose upstream only feeds it (an sse
+// app's chat).
+func (a App) Hops() []string {
+	if k, ok := protocol.LookupKind(a.Kind); ok && k.Upstreams == protocol.UpstreamFeed {
+		return nil
+	}
+	return a.Upstream
 }
 
 // The balancer's affinities.
@@ -132,7 +146,7 @@ const MaxRingSize = 1_000_000
 // its default port.
 func SeedApps() []App {
 	var out []App
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		d := p.Desc()
 		out = append(out, App{Name: string(p), Kind: d.DefaultKind, Protocol: p, Port: d.DefaultPort})
 	}
@@ -257,6 +271,9 @@ func (c Config) WithDefaults() (Config, error) {
 		if err := checkIntermediary(at, a, k); err != nil {
 			return c, err
 		}
+		if err := k.CheckCompression(a.Compression); err != nil {
+			return c, configErr(at+".compression", "app %s: %v", a.Name, err)
+		}
 		if a.Affinity == "" && k.Affinity {
 			a.Affinity = AffinityNone
 		}
@@ -377,9 +394,9 @@ func OnFreePorts(apps []App) []App {
 // checkIntermediary checks what an app's kind says of upstreams, affinity
 // and timeouts, before the upstreams' names are looked up.
 func checkIntermediary(at string, a App, k protocol.Kind) error {
-	if !k.Intermediary() {
+	if !k.TakesUpstreams() {
 		if len(a.Upstream) > 0 {
-			return configErr(at+".upstream", "app %s: kind %s answers by itself and takes no upstream (intermediaries: tls-front, balancer, ws-proxy)", a.Name, k.Name)
+			return configErr(at+".upstream", "app %s: kind %s answers by itself and takes no upstream (intermediaries: tls-front, balancer, ws-proxy; an sse app takes a chat to relay)", a.Name, k.Name)
 		}
 	} else {
 		n := len(a.Upstream)
@@ -509,7 +526,7 @@ func (c Config) Chain(name string) []App {
 			}
 			seen[n] = true
 			out = append(out, a)
-			after = append(after, a.Upstream...)
+			after = append(after, a.Hops()...)
 		}
 		next = after
 	}

@@ -175,7 +175,7 @@ type Hop struct {
 // results; nil when the app is no intermediary or a hop was not measured.
 func Hops(cfg Config, app string, results map[string]probe.Result) []Hop {
 	a, ok := cfg.App(app)
-	if !ok || len(a.Upstream) == 0 {
+	if !ok || len(a.Hops()) == 0 {
 		return nil
 	}
 	var out []Hop

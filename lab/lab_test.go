@@ -272,7 +272,7 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	if c.Name != "protolab" || c.Provider != "local" || c.Bind != "127.0.0.1" || len(c.Apps) != 4 {
 		t.Errorf("defaults: %+v", c)
 	}
-	for i, p := range protocol.All() {
+	for i, p := range protocol.Seed() {
 		a := c.Apps[i]
 		if a.Name != string(p) || a.Protocol != p || a.Port != p.DefaultPort() || a.Kind != p.Desc().DefaultKind || a.ReadLimit != lab.DefaultReadLimit {
 			t.Errorf("default app %d: %+v", i, a)

@@ -25,6 +25,23 @@ const (
 	WSS   Protocol = "wss"
 )
 
+// The protocols beyond the seed's four: a lab file (or --protocols) names
+// them.
+const (
+	// SSE is server-sent events: an HTTP/1.1 response of type
+	// text/event-stream that stays open and carries one event after another.
+	SSE Protocol = "sse"
+	// H2 is HTTP/2 over TLS, chosen by ALPN.
+	H2 Protocol = "h2"
+	// H2C is HTTP/2 in clear text with prior knowledge: the client starts
+	// with the connection preface, no upgrade.
+	H2C Protocol = "h2c"
+	// GRPC is gRPC over HTTP/2 in clear text (prior knowledge).
+	GRPC Protocol = "grpc"
+	// GRPCS is gRPC over HTTP/2 over TLS (ALPN h2).
+	GRPCS Protocol = "grpcs"
+)
+
 // Recognition says how a connection of a protocol is recognised on the wire,
 // once TLS (when the protocol has it) is taken off.
 type Recognition uint8
@@ -35,6 +52,15 @@ const (
 	// RecogniseWebSocket: an HTTP/1.1 Upgrade request answered 101, then
 	// WebSocket frames.
 	RecogniseWebSocket
+	// RecogniseSSE: an HTTP/1.1 GET answered 200 text/event-stream, whose
+	// body is a stream of events.
+	RecogniseSSE
+	// RecogniseHTTP2: the HTTP/2 connection preface, then HTTP/2 frames.
+	RecogniseHTTP2
+	// RecogniseGRPC: HTTP/2 whose requests are application/grpc: each
+	// stream's DATA carries length-prefixed messages, its trailers the
+	// grpc-status.
+	RecogniseGRPC
 )
 
 func (r Recognition) String() string {
@@ -43,6 +69,12 @@ func (r Recognition) String() string {
 		return "HTTP/1.1 request line"
 	case RecogniseWebSocket:
 		return "HTTP/1.1 upgrade answered 101, then WebSocket frames"
+	case RecogniseSSE:
+		return "HTTP/1.1 GET answered text/event-stream, then events"
+	case RecogniseHTTP2:
+		return "the HTTP/2 connection preface, then HTTP/2 frames"
+	case RecogniseGRPC:
+		return "HTTP/2 with application/grpc streams carrying length-prefixed messages"
 	}
 	return fmt.Sprintf("recognition(%d)", uint8(r))
 }
@@ -56,6 +88,15 @@ const (
 	UnitHTTPMessage Unit = iota + 1
 	// UnitWSFrame: each WebSocket frame, data and control.
 	UnitWSFrame
+	// UnitSSEEvent: each server-sent event, and each HTTP request (the
+	// client's way to talk back: an echo is a POST and the event it causes).
+	UnitSSEEvent
+	// UnitHTTP2Message: each HTTP/2 request and response (one stream's
+	// headers and data one way).
+	UnitHTTP2Message
+	// UnitGRPCMessage: each gRPC message (one length-prefixed message in a
+	// stream's DATA), either way.
+	UnitGRPCMessage
 )
 
 func (u Unit) String() string {
@@ -64,6 +105,12 @@ func (u Unit) String() string {
 		return "HTTP request or response"
 	case UnitWSFrame:
 		return "WebSocket frame"
+	case UnitSSEEvent:
+		return "server-sent event or HTTP request"
+	case UnitHTTP2Message:
+		return "HTTP/2 request or response"
+	case UnitGRPCMessage:
+		return "gRPC message"
 	}
 	return fmt.Sprintf("unit(%d)", uint8(u))
 }
@@ -88,14 +135,25 @@ type Descriptor struct {
 	// Plain is, for a TLS protocol, the protocol its connections carry once
 	// TLS is taken off ("wss" carries "ws"); "" for plain protocols.
 	Plain Protocol
+	// ALPN lists the application protocols a TLS client offers and a TLS
+	// server accepts, in preference order (empty: plain, or http/1.1).
+	ALPN []string
+	// Seed marks the seed lab's four protocols: the apps a lab without a
+	// lab file runs.
+	Seed bool
 }
 
 // table lists every protocol, in display order.
 var table = []Descriptor{
-	{Name: HTTP, Title: "HTTP/1.1", DefaultPort: 3000, Recognise: RecogniseHTTP, Message: UnitHTTPMessage, DefaultKind: KindEchoHTTP},
-	{Name: HTTPS, Title: "HTTP/1.1 over TLS", DefaultPort: 3001, TLS: true, Plain: HTTP, Recognise: RecogniseHTTP, Message: UnitHTTPMessage, DefaultKind: KindEchoHTTP},
-	{Name: WS, Title: "WebSocket", DefaultPort: 3002, Recognise: RecogniseWebSocket, Message: UnitWSFrame, DefaultKind: KindChatWS},
-	{Name: WSS, Title: "WebSocket over TLS", DefaultPort: 3003, TLS: true, Plain: WS, Recognise: RecogniseWebSocket, Message: UnitWSFrame, DefaultKind: KindChatWS},
+	{Name: HTTP, Title: "HTTP/1.1", DefaultPort: 3000, Recognise: RecogniseHTTP, Message: UnitHTTPMessage, DefaultKind: KindEchoHTTP, Seed: true},
+	{Name: HTTPS, Title: "HTTP/1.1 over TLS", DefaultPort: 3001, TLS: true, Plain: HTTP, ALPN: []string{"http/1.1"}, Recognise: RecogniseHTTP, Message: UnitHTTPMessage, DefaultKind: KindEchoHTTP, Seed: true},
+	{Name: WS, Title: "WebSocket", DefaultPort: 3002, Recognise: RecogniseWebSocket, Message: UnitWSFrame, DefaultKind: KindChatWS, Seed: true},
+	{Name: WSS, Title: "WebSocket over TLS", DefaultPort: 3003, TLS: true, Plain: WS, ALPN: []string{"http/1.1"}, Recognise: RecogniseWebSocket, Message: UnitWSFrame, DefaultKind: KindChatWS, Seed: true},
+	{Name: SSE, Title: "Server-sent events", DefaultPort: 3004, Recognise: RecogniseSSE, Message: UnitSSEEvent, DefaultKind: KindSSE},
+	{Name: H2, Title: "HTTP/2 over TLS", DefaultPort: 3005, TLS: true, Plain: H2C, ALPN: []string{"h2"}, Recognise: RecogniseHTTP2, Message: UnitHTTP2Message, DefaultKind: KindEchoHTTP},
+	{Name: H2C, Title: "HTTP/2 cleartext", DefaultPort: 3006, Recognise: RecogniseHTTP2, Message: UnitHTTP2Message, DefaultKind: KindEchoHTTP},
+	{Name: GRPC, Title: "gRPC", DefaultPort: 3007, Recognise: RecogniseGRPC, Message: UnitGRPCMessage, DefaultKind: KindGRPC},
+	{Name: GRPCS, Title: "gRPC over TLS", DefaultPort: 3008, TLS: true, Plain: GRPC, ALPN: []string{"h2"}, Recognise: RecogniseGRPC, Message: UnitGRPCMessage, DefaultKind: KindGRPC},
 }
 
 var byName = func() map[Protocol]int {
@@ -111,6 +169,18 @@ func All() []Protocol {
 	out := make([]Protocol, len(table))
 	for i, d := range table {
 		out[i] = d.Name
+	}
+	return out
+}
+
+// Seed lists the seed lab's protocols (http, https, ws, wss), in display
+// order.
+func Seed() []Protocol {
+	var out []Protocol
+	for _, d := range table {
+		if d.Seed {
+			out = append(out, d.Name)
+		}
 	}
 	return out
 }
@@ -178,6 +248,13 @@ func (p Protocol) Secure() bool { return p.Desc().TLS }
 // WebSocket reports whether the protocol's connections upgrade to WebSocket.
 func (p Protocol) WebSocket() bool { return p.Desc().Recognise == RecogniseWebSocket }
 
+// HTTP2 reports whether the protocol's connections speak HTTP/2 (h2, h2c,
+// and gRPC over either).
+func (p Protocol) HTTP2() bool {
+	r := p.Desc().Recognise
+	return r == RecogniseHTTP2 || r == RecogniseGRPC
+}
+
 // DefaultPort is the seed lab's port for the protocol's app.
 func (p Protocol) DefaultPort() int { return p.Desc().DefaultPort }
 
@@ -207,6 +284,21 @@ const (
 	// KindTerm is a web terminal: a page with a terminal (xterm.js) whose
 	// WebSocket carries a shell's pty.
 	KindTerm = "term"
+	// KindSSE streams server-sent events: an echo stream (POST a message,
+	// it comes back as an event) and, with a chat-ws upstream, that chat
+	// room's messages as events.
+	KindSSE = "sse"
+	// KindGRPC is a gRPC server: the unary echo protolab.Echo/Say and the
+	// bidirectional chat protolab.Chat/Join (protocol/labrpc).
+	KindGRPC = "grpc"
+)
+
+// Compression values an app may ask for (lab file: compression).
+const (
+	// CompressionNone: no compression (the default).
+	CompressionNone = "none"
+	// CompressionDeflate: WebSocket permessage-deflate (RFC 7692).
+	CompressionDeflate = "deflate"
 )
 
 // ReplicaHeader is the response header an intermediary that picks among
@@ -237,6 +329,10 @@ const (
 	UpstreamSame
 	// UpstreamWebSocket: the upstreams speak any WebSocket protocol.
 	UpstreamWebSocket
+	// UpstreamFeed: the upstream is no hop on a client's way but a source
+	// the kind reads from (an sse app relays a chat-ws app's room as
+	// events); it speaks any WebSocket protocol.
+	UpstreamFeed
 )
 
 // Allows reports whether an app speaking own may have an upstream speaking
@@ -250,6 +346,8 @@ func (r UpstreamRule) Allows(own, up Protocol) (bool, string) {
 		return up == own, "upstreams speaking " + string(own)
 	case UpstreamWebSocket:
 		return up.WebSocket(), "WebSocket upstreams (ws or wss)"
+	case UpstreamFeed:
+		return up.WebSocket(), "a WebSocket chat app (ws or wss) to feed it"
 	}
 	return false, "no upstream"
 }
@@ -293,11 +391,15 @@ type Kind struct {
 	// format). A TLS front does not: it speaks no HTTP of its own, and what
 	// it carries is counted by its upstream.
 	Metrics bool
+	// Compression lists the compression values (besides CompressionNone)
+	// the kind can use on its messages (lab file: compression).
+	Compression []string
 }
 
 var kinds = []Kind{
-	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health, GET /metrics", Echo: "/echo", Metrics: true},
-	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health, GET /metrics", Echo: "/echo", Chat: "/chat/", Metrics: true},
+	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS, H2, H2C}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health, GET /metrics (over HTTP/2 for h2 and h2c)", Echo: "/echo", Metrics: true},
+	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health, GET /metrics",
+		Echo: "/echo", Chat: "/chat/", Metrics: true, Compression: []string{CompressionDeflate}},
 	{Name: KindTLSFront, Protocols: []Protocol{HTTPS, WSS}, About: "terminates TLS with the lab's certificate and passes the plain bytes to its upstream (like stunnel)",
 		Upstreams: UpstreamPlain, MinUpstreams: 1, MaxUpstreams: 1, HandshakeTimeout: true},
 	{Name: KindBalancer, Protocols: []Protocol{HTTP, WS}, About: "forwards requests and WebSocket upgrades to its replicas (round robin, or affinity: cookie), names the replica in " + ReplicaHeader + ", health-checks them; GET /health and GET /metrics are its own",
@@ -306,10 +408,19 @@ var kinds = []Kind{
 		Upstreams: UpstreamWebSocket, MinUpstreams: 1, Token: true, Metrics: true},
 	{Name: KindTerm, Protocols: []Protocol{WS, WSS}, About: "a web terminal: a page with xterm.js at /, WebSocket /term carrying a shell's pty (binary stdin/stdout, a JSON text message to resize), WebSocket /echo, GET /health, GET /metrics",
 		Echo: "/echo", Shell: true, Metrics: true},
+	{Name: KindSSE, Protocols: []Protocol{SSE}, About: "server-sent events: GET /events streams events (a hello first), POST /events/{stream} sends one back as an event on that stream; with a chat-ws upstream, GET /chat/events?name=N streams its chat room; GET /health, GET /metrics",
+		Echo: "/events", Chat: "/chat/events", Upstreams: UpstreamFeed, MinUpstreams: 0, MaxUpstreams: 1, Metrics: true},
+	{Name: KindGRPC, Protocols: []Protocol{GRPC, GRPCS}, About: "gRPC: the unary echo protolab.Echo/Say and the bidirectional chat room protolab.Chat/Join (protocol/labrpc/protolab.proto), the standard health service; GET /health and GET /metrics over HTTP/1.1 on the same port",
+		Echo: "/protolab.Echo/Say", Chat: "/protolab.Chat/Join", Metrics: true},
 }
 
-// Intermediary reports whether the kind forwards to upstream apps.
-func (k Kind) Intermediary() bool { return k.Upstreams != UpstreamNone }
+// Intermediary reports whether the kind forwards its clients to upstream
+// apps (a hop on their way).
+func (k Kind) Intermediary() bool { return k.Upstreams != UpstreamNone && k.Upstreams != UpstreamFeed }
+
+// TakesUpstreams reports whether the kind takes upstream apps at all: an
+// intermediary's, or a feed (UpstreamFeed).
+func (k Kind) TakesUpstreams() bool { return k.Upstreams != UpstreamNone }
 
 // Kinds lists every kind.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
@@ -332,6 +443,33 @@ func LookupKind(name string) (Kind, bool) {
 		}
 	}
 	return Kind{}, false
+}
+
+// CheckCompression says whether the kind can compress its messages as c
+// asks ("" and CompressionNone always can).
+func (k Kind) CheckCompression(c string) error {
+	if c == "" || c == CompressionNone {
+		return nil
+	}
+	for _, ok := range k.Compression {
+		if c == ok {
+			return nil
+		}
+	}
+	if len(k.Compression) == 0 {
+		return fmt.Errorf("kind %s compresses nothing: compression %q is for %s", k.Name, c, compressingKinds())
+	}
+	return fmt.Errorf("kind %s: compression %q: want %s or %s", k.Name, c, CompressionNone, strings.Join(k.Compression, ", "))
+}
+
+func compressingKinds() string {
+	var names []string
+	for _, k := range kinds {
+		if len(k.Compression) > 0 {
+			names = append(names, k.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // Speaks reports whether the kind can serve protocol p.

@@ -281,7 +281,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		app, ok := m.sendTarget(secure, ws)
 		if !ok {
 			want := "such"
-			for _, p := range protocol.All() { // the protocol the key sends over
+			for _, p := range protocol.Seed() { // the protocol the key sends over
 				if p.WebSocket() == ws && p.Secure() == secure {
 					want = string(p)
 				}

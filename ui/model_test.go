@@ -95,7 +95,7 @@ func upEvents() tea.Msg {
 		lab.StateEvent{At: at(2), Lab: "protolab", From: lab.Provisioning, To: lab.Ready},
 		lab.StateEvent{At: at(3), Lab: "protolab", From: lab.Ready, To: lab.Deploying},
 	}
-	for i, p := range protocol.All() {
+	for i, p := range protocol.Seed() {
 		ev = append(ev, lab.AppEvent{At: at(4), App: lab.AppStatus{Name: string(p), Kind: p.Desc().DefaultKind, Protocol: p, Image: "in-process (goroutine)",
 			State: lab.AppRunning, Health: "healthy", Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(3000+i)).String(),
 			Started: t0}})

@@ -55,6 +55,7 @@ func Run(args []string) error {
 	health := fs.String("health-interval", env("PROTOLAB_HEALTH_INTERVAL", "1s"), "how often a balancer checks its replicas (PROTOLAB_HEALTH_INTERVAL)")
 	caFile := fs.String("ca", env("PROTOLAB_CA", ""), "PEM CA certificate that verifies TLS upstreams (PROTOLAB_CA)")
 	secretFile := fs.String("secret-file", env("PROTOLAB_SECRET_FILE", ""), "the lab secret a ws-proxy checks tokens with, mode 0600 (PROTOLAB_SECRET_FILE)")
+	compression := fs.String("compression", env("PROTOLAB_COMPRESSION", protocol.CompressionNone), "how a WebSocket app compresses messages: none or deflate (permessage-deflate) (PROTOLAB_COMPRESSION)")
 	keyLog := fs.Bool("keylog-stderr", env("PROTOLAB_KEYLOG_STDERR", "") == "1", "write the TLS secrets of connections to upstreams on standard error, each line prefixed "+strconv.Quote(protocol.KeyLogPrefix)+", for the lab's capture to decrypt (PROTOLAB_KEYLOG_STDERR=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,7 +75,7 @@ func Run(args []string) error {
 	if err != nil || limit <= 0 {
 		return fmt.Errorf("--read-limit %q: want a positive number of bytes", *readLimit)
 	}
-	cfg := webapp.Config{Protocol: m, Kind: *kind, Name: *name, ReadLimit: limit, Affinity: *affinity}
+	cfg := webapp.Config{Protocol: m, Kind: *kind, Name: *name, ReadLimit: limit, Affinity: *affinity, Compression: *compression}
 	if cfg.Upstreams, err = webapp.ParseUpstreams(*upstreams); err != nil {
 		return fmt.Errorf("--upstream: %w", err)
 	}

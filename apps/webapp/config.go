@@ -73,6 +73,10 @@ type Config struct {
 	// TokenSecret is the lab secret a ws-proxy checks tokens with
 	// (protocol/labtoken); required for that kind.
 	TokenSecret []byte
+	// Compression is how a WebSocket app compresses messages:
+	// protocol.CompressionNone ("" too) or protocol.CompressionDeflate
+	// (permessage-deflate, RFC 7692, for clients that offer it).
+	Compression string
 }
 
 // Upstream is an app an intermediary forwards to.
@@ -147,6 +151,9 @@ func (c Config) withDefaults() (Config, error) {
 	if err := c.checkUpstreams(k); err != nil {
 		return c, err
 	}
+	if err := k.CheckCompression(c.Compression); err != nil {
+		return c, err
+	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = 10 * time.Second
 	}
@@ -169,7 +176,7 @@ func (c Config) withDefaults() (Config, error) {
 func (c Config) checkUpstreams(k protocol.Kind) error {
 	n := len(c.Upstreams)
 	switch {
-	case !k.Intermediary() && n > 0:
+	case !k.TakesUpstreams() && n > 0:
 		return fmt.Errorf("kind %s takes no upstreams", k.Name)
 	case n < k.MinUpstreams:
 		return fmt.Errorf("a %s needs at least %d upstream(s) (--upstream name=protocol://host:port)", k.Name, k.MinUpstreams)

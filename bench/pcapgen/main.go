@@ -92,7 +92,7 @@ func record(rounds int) (map[protocol.Protocol][]chunk, []byte, error) {
 		return nil, nil, err
 	}
 	defer apps.Stop()
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		var mu sync.Mutex
 		var chunks []chunk
 		tg := probe.Target{Protocol: p, Addr: apps.Addrs[p], ServerName: "localhost", RootCAs: auth.Pool(), KeyLog: keys,
@@ -135,7 +135,7 @@ func run(total int, out string, rounds int) error {
 	g := &gen{w: w, t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	flow := 0
 	for g.n < total {
-		p := protocol.All()[flow%4]
+		p := protocol.Seed()[flow%4]
 		client := net.IPv4(127, 1, byte(flow>>16), byte(flow>>8)).To4()
 		cport := uint16(10000 + flow%50000)
 		if err := g.conversation(client, cport, uint16(p.DefaultPort()), convs[p], total); err != nil {

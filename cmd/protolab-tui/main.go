@@ -105,7 +105,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	fs.StringVar(&c.StateDir, "state-dir", "", "state directory (default $XDG_STATE_HOME/protolab)")
 	fs.StringVar(&c.Bind, "bind", "127.0.0.1", "address the apps are published on")
 	seedPorts := map[string]*int{}
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		seedPorts[string(p)] = fs.Int(string(p)+"-port", p.DefaultPort(), fmt.Sprintf("port of the app named %s (0: any free port)", p))
 	}
 	ports := portFlag{}

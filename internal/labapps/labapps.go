@@ -27,7 +27,7 @@ type Apps struct {
 // Start runs one app per protocol; TLS apps present auth's leaf.
 func Start(auth *pki.Authority) (*Apps, error) {
 	a := &Apps{Addrs: map[protocol.Protocol]string{}, Ports: map[uint16]protocol.Protocol{}}
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		cfg := webapp.Config{Protocol: p}
 		if p.Secure() {
 			cfg.TLS = auth.ServerTLS()

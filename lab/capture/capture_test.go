@@ -60,7 +60,7 @@ func portList(m map[uint16]protocol.Protocol) []int {
 // runProbes runs every protocol's probe with n round trips.
 func runProbes(t testing.TB, targets map[protocol.Protocol]probe.Target, n int) {
 	t.Helper()
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		if _, err := probe.Run(context.Background(), targets[p], probe.Options{Count: n}); err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestLiveCaptureCountsExactly(t *testing.T) {
 	if st.Drops() != 0 {
 		t.Errorf("drops: %+v", st)
 	}
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		cn := c.Store().Counters(string(p))
 		t.Logf("%s: %+v", p, cn)
 		if cn.Messages != wantMessages(n) {
@@ -248,7 +248,7 @@ func TestExportIsDecryptedByTshark(t *testing.T) {
 	}
 
 	tally := tsharkCounts(t, file, ports)
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		cn := c.Store().Counters(string(p))
 		for _, port := range portsOf(ports, p) {
 			ty := tally[port]
@@ -330,7 +330,7 @@ func tcpdumpMatches(t *testing.T, iface string) {
 	if b.Stats().Packets == 0 {
 		t.Fatalf("tcpdump streamed no packets: %+v", b.Stats())
 	}
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		ca, cb := a.Store().Counters(string(p)), b.Store().Counters(string(p))
 		if iface == "any" {
 			// Linux SLL2 framing is 20 bytes where Ethernet's is 14.
@@ -410,7 +410,7 @@ func TestReplayExportedFile(t *testing.T) {
 	}
 	<-r.Done()
 	r.Stop()
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		if a, b := c.Store().Counters(string(p)), r.Store().Counters(string(p)); a != b {
 			t.Errorf("%s: live %+v\nreplay %+v", p, a, b)
 		}
@@ -426,7 +426,7 @@ func TestSocketLevelCapture(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 7
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		tg := targets[p]
 		tg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
@@ -446,7 +446,7 @@ func TestSocketLevelCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Stop()
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		cn := c.Store().Counters(string(p))
 		if cn.Messages != wantMessages(n) || cn.Errors != 0 {
 			t.Errorf("%s: socket-level %+v, want %d messages", p, cn, wantMessages(n))

@@ -159,7 +159,7 @@ func TestComposeFileOfTwoWSApps(t *testing.T) {
 	if err := yaml.Unmarshal(seed, &sd); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range protocol.All() {
+	for _, p := range protocol.Seed() {
 		s := sd.Services[string(p)]
 		if mounts := len(s.Volumes) == 1 && strings.HasSuffix(s.Volumes[0], ":/pki:ro"); mounts != p.Secure() {
 			t.Errorf("seed app %s: volumes %q", p, s.Volumes)

@@ -486,6 +486,9 @@ func appEnv(a lab.App, apps []lab.App, host func(app string) string) []string {
 	if len(a.AllowedOrigins) > 0 {
 		env = append(env, "PROTOLAB_ALLOWED_ORIGINS="+strings.Join(a.AllowedOrigins, ","))
 	}
+	if a.Compression != "" && a.Compression != protocol.CompressionNone {
+		env = append(env, "PROTOLAB_COMPRESSION="+a.Compression)
+	}
 	if a.Protocol.Secure() {
 		env = append(env, "PROTOLAB_TLS_CERT="+pkiDir+"/leaf.pem", "PROTOLAB_TLS_KEY="+pkiDir+"/leaf-key.pem")
 	}

@@ -133,6 +133,7 @@ func (p *Provider) start(s lab.App, port, restarts int) (*app, error) {
 		Name:           "protolab-" + s.Name,
 		ReadLimit:      s.ReadLimit,
 		AllowedOrigins: s.AllowedOrigins,
+		Compression:    s.Compression,
 	}
 	if s.Protocol.Secure() {
 		cfg.TLS = p.env.PKI.ServerTLS()
@@ -170,7 +171,7 @@ func (p *Provider) start(s lab.App, port, restarts int) (*app, error) {
 // that checks tokens.
 func (p *Provider) intermediary(cfg *webapp.Config, s lab.App) error {
 	k, _ := protocol.LookupKind(s.Kind)
-	if !k.Intermediary() {
+	if !k.TakesUpstreams() {
 		return nil
 	}
 	p.mu.Lock()
