@@ -190,7 +190,10 @@ func TestMetricsWebSocket(t *testing.T) {
 					t.Fatalf("echo %q, want %q", got, msg)
 				}
 			}
-			open := r.scrape(t)
+			// A message is counted once written, so the echo can reach the
+			// client before its count is up: wait for the count.
+			open := r.waitFor(t, before.value(protocol.MetricWSMessages, "direction", protocol.MetricOut)+2,
+				protocol.MetricWSMessages, "direction", protocol.MetricOut)
 			delta(t, before, open, 1, protocol.MetricWSOpen)
 			delta(t, before, open, 1, protocol.MetricRequests, "route", "GET /echo", "code", "101")
 			delta(t, before, open, 1, protocol.MetricWSConnections, "route", "GET /echo")
@@ -227,7 +230,8 @@ func TestMetricsWebSocket(t *testing.T) {
 			if err == nil || res == nil || res.StatusCode != http.StatusConflict {
 				t.Fatalf("duplicate name: %v %v, want 409", err, res)
 			}
-			chat := r.scrape(t)
+			chat := r.waitFor(t, after.value(protocol.MetricWSMessages, "direction", protocol.MetricOut)+1,
+				protocol.MetricWSMessages, "direction", protocol.MetricOut)
 			delta(t, after, chat, 1, protocol.MetricRequests, "route", "GET /chat/{name}", "code", "409")
 			delta(t, after, chat, 1, protocol.MetricRequests, "route", "GET /chat/{name}", "code", "101")
 			delta(t, after, chat, 1, protocol.MetricWSMessages, "direction", protocol.MetricOut) // the greeting
@@ -245,6 +249,14 @@ func TestMetricsShutdownCloses(t *testing.T) {
 	r := start(t, Config{Protocol: protocol.WS})
 	c := r.dial(t, "/echo", nil)
 	r.waitFor(t, 1, protocol.MetricWSOpen)
+	// The gauge is up at the hijack, a moment before the peer is tracked
+	// (one upgraded during Shutdown gets its 1001 from its own handler,
+	// after Shutdown returns): wait until Shutdown will see it.
+	for deadline := time.Now().Add(5 * time.Second); r.srv.conns.len() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the WebSocket peer was never tracked")
+		}
+	}
 	go func() {
 		for {
 			if _, _, err := c.ReadMessage(); err != nil {
