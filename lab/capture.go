@@ -394,18 +394,17 @@ const exactSyncLimit = 3 * time.Second
 // noteProbed remembers a probe's connection made while capture ran, for
 // SyncCapture.
 func (l *Lab) noteProbed(res probe.Result) {
-	if res.Conn == nil {
-		return
-	}
-	cl, err1 := netip.ParseAddrPort(res.Conn.Client)
-	sv, err2 := netip.ParseAddrPort(res.Conn.Server)
-	if err1 != nil || err2 != nil {
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.unsynced = append(l.unsynced, capture.Conn{Client: netip.AddrPortFrom(cl.Addr().Unmap(), cl.Port()),
-		Server: netip.AddrPortFrom(sv.Addr().Unmap(), sv.Port()), Sent: res.Conn.Sent, Recv: res.Conn.Recv})
+	for _, c := range res.Conns {
+		cl, err1 := netip.ParseAddrPort(c.Client)
+		sv, err2 := netip.ParseAddrPort(c.Server)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		l.unsynced = append(l.unsynced, capture.Conn{Client: netip.AddrPortFrom(cl.Addr().Unmap(), cl.Port()),
+			Server: netip.AddrPortFrom(sv.Addr().Unmap(), sv.Port()), Sent: c.Sent, Recv: c.Recv})
+	}
 }
 
 // StopCapture stops capturing. It returns at once; the stop (draining what

@@ -561,8 +561,8 @@ func TestSyncCaptureWaitsForTheProbesBytes(t *testing.T) {
 		t.Errorf("sync %q, want exact for the four probe connections", got)
 	}
 	for _, a := range rep.Rows() {
-		if a.Conn == nil || a.Client != "worker" {
-			t.Fatalf("%s: client %q, connection %+v", a.App, a.Client, a.Conn)
+		if len(a.Conns) != 1 || a.Client != "worker" {
+			t.Fatalf("%s: client %q, connections %+v", a.App, a.Client, a.Conns)
 		}
 		// every echo round trip is two messages, plus the setup's
 		if w := a.Wire; w == nil || w.Messages < uint64(2*a.Messages) {

@@ -144,9 +144,13 @@ const MaxRingSize = 1_000_000
 
 // SeedApps returns the seed lab's apps: one per protocol, named after it, on
 // its default port.
-func SeedApps() []App {
+func SeedApps() []App { return ProtocolApps(protocol.Seed()) }
+
+// ProtocolApps is one app for each protocol, named after it, of its
+// default kind on its default port.
+func ProtocolApps(ps []protocol.Protocol) []App {
 	var out []App
-	for _, p := range protocol.Seed() {
+	for _, p := range ps {
 		d := p.Desc()
 		out = append(out, App{Name: string(p), Kind: d.DefaultKind, Protocol: p, Port: d.DefaultPort})
 	}

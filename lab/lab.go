@@ -430,7 +430,7 @@ func (l *Lab) Target(app string) (probe.Target, error) {
 		return probe.Target{}, err
 	}
 	t := probe.Target{App: app, Protocol: cfg.Protocol, Addr: a.Endpoint, ServerName: "localhost", RootCAs: l.pki.Pool(),
-		Roots: []*x509.Certificate{l.pki.CA}, KeyLog: l.keys, Dial: l.tapDial(cfg)}
+		Roots: []*x509.Certificate{l.pki.CA}, KeyLog: l.keys, Dial: l.tapDial(cfg), Compression: cfg.Compression}
 	if k, _ := protocol.LookupKind(cfg.Kind); k.Token {
 		// Through a token-checked proxy to its first target, with a token
 		// the lab mints for the run.

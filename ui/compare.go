@@ -10,6 +10,7 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // compareView is the comparison overlay: the lab's report — the same one
@@ -184,10 +185,14 @@ func (c *compareView) View() string {
 		title += "\n" + c.st.dim.Render(truncate("client: "+strings.Join(clients, ", "), c.width))
 	}
 	name := func(a lab.App) string {
-		if a.Name == string(a.Protocol) {
+		p := string(a.Protocol)
+		if a.Compression != "" && a.Compression != protocol.CompressionNone {
+			p += "+" + a.Compression
+		}
+		if a.Name == p {
 			return a.Name
 		}
-		return a.Name + " (" + string(a.Protocol) + ")"
+		return a.Name + " (" + p + ")"
 	}
 	nameW := 4
 	for _, r := range rows {
@@ -199,6 +204,10 @@ func (c *compareView) View() string {
 		maxSetup = math.Max(maxSetup, r.res.SetupMs)
 		maxP99 = math.Max(maxP99, r.res.RTTP99Ms)
 		maxRate = math.Max(maxRate, r.res.MsgsPerS)
+		for _, v := range r.res.Variants {
+			maxP99 = math.Max(maxP99, v.RTTP99Ms)
+			maxRate = math.Max(maxRate, v.MsgsPerS)
+		}
 		b := r.res.BytesPerM
 		if r.rep != nil && r.rep.Wire != nil {
 			b = math.Max(b, r.rep.Wire.BytesPerMessage)
@@ -237,12 +246,17 @@ func (c *compareView) View() string {
 		fmt.Fprintf(&b, "%s %s%s %6.2f  (%.2f+%.2f+%.2f)\n", label(r), drawn, strings.Repeat(" ", max(0, barW-tcp-tls-hs)),
 			r.res.SetupMs, r.res.ConnectMs, r.res.TLSMs, r.res.HandshakeMs)
 	}
+	// A variant (gRPC's chat stream) is a row of its own under its app's.
+	variant := func(v probe.Variant) string { return fmt.Sprintf("%-*s", nameW, truncate("  └ "+v.Name, nameW)) }
 	section("Round trip, ms  (p50 │ p99)")
 	for _, r := range rows {
 		if failed(r) {
 			continue
 		}
 		fmt.Fprintf(&b, "%s %-*s %7.3f │ %7.3f\n", label(r), barW, bar(r.res.RTTP99Ms, maxP99, barW), r.res.RTTP50Ms, r.res.RTTP99Ms)
+		for _, v := range r.res.Variants {
+			fmt.Fprintf(&b, "%s %-*s %7.3f │ %7.3f\n", variant(v), barW, bar(v.RTTP99Ms, maxP99, barW), v.RTTP50Ms, v.RTTP99Ms)
+		}
 	}
 	section("Throughput, messages/s (one connection, echo)")
 	for _, r := range rows {
@@ -250,6 +264,9 @@ func (c *compareView) View() string {
 			continue
 		}
 		fmt.Fprintf(&b, "%s %-*s %8.0f\n", label(r), barW, bar(r.res.MsgsPerS, maxRate, barW), r.res.MsgsPerS)
+		for _, v := range r.res.Variants {
+			fmt.Fprintf(&b, "%s %-*s %8.0f\n", variant(v), barW, bar(v.MsgsPerS, maxRate, barW), v.MsgsPerS)
+		}
 	}
 	section("Bytes per message  (socket │ wire, with headers, when captured)")
 	for _, r := range rows {

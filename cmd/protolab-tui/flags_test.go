@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,5 +95,37 @@ func TestPcapFolderNotWritable(t *testing.T) {
 		if exitCode(err) != 2 || !strings.Contains(string(out), want) {
 			t.Errorf("--pcap %s: exit %d: %s", path, exitCode(err), out)
 		}
+	}
+}
+
+// TestProtocolsPickApps: without a lab file --protocols names the apps to
+// run, from every protocol the lab knows; with one, it filters the file's.
+func TestProtocolsPickApps(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string // the apps, "name/protocol/port" joined by spaces
+	}{
+		{nil, "http/http/3000 https/https/3001 ws/ws/3002 wss/wss/3003"},
+		{[]string{"--protocols", "h2c,grpc,sse"}, "sse/sse/3004 h2c/h2c/3006 grpc/grpc/3007"},
+		{[]string{"--protocols", "ws,h2", "--port", "h2=0"}, "ws/ws/3002 h2/h2/0"},
+		{[]string{"--lab", "../../examples/two-ws.yaml", "--protocols", "ws"}, "ws-a/ws/3002 ws-b/ws/3012"},
+	} {
+		o, err := parseFlags(append([]string{"--headless", "--state-dir", dir}, tc.args...), io.Discard)
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		var got []string
+		for _, a := range o.cfg.Apps {
+			got = append(got, fmt.Sprintf("%s/%s/%d", a.Name, a.Protocol, a.Port))
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%v: apps %v, want %s", tc.args, got, tc.want)
+		}
+	}
+	if _, err := parseFlags([]string{"--headless", "--state-dir", dir, "--lab", "../../examples/two-ws.yaml", "--protocols", "grpc"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "no app of the lab speaks them") {
+		t.Errorf("--protocols grpc on a lab without one: %v", err)
 	}
 }

@@ -110,7 +110,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	}
 	ports := portFlag{}
 	fs.Var(ports, "port", "APP=PORT: the port of the named app (0: any free port); repeat for each app")
-	protocols := fs.String("protocols", "", "comma-separated protocols: run only the apps that speak them (default: every app)")
+	protocols := fs.String("protocols", "", "comma-separated protocols ("+protocol.Names()+"): without --lab, one app for each; with it, only the lab's apps that speak them (default: the lab's apps, or the seed's four)")
 	appNames := fs.String("apps", "", "comma-separated app names: run only these apps (default: every app)")
 	fs.IntVar(&c.Probe.Count, "count", probe.DefaultCount, "echo round trips per app")
 	fs.IntVar(&c.Probe.Payload, "payload", 32, fmt.Sprintf("bytes per echo message (1 to %d)", lab.MaxPayload))
@@ -194,6 +194,11 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	}
 	if o.cfg.Apps == nil {
 		o.cfg.Apps = lab.SeedApps()
+		if set["protocols"] {
+			// No lab file: --protocols picks from every protocol the lab
+			// knows, each app on its default port and named after it.
+			o.cfg.Apps = lab.ProtocolApps(protocol.All())
+		}
 	}
 	apps := make([]lab.App, len(o.cfg.Apps))
 	copy(apps, o.cfg.Apps)

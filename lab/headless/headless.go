@@ -452,12 +452,20 @@ func WriteTable(w io.Writer, r lab.Report) {
 	fmt.Fprintln(tw, "app\tprotocol\tresult\tsetup ms\ttcp+tls+req ms\trtt p50 ms\trtt p99 ms\tmsgs/s\tbytes/msg\tpayload\t")
 	rows := r.Rows()
 	for _, res := range rows {
+		proto := string(res.Protocol)
+		if res.Compression != "" {
+			proto += "+" + res.Compression
+		}
 		if !res.OK {
-			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t\n", res.App, res.Protocol)
+			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t\n", res.App, proto)
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\tok\t%.2f\t%.2f+%.2f+%.2f\t%.3f\t%.3f\t%.0f\t%.1f\t%d\t\n",
-			res.App, res.Protocol, res.SetupMs, res.ConnectMs, res.TLSMs, res.HandshakeMs, res.RTTP50Ms, res.RTTP99Ms, res.MsgsPerS, res.BytesPerM, res.PayloadB)
+			res.App, proto, res.SetupMs, res.ConnectMs, res.TLSMs, res.HandshakeMs, res.RTTP50Ms, res.RTTP99Ms, res.MsgsPerS, res.BytesPerM, res.PayloadB)
+		for _, v := range res.Variants { // the same connection, echoed another way
+			fmt.Fprintf(tw, "%s · %s\t%s\tok\t-\t-\t%.3f\t%.3f\t%.0f\t%.1f\t%d\t\n",
+				res.App, v.Name, proto, v.RTTP50Ms, v.RTTP99Ms, v.MsgsPerS, v.BytesPerM, res.PayloadB)
+		}
 	}
 	tw.Flush()
 	writeClients(w, rows)

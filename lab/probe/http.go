@@ -12,20 +12,27 @@ import (
 	"time"
 )
 
-// httpSession speaks HTTP/1.1 over exactly one connection, so the socket
-// byte counts and timings belong to that connection alone.
+// httpSession speaks HTTP over exactly one connection, so the socket byte
+// counts and timings belong to that connection alone: HTTP/1.1, or HTTP/2
+// for a protocol that speaks it (over TLS with ALPN h2, or in clear text
+// with prior knowledge).
 type httpSession struct {
 	c      *conn
 	client *http.Client
 	base   string
 	path   string // where it echoes
 	hs     time.Duration
+	h2     bool // every answer must come over HTTP/2
 }
 
 func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
-	c, err := t.dial(ctx, "http/1.1")
+	c, err := t.dial(ctx, t.alpn()...)
 	if err != nil {
 		return nil, err
+	}
+	if want := t.alpn(); c.state != nil && len(want) > 0 && c.state.NegotiatedProtocol != want[0] {
+		c.Close()
+		return nil, fmt.Errorf("%s: the app at %s chose ALPN %q, not %q: it does not speak %s", t.name(), t.Addr, c.state.NegotiatedProtocol, want[0], t.Protocol)
 	}
 	var once sync.Once
 	give := func(context.Context, string, string) (net.Conn, error) {
@@ -44,11 +51,19 @@ func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
+	if t.Protocol.HTTP2() {
+		tr.Protocols = new(http.Protocols)
+		if t.Protocol.Secure() {
+			tr.Protocols.SetHTTP2(true)
+		} else {
+			tr.Protocols.SetUnencryptedHTTP2(true) // prior knowledge: the preface first
+		}
+	}
 	scheme := "http"
 	if t.Protocol.Secure() {
 		scheme = "https"
 	}
-	s := &httpSession{c: c, client: &http.Client{Transport: tr}, base: scheme + "://" + t.hostPort(), path: t.echoPath()}
+	s := &httpSession{c: c, client: &http.Client{Transport: tr}, base: scheme + "://" + t.hostPort(), path: t.echoPath(), h2: t.Protocol.HTTP2()}
 
 	start := time.Now()
 	var info struct {
@@ -87,6 +102,9 @@ func (s *httpSession) do(ctx context.Context, method, path, body string) (string
 		return "", err
 	}
 	defer resp.Body.Close()
+	if s.h2 && resp.ProtoMajor != 2 {
+		return "", fmt.Errorf("%s %s was answered over %s, not HTTP/2", method, path, resp.Proto)
+	}
 	s.c.saw(resp.Header)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 2<<20))
 	if err != nil {

@@ -48,6 +48,9 @@ type Target struct {
 	// Path is where the app echoes (a POST body, or WebSocket messages);
 	// default "/echo". A ws-proxy's is /<token>/<target>/echo.
 	Path string
+	// Compression asks a WebSocket client to offer permessage-deflate
+	// (protocol.CompressionDeflate): the app's compression is on.
+	Compression string
 }
 
 func (t Target) echoPath() string {
@@ -128,12 +131,34 @@ type Result struct {
 	ClientCPUs string `json:"client_cpus,omitempty"`
 	// Warmup is the number of unmeasured round trips before the measured ones.
 	Warmup int `json:"warmup,omitempty"`
-	// Conn is the measured connection as the wire sees it, closed, so a
-	// capture can be waited for until it has taken in exactly these bytes.
-	Conn *ConnBytes `json:"conn,omitempty"`
+	// Conns are the measured connections as the wire sees them, closed,
+	// so a capture can be waited for until it has taken in exactly these
+	// bytes (one for most protocols; SSE posts its echoes on a second).
+	Conns []ConnBytes `json:"conns,omitempty"`
+	// Compression is the compression the connection negotiated
+	// (protocol.CompressionDeflate), "" for none.
+	Compression string `json:"compression,omitempty"`
+	// Variants are other ways the same app was measured on the same
+	// connection (gRPC: its chat stream beside the unary echo).
+	Variants []Variant `json:"variants,omitempty"`
 	// Replicas counts the responses each replica served, when a balancer
 	// on the path names them (the WebSocket upgrade's, or each HTTP one's).
 	Replicas map[string]int `json:"replicas,omitempty"`
+}
+
+// Variant is a second way an app's echo was measured: its round trips
+// and what they cost on the socket.
+type Variant struct {
+	// Name says how ("stream": gRPC's bidirectional chat, one member's
+	// message to another on the same connection).
+	Name      string  `json:"name"`
+	Messages  int     `json:"messages"`
+	RTTP50Ms  float64 `json:"rtt_p50_ms"`
+	RTTP99Ms  float64 `json:"rtt_p99_ms"`
+	MsgsPerS  float64 `json:"msgs_per_s"`
+	SentB     int64   `json:"sent_bytes"`
+	RecvB     int64   `json:"recv_bytes"`
+	BytesPerM float64 `json:"bytes_per_message"`
 }
 
 // ConnBytes is one TCP connection of a probe: its ends and the socket bytes
@@ -200,6 +225,15 @@ func (t Target) hostPort() string {
 		return t.Addr
 	}
 	return net.JoinHostPort(t.serverName(), port)
+}
+
+// alpn is what the protocol offers in its TLS handshake: its descriptor's
+// ALPN list (HTTP/1.1 for a protocol that names none).
+func (t Target) alpn() []string {
+	if a := t.Protocol.Desc().ALPN; len(a) > 0 {
+		return a
+	}
+	return []string{"http/1.1"}
 }
 
 func (t Target) tlsConfig(nextProtos ...string) (*tls.Config, error) {
@@ -289,13 +323,20 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		}
 	}
 	defer closeNow()
-	c := s.conn()
-	r.ConnectMs, r.TLSMs, r.HandshakeMs = ms(c.connect), ms(c.tlsDur), ms(s.handshake())
+	conns := connsOf(s)
+	for _, c := range conns {
+		r.ConnectMs += ms(c.connect)
+		r.TLSMs += ms(c.tlsDur)
+		r.SetupB += c.raw.total()
+	}
+	r.HandshakeMs = ms(s.handshake())
 	r.SetupMs = r.ConnectMs + r.TLSMs + r.HandshakeMs
-	r.SetupB = c.raw.total()
-	if c.state != nil {
+	if c := s.conn(); c.state != nil {
 		r.TLSVersion = tls.VersionName(c.state.Version)
 		r.TLSCipher = tls.CipherSuiteName(c.state.CipherSuite)
+	}
+	if cs, ok := s.(compressing); ok {
+		r.Compression = cs.compression()
 	}
 
 	if t.Connected != nil {
@@ -311,37 +352,77 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		}
 	}
 	r.Warmup = o.Warmup
-	sent0, recv0 := c.raw.sent.Load(), c.raw.recv.Load()
+	fig, err := measure(ctx, conns, o, s.echo)
+	r.Messages = fig.Messages
+	if err != nil {
+		return r.fail(fmt.Errorf("%s: %w", t.name(), err))
+	}
+	r.RTTP50Ms, r.RTTP99Ms, r.RTTMinMs, r.RTTMaxMs = fig.RTTP50Ms, fig.RTTP99Ms, fig.rttMin, fig.rttMax
+	r.MsgsPerS, r.SentB, r.RecvB, r.BytesPerM = fig.MsgsPerS, fig.SentB, fig.RecvB, fig.BytesPerM
+	if vs, ok := s.(varianter); ok {
+		for _, v := range vs.variants() {
+			fig, err := measure(ctx, conns, o, v.echo)
+			fig.Name = v.name
+			if err != nil {
+				return r.fail(fmt.Errorf("%s (%s): %w", t.name(), v.name, err))
+			}
+			r.Variants = append(r.Variants, fig.Variant)
+		}
+	}
+	closeNow()
+	for _, c := range conns {
+		r.Conns = append(r.Conns, ConnBytes{Client: c.raw.LocalAddr().String(), Server: c.raw.RemoteAddr().String(),
+			Sent: c.raw.sent.Load(), Recv: c.raw.recv.Load()})
+	}
+	r.Replicas = s.conn().replicas
+	r.OK = true
+	return r, nil
+}
+
+// figures are one series of round trips measured.
+type figures struct {
+	Variant
+	rttMin, rttMax float64
+}
+
+// measure makes o.Count round trips with echo and measures them: the
+// latencies, the rate, and the socket bytes they cost on conns.
+func measure(ctx context.Context, conns []*conn, o Options, echo func(context.Context, string) (string, error)) (figures, error) {
+	var f figures
+	bytes := func() (sent, recv int64) {
+		for _, c := range conns {
+			sent += c.raw.sent.Load()
+			recv += c.raw.recv.Load()
+		}
+		return sent, recv
+	}
+	sent0, recv0 := bytes()
 	rtts := make([]time.Duration, 0, o.Count)
 	begin := time.Now()
 	for i := range o.Count {
 		msg := Payload(i, o.Payload)
 		start := time.Now()
-		got, err := s.echo(ctx, msg)
+		got, err := echo(ctx, msg)
 		if err != nil {
-			r.Messages = len(rtts)
-			return r.fail(fmt.Errorf("%s: echo %d of %d: %w", t.name(), i+1, o.Count, err))
+			f.Messages = len(rtts)
+			return f, fmt.Errorf("echo %d of %d: %w", i+1, o.Count, err)
 		}
 		rtts = append(rtts, time.Since(start))
 		if got != msg {
-			r.Messages = len(rtts)
-			return r.fail(fmt.Errorf("%s: echo %d of %d came back different: sent %q, got %q", t.name(), i+1, o.Count, msg, got))
+			f.Messages = len(rtts)
+			return f, fmt.Errorf("echo %d of %d came back different: sent %q, got %q", i+1, o.Count, msg, got)
 		}
 	}
 	elapsed := time.Since(begin)
-	r.Messages = len(rtts)
-	r.SentB, r.RecvB = c.raw.sent.Load()-sent0, c.raw.recv.Load()-recv0
-	r.BytesPerM = float64(r.SentB+r.RecvB) / float64(2*r.Messages)
-	r.MsgsPerS = float64(r.Messages) / elapsed.Seconds()
+	f.Messages = len(rtts)
+	sent, recv := bytes()
+	f.SentB, f.RecvB = sent-sent0, recv-recv0
+	f.BytesPerM = float64(f.SentB+f.RecvB) / float64(2*f.Messages)
+	f.MsgsPerS = float64(f.Messages) / elapsed.Seconds()
 	slices.Sort(rtts)
-	r.RTTP50Ms, r.RTTP99Ms = ms(Percentile(rtts, 50)), ms(Percentile(rtts, 99))
-	r.RTTMinMs, r.RTTMaxMs = ms(rtts[0]), ms(rtts[len(rtts)-1])
-	closeNow()
-	r.Conn = &ConnBytes{Client: c.raw.LocalAddr().String(), Server: c.raw.RemoteAddr().String(),
-		Sent: c.raw.sent.Load(), Recv: c.raw.recv.Load()}
-	r.Replicas = c.replicas
-	r.OK = true
-	return r, nil
+	f.RTTP50Ms, f.RTTP99Ms = ms(Percentile(rtts, 50)), ms(Percentile(rtts, 99))
+	f.rttMin, f.rttMax = ms(rtts[0]), ms(rtts[len(rtts)-1])
+	return f, nil
 }
 
 // Percentile returns the p-th percentile (nearest rank) of sorted durations.
@@ -400,7 +481,10 @@ func Send(ctx context.Context, t Target, text string) (SendResult, error) {
 // descriptor's Recognise), the conversation the probe holds with its app.
 var sessions = map[protocol.Recognition]func(context.Context, Target) (session, error){
 	protocol.RecogniseHTTP:      func(ctx context.Context, t Target) (session, error) { return newHTTPSession(ctx, t) },
+	protocol.RecogniseHTTP2:     func(ctx context.Context, t Target) (session, error) { return newHTTPSession(ctx, t) },
 	protocol.RecogniseWebSocket: func(ctx context.Context, t Target) (session, error) { return newWSSession(ctx, t) },
+	protocol.RecogniseSSE:       func(ctx context.Context, t Target) (session, error) { return newSSESession(ctx, t) },
+	protocol.RecogniseGRPC:      func(ctx context.Context, t Target) (session, error) { return newGRPCSession(ctx, t) },
 }
 
 // open starts the conversation t's protocol speaks.
@@ -418,10 +502,34 @@ func open(ctx context.Context, t Target) (session, error) {
 
 // session is one protocol conversation on one connection.
 type session interface {
+	// conn is the connection the conversation is measured on.
 	conn() *conn
 	handshake() time.Duration
 	echo(ctx context.Context, msg string) (string, error)
 	close()
+}
+
+// multiConn is a session on more than one connection (SSE posts its
+// echoes on a second); conns lists them all, conn() first.
+type multiConn interface{ conns() []*conn }
+
+func connsOf(s session) []*conn {
+	if m, ok := s.(multiConn); ok {
+		return m.conns()
+	}
+	return []*conn{s.conn()}
+}
+
+// compressing is a session that may have negotiated compression.
+type compressing interface{ compression() string }
+
+// varianter is a session with other ways to echo besides echo, each
+// measured after it on the same connection(s).
+type varianter interface{ variants() []variant }
+
+type variant struct {
+	name string
+	echo func(ctx context.Context, msg string) (string, error)
 }
 
 // errClosedByPeer explains a connection that ended under a probe.

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,17 +65,19 @@ func ServeWorker() {
 
 // workerRequest is what the lab sends the worker: one measurement or one send.
 type workerRequest struct {
-	Op         string   `json:"op"` // "run" or "send"
-	App        string   `json:"app"`
-	Protocol   string   `json:"protocol"`
-	Addr       string   `json:"addr"`
-	ServerName string   `json:"server_name"`
-	Path       string   `json:"path,omitempty"`
-	Roots      [][]byte `json:"roots"` // DER certificates to verify against
-	KeyLog     bool     `json:"keylog"`
-	Options    Options  `json:"options"`
-	Text       string   `json:"text,omitempty"`
-	CPUs       []int    `json:"cpus,omitempty"` // pin the worker to these CPUs
+	Op         string `json:"op"` // "run" or "send"
+	App        string `json:"app"`
+	Protocol   string `json:"protocol"`
+	Addr       string `json:"addr"`
+	ServerName string `json:"server_name"`
+	Path       string `json:"path,omitempty"`
+	// Compression is Target.Compression.
+	Compression string   `json:"compression,omitempty"`
+	Roots       [][]byte `json:"roots"` // DER certificates to verify against
+	KeyLog      bool     `json:"keylog"`
+	Options     Options  `json:"options"`
+	Text        string   `json:"text,omitempty"`
+	CPUs        []int    `json:"cpus,omitempty"` // pin the worker to these CPUs
 }
 
 // workerMessage is one line the worker writes: a key log line, or the end.
@@ -123,7 +125,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			done.Pinned = cpuList(req.CPUs)
 		}
 	}
-	t := Target{App: req.App, Protocol: protocol.Protocol(req.Protocol), Addr: req.Addr, ServerName: req.ServerName, Path: req.Path}
+	t := Target{App: req.App, Protocol: protocol.Protocol(req.Protocol), Addr: req.Addr, ServerName: req.ServerName, Path: req.Path, Compression: req.Compression}
 	if len(req.Roots) > 0 {
 		t.RootCAs = x509.NewCertPool()
 		for _, der := range req.Roots {
@@ -271,7 +273,7 @@ func (w Worker) Send(ctx context.Context, t Target, text string) (SendResult, er
 }
 
 func (w Worker) do(ctx context.Context, t Target, req workerRequest) (last workerMessage, _ error) {
-	req.App, req.Protocol, req.Addr, req.ServerName, req.Path = t.name(), string(t.Protocol), t.Addr, t.serverName(), t.Path
+	req.App, req.Protocol, req.Addr, req.ServerName, req.Path, req.Compression = t.name(), string(t.Protocol), t.Addr, t.serverName(), t.Path, t.Compression
 	req.KeyLog = t.KeyLog != nil
 	for _, c := range t.Roots {
 		req.Roots = append(req.Roots, c.Raw)
@@ -290,10 +292,13 @@ func (w Worker) do(ctx context.Context, t Target, req workerRequest) (last worke
 		req.Addr = addr
 		client = ClientWorkerRelay
 		defer func() {
-			// The wire saw the relay's connection, not the worker's.
-			if r := last.Result; r != nil && r.Conn != nil {
-				if ups := upstream(); len(ups) == 1 {
-					r.Conn.Client, r.Conn.Server = ups[0].LocalAddr().String(), ups[0].RemoteAddr().String()
+			// The wire saw the relay's connections, not the worker's.
+			if r := last.Result; r != nil {
+				ups := upstream()
+				for i, c := range r.Conns {
+					if up, ok := ups[c.Client]; ok {
+						r.Conns[i].Client, r.Conns[i].Server = up.LocalAddr().String(), up.RemoteAddr().String()
+					}
 				}
 			}
 		}()
@@ -362,7 +367,9 @@ func (w Worker) do(ctx context.Context, t Target, req workerRequest) (last worke
 // relay listens on loopback and joins each connection the worker opens to
 // one made with t.Dial, so a dialer that lives in the lab's process (a
 // socket tap, a port forward) still carries the worker's bytes.
-func relay(ctx context.Context, t Target) (addr string, upstream func() []net.Conn, stop func(), _ error) {
+// upstream returns the connections made so far, by the worker's end of
+// the connection they carry (its local address as the worker sees it).
+func relay(ctx context.Context, t Target) (addr string, upstream func() map[string]net.Conn, stop func(), _ error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("%s probe: listening for the worker's relay: %w", t.name(), err)
@@ -370,7 +377,7 @@ func relay(ctx context.Context, t Target) (addr string, upstream func() []net.Co
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var ups []net.Conn
+	ups := map[string]net.Conn{}
 	wg.Go(func() {
 		for {
 			in, err := ln.Accept()
@@ -385,7 +392,7 @@ func relay(ctx context.Context, t Target) (addr string, upstream func() []net.Co
 				}
 				defer up.Close()
 				mu.Lock()
-				ups = append(ups, up)
+				ups[in.RemoteAddr().String()] = up
 				mu.Unlock()
 				stop := context.AfterFunc(ctx, func() { in.Close(); up.Close() })
 				defer stop()
@@ -399,10 +406,10 @@ func relay(ctx context.Context, t Target) (addr string, upstream func() []net.Co
 			})
 		}
 	})
-	upstream = func() []net.Conn {
+	upstream = func() map[string]net.Conn {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(ups)
+		return maps.Clone(ups)
 	}
 	return ln.Addr().String(), upstream, func() { ln.Close(); cancel(); wg.Wait() }, nil
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // wsSession speaks WebSocket to the app's /echo endpoint over one connection.
@@ -17,10 +20,11 @@ type wsSession struct {
 	ws       *websocket.Conn
 	hs       time.Duration
 	deadline time.Time // the deadline last set on ws
+	deflate  string    // the compression negotiated
 }
 
 func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
-	c, err := t.dial(ctx, "http/1.1")
+	c, err := t.dial(ctx, t.alpn()...)
 	if err != nil {
 		return nil, err
 	}
@@ -29,6 +33,8 @@ func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
 		NetDialContext:    give,
 		NetDialTLSContext: give, // already TLS: gorilla uses it as is
 		HandshakeTimeout:  10 * time.Second,
+		// permessage-deflate without context takeover, when the app compresses
+		EnableCompression: t.Compression == protocol.CompressionDeflate,
 	}
 	scheme := "ws"
 	if t.Protocol.Secure() {
@@ -49,8 +55,17 @@ func newWSSession(ctx context.Context, t Target) (*wsSession, error) {
 		ws.Close()
 		return nil, fmt.Errorf("%s: upgrade at %s answered %s", t.name(), url, resp.Status)
 	}
-	return &wsSession{c: c, ws: ws, hs: time.Since(start)}, nil
+	s := &wsSession{c: c, ws: ws, hs: time.Since(start)}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); strings.Contains(ext, "permessage-deflate") {
+		s.deflate = protocol.CompressionDeflate
+	} else if d.EnableCompression {
+		ws.Close()
+		return nil, fmt.Errorf("%s: the app's compression is %s, but the upgrade at %s negotiated none (Sec-WebSocket-Extensions %q)", t.name(), t.Compression, url, ext)
+	}
+	return s, nil
 }
+
+func (s *wsSession) compression() string { return s.deflate }
 
 func (s *wsSession) conn() *conn              { return s.c }
 func (s *wsSession) handshake() time.Duration { return s.hs }
