@@ -1,7 +1,10 @@
-// Package browser tests the lab's chat page in a real browser: Debian's
-// chromium, driven by playwright-core (chat.mjs), against a local-provider
-// lab brought up on free ports. FeedKeys brings a browser's SSLKEYLOGFILE
-// into the lab's key log.
+// Package browser puts a real browser (Debian's chromium) on one end of the
+// lab's WebSockets. Chat is the product's own browser step ('browser APP'
+// in a lab file's script): it drives Chromium with chromedp (no Node at run
+// time), two people chatting on the app's page. FeedKeys brings a browser's
+// SSLKEYLOGFILE into the lab's key log. Its tests drive the chat page with
+// playwright-core (chat.mjs, as the users would) and the web
+// terminal's page with chromedp, against local-provider labs on free ports.
 package browser
 
 import (

@@ -69,12 +69,21 @@ func TestWebTerminalInChromium(t *testing.T) {
 	wait("a prompt", `document.querySelector('.xterm-rows') && document.querySelector('.xterm-rows').textContent.trim().length > 0`)
 	// As a person types: text inserted in the focused terminal (key events
 	// with text would reach xterm.js twice, as keydown and as input), then
-	// Enter.
+	// one press of Enter: a raw key down (no char event, which xterm.js
+	// would take as a second Enter) and its key up.
 	typeText := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: "echo hi"})
 		return chromedp.Void{}, err
 	}
-	if err := chromedp.Do(page, chromedp.Focus(".xterm-helper-textarea"), typeText, chromedp.KeyEvent("\r")); err != nil {
+	enter := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}); err != nil {
+				return chromedp.Void{}, err
+			}
+		}
+		return chromedp.Void{}, nil
+	}
+	if err := chromedp.Do(page, chromedp.Focus(".xterm-helper-textarea"), typeText, enter); err != nil {
 		t.Fatal(err)
 	}
 	wait("hi on a line of its own", `[...document.querySelectorAll('.xterm-rows > div')].some(d => d.textContent.trim() === 'hi')`)
@@ -90,5 +99,10 @@ func TestWebTerminalInChromium(t *testing.T) {
 	rows, _ := chromedp.Run(page, chromedp.Evaluate[string](`document.querySelector('.xterm-rows').innerText`))
 	if !strings.Contains(rows, "echo hi") {
 		t.Errorf("the terminal does not show the typed command: %q", rows)
+	}
+	// One Enter: after hi, one prompt and nothing else (a second Enter
+	// would leave a second prompt).
+	if _, after, ok := strings.Cut(rows, "\nhi\n"); !ok || len(strings.Fields(strings.TrimSpace(after))) != 1 {
+		t.Errorf("after hi the terminal shows %q, want one prompt", after)
 	}
 }

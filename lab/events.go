@@ -179,25 +179,80 @@ func Hops(cfg Config, app string, results map[string]probe.Result) []Hop {
 		return nil
 	}
 	var out []Hop
-	for _, h := range cfg.Chain(app) {
+	for _, h := range reachedChain(cfg, app, results) {
 		r, ok := results[h.Name]
 		if !ok || !r.OK {
 			return nil
 		}
 		hop := Hop{App: h.Name, Kind: h.Kind, Protocol: h.Protocol, Upstream: h.Upstream, SetupMs: r.SetupMs, RTTP50Ms: r.RTTP50Ms, Replicas: r.Replicas}
-		if n := len(h.Upstream); n > 0 {
-			var setup, rtt float64
-			for _, up := range h.Upstream {
+		if reached := reachedUpstreams(h, r); len(reached) > 0 {
+			var setup, rtt, n float64
+			for up, w := range reached {
 				u, ok := results[up]
 				if !ok || !u.OK {
 					return nil
 				}
-				setup += u.SetupMs
-				rtt += u.RTTP50Ms
+				setup += w * u.SetupMs
+				rtt += w * u.RTTP50Ms
+				n += w
 			}
-			hop.AddedSetupMs, hop.AddedRTTMs = r.SetupMs-setup/float64(n), r.RTTP50Ms-rtt/float64(n)
+			hop.AddedSetupMs, hop.AddedRTTMs = r.SetupMs-setup/n, r.RTTP50Ms-rtt/n
 		}
 		out = append(out, hop)
+	}
+	return out
+}
+
+// reachedChain is app's path as its probes went: the app, then the
+// upstreams each hop went on to (reachedUpstreams), each app once.
+func reachedChain(cfg Config, app string, results map[string]probe.Result) []App {
+	var out []App
+	seen := map[string]bool{}
+	next := []string{app}
+	for len(next) > 0 {
+		var after []string
+		for _, n := range next {
+			a, ok := cfg.App(n)
+			if !ok || seen[n] {
+				continue
+			}
+			seen[n] = true
+			out = append(out, a)
+			reached := reachedUpstreams(a, results[n])
+			for _, up := range a.Hops() { // in the lab file's order
+				if reached[up] > 0 {
+					after = append(after, up)
+				}
+			}
+		}
+		next = after
+	}
+	return out
+}
+
+// reachedUpstreams are the upstreams hop h's probe went on to, each with
+// its weight: a token proxy's first target (the one the lab's token names),
+// the replicas a balancer named in its answers (as often as each served),
+// else every upstream alike (a front's one).
+func reachedUpstreams(h App, r probe.Result) map[string]float64 {
+	out := map[string]float64{}
+	if len(h.Upstream) == 0 {
+		return out
+	}
+	if k, _ := protocol.LookupKind(h.Kind); k.Token {
+		out[h.Upstream[0]] = 1
+		return out
+	}
+	for _, up := range h.Upstream {
+		if n := r.Replicas[up]; n > 0 {
+			out[up] = float64(n)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, up := range h.Upstream {
+		out[up] = 1
 	}
 	return out
 }

@@ -1,10 +1,12 @@
 package lab_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/probe"
 )
 
 func TestUpstreamConfigErrors(t *testing.T) {
@@ -53,5 +55,55 @@ func TestDeployOrderPutsUpstreamsFirst(t *testing.T) {
 	chain := lab.Config{Apps: apps}.Chain("edge")
 	if len(chain) != 4 || chain[0].Name != "edge" || chain[1].Name != "lb" {
 		t.Errorf("chain %+v", chain)
+	}
+}
+
+// TestHopsAddOverWhatWasReached: a hop's added cost is over the upstreams
+// its probe went on to — the token proxy's first target, the replicas the
+// balancer named (weighted by how often each served) — not over all.
+func TestHopsAddOverWhatWasReached(t *testing.T) {
+	cfg := lab.Config{Apps: []lab.App{
+		{Name: "gw", Kind: "ws-proxy", Protocol: "ws", Upstream: []string{"ws", "wss"}},
+		{Name: "lb", Kind: "balancer", Protocol: "ws", Upstream: []string{"hub-1", "hub-2"}},
+		{Name: "edge", Kind: "tls-front", Protocol: "wss", Upstream: []string{"lb"}},
+		{Name: "ws", Kind: "chat-ws", Protocol: "ws"}, {Name: "wss", Kind: "chat-ws", Protocol: "wss"},
+		{Name: "hub-1", Kind: "chat-ws", Protocol: "ws"}, {Name: "hub-2", Kind: "chat-ws", Protocol: "ws"},
+	}}
+	res := func(setup, rtt float64, replicas map[string]int) probe.Result {
+		return probe.Result{OK: true, SetupMs: setup, RTTP50Ms: rtt, Replicas: replicas}
+	}
+	results := map[string]probe.Result{
+		"gw": res(5, 3, nil), "ws": res(1, 1, nil), "wss": res(4, 2, nil),
+		"lb": res(3, 2, map[string]int{"hub-2": 3, "hub-1": 1}), "hub-1": res(1, 1, nil), "hub-2": res(2, 0.5, nil),
+		"edge": res(6, 2.5, map[string]int{"hub-2": 1}),
+	}
+	for _, tc := range []struct {
+		app               string
+		hops              int
+		addSetup, addRTT  float64 // the first hop's
+		leafAdded, leafOK bool
+	}{
+		{"gw", 2, 5 - 1, 3 - 1, false, true},                           // over ws, the target the token names (wss is not on its way)
+		{"lb", 3, 3 - (1*1+3*2)/4.0, 2 - (1*1+3*0.5)/4.0, false, true}, // over the replicas, 1:3
+		{"edge", 4, 6 - 3, 2.5 - 2, false, true},                       // over its one upstream
+	} {
+		hops := lab.Hops(cfg, tc.app, results)
+		if len(hops) != tc.hops {
+			t.Fatalf("%s: %d hops %+v", tc.app, len(hops), hops)
+		}
+		h := hops[0]
+		if math.Abs(h.AddedSetupMs-tc.addSetup) > 1e-9 || math.Abs(h.AddedRTTMs-tc.addRTT) > 1e-9 {
+			t.Errorf("%s adds setup %.3f rtt %.3f, want %.3f %.3f", tc.app, h.AddedSetupMs, h.AddedRTTMs, tc.addSetup, tc.addRTT)
+		}
+		if leaf := hops[len(hops)-1]; leaf.AddedSetupMs != 0 || leaf.AddedRTTMs != 0 || len(leaf.Upstream) != 0 {
+			t.Errorf("%s's last hop %+v adds something", tc.app, leaf)
+		}
+	}
+	if lab.Hops(cfg, "ws", results) != nil {
+		t.Error("an app with no upstream has hops")
+	}
+	delete(results, "ws")
+	if lab.Hops(cfg, "gw", results) != nil {
+		t.Error("hops with a hop not measured")
 	}
 }

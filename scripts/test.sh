@@ -101,4 +101,9 @@ pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 say "go test -race ${pkgs[*]}"
 export PROTOLAB_TEST_STRICT=1
+# Where tests keep what a person looks at afterwards (the browser tests'
+# screenshots).
+export PROTOLAB_ARTEFACTS="${PROTOLAB_ARTEFACTS:-/tmp/protolab-artefacts}"
+mkdir -p "$PROTOLAB_ARTEFACTS"
 go test -race -count=1 -timeout 15m "${pkgs[@]}"
+say "artefacts (screenshots) in $PROTOLAB_ARTEFACTS"

@@ -396,8 +396,12 @@ func writeHops(w io.Writer, rows []lab.AppReport) {
 				reps = append(reps, fmt.Sprintf("%s×%d", name, n))
 			}
 			sort.Strings(reps)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%+.2f\t%.3f\t%+.3f\t%s\t%s\t\n", h.App, h.Kind, h.Protocol, h.SetupMs, h.AddedSetupMs,
-				h.RTTP50Ms, h.AddedRTTMs, dash(strings.Join(h.Upstream, ", ")), dash(strings.Join(reps, " ")))
+			addedSetup, addedRTT := "-", "-" // the last hop answers: it adds nothing over anything
+			if len(h.Upstream) > 0 {
+				addedSetup, addedRTT = fmt.Sprintf("%+.2f", h.AddedSetupMs), fmt.Sprintf("%+.3f", h.AddedRTTMs)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.3f\t%s\t%s\t%s\t\n", h.App, h.Kind, h.Protocol, h.SetupMs, addedSetup,
+				h.RTTP50Ms, addedRTT, dash(strings.Join(h.Upstream, ", ")), dash(strings.Join(reps, " ")))
 		}
 		tw.Flush()
 	}

@@ -161,7 +161,7 @@ func checkProduction(t *testing.T, rep lab.Report, out, pcap string, inner map[s
 // refuses forged, expired and wrong-target ones before the upgrade.
 func TestOrchestratorPath(t *testing.T) {
 	_, rep, _ := runExample(t, "orchestrator.yaml", "")
-	if !rep.Apps["gateway"].OK || len(rep.Apps["gateway"].Hops) != 3 {
+	if !rep.Apps["gateway"].OK || len(rep.Apps["gateway"].Hops) != 2 {
 		t.Fatalf("gateway: %+v", rep.Apps["gateway"])
 	}
 	// Up again, kept up, for clients of the test's own.
