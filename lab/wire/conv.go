@@ -19,7 +19,11 @@ const (
 	classWSControl
 	classTLS
 	classClientHello
-	classCount // the number of classes
+	classSSEEvent    // a server-sent event (dispatched: it had data)
+	classH2Frame     // an HTTP/2 frame, any type
+	classH2Message   // an HTTP/2 request or response: one stream's way, ended
+	classGRPCMessage // one length-prefixed gRPC message
+	classCount       // the number of classes
 )
 
 // sink receives what a conversation decodes. The flow fills in time, flow,
@@ -30,6 +34,9 @@ type sink interface {
 	// gap reports bytes lost from the stream (lost < 0: an unknown number)
 	// and what decoding does about it.
 	gap(dir Dir, t time.Time, lost int, what string)
+	// count adds to the app's counters what a message's class alone does
+	// not say (the inflated size of a compressed WebSocket message).
+	count(add func(*Counters))
 }
 
 func httpClass(m *HTTPMessage) msgClass {
@@ -72,8 +79,11 @@ type conv struct {
 	// want is the app's protocol: what its descriptor says the connection
 	// should start with is checked against what it does start with.
 	want protocol.Descriptor
-	// wsTime is the time of the bytes the WebSocket parser is reading.
-	wsTime time.Time
+	// wsTime is the time of the bytes the WebSocket parser is reading,
+	// httpTime those the HTTP parser is reading (a streamed body's records
+	// take it).
+	wsTime   time.Time
+	httpTime [2]time.Time
 }
 
 func newConv(out sink, keys *KeyLog, decrypted bool) *conv {
@@ -198,9 +208,11 @@ func (c *conv) httpData(dir Dir, b []byte, t time.Time) {
 		p = &httpParser{request: dir == ClientToServer}
 		if dir == ServerToClient {
 			p.noBody = func() bool { return len(c.heads) > 0 && c.heads[0] }
+			p.streamFor = c.streamFor
 		}
 		c.http[dir] = p
 	}
+	c.httpTime[dir] = t
 	var switchTo mode
 	rest, err := p.feed(b, c.httpEmit(dir, t, &switchTo))
 	if err != nil {
@@ -313,10 +325,14 @@ func (c *conv) end(dir Dir, t time.Time) {
 	switch c.mode[dir] {
 	case modeHTTP:
 		if p := c.http[dir]; p != nil {
+			c.httpTime[dir] = t
 			p.close(func(m *HTTPMessage) bool {
 				c.out.message(dir, t, c.decrypted, httpClass(m), m.fill)
 				return false
 			})
+			if p.abort() {
+				break // the stream's end record says it was cut short
+			}
 			if p.pending() {
 				c.fail(dir, t, errors.New("connection ended inside an HTTP message (truncated)"))
 			}
@@ -330,4 +346,64 @@ func (c *conv) end(dir Dir, t time.Time) {
 			c.tls.end(dir, t)
 		}
 	}
+}
+
+// streamFor chooses, from a response's headers, a parser for its body as
+// it arrives: an event stream's events are records of their own.
+func (c *conv) streamFor(m *HTTPMessage) bodyStream {
+	if m.Request || !isEventStream(m) {
+		return nil
+	}
+	return c.newSSEStream(ServerToClient)
+}
+
+// sseStream reports the events of an event-stream body as they arrive,
+// and the stream's end.
+type sseStream struct {
+	c   *conv
+	dir Dir
+	p   *sseParser
+}
+
+func (c *conv) newSSEStream(dir Dir) *sseStream {
+	s := &sseStream{c: c, dir: dir}
+	s.p = newSSEParser(func(ev *SSEEvent) {
+		class := classOther
+		if ev.Dispatched {
+			class = classSSEEvent
+		}
+		c.out.message(dir, c.httpTime[dir], c.decrypted, class, ev.fill)
+	})
+	return s
+}
+
+func (s *sseStream) body(b []byte) { s.p.feed(b) }
+
+func (s *sseStream) gap(int) { s.p.gap() }
+
+func (s *sseStream) end(m *HTTPMessage, complete bool) {
+	c, t := s.c, s.c.httpTime[s.dir]
+	cut := s.p.pending()
+	if cut {
+		c.out.failure(s.dir, t, errors.New("the event stream ended inside an SSE event (truncated: it was never dispatched)"))
+	}
+	events, body, lost := s.p.events, m.BodyLen, m.Lost
+	c.out.message(s.dir, t, c.decrypted, classOther, func(r *Record) {
+		r.Layer, r.Len, r.Payload = "sse", m.WireBodyLen, body
+		r.lazy = func(r *Record) {
+			r.Summary = fmt.Sprintf("SSE stream ended: %d events, %d body bytes", events, body)
+			r.add("events", "%d", events)
+			r.add("body_bytes", "%d", body)
+			r.add("complete", "%v", complete)
+			if !complete {
+				r.Summary += " (cut short: the body's end never came)"
+			}
+			switch {
+			case lost > 0:
+				r.add("lost_bytes", "%d", lost)
+			case lost < 0:
+				r.add("lost_bytes", "unknown")
+			}
+		}
+	})
 }
