@@ -515,7 +515,12 @@ func (f *flowState) failure(dir Dir, t time.Time, err error) {
 }
 
 func (f *flowState) deliver(dir Dir, t time.Time) func([]byte) {
-	return func(b []byte) { f.conv.data(dir, b, t) }
+	return func(b []byte) {
+		if !f.half[dir].syn { // the capture began after this direction's start
+			f.conv.midstream[dir] = true
+		}
+		f.conv.data(dir, b, t)
+	}
 }
 
 func (f *flowState) lost(dir Dir, t time.Time) func(int) {
