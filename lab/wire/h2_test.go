@@ -88,7 +88,7 @@ func (c *convo) sendChunks(dir Dir, b []byte, n int) {
 // a GET whose header block is split into HEADERS and CONTINUATION and
 // reuses the dynamic table, a request reset by its client, pings, a
 // window update, padding, and a GOAWAY.
-func h2Exchange(t *testing.T) (client, server []byte, frames int) {
+func h2Exchange(t testing.TB) (client, server []byte, frames int) {
 	cw, sw := newH2Writer(t), newH2Writer(t)
 	cw.buf.WriteString(h2Preface)
 	cw.do(cw.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}))
