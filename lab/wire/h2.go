@@ -93,6 +93,12 @@ func H2FrameName(t byte) string {
 		return "WINDOW_UPDATE"
 	case h2Continuation:
 		return "CONTINUATION"
+	case 0xa:
+		return "ALTSVC"
+	case 0xc:
+		return "ORIGIN"
+	case 0x10:
+		return "PRIORITY_UPDATE"
 	}
 	return fmt.Sprintf("UNKNOWN(0x%x)", t)
 }
