@@ -60,7 +60,7 @@ const (
 	// maxH2HeaderList bounds the header fields kept of one header block
 	// (name + value + 32 each, as SETTINGS_MAX_HEADER_LIST_SIZE counts);
 	// the block is still decoded whole, to keep the HPACK state.
-	maxH2HeaderList = 64 << 10
+	maxH2HeaderList = 16 << 10
 	// maxH2String bounds one HPACK string; maxH2Table the dynamic table
 	// a peer may ask for.
 	maxH2String = 64 << 10
@@ -829,7 +829,7 @@ func (h *h2Conn) fragment(dir Dir, f *H2Frame, p []byte, t time.Time) {
 	}
 	if _, err := s.dec.Write(p); err != nil {
 		blk.unknown = "HPACK decoding failed: " + err.Error()
-		h.flag(dir, t, "header block on stream %d: HPACK decoding failed (%v): header blocks of this side are not decoded further", f.Stream, err)
+		h.flag(dir, t, "header block on stream %d: HPACK decoding failed (%w): header blocks of this side are not decoded further", f.Stream, err)
 		h.loseHPACK(dir, "an earlier header block failed to decode ("+err.Error()+")")
 	}
 }
@@ -851,7 +851,7 @@ func (h *h2Conn) endBlock(dir Dir, f *H2Frame, t time.Time) *h2Stream {
 	if blk.unknown == "" && s.hpack {
 		if err := s.dec.Close(); err != nil {
 			blk.unknown = "HPACK: " + err.Error()
-			h.flag(dir, t, "header block on stream %d ends inside a field (%v)", blk.stream, err)
+			h.flag(dir, t, "header block on stream %d ends inside a field (%w)", blk.stream, err)
 			h.loseHPACK(dir, "a header block ended inside a field")
 		}
 	}
