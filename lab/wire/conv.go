@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/protolab/protolab-tui/protocol"
@@ -19,7 +20,11 @@ const (
 	classWSControl
 	classTLS
 	classClientHello
-	classCount // the number of classes
+	classSSEEvent    // a server-sent event (dispatched: it had data)
+	classH2Frame     // an HTTP/2 frame, any type
+	classH2Message   // an HTTP/2 request or response: one stream's way, ended
+	classGRPCMessage // one length-prefixed gRPC message
+	classCount       // the number of classes
 )
 
 // sink receives what a conversation decodes. The flow fills in time, flow,
@@ -30,6 +35,9 @@ type sink interface {
 	// gap reports bytes lost from the stream (lost < 0: an unknown number)
 	// and what decoding does about it.
 	gap(dir Dir, t time.Time, lost int, what string)
+	// count adds to the app's counters what a message's class alone does
+	// not say (the inflated size of a compressed WebSocket message).
+	count(add func(*Counters))
 }
 
 func httpClass(m *HTTPMessage) msgClass {
@@ -48,6 +56,7 @@ const (
 	modeTLS
 	modeHold   // client bytes after an upgrade request, until the response
 	modeBroken // a decode error ended this direction
+	modeH2     // HTTP/2 frames
 )
 
 // maxHeld bounds the client bytes held while an upgrade is answered.
@@ -72,8 +81,26 @@ type conv struct {
 	// want is the app's protocol: what its descriptor says the connection
 	// should start with is checked against what it does start with.
 	want protocol.Descriptor
-	// wsTime is the time of the bytes the WebSocket parser is reading.
-	wsTime time.Time
+	// wsTime is the time of the bytes the WebSocket parser is reading,
+	// httpTime those the HTTP parser is reading (a streamed body's records
+	// take it).
+	wsTime   time.Time
+	httpTime [2]time.Time
+
+	// h2 follows the connection once it speaks HTTP/2; pre holds the
+	// client's first bytes while they may still be the preface.
+	h2  *h2Conn
+	pre [2][]byte
+	// midstream marks a direction whose first bytes were not seen (the
+	// capture began after them, or lost them).
+	midstream [2]bool
+	// alpn is the protocol the TLS handshake agreed on (the inner
+	// conversation of a decrypted connection).
+	alpn string
+	// wsOffer is the upgrade request's Sec-WebSocket-Extensions; deflate
+	// what the 101 answer agreed (nil: no permessage-deflate).
+	wsOffer string
+	deflate *WSDeflate
 }
 
 func newConv(out sink, keys *KeyLog, decrypted bool) *conv {
@@ -89,7 +116,9 @@ func (c *conv) data(dir Dir, b []byte, t time.Time) {
 	case modeBroken:
 		return
 	case modeDetect:
-		c.detect(dir, b, t)
+		if b = c.detect(dir, b, t); b == nil {
+			return
+		}
 	}
 	switch c.mode[dir] {
 	case modeTLS:
@@ -101,6 +130,8 @@ func (c *conv) data(dir Dir, b []byte, t time.Time) {
 		c.httpData(dir, b, t)
 	case modeWS:
 		c.wsData(dir, b, t)
+	case modeH2:
+		c.h2.data(dir, b, t)
 	case modeHold:
 		if len(c.held)+len(b) > maxHeld {
 			c.fail(dir, t, fmt.Errorf("more than %d bytes sent before the upgrade was answered", maxHeld))
@@ -113,13 +144,23 @@ func (c *conv) data(dir Dir, b []byte, t time.Time) {
 	}
 }
 
-// detect chooses the parser from the content (a TLS record header, else
-// HTTP); the port map said which protocol to expect, and a connection that
-// does not start as its descriptor says is flagged, then decoded as what it
-// is (plain HTTP sent to a TLS app, TLS sent to a plain one).
-func (c *conv) detect(dir Dir, b []byte, t time.Time) {
+// detect chooses the parser from the content (a TLS record header, the
+// HTTP/2 preface, else HTTP/1) and the app's descriptor: the port map said
+// which protocol to expect, and a connection that does not start as its
+// descriptor says is flagged, then decoded as what it is (plain HTTP sent
+// to a TLS app, TLS sent to a plain one). An app that speaks HTTP/2 gets
+// frames decoded without the preface too (the capture began
+// mid-connection, or the server spoke first), but not what opens as
+// HTTP/1 (a gRPC app answers GET /health that way). It returns the bytes
+// to decode, nil while it waits for more (the preface's first bytes).
+func (c *conv) detect(dir Dir, b []byte, t time.Time) []byte {
+	first := len(c.pre[dir]) == 0
+	if !first {
+		b = append(c.pre[dir], b...)
+		c.pre[dir] = nil
+	}
 	isTLS := !c.decrypted && (b[0] == tlsHandshake || b[0] == tlsAlert)
-	if !c.decrypted && c.want.Name != "" && dir == ClientToServer && isTLS != c.want.TLS {
+	if first && !c.decrypted && c.want.Name != "" && dir == ClientToServer && isTLS != c.want.TLS {
 		what := "plain bytes (no TLS record)"
 		if isTLS {
 			what = "a TLS record"
@@ -128,9 +169,44 @@ func (c *conv) detect(dir Dir, b []byte, t time.Time) {
 	}
 	if isTLS {
 		c.mode[dir] = modeTLS
-		return
+		return b
+	}
+	if dir == ClientToServer {
+		if n := min(len(b), len(h2Preface)); string(b[:n]) == h2Preface[:n] {
+			if n < len(h2Preface) {
+				c.pre[dir] = append([]byte(nil), b...)
+				return nil
+			}
+			c.startH2(dir, t, true, true)
+			return b
+		}
+		if c.wantsH2() && (b[0] < 'A' || b[0] > 'Z') {
+			c.startH2(dir, t, false, !c.midstream[dir])
+			return b
+		}
+	} else if c.h2 != nil || c.alpn == "h2" || c.wantsH2() {
+		if n := min(len(b), 5); string(b[:n]) != "HTTP/"[:n] {
+			c.startH2(dir, t, false, !c.midstream[dir])
+			return b
+		}
 	}
 	c.mode[dir] = modeHTTP
+	return b
+}
+
+// wantsH2 reports whether the app's descriptor says it speaks HTTP/2.
+func (c *conv) wantsH2() bool {
+	r := c.want.Recognise
+	return r == protocol.RecogniseHTTP2 || r == protocol.RecogniseGRPC
+}
+
+// startH2 decodes dir as HTTP/2 frames from here on.
+func (c *conv) startH2(dir Dir, t time.Time, preface, fromStart bool) {
+	if c.h2 == nil {
+		c.h2 = newH2Conn(c)
+	}
+	c.mode[dir] = modeH2
+	c.h2.start(dir, t, preface, fromStart)
 }
 
 func (c *conv) fail(dir Dir, t time.Time, err error) {
@@ -150,7 +226,11 @@ func (c *conv) gap(dir Dir, n int, t time.Time) {
 	case modeBroken:
 		what = "the direction was not being decoded"
 	case modeDetect:
+		c.midstream[dir] = true
+		c.pre[dir] = nil
 		what = "nothing decoded yet: detecting the protocol from the bytes after it"
+	case modeH2:
+		what = c.h2.gap(dir, n, t)
 	case modeHold:
 		c.mode[dir] = modeBroken
 		c.held = nil
@@ -198,9 +278,11 @@ func (c *conv) httpData(dir Dir, b []byte, t time.Time) {
 		p = &httpParser{request: dir == ClientToServer}
 		if dir == ServerToClient {
 			p.noBody = func() bool { return len(c.heads) > 0 && c.heads[0] }
+			p.streamFor = c.streamFor
 		}
 		c.http[dir] = p
 	}
+	c.httpTime[dir] = t
 	var switchTo mode
 	rest, err := p.feed(b, c.httpEmit(dir, t, &switchTo))
 	if err != nil {
@@ -241,6 +323,7 @@ func (c *conv) httpEmit(dir Dir, t time.Time, switchTo *mode) func(*HTTPMessage)
 			c.heads = append(c.heads, m.Method == "HEAD")
 			if m.WebSocketUpgrade() {
 				c.upgradeKy = m.Header("Sec-WebSocket-Key")
+				c.wsOffer = m.headerValues("Sec-WebSocket-Extensions")
 				*switchTo = modeHold
 				return true
 			}
@@ -251,6 +334,11 @@ func (c *conv) httpEmit(dir Dir, t time.Time, switchTo *mode) func(*HTTPMessage)
 		}
 		if m.Status == 101 && c.upgradeKy != "" {
 			c.checkAccept(m, t)
+			d, err := parseDeflate(c.wsOffer, m.headerValues("Sec-WebSocket-Extensions"))
+			if err != nil {
+				c.out.failure(dir, t, fmt.Errorf("Sec-WebSocket-Extensions %q: %w (RFC 7692: the client fails the connection); decoding as agreed anyway", d.Agreed, err))
+			}
+			c.deflate = d
 			*switchTo = modeWS
 			return true
 		}
@@ -262,15 +350,25 @@ func (c *conv) httpEmit(dir Dir, t time.Time, switchTo *mode) func(*HTTPMessage)
 func (c *conv) checkAccept(m *HTTPMessage, t time.Time) {
 	want := AcceptFor(c.upgradeKy)
 	got := m.Header("Sec-WebSocket-Accept")
+	offer, agreed := c.wsOffer, m.headerValues("Sec-WebSocket-Extensions")
 	c.out.message(ServerToClient, t, c.decrypted, classOther, func(r *Record) {
 		r.Layer = "ws"
 		r.Kind = KindMessage
+		if offer != "" {
+			r.add("extensions_offered", "%s", offer)
+		}
+		if agreed != "" {
+			r.add("extensions_agreed", "%s", agreed)
+		}
 		r.add("sec_websocket_key", "%s", c.upgradeKy)
 		r.add("sec_websocket_accept", "%s", got)
 		r.add("expected_accept", "%s", want)
 		if got == want {
 			r.add("accept_valid", "true")
 			r.Summary = "WebSocket upgrade complete: Sec-WebSocket-Accept matches the key"
+			if strings.Contains(agreed, "permessage-deflate") {
+				r.Summary += "; permessage-deflate agreed: " + agreed
+			}
 		} else {
 			r.add("accept_valid", "false")
 			r.Summary = fmt.Sprintf("WebSocket upgrade: Sec-WebSocket-Accept %q does not match the key (want %q)", got, want)
@@ -283,6 +381,12 @@ func (c *conv) wsParser(dir Dir) *wsParser {
 	if p == nil {
 		p = &wsParser{}
 		p.flag = func(problem string) { c.out.failure(dir, c.wsTime, errors.New(problem)) }
+		if d := c.deflate; d != nil {
+			p.deflate = &wsInflater{noContext: d.ServerNoContext, bits: d.ServerBits}
+			if dir == ClientToServer {
+				p.deflate.noContext, p.deflate.bits = d.ClientNoContext, d.ClientBits
+			}
+		}
 		c.ws[dir] = p
 	}
 	return p
@@ -295,6 +399,13 @@ func (c *conv) wsEmit(dir Dir, t time.Time) func(*WSFrame) {
 			class = classWSControl
 		}
 		c.out.message(dir, t, c.decrypted, class, f.fill)
+		if z := f.Inflated; z != nil && z.Err == "" {
+			c.out.count(func(cn *Counters) {
+				cn.WSCompressed++
+				cn.WSCompressedBytes += uint64(z.Compressed)
+				cn.WSInflated += uint64(z.Inflated)
+			})
+		}
 	}
 }
 
@@ -313,10 +424,14 @@ func (c *conv) end(dir Dir, t time.Time) {
 	switch c.mode[dir] {
 	case modeHTTP:
 		if p := c.http[dir]; p != nil {
+			c.httpTime[dir] = t
 			p.close(func(m *HTTPMessage) bool {
 				c.out.message(dir, t, c.decrypted, httpClass(m), m.fill)
 				return false
 			})
+			if p.abort() {
+				break // the stream's end record says it was cut short
+			}
 			if p.pending() {
 				c.fail(dir, t, errors.New("connection ended inside an HTTP message (truncated)"))
 			}
@@ -329,5 +444,72 @@ func (c *conv) end(dir Dir, t time.Time) {
 		if c.tls != nil {
 			c.tls.end(dir, t)
 		}
+	case modeH2:
+		c.h2.end(dir, t)
+	case modeDetect:
+		if len(c.pre[dir]) > 0 {
+			c.pre[dir] = nil
+			c.out.failure(dir, t, errors.New("connection ended inside the HTTP/2 connection preface (truncated)"))
+		}
 	}
+}
+
+// streamFor chooses, from a response's headers, a parser for its body as
+// it arrives: an event stream's events are records of their own.
+func (c *conv) streamFor(m *HTTPMessage) bodyStream {
+	if m.Request || !isEventStream(m) {
+		return nil
+	}
+	return c.newSSEStream(ServerToClient)
+}
+
+// sseStream reports the events of an event-stream body as they arrive,
+// and the stream's end.
+type sseStream struct {
+	c   *conv
+	dir Dir
+	p   *sseParser
+}
+
+func (c *conv) newSSEStream(dir Dir) *sseStream {
+	s := &sseStream{c: c, dir: dir}
+	s.p = newSSEParser(func(ev *SSEEvent) {
+		class := classOther
+		if ev.Dispatched {
+			class = classSSEEvent
+		}
+		c.out.message(dir, c.httpTime[dir], c.decrypted, class, ev.fill)
+	})
+	return s
+}
+
+func (s *sseStream) body(b []byte) { s.p.feed(b) }
+
+func (s *sseStream) gap(int) { s.p.gap() }
+
+func (s *sseStream) end(m *HTTPMessage, complete bool) {
+	c, t := s.c, s.c.httpTime[s.dir]
+	cut := s.p.pending()
+	if cut {
+		c.out.failure(s.dir, t, errors.New("the event stream ended inside an SSE event (truncated: it was never dispatched)"))
+	}
+	events, body, lost := s.p.events, m.BodyLen, m.Lost
+	c.out.message(s.dir, t, c.decrypted, classOther, func(r *Record) {
+		r.Layer, r.Len, r.Payload = "sse", m.WireBodyLen, body
+		r.lazy = func(r *Record) {
+			r.Summary = fmt.Sprintf("SSE stream ended: %d events, %d body bytes", events, body)
+			r.add("events", "%d", events)
+			r.add("body_bytes", "%d", body)
+			r.add("complete", "%v", complete)
+			if !complete {
+				r.Summary += " (cut short: the body's end never came)"
+			}
+			switch {
+			case lost > 0:
+				r.add("lost_bytes", "%d", lost)
+			case lost < 0:
+				r.add("lost_bytes", "unknown")
+			}
+		}
+	})
 }

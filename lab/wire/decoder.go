@@ -455,6 +455,14 @@ func (f *flowState) message(dir Dir, t time.Time, decrypted bool, class msgClass
 	case classClientHello:
 		c.TLSRecords++
 		c.TLSHellos++
+	case classSSEEvent:
+		c.SSEEvents++
+	case classH2Frame:
+		c.H2Frames++
+	case classH2Message:
+		c.H2Messages++
+	case classGRPCMessage:
+		c.GRPCMessages++
 	}
 	if counted {
 		c.Messages++
@@ -476,6 +484,24 @@ func (f *flowState) message(dir Dir, t time.Time, decrypted bool, class msgClass
 var countedAs = map[protocol.Unit]map[msgClass]bool{
 	protocol.UnitHTTPMessage: {classHTTPRequest: true, classHTTPResponse: true},
 	protocol.UnitWSFrame:     {classWSData: true, classWSControl: true},
+	// An SSE app's messages are its events and the requests that talk
+	// back (an echo is a POST and the event it causes); the response that
+	// carries the stream is not one.
+	protocol.UnitSSEEvent:     {classSSEEvent: true, classHTTPRequest: true},
+	protocol.UnitHTTP2Message: {classH2Message: true},
+	protocol.UnitGRPCMessage:  {classGRPCMessage: true},
+}
+
+// count implements sink.
+func (f *flowState) count(add func(*Counters)) {
+	f.d.store.mu.Lock()
+	a := f.d.store.apps[f.app]
+	if f.aside {
+		add(&a.aside)
+	} else {
+		add(&a.counters)
+	}
+	f.d.store.mu.Unlock()
 }
 
 // failure implements sink: an error record, and the counters say so.
@@ -489,7 +515,12 @@ func (f *flowState) failure(dir Dir, t time.Time, err error) {
 }
 
 func (f *flowState) deliver(dir Dir, t time.Time) func([]byte) {
-	return func(b []byte) { f.conv.data(dir, b, t) }
+	return func(b []byte) {
+		if !f.half[dir].syn { // the capture began after this direction's start
+			f.conv.midstream[dir] = true
+		}
+		f.conv.data(dir, b, t)
+	}
 }
 
 func (f *flowState) lost(dir Dir, t time.Time) func(int) {

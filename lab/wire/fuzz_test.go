@@ -319,6 +319,7 @@ type tallySink struct{ messages, failures, gaps int }
 
 func (s *tallySink) message(Dir, time.Time, bool, msgClass, func(*Record)) { s.messages++ }
 func (s *tallySink) failure(Dir, time.Time, error)                         { s.failures++ }
+func (s *tallySink) count(func(*Counters))                                 {}
 func (s *tallySink) gap(_ Dir, _ time.Time, _ int, what string) {
 	if what == "" {
 		panic("a gap record that says nothing")

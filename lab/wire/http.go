@@ -31,6 +31,21 @@ type HTTPMessage struct {
 	// Lost counts body bytes missing from the capture (-1: an unknown
 	// number, the message's end was not seen): the message is partial.
 	Lost int
+	// Streaming marks a response reported when its headers arrived, its
+	// body going on to a parser of its own as it comes (an event stream):
+	// the record has no body, what follows is in the stream's records.
+	Streaming bool
+}
+
+// bodyStream takes a streamed message's body as it arrives (de-chunked),
+// instead of the message being reported once it is whole.
+type bodyStream interface {
+	body(b []byte)
+	// gap: n body bytes were lost (n < 0: an unknown number).
+	gap(n int)
+	// end: the body ended; complete is false when the connection (or a
+	// gap no length spans) cut it short.
+	end(m *HTTPMessage, complete bool)
 }
 
 // Header returns the first value of a header (case-insensitive).
@@ -95,6 +110,11 @@ type httpParser struct {
 	// what it passed over.
 	resync  bool
 	dropped int
+	// streamFor, when set, is asked about each message once its headers
+	// are read: a bodyStream it returns gets the body as it comes, and
+	// the message is reported at once, before its body (Streaming).
+	streamFor func(*HTTPMessage) bodyStream
+	stream    bodyStream // the current message's, while its body is read
 }
 
 type chunkState uint8
@@ -147,6 +167,14 @@ func (p *httpParser) feed(b []byte, emit func(*HTTPMessage) (stop bool)) (rest [
 				return nil, err
 			}
 			p.msg = m
+			if p.streamFor != nil && p.mode != bodyNone {
+				if st := p.streamFor(m); st != nil {
+					p.stream = st
+					head := *m
+					head.Streaming = true
+					emit(&head) // a response with a body switches nothing
+				}
+			}
 		}
 		done, err := p.readBody()
 		if err != nil {
@@ -157,6 +185,11 @@ func (p *httpParser) feed(b []byte, emit func(*HTTPMessage) (stop bool)) (rest [
 		}
 		m := p.msg
 		p.msg = nil
+		if st := p.stream; st != nil {
+			p.stream = nil
+			st.end(m, true)
+			continue
+		}
 		if emit(m) {
 			rest := p.buf
 			p.buf = nil
@@ -184,6 +217,9 @@ func (p *httpParser) skip(n int, emit func(*HTTPMessage) bool) (exact bool) {
 			m.Lost += n
 			m.BodyLen += n
 			m.WireBodyLen += n
+			if p.stream != nil {
+				p.stream.gap(n)
+			}
 			if p.mode != bodyUntilClose {
 				p.left -= n
 				if p.left == 0 && p.mode == bodyChunked {
@@ -196,12 +232,20 @@ func (p *httpParser) skip(n int, emit func(*HTTPMessage) bool) (exact bool) {
 	if m := p.msg; m != nil && p.mode == bodyUntilClose {
 		m.Lost = -1 // read until close: it goes on, size unknown
 		p.buf = p.buf[:0]
+		if p.stream != nil {
+			p.stream.gap(-1)
+		}
 		return true
 	}
 	if m := p.msg; m != nil {
 		m.Lost = -1
 		p.msg = nil
-		emit(m)
+		if st := p.stream; st != nil {
+			p.stream = nil
+			st.end(m, false)
+		} else {
+			emit(m)
+		}
 	}
 	p.buf = p.buf[:0]
 	p.resync, p.dropped = true, 0
@@ -376,6 +420,9 @@ func (p *httpParser) keepBody(b []byte) {
 		m.Body = append(m.Body, b[:min(room, len(b))]...)
 	}
 	m.BodyLen += len(b)
+	if p.stream != nil && len(b) > 0 {
+		p.stream.body(b)
+	}
 }
 
 // readBody consumes body bytes from p.buf; done is true when the message is
@@ -458,8 +505,27 @@ func (p *httpParser) close(emit func(*HTTPMessage) bool) {
 	if p.msg != nil && p.mode == bodyUntilClose {
 		m := p.msg
 		p.msg = nil
+		if st := p.stream; st != nil {
+			p.stream = nil
+			st.end(m, true)
+			return
+		}
 		emit(m)
 	}
+}
+
+// abort ends a streamed body the connection cut short (its length, or its
+// last chunk, never came) and reports whether there was one: its stream
+// says what was lost.
+func (p *httpParser) abort() bool {
+	st, m := p.stream, p.msg
+	if st == nil || m == nil {
+		return false
+	}
+	p.stream, p.msg = nil, nil
+	p.buf = p.buf[:0]
+	st.end(m, false)
+	return true
 }
 
 // pending reports whether a message is partly read.
@@ -510,6 +576,11 @@ func (m *HTTPMessage) format(r *Record) {
 	}
 	if m.WebSocketUpgrade() {
 		s += " [WebSocket upgrade]"
+	}
+	if m.Streaming {
+		ct := m.Header("Content-Type")
+		s += " (" + ct + ": streaming, its events follow)"
+		r.add("streaming", "true")
 	}
 	switch {
 	case m.Lost > 0:

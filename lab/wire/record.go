@@ -1,10 +1,18 @@
 // Package wire decodes the lab's traffic: link, IP and TCP layers (gopacket's
 // DecodingLayerParser on the hot path), per-flow TCP reassembly, and the
-// protocol parsers — HTTP/1.1, the TLS record layer (with TLS 1.3 decryption
-// when the lab's own clients logged their keys) and WebSocket frames after an
-// upgrade. It turns packets into Records, one per packet and one per
-// application message, and keeps them in bounded per-protocol ring buffers
-// with counters.
+// protocol parsers — HTTP/1.1 (with a streaming body path: a
+// text/event-stream response is reported when its headers arrive and its
+// body goes, as it comes, to an SSE event parser), the TLS record layer
+// (with TLS 1.3 decryption when the lab's own clients logged their keys),
+// WebSocket frames after an upgrade (permessage-deflate messages inflated
+// with a hard cap), and HTTP/2 (frames, HPACK-decoded header blocks, each
+// stream's request and response) with the gRPC messages its streams carry.
+// The parser is chosen from the content and the app's protocol descriptor.
+// It turns packets into Records, one per packet and one per application
+// message (HTTP message, TLS record, WebSocket frame, SSE event, HTTP/2
+// frame and message, gRPC message), and keeps them in bounded per-app ring
+// buffers with counters. Every parser bounds what it holds, whatever the
+// bytes.
 package wire
 
 import (
@@ -88,7 +96,8 @@ type Record struct {
 	Flow     Flow              `json:"flow"`
 	Dir      Dir               `json:"dir"`
 	Kind     Kind              `json:"kind"`
-	// Layer is what decoded it: "tcp", "socket", "http", "tls", "ws".
+	// Layer is what decoded it: "tcp", "socket", "http", "tls", "ws",
+	// "sse", "http2", "grpc" (and "decode", "gap" for errors).
 	Layer string `json:"layer"`
 	// Len is the packet's length on the wire, or the message's size.
 	Len int `json:"len"`

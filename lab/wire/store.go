@@ -15,19 +15,33 @@ const DefaultRingSize = 10000
 // Counters are one app's running totals. They count everything seen,
 // not only what the ring still holds.
 type Counters struct {
-	Packets     uint64 `json:"packets"`
-	Bytes       uint64 `json:"bytes"`    // packet lengths on the wire
-	Messages    uint64 `json:"messages"` // HTTP messages (http/https) or WS frames (ws/wss)
-	Payload     uint64 `json:"payload"`  // payload bytes of those messages
-	HTTPReqs    uint64 `json:"http_requests"`
-	HTTPResps   uint64 `json:"http_responses"`
-	WSFrames    uint64 `json:"ws_frames"`
-	WSControl   uint64 `json:"ws_control_frames"`
-	TLSRecords  uint64 `json:"tls_records"`
-	TLSHellos   uint64 `json:"tls_handshakes"` // ClientHellos
-	Decrypted   uint64 `json:"decrypted"`      // records recovered with the lab's keys
-	Retransmits uint64 `json:"retransmits"`
-	Errors      uint64 `json:"errors"`
+	Packets    uint64 `json:"packets"`
+	Bytes      uint64 `json:"bytes"`    // packet lengths on the wire
+	Messages   uint64 `json:"messages"` // the protocol's messages (its descriptor's Message unit)
+	Payload    uint64 `json:"payload"`  // payload bytes of those messages
+	HTTPReqs   uint64 `json:"http_requests"`
+	HTTPResps  uint64 `json:"http_responses"`
+	WSFrames   uint64 `json:"ws_frames"`
+	WSControl  uint64 `json:"ws_control_frames"`
+	TLSRecords uint64 `json:"tls_records"`
+	TLSHellos  uint64 `json:"tls_handshakes"` // ClientHellos
+	Decrypted  uint64 `json:"decrypted"`      // records recovered with the lab's keys
+	// SSEEvents counts server-sent events dispatched (Layer "sse").
+	SSEEvents uint64 `json:"sse_events"`
+	// H2Frames counts HTTP/2 frames, every type, both ways; H2Messages the
+	// HTTP/2 requests and responses (one stream's way, ended).
+	H2Frames   uint64 `json:"h2_frames"`
+	H2Messages uint64 `json:"h2_messages"`
+	// GRPCMessages counts length-prefixed gRPC messages, both ways.
+	GRPCMessages uint64 `json:"grpc_messages"`
+	// WSCompressed counts WebSocket messages sent compressed
+	// (permessage-deflate); WSCompressedBytes sums their payloads as sent,
+	// WSInflated the same payloads inflated.
+	WSCompressed      uint64 `json:"ws_compressed"`
+	WSCompressedBytes uint64 `json:"ws_compressed_bytes"`
+	WSInflated        uint64 `json:"ws_inflated_bytes"`
+	Retransmits       uint64 `json:"retransmits"`
+	Errors            uint64 `json:"errors"`
 	// Gaps counts spans of a stream missing from the capture (each is an
 	// error record, Layer "gap"); Lost sums their bytes, where known.
 	Gaps  uint64 `json:"gaps"`
@@ -54,6 +68,11 @@ type Summary struct {
 	// payload bytes per message: the gap is the protocol's overhead.
 	BytesPerMessage   float64 `json:"bytes_per_message"`
 	PayloadPerMessage float64 `json:"payload_bytes_per_message"`
+	// CompressedPerMessage and InflatedPerMessage are, over the WebSocket
+	// messages sent compressed, the payload bytes per message as sent and
+	// once inflated (0 with none).
+	CompressedPerMessage float64 `json:"compressed_bytes_per_message,omitempty"`
+	InflatedPerMessage   float64 `json:"inflated_bytes_per_message,omitempty"`
 }
 
 // Summarize derives the report figures.
@@ -65,6 +84,10 @@ func (c Counters) Summarize() Summary {
 	if c.Messages > 0 {
 		s.BytesPerMessage = float64(c.Bytes) / float64(c.Messages)
 		s.PayloadPerMessage = float64(c.Payload) / float64(c.Messages)
+	}
+	if c.WSCompressed > 0 {
+		s.CompressedPerMessage = float64(c.WSCompressedBytes) / float64(c.WSCompressed)
+		s.InflatedPerMessage = float64(c.WSInflated) / float64(c.WSCompressed)
 	}
 	return s
 }

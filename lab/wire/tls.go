@@ -277,3 +277,22 @@ func (h *Hello) format(r *Record) {
 	}
 	r.Summary = s
 }
+
+// encryptedExtensionsALPN reads the protocol a TLS 1.3 server chose from
+// its EncryptedExtensions ("" when none, or unreadable).
+func encryptedExtensionsALPN(body []byte) string {
+	r := &reader{b: body}
+	exts := &reader{b: r.bytes(r.u16())}
+	for exts.err == nil && len(exts.b) > 0 {
+		typ, data := exts.u16(), exts.bytes(exts.u16())
+		if exts.err != nil || typ != 16 {
+			continue
+		}
+		e := &reader{b: data}
+		list := &reader{b: e.bytes(e.u16())}
+		if p := list.bytes(list.u8()); list.err == nil {
+			return string(p)
+		}
+	}
+	return ""
+}

@@ -53,7 +53,7 @@ const maxQueued = 512
 func newTLSConn(c *conv) *tlsConn {
 	t := &tlsConn{c: c}
 	t.inner = newConv(c.out, c.keys, true)
-	t.inner.mode = [2]mode{modeHTTP, modeHTTP}
+	t.inner.want = c.want // the plaintext is detected (HTTP/1, HTTP/2) as a plain connection's is
 	return t
 }
 
@@ -385,6 +385,9 @@ func (t *tlsConn) handshakeMessage(dir Dir, at time.Time, typ byte, body []byte,
 			class = classClientHello
 			t.clientRandom = append([]byte(nil), h.Random...)
 		} else {
+			if len(h.ALPN) > 0 { // TLS 1.2 agrees on it here
+				t.inner.alpn = h.ALPN[0]
+			}
 			t.suite = h.Suite
 			if h.Version == 0x0304 {
 				t.tls13 = true
@@ -407,6 +410,14 @@ func (t *tlsConn) handshakeMessage(dir Dir, at time.Time, typ byte, body []byte,
 					t.noKeys[dir] = true
 				}
 			}()
+		}
+	case hsEncryptedExtensions:
+		if alpn := encryptedExtensionsALPN(body); alpn != "" {
+			t.inner.alpn = alpn
+			extra = func(r *Record) {
+				r.add("alpn", "%s", alpn)
+				r.Summary += " ALPN=" + alpn
+			}
 		}
 	case hsNewSessionTicket:
 		if len(body) >= 4 {

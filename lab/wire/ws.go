@@ -34,6 +34,11 @@ type WSFrame struct {
 	// Lost counts payload bytes missing from the capture: the frame is
 	// partial (its header was seen, so the next frame was found by length).
 	Lost uint64
+	// Compressed marks the frames of a message sent compressed
+	// (permessage-deflate: RSV1 on its first frame); Inflated, on its last
+	// frame, is the whole message inflated.
+	Compressed bool
+	Inflated   *WSInflated
 }
 
 // OpcodeName names an opcode as Wireshark does.
@@ -86,6 +91,14 @@ type wsParser struct {
 	msgLen  uint64       // bytes of the message so far
 	utf8    rfc6455.UTF8 // the message's text so far
 	flagged bool         // the message's text was reported already
+
+	// deflate inflates compressed messages when permessage-deflate was
+	// agreed (nil: no extension, and RSV1 is a breach); compressed says
+	// the message in progress is; ctext that it is text, checked once
+	// inflated.
+	deflate    *wsInflater
+	compressed bool
+	ctext      bool
 }
 
 // maxWSHeader is the largest frame header: 2 + 8 (length) + 4 (mask).
@@ -184,13 +197,14 @@ func (p *wsParser) feed(b []byte, emit func(*WSFrame)) error {
 		if p.text && !f.Control() && !p.flagged {
 			p.checkText(f, b[:take])
 		}
+		if p.compressed && !f.Control() {
+			p.deflate.take(b[:take], f, p.got)
+		}
 		p.got += take
 		p.remaining -= take
 		b = b[take:]
 		if p.remaining == 0 {
-			p.cur = nil
-			emit(f)
-			p.end(f)
+			p.complete(f, emit)
 		}
 	}
 	return nil
@@ -208,14 +222,30 @@ func (p *wsParser) skip(n int, emit func(*WSFrame)) bool {
 	f := p.cur
 	f.Lost += uint64(n)
 	p.flagged = true // the text's UTF-8 cannot be followed across the gap
+	if p.compressed && !f.Control() {
+		p.deflate.gap()
+	}
 	p.got += uint64(n)
 	p.remaining -= uint64(n)
 	if p.remaining == 0 {
-		p.cur = nil
-		emit(f)
-		p.end(f)
+		p.complete(f, emit)
 	}
 	return true
+}
+
+// complete ends a frame whose payload is all read: the last frame of a
+// compressed message has it inflated first.
+func (p *wsParser) complete(f *WSFrame, emit func(*WSFrame)) {
+	p.cur = nil
+	if p.compressed && !f.Control() && f.Fin {
+		p.compressed = false
+		f.Inflated = p.deflate.inflate(p.ctext, p.report)
+		if z := f.Inflated; z.Err != "" && !z.after {
+			p.report("websocket compressed message (permessage-deflate) " + z.Err)
+		}
+	}
+	emit(f)
+	p.end(f)
 }
 
 func (p *wsParser) report(problem string) {
@@ -226,8 +256,21 @@ func (p *wsParser) report(problem string) {
 
 // begin follows the message a new frame belongs to (§5.4): a text or
 // binary frame starts one, a continuation goes on with it; control frames
-// may come between fragments and belong to none.
+// may come between fragments and belong to none. The RSV bits are checked
+// against the extension agreed: RSV1 only with permessage-deflate, and
+// then only on a data message's first frame (RFC 7692 §6.1).
 func (p *wsParser) begin(f *WSFrame) {
+	switch {
+	case f.RSV&3 != 0:
+		p.report(fmt.Sprintf("websocket frame with RSV2 or RSV3 set (rsv=%d): no extension agreed defines them (RFC 6455 §5.2: the receiver fails the connection, 1002)", f.RSV))
+	case f.RSV&4 == 0:
+	case p.deflate == nil:
+		p.report("websocket frame with RSV1 set, but no extension (permessage-deflate) was agreed (RFC 6455 §5.2: the receiver fails the connection, 1002)")
+	case f.Control():
+		p.report("websocket " + OpcodeName(f.Opcode) + " frame with RSV1 set: control frames are never compressed (RFC 7692 §6.1: 1002)")
+	case f.Opcode == wsContinuation:
+		p.report("websocket continuation frame with RSV1 set: only a message's first frame carries it (RFC 7692 §6.1: 1002)")
+	}
 	switch {
 	case f.Control():
 		return
@@ -238,12 +281,19 @@ func (p *wsParser) begin(f *WSFrame) {
 		p.report("websocket " + OpcodeName(f.Opcode) + " frame began a new message before the fragmented one ended (RFC 6455 §5.4: 1002)")
 		fallthrough
 	case f.Opcode != wsContinuation:
-		// A compressed message (RSV1, permessage-deflate) is not text on
-		// the wire: it cannot be checked here.
+		// A compressed message (RSV1) is not text on the wire: with
+		// permessage-deflate agreed it is checked once inflated; without,
+		// RSV1 is the breach reported.
+		p.compressed = f.RSV&4 != 0 && p.deflate != nil
 		p.text = f.Opcode == wsText && f.RSV&4 == 0
+		p.ctext = f.Opcode == wsText && p.compressed
 		p.msgLen, p.flagged = 0, false
 		p.utf8.Reset()
+		if p.deflate != nil {
+			p.deflate.comp, p.deflate.size, p.deflate.damaged = p.deflate.comp[:0], 0, ""
+		}
 	}
+	f.Compressed = p.compressed
 	p.inMsg = !f.Fin
 }
 
@@ -325,6 +375,31 @@ func (f *WSFrame) format(r *Record) {
 	if f.Lost > 0 {
 		r.add("lost_bytes", "%d", f.Lost)
 		s += fmt.Sprintf(" [partial: %d bytes not captured]", f.Lost)
+	}
+	if z := f.Inflated; z != nil {
+		r.add("compressed", "true")
+		r.add("compressed_bytes", "%d", z.Compressed)
+		if z.Err != "" {
+			r.add("inflated", "%s", z.Err)
+			s += " [deflate: " + z.Err + "]"
+		} else {
+			r.add("inflated_bytes", "%d", z.Inflated)
+			s += fmt.Sprintf(" (deflate: %d → %d bytes)", z.Compressed, z.Inflated)
+			if utf8.Valid(z.Preview) || len(z.Preview) == PreviewBytes {
+				r.add("text", "%s", textPreview(z.Preview, PreviewBytes))
+				s += fmt.Sprintf(" %q", textPreview(z.Preview, 64))
+			} else {
+				r.add("inflated_data", "%x", z.Preview)
+			}
+		}
+		r.Summary = s
+		return
+	}
+	if f.Compressed {
+		r.add("compressed", "true")
+		s += " [compressed: inflated with the message's last frame]"
+		r.Summary = s
+		return
 	}
 	switch f.Opcode {
 	case wsText, wsContinuation:
