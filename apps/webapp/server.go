@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,17 +77,48 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.srv.Protocols = httpProtocols(cfg.Protocol)
 	if cfg.Protocol.Secure() {
 		s.srv.TLSConfig = cfg.TLS.Clone()
 		if len(s.srv.TLSConfig.NextProtos) == 0 {
-			// HTTP/1.1 only: the lab shows HTTP/1.1 and WebSocket upgrades on the wire.
-			s.srv.TLSConfig.NextProtos = []string{"http/1.1"}
+			s.srv.TLSConfig.NextProtos = nextProtos(cfg.Protocol)
 		}
 	}
 	if setup := kindServe[cfg.Kind]; setup != nil {
 		setup(s)
 	}
 	return s, nil
+}
+
+// httpProtocols is what the app's HTTP server speaks, from the protocol's
+// descriptor: HTTP/1.1 always (the lab health-checks every app with an
+// HTTP/1.1 GET /health, and WebSocket upgrades are HTTP/1.1), and HTTP/2
+// when the protocol is HTTP/2 — over TLS by ALPN, or in clear text with prior
+// knowledge (h2c). (A gRPC app sends its HTTP/2 connections to its gRPC
+// server before they reach this one, and sets HTTP/1.1 only: grpc.go.)
+func httpProtocols(p protocol.Protocol) *http.Protocols {
+	var ps http.Protocols
+	ps.SetHTTP1(true)
+	if p.HTTP2() {
+		if p.Secure() {
+			ps.SetHTTP2(true)
+		} else {
+			ps.SetUnencryptedHTTP2(true)
+		}
+	}
+	return &ps
+}
+
+// nextProtos is what the app's TLS server offers by ALPN: the protocol's own
+// (its descriptor's ALPN, h2 for h2 and grpcs) and http/1.1 after them, so
+// that an HTTP/1.1 client (the lab's health checks, its /metrics scrapes)
+// is still served.
+func nextProtos(p protocol.Protocol) []string {
+	out := append([]string(nil), p.Desc().ALPN...)
+	if !slices.Contains(out, "http/1.1") {
+		out = append(out, "http/1.1")
+	}
+	return out
 }
 
 // kindServe sets up, for a kind that is not an HTTP server (a TLS front
