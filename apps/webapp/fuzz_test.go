@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -83,4 +85,104 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	k := copy(p, r.b[:min(r.n, len(r.b))])
 	r.b = r.b[k:]
 	return k, nil
+}
+
+// FuzzWSConnReadDeflate is FuzzWSConnRead on a connection that negotiated
+// permessage-deflate: compressed messages (RSV1) are inflated within the
+// read limit, whatever their compressed bytes, and what comes out obeys
+// the same rules.
+func FuzzWSConnReadDeflate(f *testing.F) {
+	z := compress(f, []byte("hello, hello, hello"))
+	for _, frames := range [][]wsraw.Frame{
+		{{Fin: true, RSV: 4, Op: rfc6455.OpText, Payload: z}},
+		{{RSV: 4, Op: rfc6455.OpBinary, Payload: z[:3]}, wsraw.Ping(nil), wsraw.Fragment(rfc6455.OpContinuation, true, z[3:])},
+		{{Fin: true, RSV: 4, Op: rfc6455.OpBinary, Payload: compress(f, make([]byte, 1<<16))}},
+		{{Fin: true, RSV: 4, Op: rfc6455.OpText, Payload: []byte{0xff, 0, 1}}},
+		{{Fin: true, RSV: 4, Op: rfc6455.OpPing}},
+		{wsraw.Text("plain")},
+	} {
+		var b []byte
+		for _, fr := range frames {
+			b = append(b, fr.Encode()...)
+		}
+		f.Add(b, uint8(7))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		const limit = 1024
+		in := &chunkReader{b: b, n: int(chunk%64) + 1}
+		nc := &bytesConn{in: in}
+		c := newWSConn(nc, bufio.NewReaderSize(nc, 64), limit)
+		c.deflate = true
+		for range len(b) + 1 {
+			op, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if len(msg) > limit {
+				t.Fatalf("a %d-byte message past the %d-byte limit", len(msg), limit)
+			}
+			if op != rfc6455.OpText && op != rfc6455.OpBinary {
+				t.Fatalf("message of opcode 0x%x", op)
+			}
+			if op == rfc6455.OpText && !utf8.Valid(msg) {
+				t.Fatalf("invalid UTF-8 handed over as text: %q", msg)
+			}
+		}
+		t.Fatalf("%d messages from %d bytes", len(b)+1, len(b))
+	})
+}
+
+// FuzzParseExtensions: any Sec-WebSocket-Extensions value parses or is
+// refused without a panic; what parses has token names and values, and
+// written back out parses to the same.
+func FuzzParseExtensions(f *testing.F) {
+	for _, s := range []string{
+		"permessage-deflate; client_max_window_bits",
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+		`x-foo; a="b\c", permessage-deflate; server_max_window_bits="15"`,
+		", ,a;b=c ,",
+		`a; b="`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		exts, err := parseExtensions([]string{s})
+		if err != nil {
+			return
+		}
+		tokens := func(v string) bool {
+			for i := 0; i < len(v); i++ {
+				if !isTokenChar(v[i]) {
+					return false
+				}
+			}
+			return v != ""
+		}
+		var parts []string
+		for _, e := range exts {
+			part := e.name
+			if !tokens(e.name) {
+				t.Fatalf("%q: extension name %q is not a token", s, e.name)
+			}
+			for _, p := range e.params {
+				if !tokens(p.name) || (p.hasValue && !tokens(p.value)) || (!p.hasValue && p.value != "") {
+					t.Fatalf("%q: parameter %+v", s, p)
+				}
+				part += ";" + p.name
+				if p.hasValue {
+					part += "=" + p.value
+				}
+			}
+			parts = append(parts, part)
+		}
+		again, err := parseExtensions([]string{strings.Join(parts, ",")})
+		if err != nil || len(again) != len(exts) {
+			t.Fatalf("%q parsed to %+v, which written out parses to %+v (%v)", s, exts, again, err)
+		}
+		for i := range exts {
+			if again[i].name != exts[i].name || !slices.Equal(again[i].params, exts[i].params) {
+				t.Fatalf("%q: %+v written out parses to %+v", s, exts[i], again[i])
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/protolab/protolab-tui/protocol"
 	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
@@ -108,6 +109,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, err
 	if !rfc6455.ValidKey(key) {
 		return refuse(http.StatusBadRequest, "not a WebSocket handshake: Sec-WebSocket-Key must be 16 bytes in base64")
 	}
+	deflate := s.negotiateDeflate(r)
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return refuse(http.StatusInternalServerError, "cannot take over the connection: "+err.Error())
@@ -116,7 +118,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, err
 	// the connection's reader from now on.
 	_ = nc.SetDeadline(time.Time{})
 	_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + rfc6455.AcceptKey(key) + "\r\n\r\n"
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + rfc6455.AcceptKey(key) + "\r\n"
+	if deflate {
+		resp += "Sec-WebSocket-Extensions: " + deflateResponse + "\r\n"
+	}
+	resp += "\r\n"
 	if _, err := nc.Write([]byte(resp)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("answering the WebSocket handshake: %w", err)
@@ -124,7 +130,33 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, err
 	_ = nc.SetWriteDeadline(time.Time{})
 	c := newWSConn(nc, brw.Reader, s.cfg.ReadLimit)
 	c.m = s.metrics
+	c.deflate = deflate
 	return c, nil
+}
+
+// negotiateDeflate reports whether the connection r asks for compresses its
+// messages: when the app's Compression is deflate and the client offers a
+// permessage-deflate the server can take (deflate.go). A header that does
+// not parse, or offers none the server can take, means no compression (the
+// connection goes on without: extensions are optional).
+func (s *Server) negotiateDeflate(r *http.Request) bool {
+	if s.cfg.Compression != protocol.CompressionDeflate {
+		return false
+	}
+	offers := r.Header.Values("Sec-WebSocket-Extensions")
+	if len(offers) == 0 {
+		return false
+	}
+	exts, err := parseExtensions(offers)
+	if err != nil {
+		s.log.Info("websocket extensions not understood: not compressing", "client", r.RemoteAddr, "err", err)
+		return false
+	}
+	ok, why := acceptDeflate(exts)
+	if !ok {
+		s.log.Info("permessage-deflate declined: not compressing", "client", r.RemoteAddr, "why", why)
+	}
+	return ok
 }
 
 // upgrade runs the WebSocket handshake and prepares the connection:
