@@ -2,15 +2,20 @@ package webapp
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	sse "github.com/tmaxmax/go-sse"
+
 	"github.com/protolab/protolab-tui/internal/wsraw"
+	"github.com/protolab/protolab-tui/protocol"
 	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
@@ -183,6 +188,75 @@ func FuzzParseExtensions(f *testing.F) {
 			if again[i].name != exts[i].name || !slices.Equal(again[i].params, exts[i].params) {
 				t.Fatalf("%q: %+v written out parses to %+v", s, exts[i], again[i])
 			}
+		}
+	})
+}
+
+// FuzzSSEEvent: whatever text an event carries, the stream's bytes parse
+// (with go-sse's client parser) to exactly one event of that type and id
+// whose data is the text with its line ends made LF — a body can never
+// end an event early or forge another.
+func FuzzSSEEvent(f *testing.F) {
+	for _, s := range []string{"", "one", "two\nlines", "a\r\nb\rc\n", "\n\n", "data: forged\n\nevent: x", " lead", "\x00"} {
+		f.Add(s, uint64(7))
+	}
+	f.Fuzz(func(t *testing.T, data string, id uint64) {
+		if !utf8.ValidString(data) {
+			return // the app refuses such bodies (400)
+		}
+		b := appendEvent(nil, protocol.SSEEcho, id, data)
+		var got []sse.Event
+		for ev, err := range sse.Read(bytes.NewReader(b), &sse.ReadConfig{MaxEventSize: len(b) + 1}) {
+			if err != nil {
+				t.Fatalf("%q: %v", b, err)
+			}
+			got = append(got, ev)
+		}
+		want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(data)
+		if len(got) != 1 || got[0].Type != protocol.SSEEcho || got[0].LastEventID != strconv.FormatUint(id, 10) || got[0].Data != want {
+			t.Fatalf("%q parses to %+v, want one echo event id %d with data %q", b, got, id, want)
+		}
+	})
+}
+
+// FuzzParseChatLine: any line of a chat room parses without a panic, keeps
+// the line as it came, and what it names puts the line back together.
+func FuzzParseChatLine(f *testing.F) {
+	for _, s := range []string{"Hi bob! You have successfully connected to the chat.", "bob joined", "bob joined (age 30)", "bob left", "bob: hi: there", "notice", "a:b: c", "x joined (age 007)"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, line string, first bool) {
+		ev := parseChatLine(line, first)
+		if ev.Line != line {
+			t.Fatalf("%q: line %q", line, ev.Line)
+		}
+		var back string
+		switch ev.Kind {
+		case "greeting":
+			if !first || !strings.HasPrefix(line, "Hi "+ev.From+"! ") {
+				t.Fatalf("%q (first %v): greeting %+v", line, first, ev)
+			}
+			return
+		case "message":
+			back = ev.From + ": " + ev.Text
+		case "leave":
+			back = ev.From + " left"
+		case "join":
+			back = ev.From + " joined"
+			if ev.Age != nil {
+				back += " (age " + strconv.Itoa(*ev.Age) + ")"
+			}
+		case "notice":
+			if ev.From != "" || ev.Text != "" || ev.Age != nil {
+				t.Fatalf("%q: notice %+v", line, ev)
+			}
+			return
+		default:
+			t.Fatalf("%q: kind %q", line, ev.Kind)
+		}
+		if back != line || validName(ev.From) != "" {
+			t.Fatalf("%q parsed to %+v", line, ev)
 		}
 	})
 }

@@ -144,6 +144,7 @@ var kindRoutes = map[string]func(s *Server, mux *http.ServeMux){
 	protocol.KindBalancer: routeBalancer,
 	protocol.KindWSProxy:  routeWSProxy,
 	protocol.KindTerm:     routeTerm,
+	protocol.KindSSE:      routeSSE,
 }
 
 // Config returns the effective configuration (defaults applied).
