@@ -31,7 +31,7 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	srv  *http.Server
-	room *room
+	room *room[[]byte] // the chat-ws room (websocket.go)
 	// metrics are the app's own (GET /metrics), in a registry of its own.
 	metrics *metrics
 
@@ -61,7 +61,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      log.With("app", cfg.Name),
-		room:     newRoom(),
+		room:     newRoom[[]byte](),
 		shutdown: make(chan struct{}),
 		metrics:  newMetrics(cfg),
 	}

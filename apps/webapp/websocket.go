@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -253,7 +251,7 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 	}
 	c, release, err := s.upgrade(w, r)
 	if err != nil {
-		s.room.leave(m, false)
+		s.room.leave(m, nil)
 		return
 	}
 	defer release()
@@ -279,7 +277,9 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 	if age >= 0 {
 		joined = fmt.Sprintf("%s joined (age %d)", name, age)
 	}
-	s.room.join(m, fmt.Sprintf("Hi %s! You have successfully connected to the chat.", name), joined)
+	s.room.join(m, func([]string) []byte {
+		return fmt.Appendf(nil, "Hi %s! You have successfully connected to the chat.", name)
+	}, []byte(joined))
 	// ReadMessage refuses invalid UTF-8 (closing 1007), so only valid text
 	// ever reaches the room: one member cannot make everyone else's
 	// browser fail its connection.
@@ -293,9 +293,10 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 			s.logReadEnd(name, c.fail(rfc6455.CloseUnsupportedData, "the chat takes text messages only", 0))
 			break
 		}
-		s.room.broadcast(m, name+": "+string(msg))
+		s.room.broadcast(m, []byte(name+": "+string(msg)))
 	}
-	s.room.leave(m, true)
+	left := []byte(name + " left")
+	s.room.leave(m, &left)
 	<-writerDone
 }
 
@@ -307,99 +308,4 @@ type Members struct {
 // chatMembers serves GET /chat, the room's members (the chat page shows them).
 func (s *Server) chatMembers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, Members{Members: s.room.names()})
-}
-
-// names returns the joined members' names, sorted.
-func (r *room) names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.joined))
-	for m := range r.joined {
-		out = append(out, m.name)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// member is one chat participant; send is drained by its writer goroutine.
-type member struct {
-	name   string
-	send   chan []byte
-	closed bool // guarded by room.mu
-}
-
-// room is the chat room: names are unique, joins, leaves and messages go to
-// everyone else.
-type room struct {
-	mu      sync.Mutex
-	members map[string]*member
-	joined  map[*member]bool
-}
-
-func newRoom() *room {
-	return &room{members: make(map[string]*member), joined: make(map[*member]bool)}
-}
-
-// reserve claims name, or reports false when someone already holds it.
-func (r *room) reserve(name string) (*member, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, taken := r.members[name]; taken {
-		return nil, false
-	}
-	m := &member{name: name, send: make(chan []byte, 64)}
-	r.members[name] = m
-	return m, true
-}
-
-// join makes m visible, tells everyone else, and greets m — at once, so a
-// member who has read the greeting is sure to hear of whoever joins next,
-// and the greeting is the first thing m hears (its queue is empty until
-// now, so the send cannot block).
-func (r *room) join(m *member, greeting, announce string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sendOthersLocked(m, announce)
-	r.joined[m] = true
-	m.send <- []byte(greeting)
-}
-
-// leave frees m's name; when announce is set everyone else is told.
-func (r *room) leave(m *member, announce bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.members, m.name)
-	delete(r.joined, m)
-	if !m.closed {
-		m.closed = true
-		close(m.send)
-	}
-	if announce {
-		r.sendOthersLocked(m, m.name+" left")
-	}
-}
-
-func (r *room) broadcast(from *member, text string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sendOthersLocked(from, text)
-}
-
-// sendOthersLocked queues text for every joined member but from. A member
-// whose queue is full is too slow to keep up: its queue is closed, which ends
-// its writer and so its connection.
-func (r *room) sendOthersLocked(from *member, text string) {
-	msg := []byte(text)
-	for o := range r.joined {
-		if o == from || o.closed {
-			continue
-		}
-		select {
-		case o.send <- msg:
-		default:
-			o.closed = true
-			close(o.send)
-			delete(r.joined, o)
-		}
-	}
 }
