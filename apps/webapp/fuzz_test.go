@@ -260,3 +260,34 @@ func FuzzParseChatLine(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSniffPreface: whatever a connection's first bytes, in whatever
+// pieces, the sniffer reads at most the preface's length, hands back
+// exactly what it read (a prefix of the input), calls it HTTP/2 only for
+// the preface, and stops as soon as what it read rules HTTP/2 out.
+func FuzzSniffPreface(f *testing.F) {
+	for _, s := range []string{http2Preface, http2Preface + "more", "GET / HTTP/1.1\r\n", "PRI", "", "P\x00"} {
+		f.Add([]byte(s), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		nc := &bytesConn{in: &chunkReader{b: b, n: int(chunk%32) + 1}}
+		read, h2, err := sniffPreface(nc, time.Second)
+		if len(read) > len(http2Preface) || !bytes.HasPrefix(b, read) {
+			t.Fatalf("%q: read %q", b, read)
+		}
+		if h2 != (string(read) == http2Preface) || h2 != bytes.HasPrefix(b, []byte(http2Preface)) {
+			t.Fatalf("%q: h2 %v after %q", b, h2, read)
+		}
+		switch {
+		case h2:
+		case err != nil: // ended before telling: all it read fits the preface
+			if !strings.HasPrefix(http2Preface, string(read)) {
+				t.Fatalf("%q: error %v after %q, which already ruled HTTP/2 out", b, err, read)
+			}
+		default: // ruled out by the last read
+			if len(read) == 0 || strings.HasPrefix(http2Preface, string(read)) {
+				t.Fatalf("%q: not HTTP/2 after %q", b, read)
+			}
+		}
+	})
+}

@@ -125,6 +125,7 @@ func nextProtos(p protocol.Protocol) []string {
 // works on TCP connections), how it serves its listener.
 var kindServe = map[string]func(s *Server){
 	protocol.KindTLSFront: setupFront,
+	protocol.KindGRPC:     setupGRPC,
 }
 
 // kindRoutes sets up, for each app kind, the routes its server answers
@@ -145,6 +146,7 @@ var kindRoutes = map[string]func(s *Server, mux *http.ServeMux){
 	protocol.KindWSProxy:  routeWSProxy,
 	protocol.KindTerm:     routeTerm,
 	protocol.KindSSE:      routeSSE,
+	protocol.KindGRPC:     routeGRPC,
 }
 
 // Config returns the effective configuration (defaults applied).
