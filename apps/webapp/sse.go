@@ -308,7 +308,7 @@ func (a *sseApp) post(w http.ResponseWriter, r *http.Request) {
 	case <-st.gone:
 		noStream(w, id)
 	case <-t.C:
-		http.Error(w, fmt.Sprintf("stream %s is not reading its events (%d wait)", id, sseQueue), http.StatusServiceUnavailable)
+		http.Error(w, fmt.Sprintf("stream %s is not reading its events: %d wait already; try again later", id, sseQueue), http.StatusServiceUnavailable)
 	case <-r.Context().Done():
 	}
 }
