@@ -80,6 +80,13 @@ func (s *sseClient) next(t *testing.T) sse.Event {
 	case ev := <-s.events:
 		return ev
 	case err := <-s.end:
+		// The reader queues the last events before it reports the end.
+		select {
+		case ev := <-s.events:
+			s.end <- err
+			return ev
+		default:
+		}
 		t.Fatalf("stream %s ended (%v) before the next event", s.id, err)
 	case <-time.After(5 * time.Second):
 		t.Fatalf("stream %s: no event within 5 s", s.id)
