@@ -31,6 +31,26 @@ const (
 	// "3xxx"/"4xxx" for the registered and private ranges).
 	MetricWSCloses = "protolab_websocket_close_codes_total"
 
+	// MetricSSEOpen is a gauge of the server-sent event streams open now
+	// (an sse app's GET /events and /chat/events).
+	MetricSSEOpen = "protolab_sse_streams_open"
+	// MetricSSEEvents counts the events an sse app sent, labelled event (the
+	// event's type: SSEHello, SSEEcho, SSEChat, SSEEnd); keep-alive comments
+	// are no events.
+	MetricSSEEvents = "protolab_sse_events_total"
+
+	// MetricGRPCCalls counts a grpc app's finished calls, labelled method
+	// (the full method, "/protolab.Echo/Say": only the server's registered
+	// methods, an unknown one is answered before it is counted) and code
+	// (the gRPC status code's name, "OK", "AlreadyExists", …).
+	MetricGRPCCalls = "protolab_grpc_calls_total"
+	// MetricGRPCMessages counts gRPC messages, labelled direction (MetricIn:
+	// from the app's clients, MetricOut: to them).
+	MetricGRPCMessages = "protolab_grpc_messages_total"
+	// MetricGRPCStreamsOpen is a gauge of the gRPC streaming calls open now
+	// (a chat member's Join, a health Watch).
+	MetricGRPCStreamsOpen = "protolab_grpc_streams_open"
+
 	// RouteNone is the route label of a request no route matched.
 	RouteNone = "none"
 

@@ -397,7 +397,7 @@ type Kind struct {
 }
 
 var kinds = []Kind{
-	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS, H2, H2C}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health, GET /metrics (over HTTP/2 for h2 and h2c)", Echo: "/echo", Metrics: true},
+	{Name: KindEchoHTTP, Protocols: []Protocol{HTTP, HTTPS, H2, H2C}, About: "a JSON API: GET / (app, protocol, version), POST /echo, GET /health, GET /metrics (over HTTP/2 for h2 and h2c, and HTTP/1.1 on the same port)", Echo: "/echo", Metrics: true},
 	{Name: KindChatWS, Protocols: []Protocol{WS, WSS}, About: "WebSocket /echo and the chat room /chat/{name}?age=N, a browser chat page at /, GET /health, GET /metrics",
 		Echo: "/echo", Chat: "/chat/", Metrics: true, Compression: []string{CompressionDeflate}},
 	{Name: KindTLSFront, Protocols: []Protocol{HTTPS, WSS}, About: "terminates TLS with the lab's certificate and passes the plain bytes to its upstream (like stunnel)",
@@ -408,9 +408,9 @@ var kinds = []Kind{
 		Upstreams: UpstreamWebSocket, MinUpstreams: 1, Token: true, Metrics: true},
 	{Name: KindTerm, Protocols: []Protocol{WS, WSS}, About: "a web terminal: a page with xterm.js at /, WebSocket /term carrying a shell's pty (binary stdin/stdout, a JSON text message to resize), WebSocket /echo, GET /health, GET /metrics",
 		Echo: "/echo", Shell: true, Metrics: true},
-	{Name: KindSSE, Protocols: []Protocol{SSE}, About: "server-sent events: GET /events streams events (a hello first), POST /events/{stream} sends one back as an event on that stream; with a chat-ws upstream, GET /chat/events?name=N streams its chat room; GET /health, GET /metrics",
+	{Name: KindSSE, Protocols: []Protocol{SSE}, About: "server-sent events: GET /events streams events (a hello first, its id in " + StreamHeader + "), POST /events/{stream} sends the body back as an echo event on that stream; with a chat-ws upstream, GET /chat/events?name=N&age=A joins its room and streams it as chat events, POST /chat/events/{stream} says the body in it; GET / (app, protocol, version), GET /health, GET /metrics",
 		Echo: "/events", Chat: "/chat/events", Upstreams: UpstreamFeed, MinUpstreams: 0, MaxUpstreams: 1, Metrics: true},
-	{Name: KindGRPC, Protocols: []Protocol{GRPC, GRPCS}, About: "gRPC: the unary echo protolab.Echo/Say and the bidirectional chat room protolab.Chat/Join (protocol/labrpc/protolab.proto), the standard health service; GET /health and GET /metrics over HTTP/1.1 on the same port",
+	{Name: KindGRPC, Protocols: []Protocol{GRPC, GRPCS}, About: "gRPC: the unary echo protolab.Echo/Say and the bidirectional chat room protolab.Chat/Join (protocol/labrpc/protolab.proto), the standard health service; GET /, GET /health and GET /metrics over HTTP/1.1 on the same port",
 		Echo: "/protolab.Echo/Say", Chat: "/protolab.Chat/Join", Metrics: true},
 }
 

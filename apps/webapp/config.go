@@ -1,10 +1,11 @@
 // Package webapp is the lab's web application: one server binary that runs
-// one app kind (protocol.Kinds: echo-http, chat-ws) speaking one of the
-// kind's protocols (http, https, ws, wss). It stands alone — it imports
-// nothing of the lab or the UI, only the protocol table — so the same code
-// runs in a container (apps/ main package, built FROM scratch) and
-// in-process for the embedded lab. Every kind with protocol.Kind.Metrics
-// serves its own Prometheus metrics at GET /metrics (metrics.go).
+// one app kind (protocol.Kinds: echo-http, chat-ws, sse, grpc, the
+// intermediaries, term) speaking one of the kind's protocols. It stands
+// alone — it imports nothing of the lab or the UI, only the protocol
+// packages — so the same code runs in a container (apps/ main package,
+// built FROM scratch) and in-process for the embedded lab. Every kind with
+// protocol.Kind.Metrics serves its own Prometheus metrics at GET /metrics
+// (metrics.go).
 package webapp
 
 import (
@@ -37,35 +38,42 @@ type Config struct {
 	// Name is the application name reported by GET / (default
 	// "protolab-<protocol>").
 	Name string
-	// TLS is the server TLS configuration; required for https and wss.
+	// TLS is the server TLS configuration; required for the TLS protocols
+	// (https, wss, h2, grpcs). Its NextProtos, when empty, become the
+	// protocol's ALPN then http/1.1.
 	TLS *tls.Config
-	// ReadLimit is the largest WebSocket message accepted; a larger one is
-	// refused with close code 1009. Zero means DefaultReadLimit.
+	// ReadLimit is the largest WebSocket message accepted (once inflated,
+	// for a compressed one); a larger one is refused with close code 1009.
+	// It also bounds what an sse app takes in a POST (413) and a gRPC
+	// message (RESOURCE_EXHAUSTED). Zero means DefaultReadLimit.
 	ReadLimit int64
 	// AllowedOrigins lists extra Origin values a browser may connect from
 	// (e.g. "http://localhost:8080"); same-origin requests and requests with no
 	// Origin header (non-browser clients) are always allowed. "*" allows any.
 	AllowedOrigins []string
 	// PingInterval is how often the server pings each WebSocket peer; a peer
-	// that does not answer within twice the interval is dropped. Zero means 20s.
+	// that does not answer within twice the interval is dropped. An sse app
+	// sends a keep-alive comment on each stream as often. Zero means 20s.
 	PingInterval time.Duration
 	// ShutdownGrace bounds how long Shutdown waits for WebSocket peers to
 	// acknowledge the 1001 close frame. Zero means 2s.
 	ShutdownGrace time.Duration
 
 	// Upstreams are an intermediary's upstream apps (a front's one, a
-	// balancer's replicas, a proxy's targets); the kind's rule says what
-	// they must speak.
+	// balancer's replicas, a proxy's targets), or an sse app's chat-ws feed;
+	// the kind's rule says what they must speak.
 	Upstreams []Upstream
 	// Affinity is a balancer's: "cookie" pins a client to the replica that
 	// first served it; "" or "none" is round robin.
 	Affinity string
-	// HandshakeTimeout bounds a TLS front's handshake (zero: 10s).
+	// HandshakeTimeout bounds a TLS front's handshake, and a grpc app's
+	// look at a new connection (its TLS handshake, or its first bytes in
+	// clear text) (zero: 10s).
 	HandshakeTimeout time.Duration
 	// HealthInterval is how often a balancer checks its replicas (zero: 1s).
 	HealthInterval time.Duration
-	// RootCAs verifies TLS upstreams (a proxy's wss targets); required when
-	// there is one.
+	// RootCAs verifies TLS upstreams (a proxy's wss targets, an sse app's
+	// wss chat); required when there is one.
 	RootCAs *x509.CertPool
 	// UpstreamKeyLog, when set, receives the TLS secrets of connections the
 	// app makes to TLS upstreams, so a capture of them can be decrypted.

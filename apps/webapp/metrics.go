@@ -33,6 +33,16 @@ type metrics struct {
 	closes     *prometheus.CounterVec
 	msgIn      prometheus.Counter
 	msgOut     prometheus.Counter
+
+	// An sse app's (kind sse only).
+	sseOpen   prometheus.Gauge
+	sseEvents *prometheus.CounterVec
+	// A grpc app's (kind grpc only; grpc.go's interceptors count).
+	grpcCalls  *prometheus.CounterVec
+	grpcMsgs   *prometheus.CounterVec
+	grpcOpen   prometheus.Gauge
+	grpcMsgIn  prometheus.Counter
+	grpcMsgOut prometheus.Counter
 }
 
 // durationBuckets span a loopback answer (a tenth of a millisecond) to a
@@ -61,6 +71,26 @@ func newMetrics(cfg Config) *metrics {
 		ConstLabels: prometheus.Labels{"app": cfg.Name, "kind": cfg.Kind, "protocol": string(cfg.Protocol), "version": Version}})
 	info.Set(1)
 	m.reg.MustRegister(info, m.requests, m.duration, m.wsOpen, m.wsAccepted, m.msgs, m.closes)
+	switch cfg.Kind {
+	case protocol.KindSSE:
+		m.sseOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: protocol.MetricSSEOpen,
+			Help: "Server-sent event streams open now."})
+		m.sseEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricSSEEvents,
+			Help: "Server-sent events sent, by event type."}, []string{"event"})
+		m.reg.MustRegister(m.sseOpen, m.sseEvents)
+		for _, e := range []string{protocol.SSEHello, protocol.SSEEcho} {
+			m.sseEvents.WithLabelValues(e)
+		}
+	case protocol.KindGRPC:
+		m.grpcCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricGRPCCalls,
+			Help: "gRPC calls finished, by full method and status code."}, []string{"method", "code"})
+		m.grpcMsgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricGRPCMessages,
+			Help: "gRPC messages, from the app's clients (in) and to them (out)."}, []string{"direction"})
+		m.grpcOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: protocol.MetricGRPCStreamsOpen,
+			Help: "gRPC streaming calls open now."})
+		m.reg.MustRegister(m.grpcCalls, m.grpcMsgs, m.grpcOpen)
+		m.grpcMsgIn, m.grpcMsgOut = m.grpcMsgs.WithLabelValues(protocol.MetricIn), m.grpcMsgs.WithLabelValues(protocol.MetricOut)
+	}
 	m.msgIn, m.msgOut = m.msgs.WithLabelValues(protocol.MetricIn), m.msgs.WithLabelValues(protocol.MetricOut)
 	// Both directions show from the start, at zero.
 	for _, d := range []string{protocol.MetricSent, protocol.MetricReceived} {
@@ -182,6 +212,7 @@ type recorder struct {
 	mu       sync.Mutex
 	status   int
 	hijacked bool
+	streamed bool // counted when its stream began (streamStarted)
 	done     bool
 }
 
@@ -228,6 +259,41 @@ func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, brw, nil
 }
 
+// streamStarted counts a response that streams (server-sent events) when
+// its stream begins: its status, and the time to its first event — the
+// stream's lifetime is no request's latency.
+func (rw *recorder) streamStarted() {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if rw.done || rw.hijacked || rw.streamed {
+		return
+	}
+	rw.streamed = true
+	status := rw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	rt := route(rw.r)
+	rw.m.requests.WithLabelValues(rt, strconv.Itoa(status)).Inc()
+	rw.m.duration.WithLabelValues(rt).Observe(time.Since(rw.start).Seconds())
+}
+
+// streamStarted tells the metrics middleware under w, if any, that the
+// response streams from now on (recorder.streamStarted).
+func streamStarted(w http.ResponseWriter) {
+	for {
+		switch x := w.(type) {
+		case *recorder:
+			x.streamStarted()
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
 // finish counts the request when its handler returns (an HTTP answer), or
 // lets its WebSocket connection go (a hijacked one).
 func (rw *recorder) finish() {
@@ -240,6 +306,9 @@ func (rw *recorder) finish() {
 	if rw.hijacked {
 		rw.m.wsOpen.Dec()
 		return
+	}
+	if rw.streamed {
+		return // counted when it began
 	}
 	status := rw.status
 	if status == 0 {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,7 +31,7 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	srv  *http.Server
-	room *room
+	room *room[[]byte] // the chat-ws room (websocket.go)
 	// metrics are the app's own (GET /metrics), in a registry of its own.
 	metrics *metrics
 
@@ -60,7 +61,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      log.With("app", cfg.Name),
-		room:     newRoom(),
+		room:     newRoom[[]byte](),
 		shutdown: make(chan struct{}),
 		metrics:  newMetrics(cfg),
 	}
@@ -76,11 +77,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.srv.Protocols = httpProtocols(cfg.Protocol)
 	if cfg.Protocol.Secure() {
 		s.srv.TLSConfig = cfg.TLS.Clone()
 		if len(s.srv.TLSConfig.NextProtos) == 0 {
-			// HTTP/1.1 only: the lab shows HTTP/1.1 and WebSocket upgrades on the wire.
-			s.srv.TLSConfig.NextProtos = []string{"http/1.1"}
+			s.srv.TLSConfig.NextProtos = nextProtos(cfg.Protocol)
 		}
 	}
 	if setup := kindServe[cfg.Kind]; setup != nil {
@@ -89,10 +90,42 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// httpProtocols is what the app's HTTP server speaks, from the protocol's
+// descriptor: HTTP/1.1 always (the lab health-checks every app with an
+// HTTP/1.1 GET /health, and WebSocket upgrades are HTTP/1.1), and HTTP/2
+// when the protocol is HTTP/2 — over TLS by ALPN, or in clear text with prior
+// knowledge (h2c). (A gRPC app sends its HTTP/2 connections to its gRPC
+// server before they reach this one, and sets HTTP/1.1 only: grpc.go.)
+func httpProtocols(p protocol.Protocol) *http.Protocols {
+	var ps http.Protocols
+	ps.SetHTTP1(true)
+	if p.HTTP2() {
+		if p.Secure() {
+			ps.SetHTTP2(true)
+		} else {
+			ps.SetUnencryptedHTTP2(true)
+		}
+	}
+	return &ps
+}
+
+// nextProtos is what the app's TLS server offers by ALPN: the protocol's own
+// (its descriptor's ALPN, h2 for h2 and grpcs) and http/1.1 after them, so
+// that an HTTP/1.1 client (the lab's health checks, its /metrics scrapes)
+// is still served.
+func nextProtos(p protocol.Protocol) []string {
+	out := append([]string(nil), p.Desc().ALPN...)
+	if !slices.Contains(out, "http/1.1") {
+		out = append(out, "http/1.1")
+	}
+	return out
+}
+
 // kindServe sets up, for a kind that is not an HTTP server (a TLS front
 // works on TCP connections), how it serves its listener.
 var kindServe = map[string]func(s *Server){
 	protocol.KindTLSFront: setupFront,
+	protocol.KindGRPC:     setupGRPC,
 }
 
 // kindRoutes sets up, for each app kind, the routes its server answers
@@ -112,6 +145,8 @@ var kindRoutes = map[string]func(s *Server, mux *http.ServeMux){
 	protocol.KindBalancer: routeBalancer,
 	protocol.KindWSProxy:  routeWSProxy,
 	protocol.KindTerm:     routeTerm,
+	protocol.KindSSE:      routeSSE,
+	protocol.KindGRPC:     routeGRPC,
 }
 
 // Config returns the effective configuration (defaults applied).

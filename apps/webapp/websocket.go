@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/protolab/protolab-tui/protocol"
 	"github.com/protolab/protolab-tui/protocol/rfc6455"
 )
 
@@ -108,6 +107,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, err
 	if !rfc6455.ValidKey(key) {
 		return refuse(http.StatusBadRequest, "not a WebSocket handshake: Sec-WebSocket-Key must be 16 bytes in base64")
 	}
+	deflate := s.negotiateDeflate(r)
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return refuse(http.StatusInternalServerError, "cannot take over the connection: "+err.Error())
@@ -116,7 +116,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, err
 	// the connection's reader from now on.
 	_ = nc.SetDeadline(time.Time{})
 	_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + rfc6455.AcceptKey(key) + "\r\n\r\n"
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + rfc6455.AcceptKey(key) + "\r\n"
+	if deflate {
+		resp += "Sec-WebSocket-Extensions: " + deflateResponse + "\r\n"
+	}
+	resp += "\r\n"
 	if _, err := nc.Write([]byte(resp)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("answering the WebSocket handshake: %w", err)
@@ -124,7 +128,33 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) (*wsConn, err
 	_ = nc.SetWriteDeadline(time.Time{})
 	c := newWSConn(nc, brw.Reader, s.cfg.ReadLimit)
 	c.m = s.metrics
+	c.deflate = deflate
 	return c, nil
+}
+
+// negotiateDeflate reports whether the connection r asks for compresses its
+// messages: when the app's Compression is deflate and the client offers a
+// permessage-deflate the server can take (deflate.go). A header that does
+// not parse, or offers none the server can take, means no compression (the
+// connection goes on without: extensions are optional).
+func (s *Server) negotiateDeflate(r *http.Request) bool {
+	if s.cfg.Compression != protocol.CompressionDeflate {
+		return false
+	}
+	offers := r.Header.Values("Sec-WebSocket-Extensions")
+	if len(offers) == 0 {
+		return false
+	}
+	exts, err := parseExtensions(offers)
+	if err != nil {
+		s.log.Info("websocket extensions not understood: not compressing", "client", r.RemoteAddr, "err", err)
+		return false
+	}
+	ok, why := acceptDeflate(exts)
+	if !ok {
+		s.log.Info("permessage-deflate declined: not compressing", "client", r.RemoteAddr, "why", why)
+	}
+	return ok
 }
 
 // upgrade runs the WebSocket handshake and prepares the connection:
@@ -221,7 +251,7 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 	}
 	c, release, err := s.upgrade(w, r)
 	if err != nil {
-		s.room.leave(m, false)
+		s.room.leave(m, nil)
 		return
 	}
 	defer release()
@@ -247,7 +277,9 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 	if age >= 0 {
 		joined = fmt.Sprintf("%s joined (age %d)", name, age)
 	}
-	s.room.join(m, fmt.Sprintf("Hi %s! You have successfully connected to the chat.", name), joined)
+	s.room.join(m, func([]string) []byte {
+		return fmt.Appendf(nil, "Hi %s! You have successfully connected to the chat.", name)
+	}, []byte(joined))
 	// ReadMessage refuses invalid UTF-8 (closing 1007), so only valid text
 	// ever reaches the room: one member cannot make everyone else's
 	// browser fail its connection.
@@ -261,9 +293,10 @@ func (s *Server) wsChat(w http.ResponseWriter, r *http.Request) {
 			s.logReadEnd(name, c.fail(rfc6455.CloseUnsupportedData, "the chat takes text messages only", 0))
 			break
 		}
-		s.room.broadcast(m, name+": "+string(msg))
+		s.room.broadcast(m, []byte(name+": "+string(msg)))
 	}
-	s.room.leave(m, true)
+	left := []byte(name + " left")
+	s.room.leave(m, &left)
 	<-writerDone
 }
 
@@ -275,99 +308,4 @@ type Members struct {
 // chatMembers serves GET /chat, the room's members (the chat page shows them).
 func (s *Server) chatMembers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, Members{Members: s.room.names()})
-}
-
-// names returns the joined members' names, sorted.
-func (r *room) names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.joined))
-	for m := range r.joined {
-		out = append(out, m.name)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// member is one chat participant; send is drained by its writer goroutine.
-type member struct {
-	name   string
-	send   chan []byte
-	closed bool // guarded by room.mu
-}
-
-// room is the chat room: names are unique, joins, leaves and messages go to
-// everyone else.
-type room struct {
-	mu      sync.Mutex
-	members map[string]*member
-	joined  map[*member]bool
-}
-
-func newRoom() *room {
-	return &room{members: make(map[string]*member), joined: make(map[*member]bool)}
-}
-
-// reserve claims name, or reports false when someone already holds it.
-func (r *room) reserve(name string) (*member, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, taken := r.members[name]; taken {
-		return nil, false
-	}
-	m := &member{name: name, send: make(chan []byte, 64)}
-	r.members[name] = m
-	return m, true
-}
-
-// join makes m visible, tells everyone else, and greets m — at once, so a
-// member who has read the greeting is sure to hear of whoever joins next,
-// and the greeting is the first thing m hears (its queue is empty until
-// now, so the send cannot block).
-func (r *room) join(m *member, greeting, announce string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sendOthersLocked(m, announce)
-	r.joined[m] = true
-	m.send <- []byte(greeting)
-}
-
-// leave frees m's name; when announce is set everyone else is told.
-func (r *room) leave(m *member, announce bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.members, m.name)
-	delete(r.joined, m)
-	if !m.closed {
-		m.closed = true
-		close(m.send)
-	}
-	if announce {
-		r.sendOthersLocked(m, m.name+" left")
-	}
-}
-
-func (r *room) broadcast(from *member, text string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sendOthersLocked(from, text)
-}
-
-// sendOthersLocked queues text for every joined member but from. A member
-// whose queue is full is too slow to keep up: its queue is closed, which ends
-// its writer and so its connection.
-func (r *room) sendOthersLocked(from *member, text string) {
-	msg := []byte(text)
-	for o := range r.joined {
-		if o == from || o.closed {
-			continue
-		}
-		select {
-		case o.send <- msg:
-		default:
-			o.closed = true
-			close(o.send)
-			delete(r.joined, o)
-		}
-	}
 }

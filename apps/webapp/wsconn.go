@@ -74,6 +74,10 @@ type wsConn struct {
 	onPong func()
 	// m counts messages and Close frames (nil: counts nothing).
 	m *metrics
+	// deflate says permessage-deflate was negotiated (deflate.go): data
+	// messages go out compressed, and a client's may come compressed
+	// (RSV1 on their first frame). Set before reading and writing start.
+	deflate bool
 
 	// wmu is a one-slot semaphore rather than a mutex so that a writer
 	// stuck behind a peer that does not read (a write blocked until its
@@ -105,6 +109,11 @@ func (c *wsConn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 // invalid in its first fragment is refused before the rest comes.
 func (c *wsConn) ReadMessage() (op byte, msg []byte, err error) {
 	var text rfc6455.UTF8
+	// compressed: the message's first frame had RSV1 (permessage-deflate):
+	// its payload is read whole (within compressedLimit), then inflated
+	// within the read limit and checked as text.
+	compressed := false
+	limit := c.readLimit
 	for {
 		h, err := c.readHeader()
 		if err != nil {
@@ -124,8 +133,14 @@ func (c *wsConn) ReadMessage() (op byte, msg []byte, err error) {
 		}
 		if op == 0 {
 			op = h.op
+			if compressed = h.rsv&rsv1 != 0; compressed {
+				limit = compressedLimit(c.readLimit)
+			}
 		}
-		if h.length > uint64(c.readLimit-int64(len(msg))) {
+		if h.length > uint64(limit-int64(len(msg))) {
+			if compressed {
+				return 0, nil, c.fail(rfc6455.CloseTooBig, fmt.Sprintf("compressed message larger than %d bytes: it cannot inflate to the %d bytes this server accepts", limit, c.readLimit), h.length)
+			}
 			return 0, nil, c.fail(rfc6455.CloseTooBig, fmt.Sprintf("message larger than the %d bytes this server accepts", c.readLimit), h.length)
 		}
 		start, n := len(msg), int(h.length)
@@ -135,7 +150,7 @@ func (c *wsConn) ReadMessage() (op byte, msg []byte, err error) {
 			if k > 0 {
 				piece := msg[start+got : start+got+k]
 				maskBytes(h.key, got, piece)
-				if op == rfc6455.OpText && !text.Write(piece) {
+				if op == rfc6455.OpText && !compressed && !text.Write(piece) {
 					return 0, nil, c.fail(rfc6455.CloseInvalidPayload, "text message is not valid UTF-8", uint64(n-got-k))
 				}
 				got += k
@@ -143,6 +158,19 @@ func (c *wsConn) ReadMessage() (op byte, msg []byte, err error) {
 			if rerr != nil {
 				return 0, nil, readErr(rerr)
 			}
+		}
+		if h.fin && compressed {
+			inflated, err := inflateMessage(msg, c.readLimit)
+			switch {
+			case errors.Is(err, errInflatedTooBig):
+				return 0, nil, c.fail(rfc6455.CloseTooBig, fmt.Sprintf("compressed message inflates past the %d bytes this server accepts", c.readLimit), 0)
+			case err != nil:
+				return 0, nil, c.fail(rfc6455.CloseInvalidPayload, "compressed message does not inflate: "+err.Error(), 0)
+			case op == rfc6455.OpText && !utf8.Valid(inflated):
+				return 0, nil, c.fail(rfc6455.CloseInvalidPayload, "text message is not valid UTF-8 (once inflated)", 0)
+			}
+			c.m.messageIn()
+			return op, inflated, nil
 		}
 		if h.fin {
 			if op == rfc6455.OpText && !text.Complete() {
@@ -161,8 +189,13 @@ func readErr(err error) error {
 	return err
 }
 
+// rsv1 is the RSV1 bit as frameHeader.rsv holds it: permessage-deflate's
+// "this message is compressed" (RFC 7692 §6).
+const rsv1 = 4
+
 // readHeader reads and checks one frame header (§5.2): no reserved bits
-// (no extension is negotiated), a known opcode, the client's mask, control
+// but RSV1 on a data message's first frame when permessage-deflate was
+// negotiated (RFC 7692 §6.1), a known opcode, the client's mask, control
 // frames whole and short.
 func (c *wsConn) readHeader() (frameHeader, error) {
 	var b [8]byte
@@ -192,8 +225,14 @@ func (c *wsConn) readHeader() (frameHeader, error) {
 	}
 	var why string
 	switch {
-	case h.rsv != 0:
+	case h.rsv != 0 && !c.deflate:
 		why = fmt.Sprintf("reserved bits %03b set, and no extension was negotiated", h.rsv)
+	case h.rsv&^rsv1 != 0:
+		why = fmt.Sprintf("reserved bits %03b set: only RSV1 (permessage-deflate) was negotiated", h.rsv)
+	case h.rsv != 0 && rfc6455.Control(h.op):
+		why = "RSV1 set on a control frame (only data messages are compressed)"
+	case h.rsv != 0 && h.op == rfc6455.OpContinuation:
+		why = "RSV1 set on a continuation frame (only a message's first frame says it is compressed)"
 	case !rfc6455.KnownOpcode(h.op):
 		why = fmt.Sprintf("reserved opcode 0x%x", h.op)
 	case !h.masked:
@@ -328,9 +367,19 @@ func closePayload(code uint16, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, code), reason...)
 }
 
-// WriteMessage sends one unfragmented data message.
+// WriteMessage sends one unfragmented data message, compressed when
+// permessage-deflate was negotiated.
 func (c *wsConn) WriteMessage(op byte, data []byte, deadline time.Time) error {
-	err := c.writeFrame(op, data, deadline)
+	var err error
+	if c.deflate {
+		var z []byte
+		if z, err = deflateMessage(nil, data); err != nil {
+			return err
+		}
+		err = c.writeFrameRSV(op, rsv1, z, deadline)
+	} else {
+		err = c.writeFrame(op, data, deadline)
+	}
 	if err == nil {
 		c.m.messageOut()
 	}
@@ -379,7 +428,7 @@ func (c *wsConn) writeClose(payload []byte, deadline time.Time) error {
 		return errCloseSent
 	}
 	c.closeSent = true
-	err := c.writeLocked(rfc6455.OpClose, payload, deadline)
+	err := c.writeLocked(rfc6455.OpClose, 0, payload, deadline)
 	if err == nil {
 		c.m.closeFrame(protocol.MetricSent, payload)
 	}
@@ -387,6 +436,11 @@ func (c *wsConn) writeClose(payload []byte, deadline time.Time) error {
 }
 
 func (c *wsConn) writeFrame(op byte, data []byte, deadline time.Time) error {
+	return c.writeFrameRSV(op, 0, data, deadline)
+}
+
+// writeFrameRSV writes a frame with reserved bits rsv (rsv1: compressed).
+func (c *wsConn) writeFrameRSV(op, rsv byte, data []byte, deadline time.Time) error {
 	if err := c.acquire(deadline); err != nil {
 		return err
 	}
@@ -394,13 +448,13 @@ func (c *wsConn) writeFrame(op byte, data []byte, deadline time.Time) error {
 	if c.closeSent {
 		return errCloseSent
 	}
-	return c.writeLocked(op, data, deadline)
+	return c.writeLocked(op, rsv, data, deadline)
 }
 
 // writeLocked writes one final, unmasked frame (a server never masks, §5.1)
 // as one write, so a TLS connection carries it in one record.
-func (c *wsConn) writeLocked(op byte, data []byte, deadline time.Time) error {
-	b := append(c.wbuf[:0], 0x80|op)
+func (c *wsConn) writeLocked(op, rsv byte, data []byte, deadline time.Time) error {
+	b := append(c.wbuf[:0], 0x80|rsv<<4|op)
 	switch n := len(data); {
 	case n < 126:
 		b = append(b, byte(n))
