@@ -1,4 +1,4 @@
-// Package labapps starts the seed lab's four apps in this process on free loopback
+// Package labapps starts one app per protocol (protocol.All) in this process on free loopback
 // ports, with a lab CA — for tests, benchmarks and tools that need real
 // servers without a Lab around them.
 package labapps
@@ -27,7 +27,7 @@ type Apps struct {
 // Start runs one app per protocol; TLS apps present auth's leaf.
 func Start(auth *pki.Authority) (*Apps, error) {
 	a := &Apps{Addrs: map[protocol.Protocol]string{}, Ports: map[uint16]protocol.Protocol{}}
-	for _, p := range protocol.Seed() {
+	for _, p := range protocol.All() {
 		cfg := webapp.Config{Protocol: p}
 		if p.Secure() {
 			cfg.TLS = auth.ServerTLS()

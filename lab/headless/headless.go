@@ -407,6 +407,15 @@ func writeHops(w io.Writer, rows []lab.AppReport) {
 	}
 }
 
+// protoName is an app's protocol as the tables show it: with the
+// compression its probe negotiated ("ws+deflate").
+func protoName(res lab.AppReport) string {
+	if res.Compression != "" {
+		return string(res.Protocol) + "+" + res.Compression
+	}
+	return string(res.Protocol)
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -456,10 +465,7 @@ func WriteTable(w io.Writer, r lab.Report) {
 	fmt.Fprintln(tw, "app\tprotocol\tresult\tsetup ms\ttcp+tls+req ms\trtt p50 ms\trtt p99 ms\tmsgs/s\tbytes/msg\tpayload\t")
 	rows := r.Rows()
 	for _, res := range rows {
-		proto := string(res.Protocol)
-		if res.Compression != "" {
-			proto += "+" + res.Compression
-		}
+		proto := protoName(res)
 		if !res.OK {
 			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t\n", res.App, proto)
 			continue
@@ -486,14 +492,18 @@ func WriteTable(w io.Writer, r lab.Report) {
 	}
 	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped%s)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops(), sync)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\t")
+	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tinflated B/msg\tdecrypted\terrors\t")
 	for _, res := range rows {
 		if res.Wire == nil {
 			continue
 		}
 		s := res.Wire
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", res.App, res.Protocol, s.Packets, s.Bytes, s.Messages,
-			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, s.Decrypted, s.Errors)
+		inflated := "-" // what compressed messages carry once inflated
+		if s.WSCompressed > 0 {
+			inflated = fmt.Sprintf("%.1f", s.InflatedPerMessage)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%d\t%d\t\n", res.App, protoName(res), s.Packets, s.Bytes, s.Messages,
+			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, inflated, s.Decrypted, s.Errors)
 	}
 	tw.Flush()
 }

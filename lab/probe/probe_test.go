@@ -11,12 +11,13 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/protolab/protolab-tui/apps/webapp"
 	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/lab/pki"
 	"github.com/protolab/protolab-tui/protocol"
 )
 
-// labApps starts the four apps with a lab CA and returns a target for each.
+// labApps starts an app per protocol with a lab CA and returns a target for each.
 func labApps(tb testing.TB) map[protocol.Protocol]Target {
 	tb.Helper()
 	auth, err := pki.Load(tb.TempDir(), nil)
@@ -38,7 +39,7 @@ func labApps(tb testing.TB) map[protocol.Protocol]Target {
 func TestRunAllProtocols(t *testing.T) {
 	targets := labApps(t)
 	results := map[protocol.Protocol]Result{}
-	for _, p := range protocol.Seed() {
+	for _, p := range protocol.All() {
 		t.Run(string(p), func(t *testing.T) {
 			res, err := Run(context.Background(), targets[p], Options{Count: 50, Payload: 40})
 			if err != nil {
@@ -91,7 +92,7 @@ func TestRunDeadServer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	for _, p := range protocol.Seed() {
+	for _, p := range protocol.All() {
 		res, err := Run(context.Background(), Target{Protocol: p, Addr: addr}, Options{Count: 5, Timeout: 3 * time.Second})
 		if err == nil || res.OK {
 			t.Fatalf("%s: probe of a dead server succeeded", p)
@@ -128,7 +129,7 @@ func TestRunWrongCAOrProtocol(t *testing.T) {
 
 func TestSendAndKeyLog(t *testing.T) {
 	targets := labApps(t)
-	for _, p := range protocol.Seed() {
+	for _, p := range protocol.All() {
 		var keys syncBuffer
 		tg := targets[p]
 		tg.KeyLog = &keys
@@ -147,7 +148,7 @@ func TestSendAndKeyLog(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	targets := labApps(t)
-	for _, p := range protocol.Seed() {
+	for _, p := range protocol.All() {
 		if err := Health(context.Background(), targets[p]); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
@@ -250,4 +251,92 @@ func BenchmarkWSRoundTrip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestNewProtocolsShape: what the probes of the protocols beyond the seed's
+// four say of how they went — SSE on two connections (the stream, and the
+// one its echoes are posted on), gRPC's chat stream as a variant measured
+// on the same connection, HTTP/2 on one connection over TLS 1.3 for h2.
+func TestNewProtocolsShape(t *testing.T) {
+	targets := labApps(t)
+	for _, tc := range []struct {
+		p        protocol.Protocol
+		conns    int
+		variants []string
+	}{
+		{protocol.SSE, 2, nil},
+		{protocol.H2, 1, nil},
+		{protocol.H2C, 1, nil},
+		{protocol.GRPC, 1, []string{"stream"}},
+		{protocol.GRPCS, 1, []string{"stream"}},
+	} {
+		res, err := Run(context.Background(), targets[tc.p], Options{Count: 20, Payload: 48})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.p, err)
+		}
+		if len(res.Conns) != tc.conns {
+			t.Errorf("%s: %d connections %+v, want %d", tc.p, len(res.Conns), res.Conns, tc.conns)
+		}
+		var names []string
+		for _, v := range res.Variants {
+			names = append(names, v.Name)
+			if v.Messages != 20 || v.RTTP50Ms <= 0 || v.RTTP99Ms < v.RTTP50Ms || v.MsgsPerS <= 0 || v.BytesPerM <= 48/2 {
+				t.Errorf("%s variant %s: %+v", tc.p, v.Name, v)
+			}
+		}
+		if strings.Join(names, ",") != strings.Join(tc.variants, ",") {
+			t.Errorf("%s: variants %v, want %v", tc.p, names, tc.variants)
+		}
+		var sent, recv int64
+		for _, c := range res.Conns {
+			sent, recv = sent+c.Sent, recv+c.Recv
+		}
+		if sent < res.SentB || recv < res.RecvB || res.SetupB <= 0 {
+			t.Errorf("%s: connections carried %d/%d bytes, fewer than the echoes' %d/%d", tc.p, sent, recv, res.SentB, res.RecvB)
+		}
+	}
+}
+
+// TestCompressedWebSocket: a chat-ws app that compresses, probed with
+// compression, negotiates permessage-deflate and carries the same echoes in
+// fewer socket bytes than the same app without it.
+func TestCompressedWebSocket(t *testing.T) {
+	auth, err := pki.Load(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(compression string) Target {
+		srv, err := webapp.New(webapp.Config{Protocol: protocol.WSS, TLS: auth.ServerTLS(), Compression: compression}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+		return Target{Protocol: protocol.WSS, Addr: l.Addr().String(), ServerName: "localhost", RootCAs: auth.Pool(), Compression: compression}
+	}
+	plain, err := Run(context.Background(), start(""), Options{Count: 30, Payload: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deflated, err := Run(context.Background(), start(protocol.CompressionDeflate), Options{Count: 30, Payload: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Compression != "" || deflated.Compression != protocol.CompressionDeflate {
+		t.Fatalf("compression: plain %q, deflated %q", plain.Compression, deflated.Compression)
+	}
+	// 400 bytes of "protolab-000001 xxx…" shrink to a few dozen.
+	if deflated.BytesPerM*3 > plain.BytesPerM {
+		t.Errorf("%.1f socket bytes per message compressed, %.1f plain: want a third or less", deflated.BytesPerM, plain.BytesPerM)
+	}
+	// Asking a plain app for compression is an error that says so.
+	asked := start("")
+	asked.Compression = protocol.CompressionDeflate
+	if _, err := Run(context.Background(), asked, Options{Count: 1}); err == nil || !strings.Contains(err.Error(), "negotiated none") {
+		t.Errorf("compression asked of an app without it: %v", err)
+	}
 }

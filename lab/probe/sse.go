@@ -13,16 +13,16 @@ import (
 	"time"
 
 	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/protolab/protolab-tui/protocol"
 )
 
-// The SSE app's contract (apps/webapp, kind sse): GET /events streams
-// events, the first of them a hello; X-Protolab-Stream names the stream;
-// POST /events/{stream} sends its body back as an "echo" event on it.
+// The SSE app's contract (apps/webapp, kind sse; names in protocol):
+// GET /events streams events, the first of them a hello;
+// protocol.StreamHeader names the stream; POST /events/{stream} sends its
+// body back as an echo event on it.
 const (
-	sseEventsPath   = "/events"
-	sseStreamHeader = "X-Protolab-Stream"
-	sseHello        = "hello"
-	sseEcho         = "echo"
+	sseEventsPath = "/events"
 	// sseMaxEvent bounds one event the probe reads.
 	sseMaxEvent = 4 << 20
 )
@@ -89,11 +89,11 @@ func newSSESession(ctx context.Context, t Target) (_ *sseSession, err error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("%s: GET %s answered %s (%s), not an event stream: %s", t.name(), sseEventsPath, resp.Status, ct, strings.TrimSpace(string(b)))
 	}
-	if s.id = resp.Header.Get(sseStreamHeader); s.id == "" {
-		return nil, fmt.Errorf("%s: GET %s named no stream (%s): is it a protolab sse app?", t.name(), sseEventsPath, sseStreamHeader)
+	if s.id = resp.Header.Get(protocol.StreamHeader); s.id == "" {
+		return nil, fmt.Errorf("%s: GET %s named no stream (%s): is it a protolab sse app?", t.name(), sseEventsPath, protocol.StreamHeader)
 	}
 	s.next, s.stop = iter.Pull2(sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: sseMaxEvent}))
-	ev, err := s.read(ctx, sseHello)
+	ev, err := s.read(ctx, protocol.SSEHello)
 	if err != nil {
 		return nil, fmt.Errorf("%s: waiting for the stream's first event: %w", t.name(), err)
 	}
@@ -155,7 +155,7 @@ func (s *sseSession) echo(ctx context.Context, msg string) (string, error) {
 	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("POST %s/%s answered %s: %s", sseEventsPath, s.id, resp.Status, strings.TrimSpace(string(b)))
 	}
-	ev, err := s.read(ctx, sseEcho)
+	ev, err := s.read(ctx, protocol.SSEEcho)
 	if err != nil {
 		return "", err
 	}

@@ -52,7 +52,7 @@ func TestWorkerRunsEveryProtocolInAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Stop)
-	for _, p := range protocol.Seed() {
+	for _, p := range protocol.All() {
 		t.Run(string(p), func(t *testing.T) {
 			var keys lockedBuffer
 			tg := Target{App: "app-" + string(p), Protocol: p, Addr: a.Addrs[p], ServerName: "localhost",
