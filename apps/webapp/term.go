@@ -286,8 +286,9 @@ const termPageHTML = `<!doctype html>
 <link rel="stylesheet" href="/term/assets/xterm.css">
 <style>
   html, body { margin: 0; height: 100%; background: #1e1e2e; color: #cdd6f4; font-family: sans-serif; }
-  header { padding: .4em .8em; font-size: 14px; display: flex; gap: 1em; align-items: baseline; }
-  header b { font-weight: 600; }
+  header { padding: .4em .8em; font-size: 14px; display: flex; gap: 1em; align-items: baseline; white-space: nowrap; }
+  header b { font-weight: 600; flex: none; }
+  #status { overflow: hidden; text-overflow: ellipsis; min-width: 0; }
   #status.closed { color: #f38ba8; }
   #term { position: absolute; top: 2.2em; left: 0; right: 0; bottom: 0; padding: 0 .4em .4em; }
 </style></head>
@@ -297,7 +298,7 @@ const termPageHTML = `<!doctype html>
 <script src="/term/assets/xterm.js"></script>
 <script src="/term/assets/addon-fit.js"></script>
 <script>
-  const status = (text, closed) => { const s = document.getElementById('status'); s.textContent = text; s.className = closed ? 'closed' : ''; };
+  const status = (text, closed) => { const s = document.getElementById('status'); s.textContent = text; s.title = text; s.className = closed ? 'closed' : ''; };
   const term = new Terminal({ cursorBlink: true, fontSize: 14, theme: { background: '#1e1e2e' } });
   const fit = new FitAddon.FitAddon();
   term.loadAddon(fit);
