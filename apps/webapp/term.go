@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -262,6 +263,7 @@ func endShell(cmd *exec.Cmd) {
 // truncateReason fits a close reason in a control frame
 // (123 bytes), cutting at a rune boundary so it stays UTF-8.
 func truncateReason(s string) string {
+	s = strings.ToValidUTF8(s, "?")
 	if len(s) <= 120 {
 		return s
 	}

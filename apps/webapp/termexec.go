@@ -171,9 +171,14 @@ func (b *execBridge) open(ctx context.Context) (termShell, error) {
 		x.conn.Close()
 		said := strings.TrimSpace(line)
 		if said == "" && err != nil {
-			said = err.Error()
+			return nil, fmt.Errorf("the shell did not start in container %s: %w", b.cfg.Container, err)
 		}
-		return nil, fmt.Errorf("the shell did not start in container %s: %s", b.cfg.Container, said)
+		// The runtime's word, from its point (a close reason is short):
+		// OCI runtime exec failed: … exec: "/bin/sh": stat /bin/sh: no such file or directory: unknown
+		if i := strings.Index(said, "exec: "); i >= 0 {
+			said = strings.TrimSuffix(said[i:], ": unknown")
+		}
+		return nil, fmt.Errorf("container %s: %s", b.cfg.Container, said)
 	}
 	x.pid, _ = strconv.Atoi(m[1])
 	x.start = statStart(m[2])

@@ -25,9 +25,9 @@ import (
 )
 
 // busyboxContainer starts a container on the local engine from a FROM
-// scratch image holding only this machine's static busybox as /bin/sh (a
-// shell that waits on its open stdin), and removes both at the end.
-func busyboxContainer(t *testing.T) (*client.Client, string) {
+// scratch image holding only this machine's static busybox at path (run as
+// a shell that waits on its open stdin), and removes both at the end.
+func busyboxContainer(t *testing.T, path string) (*client.Client, string) {
 	t.Helper()
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
@@ -49,7 +49,7 @@ func busyboxContainer(t *testing.T) (*client.Client, string) {
 		name string
 		mode int64
 		data []byte
-	}{{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY busybox /bin/sh\n")}, {"busybox", 0o755, sh}} {
+	}{{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY busybox " + path + "\n")}, {"busybox", 0o755, sh}} {
 		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))})
 		_, _ = tw.Write(f.data)
 	}
@@ -69,8 +69,12 @@ func busyboxContainer(t *testing.T) (*client.Client, string) {
 	t.Cleanup(func() {
 		_, _ = cli.ImageRemove(context.Background(), name, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
+	cmd := []string{path} // sh, or busybox's sh applet
+	if !strings.HasSuffix(path, "/sh") {
+		cmd = append(cmd, "sh")
+	}
 	if _, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name,
-		Config: &container.Config{Image: name, Cmd: []string{"/bin/sh"}, OpenStdin: true, Labels: map[string]string{"protolab.test": "termexec"}}}); err != nil {
+		Config: &container.Config{Image: name, Cmd: cmd, OpenStdin: true, Labels: map[string]string{"protolab.test": "termexec"}}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -108,7 +112,7 @@ func closeReason(t *testing.T, c *websocket.Conn) *websocket.CloseError {
 // container, and a container removed under a session close the socket 1011
 // with a reason that says which.
 func TestWebTerminalExecBridge(t *testing.T) {
-	cli, name := busyboxContainer(t)
+	cli, name := busyboxContainer(t, "/bin/sh")
 	ctx := context.Background()
 	r, log := startLogged(t, Config{Protocol: protocol.WS, Kind: protocol.KindTerm, TermExec: &TermExec{Container: name, User: "65534:65534"}})
 
@@ -191,19 +195,30 @@ func TestWebTerminalExecBridge(t *testing.T) {
 	c.Close()
 }
 
-// TestWebTerminalExecStopped: a stopped target container refuses the
-// session with its reason.
-func TestWebTerminalExecStopped(t *testing.T) {
-	cli, name := busyboxContainer(t)
+// TestWebTerminalExecRefused: a stopped target container, and one with no
+// /bin/sh for the wrapper, refuse the session with their reasons.
+func TestWebTerminalExecRefused(t *testing.T) {
+	cli, stopped := busyboxContainer(t, "/bin/sh")
 	timeout := 0
-	if _, err := cli.ContainerStop(context.Background(), name, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
+	if _, err := cli.ContainerStop(context.Background(), stopped, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, Config{Protocol: protocol.WS, Kind: protocol.KindTerm, TermExec: &TermExec{Container: name}})
-	c := r.dial(t, "/term", nil)
-	defer c.Close()
-	if ce := closeReason(t, c); ce.Code != websocket.CloseInternalServerErr || !strings.HasPrefix(ce.Text, "no shell: container "+name+" is not running") {
-		t.Errorf("a stopped container: %v, want 1011 no shell: container %s is not running…", ce, name)
+	_, noShell := busyboxContainer(t, "/bin/busybox")
+	for _, tc := range []struct{ container, want string }{
+		{stopped, "no shell: container " + stopped + " is not running"},
+		{noShell, "no shell: container " + noShell + ": "}, // the runtime's words, which name /bin/sh
+	} {
+		r, log := startLogged(t, Config{Protocol: protocol.WS, Kind: protocol.KindTerm, TermExec: &TermExec{Container: tc.container}})
+		c := r.dial(t, "/term", nil)
+		if ce := closeReason(t, c); ce.Code != websocket.CloseInternalServerErr || !strings.HasPrefix(ce.Text, tc.want) || (tc.container == noShell && !strings.Contains(ce.Text, "/bin/sh")) {
+			t.Errorf("got %v, want 1011 %s…", ce, tc.want)
+		} else {
+			t.Logf("%s: %q", tc.container, ce.Text)
+		}
+		c.Close()
+		if !strings.Contains(log.String(), "web terminal: no shell") {
+			t.Errorf("the refusal is not logged:\n%s", log)
+		}
 	}
 }
 
