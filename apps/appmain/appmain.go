@@ -56,6 +56,9 @@ func Run(args []string) error {
 	caFile := fs.String("ca", env("PROTOLAB_CA", ""), "PEM CA certificate that verifies TLS upstreams (PROTOLAB_CA)")
 	secretFile := fs.String("secret-file", env("PROTOLAB_SECRET_FILE", ""), "the lab secret a ws-proxy checks tokens with, mode 0600 (PROTOLAB_SECRET_FILE)")
 	compression := fs.String("compression", env("PROTOLAB_COMPRESSION", protocol.CompressionNone), "how a WebSocket app compresses messages: none or deflate (permessage-deflate) (PROTOLAB_COMPRESSION)")
+	termContainer := fs.String("term-container", env("PROTOLAB_TERM_CONTAINER", ""), "a term app's shells run in this container (name or ID) as execs through the Docker Engine API, instead of on a pty of the app's own (PROTOLAB_TERM_CONTAINER)")
+	termEngine := fs.String("term-engine", env("PROTOLAB_TERM_ENGINE", ""), "the Docker Engine a term app with --term-container talks to, e.g. unix:///var/run/docker.sock (PROTOLAB_TERM_ENGINE; default DOCKER_HOST, else the default socket)")
+	termUser := fs.String("term-user", env("PROTOLAB_TERM_USER", "65534:65534"), "who a term app's exec'd shells run as in the container; empty: the container's user (PROTOLAB_TERM_USER)")
 	keyLog := fs.Bool("keylog-stderr", env("PROTOLAB_KEYLOG_STDERR", "") == "1", "write the TLS secrets of connections to upstreams on standard error, each line prefixed "+strconv.Quote(protocol.KeyLogPrefix)+", for the lab's capture to decrypt (PROTOLAB_KEYLOG_STDERR=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,6 +97,9 @@ func Run(args []string) error {
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("--ca %s: no PEM certificate in it", *caFile)
 		}
+	}
+	if *termContainer != "" {
+		cfg.TermExec = &webapp.TermExec{Engine: *termEngine, Container: *termContainer, User: *termUser}
 	}
 	if *keyLog {
 		cfg.UpstreamKeyLog = prefixedLines{w: os.Stderr, prefix: protocol.KeyLogPrefix}

@@ -35,6 +35,10 @@ type Config struct {
 	// Shell is what a web terminal (kind term) runs for each session
 	// (default DefaultShell).
 	Shell []string
+	// TermExec, when set, makes a web terminal's shells execs in a
+	// container through the Docker Engine API (termexec.go) instead of a
+	// pty of the app's own.
+	TermExec *TermExec
 	// Name is the application name reported by GET / (default
 	// "protolab-<protocol>").
 	Name string

@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -10,8 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/creack/pty"
 
@@ -40,11 +45,53 @@ type TermResize struct {
 	Rows int    `json:"rows"`
 }
 
+// TermSession is the text message a web terminal sends its page once the
+// shell runs: which shell it is. Mode "pty" is a shell on a pty of the
+// app's own (PID in the app's PID namespace); "exec" an exec in Container
+// through the Docker Engine API (Exec is its ID, PID the shell's pid in
+// the container's PID namespace).
+type TermSession struct {
+	Type      string `json:"type"` // "session"
+	Mode      string `json:"mode"` // "pty" or "exec"
+	PID       int    `json:"pid"`
+	Container string `json:"container,omitempty"`
+	Exec      string `json:"exec,omitempty"`
+}
+
+// termShell is one session's shell: its output is read, the page's keys
+// are written, End ends it (and all of its session) and releases it.
+// Ended, once the output has ended by itself, says how to close the socket:
+// 1000 when the shell exited, 1011 and why when it was lost.
+type termShell interface {
+	io.ReadWriter
+	Resize(cols, rows int) error
+	Session() TermSession
+	End()
+	Ended() (code uint16, reason string)
+}
+
 func routeTerm(s *Server, mux *http.ServeMux) {
+	open := s.ptyShell
+	if s.cfg.TermExec != nil {
+		b := newExecBridge(*s.cfg.TermExec, s.shellArgv(), s.log)
+		if b.err != nil {
+			s.log.Warn("web terminal: no engine client: every session will be refused", "err", b.err)
+		}
+		s.log.Info("web terminal: shells are execs in a container", "container", b.cfg.Container, "engine", b.engine())
+		open = b.open
+		s.stops = append(s.stops, func(context.Context) { b.close() })
+	}
 	mux.HandleFunc("GET /{$}", s.termPage)
 	mux.HandleFunc("GET /term/assets/{file}", s.termAsset)
-	mux.HandleFunc("GET /term", s.wsTerm)
+	mux.HandleFunc("GET /term", func(w http.ResponseWriter, r *http.Request) { s.wsTerm(w, r, open) })
 	mux.HandleFunc("GET /echo", s.wsEcho)
+}
+
+func (s *Server) shellArgv() []string {
+	if len(s.cfg.Shell) == 0 {
+		return DefaultShell
+	}
+	return s.cfg.Shell
 }
 
 // termReady says whether the binary carries the terminal's assets.
@@ -83,49 +130,57 @@ func (s *Server) termAsset(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// wsTerm is one terminal session: a shell on a pty of its own, its output
-// sent as binary messages, the page's binary messages typed into it, its
-// text messages resizing it. The shell ends with the socket (its process
-// group is hung up, then killed), and the socket with the shell.
-func (s *Server) wsTerm(w http.ResponseWriter, r *http.Request) {
+// wsTerm is one terminal session: a shell (open's: a pty of the app's own,
+// or an exec in a container), its output sent as binary messages, the
+// page's binary messages typed into it, its text messages resizing it. The
+// shell ends with the socket, and the socket (close 1000) with the shell;
+// a shell that cannot start closes the socket 1011 with the reason.
+func (s *Server) wsTerm(w http.ResponseWriter, r *http.Request, open func(context.Context) (termShell, error)) {
 	c, release, err := s.upgrade(w, r)
 	if err != nil {
 		return
 	}
 	defer release()
-	argv := s.cfg.Shell
-	if len(argv) == 0 {
-		argv = DefaultShell
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 80, Rows: 24})
+	who := r.RemoteAddr
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sh, err := open(ctx)
 	if err != nil {
-		s.log.Warn("web terminal: no shell", "shell", argv[0], "err", err)
-		_ = c.SendClose(rfc6455.CloseInternalError, truncateReason(fmt.Sprintf("no shell: %v", err)), time.Now().Add(time.Second))
+		s.log.Warn("web terminal: no shell", "peer", who, "err", err)
+		_ = c.SendClose(rfc6455.CloseInternalError, truncateReason("no shell: "+err.Error()), time.Now().Add(time.Second))
 		return
 	}
-	who := r.RemoteAddr
-	s.log.Info("web terminal opened", "peer", who, "shell", argv[0], "pid", cmd.Process.Pid)
+	info := sh.Session()
+	s.log.Info("web terminal opened", "peer", who, "mode", info.Mode, "pid", info.PID, "container", info.Container, "exec", info.Exec)
+	hello, _ := json.Marshal(info)
+	_ = c.WriteMessage(rfc6455.OpText, hello, time.Now().Add(10*time.Second))
 	shellDone := make(chan struct{})
 	go func() {
 		defer close(shellDone)
 		buf := make([]byte, 32<<10)
 		for {
-			n, err := f.Read(buf)
+			n, err := sh.Read(buf)
 			if n > 0 {
 				if werr := c.WriteMessage(rfc6455.OpBinary, buf[:n], time.Now().Add(10*time.Second)); werr != nil {
 					return
 				}
 			}
 			if err != nil {
-				return // EIO: the shell (and all it started) closed the pty
+				return // EIO or EOF: the shell (and all it started) is gone
 			}
 		}
 	}()
+	var ending atomic.Bool // the socket went first: End ends the output
 	go func() {
 		<-shellDone
-		_ = c.SendClose(rfc6455.CloseNormal, "the shell exited", time.Now().Add(time.Second))
+		if ending.Load() {
+			return
+		}
+		code, reason := sh.Ended()
+		if code != rfc6455.CloseNormal {
+			s.log.Warn("web terminal: the shell was lost", "peer", who, "why", reason)
+		}
+		_ = c.SendClose(code, truncateReason(reason), time.Now().Add(time.Second))
 	}()
 	for {
 		op, msg, err := c.ReadMessage()
@@ -135,7 +190,7 @@ func (s *Server) wsTerm(w http.ResponseWriter, r *http.Request) {
 		}
 		switch op {
 		case rfc6455.OpBinary:
-			if _, err := f.Write(msg); err != nil {
+			if _, err := sh.Write(msg); err != nil {
 				s.log.Info("web terminal: the shell is gone", "peer", who, "err", err)
 			}
 		case rfc6455.OpText:
@@ -144,13 +199,50 @@ func (s *Server) wsTerm(w http.ResponseWriter, r *http.Request) {
 				s.log.Info("web terminal: a text message that is not a resize", "peer", who, "text", truncateReason(string(msg)))
 				continue
 			}
-			_ = pty.Setsize(f, &pty.Winsize{Cols: uint16(rs.Cols), Rows: uint16(rs.Rows)})
+			if err := sh.Resize(rs.Cols, rs.Rows); err != nil {
+				s.log.Info("web terminal: resize", "peer", who, "err", err)
+			}
 		}
 	}
-	endShell(cmd)
-	f.Close()
+	ending.Store(true)
+	sh.End()
 	<-shellDone
-	s.log.Info("web terminal closed", "peer", who)
+	s.log.Info("web terminal closed", "peer", who, "mode", info.Mode, "pid", info.PID)
+}
+
+// ptyShell starts the configured shell on a pty of the app's own.
+func (s *Server) ptyShell(context.Context) (termShell, error) {
+	argv := s.shellArgv()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 80, Rows: 24})
+	if err != nil {
+		return nil, fmt.Errorf("starting %s on a pty: %w", argv[0], err)
+	}
+	return &ptySession{cmd: cmd, f: f}, nil
+}
+
+// ptySession is a shell on a pty: it leads its own session.
+type ptySession struct {
+	cmd  *exec.Cmd
+	f    *os.File
+	once sync.Once
+}
+
+func (p *ptySession) Read(b []byte) (int, error)  { return p.f.Read(b) }
+func (p *ptySession) Write(b []byte) (int, error) { return p.f.Write(b) }
+func (p *ptySession) Resize(cols, rows int) error {
+	return pty.Setsize(p.f, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
+}
+func (p *ptySession) Session() TermSession {
+	return TermSession{Type: "session", Mode: "pty", PID: p.cmd.Process.Pid}
+}
+func (p *ptySession) Ended() (uint16, string) { return rfc6455.CloseNormal, "the shell exited" }
+func (p *ptySession) End() {
+	p.once.Do(func() {
+		endShell(p.cmd)
+		p.f.Close()
+	})
 }
 
 // endShell hangs up the shell's session (it leads its own, from the pty),
@@ -168,10 +260,16 @@ func endShell(cmd *exec.Cmd) {
 	}
 }
 
-// truncateReason fits a close reason in a control frame (123 bytes).
+// truncateReason fits a close reason in a control frame
+// (123 bytes), cutting at a rune boundary so it stays UTF-8.
 func truncateReason(s string) string {
-	if len(s) > 120 {
-		return s[:120]
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= 120 {
+		return s
+	}
+	s = s[:120]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
 	}
 	return s
 }
@@ -190,8 +288,9 @@ const termPageHTML = `<!doctype html>
 <link rel="stylesheet" href="/term/assets/xterm.css">
 <style>
   html, body { margin: 0; height: 100%; background: #1e1e2e; color: #cdd6f4; font-family: sans-serif; }
-  header { padding: .4em .8em; font-size: 14px; display: flex; gap: 1em; align-items: baseline; }
-  header b { font-weight: 600; }
+  header { padding: .4em .8em; font-size: 14px; display: flex; gap: 1em; align-items: baseline; white-space: nowrap; }
+  header b { font-weight: 600; flex: none; }
+  #status { overflow: hidden; text-overflow: ellipsis; min-width: 0; }
   #status.closed { color: #f38ba8; }
   #term { position: absolute; top: 2.2em; left: 0; right: 0; bottom: 0; padding: 0 .4em .4em; }
 </style></head>
@@ -201,7 +300,7 @@ const termPageHTML = `<!doctype html>
 <script src="/term/assets/xterm.js"></script>
 <script src="/term/assets/addon-fit.js"></script>
 <script>
-  const status = (text, closed) => { const s = document.getElementById('status'); s.textContent = text; s.className = closed ? 'closed' : ''; };
+  const status = (text, closed) => { const s = document.getElementById('status'); s.textContent = text; s.title = text; s.className = closed ? 'closed' : ''; };
   const term = new Terminal({ cursorBlink: true, fontSize: 14, theme: { background: '#1e1e2e' } });
   const fit = new FitAddon.FitAddon();
   term.loadAddon(fit);
@@ -211,8 +310,16 @@ const termPageHTML = `<!doctype html>
   ws.binaryType = 'arraybuffer';
   const enc = new TextEncoder();
   const size = () => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows })); };
-  ws.onopen = () => { status('connected: a shell on the lab host; closing this page ends it'); size(); term.focus(); };
-  ws.onmessage = (e) => term.write(new Uint8Array(e.data));
+  ws.onopen = () => { status('connected: starting a shell…'); size(); term.focus(); };
+  // Binary messages are the shell's output; the one text message says
+  // which shell it is (a pty of the app's, or an exec in a container).
+  const where = (m) => m.mode === 'exec'
+    ? 'a shell in container ' + m.container + ' (exec ' + String(m.exec).slice(0, 12) + ', pid ' + m.pid + ')'
+    : 'a shell on the lab host (pid ' + m.pid + ')';
+  ws.onmessage = (e) => {
+    if (typeof e.data !== 'string') { term.write(new Uint8Array(e.data)); return; }
+    try { const m = JSON.parse(e.data); if (m.type === 'session') status('connected: ' + where(m) + '; closing this page ends it'); } catch (_) {}
+  };
   ws.onclose = (e) => status('closed: ' + (e.reason || ('code ' + e.code)), true);
   term.onData((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d)); });
   term.onResize(size);

@@ -2,20 +2,39 @@ package webapp
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/protolab/protolab-tui/protocol"
 )
+
+// session reads a terminal's first message: the text one that says which
+// shell it is.
+func session(t *testing.T, c *websocket.Conn) TermSession {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	op, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("waiting for the session message: %v", err)
+	}
+	var s TermSession
+	if op != websocket.TextMessage || json.Unmarshal(b, &s) != nil || s.Type != "session" || s.PID <= 0 {
+		t.Fatalf("the first message (type %d) is %q, want a session message", op, b)
+	}
+	return s
+}
 
 // readUntil reads the terminal's output until it holds want, and returns it.
 func readUntil(t *testing.T, c *websocket.Conn, want string) string {
@@ -46,6 +65,10 @@ func TestWebTerminal(t *testing.T) {
 	}
 	r := start(t, Config{Protocol: protocol.WS, Kind: protocol.KindTerm})
 	c := r.dial(t, "/term", nil)
+	sess := session(t, c)
+	if sess.Mode != "pty" || sess.Exec != "" {
+		t.Errorf("session %+v, want a pty", sess)
+	}
 	if err := c.WriteMessage(websocket.BinaryMessage, []byte("echo hi-$((40+2)); echo pid=$$\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +80,9 @@ func TestWebTerminal(t *testing.T) {
 	pid, err := strconv.Atoi(pidLine.FindStringSubmatch(out)[1])
 	if err != nil {
 		t.Fatalf("the shell's pid in %q: %v", out, err)
+	}
+	if pid != sess.PID {
+		t.Errorf("the shell says its pid is %d, the session message %d", pid, sess.PID)
 	}
 	rs, _ := json.Marshal(TermResize{Type: "resize", Cols: 100, Rows: 40})
 	if err := c.WriteMessage(websocket.TextMessage, rs); err != nil {
@@ -82,6 +108,7 @@ func TestWebTerminal(t *testing.T) {
 
 	// exit ends the shell, and the socket with close 1000.
 	c = r.dial(t, "/term", nil)
+	session(t, c)
 	_ = c.WriteMessage(websocket.BinaryMessage, []byte("exit\n"))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -124,5 +151,48 @@ func TestWebTerminal(t *testing.T) {
 		if res, err := r.httpClient().Get(r.url("/term/assets/..%2fterm.go")); err == nil && res.StatusCode != 404 {
 			t.Errorf("an asset outside the list: %d", res.StatusCode)
 		}
+	}
+}
+
+// TestWebTerminalExecNoEngine: a term app configured as an exec bridge
+// whose engine is not there (no socket), or that names no container,
+// refuses each session with close 1011 and a reason that says so; the
+// server goes on serving.
+func TestWebTerminalExecNoEngine(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "no-engine.sock")
+	for _, tc := range []struct {
+		name string
+		exec TermExec
+		want string
+	}{
+		{"no socket", TermExec{Engine: "unix://" + sock, Container: "protolab-x-shell"}, "no shell: the engine at unix://" + sock + " does not answer"},
+		{"no container", TermExec{Engine: "unix://" + sock}, "no shell: no container to run shells in"},
+		{"a bad address", TermExec{Engine: "not-an-address", Container: "c"}, `no shell: the engine address "not-an-address"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := tc.exec
+			r := start(t, Config{Protocol: protocol.WS, Kind: protocol.KindTerm, TermExec: &ex})
+			for range 2 {
+				c := r.dial(t, "/term", nil)
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, b, err := c.ReadMessage()
+				var ce *websocket.CloseError
+				if !errors.As(err, &ce) || ce.Code != websocket.CloseInternalServerErr || !strings.HasPrefix(ce.Text, tc.want) {
+					t.Errorf("got %q, %v; want close 1011 %q…", b, err, tc.want)
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
+func TestTruncateReason(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
+	got := truncateReason(long)
+	if len(got) > 120 || !utf8.ValidString(got) || len(got) < 118 {
+		t.Errorf("truncateReason: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if truncateReason("short") != "short" {
+		t.Error("a short reason changed")
 	}
 }

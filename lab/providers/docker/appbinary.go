@@ -114,9 +114,9 @@ ENTRYPOINT ["/protolab-app"]
 `
 
 // shellDockerfile is the app image with a shell: a web terminal (kind
-// term) runs /bin/sh on a pty of its own, in its own container. The app
-// needs no access to the engine (a mounted engine socket would be root on
-// the host); the shell is the container's, with what busybox has.
+// term) runs /bin/sh in its own container — an exec through the Engine API
+// when the provider mounts the engine's socket (termBridge), else on a pty
+// of the app's own; the shell is the container's, with what busybox has.
 const shellDockerfile = `FROM scratch
 COPY protolab-app /protolab-app
 COPY busybox /bin/sh

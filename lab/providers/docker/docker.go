@@ -563,18 +563,19 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 		hp = strconv.Itoa(hostPort)
 	}
 	name := p.containerName(s.Name)
-	res, err := p.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: name,
-		Config: &container.Config{
-			Image: image, Env: env,
-			ExposedPorts: network.PortSet{cport: struct{}{}},
-			Labels:       map[string]string{LabelLab: p.labName(), LabelApp: s.Name, LabelKind: s.Kind, LabelProtocol: string(s.Protocol)},
-		},
-		HostConfig: &container.HostConfig{
-			PortBindings: network.PortMap{cport: []network.PortBinding{{HostIP: bind, HostPort: hp}}},
-			NetworkMode:  container.NetworkMode(p.networkName()),
-		},
-	})
+	config := &container.Config{
+		Image: image, Env: env,
+		ExposedPorts: network.PortSet{cport: struct{}{}},
+		Labels:       map[string]string{LabelLab: p.labName(), LabelApp: s.Name, LabelKind: s.Kind, LabelProtocol: string(s.Protocol)},
+	}
+	hostConfig := &container.HostConfig{
+		PortBindings: network.PortMap{cport: []network.PortBinding{{HostIP: bind, HostPort: hp}}},
+		NetworkMode:  container.NetworkMode(p.networkName()),
+	}
+	if k, _ := protocol.LookupKind(s.Kind); k.Shell {
+		p.termBridge(name, config, hostConfig) // term.go
+	}
+	res, err := p.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: config, HostConfig: hostConfig})
 	if err != nil {
 		if strings.Contains(err.Error(), "Conflict") {
 			return fmt.Errorf("container %s already exists (a lab of the same name runs, or a crash left it): protolab-tui --provider docker --teardown --name %s removes it", name, p.labName())

@@ -2,10 +2,15 @@ package docker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/moby/moby/client"
 
+	"github.com/protolab/protolab-tui/apps/webapp"
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
@@ -232,12 +238,14 @@ func TestComposeFileStartsTheApps(t *testing.T) {
 	}
 }
 
-// TestWebTerminalInContainer: a term app on docker runs in an image with a
-// shell (this machine's static busybox as /bin/sh): its WebSocket carries
-// that container's shell — typed in, echoed out, on a pty of its own — and
-// the shell is the container's (its hostname is the container's).
+// TestWebTerminalInContainer: a term app on docker is a bridge to its own
+// container through the Engine API: each WebSocket session on /term is an
+// exec (the engine lists it for the container, its pid the one the shell
+// reports), typed in and echoed out, resized with the exec resize API, run
+// as nobody (who cannot open the mounted engine socket); closing the socket
+// ends the exec'd shell, and exit closes the socket 1000.
 func TestWebTerminalInContainer(t *testing.T) {
-	engine(t)
+	cli := engine(t)
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		testenv.Missing(t, "no static busybox: apt-get install busybox-static (scripts/test.sh does)")
 	}
@@ -252,36 +260,188 @@ func TestWebTerminalInContainer(t *testing.T) {
 		defer cancel()
 		_ = l.Teardown(ctx).Wait(ctx)
 	})
-	do(t, l.Up(context.Background()))
-	do(t, l.Deploy(context.Background()))
+	events, stop := l.Subscribe()
+	defer func() {
+		stop()
+		for range events {
+		}
+	}()
+	ctx := context.Background()
+	do(t, l.Up(ctx))
+	do(t, l.Deploy(ctx))
 	tg, err := l.Target("shell")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if h, _, _ := net.SplitHostPort(tg.Addr); h != "127.0.0.1" {
+		t.Errorf("the term app is published on %s, want loopback", tg.Addr)
 	}
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+tg.Addr+"/term", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.WriteMessage(websocket.BinaryMessage, []byte("echo hi-$((40+2)) host=$(hostname)\n")); err != nil {
+	sess := termSession(t, c)
+	const name = "protolab-t-term-shell"
+	if sess.Mode != "exec" || sess.Container != name || sess.Exec == "" {
+		t.Fatalf("session %+v, want an exec in %s", sess, name)
+	}
+	in, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var out strings.Builder
-	c.SetReadDeadline(time.Now().Add(15 * time.Second))
-	for !strings.Contains(out.String(), "hi-42 host=") || !strings.Contains(out.String()[strings.Index(out.String(), "hi-42 host="):], "\n") {
-		_, b, err := c.ReadMessage()
-		if err != nil {
-			t.Fatalf("%v; the terminal showed %q", err, out.String())
-		}
-		out.Write(b)
+	if !slices.Contains(in.Container.ExecIDs, sess.Exec) {
+		t.Errorf("the engine lists execs %v for %s, not the session's %s", in.Container.ExecIDs, name, sess.Exec)
 	}
-	line := out.String()[strings.Index(out.String(), "hi-42 host="):]
-	host := strings.TrimSpace(strings.SplitN(strings.TrimPrefix(line, "hi-42 host="), "\n", 2)[0])
-	if me, _ := os.Hostname(); host == "" || host == me {
-		t.Errorf("the shell runs on %q, want the container's hostname (not this machine's %q)", host, me)
+	ex, err := cli.ExecInspect(ctx, sess.Exec, client.ExecInspectOptions{})
+	if err != nil || !ex.Running || ex.ContainerID != in.Container.ID {
+		t.Fatalf("exec %s: %+v %v, want running in %s", sess.Exec, ex, err, in.Container.ID)
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", ex.PID)); err == nil { // the engine runs here
+		if ns := nsPid(string(st)); ns != sess.PID {
+			t.Errorf("the exec's process (pid %d here) is pid %d in the container, the session says %d", ex.PID, ns, sess.PID)
+		}
+	}
+
+	typeIn(t, c, "echo hi\n")
+	termUntil(t, c, "\nhi\r\n")
+	typeIn(t, c, "echo hi-$((40+2)) host=$(hostname) pid=$$ uid=$(id -u); [ -w "+"/var/run/docker.sock ] && echo engine=yes || echo engine=no\n")
+	m := termMatch(t, c, regexp.MustCompile(`hi-42 host=(\S+) pid=(\d+) uid=(\d+)\r\nengine=(yes|no)`))
+	host, eng := m[1], m[4]
+	pid, _ := strconv.Atoi(m[2])
+	uid, _ := strconv.Atoi(m[3])
+	if me, _ := os.Hostname(); host == "" || host == me || !strings.HasPrefix(in.Container.ID, host) {
+		t.Errorf("the shell runs on %q, want the container's hostname (%.12s, not this machine's %q)", host, in.Container.ID, me)
+	}
+	if pid != sess.PID || uid != 65534 || eng != "no" {
+		t.Errorf("the shell: pid %d uid %d engine %s; want pid %d (the session's), uid 65534, and no access to the engine", pid, uid, eng, sess.PID)
+	}
+
+	// Resize: the exec's terminal takes the new size.
+	rs, _ := json.Marshal(webapp.TermResize{Type: "resize", Cols: 100, Rows: 40})
+	if err := c.WriteMessage(websocket.TextMessage, rs); err != nil {
+		t.Fatal(err)
+	}
+	typeIn(t, c, "stty size\n")
+	termUntil(t, c, "40 100")
+
+	// The socket goes: the exec'd shell ends.
+	c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ex, err := cli.ExecInspect(ctx, sess.Exec, client.ExecInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ex.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exec %s (pid %d) still runs 10s after its socket closed", sess.Exec, sess.PID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The bridge runs in the target container: it hung the shell up itself.
+	ended := time.After(10 * time.Second)
+	for found := false; !found; {
+		select {
+		case e := <-events:
+			le, ok := e.(lab.LogEvent)
+			found = ok && le.Source == "shell" && strings.Contains(le.Message, "the shell ended") && strings.Contains(le.Message, "exec="+sess.Exec)
+			if found && (!strings.Contains(le.Message, "signal=HUP") || !strings.Contains(le.Message, `signalled="in this PID namespace"`)) {
+				t.Errorf("the bridge says %q, want the shell hung up (HUP) from its own PID namespace", le.Message)
+			}
+		case <-ended:
+			t.Fatal("the term app's log never said the shell ended")
+		}
+	}
+
+	// exit ends the shell, and the socket with close 1000.
+	c2, _, err := websocket.DefaultDialer.Dial("ws://"+tg.Addr+"/term", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if s2 := termSession(t, c2); s2.Exec == sess.Exec {
+		t.Errorf("a second session reuses exec %s", s2.Exec)
+	}
+	typeIn(t, c2, "exit\n")
+	c2.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		if _, _, err := c2.ReadMessage(); err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure) || !strings.Contains(err.Error(), "the shell exited") {
+				t.Errorf("after exit: %v, want close 1000 \"the shell exited\"", err)
+			}
+			break
+		}
 	}
 	// The lab measures it like any ws app (its /echo).
 	if err := l.Probe(context.Background(), "shell").Wait(context.Background()); err != nil {
 		t.Errorf("probe: %v", err)
 	}
+}
+
+// termSession reads a web terminal's first message, the session.
+func termSession(t *testing.T, c *websocket.Conn) webapp.TermSession {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	op, b, err := c.ReadMessage()
+	var s webapp.TermSession
+	if err != nil || op != websocket.TextMessage || json.Unmarshal(b, &s) != nil || s.Type != "session" {
+		t.Fatalf("the first message: %d %q %v, want the session", op, b, err)
+	}
+	return s
+}
+
+func typeIn(t *testing.T, c *websocket.Conn, keys string) {
+	t.Helper()
+	if err := c.WriteMessage(websocket.BinaryMessage, []byte(keys)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// termUntil reads the terminal's output until it holds want; it returns
+// what it read.
+func termUntil(t *testing.T, c *websocket.Conn, want string) string {
+	t.Helper()
+	var out strings.Builder
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for !strings.Contains(out.String(), want) {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v; the terminal showed %q", want, err, out.String())
+		}
+		out.Write(b)
+	}
+	return out.String()
+}
+
+// termMatch reads the terminal's output until re matches it, and returns
+// the match.
+func termMatch(t *testing.T, c *websocket.Conn, re *regexp.Regexp) []string {
+	t.Helper()
+	var out strings.Builder
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v; the terminal showed %q", re, err, out.String())
+		}
+		out.Write(b)
+	}
+}
+
+// nsPid is the last NSpid of a /proc/PID/status: the pid in the innermost
+// PID namespace.
+func nsPid(status string) int {
+	for _, l := range strings.Split(status, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "NSpid:" {
+			n, _ := strconv.Atoi(f[len(f)-1])
+			return n
+		}
+	}
+	return 0
 }
