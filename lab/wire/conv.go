@@ -219,7 +219,8 @@ func (c *conv) fail(dir Dir, t time.Time, err error) {
 // parser skips them exactly when a length it has read says where the next
 // frame or message starts; otherwise HTTP and TLS look for the next start
 // line or record header, and WebSocket, which has no marker to look for,
-// stops decoding that direction. The gap is a record of its own either way.
+// resumes where a chain of valid frame headers proves a frame starts
+// (wsresync.go). The gap is a record of its own either way.
 func (c *conv) gap(dir Dir, n int, t time.Time) {
 	var what string
 	switch c.mode[dir] {
@@ -255,11 +256,16 @@ func (c *conv) gap(dir Dir, n int, t time.Time) {
 		c.httpData(dir, nil, t)
 	case modeWS:
 		p := c.wsParser(dir)
-		if p.skip(n, c.wsEmit(dir, t)) {
+		switch {
+		case p.resync != nil:
+			p.resync.dropped += len(p.resync.buf) + max(n, 0)
+			p.resync.buf, p.resync.bounds, p.resync.next = p.resync.buf[:0], p.resync.bounds[:0], 0
+			what = "another gap while looking for a WebSocket frame boundary: still looking"
+		case p.skip(n, c.wsEmit(dir, t)):
 			what = "skipped inside the WebSocket frame's payload by its length: the frame is partial, decoding goes on at the next frame"
-		} else {
-			c.mode[dir] = modeBroken
-			what = "the gap hides a WebSocket frame header: frames carry no marker to resynchronise on, so this direction is not decoded further"
+		default:
+			p.lose()
+			what = "the gap hides a WebSocket frame header: frames carry no marker, so decoding resumes where a chain of valid frame headers proves a frame starts"
 		}
 	}
 	c.out.gap(dir, t, n, what)
@@ -379,7 +385,7 @@ func (c *conv) checkAccept(m *HTTPMessage, t time.Time) {
 func (c *conv) wsParser(dir Dir) *wsParser {
 	p := c.ws[dir]
 	if p == nil {
-		p = &wsParser{}
+		p = &wsParser{client: dir == ClientToServer}
 		p.flag = func(problem string) { c.out.failure(dir, c.wsTime, errors.New(problem)) }
 		if d := c.deflate; d != nil {
 			p.deflate = &wsInflater{noContext: d.ServerNoContext, bits: d.ServerBits}
@@ -412,6 +418,19 @@ func (c *conv) wsEmit(dir Dir, t time.Time) func(*WSFrame) {
 func (c *conv) wsData(dir Dir, b []byte, t time.Time) {
 	p := c.wsParser(dir)
 	c.wsTime = t
+	if p.resync != nil {
+		rest, dropped, gaveUp := p.resume(b)
+		switch {
+		case gaveUp:
+			c.mode[dir] = modeBroken
+			c.out.gap(dir, t, 0, fmt.Sprintf("no WebSocket frame boundary could be proved in the %d bytes after the gap: this direction is not decoded further", dropped))
+			return
+		case rest == nil:
+			return // still looking
+		}
+		c.out.gap(dir, t, 0, fmt.Sprintf("WebSocket frames resumed at a frame boundary a chain of valid headers proves, after passing over %d bytes", dropped))
+		b = rest
+	}
 	if err := p.feed(b, c.wsEmit(dir, t)); err != nil {
 		c.fail(dir, t, err)
 	}
@@ -437,7 +456,9 @@ func (c *conv) end(dir Dir, t time.Time) {
 			}
 		}
 	case modeWS:
-		if p := c.ws[dir]; p != nil && p.pending() {
+		if p := c.ws[dir]; p != nil && p.resync != nil {
+			c.out.gap(dir, t, 0, fmt.Sprintf("the connection ended before a WebSocket frame boundary was proved after the gap: %d bytes not decoded further", p.resync.dropped+len(p.resync.buf)))
+		} else if p != nil && p.pending() {
 			c.fail(dir, t, errors.New("connection ended inside a WebSocket frame (truncated)"))
 		}
 	case modeTLS:

@@ -356,3 +356,78 @@ func FuzzTLSGap(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWSResync: after a gap that hid a header, the parser looks for a
+// frame start in the pieces that follow. Whatever the bytes, it never
+// panics and holds at most its bound; when the pieces after the gap are
+// the stream's own frames, each piece starting a frame, it resumes at the
+// first and decodes the rest as the stream has them.
+func FuzzWSResync(f *testing.F) {
+	key := [4]byte{9, 8, 7, 6}
+	var frames []byte
+	for _, s := range []string{"one", "two", strings.Repeat("x", 200), "four"} {
+		frames = append(frames, frame(true, wsText, &key, []byte(s))...)
+	}
+	f.Add(frames, true, uint16(9))
+	f.Add([]byte("\x81\x05hello\x81\x03abc"), false, uint16(7))
+	f.Add([]byte{0x81, 0xfe, 0x00, 0x7e}, true, uint16(2))
+	f.Fuzz(func(t *testing.T, b []byte, client bool, piece uint16) {
+		p := &wsParser{client: client}
+		p.lose()
+		var got []*WSFrame
+		size := max(1, int(piece))
+		resumedAt := -1
+		for off := 0; off < len(b); off += size {
+			end := min(off+size, len(b))
+			if p.resync != nil {
+				rest, _, gaveUp := p.resume(b[off:end])
+				if p.resync != nil && len(p.resync.buf) > maxWSResync+size {
+					t.Fatalf("holds %d bytes looking for a frame", len(p.resync.buf))
+				}
+				if gaveUp || rest == nil {
+					continue
+				}
+				resumedAt = end - len(rest)
+				if err := p.feed(rest, func(f *WSFrame) { got = append(got, f) }); err != nil {
+					return
+				}
+				continue
+			}
+			if err := p.feed(b[off:end], func(f *WSFrame) { got = append(got, f) }); err != nil {
+				return
+			}
+		}
+		// The stream's own frames, cut where frames start: resumed at 0.
+		var whole []*WSFrame
+		var q wsParser
+		if q.feed(b, func(f *WSFrame) { whole = append(whole, f) }) != nil || q.pending() || len(whole) == 0 {
+			return
+		}
+		starts, at := map[int]bool{}, 0
+		for _, f := range whole {
+			minimal := 2
+			switch {
+			case f.Length > 0xffff:
+				minimal = 10
+			case f.Length >= 126:
+				minimal = 4
+			}
+			if f.Masked {
+				minimal += 4
+			}
+			if f.Masked != client || f.RSV != 0 || f.HeaderLen != minimal {
+				return // not what this side sends (RFC 6455 §5.2's minimal length): not provable
+			}
+			starts[at] = true
+			at += f.HeaderLen + int(f.Length)
+		}
+		for off := 0; off < len(b); off += size {
+			if !starts[off] {
+				return
+			}
+		}
+		if resumedAt != 0 || len(got) != len(whole) {
+			t.Fatalf("resumed at %d with %d frames; the stream's %d frames each start a piece", resumedAt, len(got), len(whole))
+		}
+	})
+}

@@ -110,6 +110,7 @@ func TestWebSocketHealsAGapInsideAPayload(t *testing.T) {
 		partial    int
 		wantGap    string
 		broken     bool
+		resumed    bool
 	}{
 		{name: "no loss", cuts: []int{1000, 2000}, wantFrames: 3},
 		// The big frame's header is at 0, its payload runs to 3008: a
@@ -117,9 +118,13 @@ func TestWebSocketHealsAGapInsideAPayload(t *testing.T) {
 		{name: "inside the payload", cuts: []int{1000, 2000}, drop: []int{1}, wantFrames: 3, partial: 1, wantGap: "1000 bytes missing from the stream (not captured): skipped inside the WebSocket frame's payload"},
 		// The gap runs up to the next header exactly.
 		{name: "to the end of the payload", cuts: []int{1000, 3008}, drop: []int{1}, wantFrames: 3, partial: 1, wantGap: "2008 bytes missing"},
-		// The gap hides the second frame's header: nothing more can be
-		// proven of this direction.
+		// The gap hides the second frame's header, and no segment after it
+		// starts a frame: nothing more can be proved of this direction.
 		{name: "hides a header", cuts: []int{1000, 3010}, drop: []int{1}, wantFrames: 0, wantGap: "hides a WebSocket frame header", broken: true},
+		// The gap hides the second frame's header, and the next segment
+		// starts the third frame: a chain of headers ending where the
+		// segment ends proves it, and decoding resumes there.
+		{name: "hides a header, the next segment starts a frame", cuts: []int{1000, 3019}, drop: []int{1}, wantFrames: 1, wantGap: "hides a WebSocket frame header", resumed: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,13 +155,18 @@ func TestWebSocketHealsAGapInsideAPayload(t *testing.T) {
 			switch {
 			case tc.wantGap == "" && (len(gaps) != 0 || cn.Gaps != 0):
 				t.Errorf("gaps %q with nothing lost", gaps)
-			case tc.wantGap != "" && (len(gaps) != 1 || !strings.Contains(gaps[0], tc.wantGap) || !strings.HasPrefix(gaps[0], "gap: ")):
+			case tc.wantGap != "" && (len(gaps) < 1 || !strings.Contains(gaps[0], tc.wantGap) || !strings.HasPrefix(gaps[0], "gap: ")):
 				t.Errorf("gap records %q, want one saying %q", gaps, tc.wantGap)
+			case (tc.broken || tc.resumed) != (len(gaps) == 2) || !tc.broken && !tc.resumed && len(gaps) > 1:
+				t.Errorf("gap records %q: want the gap, and a note when it was resumed or given up", gaps)
 			case tc.wantGap != "" && (cn.Gaps != 1 || cn.Lost == 0):
 				t.Errorf("counters %+v: want one gap and its bytes", cn)
 			}
 			if tc.broken && !strings.Contains(strings.Join(gaps, ""), "not decoded further") {
 				t.Errorf("gap %q does not say decoding stopped", gaps)
+			}
+			if tc.resumed && !strings.Contains(strings.Join(gaps, ""), "resumed at a frame boundary") {
+				t.Errorf("gap %q does not say decoding resumed", gaps)
 			}
 		})
 	}

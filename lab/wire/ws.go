@@ -99,6 +99,12 @@ type wsParser struct {
 	deflate    *wsInflater
 	compressed bool
 	ctext      bool
+
+	// client says this side is the client's (its frames are masked);
+	// resync, when set, is the search for a frame start after a gap that
+	// hid a header (wsresync.go).
+	client bool
+	resync *wsResync
 }
 
 // maxWSHeader is the largest frame header: 2 + 8 (length) + 4 (mask).
@@ -214,7 +220,8 @@ func (p *wsParser) feed(b []byte, emit func(*WSFrame)) error {
 // and reports whether it could: only when the gap falls inside the payload
 // of the frame being read is the next frame header where the length says.
 // A gap that hides a header, or part of one, cannot be skipped: frames carry
-// no marker to find the next one by. The frame hit is emitted partial.
+// no marker to find the next one by (lose and resume look for a proven
+// start instead). The frame hit is emitted partial.
 func (p *wsParser) skip(n int, emit func(*WSFrame)) bool {
 	if n < 0 || p.cur == nil || len(p.hdr) > 0 || uint64(n) > p.remaining {
 		return false
