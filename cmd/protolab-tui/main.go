@@ -492,7 +492,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.OpTimeout)
 		defer cancel()
-		if err := l.Provider().Teardown(ctx); err != nil {
+		if err := lab.RemoveLab(ctx, l.Provider()); err != nil {
 			fmt.Fprintln(stderr, "protolab-tui: teardown:", err)
 			return exitFailed
 		}

@@ -250,7 +250,7 @@ func downAll(args []string, stdout, stderr io.Writer) int {
 		cfg.Name = name
 		one, err := lab.New(cfg, newProvider)
 		if err == nil {
-			err = one.Provider().Teardown(ctx)
+			err = lab.RemoveLab(ctx, one.Provider())
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "protolab-tui: removing lab %q: %v\n", name, err)

@@ -128,19 +128,31 @@ func TestDownAllRemovesLeftLabs(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", name, err, out)
 		}
 	}
-	// A lab of the same name warns at start that the earlier one still runs
-	// (its deploy then fails on them, and its teardown removes them).
-	out, _ := command(t, append([]string{"--headless", "--provider", "docker", "--name", "t-left-b", "--capture", "off"}, freePorts...)...).CombinedOutput()
-	for _, want := range []string{`warning   an earlier lab "t-left-b" is still on the Docker engine at `, "(4 containers, 4 running)", "remove it with protolab-tui --provider docker --state-dir "} {
+	// A lab of the same name is refused up front, naming the running one
+	// and how to attach to it or remove it; its teardown leaves that lab
+	// whole.
+	out, err := command(t, append([]string{"--headless", "--provider", "docker", "--name", "t-left-b", "--capture", "off"}, freePorts...)...).CombinedOutput()
+	if exitCode(err) != exitFailed {
+		t.Errorf("a second lab t-left-b: exit %d, want %d", exitCode(err), exitFailed)
+	}
+	for _, want := range []string{`a lab named "t-left-b" is already on the Docker engine at `, "(4 containers, 4 running;", "another --name",
+		"attach to that one with protolab-tui serve --provider docker --state-dir ", "remove it with protolab-tui --provider docker --state-dir "} {
 		if !bytes.Contains(out, []byte(want)) {
-			t.Errorf("the warning of the earlier lab does not say %q:\n%s", want, out)
+			t.Errorf("the refusal does not say %q:\n%s", want, out)
 		}
 	}
-	out, err := down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
+	if bytes.Contains(out, []byte("state     deploying")) {
+		t.Errorf("the refused lab went on to deploy:\n%s", out)
+	}
+	ps, err := exec.Command("docker", "ps", "-q", "--filter", "label=protolab.lab=t-left-b").Output()
+	if n := len(strings.Fields(string(ps))); err != nil || n != 4 {
+		t.Fatalf("after the refused run, %d containers of the first t-left-b run (%v), want its 4 running", n, err)
+	}
+	out, err = down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
 	if err != nil {
 		t.Fatalf("down --all: %v\n%s", err, out)
 	}
-	for _, want := range []string{"labs left on provider docker: t-left-a\n", `lab "t-left-a" removed`} {
+	for _, want := range []string{"labs left on provider docker: t-left-a, t-left-b\n", `lab "t-left-a" removed`, `lab "t-left-b" removed`} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("down --all does not say %q:\n%s", want, out)
 		}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/protolab/protolab-tui/lab"
@@ -44,36 +45,74 @@ func (p *Provider) Labs(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// warnEarlierLab publishes a lab.EarlierLabEvent when an earlier lab of
-// this name still has containers on the engine — a crash left it, or
-// another protolab runs it — before deploying runs into them. Up calls it
-// before it builds anything, so the warning comes at once.
-func (p *Provider) warnEarlierLab(ctx context.Context, cli *client.Client) {
+// labContainers lists the containers of the lab's name on the engine,
+// whichever run made them, running or not.
+func (p *Provider) labContainers(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
-	if err != nil || len(list.Items) == 0 {
-		return
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers of lab %q: %w", p.labName(), err)
 	}
-	running := 0
-	for _, c := range list.Items {
+	return list.Items, nil
+}
+
+func running(list []container.Summary) int {
+	n := 0
+	for _, c := range list {
 		if c.State == "running" {
-			running++
+			n++
 		}
 	}
+	return n
+}
+
+// where names the engine for people: this machine's (its address), or the
+// lab host's of the ssh and vagrant providers.
+func (p *Provider) where(cli *client.Client) string {
 	cfg := p.env.Config
-	where := "the Docker engine at " + cli.DaemonHost()
 	if cfg.Provider != Name && cfg.Provider != "" {
-		where = "the Docker engine of the " + cfg.Provider + " lab host"
+		w := "the Docker engine of the " + cfg.Provider + " lab host"
 		if cfg.SSH.Host != "" {
-			where += " " + cfg.SSH.Host
+			w += " " + cfg.SSH.Host
 		}
+		return w
 	}
+	return "the Docker engine at " + cli.DaemonHost()
+}
+
+// commandConfig is the configuration the command lines for people are
+// made of (the provider the user named; docker when none).
+func (p *Provider) commandConfig() lab.Config {
+	cfg := p.env.Config
 	if cfg.Provider == "" {
 		cfg.Provider = Name
 	}
 	cfg.Name = p.labName()
+	return cfg
+}
+
+// refusal is Up's error when a lab of this name is already on the engine.
+func (p *Provider) refusal(cli *client.Client, list []container.Summary) error {
+	cfg := p.commandConfig()
+	return &lab.EarlierLabError{Lab: p.labName(), Provider: cfg.Provider, Where: p.where(cli), Containers: len(list), Running: running(list),
+		Attach: lab.AttachCommand(cfg), Remove: lab.TeardownCommand(cfg, "")}
+}
+
+// warnEarlierLab publishes a lab.EarlierLabEvent when a lab of this name
+// has containers on the engine — a crash left it, or another protolab runs
+// it — so the explorer says so before Up refuses to start beside it. A
+// run that attaches (Config.Attach) is looking for it: no warning.
+func (p *Provider) warnEarlierLab(ctx context.Context, cli *client.Client) {
+	if p.env.Config.Attach {
+		return
+	}
+	list, err := p.labContainers(ctx, cli)
+	if err != nil || len(list) == 0 {
+		return
+	}
+	cfg := p.commandConfig()
 	if p.env.Emit != nil {
-		p.env.Emit(lab.EarlierLabEvent{At: lab.At{Time: time.Now()}, Lab: p.labName(), Provider: cfg.Provider, Where: where,
-			Containers: len(list.Items), Running: running, Remove: lab.TeardownCommand(cfg, "")})
+		p.env.Emit(lab.EarlierLabEvent{At: lab.At{Time: time.Now()}, Lab: p.labName(), Provider: cfg.Provider, Where: p.where(cli),
+			Containers: len(list), Running: running(list), Remove: lab.TeardownCommand(cfg, "")})
 	}
 }
 

@@ -4,7 +4,9 @@
 // reads `vagrant status --machine-readable` and `vagrant ssh-config`, pins
 // the VM's host key in the lab's state directory on first contact (Vagrant
 // turns host-key checking off; protolab does not), and hands the VM to the
-// ssh provider. Teardown is `vagrant destroy -f`.
+// ssh provider. Teardown is `vagrant destroy -f` (or `halt`) of a VM this
+// run brought up; a VM that was running already is left running, only this
+// run's containers in it removed.
 package vagrant
 
 import (
@@ -54,6 +56,12 @@ type Provider struct {
 	mu  sync.Mutex // guards ssh for ShellActions (the lifecycle sets it)
 	ssh lab.Provider
 	vm  MachineState
+	// wasRunning: the VM ran before this run's `vagrant up` (another run
+	// brought it up): the teardown leaves it running.
+	wasRunning bool
+	// upRan: this run ran `vagrant up` (which may have made a VM even
+	// when it failed).
+	upRan bool
 }
 
 // New returns a constructor for a Vagrant lab.
@@ -143,6 +151,11 @@ func lastLines(s string, n int) string {
 
 // Up implements lab.Provider: vagrant up, then the VM over SSH.
 func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
+	before, err := p.State(ctx)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	p.wasRunning, p.upRan = before.State == "running", true
 	args := []string{"up"}
 	if p.o.Provider != "" {
 		args = append(args, "--provider", p.o.Provider)
@@ -160,23 +173,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		return lab.HostInfo{}, fmt.Errorf("the VM %s is %s after vagrant up, not running", p.vm.Name, p.vm.State)
 	}
 	p.env.Progress("up", "reading vagrant ssh-config", 1, 3)
-	out, err := p.vagrant(ctx, nil, "ssh-config")
-	if err != nil {
-		return lab.HostInfo{}, err
-	}
-	sc, err := ParseSSHConfig(bytes.NewReader(out))
-	if err != nil {
-		return lab.HostInfo{}, err
-	}
-	cfg := sshrun.Config{
-		Host: sc.HostName, Port: sc.Port, User: sc.User, IdentityFiles: sc.IdentityFiles, SSHConfig: "/dev/null",
-		// Vagrant turns host-key checking off; protolab pins the VM's key in
-		// the lab's state directory on first contact and refuses a change.
-		KnownHosts:       []string{filepath.Join(p.env.Config.StateDir, "vagrant", p.env.Config.Name+"-known_hosts")},
-		AcceptNewHostKey: true,
-	}
-	newSSH := ssh.New(cfg)
-	sp, err := newSSH(p.env)
+	sp, err := p.sshProvider(ctx)
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
@@ -195,6 +192,31 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	}
 	host.Details = append(details, host.Details...)
 	return host, nil
+}
+
+// sshProvider is the ssh provider of the running VM, from `vagrant
+// ssh-config`.
+func (p *Provider) sshProvider(ctx context.Context) (*ssh.Provider, error) {
+	out, err := p.vagrant(ctx, nil, "ssh-config")
+	if err != nil {
+		return nil, err
+	}
+	sc, err := ParseSSHConfig(bytes.NewReader(out))
+	if err != nil {
+		return nil, err
+	}
+	cfg := sshrun.Config{
+		Host: sc.HostName, Port: sc.Port, User: sc.User, IdentityFiles: sc.IdentityFiles, SSHConfig: "/dev/null",
+		// Vagrant turns host-key checking off; protolab pins the VM's key in
+		// the lab's state directory on first contact and refuses a change.
+		KnownHosts:       []string{filepath.Join(p.env.Config.StateDir, "vagrant", p.env.Config.Name+"-known_hosts")},
+		AcceptNewHostKey: true,
+	}
+	sp, err := ssh.New(cfg)(p.env)
+	if err != nil {
+		return nil, err
+	}
+	return sp.(*ssh.Provider), nil
 }
 
 // dotfile is Vagrant's state folder for the Vagrantfile.
@@ -289,8 +311,11 @@ func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture
 	return co.OpenCapture(ctx, ports)
 }
 
-// Teardown implements lab.Provider: the lab's containers go, then the VM
-// (vagrant destroy -f).
+// Teardown implements lab.Provider: the containers this run created go,
+// then the VM (vagrant destroy -f, or halt) — unless the VM was running
+// before this run's `vagrant up` (another run brought it up, and may run
+// a lab in it): then it is left running. A run that never came up leaves
+// everything.
 func (p *Provider) Teardown(ctx context.Context) error {
 	var errs []error
 	if p.ssh != nil {
@@ -301,15 +326,61 @@ func (p *Provider) Teardown(ctx context.Context) error {
 		p.ssh = nil
 		p.mu.Unlock()
 	}
+	if !p.upRan {
+		return errors.Join(errs...) // this run did not get as far as vagrant up
+	}
+	p.upRan = false
+	if p.wasRunning {
+		p.env.Log("info", "vagrant", fmt.Sprintf("the VM was running before this lab came up: left running (vagrant destroy -f in %s removes it)", p.o.Dir))
+		return errors.Join(errs...)
+	}
+	return errors.Join(append(errs, p.downVM(ctx))...)
+}
+
+// downVM destroys the VM (or halts it, with KeepVM).
+func (p *Provider) downVM(ctx context.Context) error {
 	args := []string{"destroy", "-f"}
 	if p.o.KeepVM {
 		args = []string{"halt"}
 	}
 	p.env.Progress("teardown", "vagrant "+strings.Join(args, " "), 0, 1)
-	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...); err != nil {
-		errs = append(errs, err)
+	_, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...)
+	return err
+}
+
+// RemoveLab implements lab.LabRemover (--teardown): the lab's containers
+// in the VM, whichever run made them, when it runs; then the VM (vagrant
+// destroy -f, or halt with KeepVM).
+func (p *Provider) RemoveLab(ctx context.Context) error {
+	vm, err := p.State(ctx)
+	if err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	var errs []error
+	if vm.State == "running" {
+		sp, err := p.sshProvider(ctx)
+		if err == nil {
+			err = sp.RemoveLab(ctx)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("removing the lab's containers in the VM: %w", err))
+		}
+	}
+	return errors.Join(append(errs, p.downVM(ctx))...)
+}
+
+// FindLab implements lab.LabFinder: the lab of this name in the VM, when
+// the VM runs (nil otherwise).
+func (p *Provider) FindLab(ctx context.Context) (*lab.RunningLab, error) {
+	vm, err := p.State(ctx)
+	if err != nil || vm.State != "running" {
+		return nil, err
+	}
+	sp, err := p.sshProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sp.FindLab(ctx)
 }
 
 // State reads the VM's state (vagrant status --machine-readable).
