@@ -24,9 +24,12 @@ var serveFlags = []struct{ name, def, usage string }{
 	{"shell-keys", "", "the keys whose sessions may open the debugging shell (x: a root shell on the lab host); default: none"},
 }
 
-// serveCmd is `protolab-tui serve`: the lab comes up (every lab flag
-// works: --lab, --provider, …), and its explorer is served over SSH until
-// a signal ends the run, which tears the lab down: `ssh -p 2222 lab@host`.
+// serveCmd is `protolab-tui serve`: the explorer of a lab over SSH
+// (`ssh -p 2222 lab@host`) until a signal ends the run. When a lab of the
+// name runs on the provider already (kept by another run), serve attaches
+// to it — its apps as they run, read from the provider — and leaves it
+// running at the end; otherwise it brings one up (every lab flag works:
+// --lab, --provider, …) and tears down what it brought up.
 func serveCmd(args []string, stdout, stderr io.Writer) int {
 	own, rest, err := takeFlags(args)
 	if err != nil {
@@ -58,6 +61,17 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage
+	}
+	found, err := findRunning(o.cfg, newProvider)
+	if err != nil {
+		fmt.Fprintf(stderr, "protolab-tui serve: looking for a running lab %q on provider %s: %v\n", o.cfg.Name, o.cfg.Provider, err)
+		return exitFailed
+	}
+	attached := found != nil
+	if attached {
+		o.cfg.Apps, o.cfg.Attach = found.Apps, true
+		fmt.Fprintf(stderr, "protolab-tui serve: lab %q runs on %s (%s, %d running): serving it as it runs (its apps: %s); it stays running when serve stops\n",
+			o.cfg.Name, found.Where, lab.Containers(found.Containers), found.Running, strings.Join(names(found.Apps), ", "))
 	}
 	l, err := lab.New(o.cfg, newProvider)
 	if err != nil {
@@ -118,12 +132,31 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	_ = srv.Close()
 	tearErr := tearDown(l, max(30*time.Second, o.cfg.OpTimeout))
 	if sig := stop.got(); sig != nil {
+		if attached && tearErr == nil {
+			fmt.Fprintf(stderr, "protolab-tui serve: %s; lab %q ran before serve attached to it, and is left running (%s removes it)\n",
+				describe(sig), o.cfg.Name, teardownCommand(o))
+			return exitFor(sig)
+		}
 		return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
 	}
 	if tearErr != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve: teardown:", tearErr)
 	}
 	return exitFailed
+}
+
+// findRunning looks for a lab of cfg's name running on its provider (nil
+// when none runs, or the provider keeps no lab outside this process),
+// within the lab's lifecycle bound.
+func findRunning(cfg lab.Config, newProvider providers.Constructor) (*lab.RunningLab, error) {
+	l, err := lab.New(cfg, newProvider)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.OpTimeout)
+	defer cancel()
+	return l.FindRunning(ctx)
 }
 
 // takeFlags takes serve's own flags (-name value, --name=value) out of

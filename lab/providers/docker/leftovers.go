@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -100,13 +101,19 @@ func (p *Provider) refusal(cli *client.Client, list []container.Summary) error {
 // warnEarlierLab publishes a lab.EarlierLabEvent when a lab of this name
 // has containers on the engine — a crash left it, or another protolab runs
 // it — so the explorer says so before Up refuses to start beside it. A
-// run that attaches (Config.Attach) is looking for it: no warning.
+// run that attaches (Config.Attach) is looking for it, and the run's own
+// containers (an explorer that starts after its lab came up: serve's
+// sessions) are no earlier lab: no warning.
 func (p *Provider) warnEarlierLab(ctx context.Context, cli *client.Client) {
 	if p.env.Config.Attach {
 		return
 	}
 	list, err := p.labContainers(ctx, cli)
-	if err != nil || len(list) == 0 {
+	if err != nil {
+		return
+	}
+	list = slices.DeleteFunc(list, func(c container.Summary) bool { return c.Labels[LabelRun] == p.run }) // this run's own
+	if len(list) == 0 {
 		return
 	}
 	cfg := p.commandConfig()
