@@ -59,11 +59,24 @@ func TestEarlierLabIsRefusedAndLeftAlone(t *testing.T) {
 	const name = "t-earlier"
 	t.Cleanup(func() { removeLab(t, name) })
 	apps := lab.OnFreePorts([]lab.App{{Name: "ws", Protocol: "ws"}})
-	first, _ := mkLab(t, name, t.TempDir(), apps, false)
+	first, firstEvents := mkLab(t, name, t.TempDir(), apps, false)
 	do(t, first.Up(context.Background()))
 	do(t, first.Deploy(context.Background()))
 	if c, n := leftovers(t, cli, name); c != 1 || n != 1 {
 		t.Fatalf("%d containers and %d networks of %s, want 1 and 1", c, n, name)
+	}
+	// Its own containers are no earlier lab (an explorer that opens on a
+	// lab already up: serve's sessions).
+	do(t, first.CheckEarlierLab(context.Background()))
+	for quiet := time.After(time.Second); quiet != nil; {
+		select {
+		case e := <-firstEvents:
+			if e.EventType() == "earlier_lab" {
+				t.Errorf("the lab warns of its own containers: %+v", e)
+			}
+		case <-quiet:
+			quiet = nil
+		}
 	}
 
 	second, secondEvents := mkLab(t, name, t.TempDir(), apps, false)
