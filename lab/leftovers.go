@@ -71,6 +71,24 @@ func RemoveLab(ctx context.Context, p Provider) error {
 	return p.Teardown(ctx)
 }
 
+// LabSummary is one lab a provider holds (protolab-tui down): its name and
+// its containers, by label.
+type LabSummary struct {
+	Name       string
+	Containers int
+	Running    int
+	Networks   int
+}
+
+// String says it for people ("demo: 4 containers, 4 running").
+func (s LabSummary) String() string {
+	out := fmt.Sprintf("%s: %s, %d running", s.Name, Containers(s.Containers), s.Running)
+	if s.Containers == 0 && s.Networks > 0 {
+		out += fmt.Sprintf(", its network left (%d)", s.Networks)
+	}
+	return out
+}
+
 // RunningLab is a lab found running on a provider (LabFinder): its apps
 // as the provider has them, each on the port it is published on.
 type RunningLab struct {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,11 +18,49 @@ import (
 	"github.com/protolab/protolab-tui/ui/sshserve"
 )
 
-// serveFlags are serve's own flags, beside the lab's (every other flag).
-var serveFlags = []struct{ name, def, usage string }{
-	{"listen", "127.0.0.1:2222", "where the SSH server listens (host:port)"},
-	{"authorized-keys", "", "the keys that may open the explorer, one per line (authorized_keys format; required)"},
-	{"shell-keys", "", "the keys whose sessions may open the debugging shell (x: a root shell on the lab host); default: none"},
+// ownFlag is a subcommand's own flag, beside the lab's (every other flag).
+type ownFlag struct {
+	name, def, usage string
+	arg              string // what its value is, in the usage (FILE)
+	isBool           bool   // takes no value (--all; --all=false)
+	required         bool   // no default: the subcommand needs it
+	files            bool   // its value is a path (completions)
+}
+
+// serveFlags are serve's own flags.
+var serveFlags = []ownFlag{
+	{name: "listen", arg: "HOST:PORT", def: "127.0.0.1:2222", usage: "where the SSH server listens (host:port)"},
+	{name: "authorized-keys", arg: "FILE", usage: "the keys that may open the explorer, one per line (authorized_keys format)", required: true, files: true},
+	{name: "shell-keys", arg: "FILE", usage: "the keys whose sessions may open the debugging shell (x: a root shell on the lab host); default: none", files: true},
+}
+
+// usageOf prints a subcommand's usage line and own flags, as flag does.
+func usageOf(w io.Writer, line string, flags []ownFlag) {
+	fmt.Fprintln(w, line)
+	for _, f := range flags {
+		arg := ""
+		if !f.isBool {
+			arg = " " + f.arg
+		}
+		fmt.Fprintf(w, "  --%s%s\n    \t%s", f.name, arg, f.usage)
+		switch {
+		case f.required:
+			fmt.Fprint(w, " (required)")
+		case f.def != "":
+			fmt.Fprintf(w, " (default %q)", f.def)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// wantsHelp says whether args ask for help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
 }
 
 // serveCmd is `protolab-tui serve`: the explorer of a lab over SSH
@@ -31,19 +70,15 @@ var serveFlags = []struct{ name, def, usage string }{
 // running at the end; otherwise it brings one up (every lab flag works:
 // --lab, --provider, …) and tears down what it brought up.
 func serveCmd(args []string, stdout, stderr io.Writer) int {
-	own, rest, err := takeFlags(args)
+	own, rest, err := takeFlags(args, serveFlags)
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage
 	}
-	for _, a := range rest {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fmt.Fprintln(stderr, "Usage: protolab-tui serve [serve flags] [lab flags]: the lab's explorer over SSH (ssh -p 2222 lab@host)")
-			for _, f := range serveFlags {
-				fmt.Fprintf(stderr, "  --%s\n    \t%s (default %q)\n", f.name, f.usage, f.def)
-			}
-			fmt.Fprintln(stderr, "and every flag of the lab:")
-		}
+	if wantsHelp(rest) {
+		usageOf(stderr, "Usage: protolab-tui serve --authorized-keys FILE [serve flags] [lab flags]: the explorer of a lab over SSH (ssh -p 2222 lab@host);\n"+
+			"a lab of the --name running on the --provider is attached to (and left running), else one is brought up (and torn down at the end)", serveFlags)
+		fmt.Fprintln(stderr, "and every flag of the lab:")
 	}
 	o, err := parseFlags(rest, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -159,18 +194,38 @@ func findRunning(cfg lab.Config, newProvider providers.Constructor) (*lab.Runnin
 	return l.FindRunning(ctx)
 }
 
-// takeFlags takes serve's own flags (-name value, --name=value) out of
-// args, and returns them (defaults filled in) and the rest.
-func takeFlags(args []string) (map[string]string, []string, error) {
+// takeFlags takes a subcommand's own flags (-name value, --name=value; a
+// bool flag alone, or --name=true|false) out of args, and returns them
+// (defaults filled in: "true"/"false" for bool flags) and the rest.
+func takeFlags(args []string, flags []ownFlag) (map[string]string, []string, error) {
 	own := map[string]string{}
-	for _, f := range serveFlags {
+	isBool := map[string]bool{}
+	for _, f := range flags {
 		own[f.name] = f.def
+		if f.isBool {
+			own[f.name], isBool[f.name] = "false", true
+		}
 	}
 	var rest []string
 	for i := 0; i < len(args); i++ {
+		if args[i] == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		if _, ok := own[name]; !ok || !strings.HasPrefix(args[i], "-") {
 			rest = append(rest, args[i])
+			continue
+		}
+		if isBool[name] {
+			if !hasValue {
+				value = "true"
+			}
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				return nil, nil, fmt.Errorf("invalid boolean value %q for -%s", value, name)
+			}
+			own[name] = strconv.FormatBool(b)
 			continue
 		}
 		if !hasValue {

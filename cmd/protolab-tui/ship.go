@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/protolab/protolab-tui/apps/appmain"
 	"github.com/protolab/protolab-tui/lab"
@@ -33,7 +37,7 @@ func subcommand(args []string, stdout, stderr io.Writer) (code int, handled bool
 		}
 		return exitOK, true
 	case "down":
-		return downAll(args[1:], stdout, stderr), true
+		return downAll(args[1:], os.Stdin, stdout, stderr), true
 	case "token":
 		return tokenCmd(args[1:], stdout, stderr), true
 	case "serve":
@@ -189,75 +193,140 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 
 // labLister is a provider that can find every lab protolab left on it.
 type labLister interface {
-	Labs(ctx context.Context) ([]string, error)
+	Labs(ctx context.Context) ([]lab.LabSummary, error)
 }
 
-// downAll is `protolab-tui down --all [--match GLOB] [flags]`: every lab
-// protolab left on the provider (found by label; with --match only the names
-// matching), listed, then removed.
-func downAll(args []string, stdout, stderr io.Writer) int {
-	all := slices.Contains(args, "--all") || slices.Contains(args, "-all")
-	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--all" || a == "-all" })
-	match := "*"
-	if i := slices.Index(args, "--match"); i >= 0 && i+1 < len(args) {
-		match = args[i+1]
-		args = slices.Delete(args, i, i+2)
-		if _, err := path.Match(match, ""); err != nil {
-			fmt.Fprintf(stderr, "protolab-tui: down --match %q: %v\n", match, err)
-			return exitUsage
-		}
-	}
-	if !all {
-		fmt.Fprintln(stderr, "protolab-tui: down takes --all (every lab protolab left on the provider); one lab: --teardown --name NAME")
-		return exitUsage
-	}
-	o, err := parseFlags(args, stderr)
+// downFlags are down's own flags.
+var downFlags = []ownFlag{
+	{name: "all", isBool: true, usage: "remove every lab protolab left on the provider (found by label, whichever run brought it up), after a confirmation"},
+	{name: "list", isBool: true, usage: "only list the labs on the provider and their containers; remove nothing"},
+	{name: "match", arg: "GLOB", def: "*", usage: "only the labs whose name matches this glob (*, ?, [a-z]: path.Match)"},
+	{name: "yes", isBool: true, usage: "remove without asking (scripts; without a terminal, down --all needs it)"},
+}
+
+// downAll is `protolab-tui down --all|--list [--match GLOB] [--yes] [flags]`:
+// every lab protolab left on the provider (found by label; with --match
+// only the names matching), listed, then — confirmed at a terminal, or
+// with --yes — removed. The provider is docker unless one is given.
+func downAll(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	own, rest, err := takeFlags(args, downFlags)
 	if err != nil {
-		fmt.Fprintln(stderr, "protolab-tui:", err)
+		fmt.Fprintln(stderr, "protolab-tui down:", err)
 		return exitUsage
+	}
+	if wantsHelp(rest) {
+		usageOf(stdout, "Usage: protolab-tui down --all|--list [--match GLOB] [--yes] [--provider docker|ssh --host user@host] [--state-dir DIR]:\n"+
+			"list, or remove, every lab protolab left on a provider (default: docker, this machine's engine or DOCKER_HOST's); one lab: --teardown --name NAME", downFlags)
+		return exitOK
+	}
+	all, list, yes, match := own["all"] == "true", own["list"] == "true", own["yes"] == "true", own["match"]
+	if _, err := path.Match(match, ""); err != nil {
+		fmt.Fprintf(stderr, "protolab-tui down: --match %q: %v (a glob: *, ?, [a-z])\n", match, err)
+		return exitUsage
+	}
+	if !all && !list {
+		fmt.Fprintln(stderr, "protolab-tui down: give --all (remove every lab protolab left on the provider) or --list (only list them); one lab: --teardown --name NAME; down --help says more")
+		return exitUsage
+	}
+	o, err := parseFlags(rest, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "protolab-tui down:", err)
+		return exitUsage
+	}
+	// The provider: the one given (flag or lab file), else docker — the
+	// embedded provider's labs end with their process, leaving nothing.
+	if !slices.ContainsFunc(rest, func(a string) bool {
+		return a == "-provider" || a == "--provider" || strings.HasPrefix(a, "--provider=") || strings.HasPrefix(a, "-provider=")
+	}) &&
+		(o.labFile == nil || o.labFile.Config.Provider == "") {
+		o.cfg.Provider = "docker"
 	}
 	newProvider, err := providers.Lookup(o.cfg.Provider)
 	if err != nil {
-		fmt.Fprintln(stderr, "protolab-tui:", err)
+		fmt.Fprintln(stderr, "protolab-tui down:", err)
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.OpTimeout)
 	defer cancel()
 	l, err := lab.New(o.cfg, newProvider)
 	if err != nil {
-		fmt.Fprintln(stderr, "protolab-tui:", err)
+		fmt.Fprintln(stderr, "protolab-tui down:", err)
 		return exitFailed
 	}
+	defer l.Close()
 	ll, ok := l.Provider().(labLister)
 	if !ok {
-		fmt.Fprintf(stderr, "protolab-tui: down --all: the %s provider cannot list its labs; remove one with --teardown --name NAME\n", o.cfg.Provider)
+		why := map[string]string{
+			"local":   "the embedded (local) provider's labs live in the process that runs them and end with it: nothing is left to list or remove",
+			"vagrant": "the vagrant provider's lab is its VM: remove one with --provider vagrant --vagrant-dir DIR --name NAME --teardown",
+		}[o.cfg.Provider]
+		if why == "" {
+			why = "the " + o.cfg.Provider + " provider cannot list its labs; remove one with --teardown --name NAME"
+		}
+		fmt.Fprintf(stderr, "protolab-tui down: %s; labs on a Docker engine: --provider docker (this machine's, or DOCKER_HOST's) or --provider ssh --host user@host\n", why)
 		return exitUsage
 	}
-	names, err := ll.Labs(ctx)
+	labs, err := ll.Labs(ctx)
 	if err != nil {
-		fmt.Fprintln(stderr, "protolab-tui: down --all:", err)
+		fmt.Fprintln(stderr, "protolab-tui down:", err)
 		return exitFailed
 	}
-	names = slices.DeleteFunc(names, func(n string) bool { ok, _ := path.Match(match, n); return !ok })
-	if len(names) == 0 {
-		fmt.Fprintf(stdout, "no lab of protolab is left on provider %s\n", o.cfg.Provider)
+	labs = slices.DeleteFunc(labs, func(s lab.LabSummary) bool { ok, _ := path.Match(match, s.Name); return !ok })
+	where := "provider " + o.cfg.Provider
+	if o.cfg.SSH.Host != "" && o.cfg.Provider == "ssh" {
+		where += " (" + o.cfg.SSH.Host + ")"
+	}
+	if len(labs) == 0 {
+		fmt.Fprintf(stdout, "no lab of protolab is left on %s\n", where)
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "labs left on provider %s: %s\n", o.cfg.Provider, strings.Join(names, ", "))
+	fmt.Fprintf(stdout, "labs of protolab on %s (%d):\n", where, len(labs))
+	for _, s := range labs {
+		fmt.Fprintf(stdout, "  %s\n", s)
+	}
+	if list && !all {
+		fmt.Fprintln(stdout, "(--list: nothing removed; down --all removes them)")
+		return exitOK
+	}
+	if list {
+		fmt.Fprintln(stdout, "(--list: nothing removed)")
+		return exitOK
+	}
+	if !yes {
+		if !term.IsTerminal(int(stdin.Fd())) {
+			fmt.Fprintf(stderr, "protolab-tui down --all: no terminal to confirm on: give --yes to remove %s (whichever run brought them up), or --list only to list them\n", plural(len(labs), "lab"))
+			return exitUsage
+		}
+		fmt.Fprintf(stdout, "Remove %s — their containers and networks, whichever run brought them up? [y/N] ", plural(len(labs), "lab"))
+		answer, _ := bufio.NewReader(stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			fmt.Fprintln(stdout, "nothing removed")
+			return exitFailed
+		}
+	}
 	code := exitOK
-	for _, name := range names {
+	for _, s := range labs {
 		cfg := o.cfg
-		cfg.Name = name
+		cfg.Name = s.Name
 		one, err := lab.New(cfg, newProvider)
 		if err == nil {
 			err = lab.RemoveLab(ctx, one.Provider())
+			one.Close()
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "protolab-tui: removing lab %q: %v\n", name, err)
+			fmt.Fprintf(stderr, "protolab-tui: removing lab %q: %v\n", s.Name, err)
 			code = exitFailed
 			continue
 		}
-		fmt.Fprintf(stdout, "lab %q removed\n", name)
+		fmt.Fprintf(stdout, "lab %q removed\n", s.Name)
 	}
 	return code
+}
+
+// plural says n things ("1 lab", "2 labs").
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
@@ -118,11 +121,13 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// down --all finds the labs left on the engine by label, lists and removes
-// them (--match keeps the test off other labs on this engine).
+// down --list lists the labs left on the engine by label (docker when no
+// provider is given) and removes nothing; down --all asks before it
+// removes them at a terminal, refuses without one unless --yes, and then
+// removes them (--match keeps the test off other labs on this engine).
 func TestDownAllRemovesLeftLabs(t *testing.T) {
 	needDocker(t)
-	t.Cleanup(func() { _ = down(t, "--all", "--match", "t-left-*", "--provider", "docker").Run() })
+	t.Cleanup(func() { _ = down(t, "--all", "--yes", "--match", "t-left-*", "--provider", "docker").Run() })
 	for _, name := range []string{"t-left-a", "t-left-b"} {
 		if out, err := command(t, append([]string{"--headless", "--keep", "--provider", "docker", "--name", name, "--count", "2", "--capture", "off"}, freePorts...)...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, out)
@@ -144,32 +149,130 @@ func TestDownAllRemovesLeftLabs(t *testing.T) {
 	if bytes.Contains(out, []byte("state     deploying")) {
 		t.Errorf("the refused lab went on to deploy:\n%s", out)
 	}
-	ps, err := exec.Command("docker", "ps", "-q", "--filter", "label=protolab.lab=t-left-b").Output()
-	if n := len(strings.Fields(string(ps))); err != nil || n != 4 {
-		t.Fatalf("after the refused run, %d containers of the first t-left-b run (%v), want its 4 running", n, err)
+	left := func() int {
+		ps, err := exec.Command("docker", "ps", "-aq", "--filter", "label=protolab.lab=t-left-a", "--filter", "status=running").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps2, err := exec.Command("docker", "ps", "-aq", "--filter", "label=protolab.lab=t-left-b", "--filter", "status=running").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(strings.Fields(string(ps))) + len(strings.Fields(string(ps2)))
 	}
-	out, err = down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
+	if n := left(); n != 8 {
+		t.Fatalf("after the refused run, %d containers of the two labs run, want 8", n)
+	}
+
+	// --list (the provider defaults to docker): both, counted; nothing goes.
+	out, err = down(t, "--list", "--match=t-left-*").CombinedOutput()
+	for _, want := range []string{"labs of protolab on provider docker (2):\n  t-left-a: 4 containers, 4 running\n  t-left-b: 4 containers, 4 running\n", "nothing removed"} {
+		if err != nil || !bytes.Contains(out, []byte(want)) {
+			t.Errorf("down --list: %v, does not say %q:\n%s", err, want, out)
+		}
+	}
+	// --all without a terminal and without --yes: refused, nothing goes.
+	out, err = down(t, "--all", "--match", "t-left-*").CombinedOutput()
+	if exitCode(err) != exitUsage || !bytes.Contains(out, []byte("no terminal to confirm on: give --yes to remove 2 labs")) {
+		t.Errorf("down --all without a terminal: exit %d:\n%s", exitCode(err), out)
+	}
+	if n := left(); n != 8 {
+		t.Fatalf("--list and an unconfirmed --all removed containers: %d run, want 8", n)
+	}
+	// At a terminal it asks: no keeps them, y removes them.
+	if code, out := downInPty(t, "n", "--all", "--match", "t-left-a", "--provider", "docker"); code != exitFailed || !strings.Contains(out, "Remove 1 lab") || !strings.Contains(out, "nothing removed") {
+		t.Errorf("down --all answered n: exit %d:\n%s", code, out)
+	}
+	if n := left(); n != 8 {
+		t.Fatalf("down --all answered n removed containers: %d run, want 8", n)
+	}
+	if code, out := downInPty(t, "y", "--all", "--match", "t-left-a"); code != exitOK || !strings.Contains(out, `lab "t-left-a" removed`) {
+		t.Errorf("down --all answered y: exit %d:\n%s", code, out)
+	}
+	out, err = down(t, "--all", "--yes", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
 	if err != nil {
-		t.Fatalf("down --all: %v\n%s", err, out)
+		t.Fatalf("down --all --yes: %v\n%s", err, out)
 	}
-	for _, want := range []string{"labs left on provider docker: t-left-a, t-left-b\n", `lab "t-left-a" removed`, `lab "t-left-b" removed`} {
+	for _, want := range []string{"labs of protolab on provider docker (1):\n  t-left-b: 4 containers, 4 running\n", `lab "t-left-b" removed`} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("down --all does not say %q:\n%s", want, out)
 		}
 	}
 	for _, name := range []string{"t-left-a", "t-left-b"} {
-		ps, err := exec.Command("docker", "ps", "-aq", "--filter", "label=protolab.lab="+name).Output()
-		if err != nil || len(bytes.TrimSpace(ps)) != 0 {
-			t.Errorf("lab %s left containers: %v %q", name, err, ps)
+		if n := dockerLeftovers(t, name); n != 0 {
+			t.Errorf("lab %s left %d containers/networks", name, n)
 		}
 	}
-	out, err = down(t, "--all", "--match", "t-left-*", "--provider", "docker").CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("no lab of protolab is left")) {
+	out, err = down(t, "--all", "--yes", "--match", "t-left-*").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("no lab of protolab is left on provider docker")) {
 		t.Errorf("second down --all: %v\n%s", err, out)
 	}
-	if out, err := down(t, "--provider", "docker").CombinedOutput(); exitCode(err) != exitUsage {
-		t.Errorf("down without --all: exit %d: %s", exitCode(err), out)
+}
+
+// down's mistakes and help: each says what to give.
+func TestDownUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"--help"}, exitOK, []string{"Usage: protolab-tui down --all|--list", "--match GLOB", "--list", "--yes", "(default \"*\")"}},
+		{[]string{"--provider", "docker"}, exitUsage, []string{"give --all", "or --list"}},
+		{[]string{"--all", "--provider", "local"}, exitUsage, []string{"the embedded (local) provider's labs", "--provider docker"}},
+		{[]string{"--all", "--match", "["}, exitUsage, []string{`--match "["`}},
+		{[]string{"--all", "--yes=maybe"}, exitUsage, []string{`invalid boolean value "maybe" for -yes`}},
+	} {
+		out, err := down(t, tc.args...).CombinedOutput()
+		for _, w := range tc.want {
+			if exitCode(err) != tc.code || !bytes.Contains(out, []byte(w)) {
+				t.Errorf("down %v: exit %d (want %d), does not say %q:\n%s", tc.args, exitCode(err), tc.code, w, out)
+			}
+		}
 	}
+}
+
+// downInPty runs `down args…` in a terminal, answers its question, and
+// returns its exit code and what it showed.
+func downInPty(t *testing.T, answer string, args ...string) (int, string) {
+	t.Helper()
+	cmd := down(t, args...)
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out bytes.Buffer
+	read := make(chan struct{})
+	asked := make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 4096)
+		once := false
+		for {
+			n, err := f.Read(buf)
+			out.Write(buf[:n])
+			if !once && bytes.Contains(out.Bytes(), []byte("[y/N]")) {
+				once = true
+				close(asked)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-asked:
+	case <-read:
+	case <-time.After(time.Minute):
+		t.Fatalf("down asked nothing within a minute")
+	}
+	if _, err := io.WriteString(f, answer+"\r"); err != nil {
+		t.Fatal(err)
+	}
+	werr := cmd.Wait()
+	f.Close()
+	<-read
+	return exitCode(werr), out.String()
 }
 
 func down(t *testing.T, args ...string) *exec.Cmd {

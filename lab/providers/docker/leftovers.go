@@ -14,36 +14,47 @@ import (
 )
 
 // Labs lists the labs protolab left on the engine, by name: every lab with a
-// container or network carrying the protolab.lab label, running or not.
-func (p *Provider) Labs(ctx context.Context) ([]string, error) {
+// container or network carrying the protolab.lab label, running or not,
+// with its containers counted.
+func (p *Provider) Labs(ctx context.Context) ([]lab.LabSummary, error) {
 	cli, err := p.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	labelled := client.Filters{}.Add("label", LabelLab)
-	seen := map[string]bool{}
+	seen := map[string]*lab.LabSummary{}
+	get := func(name string) *lab.LabSummary {
+		if seen[name] == nil {
+			seen[name] = &lab.LabSummary{Name: name}
+		}
+		return seen[name]
+	}
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelled})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
 	for _, c := range list.Items {
-		seen[c.Labels[LabelLab]] = true
+		s := get(c.Labels[LabelLab])
+		s.Containers++
+		if c.State == "running" {
+			s.Running++
+		}
 	}
 	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: labelled})
 	if err != nil {
 		return nil, fmt.Errorf("listing networks: %w", err)
 	}
 	for _, n := range nets.Items {
-		seen[n.Labels[LabelLab]] = true
+		get(n.Labels[LabelLab]).Networks++
 	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		if n != "" {
-			names = append(names, n)
+	out := make([]lab.LabSummary, 0, len(seen))
+	for name, s := range seen {
+		if name != "" {
+			out = append(out, *s)
 		}
 	}
-	sort.Strings(names)
-	return names, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // labContainers lists the containers of the lab's name on the engine,

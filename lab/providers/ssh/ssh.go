@@ -184,6 +184,19 @@ func (p *Provider) RemoveLab(ctx context.Context) error {
 	return d.RemoveLab(ctx)
 }
 
+// Labs lists the labs protolab left on the host's engine (down --all).
+func (p *Provider) Labs(ctx context.Context) ([]lab.LabSummary, error) {
+	r, d, err := p.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if d == nil {
+		return nil, nil
+	}
+	return d.Labs(ctx)
+}
+
 // FindLab implements lab.LabFinder: the lab of this name on the host's
 // engine (nil when none runs there).
 func (p *Provider) FindLab(ctx context.Context) (*lab.RunningLab, error) {
