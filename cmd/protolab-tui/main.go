@@ -133,6 +133,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	fs.StringVar(&o.junit, "junit", "", "with --headless: write a JUnit XML report to this file (a test case per app, and one for the flow or one per step of the lab file; its folder must exist)")
 	fs.DurationVar(&c.OpTimeout, "timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	showVersion := fs.Bool("version", false, "print the version and the commit this binary was built from, and exit")
+	fs.Usage = func() { usage(fs) }
 	if describe != nil {
 		describe(fs)
 		return o, nil
@@ -265,6 +266,21 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 		return o, fmt.Errorf("--provider %s: %w", o.cfg.Provider, err)
 	}
 	return o, nil
+}
+
+// usage is --help: how to run it, the subcommands, then the flags.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, `Usage: protolab-tui [flags]               the explorer of a lab (in a terminal); --headless: the whole flow without one
+       protolab-tui SUBCOMMAND [flags]    (SUBCOMMAND --help lists its flags)
+
+Subcommands:
+`)
+	for _, sub := range subcommands {
+		fmt.Fprintf(w, "  %-11s %s\n", sub, subcommandHelp[sub])
+	}
+	fmt.Fprintln(w, "\nFlags (the lab's; serve and down take them too):")
+	fs.PrintDefaults()
 }
 
 // ranges are the numeric flags' ranges, checked when the flag is given

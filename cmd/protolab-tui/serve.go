@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,14 +74,14 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if wantsHelp(rest) {
-		usageOf(stderr, "Usage: protolab-tui serve --authorized-keys FILE [serve flags] [lab flags]: the explorer of a lab over SSH (ssh -p 2222 lab@host);\n"+
+		usageOf(stdout, "Usage: protolab-tui serve --authorized-keys FILE [serve flags] [lab flags]: the explorer of a lab over SSH (ssh -p 2222 lab@host);\n"+
 			"a lab of the --name running on the --provider is attached to (and left running), else one is brought up (and torn down at the end)", serveFlags)
-		fmt.Fprintln(stderr, "and every flag of the lab:")
-	}
-	o, err := parseFlags(rest, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, "and the flags of the lab (protolab-tui --help):")
+		fs := newFlagSet(stdout)
+		fs.PrintDefaults()
 		return exitOK
 	}
+	o, err := parseFlags(rest, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage

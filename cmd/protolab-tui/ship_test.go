@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 
+	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
@@ -73,12 +76,26 @@ func TestDynamicBinaryOutsideACheckoutSaysWhatToDo(t *testing.T) {
 	}
 }
 
-// The bash completion script completes flags, subcommands and flag values
-// when bash runs it.
-func TestBashCompletion(t *testing.T) {
-	script, err := exec.Command(binary, "completion", "bash").Output()
-	if err != nil {
-		t.Fatal(err)
+// The completion scripts complete the subcommands, each one's flags
+// (serve's and down's own beside the lab's) and flag values: bash runs its
+// script (bash -n checks it first), fish answers complete -C with its,
+// and zsh's, checked by zsh -n, hands _arguments each subcommand's specs.
+func TestCompletions(t *testing.T) {
+	script := func(shell string) string {
+		t.Helper()
+		out, err := exec.Command(binary, "completion", shell).Output()
+		if err != nil {
+			t.Fatalf("completion %s: %v", shell, err)
+		}
+		f := filepath.Join(t.TempDir(), "protolab-tui."+shell)
+		if err := os.WriteFile(f, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	bash := script("bash")
+	if out, err := exec.Command("bash", "-n", bash).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v: %s", err, out)
 	}
 	for _, tc := range []struct {
 		words string
@@ -90,25 +107,119 @@ func TestBashCompletion(t *testing.T) {
 		{"protolab-tui completion f", []string{"fish"}},
 		{"protolab-tui --headless --ju", []string{"--junit"}},
 		{"protolab-tui --headless --zz", nil},
+		{"protolab-tui serve --li", []string{"--listen"}},
+		{"protolab-tui serve --aut", []string{"--authorized-keys"}},
+		{"protolab-tui serve --she", []string{"--shell-keys"}},
+		{"protolab-tui serve --provider do", []string{"docker"}},
+		{"protolab-tui down --al", []string{"--all", "--allowed-origins"}},
+		{"protolab-tui down --ma", []string{"--match"}},
+		{"protolab-tui down --li", []string{"--list"}},
+		{"protolab-tui down --ye", []string{"--yes"}},
+		{"protolab-tui --al", []string{"--allowed-origins"}}, // --all is down's
+		{"protolab-tui token --ta", []string{"--targets"}},
+		{"protolab-tui app --mode ws", []string{"ws", "wss"}},
+		{"protolab-tui app --kind chat", []string{"chat-ws"}},
+		{"protolab-tui version --", nil},
 	} {
-		prog := string(script) + "\nCOMP_WORDS=(" + tc.words + "); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _protolab_tui; printf '%s\\n' \"${COMPREPLY[@]}\"\n"
+		prog := "source " + bash + "\nCOMP_WORDS=(" + tc.words + "); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _protolab_tui; printf '%s\\n' \"${COMPREPLY[@]}\"\n"
 		out, err := exec.Command("bash", "-c", prog).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v: %s", tc.words, err, out)
 		}
 		got := strings.Fields(string(out))
 		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
-			t.Errorf("%q completes to %q, want %q", tc.words, got, tc.want)
+			t.Errorf("bash: %q completes to %q, want %q", tc.words, got, tc.want)
 		}
 	}
-	for _, sh := range []string{"zsh", "fish"} {
-		out, err := exec.Command(binary, "completion", sh).Output()
-		if err != nil || !bytes.Contains(out, []byte("--lab")) && !bytes.Contains(out, []byte("-l lab")) {
-			t.Errorf("completion %s: %v: %s", sh, err, out)
+	// The script's own file completion: a path after --authorized-keys.
+	prog := "source " + bash + "\nCOMP_WORDS=(protolab-tui serve --authorized-keys " + strings.TrimSuffix(bash, ".bash") + "); COMP_CWORD=3; _protolab_tui; printf '%s\\n' \"${COMPREPLY[@]}\"\n"
+	if out, err := exec.Command("bash", "-c", prog).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != bash {
+		t.Errorf("bash: --authorized-keys completes to %q (%v), want the file %s", out, err, bash)
+	}
+
+	fish := testenv.NeedCommand(t, "fish")
+	fishScript := script("fish")
+	if out, err := exec.Command(fish, "--no-execute", fishScript).CombinedOutput(); err != nil {
+		t.Fatalf("fish --no-execute: %v: %s", err, out)
+	}
+	for line, want := range map[string][]string{
+		"protolab-tui serve --":      {"--listen", "--authorized-keys", "--shell-keys", "--provider", "--state-dir"},
+		"protolab-tui down --":       {"--all", "--list", "--match", "--yes", "--provider"},
+		"protolab-tui completion ":   {"bash", "zsh", "fish"},
+		"protolab-tui ":              {"serve", "down", "token", "app", "completion", "version"},
+		"protolab-tui --provider ":   {"docker", "local", "ssh", "vagrant"},
+		"protolab-tui token --":      {"--targets", "--ttl"},
+		"protolab-tui app --mode ":   {"http", "ws"},
+		"protolab-tui app --kind ec": {"echo-http"},
+	} {
+		out, err := exec.Command(fish, "--no-config", "-c", "source "+fishScript+"; complete -C "+shQuote(line)).CombinedOutput()
+		var got []string
+		for _, l := range strings.Split(string(out), "\n") {
+			got = append(got, strings.SplitN(l, "\t", 2)[0])
+		}
+		for _, w := range want {
+			if err != nil || !slices.Contains(got, w) {
+				t.Errorf("fish: %q completes to %q (%v), want %s among them", line, got, err, w)
+			}
+		}
+	}
+	if out, _ := exec.Command(fish, "--no-config", "-c", "source "+fishScript+"; complete -C 'protolab-tui --al'").CombinedOutput(); strings.Contains(string(out), "--all\t") {
+		t.Errorf("fish offers down's --all to the command itself:\n%s", out)
+	}
+
+	zsh := testenv.NeedCommand(t, "zsh")
+	zshScript := script("zsh")
+	if out, err := exec.Command(zsh, "-n", zshScript).CombinedOutput(); err != nil {
+		t.Fatalf("zsh -n: %v: %s", err, out)
+	}
+	for words, want := range map[string][]string{
+		"protolab-tui serve ''": {"--listen[", "--authorized-keys[", "--shell-keys[", "--provider[", "--state-dir["},
+		"protolab-tui down ''":  {"--all[", "--list[", "--match[", "--yes[", "--provider["},
+		"protolab-tui token ''": {"--targets[", "--ttl["},
+		"protolab-tui ''":       {"--provider[", "1:subcommand:(app completion down serve token version)"},
+	} {
+		// _arguments (the completion system's) stands in: it says the specs
+		// the script hands it for these words.
+		prog := "_arguments() { print -rl -- \"$@\" }; words=(" + words + "); CURRENT=${#words}; source " + zshScript
+		out, err := exec.Command(zsh, "-f", "-c", prog).CombinedOutput()
+		for _, w := range want {
+			if err != nil || !strings.Contains(string(out), "\n"+w) {
+				t.Errorf("zsh: for %s the script hands _arguments no %q (%v):\n%s", words, w, err, out)
+			}
+		}
+		if strings.HasPrefix(words, "protolab-tui ''") && strings.Contains(string(out), "--all[") {
+			t.Errorf("zsh offers down's --all to the command itself")
 		}
 	}
 	if out, err := exec.Command(binary, "completion", "tcsh").CombinedOutput(); exitCode(err) != exitUsage || !bytes.Contains(out, []byte("bash, zsh and fish")) {
 		t.Errorf("completion tcsh: exit %d: %s", exitCode(err), out)
+	}
+}
+
+// --help lists the subcommands and the flags; serve --help and down --help
+// their own flags (a required one says so, none says `(default "")`), then
+// the lab's.
+func TestHelp(t *testing.T) {
+	out, err := exec.Command(binary, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, sub := range subcommands {
+		if !regexp.MustCompile(`(?m)^  ` + sub + ` +\S`).Match(out) {
+			t.Errorf("--help does not list the subcommand %s:\n%s", sub, out)
+		}
+	}
+	if !bytes.Contains(out, []byte("-provider string")) {
+		t.Errorf("--help lists no flags:\n%s", out)
+	}
+	out, err = exec.Command(binary, "serve", "--help").CombinedOutput()
+	for _, want := range []string{"--authorized-keys FILE", "(required)", "--listen HOST:PORT", `(default "127.0.0.1:2222")`, "--shell-keys FILE", "-provider string"} {
+		if err != nil || !bytes.Contains(out, []byte(want)) {
+			t.Errorf("serve --help (%v) does not say %q:\n%s", err, want, out)
+		}
+	}
+	if bytes.Contains(out, []byte(`(default "")`)) || bytes.Contains(out, []byte("Subcommands:")) {
+		t.Errorf("serve --help:\n%s", out)
 	}
 }
 
