@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,11 +25,13 @@ import (
 	"strings"
 	"sync"
 
+	protolab "github.com/protolab/protolab-tui"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/providers/ssh"
 	"github.com/protolab/protolab-tui/lab/sshrun"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/provision"
 )
 
 // Name is the provider's name.
@@ -36,7 +39,10 @@ const Name = "vagrant"
 
 // Options say which Vagrantfile and which Vagrant provider.
 type Options struct {
-	// Dir holds the Vagrantfile (default ".").
+	// Dir holds the Vagrantfile (default "."). When it holds none,
+	// protolab's own (the repository's, carried in the binary) is written
+	// with the provision scripts into the lab's state directory
+	// (EmbeddedDir), and vagrant runs there.
 	Dir string
 	// Provider is Vagrant's provider (virtualbox, libvirt, docker); "" lets
 	// Vagrant choose.
@@ -56,6 +62,9 @@ type Provider struct {
 	mu  sync.Mutex // guards ssh for ShellActions (the lifecycle sets it)
 	ssh lab.Provider
 	vm  MachineState
+	// given is the folder the options named when it held no Vagrantfile
+	// and protolab's own is used instead ("" otherwise).
+	given string
 	// wasRunning: the VM ran before this run's `vagrant up` (another run
 	// brought it up): the teardown leaves it running.
 	wasRunning bool
@@ -70,8 +79,87 @@ func New(o Options) func(lab.Env) (lab.Provider, error) {
 		if o.Dir == "" {
 			o.Dir = "."
 		}
-		return &Provider{env: env, o: o}, nil
+		p := &Provider{env: env, o: o}
+		if !HasVagrantfile(o.Dir) {
+			dir := EmbeddedDir(env.Config.StateDir, env.Config.Name)
+			if err := WriteEmbedded(dir); err != nil {
+				return nil, fmt.Errorf("%s holds no Vagrantfile, and protolab's own could not be written to %s: %w (give --vagrant-dir a folder with a Vagrantfile)", o.Dir, dir, err)
+			}
+			p.given, p.o.Dir = o.Dir, dir
+		}
+		return p, nil
 	}
+}
+
+// HasVagrantfile says whether dir holds a Vagrantfile (as Vagrant names
+// it: Vagrantfile or vagrantfile).
+func HasVagrantfile(dir string) bool {
+	for _, name := range []string{"Vagrantfile", "vagrantfile"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
+// EmbeddedDir is where protolab's own Vagrantfile goes for the lab name
+// in stateDir (with provision/, the scripts it runs; Vagrant keeps its
+// .vagrant state there too).
+func EmbeddedDir(stateDir, name string) string { return filepath.Join(stateDir, "vagrant", name) }
+
+// Dir is the folder the provider runs vagrant in for dir, stateDir and
+// the lab name: dir when it holds a Vagrantfile, else EmbeddedDir.
+func Dir(dir, stateDir, name string) string {
+	if dir == "" {
+		dir = "."
+	}
+	if HasVagrantfile(dir) {
+		return dir
+	}
+	return EmbeddedDir(stateDir, name)
+}
+
+// WriteEmbedded writes protolab's own Vagrantfile and the provision
+// scripts it runs into dir (made 0700), each file only when it differs
+// (so a newer binary brings its newer Vagrantfile), through a temporary
+// file renamed into place.
+func WriteEmbedded(dir string) error {
+	files := map[string][]byte{"Vagrantfile": protolab.Vagrantfile}
+	scripts, err := fs.Glob(provision.Scripts, "*.sh")
+	if err != nil {
+		return err
+	}
+	for _, name := range scripts {
+		b, err := provision.Scripts.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		files[filepath.Join("provision", name)] = b
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "provision"), 0o700); err != nil {
+		return err
+	}
+	for name, data := range files {
+		path := filepath.Join(dir, name)
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			continue
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(data)
+		cerr := tmp.Close()
+		if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	return nil
 }
 
 // Name implements lab.Provider.
@@ -160,6 +248,9 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	if p.o.Provider != "" {
 		args = append(args, "--provider", p.o.Provider)
 	}
+	if p.given != "" {
+		p.env.Log("info", "vagrant", fmt.Sprintf("%s holds no Vagrantfile: using protolab's own, in %s", p.given, p.o.Dir))
+	}
 	p.env.Progress("up", "vagrant up (the first one downloads the box and provisions: minutes)", 0, 3)
 	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...); err != nil {
 		return lab.HostInfo{}, err
@@ -186,7 +277,8 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		return lab.HostInfo{}, err
 	}
 	host.Provider = Name
-	details := []lab.KV{{Key: "vm", Value: p.vm.Name + " " + p.vm.State}, {Key: "vagrant", Value: p.vm.Provider}}
+	details := []lab.KV{{Key: "vm", Value: p.vm.Name + " " + p.vm.State}, {Key: "vagrant", Value: p.vm.Provider},
+		{Key: "vagrantfile", Value: filepath.Join(p.o.Dir, "Vagrantfile")}}
 	if box := BoxOf(p.dotfile(), p.vm.Name, p.vm.Provider); box != "" {
 		details = append(details, lab.KV{Key: "box", Value: box})
 	}
