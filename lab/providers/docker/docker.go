@@ -318,32 +318,41 @@ func (p *Provider) needsShell(apps []lab.App) bool {
 // of this machine's, as /bin/sh) when shell is set — unless an image of
 // the same files exists, and returns its tag.
 func (p *Provider) buildImage(ctx context.Context, goos, arch string, shell bool) (string, error) {
-	bin, from, err := p.appBinary(ctx, goos, arch)
+	app, err := p.appBinary(ctx, goos, arch)
 	if err != nil {
 		return "", err
 	}
-	files := []struct {
+	from := app.from
+	type file struct {
 		name string
 		mode int64
 		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {appmain.Name, 0o755, bin}}
+	}
+	df := dockerfile
+	files := []file{{"Dockerfile", 0o644, nil}, {appmain.Name, 0o755, app.bin}}
 	what := "app image"
 	if shell {
 		sh, shFrom, err := shellBinary(arch)
 		if err != nil {
 			return "", err
 		}
-		files[0].data = []byte(shellDockerfile)
-		files = append(files, struct {
-			name string
-			mode int64
-			data []byte
-		}{"busybox", 0o755, sh})
+		df = shellDockerfile
+		files = append(files, file{"busybox", 0o755, sh})
 		what, from = "app image with a shell", from+" and "+shFrom
 	}
+	if len(app.libs) > 0 {
+		df = withLibs(df, app.libDirs)
+		for _, l := range app.libs {
+			files = append(files, file{path.Join("root", l.path), 0o755, l.data})
+		}
+	}
+	files[0].data = []byte(df)
 	p.env.Log("info", "docker build", what+" from "+from)
 	h := sha256.New()
 	for _, f := range files {
+		if strings.HasPrefix(f.name, "root/") {
+			h.Write([]byte(f.name)) // where a library goes matters too
+		}
 		h.Write(f.data)
 	}
 	hash := hex.EncodeToString(h.Sum(nil))[:16]
