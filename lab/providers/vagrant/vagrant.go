@@ -239,10 +239,9 @@ func lastLines(s string, n int) string {
 
 // Up implements lab.Provider: vagrant up, then the VM over SSH.
 func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
-	before, err := p.State(ctx)
-	if err != nil {
-		return lab.HostInfo{}, err
-	}
+	// Whether the VM runs already (another run's): its teardown leaves it.
+	// A status that fails counts as not running: vagrant up says why.
+	before, _ := p.State(ctx)
 	p.wasRunning, p.upRan = before.State == "running", true
 	args := []string{"up"}
 	if p.o.Provider != "" {
