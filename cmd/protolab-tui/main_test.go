@@ -920,7 +920,7 @@ func TestJUnit(t *testing.T) {
 				t.Errorf("case %q: %s %v, want failed naming port %s", c.Name, c.Status, c.Error, port)
 			}
 		default:
-			if c.Status != junit.StatusSkipped || !strings.Contains(c.Message, "not measured: the lab did not come up: ") || !strings.Contains(c.Message, port) {
+			if c.Status != junit.StatusSkipped || !strings.Contains(c.Message, "not measured: the run stopped before the probes: ") || !strings.Contains(c.Message, port) {
 				t.Errorf("case %q: %s %q, want skipped, naming the deploy's failure", c.Name, c.Status, c.Message)
 			}
 		}

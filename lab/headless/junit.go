@@ -54,9 +54,9 @@ type (
 // is one more case.
 //
 // An app's case takes its probe's time. An app no probe measured is
-// skipped, its message naming why (the lab did not come up, and with what
-// error; no compare step measured it, or which step failed before one
-// did) — the same in a plain run and a script's — except the app whose
+// skipped, its message naming why (the run stopped before the probes, and
+// on what error; no compare step measured it, or which step failed before
+// one did) — the same in a plain run and a script's — except the app whose
 // port was taken (a *lab.PortInUseError), whose case fails with it.
 func WriteJUnit(w io.Writer, rep lab.Report, runErr error, took time.Duration) error {
 	class := "protolab." + rep.Lab
@@ -93,7 +93,7 @@ func WriteJUnit(w io.Writer, rep lab.Report, runErr error, took time.Duration) e
 	var cause string
 	switch {
 	case len(rep.Steps) == 0 && runErr != nil && !errors.As(runErr, &appErr):
-		cause = "the lab did not come up: " + runErr.Error()
+		cause = "the run stopped before the probes: " + runErr.Error()
 	case len(rep.Steps) > 0 && errors.As(runErr, &stepErr):
 		cause = "no compare step measured it before " + stepErr.Error()
 	case len(rep.Steps) > 0:

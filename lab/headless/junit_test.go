@@ -56,7 +56,7 @@ func TestJUnitNamesWhyAppsWereNotMeasured(t *testing.T) {
 		runErr error
 		cause  string
 	}{
-		{"plain", notMeasured(nil), deployErr, "the lab did not come up: deploy: port for app ws"},
+		{"plain", notMeasured(nil), deployErr, "the run stopped before the probes: deploy: port for app ws"},
 		{"scripted", notMeasured([]lab.StepResult{{Index: 1, Step: "up", State: lab.StepOK}, {Index: 2, Step: "deploy", State: lab.StepFailed, Error: deployErr.Error()},
 			{Index: 3, Step: "compare", State: lab.StepSkipped}}), &lab.StepError{Index: 2, Step: "deploy", Err: deployErr}, "step 2 (deploy) failed: deploy: port for app ws"},
 	} {
