@@ -7,10 +7,11 @@ import (
 )
 
 // EarlierLabEvent says that an earlier lab of this lab's name is still on
-// the provider — a crash left it, or another protolab runs it — so deploying
-// may run into it. Providers that keep labs outside this process (docker,
-// and the ssh and vagrant providers through it) publish it when the lab
-// comes up, before they deploy; the explorer shows it until dismissed.
+// the provider — a crash left it, or another protolab runs it — so this lab
+// will not come up beside it (Up refuses: EarlierLabError). Providers that
+// keep labs outside this process (docker, and the ssh and vagrant
+// providers through it) publish it when asked before the lab is up
+// (CheckEarlierLab); the explorer shows it until dismissed.
 type EarlierLabEvent struct {
 	At
 	Lab      string `json:"lab"`
@@ -128,15 +129,15 @@ func AttachCommand(c Config) string {
 
 // EarlierLabChecker is a provider that can look for an earlier lab of
 // its name before the lab is up (the docker provider; the ssh and vagrant
-// providers look when they come up, once they reach the host).
+// providers look when they come up, once they reach the host, and refuse).
 type EarlierLabChecker interface {
 	// CheckEarlierLab publishes an EarlierLabEvent when it finds one.
 	CheckEarlierLab(ctx context.Context) error
 }
 
 // CheckEarlierLab looks for an earlier lab of this lab's name on the
-// provider, as Up does (the explorer asks at start when it does not bring
-// the lab up itself). It returns at once; what it finds arrives as an
+// provider, as Up does before it refuses (the explorer asks at start when
+// it does not bring the lab up itself). It returns at once; what it finds arrives as an
 // EarlierLabEvent. A provider that cannot look before it is up does
 // nothing.
 func (l *Lab) CheckEarlierLab(ctx context.Context) *Job {
