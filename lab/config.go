@@ -47,6 +47,11 @@ type Config struct {
 	// one step a line (ParseStep): up, deploy, send APP "text", wait 2s,
 	// capture on|off, export FILE, compare, down.
 	Steps []string `yaml:"steps,omitempty" json:"steps,omitempty"`
+	// Attach makes a provider that finds a lab of this name already on it
+	// adopt that lab — serve its apps as they run, create nothing, and
+	// leave it running at teardown — instead of refusing to come up
+	// (protolab-tui serve sets it; no lab file does).
+	Attach bool `yaml:"-" json:"-"`
 }
 
 // App is one app of the lab: a named instance of a kind (the server it runs)

@@ -509,6 +509,7 @@ func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
 		for i, name := range apps {
 			l.emit(ProgressEvent{At: now(), Op: "probe", Step: name, Done: i, Total: len(apps)})
 			var res probe.Result
+			began := time.Now()
 			t, err := l.Target(name)
 			if err == nil {
 				t.Connected = func() {
@@ -523,6 +524,7 @@ func (l *Lab) Probe(ctx context.Context, apps ...string) *Job {
 				cfg, _ := l.cfg.App(name)
 				res = probe.Result{App: name, Protocol: cfg.Protocol, Error: err.Error()}
 			}
+			res.TookMs = float64(time.Since(began)) / float64(time.Millisecond)
 			l.mu.Lock()
 			l.results[name] = res
 			l.mu.Unlock()

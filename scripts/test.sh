@@ -26,8 +26,9 @@ say() { printf '==> %s\n' "$*"; }
 # Node 20+ with npm is expected on the machine) and prometheus (its promtool
 # checks a scrape of the apps' /metrics), busybox-static (the shell a web
 # terminal's container image carries), protobuf-compiler (checks the gRPC code
-# generated from protocol/labrpc/protolab.proto is current).
-apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap chromium prometheus busybox-static protobuf-compiler)
+# generated from protocol/labrpc/protolab.proto is current), zsh and fish
+# (check the completion scripts protolab-tui prints for them).
+apt_packages=(tcpdump tshark util-linux openssl tmux docker.io docker-compose openssh-server openssh-client procps shellcheck vagrant debootstrap chromium prometheus busybox-static protobuf-compiler zsh fish)
 
 install_missing() {
   local missing=()

@@ -513,7 +513,8 @@ func TestSharedExplorerLeaves(t *testing.T) {
 }
 
 // An earlier lab of this name still on the provider (the docker provider's
-// EarlierLabEvent, published as the lab comes up) is a warning above the
+// EarlierLabEvent, published when the explorer starts without bringing the
+// lab up; Up refuses to start beside it) is a warning above the
 // footer that stays — later events do not overwrite it — saying what was
 // found and the command that removes it, until D dismisses it; the body
 // gives it its lines and takes them back.
@@ -526,7 +527,7 @@ func TestEarlierLabWarning(t *testing.T) {
 		eventsMsg{lab.LogEvent{At: lab.At{Time: t0.Add(time.Second)}, Level: "warn", Source: "docker", Message: "a later warning"}})
 	v := m.View()
 	flat := strings.Join(strings.Fields(v), " ")
-	for _, want := range []string{`[!] An earlier lab "protolab" is still on the Docker engine at unix:///var/run/docker.sock: 4 containers, 3 running.`,
+	for _, want := range []string{`[!] An earlier lab "protolab" is still on the Docker engine at unix:///var/run/docker.sock: 4 containers, 3 running. This lab will not start beside it.`,
 		"Remove it with: " + remove, "(D dismisses)", "» docker: a later warning", "D dismiss warning"} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("the view lacks %q:\n%s", want, v)

@@ -49,7 +49,7 @@ func (m Model) warning() string {
 	if e == nil || m.width == 0 {
 		return ""
 	}
-	text := fmt.Sprintf("[!] An earlier lab %q is still on %s: %s, %d running. Deploying may fail on them.\n    Remove it with: %s   (D dismisses)",
+	text := fmt.Sprintf("[!] An earlier lab %q is still on %s: %s, %d running. This lab will not start beside it.\n    Remove it with: %s   (D dismisses)",
 		e.Lab, e.Where, lab.Containers(e.Containers), e.Running, e.Remove)
 	return m.st.errText.Width(m.width).MaxHeight(maxWarningLines).Render(text)
 }

@@ -38,7 +38,18 @@ func env(name, def string) string {
 
 // Run runs the app the flags (or the environment) name until SIGINT or
 // SIGTERM.
-func Run(args []string) error {
+func Run(args []string) error { return run(args, nil) }
+
+// FlagSet is the app's flags, unparsed (what protolab-tui's completion
+// scripts offer for `app`).
+func FlagSet() *flag.FlagSet {
+	var fs *flag.FlagSet
+	_ = run(nil, func(f *flag.FlagSet) { fs = f })
+	return fs
+}
+
+// run is Run, or when describe is set, hands it the flag set instead.
+func run(args []string, describe func(*flag.FlagSet)) error {
 	fs := flag.NewFlagSet("protolab-app", flag.ContinueOnError)
 	mode := fs.String("mode", env("PROTOLAB_MODE", "http"), "protocol to serve: "+protocol.Names()+" (PROTOLAB_MODE)")
 	kind := fs.String("kind", env("PROTOLAB_KIND", ""), "the server to run: "+protocol.KindNames()+" (PROTOLAB_KIND; default: the protocol's own)")
@@ -60,6 +71,10 @@ func Run(args []string) error {
 	termEngine := fs.String("term-engine", env("PROTOLAB_TERM_ENGINE", ""), "the Docker Engine a term app with --term-container talks to, e.g. unix:///var/run/docker.sock (PROTOLAB_TERM_ENGINE; default DOCKER_HOST, else the default socket)")
 	termUser := fs.String("term-user", env("PROTOLAB_TERM_USER", "65534:65534"), "who a term app's exec'd shells run as in the container; empty: the container's user (PROTOLAB_TERM_USER)")
 	keyLog := fs.Bool("keylog-stderr", env("PROTOLAB_KEYLOG_STDERR", "") == "1", "write the TLS secrets of connections to upstreams on standard error, each line prefixed "+strconv.Quote(protocol.KeyLogPrefix)+", for the lab's capture to decrypt (PROTOLAB_KEYLOG_STDERR=1)")
+	if describe != nil {
+		describe(fs)
+		return nil
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	identity := fs.String("identity", "", "with --provider ssh: a private key file (ssh-agent keys are offered too)")
 	fs.BoolVar(&c.SSH.AcceptNewHostKey, "accept-new-host-key", false, "with --provider ssh: trust an unknown host key and add it to ~/.ssh/known_hosts (a changed key is always refused)")
 	fs.StringVar(&c.SSH.RemotePriv, "remote-priv", "auto", "with --provider ssh: how root-only commands (tcpdump, provisioning) get root: auto (sudo -n unless root), sudo, none")
-	fs.StringVar(&c.Vagrant.Dir, "vagrant-dir", ".", "with --provider vagrant: the folder of the Vagrantfile")
+	fs.StringVar(&c.Vagrant.Dir, "vagrant-dir", ".", "with --provider vagrant: the folder of the Vagrantfile (when it holds none: protolab's own, written to the state directory)")
 	fs.StringVar(&c.Vagrant.Provider, "vagrant-provider", "", "with --provider vagrant: Vagrant's provider (virtualbox, libvirt, docker; default: Vagrant's choice)")
 	fs.BoolVar(&c.Vagrant.Halt, "vagrant-halt", false, "with --provider vagrant: tear down by halting the VM (vagrant halt) instead of destroying it")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove everything the named lab left on the provider (containers, network: found by label, even after a crash) and exit")
@@ -133,6 +133,7 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 	fs.StringVar(&o.junit, "junit", "", "with --headless: write a JUnit XML report to this file (a test case per app, and one for the flow or one per step of the lab file; its folder must exist)")
 	fs.DurationVar(&c.OpTimeout, "timeout", 5*time.Minute, "bound on each lifecycle step (up, deploy, teardown)")
 	showVersion := fs.Bool("version", false, "print the version and the commit this binary was built from, and exit")
+	fs.Usage = func() { usage(fs) }
 	if describe != nil {
 		describe(fs)
 		return o, nil
@@ -265,6 +266,21 @@ func parseFlagsOr(args []string, stderr io.Writer, describe func(*flag.FlagSet))
 		return o, fmt.Errorf("--provider %s: %w", o.cfg.Provider, err)
 	}
 	return o, nil
+}
+
+// usage is --help: how to run it, the subcommands, then the flags.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, `Usage: protolab-tui [flags]               the explorer of a lab (in a terminal); --headless: the whole flow without one
+       protolab-tui SUBCOMMAND [flags]    (SUBCOMMAND --help lists its flags)
+
+Subcommands:
+`)
+	for _, sub := range subcommands {
+		fmt.Fprintf(w, "  %-11s %s\n", sub, subcommandHelp[sub])
+	}
+	fmt.Fprintln(w, "\nFlags (the lab's; serve and down take them too):")
+	fs.PrintDefaults()
 }
 
 // ranges are the numeric flags' ranges, checked when the flag is given
@@ -492,7 +508,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.OpTimeout)
 		defer cancel()
-		if err := l.Provider().Teardown(ctx); err != nil {
+		if err := lab.RemoveLab(ctx, l.Provider()); err != nil {
 			fmt.Fprintln(stderr, "protolab-tui: teardown:", err)
 			return exitFailed
 		}

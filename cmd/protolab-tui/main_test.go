@@ -910,6 +910,46 @@ func TestJUnit(t *testing.T) {
 	if flow == nil || flow.Status != junit.StatusFailed || flow.Error == nil || !strings.Contains(flow.Error.Error(), port) {
 		t.Errorf("the flow's case %+v does not fail naming port %s", flow, port)
 	}
+	// The ws app, whose port was taken, failed saying so; the others were
+	// not measured (skipped), and say why: the lab did not come up.
+	for _, c := range suites[0].Tests {
+		switch {
+		case strings.HasPrefix(c.Name, "flow"):
+		case c.Name == "ws (ws)":
+			if c.Status != junit.StatusFailed || c.Error == nil || !strings.Contains(c.Error.Error(), "127.0.0.1:"+port+") is already in use") {
+				t.Errorf("case %q: %s %v, want failed naming port %s", c.Name, c.Status, c.Error, port)
+			}
+		default:
+			if c.Status != junit.StatusSkipped || !strings.Contains(c.Message, "not measured: the run stopped before the probes: ") || !strings.Contains(c.Message, port) {
+				t.Errorf("case %q: %s %q, want skipped, naming the deploy's failure", c.Name, c.Status, c.Message)
+			}
+		}
+	}
+}
+
+// TestJUnitTimesAreTheProbes: an app's case takes as long as its probe
+// (took_ms in the report), not its connection setup.
+func TestJUnitTimesAreTheProbes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "junit.xml")
+	cmd := command(t, append([]string{"--headless", "--json", "--count", "50", "--capture", "off", "--junit", file}, freePorts...)...)
+	rep := report(t, cmd)
+	suites, err := junit.IngestFile(file)
+	if err != nil || len(suites) != 1 {
+		t.Fatalf("a JUnit parser reads %+v (%v)", suites, err)
+	}
+	apps := rep["apps"].(map[string]any)
+	for _, c := range suites[0].Tests {
+		name, _, _ := strings.Cut(c.Name, " ")
+		a, ok := apps[name].(map[string]any)
+		if !ok {
+			continue // the flow
+		}
+		took, _ := a["took_ms"].(float64)
+		setup, _ := a["setup_ms"].(float64)
+		if d := c.Duration - time.Duration(took*float64(time.Millisecond)); took <= setup || d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("case %q: time %v, want the probe's %.3f ms (its setup: %.3f ms)", c.Name, c.Duration, took, setup)
+		}
+	}
 }
 
 // TestJUnitScripted: a lab file with steps runs them headless; a step that

@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,35 +16,72 @@ import (
 	"github.com/protolab/protolab-tui/ui/sshserve"
 )
 
-// serveFlags are serve's own flags, beside the lab's (every other flag).
-var serveFlags = []struct{ name, def, usage string }{
-	{"listen", "127.0.0.1:2222", "where the SSH server listens (host:port)"},
-	{"authorized-keys", "", "the keys that may open the explorer, one per line (authorized_keys format; required)"},
-	{"shell-keys", "", "the keys whose sessions may open the debugging shell (x: a root shell on the lab host); default: none"},
+// ownFlag is a subcommand's own flag, beside the lab's (every other flag).
+type ownFlag struct {
+	name, def, usage string
+	arg              string // what its value is, in the usage (FILE)
+	isBool           bool   // takes no value (--all; --all=false)
+	required         bool   // no default: the subcommand needs it
+	files            bool   // its value is a path (completions)
 }
 
-// serveCmd is `protolab-tui serve`: the lab comes up (every lab flag
-// works: --lab, --provider, …), and its explorer is served over SSH until
-// a signal ends the run, which tears the lab down: `ssh -p 2222 lab@host`.
+// serveFlags are serve's own flags.
+var serveFlags = []ownFlag{
+	{name: "listen", arg: "HOST:PORT", def: "127.0.0.1:2222", usage: "where the SSH server listens (host:port)"},
+	{name: "authorized-keys", arg: "FILE", usage: "the keys that may open the explorer, one per line (authorized_keys format)", required: true, files: true},
+	{name: "shell-keys", arg: "FILE", usage: "the keys whose sessions may open the debugging shell (x: a root shell on the lab host); default: none", files: true},
+}
+
+// usageOf prints a subcommand's usage line and own flags, as flag does.
+func usageOf(w io.Writer, line string, flags []ownFlag) {
+	fmt.Fprintln(w, line)
+	for _, f := range flags {
+		arg := ""
+		if !f.isBool {
+			arg = " " + f.arg
+		}
+		fmt.Fprintf(w, "  --%s%s\n    \t%s", f.name, arg, f.usage)
+		switch {
+		case f.required:
+			fmt.Fprint(w, " (required)")
+		case f.def != "":
+			fmt.Fprintf(w, " (default %q)", f.def)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// wantsHelp says whether args ask for help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
+
+// serveCmd is `protolab-tui serve`: the explorer of a lab over SSH
+// (`ssh -p 2222 lab@host`) until a signal ends the run. When a lab of the
+// name runs on the provider already (kept by another run), serve attaches
+// to it — its apps as they run, read from the provider — and leaves it
+// running at the end; otherwise it brings one up (every lab flag works:
+// --lab, --provider, …) and tears down what it brought up.
 func serveCmd(args []string, stdout, stderr io.Writer) int {
-	own, rest, err := takeFlags(args)
+	own, rest, err := takeFlags(args, serveFlags)
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage
 	}
-	for _, a := range rest {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fmt.Fprintln(stderr, "Usage: protolab-tui serve [serve flags] [lab flags]: the lab's explorer over SSH (ssh -p 2222 lab@host)")
-			for _, f := range serveFlags {
-				fmt.Fprintf(stderr, "  --%s\n    \t%s (default %q)\n", f.name, f.usage, f.def)
-			}
-			fmt.Fprintln(stderr, "and every flag of the lab:")
-		}
-	}
-	o, err := parseFlags(rest, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if wantsHelp(rest) {
+		usageOf(stdout, "Usage: protolab-tui serve --authorized-keys FILE [serve flags] [lab flags]: the explorer of a lab over SSH (ssh -p 2222 lab@host);\n"+
+			"a lab of the --name running on the --provider is attached to (and left running), else one is brought up (and torn down at the end)", serveFlags)
+		fmt.Fprintln(stdout, "and the flags of the lab (protolab-tui --help):")
+		fs := newFlagSet(stdout)
+		fs.PrintDefaults()
 		return exitOK
 	}
+	o, err := parseFlags(rest, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage
@@ -58,6 +94,17 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "protolab-tui serve:", err)
 		return exitUsage
+	}
+	found, err := findRunning(o.cfg, newProvider)
+	if err != nil {
+		fmt.Fprintf(stderr, "protolab-tui serve: looking for a running lab %q on provider %s: %v\n", o.cfg.Name, o.cfg.Provider, err)
+		return exitFailed
+	}
+	attached := found != nil
+	if attached {
+		o.cfg.Apps, o.cfg.Attach = found.Apps, true
+		fmt.Fprintf(stderr, "protolab-tui serve: lab %q runs on %s (%s, %d running): serving it as it runs (its apps: %s); it stays running when serve stops\n",
+			o.cfg.Name, found.Where, lab.Containers(found.Containers), found.Running, strings.Join(names(found.Apps), ", "))
 	}
 	l, err := lab.New(o.cfg, newProvider)
 	if err != nil {
@@ -118,6 +165,11 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	_ = srv.Close()
 	tearErr := tearDown(l, max(30*time.Second, o.cfg.OpTimeout))
 	if sig := stop.got(); sig != nil {
+		if attached && tearErr == nil {
+			fmt.Fprintf(stderr, "protolab-tui serve: %s; lab %q ran before serve attached to it, and is left running (%s removes it)\n",
+				describe(sig), o.cfg.Name, teardownCommand(o))
+			return exitFor(sig)
+		}
 		return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
 	}
 	if tearErr != nil {
@@ -126,18 +178,52 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	return exitFailed
 }
 
-// takeFlags takes serve's own flags (-name value, --name=value) out of
-// args, and returns them (defaults filled in) and the rest.
-func takeFlags(args []string) (map[string]string, []string, error) {
+// findRunning looks for a lab of cfg's name running on its provider (nil
+// when none runs, or the provider keeps no lab outside this process),
+// within the lab's lifecycle bound.
+func findRunning(cfg lab.Config, newProvider providers.Constructor) (*lab.RunningLab, error) {
+	l, err := lab.New(cfg, newProvider)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.OpTimeout)
+	defer cancel()
+	return l.FindRunning(ctx)
+}
+
+// takeFlags takes a subcommand's own flags (-name value, --name=value; a
+// bool flag alone, or --name=true|false) out of args, and returns them
+// (defaults filled in: "true"/"false" for bool flags) and the rest.
+func takeFlags(args []string, flags []ownFlag) (map[string]string, []string, error) {
 	own := map[string]string{}
-	for _, f := range serveFlags {
+	isBool := map[string]bool{}
+	for _, f := range flags {
 		own[f.name] = f.def
+		if f.isBool {
+			own[f.name], isBool[f.name] = "false", true
+		}
 	}
 	var rest []string
 	for i := 0; i < len(args); i++ {
+		if args[i] == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		if _, ok := own[name]; !ok || !strings.HasPrefix(args[i], "-") {
 			rest = append(rest, args[i])
+			continue
+		}
+		if isBool[name] {
+			if !hasValue {
+				value = "true"
+			}
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				return nil, nil, fmt.Errorf("invalid boolean value %q for -%s", value, name)
+			}
+			own[name] = strconv.FormatBool(b)
 			continue
 		}
 		if !hasValue {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -127,27 +128,8 @@ func TestServeOverSSH(t *testing.T) {
 	if st, serr := os.Stat(filepath.Join(dir, "state", "serve", "host_ed25519")); err != nil || serr != nil || st.Mode().Perm() != 0o600 || len(hostKey) == 0 {
 		t.Fatalf("host key: %v %v %v", err, serr, st)
 	}
-	sshArgs := func(key string, extra ...string) []string {
-		return append([]string{"-p", port, "-i", filepath.Join(dir, key), "-o", "UserKnownHostsFile=" + filepath.Join(dir, "known_hosts"),
-			"-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"}, extra...)
-	}
-	type session struct {
-		cmd *exec.Cmd
-		pty *os.File
-		scr *vtscreen.Screen
-	}
-	open := func(key string, cols, rows int) session {
-		cmd := exec.Command(sshBin, sshArgs(key, "-tt", "lab@127.0.0.1")...)
-		cmd.Env = append(os.Environ(), "TERM=xterm-256color")
-		f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); f.Close() })
-		s := session{cmd, f, vtscreen.New(t, ptyShell{f}, cols, rows)}
-		s.scr.Expect("", onScreen("running"))
-		return s
-	}
+	sshArgs := func(key string, extra ...string) []string { return sshClientArgs(dir, port, key, extra...) }
+	open := func(key string, cols, rows int) session { return openSession(t, sshBin, dir, port, key, cols, rows) }
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("serve said:\n%s", log.String())
@@ -208,6 +190,174 @@ func TestServeOverSSH(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("bob's ssh did not end with the server")
 	}
+}
+
+// sshClientArgs are the OpenSSH client's arguments that reach serve on
+// port with the key file dir/key (known hosts kept in dir).
+func sshClientArgs(dir, port, key string, extra ...string) []string {
+	return append([]string{"-p", port, "-i", filepath.Join(dir, key), "-o", "UserKnownHostsFile=" + filepath.Join(dir, "known_hosts"),
+		"-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"}, extra...)
+}
+
+// session is an OpenSSH client in a pty, attached to serve's explorer.
+type session struct {
+	cmd *exec.Cmd
+	pty *os.File
+	scr *vtscreen.Screen
+}
+
+// openSession opens an explorer over SSH at cols×rows and waits until it
+// shows the lab running.
+func openSession(t *testing.T, sshBin, dir, port, key string, cols, rows int) session {
+	t.Helper()
+	cmd := exec.Command(sshBin, sshClientArgs(dir, port, key, "-tt", "lab@127.0.0.1")...)
+	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); f.Close() })
+	s := session{cmd, f, vtscreen.New(t, ptyShell{f}, cols, rows)}
+	s.scr.Expect("", onScreen("running"))
+	return s
+}
+
+// startServe runs `protolab-tui serve args…` and waits until it says
+// where it listens (addr); its output is in the returned log, its end on
+// done (killed at the test's end).
+func startServe(t *testing.T, addr string, args ...string) (*exec.Cmd, *syncBuffer, chan error) {
+	t.Helper()
+	var log syncBuffer
+	srv := exec.Command(binary, append([]string{"serve", "--listen", addr}, args...)...)
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		err := <-done
+		done <- err
+		if t.Failed() {
+			t.Logf("serve said:\n%s", log.String())
+		}
+	})
+	_, port, _ := net.SplitHostPort(addr)
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(log.String(), "ssh -p "+port+" lab@127.0.0.1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not say where it listens:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return srv, &log, done
+}
+
+// stopServe sends serve SIGINT and returns its exit code.
+func stopServe(t *testing.T, srv *exec.Cmd, log *syncBuffer, done chan error) int {
+	t.Helper()
+	if err := srv.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		return exitCode(err)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("serve did not end 2 minutes after SIGINT:\n%s", log.String())
+	}
+	return -1
+}
+
+// running counts the running containers of lab name on the engine.
+func runningContainers(t *testing.T, name string) int {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-q", "--filter", "label=protolab.lab="+name).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(strings.Fields(string(out)))
+}
+
+// TestServeAttachesToARunningLab: a docker lab kept by a headless run
+// (--keep) is served as it runs: serve says it attaches, an OpenSSH
+// client's explorer shows the running lab and a ws send typed there gets
+// the kept lab's echo, and on SIGINT serve leaves the lab running and says
+// so. serve of a name that runs nowhere brings a lab up, and on SIGINT
+// removes it — and only it.
+func TestServeAttachesToARunningLab(t *testing.T) {
+	needDocker(t)
+	sshBin := testenv.NeedCommand(t, "ssh")
+	dir := t.TempDir()
+	sshdtest.Keygen(t, filepath.Join(dir, "alice"))
+	state := filepath.Join(dir, "state")
+	name := fmt.Sprintf("t-serve-attach-%d", os.Getpid())
+	own := name + "-own"
+	t.Cleanup(func() {
+		for _, n := range []string{name, own} {
+			_ = exec.Command(binary, "--provider", "docker", "--state-dir", state, "--name", n, "--teardown").Run()
+		}
+	})
+	ports := []string{"--http-port", freePort(t), "--https-port", freePort(t), "--ws-port", freePort(t), "--wss-port", freePort(t)}
+	kept := exec.Command(binary, append([]string{"--headless", "--keep", "--provider", "docker", "--name", name, "--state-dir", state, "--count", "2", "--capture", "off"}, ports...)...)
+	if out, err := kept.CombinedOutput(); err != nil {
+		t.Fatalf("the kept lab: %v\n%s", err, out)
+	}
+	if n := runningContainers(t, name); n != 4 {
+		t.Fatalf("the kept lab runs %d containers, want 4", n)
+	}
+
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	srv, log, done := startServe(t, addr, "--authorized-keys", filepath.Join(dir, "alice.pub"), "--provider", "docker", "--name", name, "--state-dir", state)
+	for _, want := range []string{fmt.Sprintf("lab %q runs on the Docker engine at ", name), "(4 containers, 4 running): serving it as it runs (its apps: http, https, ws, wss)"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("serve does not say %q:\n%s", want, log.String())
+		}
+	}
+	alice := openSession(t, sshBin, dir, port, "alice", 120, 40)
+	alice.scr.Expect("", onScreen(":"+ports[5])) // the kept lab's ws endpoint
+	alice.scr.Expect("s", onScreen("send over ws"))
+	alice.scr.Expect("hello kept lab\r", onScreen(`ws echo: "hello kept lab"`))
+	if code := stopServe(t, srv, log, done); code != 130 {
+		t.Errorf("serve after SIGINT: exit %d, want 130", code)
+	}
+	if want := fmt.Sprintf("lab %q ran before serve attached to it, and is left running", name); !strings.Contains(log.String(), want) {
+		t.Errorf("serve does not say %q:\n%s", want, log.String())
+	}
+	if strings.Contains(log.String(), "already exists") || strings.Contains(log.String(), "earlier lab") {
+		t.Errorf("serve ran into the lab it attached to:\n%s", log.String())
+	}
+	if n := runningContainers(t, name); n != 4 {
+		t.Errorf("after serve stopped, the kept lab runs %d containers, want its 4", n)
+	}
+
+	// No lab of this name runs: serve brings one up, and removes it (only
+	// it) when it stops.
+	addr = freeAddr(t)
+	srv, log, done = startServe(t, addr, "--authorized-keys", filepath.Join(dir, "alice.pub"), "--provider", "docker", "--name", own, "--state-dir", state,
+		"--http-port", "0", "--https-port", "0", "--ws-port", "0", "--wss-port", "0")
+	for deadline := time.Now().Add(3 * time.Minute); runningContainers(t, own) != 4; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve brought up %d containers of %s, want 4:\n%s", runningContainers(t, own), own, log.String())
+		}
+	}
+	if code := stopServe(t, srv, log, done); code != 130 || !strings.Contains(log.String(), "the lab was torn down") {
+		t.Errorf("serve of its own lab after SIGINT: exit %d\n%s", code, log.String())
+	}
+	if n := dockerLeftovers(t, own); n != 0 {
+		t.Errorf("serve left %d containers/networks of the lab it brought up", n)
+	}
+	if n := runningContainers(t, name); n != 4 {
+		t.Errorf("the other lab runs %d containers, want its 4", n)
+	}
+}
+
+// freeAddr is a free loopback address to listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	return "127.0.0.1:" + freePort(t)
 }
 
 // TestServeBadInput: no authorized keys, a file that is no key list, a

@@ -120,14 +120,14 @@ func leftBehind(o options) string {
 		what := map[string]string{
 			"docker":  "the lab's containers and network on the Docker engine (labelled protolab.lab=" + o.cfg.Name + ")",
 			"ssh":     "the lab's containers and network on " + o.cfg.SSH.Host + " (labelled protolab.lab=" + o.cfg.Name + ")",
-			"vagrant": "the lab's Vagrant VM (the Vagrantfile in " + o.cfg.Vagrant.Dir + "), running, with the apps in it",
+			"vagrant": "the lab's Vagrant VM (the Vagrantfile in " + providers.VagrantDir(o.cfg) + "), running, with the apps in it",
 		}[o.cfg.Provider]
 		if what == "" {
 			what = "what the " + o.cfg.Provider + " provider started for the lab"
 		}
 		fmt.Fprintf(&b, "Left behind: %s.\nRemove it with: %s", what, teardownCommand(o))
 		if o.cfg.Provider == "vagrant" {
-			fmt.Fprintf(&b, " (or vagrant destroy -f in %s)", o.cfg.Vagrant.Dir)
+			fmt.Fprintf(&b, " (or vagrant destroy -f in %s)", providers.VagrantDir(o.cfg))
 		}
 	}
 	if o.pcap != "" {

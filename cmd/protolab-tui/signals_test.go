@@ -205,9 +205,13 @@ func TestLeftBehindSaysHowToRemoveIt(t *testing.T) {
 		{[]string{"--provider", "ssh", "--host", "me@box:2222"}, []string{
 			"on me@box:2222 (labelled protolab.lab=protolab)",
 			"Remove it with: protolab-tui --provider ssh --host me@box:2222 --state-dir STATE --name protolab --teardown"}},
+		{[]string{"--provider", "vagrant", "--vagrant-dir", "../.."}, []string{
+			"the lab's Vagrant VM (the Vagrantfile in ../..)",
+			"protolab-tui --provider vagrant --vagrant-dir ../.. --state-dir STATE --name protolab --teardown (or vagrant destroy -f in ../..)"}},
+		// A folder with no Vagrantfile: protolab's own, in the state directory.
 		{[]string{"--provider", "vagrant", "--vagrant-dir", "/srv/my vm"}, []string{
-			"the lab's Vagrant VM (the Vagrantfile in /srv/my vm)",
-			"protolab-tui --provider vagrant --vagrant-dir '/srv/my vm' --state-dir STATE --name protolab --teardown (or vagrant destroy -f in /srv/my vm)"}},
+			"the lab's Vagrant VM (the Vagrantfile in STATE/vagrant/protolab)",
+			"protolab-tui --provider vagrant --vagrant-dir '/srv/my vm' --state-dir STATE --name protolab --teardown (or vagrant destroy -f in STATE/vagrant/protolab)"}},
 		{[]string{"--lab", "../../examples/two-ws.yaml", "--provider", "docker"}, []string{"Remove it with: protolab-tui --lab ../../examples/two-ws.yaml --provider docker --state-dir STATE --name two-ws --teardown"}},
 		{[]string{"--headless", "--pcap", "PCAP"}, []string{"Left behind: nothing of the lab", "rm DIR/.lab.pcapng.*"}},
 	} {

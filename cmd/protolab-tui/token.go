@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,17 +12,26 @@ import (
 	"github.com/protolab/protolab-tui/protocol/labtoken"
 )
 
+// tokenFlags are token's flags.
+func tokenFlags(stderr io.Writer) (fs *flag.FlagSet, targets *string, ttl *time.Duration, stateDir *string) {
+	fs = flag.NewFlagSet("protolab-tui token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	targets = fs.String("targets", "", "comma-separated app names the token lets its holder reach through a ws-proxy (required)")
+	ttl = fs.Duration("ttl", 10*time.Minute, "how long the token is good for")
+	stateDir = fs.String("state-dir", "", "the lab's state directory, which holds the secret (default $XDG_STATE_HOME/protolab)")
+	return fs, targets, ttl, stateDir
+}
+
 // tokenCmd mints a token for a lab's ws-proxy apps with the lab secret of
 // the state directory (made, 0600, when there is none): `protolab-tui token
 // --targets ws,wss --ttl 10m`. The token goes to stdout alone, so scripts
 // can take it; how to use it goes to stderr.
 func tokenCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("protolab-tui token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	targets := fs.String("targets", "", "comma-separated app names the token lets its holder reach through a ws-proxy (required)")
-	ttl := fs.Duration("ttl", 10*time.Minute, "how long the token is good for")
-	stateDir := fs.String("state-dir", "", "the lab's state directory, which holds the secret (default $XDG_STATE_HOME/protolab)")
+	fs, targets, ttl, stateDir := tokenFlags(stderr)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	if fs.NArg() > 0 {

@@ -50,8 +50,14 @@ type (
 //
 // A script's run (rep.Steps) has a test case per step instead of the
 // flow's — a failed step is a failure with its error, the steps after it
-// are skipped — and an app no compare step measured is skipped; a failure
-// that is no step's (the teardown after the steps) is one more case.
+// are skipped; a failure that is no step's (the teardown after the steps)
+// is one more case.
+//
+// An app's case takes its probe's time. An app no probe measured is
+// skipped, its message naming why (the run stopped before the probes, and
+// on what error; no compare step measured it, or which step failed before
+// one did) — the same in a plain run and a script's — except the app whose
+// port was taken (a *lab.PortInUseError), whose case fails with it.
 func WriteJUnit(w io.Writer, rep lab.Report, runErr error, took time.Duration) error {
 	class := "protolab." + rep.Lab
 	suite := junitSuite{Name: fmt.Sprintf("protolab lab %s (%s)", rep.Lab, rep.Provider), Time: secs(took)}
@@ -82,14 +88,30 @@ func WriteJUnit(w io.Writer, rep lab.Report, runErr error, took time.Duration) e
 				Failure: &junitFailure{Message: runErr.Error(), Text: runErr.Error()}})
 		}
 	}
+	// Why an app no probe measured was not: the run stopped before the
+	// probes (the lab did not come up), or no compare step measured it.
+	var cause string
+	switch {
+	case len(rep.Steps) == 0 && runErr != nil && !errors.As(runErr, &appErr):
+		cause = "the run stopped before the probes: " + runErr.Error()
+	case len(rep.Steps) > 0 && errors.As(runErr, &stepErr):
+		cause = "no compare step measured it before " + stepErr.Error()
+	case len(rep.Steps) > 0:
+		cause = "no compare step measured it"
+	}
+	// The app whose port was taken did not come up: its case fails.
+	var taken *lab.PortInUseError
+	errors.As(runErr, &taken)
 	for _, a := range rep.Rows() {
-		c := junitCase{Class: class, Name: fmt.Sprintf("%s (%s)", a.App, a.Protocol), Time: secs(time.Duration(a.SetupMs * float64(time.Millisecond)))}
+		c := junitCase{Class: class, Name: fmt.Sprintf("%s (%s)", a.App, a.Protocol), Time: secs(time.Duration(a.TookMs * float64(time.Millisecond)))}
 		switch {
 		case a.OK:
 			c.Out = fmt.Sprintf("setup %.2f ms, rtt p50 %.3f ms p99 %.3f ms, %.0f msgs/s over %d round trips",
 				a.SetupMs, a.RTTP50Ms, a.RTTP99Ms, a.MsgsPerS, a.Messages)
-		case len(rep.Steps) > 0 && a.Error == lab.NotMeasured:
-			c.Skipped = &junitSkipped{Message: "not measured: no compare step measured it"}
+		case a.Error == lab.NotMeasured && taken != nil && taken.App == a.App:
+			c.Failure = &junitFailure{Message: a.App + " failed: " + taken.Error(), Text: runErr.Error()}
+		case a.Error == lab.NotMeasured && cause != "":
+			c.Skipped = &junitSkipped{Message: "not measured: " + cause}
 		default:
 			c.Failure = &junitFailure{Message: a.App + " failed: " + a.Error, Text: a.Error}
 		}

@@ -110,6 +110,9 @@ type Result struct {
 	SetupMs     float64 `json:"setup_ms"`     // the three together
 	TLSVersion  string  `json:"tls_version,omitempty"`
 	TLSCipher   string  `json:"tls_cipher,omitempty"`
+	// TookMs is how long the whole probe took (setup, warm-up and echo
+	// phase), as the lab waited for it.
+	TookMs float64 `json:"took_ms,omitempty"`
 
 	Messages  int     `json:"messages"` // echo round trips completed
 	RTTP50Ms  float64 `json:"rtt_p50_ms"`

@@ -77,6 +77,11 @@ func Check(cfg lab.Config) error {
 	return nil
 }
 
+// VagrantDir is the folder the vagrant provider runs vagrant in for c:
+// its vagrant.dir when that holds a Vagrantfile, else the one in the
+// state directory where protolab writes its own.
+func VagrantDir(c lab.Config) string { return vagrant.Dir(c.Vagrant.Dir, c.StateDir, c.Name) }
+
 // InProcess reports whether the named provider runs the apps inside this
 // process (the embedded lab), where this process's own loopback carries
 // their traffic.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/protolab/protolab-tui/apps/appmain" // links the apps into every binary with this provider
@@ -25,64 +26,147 @@ var elfArch = map[elf.Machine]string{
 }
 
 // imageReady says why the executable at path cannot be the app image's
-// entry point on a goos/arch engine: it must be a static Linux ELF of that
-// architecture (FROM scratch holds no loader or libc). nil means it can.
-func imageReady(path, goos, arch string) error {
+// entry point on a goos/arch engine: it must be a Linux ELF of that
+// architecture. nil means it can; interp is its ELF interpreter when it is
+// dynamically linked ("" when static), which the image must then carry
+// with the shared libraries it needs (runtimeFiles): FROM scratch holds no
+// loader or libc.
+func imageReady(path, goos, arch string) (interp string, err error) {
 	if goos != "linux" {
-		return fmt.Errorf("the engine runs %s containers; the app image is a static Linux binary", goos)
+		return "", fmt.Errorf("the engine runs %s containers; the app image is a Linux binary", goos)
 	}
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("%s is not a Linux executable (%v)", path, err)
+		return "", fmt.Errorf("%s is not a Linux executable (%v)", path, err)
 	}
 	defer f.Close()
 	if a, ok := elfArch[f.Machine]; !ok || a != arch {
-		return fmt.Errorf("%s is built for %v; the engine runs linux/%s", path, f.Machine, arch)
+		return "", fmt.Errorf("%s is built for %v; the engine runs linux/%s", path, f.Machine, arch)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked (built with cgo); FROM scratch needs a static binary", path)
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				return "", fmt.Errorf("%s: reading its ELF interpreter: %w", path, err)
+			}
+			return strings.TrimRight(string(b), "\x00"), nil
 		}
 	}
-	return nil
+	return "", nil
 }
 
-// appBinary returns the binary the app image is built from, and where it
-// came from: $PROTOLAB_APP_BINARY when set; else this very executable when
-// it can run in the image (it carries the apps: see appmain); else the apps
-// built from the source checkout this runs in; else an error saying what to do.
-func (p *Provider) appBinary(ctx context.Context, goos, arch string) ([]byte, string, error) {
-	if path := os.Getenv(EnvAppBinary); path != "" {
-		if err := imageReady(path, goos, arch); err != nil {
-			return nil, "", fmt.Errorf("$%s: %w", EnvAppBinary, err)
+// runtimeFiles are what the dynamically linked executable at path needs to
+// run in a FROM scratch image: its ELF interpreter and the shared libraries
+// it loads, as this machine has them — found as ldd finds them, by the
+// interpreter's --list (glibc's and musl's loaders both take it), which
+// loads them without running the program — each at its path here, and the
+// folders they are in (the image's LD_LIBRARY_PATH).
+func runtimeFiles(ctx context.Context, path, interp string) ([]containerFile, []string, error) {
+	out, err := exec.CommandContext(ctx, interp, "--list", path).CombinedOutput()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s is dynamically linked, and %s --list (as ldd) could not name its shared libraries: %v: %s", path, interp, err, bytes.TrimSpace(out))
+	}
+	paths := []string{interp}
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		lib := line
+		if _, right, ok := strings.Cut(line, "=>"); ok {
+			lib = strings.TrimSpace(right)
+			if strings.HasPrefix(lib, "not found") {
+				return nil, nil, fmt.Errorf("%s is dynamically linked and needs %s, which this machine lacks", path, line)
+			}
 		}
-		b, err := os.ReadFile(path)
-		return b, path, err
+		lib, _, _ = strings.Cut(lib, " (")
+		if strings.HasPrefix(lib, "/") && !slices.Contains(paths, lib) {
+			paths = append(paths, lib)
+		}
+	}
+	var files []containerFile
+	var dirs []string
+	for _, p := range paths {
+		data, err := os.ReadFile(p) // through symlinks: the file itself, at the path the loader asks for
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s is dynamically linked and needs %s: %w", path, p, err)
+		}
+		files = append(files, containerFile{path: p, data: data})
+		if d := filepath.Dir(p); p != interp && !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return files, dirs, nil
+}
+
+// appFiles is what the app image is built from: the binary, where it came
+// from, and for a dynamically linked one the files it needs beside it (its
+// interpreter and shared libraries) and the folders they are in.
+type appFiles struct {
+	bin     []byte
+	from    string
+	libs    []containerFile
+	libDirs []string
+}
+
+// usable reads the executable at path as the app image's binary, with
+// what it needs to run when it is dynamically linked.
+func usable(ctx context.Context, path, from, goos, arch string) (appFiles, error) {
+	interp, err := imageReady(path, goos, arch)
+	if err != nil {
+		return appFiles{}, err
+	}
+	f := appFiles{from: from}
+	if interp != "" {
+		if f.libs, f.libDirs, err = runtimeFiles(ctx, path, interp); err != nil {
+			return appFiles{}, err
+		}
+		names := make([]string, len(f.libs))
+		for i, l := range f.libs {
+			names[i] = l.path
+		}
+		f.from += " (dynamically linked: with " + strings.Join(names, ", ") + " from this machine)"
+	}
+	if f.bin, err = os.ReadFile(path); err != nil {
+		return appFiles{}, err
+	}
+	return f, nil
+}
+
+// appBinary returns what the app image is built from: $PROTOLAB_APP_BINARY
+// when set; else this very executable when it can run in the image (it
+// carries the apps: see appmain) — static, or dynamically linked with its
+// interpreter and shared libraries from this machine; else the apps built
+// from the source checkout this runs in (for an engine of another
+// architecture); else an error saying what to do.
+func (p *Provider) appBinary(ctx context.Context, goos, arch string) (appFiles, error) {
+	if path := os.Getenv(EnvAppBinary); path != "" {
+		f, err := usable(ctx, path, path, goos, arch)
+		if err != nil {
+			return appFiles{}, fmt.Errorf("$%s: %w", EnvAppBinary, err)
+		}
+		return f, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, "", fmt.Errorf("finding the running executable: %w", err)
+		return appFiles{}, fmt.Errorf("finding the running executable: %w", err)
 	}
-	selfErr := imageReady(exe, goos, arch)
+	f, selfErr := usable(ctx, exe, "this executable", goos, arch)
 	if selfErr == nil {
-		b, err := os.ReadFile(exe)
-		return b, "this executable", err
+		return f, nil
 	}
 	root, err := moduleRoot()
 	if err != nil {
-		return nil, "", fmt.Errorf("the app image cannot be built: %w; install a static protolab-tui for linux/%s "+
+		return appFiles{}, fmt.Errorf("the app image cannot be built: %w; install a protolab-tui for linux/%s "+
 			"(CGO_ENABLED=0 GOOS=linux GOARCH=%s go install github.com/protolab/protolab-tui/cmd/protolab-tui@latest) "+
-			"and run it, or point $%s at one, or run from a protolab-tui checkout", selfErr, arch, arch, EnvAppBinary)
+			"and point $%s at it, or run from a protolab-tui checkout", selfErr, arch, arch, EnvAppBinary)
 	}
 	out := filepath.Join(p.env.Config.StateDir, "build", fmt.Sprintf("%s-%s-%s", appmain.Name, goos, arch))
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./apps")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+arch)
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("building the apps for %s/%s from %s (%v, so the running executable cannot serve): %v: %s", goos, arch, root, selfErr, err, msg)
+		return appFiles{}, fmt.Errorf("building the apps for %s/%s from %s (%v, so the running executable cannot serve): %v: %s", goos, arch, root, selfErr, err, msg)
 	}
 	b, err := os.ReadFile(out)
-	return b, "built from " + root, err
+	return appFiles{bin: b, from: "built from " + root}, err
 }
 
 // moduleRoot finds the protolab-tui source checkout this runs in, if any.
@@ -112,6 +196,14 @@ USER 65534:65534
 EXPOSE 3000 3001 3002 3003
 ENTRYPOINT ["/protolab-app"]
 `
+
+// withLibs is a Dockerfile of the image with a dynamically linked binary:
+// its interpreter and libraries (the build context's root/, at their paths
+// on this machine) copied in, and the loader pointed at their folders.
+func withLibs(dockerfile string, dirs []string) string {
+	from, rest, _ := strings.Cut(dockerfile, "\n")
+	return from + "\nCOPY root/ /\nENV LD_LIBRARY_PATH=" + strings.Join(dirs, ":") + "\n" + rest
+}
 
 // shellDockerfile is the app image with a shell: a web terminal (kind
 // term) runs /bin/sh in its own container — an exec through the Engine API

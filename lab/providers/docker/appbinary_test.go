@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,8 +11,9 @@ import (
 	"testing"
 )
 
-// imageReady accepts a static Linux binary of the engine's architecture and
-// names what is wrong with anything else.
+// imageReady accepts a Linux binary of the engine's architecture — saying
+// which interpreter a dynamically linked one needs — and names what is
+// wrong with anything else.
 func TestImageReady(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("ELF checks of this machine's binaries")
@@ -26,19 +29,64 @@ func TestImageReady(t *testing.T) {
 		other = "amd64"
 	}
 	for _, tc := range []struct {
-		name, path, goos, arch, want string
+		name, path, goos, arch, want, interp string
 	}{
-		{"static, same platform", static, "linux", runtime.GOARCH, ""},
-		{"other arch", static, "linux", other, "the engine runs linux/" + other},
-		{"windows engine", static, "windows", runtime.GOARCH, "the engine runs windows containers"},
-		{"not ELF", "appbinary.go", "linux", runtime.GOARCH, "is not a Linux executable"},
-		{"dynamic", "/bin/sh", "linux", runtime.GOARCH, "dynamically linked"},
-		{"missing", "/nonexistent/protolab-tui", "linux", runtime.GOARCH, "is not a Linux executable"},
+		{"static, same platform", static, "linux", runtime.GOARCH, "", ""},
+		{"dynamic, same platform", "/bin/sh", "linux", runtime.GOARCH, "", "/lib"},
+		{"other arch", static, "linux", other, "the engine runs linux/" + other, ""},
+		{"windows engine", static, "windows", runtime.GOARCH, "the engine runs windows containers", ""},
+		{"not ELF", "appbinary.go", "linux", runtime.GOARCH, "is not a Linux executable", ""},
+		{"missing", "/nonexistent/protolab-tui", "linux", runtime.GOARCH, "is not a Linux executable", ""},
 	} {
-		err := imageReady(tc.path, tc.goos, tc.arch)
+		interp, err := imageReady(tc.path, tc.goos, tc.arch)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: imageReady(%s) = %v, want %q", tc.name, tc.path, err, tc.want)
 		}
+		if tc.interp == "" && interp != "" || !strings.HasPrefix(interp, tc.interp) {
+			t.Errorf("%s: imageReady(%s) says its interpreter is %q", tc.name, tc.path, interp)
+		}
+	}
+}
+
+// runtimeFiles names a dynamically linked binary's interpreter and shared
+// libraries as ldd does, with their contents, and the folders of the
+// libraries; a library this machine lacks is named.
+func TestRuntimeFiles(t *testing.T) {
+	interp, err := imageReady("/bin/sh", "linux", runtime.GOARCH)
+	if err != nil || interp == "" {
+		t.Fatalf("/bin/sh: %q %v", interp, err)
+	}
+	files, dirs, err := runtimeFiles(context.Background(), "/bin/sh", interp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ldd, err := exec.Command(interp, "--list", "/bin/sh").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var libc bool
+	for _, f := range files {
+		want, err := os.ReadFile(f.path)
+		if err != nil || !bytes.Equal(want, f.data) || !strings.Contains(string(ldd), f.path) && f.path != interp {
+			t.Errorf("%s: not as ldd names it or as it is here (%v)", f.path, err)
+		}
+		libc = libc || strings.Contains(filepath.Base(f.path), "libc")
+	}
+	if files[0].path != interp || !libc || len(dirs) == 0 {
+		t.Errorf("files %v, dirs %v: want the interpreter first, libc among them", files, dirs)
+	}
+	// A library that is not here: the binary's DT_NEEDED names one (a
+	// copy of /bin/sh with libc's name changed in it).
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(t.TempDir(), "sh")
+	if err := os.WriteFile(broken, bytes.Replace(sh, []byte("libc.so.6\x00"), []byte("libq.so.6\x00"), 1), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runtimeFiles(context.Background(), broken, interp); err == nil || !strings.Contains(err.Error(), "libq.so.6") {
+		t.Errorf("a binary needing a library this machine lacks: %v", err)
 	}
 }
 

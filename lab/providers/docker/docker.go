@@ -3,7 +3,10 @@
 // — this machine's engine, or a remote one through an injected dialer (the
 // SSH runner's). Images are built FROM scratch from the apps cross-compiled
 // for the engine's platform; everything the lab creates is labelled, so
-// status, logs and teardown find it even after a crash.
+// status, logs and teardown find it even after a crash. A run's teardown
+// removes what that run created (labelled with its run id) and nothing
+// else; a lab of the same name already on the engine is refused at Up, or
+// adopted and left running when the run asks to attach (serve).
 package docker
 
 import (
@@ -11,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -31,6 +35,7 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
 
 	"github.com/protolab/protolab-tui/apps/appmain"
@@ -54,6 +59,18 @@ const (
 	LabelProtocol = "protolab.protocol"
 	LabelHash     = "protolab.hash"
 	LabelImage    = "protolab.image"
+	// LabelRun is the id of the run that created the container or
+	// network: a run's teardown removes what carries its own.
+	LabelRun = "protolab.run"
+	// LabelSpec is the app's configuration (lab.App as JSON) and
+	// LabelOrder its place in the lab, so a run that attaches reads the
+	// lab's apps back from the engine.
+	LabelSpec  = "protolab.spec"
+	LabelOrder = "protolab.order"
+	// LabelCA is the fingerprint of the lab CA the app's certificate
+	// comes from, and LabelStateDir the state directory that holds it.
+	LabelCA       = "protolab.ca"
+	LabelStateDir = "protolab.state-dir"
 )
 
 // Dialer opens connections to the engine (for a remote engine: through SSH).
@@ -80,6 +97,20 @@ type Provider struct {
 	bgDone     sync.WaitGroup
 	engine     string
 	started    map[string]bool // containers whose logs are followed
+
+	// run is this run's id, the LabelRun of everything it creates.
+	run string
+	// attached: the lab was already on the engine and this run adopted it
+	// (Config.Attach): it creates nothing and its teardown removes nothing.
+	attached bool
+	// attachedRun is the LabelRun of the lab attached to.
+	attachedRun string
+	// inner are the adopted apps' inner ports, as their containers have them.
+	inner map[string]int
+	// claimedNet is the network a crashed run of this lab's name left
+	// (with no container of it on the engine), which this run took over:
+	// its teardown removes it.
+	claimedNet string
 }
 
 type app struct {
@@ -114,8 +145,12 @@ func NewWith(env lab.Env, o Options) (*Provider, error) {
 	if r == nil {
 		r = lab.LocalRunner{}
 	}
+	id := make([]byte, 6)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("making the run's id: %w", err)
+	}
 	return &Provider{env: env, dial: o.Dial, runner: r, purge: o.Purge, forward: o.Forward, sudo: o.Sudo,
-		apps: map[string]*app{}, started: map[string]bool{}}, nil
+		apps: map[string]*app{}, started: map[string]bool{}, run: hex.EncodeToString(id)}, nil
 }
 
 // Name implements lab.Provider.
@@ -133,6 +168,17 @@ func (p *Provider) connect(ctx context.Context) (*client.Client, error) {
 	if p.cli != nil {
 		return p.cli, nil
 	}
+	cli, err := p.dialEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.cli, p.engine = cli, cli.DaemonHost()
+	return cli, nil
+}
+
+// dialEngine opens an API client of the engine and checks it answers,
+// within 5s.
+func (p *Provider) dialEngine(ctx context.Context) (*client.Client, error) {
 	opts := []client.Opt{client.FromEnv} // the client negotiates the API version itself
 	if p.dial != nil {
 		opts = append(opts, client.WithHost("unix:///var/run/docker.sock"), client.WithDialContext(p.dial))
@@ -147,18 +193,29 @@ func (p *Provider) connect(ctx context.Context) (*client.Client, error) {
 		cli.Close()
 		return nil, fmt.Errorf("the Docker engine at %s does not answer (%v): start it (systemctl start docker, or dockerd &), point DOCKER_HOST at one, or use --provider local", cli.DaemonHost(), err)
 	}
-	p.cli, p.engine = cli, cli.DaemonHost()
 	return cli, nil
 }
 
 // Up implements lab.Provider: connect, describe the engine, build the image
 // when the apps changed, make the lab network and start watching events.
+// A lab of this name already on the engine is refused (a
+// *lab.EarlierLabError) before anything is built — or, with Config.Attach,
+// adopted (attach.go).
 func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	cli, err := p.connect(ctx)
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
-	p.warnEarlierLab(ctx, cli) // before the build, which may take a while
+	earlier, err := p.labContainers(ctx, cli)
+	if err != nil {
+		return lab.HostInfo{}, err
+	}
+	if len(earlier) > 0 {
+		if p.env.Config.Attach {
+			return p.adopt(ctx, cli, earlier)
+		}
+		return lab.HostInfo{}, p.refusal(cli, earlier)
+	}
 	info, err := cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return lab.HostInfo{}, fmt.Errorf("docker info: %w", err)
@@ -175,6 +232,11 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	}
 	p.env.Progress("up", "watching the engine's events", 2, 3)
 	p.watch()
+	return p.hostInfo(cli, in, img), nil
+}
+
+// hostInfo describes the engine and the lab's ports.
+func (p *Provider) hostInfo(cli *client.Client, in system.Info, img string) lab.HostInfo {
 	host := lab.HostInfo{
 		Provider: Name, Name: in.Name, Address: p.env.Config.Bind,
 		OS: fmt.Sprintf("%s/%s (%s)", in.OSType, in.Architecture, in.OperatingSystem),
@@ -187,7 +249,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 			{Key: "cpus/mem", Value: fmt.Sprintf("%d / %d MiB", in.NCPU, in.MemTotal>>20)},
 		},
 	}
-	inner := InnerPorts(p.env.Config.Apps)
+	inner := p.innerPorts()
 	for _, a := range p.env.Config.Apps {
 		port := "any free port"
 		if a.Port != 0 {
@@ -195,7 +257,18 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		}
 		host.Ports = append(host.Ports, fmt.Sprintf("%s %s:%s → %d", a.Name, p.env.Config.Bind, port, inner[a.Name]))
 	}
-	return host, nil
+	return host
+}
+
+// innerPorts is the port each app listens on in its container: as the
+// adopted containers have them, else InnerPorts of the lab's apps.
+func (p *Provider) innerPorts() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inner != nil {
+		return maps.Clone(p.inner)
+	}
+	return InnerPorts(p.env.Config.Apps)
 }
 
 func goarch(engineArch string) string {
@@ -245,32 +318,41 @@ func (p *Provider) needsShell(apps []lab.App) bool {
 // of this machine's, as /bin/sh) when shell is set — unless an image of
 // the same files exists, and returns its tag.
 func (p *Provider) buildImage(ctx context.Context, goos, arch string, shell bool) (string, error) {
-	bin, from, err := p.appBinary(ctx, goos, arch)
+	app, err := p.appBinary(ctx, goos, arch)
 	if err != nil {
 		return "", err
 	}
-	files := []struct {
+	from := app.from
+	type file struct {
 		name string
 		mode int64
 		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {appmain.Name, 0o755, bin}}
+	}
+	df := dockerfile
+	files := []file{{"Dockerfile", 0o644, nil}, {appmain.Name, 0o755, app.bin}}
 	what := "app image"
 	if shell {
 		sh, shFrom, err := shellBinary(arch)
 		if err != nil {
 			return "", err
 		}
-		files[0].data = []byte(shellDockerfile)
-		files = append(files, struct {
-			name string
-			mode int64
-			data []byte
-		}{"busybox", 0o755, sh})
+		df = shellDockerfile
+		files = append(files, file{"busybox", 0o755, sh})
 		what, from = "app image with a shell", from+" and "+shFrom
 	}
+	if len(app.libs) > 0 {
+		df = withLibs(df, app.libDirs)
+		for _, l := range app.libs {
+			files = append(files, file{path.Join("root", l.path), 0o755, l.data})
+		}
+	}
+	files[0].data = []byte(df)
 	p.env.Log("info", "docker build", what+" from "+from)
 	h := sha256.New()
 	for _, f := range files {
+		if strings.HasPrefix(f.name, "root/") {
+			h.Write([]byte(f.name)) // where a library goes matters too
+		}
 		h.Write(f.data)
 	}
 	hash := hex.EncodeToString(h.Sum(nil))[:16]
@@ -323,10 +405,25 @@ func (p *Provider) buildImage(ctx context.Context, goos, arch string, shell bool
 
 func (p *Provider) networkName() string { return "protolab-" + p.labName() }
 
+// labFilter finds everything of the lab's name, whichever run made it.
 func (p *Provider) labFilter() client.Filters {
 	return client.Filters{}.Add("label", LabelLab+"="+p.labName())
 }
 
+// ownFilter finds what this run answers for: what it created, or the whole
+// lab it attached to.
+func (p *Provider) ownFilter() client.Filters {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.attached {
+		return p.labFilter()
+	}
+	return client.Filters{}.Add("label", LabelRun+"="+p.run)
+}
+
+// ensureNetwork makes the lab network. One of the name left by a crashed
+// run (Up found no container of the lab) is taken over, to be removed at
+// teardown.
 func (p *Provider) ensureNetwork(ctx context.Context) error {
 	nets, err := p.cli.NetworkList(ctx, client.NetworkListOptions{Filters: p.labFilter()})
 	if err != nil {
@@ -334,11 +431,16 @@ func (p *Provider) ensureNetwork(ctx context.Context) error {
 	}
 	for _, n := range nets.Items {
 		if n.Name == p.networkName() {
+			p.mu.Lock()
 			p.netID = n.ID
+			if n.Labels[LabelRun] != p.run && !p.attached {
+				p.claimedNet = n.ID
+			}
+			p.mu.Unlock()
 			return nil
 		}
 	}
-	res, err := p.cli.NetworkCreate(ctx, p.networkName(), client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelLab: p.labName()}})
+	res, err := p.cli.NetworkCreate(ctx, p.networkName(), client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelLab: p.labName(), LabelRun: p.run}})
 	if err != nil {
 		return fmt.Errorf("creating network %s: %w", p.networkName(), err)
 	}
@@ -396,8 +498,12 @@ func (p *Provider) ShellActions(selected string, apps []lab.AppStatus) []lab.She
 	return out
 }
 
-// Deploy implements lab.Provider.
+// Deploy implements lab.Provider. An attached lab's apps run already:
+// their status is the deploy's.
 func (p *Provider) Deploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
+	if p.isAttached() {
+		return p.Status(ctx)
+	}
 	for i, s := range specs {
 		p.env.Progress("deploy", "starting container "+p.containerName(s.Name), i, len(specs))
 		if err := p.start(ctx, s, s.Port); err != nil {
@@ -408,8 +514,13 @@ func (p *Provider) Deploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus
 }
 
 // Redeploy implements lab.Provider: the image is rebuilt when the apps
-// changed, and each container is replaced in turn on the same port.
+// changed, and each container is replaced in turn on the same port. An
+// attached lab's apps are the run's that brought it up: refused.
 func (p *Provider) Redeploy(ctx context.Context, specs []lab.App) ([]lab.AppStatus, error) {
+	if p.isAttached() {
+		return nil, fmt.Errorf("lab %q is attached (another run brought it up, and keeps it): this run does not replace its apps; "+
+			"redeploy from the run that brought it up, or remove it (%s) and bring up a lab of your own", p.labName(), lab.TeardownCommand(p.commandConfig(), ""))
+	}
 	info, err := p.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("docker info: %w", err)
@@ -543,7 +654,7 @@ const pkiDir = "/pki"
 // start creates and starts one app's container, publishing its port on the
 // bind address, and waits until its health check answers.
 func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
-	cport, err := network.ParsePort(fmt.Sprintf("%d/tcp", InnerPorts(p.env.Config.Apps)[s.Name]))
+	cport, err := network.ParsePort(fmt.Sprintf("%d/tcp", p.innerPorts()[s.Name]))
 	if err != nil {
 		return err
 	}
@@ -563,10 +674,14 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 		hp = strconv.Itoa(hostPort)
 	}
 	name := p.containerName(s.Name)
+	labels, err := p.labels(s)
+	if err != nil {
+		return err
+	}
 	config := &container.Config{
 		Image: image, Env: env,
 		ExposedPorts: network.PortSet{cport: struct{}{}},
-		Labels:       map[string]string{LabelLab: p.labName(), LabelApp: s.Name, LabelKind: s.Kind, LabelProtocol: string(s.Protocol)},
+		Labels:       labels,
 	}
 	hostConfig := &container.HostConfig{
 		PortBindings: network.PortMap{cport: []network.PortBinding{{HostIP: bind, HostPort: hp}}},
@@ -578,7 +693,7 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 	res, err := p.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: config, HostConfig: hostConfig})
 	if err != nil {
 		if strings.Contains(err.Error(), "Conflict") {
-			return fmt.Errorf("container %s already exists (a lab of the same name runs, or a crash left it): protolab-tui --provider docker --teardown --name %s removes it", name, p.labName())
+			return fmt.Errorf("container %s already exists (not this run's: a lab of the same name runs, or a crash left it; this run leaves it alone): %s removes it", name, lab.TeardownCommand(p.commandConfig(), ""))
 		}
 		return fmt.Errorf("creating container %s: %w", name, err)
 	}
@@ -614,7 +729,7 @@ func (p *Provider) start(ctx context.Context, s lab.App, hostPort int) error {
 	p.mu.Lock()
 	p.apps[s.Name] = &app{spec: s, id: res.ID, port: port, local: local}
 	p.mu.Unlock()
-	p.followLogs(res.ID, s.Name)
+	p.followLogs(res.ID, s.Name, "")
 	// Ready when its health check answers through the published port.
 	t := probe.Target{App: s.Name, Protocol: s.Protocol, Addr: local, ServerName: "localhost", RootCAs: p.env.PKI.Pool()}
 	deadline := time.Now().Add(15 * time.Second)
@@ -711,8 +826,9 @@ func (p *Provider) copyPKI(ctx context.Context, id string, files []containerFile
 // followLogs streams a container's output as log events from the app.
 // When the stream breaks (the engine's connection lost: an SSH link cut)
 // it follows again from the last line seen, for as long as the container
-// runs; it ends with the container.
-func (p *Provider) followLogs(id, appName string) {
+// runs; it ends with the container. since is where to start ("" for the
+// container's first line).
+func (p *Provider) followLogs(id, appName, since string) {
 	p.mu.Lock()
 	if p.stopBg == nil || p.started[id] {
 		p.mu.Unlock()
@@ -724,7 +840,6 @@ func (p *Provider) followLogs(id, appName string) {
 	p.mu.Unlock()
 	go func() {
 		defer p.bgDone.Done()
-		since := ""
 		wait := 250 * time.Millisecond
 		for {
 			last, err := p.logStream(ctx, id, appName, since)
@@ -786,10 +901,11 @@ func (p *Provider) logStream(ctx context.Context, id, appName, since string) (re
 	return resume, sc.Err()
 }
 
-// Status implements lab.Provider: every labelled container, as the engine
-// sees it, with a health check through its published port.
+// Status implements lab.Provider: every container of the run (or of the
+// lab it attached to), as the engine sees it, with a health check through
+// its published port.
 func (p *Provider) Status(ctx context.Context) ([]lab.AppStatus, error) {
-	list, err := p.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
+	list, err := p.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.ownFilter()})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
@@ -904,7 +1020,7 @@ func (p *Provider) watch() {
 }
 
 func (p *Provider) eventFilter() client.Filters {
-	f := p.labFilter().Add("type", "container")
+	f := p.ownFilter().Add("type", "container")
 	for _, e := range []string{"start", "die", "oom", "kill", "stop", "restart", "health_status", "destroy"} {
 		f = f.Add("event", e)
 	}
@@ -950,14 +1066,48 @@ func (p *Provider) publishAll(ctx context.Context) {
 	}
 }
 
-// Teardown implements lab.Provider: every container and the network with
-// the lab's label go — found by label, so it also cleans up after a crash.
-// Images stay as a cache unless the provider purges.
+// Teardown implements lab.Provider: the containers and the network this
+// run created go — found by its run label, so a create the engine carried
+// out after it was cancelled goes too — and nothing else: not a lab of the
+// same name another run brought up, and not the lab this run attached to,
+// which is left running. Images stay as a cache unless the provider
+// purges. RemoveLab removes a whole lab, whichever run made it.
 func (p *Provider) Teardown(ctx context.Context) error {
+	p.mu.Lock()
+	cli := p.cli
+	p.mu.Unlock()
+	if cli == nil {
+		return nil // never connected: this run created nothing
+	}
+	p.stopWatching()
+	if p.isAttached() {
+		p.mu.Lock()
+		n := len(p.apps)
+		p.attached, p.attachedRun, p.inner = false, "", nil
+		p.apps = map[string]*app{}
+		p.started = map[string]bool{}
+		p.mu.Unlock()
+		p.env.Log("info", "docker", fmt.Sprintf("lab %q was attached, not brought up by this run: its %s are left running (%s removes them)",
+			p.labName(), lab.Containers(n), lab.TeardownCommand(p.commandConfig(), "")))
+		return nil
+	}
+	return p.removeFound(ctx, cli, p.ownFilter(), true)
+}
+
+// RemoveLab implements lab.LabRemover: every container and network of the
+// lab's name goes, whichever run made it (--teardown, down --all, a crash's
+// leftovers).
+func (p *Provider) RemoveLab(ctx context.Context) error {
 	cli, err := p.connect(ctx)
 	if err != nil {
 		return err
 	}
+	p.stopWatching()
+	return p.removeFound(ctx, cli, p.labFilter(), false)
+}
+
+// stopWatching ends the event watcher and the log followers.
+func (p *Provider) stopWatching() {
 	p.mu.Lock()
 	stop := p.stopBg
 	p.stopBg = nil
@@ -966,12 +1116,24 @@ func (p *Provider) Teardown(ctx context.Context) error {
 		stop()
 		p.bgDone.Wait()
 	}
+}
+
+func (p *Provider) isAttached() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.attached
+}
+
+// removeFound removes the containers and networks f finds (and, when claimed
+// is set, the network this run took over), and the app images when the
+// provider purges.
+func (p *Provider) removeFound(ctx context.Context, cli *client.Client, f client.Filters, claimed bool) error {
 	// A create cancelled mid-request (SIGINT during deploy) may still be
 	// carried out by the engine after a first pass: sweep until a pass after
 	// a short pause finds nothing.
 	var errs []error
 	for pass := 0; pass < 10; pass++ {
-		found, perrs := p.sweep(ctx, cli)
+		found, perrs := p.sweep(ctx, cli, f)
 		errs = perrs
 		if found == 0 && pass > 0 {
 			break
@@ -993,17 +1155,24 @@ func (p *Provider) Teardown(ctx context.Context) error {
 		}
 	}
 	p.mu.Lock()
+	net := p.claimedNet
+	p.claimedNet = ""
 	p.apps = map[string]*app{}
 	p.started = map[string]bool{}
 	p.mu.Unlock()
+	if claimed && net != "" {
+		if _, err := cli.NetworkRemove(ctx, net, client.NetworkRemoveOptions{}); err != nil && !strings.Contains(strings.ToLower(err.Error()), "not found") {
+			errs = append(errs, fmt.Errorf("removing network %s: %w", p.networkName(), err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// sweep removes what carries the lab's label and says how much it found.
-func (p *Provider) sweep(ctx context.Context, cli *client.Client) (int, []error) {
+// sweep removes what f finds and says how much it found.
+func (p *Provider) sweep(ctx context.Context, cli *client.Client, f client.Filters) (int, []error) {
 	var errs []error
 	found := 0
-	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return 0, []error{fmt.Errorf("listing containers: %w", err)}
 	}
@@ -1013,7 +1182,7 @@ func (p *Provider) sweep(ctx context.Context, cli *client.Client) (int, []error)
 			errs = append(errs, err)
 		}
 	}
-	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: p.labFilter()})
+	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err == nil {
 		for _, n := range nets.Items {
 			found++
@@ -1077,7 +1246,7 @@ func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture
 	}
 	seen := maps.Clone(ports)
 	var inside []int
-	for name, port := range InnerPorts(p.env.Config.Apps) {
+	for name, port := range p.innerPorts() {
 		if a, ok := p.env.Config.App(name); ok {
 			seen[uint16(port)] = wire.AppRef{Name: a.Name, Protocol: a.Protocol}
 			inside = append(inside, port)

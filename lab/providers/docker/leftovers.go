@@ -3,77 +3,134 @@ package docker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/protolab/protolab-tui/lab"
 )
 
 // Labs lists the labs protolab left on the engine, by name: every lab with a
-// container or network carrying the protolab.lab label, running or not.
-func (p *Provider) Labs(ctx context.Context) ([]string, error) {
+// container or network carrying the protolab.lab label, running or not,
+// with its containers counted.
+func (p *Provider) Labs(ctx context.Context) ([]lab.LabSummary, error) {
 	cli, err := p.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	labelled := client.Filters{}.Add("label", LabelLab)
-	seen := map[string]bool{}
+	seen := map[string]*lab.LabSummary{}
+	get := func(name string) *lab.LabSummary {
+		if seen[name] == nil {
+			seen[name] = &lab.LabSummary{Name: name}
+		}
+		return seen[name]
+	}
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelled})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
 	for _, c := range list.Items {
-		seen[c.Labels[LabelLab]] = true
+		s := get(c.Labels[LabelLab])
+		s.Containers++
+		if c.State == "running" {
+			s.Running++
+		}
 	}
 	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: labelled})
 	if err != nil {
 		return nil, fmt.Errorf("listing networks: %w", err)
 	}
 	for _, n := range nets.Items {
-		seen[n.Labels[LabelLab]] = true
+		get(n.Labels[LabelLab]).Networks++
 	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		if n != "" {
-			names = append(names, n)
+	out := make([]lab.LabSummary, 0, len(seen))
+	for name, s := range seen {
+		if name != "" {
+			out = append(out, *s)
 		}
 	}
-	sort.Strings(names)
-	return names, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
-// warnEarlierLab publishes a lab.EarlierLabEvent when an earlier lab of
-// this name still has containers on the engine — a crash left it, or
-// another protolab runs it — before deploying runs into them. Up calls it
-// before it builds anything, so the warning comes at once.
-func (p *Provider) warnEarlierLab(ctx context.Context, cli *client.Client) {
+// labContainers lists the containers of the lab's name on the engine,
+// whichever run made them, running or not.
+func (p *Provider) labContainers(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: p.labFilter()})
-	if err != nil || len(list.Items) == 0 {
-		return
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers of lab %q: %w", p.labName(), err)
 	}
-	running := 0
-	for _, c := range list.Items {
+	return list.Items, nil
+}
+
+func running(list []container.Summary) int {
+	n := 0
+	for _, c := range list {
 		if c.State == "running" {
-			running++
+			n++
 		}
 	}
+	return n
+}
+
+// where names the engine for people: this machine's (its address), or the
+// lab host's of the ssh and vagrant providers.
+func (p *Provider) where(cli *client.Client) string {
 	cfg := p.env.Config
-	where := "the Docker engine at " + cli.DaemonHost()
 	if cfg.Provider != Name && cfg.Provider != "" {
-		where = "the Docker engine of the " + cfg.Provider + " lab host"
+		w := "the Docker engine of the " + cfg.Provider + " lab host"
 		if cfg.SSH.Host != "" {
-			where += " " + cfg.SSH.Host
+			w += " " + cfg.SSH.Host
 		}
+		return w
 	}
+	return "the Docker engine at " + cli.DaemonHost()
+}
+
+// commandConfig is the configuration the command lines for people are
+// made of (the provider the user named; docker when none).
+func (p *Provider) commandConfig() lab.Config {
+	cfg := p.env.Config
 	if cfg.Provider == "" {
 		cfg.Provider = Name
 	}
 	cfg.Name = p.labName()
+	return cfg
+}
+
+// refusal is Up's error when a lab of this name is already on the engine.
+func (p *Provider) refusal(cli *client.Client, list []container.Summary) error {
+	cfg := p.commandConfig()
+	return &lab.EarlierLabError{Lab: p.labName(), Provider: cfg.Provider, Where: p.where(cli), Containers: len(list), Running: running(list),
+		Attach: lab.AttachCommand(cfg), Remove: lab.TeardownCommand(cfg, "")}
+}
+
+// warnEarlierLab publishes a lab.EarlierLabEvent when a lab of this name
+// has containers on the engine — a crash left it, or another protolab runs
+// it — so the explorer says so before Up refuses to start beside it. A
+// run that attaches (Config.Attach) is looking for it, and the run's own
+// containers (an explorer that starts after its lab came up: serve's
+// sessions) are no earlier lab: no warning.
+func (p *Provider) warnEarlierLab(ctx context.Context, cli *client.Client) {
+	if p.env.Config.Attach {
+		return
+	}
+	list, err := p.labContainers(ctx, cli)
+	if err != nil {
+		return
+	}
+	list = slices.DeleteFunc(list, func(c container.Summary) bool { return c.Labels[LabelRun] == p.run }) // this run's own
+	if len(list) == 0 {
+		return
+	}
+	cfg := p.commandConfig()
 	if p.env.Emit != nil {
-		p.env.Emit(lab.EarlierLabEvent{At: lab.At{Time: time.Now()}, Lab: p.labName(), Provider: cfg.Provider, Where: where,
-			Containers: len(list.Items), Running: running, Remove: lab.TeardownCommand(cfg, "")})
+		p.env.Emit(lab.EarlierLabEvent{At: lab.At{Time: time.Now()}, Lab: p.labName(), Provider: cfg.Provider, Where: p.where(cli),
+			Containers: len(list), Running: running(list), Remove: lab.TeardownCommand(cfg, "")})
 	}
 }
 

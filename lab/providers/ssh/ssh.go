@@ -69,14 +69,17 @@ func NewWithPrivilege(cfg sshrun.Config, priv Privilege) func(lab.Env) (lab.Prov
 }
 
 // sudo says whether root-only commands go through sudo -n.
-func (p *Provider) sudo() bool {
+func (p *Provider) sudo() bool { return p.sudoFor(p.runner) }
+
+// sudoFor says whether root-only commands over r go through sudo -n.
+func (p *Provider) sudoFor(r *sshrun.Runner) bool {
 	switch p.priv {
 	case "sudo":
 		return true
 	case "none":
 		return false
 	}
-	return p.runner.User() != "root"
+	return r.User() != "root"
 }
 
 // Name implements lab.Provider.
@@ -92,21 +95,8 @@ func (p *Provider) Runner() lab.Runner {
 
 // Up implements lab.Provider.
 func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
-	cfg := p.cfg
+	cfg := p.runnerConfig(ctx)
 	cfg.Link = p.linkChanged
-	if p.env.Ask != nil {
-		cfg.ConfirmHostKey = func(host, fp string) bool {
-			a, err := p.env.Ask(ctx, fmt.Sprintf("The host key of %s is unknown: %s. Trust it and add it to known_hosts? (yes/no)", host, fp), false)
-			return err == nil && (strings.EqualFold(strings.TrimSpace(a), "yes") || strings.EqualFold(strings.TrimSpace(a), "y"))
-		}
-		cfg.Passphrase = func(file string) ([]byte, error) {
-			a, err := p.env.Ask(ctx, "Passphrase for "+file+":", true)
-			if err != nil {
-				return nil, fmt.Errorf("%s is encrypted: add it to ssh-agent, or use the TUI to type its passphrase (%w)", file, err)
-			}
-			return []byte(a), nil
-		}
-	}
 	p.env.Progress("up", "connecting to "+cfg.Host, 0, 4)
 	r, err := sshrun.Dial(ctx, cfg)
 	if err != nil {
@@ -127,13 +117,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		}
 	}
 	p.env.Progress("up", "connecting to the Docker engine over SSH", 3, 4)
-	d, err := docker.NewWith(p.env, docker.Options{
-		Dial:    func(ctx context.Context, _, _ string) (net.Conn, error) { return r.Dial(ctx, "unix", dockerSocket) },
-		Runner:  r,
-		Forward: p.forward,
-		Sudo:    p.sudo(),
-		Purge:   p.env.Config.Docker.Purge,
-	})
+	d, err := p.dockerOver(r, p.forward)
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
@@ -151,6 +135,100 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 	p.host = host
 	p.mu.Unlock()
 	return host, nil
+}
+
+// dockerOver is the docker provider of the host's engine, reached through
+// r; forward makes its published ports reachable here (nil: none).
+func (p *Provider) dockerOver(r *sshrun.Runner, forward func(context.Context, int) (string, error)) (*docker.Provider, error) {
+	return docker.NewWith(p.env, docker.Options{
+		Dial:    func(ctx context.Context, _, _ string) (net.Conn, error) { return r.Dial(ctx, "unix", dockerSocket) },
+		Runner:  r,
+		Forward: forward,
+		Sudo:    p.sudoFor(r),
+		Purge:   p.env.Config.Docker.Purge,
+	})
+}
+
+// engine connects to the host for a look at its engine alone (RemoveLab,
+// FindLab): the runner (to close when done) and the docker provider, or
+// nil when the host has no engine (so no lab either).
+func (p *Provider) engine(ctx context.Context) (*sshrun.Runner, *docker.Provider, error) {
+	r, err := sshrun.Dial(ctx, p.runnerConfig(ctx))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := r.Dial(ctx, "unix", dockerSocket)
+	if err != nil {
+		return r, nil, nil
+	}
+	c.Close()
+	d, err := p.dockerOver(r, nil)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, d, nil
+}
+
+// RemoveLab implements lab.LabRemover: every container and network of
+// the lab's name on the host's engine, whichever run made them.
+func (p *Provider) RemoveLab(ctx context.Context) error {
+	r, d, err := p.engine(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if d == nil {
+		return nil // no engine: nothing of a lab there
+	}
+	return d.RemoveLab(ctx)
+}
+
+// Labs lists the labs protolab left on the host's engine (down --all).
+func (p *Provider) Labs(ctx context.Context) ([]lab.LabSummary, error) {
+	r, d, err := p.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if d == nil {
+		return nil, nil
+	}
+	return d.Labs(ctx)
+}
+
+// FindLab implements lab.LabFinder: the lab of this name on the host's
+// engine (nil when none runs there).
+func (p *Provider) FindLab(ctx context.Context) (*lab.RunningLab, error) {
+	r, d, err := p.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if d == nil {
+		return nil, nil
+	}
+	return d.FindLab(ctx)
+}
+
+// runnerConfig is the SSH runner's configuration, with the questions
+// (an unknown host key, a key's passphrase) put to the front end.
+func (p *Provider) runnerConfig(ctx context.Context) sshrun.Config {
+	cfg := p.cfg
+	if p.env.Ask != nil {
+		cfg.ConfirmHostKey = func(host, fp string) bool {
+			a, err := p.env.Ask(ctx, fmt.Sprintf("The host key of %s is unknown: %s. Trust it and add it to known_hosts? (yes/no)", host, fp), false)
+			return err == nil && (strings.EqualFold(strings.TrimSpace(a), "yes") || strings.EqualFold(strings.TrimSpace(a), "y"))
+		}
+		cfg.Passphrase = func(file string) ([]byte, error) {
+			a, err := p.env.Ask(ctx, "Passphrase for "+file+":", true)
+			if err != nil {
+				return nil, fmt.Errorf("%s is encrypted: add it to ssh-agent, or use the TUI to type its passphrase (%w)", file, err)
+			}
+			return []byte(a), nil
+		}
+	}
+	return cfg
 }
 
 // linkChanged tells the front ends that the SSH link went down or came
@@ -360,16 +438,12 @@ func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture
 	return p.docker.OpenCapture(ctx, ports)
 }
 
-// Teardown implements lab.Provider: the containers and network go, the
-// forwards close, the SSH connection ends.
+// Teardown implements lab.Provider: the containers and network this run
+// created go (a lab it attached to, or one of the same name it refused to
+// start beside, stays: see the docker provider), the forwards close, the
+// SSH connection ends. RemoveLab removes a whole lab.
 func (p *Provider) Teardown(ctx context.Context) error {
 	var err error
-	if p.docker == nil && p.runner == nil {
-		// --teardown with no lab up: connect just to clean up.
-		if _, uerr := p.Up(ctx); uerr != nil {
-			return uerr
-		}
-	}
 	if p.docker != nil {
 		err = p.docker.Teardown(ctx)
 	}

@@ -3,6 +3,7 @@ package ssh_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -106,5 +107,95 @@ func TestProvisionScriptChoice(t *testing.T) {
 		if b, err := provision.Scripts.ReadFile(got); got != "" && (err != nil || !bytes.HasPrefix(b, []byte("#!"))) {
 			t.Errorf("%s is not carried in the binary: %v", got, err)
 		}
+	}
+}
+
+// A lab of a name already on the host's engine (brought up by another
+// run over SSH) is refused, and the refused run's teardown leaves it
+// whole; a run that attaches adopts it and leaves it running; RemoveLab
+// (--teardown) removes it.
+func TestSSHSameNameLabIsLeftAlone(t *testing.T) {
+	s := sshdtest.Start(t)
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		testenv.Missing(t, "no Docker engine on the test's lab host")
+	}
+	const name = "t-ssh-same"
+	cfg := sshrun.Config{Host: "127.0.0.1", Port: s.Port, User: "root", IdentityFiles: []string{s.ClientID},
+		KnownHosts: []string{s.KnownHosts(s.HostPub)}, SSHConfig: "/nonexistent"}
+	state := t.TempDir()
+	mk := func(apps []lab.App, attach bool) *lab.Lab {
+		l, err := lab.New(lab.Config{Name: name, Provider: "ssh", StateDir: state, Apps: apps, Attach: attach,
+			Probe: probe.Options{Count: 3}, Capture: lab.CaptureConfig{Mode: "off"}}, ssh.New(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			c, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = l.Teardown(c).Wait(c)
+		})
+		return l
+	}
+	containers := func() int {
+		out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=protolab.lab="+name).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(strings.Fields(string(out)))
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("sh", "-c", "docker rm -f $(docker ps -aq --filter label=protolab.lab="+name+") ; docker network rm protolab-"+name).Run()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	first := mk(lab.OnFreePorts([]lab.App{{Name: "ws", Protocol: "ws"}, {Name: "http", Protocol: "http"}}), false)
+	for _, j := range []func(context.Context) *lab.Job{first.Up, first.Deploy} {
+		if err := j(ctx).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := mk(lab.OnFreePorts(lab.SeedApps()), false)
+	err := second.Up(ctx).Wait(ctx)
+	var el *lab.EarlierLabError
+	if !errors.As(err, &el) || el.Containers != 2 || !strings.Contains(el.Where, "the ssh lab host") ||
+		!strings.Contains(el.Remove, "--provider ssh --host ") || !strings.Contains(el.Attach, "serve --provider ssh --host ") {
+		t.Fatalf("a second lab of the name over SSH: %v (%+v), want the refusal", err, el)
+	}
+	if err := second.Teardown(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := containers(); n != 2 {
+		t.Fatalf("the refused lab's teardown left %d containers of the first lab's 2", n)
+	}
+
+	found, err := mk(nil, true).FindRunning(ctx)
+	if err != nil || found == nil || len(found.Apps) != 2 || found.Apps[0].Name != "ws" || found.Apps[1].Name != "http" {
+		t.Fatalf("FindRunning over SSH: %+v %v", found, err)
+	}
+	attached := mk(found.Apps, true)
+	for _, j := range []func(context.Context) *lab.Job{attached.Up, attached.Deploy, func(c context.Context) *lab.Job { return attached.Probe(c) }} {
+		if err := j(ctx).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !attached.Report().OK {
+		t.Errorf("the attached lab's probes: %+v", attached.Report())
+	}
+	if err := attached.Teardown(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := containers(); n != 2 {
+		t.Fatalf("the attached run's teardown left %d containers of the lab's 2", n)
+	}
+
+	remover, err := lab.New(lab.Config{Name: name, Provider: "ssh", StateDir: state}, ssh.New(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.RemoveLab(ctx, remover.Provider()); err != nil {
+		t.Fatal(err)
+	}
+	if n := containers(); n != 0 {
+		t.Errorf("RemoveLab left %d containers", n)
 	}
 }

@@ -4,7 +4,9 @@
 // reads `vagrant status --machine-readable` and `vagrant ssh-config`, pins
 // the VM's host key in the lab's state directory on first contact (Vagrant
 // turns host-key checking off; protolab does not), and hands the VM to the
-// ssh provider. Teardown is `vagrant destroy -f`.
+// ssh provider. Teardown is `vagrant destroy -f` (or `halt`) of a VM this
+// run brought up; a VM that was running already is left running, only this
+// run's containers in it removed.
 package vagrant
 
 import (
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,11 +25,13 @@ import (
 	"strings"
 	"sync"
 
+	protolab "github.com/protolab/protolab-tui"
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/providers/ssh"
 	"github.com/protolab/protolab-tui/lab/sshrun"
 	"github.com/protolab/protolab-tui/lab/wire"
+	"github.com/protolab/protolab-tui/provision"
 )
 
 // Name is the provider's name.
@@ -34,7 +39,10 @@ const Name = "vagrant"
 
 // Options say which Vagrantfile and which Vagrant provider.
 type Options struct {
-	// Dir holds the Vagrantfile (default ".").
+	// Dir holds the Vagrantfile (default "."). When it holds none,
+	// protolab's own (the repository's, carried in the binary) is written
+	// with the provision scripts into the lab's state directory
+	// (EmbeddedDir), and vagrant runs there.
 	Dir string
 	// Provider is Vagrant's provider (virtualbox, libvirt, docker); "" lets
 	// Vagrant choose.
@@ -54,6 +62,15 @@ type Provider struct {
 	mu  sync.Mutex // guards ssh for ShellActions (the lifecycle sets it)
 	ssh lab.Provider
 	vm  MachineState
+	// given is the folder the options named when it held no Vagrantfile
+	// and protolab's own is used instead ("" otherwise).
+	given string
+	// wasRunning: the VM ran before this run's `vagrant up` (another run
+	// brought it up): the teardown leaves it running.
+	wasRunning bool
+	// upRan: this run ran `vagrant up` (which may have made a VM even
+	// when it failed).
+	upRan bool
 }
 
 // New returns a constructor for a Vagrant lab.
@@ -62,8 +79,87 @@ func New(o Options) func(lab.Env) (lab.Provider, error) {
 		if o.Dir == "" {
 			o.Dir = "."
 		}
-		return &Provider{env: env, o: o}, nil
+		p := &Provider{env: env, o: o}
+		if !HasVagrantfile(o.Dir) {
+			dir := EmbeddedDir(env.Config.StateDir, env.Config.Name)
+			if err := WriteEmbedded(dir); err != nil {
+				return nil, fmt.Errorf("%s holds no Vagrantfile, and protolab's own could not be written to %s: %w (give --vagrant-dir a folder with a Vagrantfile)", o.Dir, dir, err)
+			}
+			p.given, p.o.Dir = o.Dir, dir
+		}
+		return p, nil
 	}
+}
+
+// HasVagrantfile says whether dir holds a Vagrantfile (as Vagrant names
+// it: Vagrantfile or vagrantfile).
+func HasVagrantfile(dir string) bool {
+	for _, name := range []string{"Vagrantfile", "vagrantfile"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
+// EmbeddedDir is where protolab's own Vagrantfile goes for the lab name
+// in stateDir (with provision/, the scripts it runs; Vagrant keeps its
+// .vagrant state there too).
+func EmbeddedDir(stateDir, name string) string { return filepath.Join(stateDir, "vagrant", name) }
+
+// Dir is the folder the provider runs vagrant in for dir, stateDir and
+// the lab name: dir when it holds a Vagrantfile, else EmbeddedDir.
+func Dir(dir, stateDir, name string) string {
+	if dir == "" {
+		dir = "."
+	}
+	if HasVagrantfile(dir) {
+		return dir
+	}
+	return EmbeddedDir(stateDir, name)
+}
+
+// WriteEmbedded writes protolab's own Vagrantfile and the provision
+// scripts it runs into dir (made 0700), each file only when it differs
+// (so a newer binary brings its newer Vagrantfile), through a temporary
+// file renamed into place.
+func WriteEmbedded(dir string) error {
+	files := map[string][]byte{"Vagrantfile": protolab.Vagrantfile}
+	scripts, err := fs.Glob(provision.Scripts, "*.sh")
+	if err != nil {
+		return err
+	}
+	for _, name := range scripts {
+		b, err := provision.Scripts.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		files[filepath.Join("provision", name)] = b
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "provision"), 0o700); err != nil {
+		return err
+	}
+	for name, data := range files {
+		path := filepath.Join(dir, name)
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			continue
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(data)
+		cerr := tmp.Close()
+		if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	return nil
 }
 
 // Name implements lab.Provider.
@@ -143,9 +239,16 @@ func lastLines(s string, n int) string {
 
 // Up implements lab.Provider: vagrant up, then the VM over SSH.
 func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
+	// Whether the VM runs already (another run's): its teardown leaves it.
+	// A status that fails counts as not running: vagrant up says why.
+	before, _ := p.State(ctx)
+	p.wasRunning, p.upRan = before.State == "running", true
 	args := []string{"up"}
 	if p.o.Provider != "" {
 		args = append(args, "--provider", p.o.Provider)
+	}
+	if p.given != "" {
+		p.env.Log("info", "vagrant", fmt.Sprintf("%s holds no Vagrantfile: using protolab's own, in %s", p.given, p.o.Dir))
 	}
 	p.env.Progress("up", "vagrant up (the first one downloads the box and provisions: minutes)", 0, 3)
 	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...); err != nil {
@@ -160,23 +263,7 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		return lab.HostInfo{}, fmt.Errorf("the VM %s is %s after vagrant up, not running", p.vm.Name, p.vm.State)
 	}
 	p.env.Progress("up", "reading vagrant ssh-config", 1, 3)
-	out, err := p.vagrant(ctx, nil, "ssh-config")
-	if err != nil {
-		return lab.HostInfo{}, err
-	}
-	sc, err := ParseSSHConfig(bytes.NewReader(out))
-	if err != nil {
-		return lab.HostInfo{}, err
-	}
-	cfg := sshrun.Config{
-		Host: sc.HostName, Port: sc.Port, User: sc.User, IdentityFiles: sc.IdentityFiles, SSHConfig: "/dev/null",
-		// Vagrant turns host-key checking off; protolab pins the VM's key in
-		// the lab's state directory on first contact and refuses a change.
-		KnownHosts:       []string{filepath.Join(p.env.Config.StateDir, "vagrant", p.env.Config.Name+"-known_hosts")},
-		AcceptNewHostKey: true,
-	}
-	newSSH := ssh.New(cfg)
-	sp, err := newSSH(p.env)
+	sp, err := p.sshProvider(ctx)
 	if err != nil {
 		return lab.HostInfo{}, err
 	}
@@ -189,12 +276,38 @@ func (p *Provider) Up(ctx context.Context) (lab.HostInfo, error) {
 		return lab.HostInfo{}, err
 	}
 	host.Provider = Name
-	details := []lab.KV{{Key: "vm", Value: p.vm.Name + " " + p.vm.State}, {Key: "vagrant", Value: p.vm.Provider}}
+	details := []lab.KV{{Key: "vm", Value: p.vm.Name + " " + p.vm.State}, {Key: "vagrant", Value: p.vm.Provider},
+		{Key: "vagrantfile", Value: filepath.Join(p.o.Dir, "Vagrantfile")}}
 	if box := BoxOf(p.dotfile(), p.vm.Name, p.vm.Provider); box != "" {
 		details = append(details, lab.KV{Key: "box", Value: box})
 	}
 	host.Details = append(details, host.Details...)
 	return host, nil
+}
+
+// sshProvider is the ssh provider of the running VM, from `vagrant
+// ssh-config`.
+func (p *Provider) sshProvider(ctx context.Context) (*ssh.Provider, error) {
+	out, err := p.vagrant(ctx, nil, "ssh-config")
+	if err != nil {
+		return nil, err
+	}
+	sc, err := ParseSSHConfig(bytes.NewReader(out))
+	if err != nil {
+		return nil, err
+	}
+	cfg := sshrun.Config{
+		Host: sc.HostName, Port: sc.Port, User: sc.User, IdentityFiles: sc.IdentityFiles, SSHConfig: "/dev/null",
+		// Vagrant turns host-key checking off; protolab pins the VM's key in
+		// the lab's state directory on first contact and refuses a change.
+		KnownHosts:       []string{filepath.Join(p.env.Config.StateDir, "vagrant", p.env.Config.Name+"-known_hosts")},
+		AcceptNewHostKey: true,
+	}
+	sp, err := ssh.New(cfg)(p.env)
+	if err != nil {
+		return nil, err
+	}
+	return sp.(*ssh.Provider), nil
 }
 
 // dotfile is Vagrant's state folder for the Vagrantfile.
@@ -289,8 +402,11 @@ func (p *Provider) OpenCapture(ctx context.Context, ports wire.PortMap) (capture
 	return co.OpenCapture(ctx, ports)
 }
 
-// Teardown implements lab.Provider: the lab's containers go, then the VM
-// (vagrant destroy -f).
+// Teardown implements lab.Provider: the containers this run created go,
+// then the VM (vagrant destroy -f, or halt) — unless the VM was running
+// before this run's `vagrant up` (another run brought it up, and may run
+// a lab in it): then it is left running. A run that never came up leaves
+// everything.
 func (p *Provider) Teardown(ctx context.Context) error {
 	var errs []error
 	if p.ssh != nil {
@@ -301,15 +417,61 @@ func (p *Provider) Teardown(ctx context.Context) error {
 		p.ssh = nil
 		p.mu.Unlock()
 	}
+	if !p.upRan {
+		return errors.Join(errs...) // this run did not get as far as vagrant up
+	}
+	p.upRan = false
+	if p.wasRunning {
+		p.env.Log("info", "vagrant", fmt.Sprintf("the VM was running before this lab came up: left running (vagrant destroy -f in %s removes it)", p.o.Dir))
+		return errors.Join(errs...)
+	}
+	return errors.Join(append(errs, p.downVM(ctx))...)
+}
+
+// downVM destroys the VM (or halts it, with KeepVM).
+func (p *Provider) downVM(ctx context.Context) error {
 	args := []string{"destroy", "-f"}
 	if p.o.KeepVM {
 		args = []string{"halt"}
 	}
 	p.env.Progress("teardown", "vagrant "+strings.Join(args, " "), 0, 1)
-	if _, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...); err != nil {
-		errs = append(errs, err)
+	_, err := p.vagrant(ctx, func(l string) { p.env.Log("info", "vagrant", l) }, args...)
+	return err
+}
+
+// RemoveLab implements lab.LabRemover (--teardown): the lab's containers
+// in the VM, whichever run made them, when it runs; then the VM (vagrant
+// destroy -f, or halt with KeepVM).
+func (p *Provider) RemoveLab(ctx context.Context) error {
+	vm, err := p.State(ctx)
+	if err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	var errs []error
+	if vm.State == "running" {
+		sp, err := p.sshProvider(ctx)
+		if err == nil {
+			err = sp.RemoveLab(ctx)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("removing the lab's containers in the VM: %w", err))
+		}
+	}
+	return errors.Join(append(errs, p.downVM(ctx))...)
+}
+
+// FindLab implements lab.LabFinder: the lab of this name in the VM, when
+// the VM runs (nil otherwise).
+func (p *Provider) FindLab(ctx context.Context) (*lab.RunningLab, error) {
+	vm, err := p.State(ctx)
+	if err != nil || vm.State != "running" {
+		return nil, err
+	}
+	sp, err := p.sshProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sp.FindLab(ctx)
 }
 
 // State reads the VM's state (vagrant status --machine-readable).

@@ -2,6 +2,7 @@ package vagrant_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -141,6 +142,27 @@ func TestVagrantLabEndToEnd(t *testing.T) {
 	if rep := l.Report(); !rep.OK {
 		t.Fatalf("report %+v", rep)
 	}
+	// A second lab of the name while the VM runs: refused (the lab in the
+	// VM is another run's), and its teardown leaves the VM running and the
+	// first lab's containers whole.
+	second, err := lab.New(lab.Config{Name: "t-vagrant", Provider: "vagrant", StateDir: l.Config().StateDir,
+		Apps: lab.OnFreePorts(lab.SeedApps()), Capture: lab.CaptureConfig{Mode: "off"}}, vagrant.New(vagrant.Options{Dir: dir, Provider: "docker"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var el *lab.EarlierLabError
+	if err := second.Up(ctx).Wait(ctx); !errors.As(err, &el) || el.Containers != 4 {
+		t.Fatalf("a second lab of the name in the running VM: %v, want the refusal", err)
+	}
+	if err := second.Teardown(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", name).Output(); err != nil || strings.TrimSpace(string(out)) != "true" {
+		t.Fatalf("the refused lab's teardown stopped the VM another run brought up: %q %v", out, err)
+	}
+	if out, _ := exec.Command("docker", "ps", "-q", "--filter", "label=protolab.lab=t-vagrant").Output(); len(strings.Fields(string(out))) != 4 {
+		t.Fatalf("the refused lab's teardown removed the first lab's containers: %q", out)
+	}
 	// The VM's host key was pinned in the state directory.
 	pinned, _ := os.ReadFile(filepath.Join(l.Config().StateDir, "vagrant", "t-vagrant-known_hosts"))
 	if !strings.HasPrefix(string(pinned), "[127.0.0.1]:") || len(strings.Fields(string(pinned))) != 3 {
@@ -171,5 +193,68 @@ func TestVagrantLabEndToEnd(t *testing.T) {
 	}
 	if out, _ := exec.Command("docker", "ps", "-a", "-q", "--filter", "label=protolab.lab=t-vagrant").Output(); len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("lab containers left")
+	}
+}
+
+// TestEmbeddedVagrantfile: run from a folder with no Vagrantfile (as an
+// installed binary is), the provider writes protolab's own — the
+// repository's, with the provision scripts it runs — into the lab's state
+// directory, which `vagrant validate` accepts, and runs vagrant there:
+// `vagrant status` from that folder names the machine, where vagrant alone
+// says "A Vagrant environment or target machine is required". A folder
+// with a Vagrantfile is used as it is.
+func TestEmbeddedVagrantfile(t *testing.T) {
+	bin := testenv.NeedCommand(t, "vagrant")
+	repo, _ := filepath.Abs("../../..")
+	box, _ := filepath.Abs("testdata/box")
+	t.Chdir(t.TempDir())
+	// Vagrant's docker provider is one Vagrant can use on this machine
+	// (VirtualBox is not), for status.
+	t.Setenv("VAGRANT_DEFAULT_PROVIDER", "docker")
+	if out, err := exec.Command(bin, "status").CombinedOutput(); err == nil || !strings.Contains(string(out), "A Vagrant environment or target machine is required") {
+		t.Fatalf("vagrant status in a folder with no Vagrantfile: %v\n%s", err, out)
+	}
+	state := t.TempDir()
+	l, err := lab.New(lab.Config{Name: "t-embedded", Provider: "vagrant", StateDir: state}, vagrant.New(vagrant.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(state, "vagrant", "t-embedded")
+	want, _ := os.ReadFile(filepath.Join(repo, "Vagrantfile"))
+	if got, err := os.ReadFile(filepath.Join(dir, "Vagrantfile")); err != nil || string(got) != string(want) || len(want) == 0 {
+		t.Fatalf("the Vagrantfile written to %s is not the repository's: %v", dir, err)
+	}
+	scripts, _ := filepath.Glob(filepath.Join(repo, "provision", "*.sh"))
+	for _, s := range scripts {
+		want, _ := os.ReadFile(s)
+		if got, err := os.ReadFile(filepath.Join(dir, "provision", filepath.Base(s))); err != nil || string(got) != string(want) {
+			t.Errorf("provision/%s is not beside it: %v", filepath.Base(s), err)
+		}
+	}
+	if got := vagrant.Dir(".", state, "t-embedded"); got != dir {
+		t.Errorf("Dir = %s, want %s", got, dir)
+	}
+	validate := exec.Command(bin, "validate", "--ignore-provider")
+	validate.Dir = dir
+	if out, err := validate.CombinedOutput(); err != nil || !strings.Contains(string(out), "validated successfully") {
+		t.Errorf("vagrant validate of the written Vagrantfile: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ms, err := l.Provider().(*vagrant.Provider).State(ctx)
+	if err != nil || ms.Name != "default" || ms.State != "not_created" {
+		t.Errorf("the provider's vagrant status from another folder: %+v %v", ms, err)
+	}
+
+	// A folder with a Vagrantfile is used as it is: nothing written.
+	state2 := t.TempDir()
+	if _, err := lab.New(lab.Config{Name: "t-box", Provider: "vagrant", StateDir: state2}, vagrant.New(vagrant.Options{Dir: box})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(state2, "vagrant", "t-box")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a Vagrantfile was written although %s has one: %v", box, err)
+	}
+	if got := vagrant.Dir(box, state2, "t-box"); got != box {
+		t.Errorf("Dir = %s, want %s", got, box)
 	}
 }
