@@ -484,16 +484,20 @@ func WriteTable(w io.Writer, r lab.Report) {
 	if r.Capture.Sync != "" {
 		sync = "; synced " + r.Capture.Sync
 	}
-	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped%s)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops(), sync)
+	drops := fmt.Sprintf("%d dropped", r.Capture.Drops())
+	if r.Capture.Drops() > 0 {
+		drops += fmt.Sprintf(" (%d by the kernel, which names no app; %d by protolab's queue)", r.Capture.KernelDrops, r.Capture.QueueDrops)
+	}
+	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %s%s)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, drops, sync)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\t")
+	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tdecrypted\terrors\tgaps\tdropped\t")
 	for _, res := range rows {
 		if res.Wire == nil {
 			continue
 		}
 		s := res.Wire
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", res.App, res.Protocol, s.Packets, s.Bytes, s.Messages,
-			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, s.Decrypted, s.Errors)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t\n", res.App, res.Protocol, s.Packets, s.Bytes, s.Messages,
+			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, s.Decrypted, s.Errors, s.Gaps, s.Dropped)
 	}
 	tw.Flush()
 }
