@@ -213,7 +213,7 @@ func (c *Capture) readAndDecode() {
 	if zc, ok := c.src.(zeroCopier); ok {
 		read = zc.ZeroCopyReadPacketData
 	}
-	for !c.stopping.Load() {
+	for n := 0; !c.stopping.Load(); n++ {
 		data, ci, err := read()
 		if err != nil {
 			if !c.stopping.Load() && !errors.Is(err, io.EOF) {
@@ -221,9 +221,14 @@ func (c *Capture) readAndDecode() {
 			}
 			break
 		}
+		if n%batchMax == 0 { // a file is never waited for: batches of batchMax
+			c.dec.EndBatch()
+			c.dec.BeginBatch()
+		}
 		c.packets.Add(1)
 		c.packet(data, ci)
 	}
+	c.dec.EndBatch()
 	c.dec.Flush(time.Now())
 	c.flushSpool()
 }

@@ -228,7 +228,7 @@ func (s *Store) slot(i int, aside bool) (*Record, *Counters) {
 	// A packet record's preview buffer belongs to the ring and is reused; a
 	// message's belongs to the message (its lazy text may still read it).
 	var data []byte
-	if r.Kind == KindPacket && r.lazy == nil {
+	if r.Kind == KindPacket && !r.isLazy() {
 		data = r.Data[:0]
 	}
 	*r = Record{Data: data, Seq: a.ring.added, App: a.ref.Name, Protocol: a.ref.Protocol}
