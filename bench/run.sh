@@ -4,7 +4,8 @@
 #   bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|ui|idle|terminal|docker|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
 # honesty:    the report's probe figures (probe worker) and an in-process probe vs an independent external client
-# syncwait:   a headless run with live capture vs without (root): wall time, the capture sync's share
+# syncwait:   a headless run with live capture vs without (root): wall time, how the sync ended;
+#             "syncwait RUNS docker" on the Docker provider
 # decode:     1 M generated packets through protolab --read vs tshark
 # memory:     10 M packets replayed with the default ring sizes: peak RSS
 # flood:      a ws message flood on lo with live capture: drops and decode lag (root)
@@ -45,16 +46,22 @@ honesty() {
   "$tmp/honesty" -extclient "$tmp/extclient" -rounds "$runs" -n 2000 -warmup 200
 }
 
-# syncwait: a headless run on the embedded lab with live capture vs without
-# (root): median wall time over $runs interleaved runs each, and the ratio.
+# syncwait: a headless run with live capture vs without (root), on the
+# embedded lab, or on Docker with "syncwait docker" (bench/run.sh syncwait
+# 9 docker): median wall time over $runs interleaved runs each, the ratio,
+# and how the capture's sync ended. The apps take free ports; the Docker
+# lab has a name of its own.
 syncwait() {
   build
   [ "$(id -u)" = 0 ] || { echo "syncwait: needs root for live capture"; return; }
+  local provider=${3:-local}
+  local args=(--headless --state-dir "$tmp/state" --http-port 0 --https-port 0 --ws-port 0 --wss-port 0)
+  [ "$provider" = docker ] && args+=(--provider docker --name "syncwait-$$")
   local on=() off=() t0 t1 i
   for i in $(seq "$runs"); do
     for m in off on; do
       t0=$(date +%s%N)
-      "$tmp/protolab-tui" --headless --capture "$m" --state-dir "$tmp/state" >"$tmp/sync-$m.txt" 2>&1
+      "$tmp/protolab-tui" "${args[@]}" --capture "$m" >"$tmp/sync-$m.txt" 2>&1 || { cat "$tmp/sync-$m.txt"; return 1; }
       t1=$(date +%s%N)
       if [ "$m" = on ]; then on+=($((t1 - t0))); else off+=($((t1 - t0))); fi
     done
@@ -63,8 +70,8 @@ syncwait() {
   mon=$(printf '%s\n' "${on[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   moff=$(printf '%s\n' "${off[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   grep -o 'synced [a-z]* ([^)]*)' "$tmp/sync-on.txt" || true
-  printf 'headless run, embedded lab: capture on %s ms vs off %s ms: ratio %s (target ≤ 2)\n' \
-    "$(ms "$mon")" "$(ms "$moff")" "$(ratio "$mon" "$moff")"
+  printf 'headless run, %s provider: capture on %s ms vs off %s ms: ratio %s (target ≤ 2; load average %s)\n' \
+    "$provider" "$(ms "$mon")" "$(ms "$moff")" "$(ratio "$mon" "$moff")" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 build() {
@@ -167,7 +174,7 @@ docker() {
 case $what in
   foundation) foundation ;;
   honesty) honesty ;;
-  syncwait) syncwait ;;
+  syncwait) syncwait "$@" ;;
   decode) decode ;;
   memory) memory ;;
   flood) flood ;;

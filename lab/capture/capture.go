@@ -586,21 +586,37 @@ type Conn struct {
 
 // SyncConns waits until the decoder has taken in exactly what crossed conns
 // — every byte each way, in order, and both ends closed — so nothing they
-// carried is still on its way to the records; no timer guesses at it. Use
-// it when the capture sees conns with the addresses their client saw
-// (the lab's own host); bounded by ctx, whose error names what is missing.
-func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
+// carried is still on its way to the records; no timer guesses at it.
+// Where the capture does not see conns as their client did (an address
+// translated, a tunnel, a remote host's capture) or a packet of theirs was
+// lost, they never complete: when the capture has then been quiet for
+// quiet (nothing queued, no packet decoded), it ends as Sync does, and
+// Stats.Sync says so. quiet 0 waits for the exact bytes only. Bounded by
+// ctx, whose error names what is missing.
+func (c *Capture) SyncConns(ctx context.Context, conns []Conn, quiet time.Duration) error {
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
+	start := time.Now().UnixNano()
 	for {
-		missing := ""
+		missing, unseen := "", 0
 		for _, cn := range conns {
 			sent, recv, ended, ok := c.dec.Taken(cn.Client, cn.Server)
-			if !ok || sent < cn.Sent || recv < cn.Recv || !ended {
+			if !ok {
+				unseen++
+			}
+			if (!ok || sent < cn.Sent || recv < cn.Recv || !ended) && missing == "" {
 				missing = fmt.Sprintf("%s→%s: %d of %d bytes sent, %d of %d received, ended %v (seen %v)",
 					cn.Client, cn.Server, sent, cn.Sent, recv, cn.Recv, ended, ok)
-				break
 			}
+		}
+		how := fmt.Sprintf("exact (%d connections)", len(conns))
+		if missing != "" && quiet > 0 && c.pending.Load() == 0 &&
+			time.Since(time.Unix(0, max(start, c.lastPacket.Load()))) >= quiet {
+			how = fmt.Sprintf("quiet (%v without a packet; %d of the %d probe connections not seen as their client made them)", quiet, unseen, len(conns))
+			if unseen == 0 {
+				how = fmt.Sprintf("quiet (%v without a packet; a probe connection incomplete: %s)", quiet, missing)
+			}
+			missing = ""
 		}
 		if missing == "" {
 			// Their bytes are in; records of theirs may wait for TLS keys
@@ -610,7 +626,7 @@ func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
 				return err
 			}
 			c.mu.Lock()
-			c.sync = fmt.Sprintf("exact (%d connections)", len(conns))
+			c.sync = how
 			c.mu.Unlock()
 			return nil
 		}
