@@ -16,6 +16,7 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/probe"
 )
 
 // Options tunes Run.
@@ -381,6 +382,21 @@ func writeClients(w io.Writer, rows []lab.AppReport) {
 	}
 }
 
+// writeModes says which apps were probed open-loop (msgs/s is then the
+// rate the echoes came back at, offered the rate the messages went out
+// at, and latency is under that load), and why an app asked to was not.
+func writeModes(w io.Writer, rows []lab.AppReport) {
+	for _, res := range rows {
+		switch {
+		case !res.OK:
+		case res.Mode == probe.ModeOpen:
+			fmt.Fprintf(w, "open-loop: %s: %.0f msgs/s offered, %.0f came back; latency under that load\n", res.App, res.OfferedPerS, res.MsgsPerS)
+		case res.ModeNote != "":
+			fmt.Fprintf(w, "open-loop: %s: %s\n", res.App, res.ModeNote)
+		}
+	}
+}
+
 // writeHops prints, for each intermediary, what each hop on its path adds.
 func writeHops(w io.Writer, rows []lab.AppReport) {
 	for _, res := range rows {
@@ -473,6 +489,7 @@ func WriteTable(w io.Writer, r lab.Report) {
 	}
 	tw.Flush()
 	writeClients(w, rows)
+	writeModes(w, rows)
 	writeHops(w, rows)
 	for _, name := range r.Failed() {
 		fmt.Fprintf(w, "%s: %s\n", name, r.Apps[name].Error)
