@@ -111,8 +111,10 @@ func run(ext string, rounds, n, warmup int) error {
 		}
 	}
 	fmt.Printf("%d interleaved rounds, %d measured round trips after %d warm-up each; medians; ratio = figure / external client's\n", rounds, n, warmup)
+	fmt.Printf("(paired: the median, and the range between the 2nd-lowest and 2nd-highest, of each round's figure / the external client's in that round)\n")
 	for _, name := range names {
-		ref := median(got[name]["external client"])
+		ext := got[name]["external client"]
+		ref := median(ext)
 		fmt.Printf("%-5s external client: p50 %.1f µs, p99 %.1f µs, %.0f msgs/s\n", name, ref.p50, ref.p99, ref.rate)
 		ways := make([]string, 0, len(got[name]))
 		for way := range got[name] {
@@ -125,6 +127,19 @@ func run(ext string, rounds, n, warmup int) error {
 			m := median(got[name][way])
 			fmt.Printf("      %-28s p50 %.1f µs (%.2f), p99 %.1f µs (%.2f), %.0f msgs/s (%.2f)\n", way+":",
 				m.p50, m.p50/ref.p50, m.p99, m.p99/ref.p99, m.rate, m.rate/ref.rate)
+			fs := got[name][way]
+			paired := func(get func(figures) float64) string {
+				r := make([]float64, len(fs))
+				for i := range fs {
+					r[i] = get(fs[i]) / get(ext[i])
+				}
+				slices.Sort(r)
+				k := min(1, len(r)/2)
+				return fmt.Sprintf("%.2f [%.2f–%.2f]", r[len(r)/2], r[k], r[len(r)-1-k])
+			}
+			fmt.Printf("      %-28s p50 %s, p99 %s, msgs/s %s\n", "  paired:",
+				paired(func(f figures) float64 { return f.p50 }), paired(func(f figures) float64 { return f.p99 }),
+				paired(func(f figures) float64 { return f.rate }))
 		}
 	}
 	return nil
