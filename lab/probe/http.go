@@ -47,6 +47,9 @@ func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
 	give := func(context.Context, string, string) (net.Conn, error) {
 		var out net.Conn
 		once.Do(func() { out = lend })
+		if out == nil && lent.dropped() {
+			out = lent // the transport gave up a connection that is still up: the same again
+		}
 		if out == nil {
 			return nil, fmt.Errorf("%w: the probe keeps one connection and will not open another", errClosedByPeer)
 		}

@@ -335,14 +335,30 @@ func (p *h2Pipeline) recv() (int, string, error) {
 
 func (p *h2Pipeline) abort() { p.once.Do(func() { close(p.stop) }) }
 
-// lentConn is the connection an httpSession lends its transport. For an
-// open-loop run over HTTP/1.1 the session takes it back (reclaim): the
-// transport would read the pipelined answers itself, from the read it
-// keeps waiting on an idle connection.
+// lentConn is the connection an httpSession lends its transport (HTTP/1.1).
+// The transport's Close does not close it: net/http drops a connection
+// whose request write it has not seen complete within 50 ms of the answer
+// (maxWriteWaitBeforeConnReuse) — a writer goroutine held up on a loaded
+// machine — and would dial again, which the probe, keeping one connection,
+// refuses; it gets this one back instead (dropped). The session closes the
+// connection itself. For an open-loop run the session takes it back
+// (reclaim): the transport would read the pipelined answers itself, from
+// the read it keeps waiting on an idle connection.
 type lentConn struct {
 	net.Conn
 	reclaimed atomic.Bool
 	reading   atomic.Int32
+	closed    atomic.Bool // by the transport
+}
+
+// dropped says whether the transport closed the connection, which it may
+// then have again: a read the dropped one still waits on ends first, so
+// one reader has it at a time.
+func (l *lentConn) dropped() bool {
+	if l == nil || l.reclaimed.Load() || !l.closed.Swap(false) {
+		return false
+	}
+	return l.quiesce() == nil
 }
 
 var errReclaimed = errors.New("the probe took its connection back for an open-loop run")
@@ -356,13 +372,10 @@ func (l *lentConn) Read(b []byte) (int, error) {
 	return l.Conn.Read(b)
 }
 
-// Close closes the connection, unless it was taken back (the session
-// closes it then).
+// Close is the transport's: it leaves the connection up (see lentConn).
 func (l *lentConn) Close() error {
-	if l.reclaimed.Load() {
-		return nil
-	}
-	return l.Conn.Close()
+	l.closed.Store(true)
+	return nil
 }
 
 // reclaim takes the connection back from the transport: its waiting read
@@ -374,16 +387,23 @@ func (l *lentConn) reclaim() (net.Conn, error) {
 		return nil, errors.New("the session has no connection of its own to pipeline on")
 	}
 	l.reclaimed.Store(true)
-	if err := l.Conn.SetReadDeadline(time.Now()); err != nil {
-		return nil, fmt.Errorf("taking the connection back: %w", err)
-	}
-	for wait := time.Now().Add(5 * time.Second); l.reading.Load() > 0; time.Sleep(100 * time.Microsecond) {
-		if time.Now().After(wait) {
-			return nil, errors.New("taking the connection back: the HTTP transport is still reading it")
-		}
-	}
-	if err := l.Conn.SetReadDeadline(time.Time{}); err != nil {
+	if err := l.quiesce(); err != nil {
 		return nil, fmt.Errorf("taking the connection back: %w", err)
 	}
 	return l.Conn, nil
+}
+
+// quiesce ends the read the transport waits on, if any (a read deadline
+// in the past: a timeout, which leaves a TLS connection usable), waits for
+// it to return, and lifts the deadline.
+func (l *lentConn) quiesce() error {
+	if err := l.Conn.SetReadDeadline(time.Now()); err != nil {
+		return err
+	}
+	for wait := time.Now().Add(5 * time.Second); l.reading.Load() > 0; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(wait) {
+			return errors.New("the HTTP transport is still reading it")
+		}
+	}
+	return l.Conn.SetReadDeadline(time.Time{})
 }

@@ -132,3 +132,30 @@ func TestCheckMode(t *testing.T) {
 		}
 	}
 }
+
+// When net/http gives up the probe's connection while it is still up (it
+// does when it has not seen the request's write complete within 50 ms of
+// the answer, on a loaded machine), it gets the same connection back, and
+// the session goes on on it.
+func TestHTTPSessionKeepsItsConnectionWhenTheTransportDropsIt(t *testing.T) {
+	for _, p := range []protocol.Protocol{protocol.HTTP, protocol.HTTPS} {
+		t.Run(string(p), func(t *testing.T) {
+			ctx := context.Background()
+			s, err := newHTTPSession(ctx, serve(t, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			local := s.c.raw.LocalAddr().String()
+			for i := range 3 {
+				s.client.CloseIdleConnections() // the transport lets the connection go
+				if got, err := s.echo(ctx, "again"); err != nil || got != "again" {
+					t.Fatalf("echo %d after the transport dropped the connection: %q, %v", i, got, err)
+				}
+			}
+			if s.c.raw.LocalAddr().String() != local {
+				t.Errorf("another connection")
+			}
+		})
+	}
+}
