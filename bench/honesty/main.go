@@ -4,7 +4,9 @@
 // probe as the report carries it (the probe worker, a separate process),
 // the same probe in the lab's own process (how reports were made before the
 // worker), and bench/extclient (plain net/http or gorilla, a separate
-// process) — and prints the medians with their ratios to the external client.
+// process) — and prints the medians with their ratios to the external client,
+// and each round's ratio to the external client's in the same round (paired).
+// Use a multiple of 6 rounds: each round runs the three in another order.
 //
 //	go run ./bench/honesty -extclient /path/to/extclient -rounds 5 -n 2000
 package main
@@ -101,8 +103,14 @@ func run(ext string, rounds, n, warmup int) error {
 					return "external client", figures{v["p50_us"], v["p99_us"], v["msgs_per_s"]}, nil
 				},
 			}
-			for i := range ways { // rotate the order each round
-				way, f, err := ways[(i+round)%len(ways)]()
+			// Each round its own order, every one of the six in turn: a
+			// rotation keeps the cycle (the external client always ran
+			// right after the in-process probe, whose load had just grown
+			// the apps' heap and spared them collections), so an order
+			// effect is spread over every way alike only when each way
+			// follows each other as often.
+			for _, i := range orders[round%len(orders)] {
+				way, f, err := ways[i]()
 				if err != nil {
 					return err
 				}
@@ -144,6 +152,9 @@ func run(ext string, rounds, n, warmup int) error {
 	}
 	return nil
 }
+
+// orders are every order of the three ways.
+var orders = [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
 
 func median(fs []figures) figures {
 	pick := func(get func(figures) float64) float64 {
