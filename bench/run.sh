@@ -3,7 +3,8 @@
 # from the same run, as a ratio. Usage:
 #   bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|flood8|uiflood|ui|idle|terminal|docker|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
-# honesty:    the report's probe figures (probe worker) and an in-process probe vs an independent external client
+# honesty:    the report's probe figures (probe worker), the worker in a small binary and an in-process probe
+#             vs an independent external client (runs: rounds, a multiple of 24)
 # syncwait:   a headless run with live capture vs without (root): wall time, how the sync ended;
 #             "syncwait RUNS docker" on the Docker provider
 # decode:     1 M generated packets through protolab --read vs tshark
@@ -42,10 +43,15 @@ foundation() {
     "$(awk -v n="$probe" 'BEGIN{printf "%.1f", n/1e3}')" "$(awk -v n="$gor" 'BEGIN{printf "%.1f", n/1e3}')" "$(ratio "$probe" "$gor")"
 }
 
+# honesty: use a multiple of 24 rounds (each round runs the four ways in
+# another of their 24 orders).
 honesty() {
   go build -o "$tmp/extclient" ./bench/extclient
+  go build -o "$tmp/smallworker" ./bench/smallworker
   go build -o "$tmp/honesty" ./bench/honesty
-  "$tmp/honesty" -extclient "$tmp/extclient" -rounds "$runs" -n 2000 -warmup 200
+  echo "load average before: $(load)"
+  "$tmp/honesty" -extclient "$tmp/extclient" -smallworker "$tmp/smallworker" -rounds "$runs" -n 2000 -warmup 200
+  echo "load average after: $(load)"
 }
 
 # syncwait: a headless run with live capture vs without (root), on the

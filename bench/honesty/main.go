@@ -6,7 +6,9 @@
 // worker), and bench/extclient (plain net/http or gorilla, a separate
 // process) — and prints the medians with their ratios to the external client,
 // and each round's ratio to the external client's in the same round (paired).
-// Use a multiple of 6 rounds: each round runs the three in another order.
+// Use a multiple of 6 rounds (24 with -smallworker): each round runs the
+// ways in another order. -smallworker adds a fourth way: the probe worker
+// in a binary that links only lab/probe (bench/smallworker).
 //
 //	go run ./bench/honesty -extclient /path/to/extclient -rounds 5 -n 2000
 package main
@@ -32,17 +34,18 @@ type figures struct{ p50, p99, rate float64 } // µs, µs, msgs/s
 func main() {
 	probe.ServeWorker()
 	ext := flag.String("extclient", "", "the independent client binary (go build ./bench/extclient)")
+	small := flag.String("smallworker", "", "also measure with the probe worker in a binary of its own (go build ./bench/smallworker)")
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	n := flag.Int("n", 2000, "measured round trips per measurement")
 	warmup := flag.Int("warmup", 200, "unmeasured round trips first")
 	flag.Parse()
-	if err := run(*ext, *rounds, *n, *warmup); err != nil {
+	if err := run(*ext, *small, *rounds, *n, *warmup); err != nil {
 		fmt.Fprintln(os.Stderr, "honesty:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ext string, rounds, n, warmup int) error {
+func run(ext, small string, rounds, n, warmup int) error {
 	if ext == "" {
 		return fmt.Errorf("-extclient is required")
 	}
@@ -103,12 +106,18 @@ func run(ext string, rounds, n, warmup int) error {
 					return "external client", figures{v["p50_us"], v["p99_us"], v["msgs_per_s"]}, nil
 				},
 			}
-			// Each round its own order, every one of the six in turn: a
-			// rotation keeps the cycle (the external client always ran
-			// right after the in-process probe, whose load had just grown
-			// the apps' heap and spared them collections), so an order
-			// effect is spread over every way alike only when each way
-			// follows each other as often.
+			if small != "" {
+				ways = append(ways, func() (string, figures, error) {
+					r, err := probe.Worker{Path: small}.Run(ctx, t, opts)
+					return "small worker", figures{r.RTTP50Ms * 1e3, r.RTTP99Ms * 1e3, r.MsgsPerS}, err
+				})
+			}
+			// Each round its own order, every one in turn: a rotation
+			// keeps the cycle (the external client always ran right after
+			// the in-process probe), so an order effect is spread over
+			// every way alike only when each way follows each other as
+			// often.
+			orders := permutations(len(ways))
 			for _, i := range orders[round%len(orders)] {
 				way, f, err := ways[i]()
 				if err != nil {
@@ -153,8 +162,20 @@ func run(ext string, rounds, n, warmup int) error {
 	return nil
 }
 
-// orders are every order of the three ways.
-var orders = [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+// permutations lists every order of 0…n-1.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{{}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for at := range n {
+			q := append(append(append([]int{}, p[:at]...), n-1), p[at:]...)
+			out = append(out, q)
+		}
+	}
+	return out
+}
 
 func median(fs []figures) figures {
 	pick := func(get func(figures) float64) float64 {
