@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs protolab's benchmarks and prints each figure beside its reference
 # from the same run, as a ratio. Usage:
-#   bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|ui|idle|terminal|docker|all] [runs]
+#   bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|flood8|uiflood|ui|idle|terminal|docker|all] [runs]
 # foundation: start → four protocols verified, and the ws probe vs plain gorilla
-# honesty:    the report's probe figures (probe worker) and an in-process probe vs an independent external client
-# syncwait:   a headless run with live capture vs without (root): wall time, the capture sync's share
+# honesty:    the report's probe figures (probe worker), the worker in a small binary and an in-process probe
+#             vs an independent external client (runs: rounds, a multiple of 24)
+# syncwait:   a headless run with live capture vs without (root): wall time, how the sync ended;
+#             "syncwait RUNS docker" on the Docker provider
 # decode:     1 M generated packets through protolab --read vs tshark
 # memory:     10 M packets replayed with the default ring sizes: peak RSS
-# flood:      a ws message flood on lo with live capture: drops and decode lag (root)
+# flood:      a ws message flood on lo with live capture vs without: rates, drops and decode lag (root)
+# flood8:     8 ws connections flooding at once, with live capture vs without (root)
+# uiflood:    the explorer's p99 frame under a decoder's flood vs the same frames without
 # ui:         the explorer's frame with 1 k vs 1 M records buffered; p99 frame under a flood
 # idle:       CPU of the explorer idling on an up lab (tmux, 10 s) vs the same lab kept headless
 # terminal:   --help and a headless run under a pty that never answers vs TERM=dumb
@@ -39,22 +43,33 @@ foundation() {
     "$(awk -v n="$probe" 'BEGIN{printf "%.1f", n/1e3}')" "$(awk -v n="$gor" 'BEGIN{printf "%.1f", n/1e3}')" "$(ratio "$probe" "$gor")"
 }
 
+# honesty: use a multiple of 24 rounds (each round runs the four ways in
+# another of their 24 orders).
 honesty() {
   go build -o "$tmp/extclient" ./bench/extclient
+  go build -o "$tmp/smallworker" ./bench/smallworker
   go build -o "$tmp/honesty" ./bench/honesty
-  "$tmp/honesty" -extclient "$tmp/extclient" -rounds "$runs" -n 2000 -warmup 200
+  echo "load average before: $(load)"
+  "$tmp/honesty" -extclient "$tmp/extclient" -smallworker "$tmp/smallworker" -rounds "$runs" -n 2000 -warmup 200
+  echo "load average after: $(load)"
 }
 
-# syncwait: a headless run on the embedded lab with live capture vs without
-# (root): median wall time over $runs interleaved runs each, and the ratio.
+# syncwait: a headless run with live capture vs without (root), on the
+# embedded lab, or on Docker with "syncwait docker" (bench/run.sh syncwait
+# 9 docker): median wall time over $runs interleaved runs each, the ratio,
+# and how the capture's sync ended. The apps take free ports; the Docker
+# lab has a name of its own.
 syncwait() {
   build
   [ "$(id -u)" = 0 ] || { echo "syncwait: needs root for live capture"; return; }
+  local provider=${3:-local}
+  local args=(--headless --state-dir "$tmp/state" --http-port 0 --https-port 0 --ws-port 0 --wss-port 0)
+  [ "$provider" = docker ] && args+=(--provider docker --name "syncwait-$$")
   local on=() off=() t0 t1 i
   for i in $(seq "$runs"); do
     for m in off on; do
       t0=$(date +%s%N)
-      "$tmp/protolab-tui" --headless --capture "$m" --state-dir "$tmp/state" >"$tmp/sync-$m.txt" 2>&1
+      "$tmp/protolab-tui" "${args[@]}" --capture "$m" >"$tmp/sync-$m.txt" 2>&1 || { cat "$tmp/sync-$m.txt"; return 1; }
       t1=$(date +%s%N)
       if [ "$m" = on ]; then on+=($((t1 - t0))); else off+=($((t1 - t0))); fi
     done
@@ -63,28 +78,39 @@ syncwait() {
   mon=$(printf '%s\n' "${on[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   moff=$(printf '%s\n' "${off[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   grep -o 'synced [a-z]* ([^)]*)' "$tmp/sync-on.txt" || true
-  printf 'headless run, embedded lab: capture on %s ms vs off %s ms: ratio %s (target ≤ 2)\n' \
-    "$(ms "$mon")" "$(ms "$moff")" "$(ratio "$mon" "$moff")"
+  printf 'headless run, %s provider: capture on %s ms vs off %s ms: ratio %s (target ≤ 2; load average %s)\n' \
+    "$provider" "$(ms "$mon")" "$(ms "$moff")" "$(ratio "$mon" "$moff")" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 build() {
-  [ -x "$tmp/protolab-tui" ] || go build -o "$tmp/protolab-tui" ./cmd/protolab-tui
+  # static, as a release: the docker provider makes its app image from it
+  [ -x "$tmp/protolab-tui" ] || CGO_ENABLED=0 go build -o "$tmp/protolab-tui" ./cmd/protolab-tui
 }
 
+# decode: 1 M generated packets through protolab --read and through tshark
+# without and with decode-as (the lab's ports as http, tls, http, tls:
+# without it tshark takes the wss port for GSM IPA), interleaved $runs
+# times; medians. tshark decrypts https and wss with the file's embedded
+# secrets, as protolab does.
 decode() {
   build
   command -v tshark >/dev/null || { echo "decode: tshark is not installed (apt-get install tshark)"; return; }
   go run ./bench/pcapgen -packets 1000000 -o "$tmp/1m.pcapng"
-  local t0 t1 t2 ours theirs
-  t0=$(date +%s.%N)
-  "$tmp/protolab-tui" --read "$tmp/1m.pcapng" >"$tmp/decode.txt"
-  t1=$(date +%s.%N)
-  tshark -r "$tmp/1m.pcapng" -T fields -e frame.number >/dev/null 2>&1
-  t2=$(date +%s.%N)
-  ours=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}'); theirs=$(awk -v a="$t1" -v b="$t2" 'BEGIN{print b-a}')
+  local as=(-d tcp.port==3000,http -d tcp.port==3001,tls -d tcp.port==3002,http -d tcp.port==3003,tls)
+  local ours=() plain=() with=() t0 t1 i
+  echo "load average before: $(load)"
+  for i in $(seq "$runs"); do
+    t0=$(date +%s%N); "$tmp/protolab-tui" --read "$tmp/1m.pcapng" >"$tmp/decode.txt"; t1=$(date +%s%N); ours+=($((t1 - t0)))
+    t0=$(date +%s%N); tshark -r "$tmp/1m.pcapng" -T fields -e frame.number >/dev/null 2>&1; t1=$(date +%s%N); plain+=($((t1 - t0)))
+    t0=$(date +%s%N); tshark -r "$tmp/1m.pcapng" "${as[@]}" -T fields -e frame.number >/dev/null 2>&1; t1=$(date +%s%N); with+=($((t1 - t0)))
+  done
+  med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  local o p w
+  o=$(med "${ours[@]}"); p=$(med "${plain[@]}"); w=$(med "${with[@]}")
   head -1 "$tmp/decode.txt"
-  printf 'decode 1 M packets: protolab %.2f s (%.0f packets/s), tshark -T fields -e frame.number %.2f s (%.0f packets/s): protolab is %s× faster (target ≥ 20×)\n' \
-    "$ours" "$(awk -v t="$ours" 'BEGIN{print 1e6/t}')" "$theirs" "$(awk -v t="$theirs" 'BEGIN{print 1e6/t}')" "$(ratio "$theirs" "$ours")"
+  printf 'decode 1 M packets: protolab %.2f s (%.0f packets/s); tshark -T fields -e frame.number %.2f s: protolab %s× faster; tshark with decode-as %.2f s: %s× faster (target ≥ 20×; medians of %s; load average after: %s)\n' \
+    "$(awk -v n="$o" 'BEGIN{print n/1e9}')" "$(awk -v n="$o" 'BEGIN{print 1e6/(n/1e9)}')" "$(awk -v n="$p" 'BEGIN{print n/1e9}')" "$(ratio "$p" "$o")" \
+    "$(awk -v n="$w" 'BEGIN{print n/1e9}')" "$(ratio "$w" "$o")" "$runs" "$(load)"
 }
 
 memory() {
@@ -98,10 +124,50 @@ memory() {
     "$(awk '/Maximum resident/ {printf "%.0f", $6/1024}' "$tmp/mem.err")"
 }
 
+# unitmedian FILE BENCH UNIT: the median, over the runs, of a metric a
+# benchmark reported in UNIT.
+unitmedian() {
+  grep -E "^Benchmark$2-[0-9]+ " "$1" | awk -v u="$3" '{for (i = 3; i <= NF; i++) if ($i == u) print $(i-1)}' |
+    sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
 flood() {
   if [ "$(id -u)" -ne 0 ]; then echo "flood: live capture needs root"; return; fi
-  go test -run '^$' -bench 'BenchmarkLiveFlood' -benchtime 3x -count "$runs" ./lab/capture/ | grep Benchmark | tee "$tmp/flood"
-  awk '/captured/ {d+=$5; l+=$9; n++} END {printf "ws flood with live capture: %.0f drops per 20000-message flood, decode lag %.1f ms after the last echo\n", d/n, l/n}' "$tmp/flood"
+  local out=$tmp/flood
+  echo "load average before: $(load)"
+  go test -run '^$' -bench 'BenchmarkLiveFlood$' -benchtime 3x -count "$runs" ./lab/capture/ | grep Benchmark | tee "$out"
+  local c r
+  c=$(unitmedian "$out" LiveFlood/captured msgs/s); r=$(unitmedian "$out" LiveFlood/reference msgs/s)
+  printf 'ws flood on lo, 20000 messages: with live capture %.0f msgs/s, without %.0f msgs/s: ratio %s; %s drops, %s frames decoded of 40000, decode lag %s ms after the last echo (medians; load average after: %s)\n' \
+    "$c" "$r" "$(ratio "$c" "$r")" "$(unitmedian "$out" LiveFlood/captured drops/op)" "$(unitmedian "$out" LiveFlood/captured frames/op)" \
+    "$(unitmedian "$out" LiveFlood/captured lag-ms/op)" "$(load)"
+}
+
+# flood8: 8 ws connections flooding at once, with live capture and without,
+# alternately in each iteration (BenchmarkFlood8).
+flood8() {
+  if [ "$(id -u)" -ne 0 ]; then echo "flood8: live capture needs root"; return; fi
+  local out=$tmp/flood8
+  echo "load average before: $(load)"
+  go test -run '^$' -bench 'BenchmarkFlood8' -benchtime 2x -count "$runs" ./lab/capture/ | grep Benchmark | tee "$out"
+  printf '8-connection ws flood (8 × 20000 messages): with live capture %.0f msgs/s, without %.0f msgs/s; ratio %s; drops: %s kernel, %s queue; frames decoded / sent %s; gaps %s; decode lag %s ms (medians of %s runs; load average after: %s)\n' \
+    "$(unitmedian "$out" Flood8 cap-msgs/s)" "$(unitmedian "$out" Flood8 ref-msgs/s)" "$(unitmedian "$out" Flood8 cap/ref)" \
+    "$(unitmedian "$out" Flood8 kernel-drops/op)" "$(unitmedian "$out" Flood8 queue-drops/op)" \
+    "$(unitmedian "$out" Flood8 frames-decoded/sent)" "$(unitmedian "$out" Flood8 gaps/op)" "$(unitmedian "$out" Flood8 lag-ms/op)" "$runs" "$(load)"
+}
+
+# uiflood: the explorer's p99 frame while a decoder floods the store, beside
+# the same frames with the flood paused (alternating every 50 frames).
+uiflood() {
+  local out=$tmp/uiflood
+  echo "load average before: $(load)"
+  go test -run '^$' -bench 'BenchmarkFloodFrames' -benchtime 1000x -count "$runs" ./ui/ | grep Benchmark | tee "$out"
+  local f q
+  f=$(unitmedian "$out" FloodFrames p99-frame-ms); q=$(unitmedian "$out" FloodFrames ref-p99-frame-ms)
+  printf 'explorer under a flood of %.0f records/s: p99 frame %s ms, the same frames without the flood %s ms: ratio %s (target ≤ 16 ms; medians of %s runs; load average after: %s)\n' \
+    "$(unitmedian "$out" FloodFrames records/s)" "$f" "$q" "$(ratio "$f" "$q")" "$runs" "$(load)"
 }
 
 ui() {
@@ -155,26 +221,32 @@ terminal() {
   done
 }
 
+# docker: the test binary is built static (CGO_ENABLED=0), as a release
+# is, so the app image is made from it (the running executable), not from
+# a go build of the checkout.
 docker() {
   local out=$tmp/docker
-  go test -run '^$' -bench 'BenchmarkStartToVerified' -benchtime 3x -count "$runs" ./lab/providers/docker/ >"$out"
+  echo "load average before: $(load)"
+  CGO_ENABLED=0 go test -run '^$' -bench 'BenchmarkStartToVerified' -benchtime 3x -count "$runs" ./lab/providers/docker/ >"$out"
   local ours theirs
   ours=$(median "$out" 'StartToVerified/protolab'); theirs=$(median "$out" 'StartToVerified/compose')
-  printf 'docker: start → four protocols verified → down, images cached: protolab %s s, docker-compose up + checks + down %s s: ratio %s (target ≤ 1.2 and ≤ 10 s)\n' \
-    "$(awk -v n="$ours" 'BEGIN{printf "%.2f", n/1e9}')" "$(awk -v n="$theirs" 'BEGIN{printf "%.2f", n/1e9}')" "$(ratio "$ours" "$theirs")"
+  printf 'docker: start → four protocols verified → down, images cached: protolab %s s, docker-compose up + checks + down %s s: ratio %s (target ≤ 1.2 and ≤ 10 s; load average after: %s)\n' \
+    "$(awk -v n="$ours" 'BEGIN{printf "%.2f", n/1e9}')" "$(awk -v n="$theirs" 'BEGIN{printf "%.2f", n/1e9}')" "$(ratio "$ours" "$theirs")" "$(load)"
 }
 
 case $what in
   foundation) foundation ;;
   honesty) honesty ;;
-  syncwait) syncwait ;;
+  syncwait) syncwait "$@" ;;
   decode) decode ;;
   memory) memory ;;
   flood) flood ;;
+  flood8) flood8 ;;
+  uiflood) uiflood ;;
   ui) ui ;;
   idle) idle ;;
   terminal) terminal ;;
   docker) docker ;;
-  all) foundation; honesty; syncwait; decode; memory; flood; ui; idle; terminal; docker ;;
-  *) echo "usage: bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|ui|idle|terminal|docker|all] [runs]" >&2; exit 2 ;;
+  all) foundation; honesty; syncwait; decode; memory; flood; flood8; uiflood; ui; idle; terminal; docker ;;
+  *) echo "usage: bench/run.sh [foundation|honesty|syncwait|decode|memory|flood|flood8|uiflood|ui|idle|terminal|docker|all] [runs]" >&2; exit 2 ;;
 esac

@@ -360,12 +360,13 @@ func PruneOld(dir, suffix string, keep int, maxBytes int64) int {
 }
 
 // SyncCapture waits until the capture has decoded everything sent so far
-// (at once when capture is not on). When the capture sees the probes'
-// connections as the probes saw them (socket level, or this host's packets
-// with the apps in this process), it waits for exactly their bytes and
-// closes (capture.SyncConns); otherwise, or when that has not happened
-// within exactSyncLimit (a packet lost before the decoder), for a quiet
-// period.
+// (at once when capture is not on). Where the capture sees the probes'
+// connections as the probes made them (socket level; this host's packets,
+// the apps in this process or behind the engine's proxy on a published
+// port), it waits for exactly their bytes and closes (capture.SyncConns);
+// where it does not (a remote host's tcpdump, behind an SSH forward), for a
+// quiet period — as it also does when the exact bytes have not come within
+// exactSyncLimit (a packet lost before the decoder while traffic goes on).
 func (l *Lab) SyncCapture(ctx context.Context) error {
 	c := l.captureSession().running()
 	if c == nil {
@@ -375,21 +376,23 @@ func (l *Lab) SyncCapture(ctx context.Context) error {
 	conns := l.unsynced
 	l.unsynced = nil
 	l.mu.Unlock()
-	exact := c.Mode() == capture.ModeSocket || (c.Mode() == capture.ModeLive || c.Mode() == capture.ModeNamespace) && l.InProcess()
-	if exact && len(conns) > 0 {
+	if len(conns) > 0 {
 		ectx, cancel := context.WithTimeout(ctx, exactSyncLimit)
-		err := c.SyncConns(ectx, conns)
+		err := c.SyncConns(ectx, conns, quietSync)
 		cancel()
-		if err == nil {
-			return nil
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
-		// a packet of theirs lost before the decoder: the quiet rule below
 	}
-	return c.Sync(ctx, 150*time.Millisecond)
+	return c.Sync(ctx, quietSync)
 }
 
-// exactSyncLimit bounds the wait for the probes' exact bytes.
-const exactSyncLimit = 3 * time.Second
+// exactSyncLimit bounds the wait for the probes' exact bytes; quietSync is
+// the quiet that ends a sync where the capture cannot see them.
+const (
+	exactSyncLimit = 3 * time.Second
+	quietSync      = 150 * time.Millisecond
+)
 
 // noteProbed remembers a probe's connection made while capture ran, for
 // SyncCapture.

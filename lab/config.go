@@ -307,6 +307,9 @@ func (c Config) WithDefaults() (Config, error) {
 	if cl := c.Probe.Client; cl != "" && cl != probe.ClientWorker && cl != probe.ClientInProcess {
 		return c, configErr("probe.client", "client %q: want %q (a separate process, the default) or %q", cl, probe.ClientWorker, probe.ClientInProcess)
 	}
+	if field, problem := c.Probe.CheckMode(); field != "" {
+		return c, configErr("probe."+field, "%s", problem)
+	}
 	if c.Probe.Payload < 0 {
 		return c, configErr("probe.payload", "the probe's payload must be at least 1 byte")
 	}

@@ -56,6 +56,10 @@ func TestLabFileMistakesNameTheLine(t *testing.T) {
 			[]string{"lab.yaml:2:", "probe.client", `client "remote"`, `"worker"`, `"in-process"`}},
 		{"negative warm-up", "probe:\n  warmup: -1\n",
 			[]string{"lab.yaml:2:", "probe.warmup", "warm-up -1 is negative"}},
+		{"unknown probe mode", "probe:\n  mode: pipelined\n",
+			[]string{"lab.yaml:2:", "probe.mode", `mode "pipelined"`, `"closed"`, `"open"`}},
+		{"a rate closed-loop", "probe:\n  rate: 100\n",
+			[]string{"lab.yaml:2:", "probe.rate", "add mode: open"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.text)

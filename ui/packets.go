@@ -422,6 +422,9 @@ func (p *packetsPane) listView(l *appList, w int) string {
 	if c.Errors > 0 {
 		head += fmt.Sprintf("  err %d", c.Errors)
 	}
+	if c.Dropped > 0 {
+		head += fmt.Sprintf("  dropped %d", c.Dropped) // by capture's queue, before decoding
+	}
 	mode := "follow"
 	if !l.follow {
 		mode = fmt.Sprintf("paused %d/%d", min(l.start+l.cursor+1, l.total), l.total)

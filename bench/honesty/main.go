@@ -4,7 +4,11 @@
 // probe as the report carries it (the probe worker, a separate process),
 // the same probe in the lab's own process (how reports were made before the
 // worker), and bench/extclient (plain net/http or gorilla, a separate
-// process) — and prints the medians with their ratios to the external client.
+// process) — and prints the medians with their ratios to the external client,
+// and each round's ratio to the external client's in the same round (paired).
+// Use a multiple of 6 rounds (24 with -smallworker): each round runs the
+// ways in another order. -smallworker adds a fourth way: the probe worker
+// in a binary that links only lab/probe (bench/smallworker).
 //
 //	go run ./bench/honesty -extclient /path/to/extclient -rounds 5 -n 2000
 package main
@@ -30,17 +34,18 @@ type figures struct{ p50, p99, rate float64 } // µs, µs, msgs/s
 func main() {
 	probe.ServeWorker()
 	ext := flag.String("extclient", "", "the independent client binary (go build ./bench/extclient)")
+	small := flag.String("smallworker", "", "also measure with the probe worker in a binary of its own (go build ./bench/smallworker)")
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	n := flag.Int("n", 2000, "measured round trips per measurement")
 	warmup := flag.Int("warmup", 200, "unmeasured round trips first")
 	flag.Parse()
-	if err := run(*ext, *rounds, *n, *warmup); err != nil {
+	if err := run(*ext, *small, *rounds, *n, *warmup); err != nil {
 		fmt.Fprintln(os.Stderr, "honesty:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ext string, rounds, n, warmup int) error {
+func run(ext, small string, rounds, n, warmup int) error {
 	if ext == "" {
 		return fmt.Errorf("-extclient is required")
 	}
@@ -101,8 +106,20 @@ func run(ext string, rounds, n, warmup int) error {
 					return "external client", figures{v["p50_us"], v["p99_us"], v["msgs_per_s"]}, nil
 				},
 			}
-			for i := range ways { // rotate the order each round
-				way, f, err := ways[(i+round)%len(ways)]()
+			if small != "" {
+				ways = append(ways, func() (string, figures, error) {
+					r, err := probe.Worker{Path: small}.Run(ctx, t, opts)
+					return "small worker", figures{r.RTTP50Ms * 1e3, r.RTTP99Ms * 1e3, r.MsgsPerS}, err
+				})
+			}
+			// Each round its own order, every one in turn: a rotation
+			// keeps the cycle (the external client always ran right after
+			// the in-process probe), so an order effect is spread over
+			// every way alike only when each way follows each other as
+			// often.
+			orders := permutations(len(ways))
+			for _, i := range orders[round%len(orders)] {
+				way, f, err := ways[i]()
 				if err != nil {
 					return err
 				}
@@ -111,8 +128,10 @@ func run(ext string, rounds, n, warmup int) error {
 		}
 	}
 	fmt.Printf("%d interleaved rounds, %d measured round trips after %d warm-up each; medians; ratio = figure / external client's\n", rounds, n, warmup)
+	fmt.Printf("(paired: the median, and the range between the 2nd-lowest and 2nd-highest, of each round's figure / the external client's in that round)\n")
 	for _, name := range names {
-		ref := median(got[name]["external client"])
+		ext := got[name]["external client"]
+		ref := median(ext)
 		fmt.Printf("%-5s external client: p50 %.1f µs, p99 %.1f µs, %.0f msgs/s\n", name, ref.p50, ref.p99, ref.rate)
 		ways := make([]string, 0, len(got[name]))
 		for way := range got[name] {
@@ -125,9 +144,37 @@ func run(ext string, rounds, n, warmup int) error {
 			m := median(got[name][way])
 			fmt.Printf("      %-28s p50 %.1f µs (%.2f), p99 %.1f µs (%.2f), %.0f msgs/s (%.2f)\n", way+":",
 				m.p50, m.p50/ref.p50, m.p99, m.p99/ref.p99, m.rate, m.rate/ref.rate)
+			fs := got[name][way]
+			paired := func(get func(figures) float64) string {
+				r := make([]float64, len(fs))
+				for i := range fs {
+					r[i] = get(fs[i]) / get(ext[i])
+				}
+				slices.Sort(r)
+				k := min(1, len(r)/2)
+				return fmt.Sprintf("%.2f [%.2f–%.2f]", r[len(r)/2], r[k], r[len(r)-1-k])
+			}
+			fmt.Printf("      %-28s p50 %s, p99 %s, msgs/s %s\n", "  paired:",
+				paired(func(f figures) float64 { return f.p50 }), paired(func(f figures) float64 { return f.p99 }),
+				paired(func(f figures) float64 { return f.rate }))
 		}
 	}
 	return nil
+}
+
+// permutations lists every order of 0…n-1.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{{}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for at := range n {
+			q := append(append(append([]int{}, p[:at]...), n-1), p[at:]...)
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 func median(fs []figures) figures {

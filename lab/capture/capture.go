@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,8 +48,8 @@ type Stats struct {
 	Packets     uint64 `json:"packets"`      // read from the source
 	Undecodable uint64 `json:"undecodable"`  // not decodable as link/IP/TCP
 	Ignored     uint64 `json:"ignored"`      // not TCP of a lab port (let through before the source's filter was set): neither listed nor exported
-	QueueDrops  uint64 `json:"queue_drops"`  // dropped because decoding lagged
-	KernelDrops uint64 `json:"kernel_drops"` // dropped by the kernel before reading
+	QueueDrops  uint64 `json:"queue_drops"`  // dropped because decoding lagged (by app: wire.Counters.Dropped)
+	KernelDrops uint64 `json:"kernel_drops"` // dropped by the kernel before reading (the kernel names no app)
 	SpoolDrops  uint64 `json:"spool_drops"`  // decoded but not kept for export
 	// NoSpool says why no packet is kept for export (the state directory
 	// not writable).
@@ -89,10 +90,20 @@ type Capture struct {
 
 	spoolErr  error    // why there is no spool
 	spoolFile *os.File // unnamed: it ends with the process, however that ends
+	spoolMu   sync.Mutex
+	spoolBuf  *bufio.Writer // the packets not yet in the file (spoolMu)
+	spooled   int           // how many
 	spool     *pcapgo.Writer
 	spoolSize int64
 	maxSpool  int64
 	linkType  layers.LinkType
+
+	// dropped counts, by app, the packets the queue had no room for, until
+	// the decoder adds them to the store's counters (publishDrops).
+	dropped map[string]*atomic.Uint64
+	// interrupt, for a source read in place, has its reader look at the
+	// queue (a nudge waits there).
+	interrupt func()
 
 	started time.Time
 
@@ -138,7 +149,10 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 	}
 	c := &Capture{mode: mode, src: src, store: o.Store, keys: o.Keys, dec: dec, ports: o.Ports,
 		queue: make(chan item, o.Queue), maxSpool: o.MaxSpool, linkType: lt, started: time.Now(),
-		readDone: make(chan struct{}), decDone: make(chan struct{})}
+		readDone: make(chan struct{}), decDone: make(chan struct{}), dropped: map[string]*atomic.Uint64{}}
+	for _, a := range o.Ports {
+		c.dropped[a.Name] = new(atomic.Uint64)
+	}
 	if o.SpoolDir != "" && src != nil {
 		// Without a spool (the state directory read-only or full) the
 		// capture still decodes and lists everything: only export lacks it.
@@ -152,6 +166,9 @@ func Start(src Source, mode Mode, o Options) (*Capture, error) {
 		go c.decode()
 	case o.Block: // a file: decode as it is read, nothing queued, nothing dropped
 		go c.readAndDecode()
+	case inPlace(src) != nil: // a ring: its blocks are the queue
+		c.interrupt = inPlace(src).Interrupt
+		go c.decodeInPlace(inPlace(src))
 	default:
 		go c.read()
 		go c.decode()
@@ -164,14 +181,24 @@ func (c *Capture) openSpool(dir string, lt layers.LinkType) error {
 	if err != nil {
 		return err
 	}
-	w := pcapgo.NewWriterNanos(f)
-	if err := w.WriteFileHeader(SnapLen, lt); err != nil {
+	c.spoolBuf = bufio.NewWriterSize(f, spoolBuffer)
+	w := pcapgo.NewWriterNanos(c.spoolBuf)
+	if err := w.WriteFileHeader(SnapLen, lt); err == nil {
+		err = c.spoolBuf.Flush()
+	}
+	if err != nil {
 		f.Close()
 		return fmt.Errorf("capture spool: writing its header: %w", err)
 	}
 	c.spoolFile, c.spool = f, w
 	return nil
 }
+
+// spoolBuffer is how many bytes of packets wait in memory before they are
+// written to the spool in one system call (not two per packet). The
+// buffer is written out whenever the decoder has nothing else to do, when
+// an export reads the spool and when the capture stops.
+const spoolBuffer = 1 << 20
 
 // SpoolError says why the capture keeps no packets for export (nil when it
 // does, or when it was not asked to).
@@ -186,7 +213,7 @@ func (c *Capture) readAndDecode() {
 	if zc, ok := c.src.(zeroCopier); ok {
 		read = zc.ZeroCopyReadPacketData
 	}
-	for !c.stopping.Load() {
+	for n := 0; !c.stopping.Load(); n++ {
 		data, ci, err := read()
 		if err != nil {
 			if !c.stopping.Load() && !errors.Is(err, io.EOF) {
@@ -194,10 +221,112 @@ func (c *Capture) readAndDecode() {
 			}
 			break
 		}
+		if n%batchMax == 0 { // a file is never waited for: batches of batchMax
+			c.dec.EndBatch()
+			c.dec.BeginBatch()
+		}
 		c.packets.Add(1)
-		c.packet(item{data: data, ci: ci})
+		c.packet(data, ci)
 	}
+	c.dec.EndBatch()
 	c.dec.Flush(time.Now())
+	c.flushSpool()
+}
+
+// blockSource is a source whose packets are decoded where they lie, a block
+// at a time (Live: its ring's blocks).
+type blockSource interface {
+	EachBlock(each func(data []byte, ci gopacket.CaptureInfo)) (int, error)
+	EachReady(each func(data []byte, ci gopacket.CaptureInfo)) (int, error)
+	Interrupt()
+}
+
+// inPlace is src as a blockSource, or nil.
+func inPlace(src Source) blockSource {
+	if bs, ok := src.(blockSource); ok {
+		return bs
+	}
+	return nil
+}
+
+// batchMax bounds the packets decoded under one lock of the store
+// (wire.Decoder.BeginBatch): a front end reading the store waits for at
+// most this many.
+const batchMax = 256
+
+// decodeInPlace decodes a ring's packets where the kernel wrote them, a
+// block at a time, and gives each block back once its packets are decoded:
+// no copy, no queue — the ring is the queue, and when it is full the
+// kernel drops (and counts) what it cannot hold. Between blocks it serves
+// the nudges waiting in the queue. Stopping, it decodes every block the
+// kernel has handed over before it returns (Stop closes the source after).
+func (c *Capture) decodeInPlace(src blockSource) {
+	defer close(c.decDone)
+	defer close(c.readDone)
+	batched, drained := 0, false
+	each := func(data []byte, ci gopacket.CaptureInfo) {
+		if batched == 0 {
+			c.dec.BeginBatch()
+		}
+		c.packet(data, ci)
+		if batched++; batched == batchMax {
+			c.dec.EndBatch()
+			batched = 0
+		}
+	}
+	for {
+		read := src.EachBlock
+		if c.stopping.Load() {
+			read = src.EachReady
+		}
+		n, err := read(each)
+		if batched > 0 {
+			c.dec.EndBatch()
+			batched = 0
+		}
+		if n > 0 {
+			c.packets.Add(uint64(n))
+			c.lastPacket.Store(time.Now().UnixNano())
+		} else {
+			c.flushSpool() // nothing came: the file catches up
+		}
+		c.serveQueue()
+		if err != nil {
+			if !c.stopping.Load() && !errors.Is(err, io.EOF) {
+				c.setErr(err)
+			}
+			break
+		}
+		if c.stopping.Load() {
+			if n == 0 && drained {
+				break // every block handed over is decoded
+			}
+			drained = true // at least one more pass, without waiting
+		}
+	}
+	c.qmu.Lock()
+	c.qclosed = true // a nudge from now on finds nothing to wait for
+	c.qmu.Unlock()
+	c.serveQueue()
+	c.dec.Flush(time.Now())
+	c.flushSpool()
+}
+
+// serveQueue handles what waits in the queue, without waiting for more
+// (in place, only nudges come through it).
+func (c *Capture) serveQueue() {
+	for {
+		select {
+		case it, ok := <-c.queue:
+			if !ok {
+				return
+			}
+			c.handle(it)
+			c.pending.Add(-1)
+		default:
+			return
+		}
+	}
 }
 
 // Mode is how this capture gets its packets.
@@ -247,6 +376,23 @@ func (c *Capture) enqueue(it item) {
 	default:
 		c.pending.Add(-1)
 		c.queueDrops.Add(1)
+		name, ok := it.app.Name, it.stream
+		if !ok {
+			name, ok = c.dec.AppOf(it.data)
+		}
+		if n := c.dropped[name]; ok && n != nil {
+			n.Add(1)
+		}
+	}
+}
+
+// publishDrops adds the packets dropped since the last call to their apps'
+// counters in the store (wire.Counters.Dropped).
+func (c *Capture) publishDrops() {
+	for name, n := range c.dropped {
+		if v := n.Swap(0); v > 0 {
+			c.store.AddDropped(name, v)
+		}
 	}
 }
 
@@ -261,6 +407,9 @@ func (c *Capture) nudge(ctx context.Context) error {
 	c.pending.Add(1)
 	select {
 	case c.queue <- item{done: done}:
+		if c.interrupt != nil {
+			c.interrupt()
+		}
 	case <-ctx.Done():
 		c.pending.Add(-1)
 	}
@@ -281,33 +430,61 @@ func (c *Capture) setErr(err error) {
 	c.mu.Unlock()
 }
 
+// decode takes what the queue holds, up to batchMax items under one lock
+// of the store, until the queue is closed.
 func (c *Capture) decode() {
 	defer close(c.decDone)
 	for it := range c.queue {
-		switch {
-		case it.done != nil:
-			c.dec.CheckKeys()
-			close(it.done)
-		case it.stream && it.end:
-			c.dec.StreamEnd(it.flow, it.ci.Timestamp)
-		case it.stream:
-			c.dec.Stream(it.flow, it.app, it.dir, it.data, it.ci.Timestamp)
-			c.chunks.Add(1)
-		default:
-			c.packet(it)
-		}
-		c.lastPacket.Store(time.Now().UnixNano())
+		c.dec.BeginBatch()
+		c.handle(it)
 		c.pending.Add(-1)
+	batch:
+		for range batchMax - 1 {
+			select {
+			case it, ok := <-c.queue:
+				if !ok {
+					break batch
+				}
+				c.handle(it)
+				c.pending.Add(-1)
+			default:
+				break batch
+			}
+		}
+		c.dec.EndBatch()
+		c.lastPacket.Store(time.Now().UnixNano())
+		c.publishDrops()
+		if len(c.queue) == 0 {
+			c.flushSpool() // nothing waits: the file catches up
+		}
 	}
 	c.dec.Flush(time.Now())
+	c.publishDrops()
+	c.flushSpool()
+}
+
+// handle decodes one queued item.
+func (c *Capture) handle(it item) {
+	switch {
+	case it.done != nil:
+		c.dec.CheckKeys()
+		close(it.done)
+	case it.stream && it.end:
+		c.dec.StreamEnd(it.flow, it.ci.Timestamp)
+	case it.stream:
+		c.dec.Stream(it.flow, it.app, it.dir, it.data, it.ci.Timestamp)
+		c.chunks.Add(1)
+	default:
+		c.packet(it.data, it.ci)
+	}
 }
 
 // packet decodes one packet and keeps it for export unless it is not the
 // lab's traffic, so the export holds exactly the packets the store counts
 // (and those that could not be decoded, for a closer look in Wireshark).
-func (c *Capture) packet(it item) {
+func (c *Capture) packet(data []byte, ci gopacket.CaptureInfo) {
 	ignored, undecodable := c.dec.Ignored, c.dec.Undecodable
-	_ = c.dec.Packet(it.data, it.ci) // counted as undecodable; never fatal
+	_ = c.dec.Packet(data, ci) // counted as undecodable; never fatal
 	switch {
 	case c.dec.Ignored != ignored:
 		// Not TCP to or from a lab port: a live source lets other traffic
@@ -315,32 +492,61 @@ func (c *Capture) packet(it item) {
 		c.ignored.Add(1)
 	case c.dec.Undecodable != undecodable:
 		c.undecodable.Add(1)
-		c.keep(it)
+		c.keep(data, ci)
 	default:
-		c.keep(it)
+		c.keep(data, ci)
 	}
 }
 
-// keep writes a packet to the spool for export.
-func (c *Capture) keep(it item) {
+// keep writes a packet to the spool for export (to its buffer: see
+// spoolBuffer).
+func (c *Capture) keep(data []byte, ci gopacket.CaptureInfo) {
 	if c.spool == nil {
 		return
 	}
-	if c.spoolSize+int64(len(it.data))+16 > c.maxSpool {
+	if c.spoolSize+int64(len(data))+16 > c.maxSpool {
 		c.spoolDrops.Add(1)
 		return
 	}
-	ci := it.ci
-	ci.CaptureLength = len(it.data)
+	ci.CaptureLength = len(data)
 	if ci.Length < ci.CaptureLength {
 		ci.Length = ci.CaptureLength
 	}
-	if err := c.spool.WritePacket(ci, it.data); err != nil {
+	c.spoolMu.Lock()
+	defer c.spoolMu.Unlock()
+	if c.spoolBuf.Available() < len(data)+16 {
+		c.flushSpoolLocked()
+	}
+	if err := c.spool.WritePacket(ci, data); err != nil {
 		c.spoolDrops.Add(1)
 		c.setErr(fmt.Errorf("capture spool: %w", err))
 		return
 	}
-	c.spoolSize += int64(len(it.data)) + 16
+	c.spooled++
+	c.spoolSize += int64(len(data)) + 16
+}
+
+// flushSpool writes the buffered packets to the spool file.
+func (c *Capture) flushSpool() {
+	if c.spool == nil {
+		return
+	}
+	c.spoolMu.Lock()
+	defer c.spoolMu.Unlock()
+	c.flushSpoolLocked()
+}
+
+func (c *Capture) flushSpoolLocked() {
+	if c.spooled == 0 {
+		return
+	}
+	if err := c.spoolBuf.Flush(); err != nil {
+		// The buffer is lost, and every packet after it (the error
+		// sticks): the export lacks them, and says so.
+		c.spoolDrops.Add(uint64(c.spooled))
+		c.setErr(fmt.Errorf("capture spool: %w", err))
+	}
+	c.spooled = 0
 }
 
 // Sync waits until everything captured so far is decoded: the queue is empty
@@ -380,21 +586,37 @@ type Conn struct {
 
 // SyncConns waits until the decoder has taken in exactly what crossed conns
 // — every byte each way, in order, and both ends closed — so nothing they
-// carried is still on its way to the records; no timer guesses at it. Use
-// it when the capture sees conns with the addresses their client saw
-// (the lab's own host); bounded by ctx, whose error names what is missing.
-func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
+// carried is still on its way to the records; no timer guesses at it.
+// Where the capture does not see conns as their client did (an address
+// translated, a tunnel, a remote host's capture) or a packet of theirs was
+// lost, they never complete: when the capture has then been quiet for
+// quiet (nothing queued, no packet decoded), it ends as Sync does, and
+// Stats.Sync says so. quiet 0 waits for the exact bytes only. Bounded by
+// ctx, whose error names what is missing.
+func (c *Capture) SyncConns(ctx context.Context, conns []Conn, quiet time.Duration) error {
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
+	start := time.Now().UnixNano()
 	for {
-		missing := ""
+		missing, unseen := "", 0
 		for _, cn := range conns {
 			sent, recv, ended, ok := c.dec.Taken(cn.Client, cn.Server)
-			if !ok || sent < cn.Sent || recv < cn.Recv || !ended {
+			if !ok {
+				unseen++
+			}
+			if (!ok || sent < cn.Sent || recv < cn.Recv || !ended) && missing == "" {
 				missing = fmt.Sprintf("%s→%s: %d of %d bytes sent, %d of %d received, ended %v (seen %v)",
 					cn.Client, cn.Server, sent, cn.Sent, recv, cn.Recv, ended, ok)
-				break
 			}
+		}
+		how := fmt.Sprintf("exact (%d connections)", len(conns))
+		if missing != "" && quiet > 0 && c.pending.Load() == 0 &&
+			time.Since(time.Unix(0, max(start, c.lastPacket.Load()))) >= quiet {
+			how = fmt.Sprintf("quiet (%v without a packet; %d of the %d probe connections not seen as their client made them)", quiet, unseen, len(conns))
+			if unseen == 0 {
+				how = fmt.Sprintf("quiet (%v without a packet; a probe connection incomplete: %s)", quiet, missing)
+			}
+			missing = ""
 		}
 		if missing == "" {
 			// Their bytes are in; records of theirs may wait for TLS keys
@@ -404,7 +626,7 @@ func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
 				return err
 			}
 			c.mu.Lock()
-			c.sync = fmt.Sprintf("exact (%d connections)", len(conns))
+			c.sync = how
 			c.mu.Unlock()
 			return nil
 		}
@@ -421,6 +643,12 @@ func (c *Capture) SyncConns(ctx context.Context, conns []Conn) error {
 func (c *Capture) Stop() error {
 	c.stopOnce.Do(func() {
 		c.stopping.Store(true)
+		if c.interrupt != nil {
+			// Read in place: the reader decodes what the kernel has
+			// handed over, then the source closes.
+			c.interrupt()
+			<-c.readDone
+		}
 		if c.src != nil {
 			_ = c.src.Close()
 		}

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/protolab/protolab-tui/apps/webapp"
 	"github.com/protolab/protolab-tui/internal/labapps"
 	"github.com/protolab/protolab-tui/internal/testenv"
@@ -556,5 +559,65 @@ func TestDecryptsEveryTLS13Suite(t *testing.T) {
 				t.Errorf("ServerHello says %q, want %q", negotiated, suite)
 			}
 		})
+	}
+}
+
+// memSource returns the same packets again and again, as fast as asked,
+// until n are read.
+type memSource struct {
+	pkts [][]byte
+	n, i int
+}
+
+func (m *memSource) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+func (m *memSource) Close() error              { return nil }
+func (m *memSource) Describe() string          { return "memory" }
+func (m *memSource) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	if m.i == m.n {
+		return nil, gopacket.CaptureInfo{}, io.EOF
+	}
+	p := m.pkts[m.i%len(m.pkts)]
+	m.i++
+	return p, gopacket.CaptureInfo{Timestamp: time.Now(), Length: len(p), CaptureLength: len(p)}, nil
+}
+
+// segment builds an Ethernet/IPv4/TCP packet.
+func segment(t testing.TB, sport, dport uint16, payload string) []byte {
+	buf := gopacket.NewSerializeBuffer()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IPv4(127, 0, 0, 1), DstIP: net.IPv4(127, 0, 0, 1)}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: 1, ACK: true, Window: 100}
+	tcp.SetNetworkLayerForChecksum(ip)
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&layers.Ethernet{SrcMAC: make(net.HardwareAddr, 6), DstMAC: make(net.HardwareAddr, 6), EthernetType: layers.EthernetTypeIPv4},
+		ip, tcp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// A packet the queue has no room for is dropped and counted: in the total,
+// and under its app (wire.Counters.Dropped), which the report and the
+// explorer show.
+func TestQueueDropsAreCountedByApp(t *testing.T) {
+	ports := wire.SeedPorts(map[uint16]protocol.Protocol{3000: protocol.HTTP, 3002: protocol.WS})
+	src := &memSource{n: 50000, pkts: [][]byte{
+		segment(t, 40000, 3000, "GET / HTTP/1.1\r\n"), segment(t, 3002, 40001, "x"), segment(t, 3002, 40002, ""),
+	}}
+	c, err := Start(src, ModeStream, Options{Ports: ports, Queue: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	c.Stop()
+	st := c.Stats()
+	http, ws := c.Store().Counters("http"), c.Store().Counters("ws")
+	if st.QueueDrops == 0 {
+		t.Fatalf("nothing dropped with a queue of 1: %+v", st)
+	}
+	if http.Dropped+ws.Dropped != st.QueueDrops || http.Dropped == 0 || ws.Dropped == 0 {
+		t.Errorf("%d dropped: http %d, ws %d", st.QueueDrops, http.Dropped, ws.Dropped)
+	}
+	if got := http.Packets + ws.Packets + st.QueueDrops; got != 50000 {
+		t.Errorf("%d decoded + %d dropped = %d packets, want 50000", http.Packets+ws.Packets, st.QueueDrops, got)
 	}
 }

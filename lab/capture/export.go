@@ -198,7 +198,9 @@ func (c *Capture) ngInterface(several bool) pcapgo.NgInterface {
 // intf and returns how many it wrote.
 func (c *Capture) copySpool(w *pcapgo.NgWriter, intf int) (packets int, err error) {
 	// The spool has no name: read it through its file, at offsets of its
-	// own (pread), which never disturbs the writer.
+	// own (pread), which never disturbs the writer; what the writer still
+	// buffers goes to the file first.
+	c.flushSpool()
 	pr, err := pcapgo.NewReader(io.NewSectionReader(c.spoolFile, 0, math.MaxInt64))
 	if err != nil {
 		return 0, fmt.Errorf("export: reading the spool of %s: %w", c.title(), err)

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/afpacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
@@ -63,29 +62,38 @@ type dropCounter interface{ KernelDrops() uint64 }
 const SnapLen = 262144
 
 // Live captures on a network interface of this host through an AF_PACKET
-// TPACKET_V3 ring (gopacket's pure-Go afpacket): the kernel fills a shared
-// ring, so bursts are absorbed without a system call per packet.
+// TPACKET_V3 ring (ring.go): the kernel fills a shared ring, so bursts are
+// absorbed without a system call per packet, and a block's packets can be
+// decoded where the kernel put them (EachBlock) before the block is given
+// back.
 type Live struct {
-	h      *afpacket.TPacket
+	r      *ring
 	iface  string
-	mu     sync.Mutex // held while reading, so Close never unmaps the ring under a reader
+	mu     sync.Mutex   // held while the ring is read, so Close never unmaps it under a reader
+	life   sync.RWMutex // held to close the socket, so KernelDrops never asks a closed one
 	closed atomic.Bool
-	drops  uint64
+	drops  uint64 // the kernel's drops when closed
 }
 
-// Ring geometry: 32 blocks of 1 MiB; a block goes to the reader when full or
-// after 10 ms, so a quiet link still shows packets promptly.
+// Ring geometry: 256 blocks of 128 KiB (32 MiB); a block goes to the reader
+// when full or after 10 ms, so a quiet link still shows packets promptly.
+// A block is handed over at its timeout however little it holds, so the
+// ring holds at least blocks × timeout (2.56 s) of traffic however sparse,
+// and 32 MiB of it however dense; 128 KiB still holds the largest loopback
+// packet (64 KiB) whole.
 const (
-	ringBlock   = 1 << 20
-	ringBlocks  = 32
+	ringBlock   = 128 << 10
+	ringBlocks  = 256
 	ringTimeout = 10 * time.Millisecond
-	pollTimeout = 20 * time.Millisecond // a Close waits for at most this
+	pollTimeout = 20 * time.Millisecond // a reader waits at most this before it looks again
 )
 
 // OpenLive opens AF_PACKET capture on iface for TCP to or from ports. On the
 // loopback interface the outgoing copy of each packet is filtered out; any
-// other is captured in promiscuous mode. It
-// fails with ErrNoPrivilege when the process may not capture.
+// other is captured in promiscuous mode (as tcpdump: a bridge passes up the
+// frames it forwards between its ports, container to container, only in
+// promiscuous mode; the membership ends with the socket). It fails with
+// ErrNoPrivilege when the process may not capture.
 func OpenLive(iface string, ports []int) (*Live, error) {
 	if !CanCapture() {
 		return nil, fmt.Errorf("capturing on %s: %w", iface, ErrNoPrivilege)
@@ -95,31 +103,22 @@ func OpenLive(iface string, ports []int) (*Live, error) {
 	if err := interfaceUp(iface); err != nil {
 		return nil, fmt.Errorf("capturing on %s: %w", iface, err)
 	}
-	h, err := afpacket.NewTPacket(afpacket.OptInterface(iface), afpacket.OptFrameSize(1<<16),
-		afpacket.OptBlockSize(ringBlock), afpacket.OptNumBlocks(ringBlocks),
-		afpacket.OptBlockTimeout(ringTimeout), afpacket.OptPollTimeout(pollTimeout),
-		afpacket.TPacketVersion3)
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("capturing on %s: %w", iface, err)
+	}
+	filter, err := Filter(ports, SnapLen, iface == "lo")
+	if err != nil {
+		return nil, fmt.Errorf("capturing on %s: %w", iface, err)
+	}
+	r, err := openRing(ifi.Index, filter, iface != "lo", ringBlock, ringBlocks, ringTimeout)
 	if err != nil {
 		if isPermission(err) {
 			return nil, fmt.Errorf("capturing on %s: %w", iface, ErrNoPrivilege)
 		}
 		return nil, fmt.Errorf("capturing on %s: %w", iface, err)
 	}
-	filter, err := Filter(ports, SnapLen, iface == "lo")
-	if err == nil {
-		err = h.SetBPF(filter)
-	}
-	if err == nil && iface != "lo" {
-		// As tcpdump does: a bridge passes up the frames it forwards
-		// between its ports (container to container) only in promiscuous
-		// mode. The membership ends with the socket.
-		err = h.SetPromiscuous(true)
-	}
-	if err != nil {
-		h.Close()
-		return nil, fmt.Errorf("capturing on %s: %w", iface, err)
-	}
-	return &Live{h: h, iface: iface}, nil
+	return &Live{r: r, iface: iface}, nil
 }
 
 // LinkType implements Source: AF_PACKET raw sockets give Ethernet framing
@@ -129,28 +128,79 @@ func (l *Live) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
 // ReadPacketData implements Source; the data is a fresh copy. It returns
 // io.EOF once the source is closed.
 func (l *Live) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for {
-		l.mu.Lock()
 		if l.closed.Load() {
-			l.mu.Unlock()
 			return nil, gopacket.CaptureInfo{}, io.EOF
 		}
-		data, ci, err := l.h.ReadPacketData()
-		l.mu.Unlock()
-		if errors.Is(err, afpacket.ErrTimeout) {
-			continue
-		}
-		if errors.Is(err, afpacket.ErrPoll) {
-			// The kernel flags the socket when its interface goes down
-			// or away.
-			why := "the socket reports an error"
-			if ierr := interfaceUp(l.iface); ierr != nil {
-				why = ierr.Error()
+		if l.r.cur != nil {
+			data, ci := l.r.packet()
+			data = append([]byte(nil), data...)
+			if l.r.left == 0 {
+				l.r.release()
 			}
-			err = fmt.Errorf("AF_PACKET on %s: %s (%w)", l.iface, why, err)
+			return data, ci, nil
 		}
-		return data, ci, err
+		if _, err := l.r.await(pollTimeout); err != nil {
+			return nil, gopacket.CaptureInfo{}, l.failed(err)
+		}
 	}
+}
+
+// EachBlock waits for the next block of packets (at most the poll timeout,
+// or until Interrupt) and calls each for every packet in it, in order,
+// where the kernel wrote it: data is valid only during the call. The block
+// goes back to the kernel after the last call. n is the packets passed to
+// each (0: none came); io.EOF once the source is closed.
+func (l *Live) EachBlock(each func(data []byte, ci gopacket.CaptureInfo)) (n int, err error) {
+	return l.eachBlock(pollTimeout, each)
+}
+
+// EachReady is EachBlock for a block the kernel has handed over already:
+// it never waits (0: none is ready).
+func (l *Live) EachReady(each func(data []byte, ci gopacket.CaptureInfo)) (n int, err error) {
+	return l.eachBlock(0, each)
+}
+
+func (l *Live) eachBlock(wait time.Duration, each func(data []byte, ci gopacket.CaptureInfo)) (n int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return 0, io.EOF
+	}
+	if l.r.cur == nil {
+		if ok, err := l.r.await(wait); err != nil || !ok {
+			return 0, l.failed(err)
+		}
+	}
+	for l.r.left > 0 {
+		data, ci := l.r.packet()
+		each(data, ci)
+		n++
+	}
+	l.r.release()
+	return n, nil
+}
+
+// Interrupt has a reader waiting in EachBlock return at once (from any
+// goroutine): the capture's decoder has other work (a sync asks it to
+// retry records waiting for TLS keys).
+func (l *Live) Interrupt() { l.r.interrupt() }
+
+// failed says what a failed wait means: the interface went down or away.
+func (l *Live) failed(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, errPoll) {
+		why := "the socket reports an error"
+		if ierr := interfaceUp(l.iface); ierr != nil {
+			why = ierr.Error()
+		}
+		return fmt.Errorf("AF_PACKET on %s: %s (%w)", l.iface, why, err)
+	}
+	return fmt.Errorf("AF_PACKET on %s: %w", l.iface, err)
 }
 
 // interfaceUp says whether iface exists and is up.
@@ -165,36 +215,33 @@ func interfaceUp(iface string) error {
 	return nil
 }
 
-// Close implements Source: a blocked reader returns within the poll timeout.
+// Close implements Source: a blocked reader returns at once.
 func (l *Live) Close() error {
-	l.closed.Store(true)
+	if l.closed.Swap(true) {
+		return nil
+	}
+	l.r.interrupt()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.drops = l.kernelDrops()
-	l.h.Close()
+	l.life.Lock()
+	defer l.life.Unlock()
+	l.drops = l.r.kernelDrops()
+	l.r.close()
 	return nil
 }
 
 // Describe implements Source.
 func (l *Live) Describe() string { return "AF_PACKET on " + l.iface }
 
-// KernelDrops is how many packets the kernel dropped because the ring was
-// full.
+// KernelDrops is how many packets the kernel dropped because the ring had
+// no free block.
 func (l *Live) KernelDrops() uint64 {
-	if l.closed.Load() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
+	l.life.RLock()
+	defer l.life.RUnlock()
+	if l.r.mem == nil { // closed
 		return l.drops
 	}
-	return l.kernelDrops()
-}
-
-func (l *Live) kernelDrops() uint64 {
-	_, v3, err := l.h.SocketStats()
-	if err != nil {
-		return l.drops
-	}
-	return uint64(v3.Drops())
+	return l.r.kernelDrops()
 }
 
 // reader is a pcap or pcapng reader.

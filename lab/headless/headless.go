@@ -16,6 +16,7 @@ import (
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/lab/probe"
 )
 
 // Options tunes Run.
@@ -381,6 +382,21 @@ func writeClients(w io.Writer, rows []lab.AppReport) {
 	}
 }
 
+// writeModes says which apps were probed open-loop (msgs/s is then the
+// rate the echoes came back at, offered the rate the messages went out
+// at, and latency is under that load), and why an app asked to was not.
+func writeModes(w io.Writer, rows []lab.AppReport) {
+	for _, res := range rows {
+		switch {
+		case !res.OK:
+		case res.Mode == probe.ModeOpen:
+			fmt.Fprintf(w, "open-loop: %s: %.0f msgs/s offered, %.0f came back; latency under that load\n", res.App, res.OfferedPerS, res.MsgsPerS)
+		case res.ModeNote != "":
+			fmt.Fprintf(w, "open-loop: %s: %s\n", res.App, res.ModeNote)
+		}
+	}
+}
+
 // writeHops prints, for each intermediary, what each hop on its path adds.
 func writeHops(w io.Writer, rows []lab.AppReport) {
 	for _, res := range rows {
@@ -479,6 +495,7 @@ func WriteTable(w io.Writer, r lab.Report) {
 	}
 	tw.Flush()
 	writeClients(w, rows)
+	writeModes(w, rows)
 	writeHops(w, rows)
 	for _, name := range r.Failed() {
 		fmt.Fprintf(w, "%s: %s\n", name, r.Apps[name].Error)
@@ -490,9 +507,13 @@ func WriteTable(w io.Writer, r lab.Report) {
 	if r.Capture.Sync != "" {
 		sync = "; synced " + r.Capture.Sync
 	}
-	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %d dropped%s)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, r.Capture.Drops(), sync)
+	drops := fmt.Sprintf("%d dropped", r.Capture.Drops())
+	if r.Capture.Drops() > 0 {
+		drops += fmt.Sprintf(" (%d by the kernel, which names no app; %d by protolab's queue)", r.Capture.KernelDrops, r.Capture.QueueDrops)
+	}
+	fmt.Fprintf(w, "\nOn the wire (capture %s: %s; %d packets, %s%s)\n", r.Capture.Mode, r.Capture.Source, r.Capture.Packets, drops, sync)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tinflated B/msg\tdecrypted\terrors\t")
+	fmt.Fprintln(tw, "app\tprotocol\tpackets\tbytes\tmessages\tsetup pkts\twire B/msg\tpayload B/msg\tinflated B/msg\tdecrypted\terrors\tgaps\tdropped\t")
 	for _, res := range rows {
 		if res.Wire == nil {
 			continue
@@ -502,8 +523,8 @@ func WriteTable(w io.Writer, r lab.Report) {
 		if s.WSCompressed > 0 {
 			inflated = fmt.Sprintf("%.1f", s.InflatedPerMessage)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%d\t%d\t\n", res.App, protoName(res), s.Packets, s.Bytes, s.Messages,
-			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, inflated, s.Decrypted, s.Errors)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%d\t%d\t%d\t%d\t\n", res.App, protoName(res), s.Packets, s.Bytes, s.Messages,
+			s.SetupPacketsPerConn, s.BytesPerMessage, s.PayloadPerMessage, inflated, s.Decrypted, s.Errors, s.Gaps, s.Dropped)
 	}
 	tw.Flush()
 }

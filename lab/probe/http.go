@@ -23,6 +23,9 @@ type httpSession struct {
 	path   string // where it echoes
 	hs     time.Duration
 	h2     bool // every answer must come over HTTP/2
+
+	// lent is the connection as the transport has it (openloop.go).
+	lent *lentConn
 }
 
 func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
@@ -35,9 +38,18 @@ func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
 		return nil, fmt.Errorf("%s: the app at %s chose ALPN %q, not %q: it does not speak %s", t.name(), t.Addr, c.state.NegotiatedProtocol, want[0], t.Protocol)
 	}
 	var once sync.Once
+	var lent *lentConn
+	lend := c.Conn // HTTP/2 as it is: the transport looks for a *tls.Conn's ALPN
+	if !t.Protocol.HTTP2() {
+		lent = &lentConn{Conn: c.Conn}
+		lend = lent
+	}
 	give := func(context.Context, string, string) (net.Conn, error) {
 		var out net.Conn
-		once.Do(func() { out = c.Conn })
+		once.Do(func() { out = lend })
+		if out == nil && lent.dropped() {
+			out = lent // the transport gave up a connection that is still up: the same again
+		}
 		if out == nil {
 			return nil, fmt.Errorf("%w: the probe keeps one connection and will not open another", errClosedByPeer)
 		}
@@ -63,7 +75,7 @@ func newHTTPSession(ctx context.Context, t Target) (*httpSession, error) {
 	if t.Protocol.Secure() {
 		scheme = "https"
 	}
-	s := &httpSession{c: c, client: &http.Client{Transport: tr}, base: scheme + "://" + t.hostPort(), path: t.echoPath(), h2: t.Protocol.HTTP2()}
+	s := &httpSession{c: c, client: &http.Client{Transport: tr}, base: scheme + "://" + t.hostPort(), path: t.echoPath(), h2: t.Protocol.HTTP2(), lent: lent}
 
 	start := time.Now()
 	var info struct {

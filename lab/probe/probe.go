@@ -75,6 +75,14 @@ type Options struct {
 	// Client is where the client runs: "worker" (default: a separate
 	// protolab process, when this binary can be one) or "in-process".
 	Client string `yaml:"client,omitempty" json:"client,omitempty"`
+	// Mode is how the measured echoes go: ModeClosed (default: one in
+	// flight) or ModeOpen (sent at Rate without waiting for the echoes;
+	// openloop.go says what that is for each protocol). CheckMode checks
+	// Mode and Rate.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Rate is the messages per second an open-loop probe offers (0: as
+	// fast as the connection takes them).
+	Rate float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
 }
 
 // DefaultCount is the default number of echo round trips.
@@ -147,6 +155,13 @@ type Result struct {
 	// Replicas counts the responses each replica served, when a balancer
 	// on the path names them (the WebSocket upgrade's, or each HTTP one's).
 	Replicas map[string]int `json:"replicas,omitempty"`
+	// Mode is how the echoes were measured: ModeClosed or ModeOpen
+	// (Options.Mode); ModeNote says why an open-loop probe was measured
+	// closed-loop. OfferedPerS, open-loop, is the rate the messages went
+	// out at; MsgsPerS is the rate their echoes came back at.
+	Mode        string  `json:"mode,omitempty"`
+	ModeNote    string  `json:"mode_note,omitempty"`
+	OfferedPerS float64 `json:"offered_per_s,omitempty"`
 }
 
 // Variant is a second way an app's echo was measured: its round trips
@@ -355,7 +370,7 @@ func Run(ctx context.Context, t Target, o Options) (Result, error) {
 		}
 	}
 	r.Warmup = o.Warmup
-	fig, err := measure(ctx, conns, o, s.echo)
+	fig, err := measureAs(ctx, &r, s, conns, o)
 	r.Messages = fig.Messages
 	if err != nil {
 		return r.fail(fmt.Errorf("%s: %w", t.name(), err))

@@ -39,6 +39,7 @@ type Decoder struct {
 	keyVersion uint64
 	waiting    map[*tlsConn]*flowState // connections with records queued for keys
 	tallies    tallies                 // what was taken in of each connection (Taken)
+	batch      batch                   // BeginBatch … EndBatch (batch.go)
 
 	// Undecodable counts packets the link/IP/TCP layers could not decode;
 	// Ignored counts packets that are not TCP to or from a lab port.

@@ -348,15 +348,18 @@ func (p *httpParser) checkStart() error {
 	return nil
 }
 
-func parseHTTPHeader(block []byte, request bool) (*HTTPMessage, error) {
+func parseHTTPHeader(raw []byte, request bool) (*HTTPMessage, error) {
 	m := &HTTPMessage{Request: request}
-	line, rest, _ := bytes.Cut(block, []byte("\r\n"))
-	start := string(line)
+	// One string for the whole header: the start line's parts and every
+	// header's name and value are slices of it (one allocation, not two
+	// per header).
+	block := string(raw)
+	start, rest, _ := strings.Cut(block, "\r\n")
 	if request {
 		method, r, ok1 := strings.Cut(start, " ")
 		target, version, ok2 := strings.Cut(r, " ")
 		if !ok1 || !ok2 || !strings.HasPrefix(version, "HTTP/1.") || method == "" {
-			return nil, fmt.Errorf("%w: bad request line %q", errHTTP, textPreview(line, 80))
+			return nil, fmt.Errorf("%w: bad request line %q", errHTTP, textPreview([]byte(start), 80))
 		}
 		for i := 0; i < len(method); i++ {
 			if c := method[i]; c < 'A' || c > 'Z' {
@@ -368,7 +371,7 @@ func parseHTTPHeader(block []byte, request bool) (*HTTPMessage, error) {
 		version, r, ok := strings.Cut(start, " ")
 		code, reason, _ := strings.Cut(r, " ")
 		if !ok || !strings.HasPrefix(version, "HTTP/1.") {
-			return nil, fmt.Errorf("%w: bad status line %q", errHTTP, textPreview(line, 80))
+			return nil, fmt.Errorf("%w: bad status line %q", errHTTP, textPreview([]byte(start), 80))
 		}
 		n, err := strconv.Atoi(code)
 		if err != nil || n < 100 || n > 999 {
@@ -376,14 +379,15 @@ func parseHTTPHeader(block []byte, request bool) (*HTTPMessage, error) {
 		}
 		m.Version, m.Status, m.Reason = version, n, reason
 	}
-	m.Headers = make([]Field, 0, bytes.Count(rest, []byte("\n"))+1)
+	m.Headers = make([]Field, 0, strings.Count(rest, "\n")+1)
 	for len(rest) > 0 {
-		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
-			return nil, fmt.Errorf("%w: bad header line %q", errHTTP, textPreview(line, 80))
+		var hl string
+		hl, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, ok := strings.Cut(hl, ":")
+		if !ok || len(name) == 0 || strings.ContainsAny(name, " \t") {
+			return nil, fmt.Errorf("%w: bad header line %q", errHTTP, textPreview([]byte(hl), 80))
 		}
-		m.Headers = append(m.Headers, Field{Name: string(name), Value: string(bytes.TrimSpace(value))})
+		m.Headers = append(m.Headers, Field{Name: name, Value: strings.TrimSpace(value)})
 	}
 	return m, nil
 }
@@ -538,7 +542,7 @@ func (m *HTTPMessage) fill(r *Record) {
 	r.Len = m.HeaderLen + m.WireBodyLen
 	r.Payload = m.BodyLen
 	r.Data = m.Body
-	r.lazy = m.format
+	r.lazyOf = m
 }
 
 // format writes a record's summary and fields.

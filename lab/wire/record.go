@@ -115,16 +115,29 @@ type Record struct {
 	// TCP holds a packet record's TCP header fields.
 	TCP TCPInfo `json:"tcp,omitzero"`
 	// lazy writes Summary and Fields when first asked (decoding never
-	// formats text: most records are never looked at).
-	lazy func(*Record)
+	// formats text: most records are never looked at); so does lazyOf, the
+	// message the record is of, which costs no closure (an allocation per
+	// message on the hot path).
+	lazy   func(*Record)
+	lazyOf formatter
 }
+
+// formatter writes a record's Summary and Fields.
+type formatter interface{ format(*Record) }
+
+// isLazy says whether the record's text is formatted when asked.
+func (r *Record) isLazy() bool { return r.lazy != nil || r.lazyOf != nil }
 
 // formatted returns r with Summary and Fields filled in.
 func (r *Record) formatted() Record {
 	c := *r
-	if c.lazy != nil && c.Summary == "" {
+	if c.isLazy() && c.Summary == "" {
 		c.Fields = nil
-		c.lazy(&c)
+		if c.lazyOf != nil {
+			c.lazyOf.format(&c)
+		} else {
+			c.lazy(&c)
+		}
 	}
 	return c
 }
@@ -165,7 +178,7 @@ func (r *Record) Text() string {
 	if r.Summary != "" {
 		return r.Summary
 	}
-	if r.lazy != nil {
+	if r.isLazy() {
 		f := r.formatted()
 		return f.Summary
 	}
@@ -193,7 +206,7 @@ func (r *Record) Text() string {
 // Details returns the record's fields, with a packet's TCP fields formatted
 // on demand.
 func (r *Record) Details() []Field {
-	if r.lazy != nil && len(r.Fields) == 0 {
+	if r.isLazy() && len(r.Fields) == 0 {
 		f := r.formatted()
 		return f.Fields
 	}

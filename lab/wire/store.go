@@ -56,6 +56,11 @@ type Counters struct {
 	// the lab's own scrapes of the apps' /metrics): they are in the ring,
 	// but in none of the counters above, so they do not skew the figures.
 	Aside uint64 `json:"aside"`
+	// Dropped counts the app's packets the capture dropped before decoding
+	// them (its queue was full; Store.AddDropped): they are in none of the
+	// counters above. The kernel's drops name no app: a lost segment shows
+	// here only as a gap.
+	Dropped uint64 `json:"dropped"`
 }
 
 // Summary is an app's wire figures as the report shows them.
@@ -135,7 +140,8 @@ type appData struct {
 
 // Store keeps each app's newest records and its counters, found by the app's
 // name (front ends) or by its index (the decoder, once per flow). It is safe
-// for concurrent use: the decoder writes while front ends read.
+// for concurrent use: the decoder writes while front ends read. (A field
+// added here must be carried over in batch.go.)
 type Store struct {
 	mu      sync.Mutex
 	size    int
@@ -245,7 +251,7 @@ func (s *Store) slot(i int, aside bool) (*Record, *Counters) {
 	// A packet record's preview buffer belongs to the ring and is reused; a
 	// message's belongs to the message (its lazy text may still read it).
 	var data []byte
-	if r.Kind == KindPacket && r.lazy == nil {
+	if r.Kind == KindPacket && !r.isLazy() {
 		data = r.Data[:0]
 	}
 	*r = Record{Data: data, Seq: a.ring.added, App: a.ref.Name, Protocol: a.ref.Protocol}
@@ -261,6 +267,17 @@ func (s *Store) count(i int, f func(c *Counters)) {
 	s.mu.Lock()
 	f(&s.apps[i].counters)
 	s.mu.Unlock()
+}
+
+// AddDropped counts n packets of app that capture dropped before they
+// could be decoded (Counters.Dropped).
+func (s *Store) AddDropped(app string, n uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.byName(app); a != nil {
+		a.counters.Dropped += n
+		s.version++
+	}
 }
 
 // Counters returns a copy of an app's counters.

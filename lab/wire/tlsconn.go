@@ -15,6 +15,7 @@ import (
 type tlsConn struct {
 	c            *conv
 	buf          [2][]byte // record reassembly
+	aad          [5]byte   // the record header being opened (a field: a local would escape)
 	hs           [2][]byte // plaintext handshake reassembly
 	keys         [2]*trafficKeys
 	epoch        [2]int // 0 plaintext, 1 handshake secrets, 2 application secrets
@@ -62,7 +63,13 @@ func (t *tlsConn) data(dir Dir, b []byte, at time.Time) {
 		t.skip[dir] -= n
 		b = b[n:]
 	}
-	buf := append(t.buf[dir], b...)
+	// Whole records are parsed where they lie (nothing keeps their bytes
+	// past the call); only a record's start that waits for its rest is
+	// copied.
+	buf := b
+	if len(t.buf[dir]) > 0 {
+		buf = append(t.buf[dir], b...)
+	}
 	if t.resync[dir] {
 		at2, drop := tlsSyncPoint(buf)
 		if at2 < 0 {
@@ -248,12 +255,13 @@ const maxLostRecords = 64
 
 func (t *tlsConn) decrypt(dir Dir, at time.Time, hdr [5]byte, body []byte) {
 	k := t.keys[dir]
-	inner, plain, err := k.open(hdr[:], body)
+	t.aad = hdr
+	inner, plain, err := k.open(t.aad[:], body)
 	if err != nil && t.unsure[dir] {
 		base := k.seq
 		for i := uint64(1); i <= maxLostRecords && err != nil; i++ {
 			k.seq = base + i
-			inner, plain, err = k.open(hdr[:], body)
+			inner, plain, err = k.open(t.aad[:], body)
 		}
 		if err != nil {
 			k.seq = base
@@ -273,18 +281,23 @@ func (t *tlsConn) decrypt(dir Dir, at time.Time, hdr [5]byte, body []byte) {
 	case tlsApplicationData:
 		bodyLen, plainLen := len(body), len(plain)
 		t.c.out.message(dir, at, true, classTLS, func(r *Record) {
-			r.Layer, r.Len, r.Payload = "tls", bodyLen+5, plainLen
-			r.lazy = func(r *Record) {
-				r.Summary = fmt.Sprintf("TLS Application Data len=%d (decrypted: %d bytes)", bodyLen, plainLen)
-				r.add("content_type", "Application Data")
-				r.add("record_length", "%d", bodyLen)
-				r.add("plaintext_length", "%d", plainLen)
-			}
+			r.Layer, r.Len, r.Payload, r.lazy = "tls", bodyLen+5, plainLen, decryptedText
 		})
 		t.inner.data(dir, plain, at)
 	default:
 		t.c.out.failure(dir, at, fmt.Errorf("decrypted record has inner content type %d", inner))
 	}
+}
+
+// decryptedText formats a decrypted Application Data record from its sizes
+// alone (Len is the record's, Payload the plaintext's): a function, not a
+// closure per record.
+func decryptedText(r *Record) {
+	bodyLen, plainLen := r.Len-5, r.Payload
+	r.Summary = fmt.Sprintf("TLS Application Data len=%d (decrypted: %d bytes)", bodyLen, plainLen)
+	r.add("content_type", "Application Data")
+	r.add("record_length", "%d", bodyLen)
+	r.add("plaintext_length", "%d", plainLen)
 }
 
 // plain handles a record that is not (or cannot be) decrypted.

@@ -358,7 +358,7 @@ func (f *WSFrame) fill(r *Record) {
 	r.Len = f.HeaderLen + int(f.Length)
 	r.Payload = int(f.Length)
 	r.Data = f.Data
-	r.lazy = f.format
+	r.lazyOf = f
 }
 
 // format writes a record's summary and fields.

@@ -3,6 +3,7 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,14 +15,15 @@ import (
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/providers/docker"
-	"github.com/protolab/protolab-tui/protocol"
 )
 
 // BenchmarkStartToVerified: the docker lab from nothing to four protocols
 // verified (one echo each) and torn down, images cached ("protolab"), vs
-// `docker-compose up -d` of apps/docker-compose.yaml, the same checks and
+// `docker-compose up -d` of the seed lab's compose file (as
+// apps/docker-compose.yaml, on free ports), the same checks and
 // `docker-compose down` ("compose"), in the same run. bench/run.sh prints
-// the ratio (target ≤ 1.2, and ≤ 10 s).
+// the ratio (target ≤ 1.2, and ≤ 10 s). The lab and the compose project
+// have names of their own, so other labs on the engine are left alone.
 func BenchmarkStartToVerified(b *testing.B) {
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
@@ -32,7 +34,7 @@ func BenchmarkStartToVerified(b *testing.B) {
 	}
 	state := b.TempDir()
 	newLab := func() *lab.Lab {
-		l, err := lab.New(lab.Config{Name: "bench", Provider: "docker", StateDir: state, Apps: anyPorts,
+		l, err := lab.New(lab.Config{Name: fmt.Sprintf("bench-%d", os.Getpid()), Provider: "docker", StateDir: state, Apps: anyPorts,
 			Probe: probe.Options{Count: 1}, Capture: lab.CaptureConfig{Mode: "off"}}, docker.New)
 		if err != nil {
 			b.Fatal(err)
@@ -40,6 +42,7 @@ func BenchmarkStartToVerified(b *testing.B) {
 		return l
 	}
 	ctx := context.Background()
+	b.Cleanup(func() { _ = newLab().Teardown(ctx).Wait(ctx) }) // whatever a failed iteration left (by label)
 	// Warm the image cache, and tag the image for compose.
 	warm := newLab()
 	if err := warm.Up(ctx).Wait(ctx); err != nil {
@@ -64,9 +67,32 @@ func BenchmarkStartToVerified(b *testing.B) {
 		}
 	})
 	b.Run("compose", func(b *testing.B) {
-		file, _ := filepath.Abs("../../../apps/docker-compose.yaml")
+		// The seed lab's compose file on ports free now.
+		apps := lab.SeedApps()
+		for i := range apps {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			apps[i].Port = l.Addr().(*net.TCPAddr).Port
+			l.Close()
+		}
+		cfg, err := lab.Config{Apps: apps, Bind: "127.0.0.1"}.WithDefaults()
+		if err != nil {
+			b.Fatal(err)
+		}
+		yaml, err := docker.ComposeFile(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		file := filepath.Join(b.TempDir(), "docker-compose.yaml")
+		if err := os.WriteFile(file, yaml, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		project := fmt.Sprintf("protolabbench%d", os.Getpid())
+		b.Cleanup(func() { _ = exec.Command("docker-compose", "-p", project, "-f", file, "down").Run() })
 		compose := func(args ...string) {
-			cmd := exec.Command("docker-compose", append([]string{"-p", "protolabbench", "-f", file}, args...)...)
+			cmd := exec.Command("docker-compose", append([]string{"-p", project, "-f", file}, args...)...)
 			cmd.Env = append(os.Environ(), "PROTOLAB_PKI="+filepath.Join(state, "pki"), "PROTOLAB_UID=0", "PROTOLAB_GID=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("docker-compose %v: %v %s", args, err, out)
@@ -75,8 +101,8 @@ func BenchmarkStartToVerified(b *testing.B) {
 		warm := newLab() // the lab CA for the checks
 		for range b.N {
 			compose("up", "-d")
-			for _, p := range protocol.Seed() {
-				tg := probe.Target{Protocol: p, Addr: fmt.Sprintf("127.0.0.1:%d", p.DefaultPort()), ServerName: "localhost", RootCAs: warm.PKI().Pool()}
+			for _, a := range cfg.Apps {
+				tg := probe.Target{Protocol: a.Protocol, Addr: fmt.Sprintf("127.0.0.1:%d", a.Port), ServerName: "localhost", RootCAs: warm.PKI().Pool()}
 				var err error
 				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 					if _, err = probe.Run(ctx, tg, probe.Options{Count: 1}); err == nil {

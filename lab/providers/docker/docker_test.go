@@ -445,3 +445,41 @@ func nsPid(status string) int {
 	}
 	return 0
 }
+
+// Capture on lo sees the probes' connections to the engine's proxy on the
+// published ports as the probes made them: the sync after a probe waits
+// for exactly their bytes and closes, not for a quiet period.
+func TestCaptureSyncsExactlyOnPublishedPorts(t *testing.T) {
+	testenv.NeedRoot(t)
+	engine(t)
+	name := fmt.Sprintf("t-sync-%d", os.Getpid())
+	l, err := lab.New(lab.Config{Name: name, Provider: "docker", StateDir: t.TempDir(), Apps: anyPorts,
+		Probe: probe.Options{Count: 10}, Capture: lab.CaptureConfig{Mode: "on"}}, docker.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = l.Teardown(ctx).Wait(ctx)
+		_ = l.Close()
+	})
+	ctx := context.Background()
+	do(t, l.Up(ctx))
+	do(t, l.Deploy(ctx))
+	do(t, l.StartCapture(ctx))
+	do(t, l.Probe(ctx))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := l.SyncCapture(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.CaptureStats().Sync; got != "exact (4 connections)" {
+		t.Errorf("sync %q, want exact for the four probe connections", got)
+	}
+	for _, a := range l.Report().Rows() {
+		if w := a.Wire; w == nil || w.Messages < uint64(2*a.Messages) {
+			t.Errorf("%s: %+v on the wire right after the sync, want at least %d messages", a.App, a.Wire, 2*a.Messages)
+		}
+	}
+}
