@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -677,5 +678,44 @@ func TestNoScrapesWithoutRoom(t *testing.T) {
 		if got := next.(Model).scraping; got != tc.scrape {
 			t.Errorf("%d×%d: scraping %v, want %v", tc.w, tc.h, got, tc.scrape)
 		}
+	}
+}
+
+// outOfProcess is a lab whose apps do not live in this process (a docker
+// lab, say): quitting may leave it running.
+type outOfProcess struct{ Lab }
+
+func (outOfProcess) InProcess() bool { return false }
+
+// TestQuitLeavingTheLabRunning: q or Ctrl-C, then l, quits leaving the lab
+// up, and Run's error says so (ErrLeftRunning, with ErrInterrupted after
+// Ctrl-C) so that the program says what is left and how to remove it; t
+// tears down, and a failed teardown is reported too.
+func TestQuitLeavingTheLabRunning(t *testing.T) {
+	base, _ := newModel(t)
+	for _, tc := range []struct {
+		first       tea.Msg
+		left, ctrlC bool
+	}{{keys("q")[0], true, false}, {tea.KeyMsg{Type: tea.KeyCtrlC}, true, true}} {
+		m := New(outOfProcess{base.lab}, make(chan lab.Event), base.opt)
+		m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, upEvents(), tc.first)
+		if !strings.Contains(m.View(), "l: leave it running and quit") {
+			t.Fatalf("the quit question does not offer to leave the lab:\n%s", m.View())
+		}
+		next, cmd := m.Update(keys("l")[0])
+		m = next.(Model)
+		if cmd == nil || cmd() != tea.Quit() {
+			t.Fatal("l does not quit")
+		}
+		err := m.quitErr()
+		if !errors.Is(err, ErrLeftRunning) || errors.Is(err, ErrInterrupted) != tc.ctrlC {
+			t.Errorf("after %v then l: %v", tc.first, err)
+		}
+	}
+	m := New(outOfProcess{base.lab}, make(chan lab.Event), base.opt)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, upEvents(), tea.KeyMsg{Type: tea.KeyCtrlC}, keys("t")[0],
+		jobMsg{op: "teardown", quit: true, err: errors.New("engine gone")})
+	if err := m.quitErr(); !errors.Is(err, ErrTeardownFailed) || !errors.Is(err, ErrInterrupted) || errors.Is(err, ErrLeftRunning) {
+		t.Errorf("ctrl+c, t, failed: %v", err)
 	}
 }

@@ -500,6 +500,7 @@ func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.busy++
 		return m, job("teardown", true, m.lab.Teardown)
 	case kind == confirmQuit && s == "l" && !m.lab.InProcess():
+		m.leftRunning = true // the program says what is left and how to remove it
 		return m, tea.Quit
 	}
 	m.interrupted = false // the quit was called off

@@ -154,12 +154,14 @@ type Model struct {
 	stack       []overlay            // views over the packets' place; the top one has the keys
 	overW       int                  // the size an overlay gets (the packets' box, inside)
 	overH       int
-	compare     bool // the comparison is shown (in the packets' place)
-	touched     bool // a key was pressed since the explorer opened
-	interrupted bool // the quit under way was asked for with Ctrl+C
-	spinning    bool // the spinner's tick is scheduled
-	detailMoved bool // n/p in the detail: show the selected record once fetched
-	busy        int  // commands in flight
+	compare     bool  // the comparison is shown (in the packets' place)
+	touched     bool  // a key was pressed since the explorer opened
+	interrupted bool  // the quit under way was asked for with Ctrl+C
+	leftRunning bool  // the user quit leaving the lab running (l)
+	tearErr     error // the teardown chosen on quitting failed
+	spinning    bool  // the spinner's tick is scheduled
+	detailMoved bool  // n/p in the detail: show the selected record once fetched
+	busy        int   // commands in flight
 	fetching    bool
 	scraping    bool   // a round of /metrics scrapes is in flight
 	shown       uint64 // the store version the packet lists show
@@ -372,6 +374,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// error is the same one and is not shown again.
 		m.busy = max(0, m.busy-1)
 		if msg.quit {
+			m.tearErr = msg.err // the program says what is left, if anything
 			return m, tea.Quit
 		}
 		return m, nil
