@@ -15,6 +15,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/hinshun/vt10x"
 	"github.com/muesli/termenv"
 
 	"github.com/protolab/protolab-tui/lab"
@@ -233,7 +234,7 @@ func TestAppDeathIsLoud(t *testing.T) {
 	died := lab.AppStatus{Name: "ws", Protocol: protocol.WS, Image: "protolab-app", State: lab.AppExited, Detail: "exit code 137", Restarts: 1}
 	m = send(t, m, eventsMsg{lab.AppEvent{At: lab.At{Time: t0}, App: died}})
 	v := m.View()
-	for _, want := range []string{"DEGRADED: ws down", "[!] app ws exited (exit code 137), 1 restarts: r redeploys"} {
+	for _, want := range []string{"DEGRADED: ws down", "[!] app ws exited (exit code 137), 1 restart: r redeploys"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("view lacks %q:\n%s", want, v)
 		}
@@ -719,3 +720,98 @@ func TestQuitLeavingTheLabRunning(t *testing.T) {
 		t.Errorf("ctrl+c, t, failed: %v", err)
 	}
 }
+
+// TestLogLineLeavesFollow: leaving follow mode (f again) does not leave
+// the log line saying "following …".
+func TestLogLineLeavesFollow(t *testing.T) {
+	s := wsConversation(t)
+	m := onWS(t, 120, 40, s)
+	m = send(t, m, m.packets.fetch(s, nil)(), keys("f")[0])
+	if !strings.Contains(m.logLine, "following") {
+		t.Fatalf("f: %q", m.logLine)
+	}
+	m = send(t, m, keys("f")[0])
+	if strings.Contains(m.View(), "following") {
+		t.Errorf("after f again the screen still says following: %q", m.logLine)
+	}
+}
+
+// TestCopyHexSaysBytes: Y says how many payload bytes it copied, not the
+// length of their hex.
+func TestCopyHexSaysBytes(t *testing.T) {
+	store := numbered(t, 3)
+	m := onWS(t, 120, 40, store)
+	m.packets.filter = "message"
+	m = send(t, m, m.packets.fetch(store, nil)(), tea.KeyMsg{Type: tea.KeyEnter})
+	m.topDetail().out = io.Discard
+	next, cmd := m.Update(keys("Y")[0])
+	m = next.(Model)
+	for _, c := range cmd().(tea.BatchMsg) {
+		m = send(t, m, c())
+	}
+	if n := len(m.topDetail().rec.Data); !strings.Contains(m.logLine, fmt.Sprintf("(%d bytes, %d hex digits)", n, 2*n)) {
+		t.Errorf("Y says %q for %d bytes", m.logLine, n)
+	}
+}
+
+// TestHelpListsDOnlyWithAWarning: D is in the help only while there is an
+// earlier-lab warning to dismiss.
+func TestHelpListsDOnlyWithAWarning(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, keys("?")[0])
+	if strings.Contains(m.View(), "dismiss the warning") {
+		t.Errorf("the help lists D with no warning up:\n%s", m.View())
+	}
+	m = send(t, m, keys("?")[0], eventsMsg{lab.EarlierLabEvent{Lab: "protolab", Where: "the Docker engine", Containers: 2, Running: 1, Remove: "protolab-tui --teardown"}}, keys("?")[0])
+	if !strings.Contains(m.View(), "dismiss the warning") {
+		t.Errorf("the help does not list D with a warning up:\n%s", m.View())
+	}
+}
+
+// TestSendHTTPKeys: h and H open a prompt to the lab's http and https
+// apps; enter sends (a job over the lab's Send).
+func TestSendHTTPKeys(t *testing.T) {
+	for _, tc := range []struct{ key, app string }{{"h", "http"}, {"H", "https"}} {
+		m, _ := newModel(t)
+		m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents(), keys(tc.key)[0])
+		if m.inputKind != inputSend || m.sendApp != tc.app || !strings.Contains(m.View(), "send over "+tc.app) {
+			t.Fatalf("%s: input %v to %q:\n%s", tc.key, m.inputKind, m.sendApp, m.View())
+		}
+		m = send(t, m, keys("ping")...)
+		next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+		m = next.(Model)
+		if cmd == nil || m.busy != 1 || m.packets.focused().app.Name != tc.app {
+			t.Errorf("%s: enter sends nothing (busy %d) or shows %s", tc.key, m.busy, m.packets.focused().app.Name)
+		}
+	}
+}
+
+// TestNarrowFooterAndPrompts: at 80 columns the footer's keys are whole
+// (none cut with "…"), the filter and find prompts leave the input most
+// of the line (a short label; what to type on the line under it), and
+// the debugging shell's title shows every F key.
+func TestNarrowFooterAndPrompts(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24}, upEvents())
+	lines := strings.Split(m.View(), "\n")
+	if f := lines[len(lines)-1]; strings.Contains(f, "…") || !strings.Contains(f, "? help") {
+		t.Errorf("the footer is cut: %q", f)
+	}
+	for _, k := range []tea.Msg{keys("/")[0], tea.KeyMsg{Type: tea.KeyCtrlF}} {
+		p := send(t, m, k)
+		if w := lipgloss.Width(p.input.Prompt); w > 10 || p.input.Width < 60 {
+			t.Errorf("%v: the label takes %d columns, the input %d", k, w, p.input.Width)
+		}
+		if !strings.Contains(p.View(), "esc cancels") {
+			t.Errorf("%v: no hint under the prompt:\n%s", k, p.View())
+		}
+	}
+	m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(78, 17)), cols: 78, rows: 17, sh: fakeShell{},
+		actions: []lab.ShellAction{{Key: "f2", Label: "docker ps (this lab)"}, {Key: "f3", Label: "logs of https"}, {Key: "f4", Label: "ss for the lab's ports"}}}
+	if v := m.View(); !strings.Contains(v, "F4 ss for the lab's ports") {
+		t.Errorf("the shell's title hides F4:\n%s", v)
+	}
+}
+
+// fakeShell is an open shell that says nothing.
+type fakeShell struct{ lab.Shell }

@@ -187,11 +187,12 @@ func (d *detailView) Update(msg tea.KeyMsg) (overlay, tea.Cmd) {
 		r := d.rec
 		return d, func() tea.Msg { return legsRequest{rec: r} }
 	case key.Matches(msg, detailKeys.CopyText), key.Matches(msg, detailKeys.CopyHex):
-		what, data := "text", detailText(d.rec)
+		data := detailText(d.rec)
+		line := logMsg(fmt.Sprintf("copied the text (%d bytes) to the clipboard (OSC 52)", len(data)))
 		if key.Matches(msg, detailKeys.CopyHex) {
-			what, data = "payload hex", hex.EncodeToString(d.rec.Data)
+			data = hex.EncodeToString(d.rec.Data)
+			line = logMsg(fmt.Sprintf("copied the payload as hex (%d bytes, %d hex digits) to the clipboard (OSC 52)", len(d.rec.Data), len(data)))
 		}
-		line := logMsg(fmt.Sprintf("copied the %s (%d bytes) to the clipboard (OSC 52)", what, len(data)))
 		return d, tea.Batch(copyOSC52(d.out, data), func() tea.Msg { return line })
 	}
 	var cmd tea.Cmd

@@ -82,12 +82,17 @@ func (k keyMap) ShortHelp() []key.Binding {
 		short(k.Export, "export"), short(k.Filter, "filter"), short(k.Next, "next pane"), short(k.Teardown, "tear down"))
 }
 
-// FullHelp implements help.KeyMap.
+// FullHelp implements help.KeyMap: every key, D only while there is a
+// warning for it to dismiss.
 func (k keyMap) FullHelp() [][]key.Binding {
+	last := []key.Binding{k.Back, k.Help, k.Quit}
+	if k.warned {
+		last = []key.Binding{k.Back, k.Dismiss, k.Help, k.Quit}
+	}
 	return [][]key.Binding{
 		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.SendHTTP, k.SendHTTPS, k.Compare, k.Teardown, k.Capture, k.Export},
 		{k.Filter, k.Find, k.FindNext, k.ShowApp, k.Next, k.Prev, k.Debug, k.Conns},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Follow, k.Fold, k.Legs},
-		{k.Back, k.Dismiss, k.Help, k.Quit},
+		last,
 	}
 }

@@ -304,7 +304,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.prompt(inputExport, "export pcapng to: ", def)
 	case key.Matches(msg, k.Filter):
 		m.filterErr = ""
-		return m.prompt(inputFilter, "filter (docs/filter.md: port == 3002 and not c>s, text ~ re; empty clears): ", m.packets.filter)
+		return m.prompt(inputFilter, "filter: ", m.packets.filter)
 	case key.Matches(msg, k.ShowApp):
 		if !m.packets.focusApp(int(msg.String()[0] - '1')) {
 			return m, nil
@@ -330,6 +330,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		// filter, goes back to the whole list).
 		if m.packets.conv {
 			m.packets.conv, m.packets.filter = false, ""
+			m.logLine = "back to every record (f on a row follows its connection)"
 			m.rewind()
 			return m, m.fetch()
 		}
@@ -338,7 +339,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	case m.focus == panePackets && key.Matches(msg, k.Find):
 		m.filterErr = ""
-		return m.prompt(inputFind, "find (n/N next/previous; filter language: a word, status >= 400, opcode == 8…): ", m.search)
+		return m.prompt(inputFind, "find: ", m.search)
 	case m.focus == panePackets && (key.Matches(msg, k.FindNext) || key.Matches(msg, k.FindPrev)):
 		if m.search == "" {
 			m.logLine = "nothing to find yet: ctrl+f sets it"
@@ -370,7 +371,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 // shellSize is the emulated screen's size inside the pane.
-func (m Model) shellSize() (cols, rows int) { return max(20, m.width-2), max(5, m.bodyHeight()-3) }
+// (under its two title lines: what it is, and the provider's F keys).
+func (m Model) shellSize() (cols, rows int) { return max(20, m.width-2), max(5, m.bodyHeight()-4) }
 
 func (m Model) shellKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	sp := m.shell
@@ -451,7 +453,10 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 			return m, m.find(true)
 		case inputFilter:
-			m.packets.conv = false
+			if m.packets.conv {
+				m.packets.conv = false
+				m.logLine = "filter set: no longer following one connection"
+			}
 			if _, err := compileFilter(value); err != nil {
 				// Not applied: the prompt stays, saying why.
 				m.inputKind, m.filterErr = inputFilter, err.Error()

@@ -456,7 +456,7 @@ func (m *Model) apply(e lab.Event) {
 				why += " (" + a.Detail + ")"
 			}
 			if a.Restarts > 0 {
-				why += fmt.Sprintf(", %d restarts", a.Restarts)
+				why += ", " + plural(a.Restarts, "restart")
 			}
 			m.alerts[a.Name] = fmt.Sprintf("app %s %s: r redeploys, x opens a shell on the lab host", a.Name, why)
 		}
@@ -536,4 +536,12 @@ func (m *Model) apply(e lab.Event) {
 			}
 		}
 	}
+}
+
+// plural writes a count with its noun: "1 restart", "2 restarts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

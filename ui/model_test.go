@@ -340,8 +340,8 @@ func TestDebuggingShellPane(t *testing.T) {
 		m = next.(Model)
 	}
 	lines := strings.Split(m.View(), "\n")
-	// header, the pane's top border and its title line come first
-	if row := lines[1+1+1+7]; !strings.Contains(row, "│            X") {
+	// header, the pane's top border and its two title lines come first
+	if row := lines[1+1+2+7]; !strings.Contains(row, "│            X") {
 		t.Errorf("row 7 of the pane is %q, want X in column 12", row)
 	}
 	if !strings.Contains(m.View(), "ctrl+] leaves") {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
 	"github.com/charmbracelet/lipgloss"
 
@@ -206,13 +208,33 @@ func (m Model) footer() string {
 	keys := m.keys
 	keys.up = m.state != lab.Down && m.state != lab.Failed
 	keys.warned = m.earlier != nil
-	if (m.inputKind == inputFilter || m.inputKind == inputFind) && m.filterErr != "" {
-		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("filter: "+m.filterErr, m.width)))
+	if m.inputKind == inputFilter || m.inputKind == inputFind {
+		// The prompt's label is short, so the input gets the width; what
+		// to type is said here, or what does not parse.
+		if m.filterErr != "" {
+			return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("does not parse: "+m.filterErr, m.width)))
+		}
+		hint := "e.g. port == 3002 and not c>s, text ~ re · docs/filter.md · esc cancels"
+		if m.inputKind == inputFind {
+			hint = "a word, status >= 400, opcode == 8 · enter finds, n/N next/prev · esc cancels"
+		}
+		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.dim.Render(truncate(hint, m.width)))
 	}
 	if n := len(m.stack); n > 0 {
-		return lipgloss.JoinVertical(lipgloss.Left, log, m.help.ShortHelpView(m.stack[n-1].Keys()))
+		return lipgloss.JoinVertical(lipgloss.Left, log, fitHelp(m.help, m.stack[n-1].Keys(), m.width))
 	}
-	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(keys))
+	return lipgloss.JoinVertical(lipgloss.Left, log, fitHelp(m.help, keys.ShortHelp(), m.width))
+}
+
+// fitHelp is the short help of as many of bindings, in their order, as
+// fit width whole: nothing is cut in the middle ("c capture …").
+func fitHelp(hm help.Model, bindings []key.Binding, width int) string {
+	hm.Width = 0
+	n := len(bindings)
+	for n > 1 && lipgloss.Width(hm.ShortHelpView(bindings[:n])) > width {
+		n--
+	}
+	return hm.ShortHelpView(bindings[:n])
 }
 
 // alertLine is the first app alert, in the lab's order ("" when none).
@@ -233,7 +255,9 @@ func (m Model) alertLine() string {
 func (m Model) fullHelp() string {
 	hm := m.help
 	hm.Width = 0 // each row is fitted here, not cut
-	groups := m.keys.FullHelp()
+	keys := m.keys
+	keys.warned = m.earlier != nil
+	groups := keys.FullHelp()
 	var rows []string
 	for len(groups) > 0 {
 		n := len(groups)
@@ -259,9 +283,12 @@ func (m Model) body() string {
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.stack[len(m.stack)-1].View())
 	case m.shell != nil:
 		sp := m.shell
+		// Two title lines: what it is, then the provider's F keys, so
+		// that F4 shows at 80 columns too.
 		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves", m.hostP.host.Name)
+		var fkeys []string
 		for _, a := range sp.actions {
-			title += fmt.Sprintf(" · %s %s", strings.ToUpper(a.Key), a.Label)
+			fkeys = append(fkeys, fmt.Sprintf("%s %s", strings.ToUpper(a.Key), a.Label))
 		}
 		if sp.ended != "" {
 			title = sp.ended
@@ -269,7 +296,8 @@ func (m Model) body() string {
 			title = "opening a shell on the lab host…"
 		}
 		screen := renderVT(sp.vt, m.st.plain, sp.cols, sp.rows)
-		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, m.st.title.Render(truncate(title, m.width-2)), screen))
+		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left,
+			m.st.title.Render(truncate(title, m.width-2)), m.st.dim.Render(truncate(strings.Join(fkeys, " · "), m.width-2)), screen))
 	}
 	hostW, appsW, packW, _ := m.paneWidths()
 	ps := m.panes()
