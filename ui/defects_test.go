@@ -815,3 +815,41 @@ func TestNarrowFooterAndPrompts(t *testing.T) {
 
 // fakeShell is an open shell that says nothing.
 type fakeShell struct{ lab.Shell }
+
+// dockerApps is what a docker lab's apps look like: an image name, an
+// unhealthy one, ports the engine picked.
+func dockerApps() tea.Msg {
+	var ev []lab.Event
+	ev = append(ev, lab.HostEvent{Host: lab.HostInfo{Provider: "docker", Name: "engine", Address: "127.0.0.1", OS: "linux/amd64"}})
+	for i, p := range protocol.Seed() {
+		health := "healthy"
+		if p == protocol.WSS {
+			health = "unhealthy"
+		}
+		ev = append(ev, lab.AppEvent{App: lab.AppStatus{Name: string(p), Protocol: p, Image: "protolab-app:dev", State: lab.AppRunning,
+			Health: health, Endpoint: fmt.Sprintf("127.0.0.1:%d", 32768+i), Started: t0}})
+	}
+	return eventsMsg(ev)
+}
+
+// TestRealPortsAndNamesWhole: the apps table's columns fit what they hold
+// (no "protol…", "unhealt…" where there is room), and the host pane shows
+// every app's real port, at 80×24 too.
+func TestRealPortsAndNamesWhole(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
+		m, _ := newModel(t)
+		m = send(t, m, tea.WindowSizeMsg{Width: size[0], Height: size[1]}, upEvents(), dockerApps())
+		v := m.View()
+		for i, p := range protocol.Seed() {
+			if want := fmt.Sprintf("%s :%d", p, 32768+i); !strings.Contains(v, want) {
+				t.Errorf("%dx%d: the host pane lacks %q:\n%s", size[0], size[1], want, v)
+			}
+		}
+		if !strings.Contains(v, "unhealthy") || strings.Contains(v, "unhealt…") {
+			t.Errorf("%dx%d: the health is cut:\n%s", size[0], size[1], v)
+		}
+		if size[0] >= 200 && !strings.Contains(v, "protolab-app:dev") || strings.Contains(v, "protol…") {
+			t.Errorf("%dx%d: the image is cut:\n%s", size[0], size[1], v)
+		}
+	}
+}

@@ -17,24 +17,67 @@ import (
 // This file draws the explorer: the layout of the panes, the header, the
 // footer and the body with its overlays. Nothing here does I/O.
 
-// appColumns fits the apps table to w columns; below 48 the image column
-// goes (the detail is one tab away in a wider terminal).
-func appColumns(w int) []table.Column {
-	cols := []table.Column{{Title: "name", Width: 5}, {Title: "image", Width: 7}, {Title: "state", Width: 7},
-		{Title: "health", Width: 8}, {Title: "ports", Width: 0}, {Title: "rs", Width: 2}, {Title: "age", Width: 5}}
-	if w < 48 {
-		cols = append(cols[:1], cols[2:]...)
-	}
-	used := 0
-	for _, c := range cols {
-		used += c.Width + 1 // one column of padding each
-	}
-	for i := range cols {
-		if cols[i].Title == "ports" {
-			cols[i].Width = max(6, w-used)
+// appTitles are the apps table's columns; appDrop the ones that go, in
+// this order, when the table does not fit (the image, then the age).
+var (
+	appTitles = []string{"name", "image", "state", "health", "ports", "rs", "age"}
+	appDrop   = []string{"image", "age"}
+)
+
+// appColumns sizes the apps table's columns from what they hold (rows
+// have a cell per appTitles) and the width w: each as wide as its widest
+// cell, the room left to the ports; where that does not fit, the image
+// goes, then the age (a cell is whole or not shown). It returns the columns and the
+// rows with the dropped columns' cells removed.
+func appColumns(w int, rows []table.Row) ([]table.Column, []table.Row) {
+	widths := make([]int, len(appTitles))
+	for i, t := range appTitles {
+		widths[i] = lipgloss.Width(t)
+		for _, r := range rows {
+			widths[i] = max(widths[i], lipgloss.Width(r[i]))
 		}
 	}
-	return cols
+	keep := make([]bool, len(appTitles))
+	for i := range keep {
+		keep[i] = true
+	}
+	used := func() int {
+		n := 0
+		for i, k := range keep {
+			if k {
+				n += widths[i] + 1 // a column of padding each
+			}
+		}
+		return n
+	}
+	for _, drop := range appDrop {
+		if used() <= w {
+			break
+		}
+		keep[slices.Index(appTitles, drop)] = false // whole or not at all: "protol…" says nothing
+	}
+	var cols []table.Column
+	for i, t := range appTitles {
+		if keep[i] {
+			cols = append(cols, table.Column{Title: t, Width: widths[i]})
+		}
+	}
+	if extra := w - used(); extra > 0 {
+		for i := range cols {
+			if cols[i].Title == "ports" {
+				cols[i].Width += extra
+			}
+		}
+	}
+	out := make([]table.Row, len(rows))
+	for j, r := range rows {
+		for i := range appTitles {
+			if keep[i] {
+				out[j] = append(out[j], r[i])
+			}
+		}
+	}
+	return cols, out
 }
 
 // bodyHeight is the room between header and footer.
