@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/hinshun/vt10x"
@@ -74,7 +76,7 @@ func TestFollowShowsTheNewestRow(t *testing.T) {
 	store := numbered(t, 500)
 	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
 		m := onWS(t, size[0], size[1], store)
-		v := m.View()
+		v := m.text()
 		if !strings.Contains(v, "frame-000500") {
 			t.Errorf("%dx%d: the newest row is not on screen:\n%s", size[0], size[1], v)
 		}
@@ -84,7 +86,7 @@ func TestFollowShowsTheNewestRow(t *testing.T) {
 		if r, ok := m.packets.selected(); !ok || !strings.Contains(r.Text(), "frame-000500") {
 			t.Errorf("%dx%d: the cursor is on %q, not the newest row", size[0], size[1], r.Text())
 		}
-		if rows := strings.Count(v, "│12:00:"); rows < 5 {
+		if rows := strings.Count(v, "┃12:00:"); rows < 5 {
 			t.Errorf("%dx%d: %d packet rows on screen", size[0], size[1], rows)
 		}
 	}
@@ -119,7 +121,7 @@ func TestKeyBursts(t *testing.T) {
 	if !strings.Contains(at(), "frame-000479") || m.packets.focused().follow {
 		t.Errorf("after 20k the cursor is on %q (follow %v), want frame-000479", at(), m.packets.focused().follow)
 	}
-	if v := m.View(); !strings.Contains(v, "paused 482/503") {
+	if v := m.text(); !strings.Contains(v, "paused 482/503") {
 		t.Errorf("the position with a filter is wrong:\n%s", v)
 	}
 	// A burst that opens a prompt: the rest is its text.
@@ -133,14 +135,14 @@ func TestKeyBursts(t *testing.T) {
 // footer and every key in the help are on screen.
 func TestSmallestTerminal(t *testing.T) {
 	m := onWS(t, 80, 24, numbered(t, 50))
-	v := m.View()
+	v := m.text()
 	for _, want := range []string{"http  in-proc", "https in-proc", "ws    in-proc", "wss   in-proc", "? help", "q/ctrl+c quit"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("80x24 lacks %q:\n%s", want, v)
 		}
 	}
 	m = send(t, m, keys("?")...)
-	v = m.View()
+	v = m.text()
 	for _, group := range m.keys.FullHelp() {
 		for _, k := range group {
 			if !strings.Contains(v, k.Help().Key+" "+k.Help().Desc) && !strings.Contains(v, k.Help().Desc) {
@@ -161,11 +163,11 @@ func TestSmallestTerminal(t *testing.T) {
 func TestFooterFollowsTheState(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
-	if f := m.footer(); !strings.Contains(f, "p bring the lab up") {
+	if f := ansi.Strip(m.footer()); !strings.Contains(f, "p bring the lab up") {
 		t.Errorf("down: footer %q", f)
 	}
 	m = send(t, m, upEvents())
-	if f := m.footer(); strings.Contains(f, "p bring") || !strings.Contains(f, "s send ws") {
+	if f := ansi.Strip(m.footer()); strings.Contains(f, "p bring") || !strings.Contains(f, "s send ws") {
 		t.Errorf("up: footer %q", f)
 	}
 }
@@ -188,7 +190,7 @@ func TestCtrlCAsks(t *testing.T) {
 	m = send(t, m, upEvents())
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC})
 	m = next.(Model)
-	if cmd != nil || m.confirm != confirmQuit || !strings.Contains(m.View(), "The lab is up") {
+	if cmd != nil || m.confirm != confirmQuit || !strings.Contains(m.text(), "The lab is up") {
 		t.Fatalf("ctrl+c with the lab up: confirm %v, cmd %v", m.confirm, cmd)
 	}
 	if yes, _ := m.Update(keys("y")[0]); !yes.(Model).Interrupted() {
@@ -217,8 +219,8 @@ func TestRendererPerModel(t *testing.T) {
 	if !strings.Contains(colour, "\x1b[") {
 		t.Error("the true-colour session's view has no colour")
 	}
-	if strings.Contains(plain, "\x1b[") {
-		t.Errorf("the ascii session's view has escapes: %q", plain[:min(len(plain), 200)])
+	if colour := regexp.MustCompile(`\x1b\[[0-9;]*(3[0-9]|4[0-9]|9[0-7]|10[0-7])(;[0-9;]*)?m`); colour.MatchString(plain) {
+		t.Errorf("the ascii session's view has colours: %q", colour.FindString(plain))
 	}
 	if lipgloss.ColorProfile() != termenv.Ascii {
 		t.Error("a session's renderer changed the default renderer's profile")
@@ -233,7 +235,7 @@ func TestAppDeathIsLoud(t *testing.T) {
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, upEvents())
 	died := lab.AppStatus{Name: "ws", Protocol: protocol.WS, Image: "protolab-app", State: lab.AppExited, Detail: "exit code 137", Restarts: 1}
 	m = send(t, m, eventsMsg{lab.AppEvent{At: lab.At{Time: t0}, App: died}})
-	v := m.View()
+	v := m.text()
 	for _, want := range []string{"DEGRADED: ws down", "[!] app ws exited (exit code 137), 1 restart: r redeploys"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("view lacks %q:\n%s", want, v)
@@ -242,13 +244,13 @@ func TestAppDeathIsLoud(t *testing.T) {
 	back := died
 	back.State, back.Detail = lab.AppRunning, ""
 	m = send(t, m, eventsMsg{lab.AppEvent{At: lab.At{Time: t0}, App: back}})
-	if v := m.View(); strings.Contains(v, "DEGRADED") || strings.Contains(v, "[!] app ws") {
+	if v := m.text(); strings.Contains(v, "DEGRADED") || strings.Contains(v, "[!] app ws") {
 		t.Errorf("the alert stays after the app is back:\n%s", v)
 	}
 	// Teardown stops the apps: no alert for that.
 	m = send(t, m, eventsMsg{lab.StateEvent{At: lab.At{Time: t0}, From: lab.Running, To: lab.TearingDown},
 		lab.AppEvent{At: lab.At{Time: t0}, App: lab.AppStatus{Name: "ws", State: lab.AppStopped}}})
-	if v := m.View(); strings.Contains(v, "[!] app") {
+	if v := m.text(); strings.Contains(v, "[!] app") {
 		t.Errorf("a teardown raised an alert:\n%s", v)
 	}
 }
@@ -273,7 +275,7 @@ func TestShellActionsComeFromTheProvider(t *testing.T) {
 	if got := m.quickAction("f4"); !strings.HasPrefix(got, "ss -tnp") {
 		t.Errorf("f4 types %q", got)
 	}
-	v := m.View()
+	v := m.text()
 	if strings.Contains(v, "docker") || !strings.Contains(v, "F2 this process") {
 		t.Errorf("the shell's title:\n%s", v)
 	}
@@ -310,26 +312,26 @@ func TestPausedViewHoldsStill(t *testing.T) {
 	m = send(t, m, m.packets.fetch(store, nil)())
 	l := m.packets.focused()
 	first := l.rows[0].Seq
-	if l.follow || first != 0 || !strings.Contains(m.View(), "frame-000001") {
-		t.Fatalf("g: follow %v, first row %d:\n%s", l.follow, first, m.View())
+	if l.follow || first != 0 || !strings.Contains(m.text(), "frame-000001") {
+		t.Fatalf("g: follow %v, first row %d:\n%s", l.follow, first, m.text())
 	}
 	// A flood evicts everything the view shows (the ring keeps 1000).
 	flood := numberedRing(t, 5000, 1000)
 	m = send(t, m, m.packets.fetch(flood, nil)())
 	l = m.packets.focused()
-	if l.rows[0].Seq != first || !l.held || !strings.Contains(m.View(), "held") || !strings.Contains(m.View(), "frame-000001") {
+	if l.rows[0].Seq != first || !l.held || !strings.Contains(m.text(), "held") || !strings.Contains(m.text(), "frame-000001") {
 		t.Errorf("the paused rows were replaced: first %d (was %d), held %v", l.rows[0].Seq, first, l.held)
 	}
 	m = send(t, m, keys("G")...)
 	m = send(t, m, m.packets.fetch(flood, nil)())
-	if v := m.View(); !strings.Contains(v, "frame-005000") {
+	if v := m.text(); !strings.Contains(v, "frame-005000") {
 		t.Errorf("G does not follow the newest again:\n%s", v)
 	}
 	// The mode line says how much the ring holds, over how long, and how
 	// many went: each frame is a (socket-level) packet record and a message
 	// record, so the ring holds the newest 500 frames, 1 ms apart, of the
 	// 10005 records.
-	if v := m.View(); !strings.Contains(v, "ring 1000 rows, 499.000ms (9005 older gone)") {
+	if v := m.text(); !strings.Contains(v, "ring 1000 rows, 499.000ms (9005 older gone)") {
 		t.Errorf("the ring's span is not shown:\n%s", v)
 	}
 }
@@ -342,18 +344,18 @@ func TestDetailNextPrevious(t *testing.T) {
 	m.packets.filter = "message"
 	m = send(t, m, m.packets.fetch(store, nil)())
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if m.topDetail() == nil || !strings.Contains(m.View(), "frame-000050") {
-		t.Fatalf("enter: no detail of the newest frame:\n%s", m.View())
+	if m.topDetail() == nil || !strings.Contains(m.text(), "frame-000050") {
+		t.Fatalf("enter: no detail of the newest frame:\n%s", m.text())
 	}
 	next, cmd := m.Update(keys("p")[0])
 	m = send(t, next.(Model), cmd()) // the step, asked of the list
 	m = send(t, m, m.packets.fetch(store, nil)())
-	if v := m.View(); m.topDetail() == nil || !strings.Contains(v, "frame-000049") {
+	if v := m.text(); m.topDetail() == nil || !strings.Contains(v, "frame-000049") {
 		t.Errorf("p: the detail does not show the previous frame:\n%s", v)
 	}
 	next, cmd = m.Update(keys("n")[0])
 	m = send(t, next.(Model), cmd())
-	if v := m.View(); !strings.Contains(v, "frame-000050") {
+	if v := m.text(); !strings.Contains(v, "frame-000050") {
 		t.Errorf("n: the detail does not show the next frame:\n%s", v)
 	}
 	var term bytes.Buffer
@@ -369,7 +371,7 @@ func TestDetailNextPrevious(t *testing.T) {
 	if want := "]52;c;" + base64.StdEncoding.EncodeToString([]byte(detailText(m.topDetail().rec))); !strings.Contains(term.String(), want) {
 		t.Errorf("y wrote %q to the terminal, want OSC 52 with the detail's text", term.String())
 	}
-	if !strings.Contains(m.View(), "copied the text") {
+	if !strings.Contains(m.text(), "copied the text") {
 		t.Error("y does not say what it copied")
 	}
 }
@@ -396,7 +398,7 @@ func TestFollowAConnection(t *testing.T) {
 	m = send(t, m, m.packets.fetch(s, nil)())
 	m = send(t, m, keys("f")...)
 	m = send(t, m, m.packets.fetch(s, nil)())
-	v := m.View()
+	v := m.text()
 	if !strings.Contains(v, "first-conn") || strings.Contains(v, "second-conn") {
 		t.Errorf("f does not show the first connection alone:\n%s", v)
 	}
@@ -410,7 +412,7 @@ func TestFollowAConnection(t *testing.T) {
 	}
 	m = send(t, m, keys("z")...) // unfolded
 	m = send(t, m, m.packets.fetch(s, nil)())
-	v = m.View()
+	v = m.text()
 	for _, want := range []string{"+0µs", "+2.000ms", "Δ2.000ms", "+5.000ms", "Δ3.000ms", "101 Switching"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the followed connection lacks %q:\n%s", want, v)
@@ -418,7 +420,7 @@ func TestFollowAConnection(t *testing.T) {
 	}
 	m = send(t, m, keys("f")...) // back to everything
 	m = send(t, m, m.packets.fetch(s, nil)())
-	if v := m.View(); !strings.Contains(v, "second-conn") || m.packets.conv {
+	if v := m.text(); !strings.Contains(v, "second-conn") || m.packets.conv {
 		t.Errorf("f again does not leave the connection:\n%s", v)
 	}
 }
@@ -464,8 +466,25 @@ func TestColours(t *testing.T) {
 	if l := lineWith(v, "exited"); !strings.Contains(l, red) {
 		t.Errorf("an exited app is not red: %q", l)
 	}
-	if plain := view(termenv.Ascii); strings.Contains(plain, "\x1b[") {
-		t.Errorf("NO_COLOR view has escapes: %q", lineWith(plain, "GET /echo"))
+	// NO_COLOR: no colour at all, but the cues colour gave remain as
+	// attributes no-color.org allows and marks in the text: the cursor's
+	// row reversed, the active tab reversed and in brackets, the focused
+	// pane's thick border, an exited app bold.
+	plain := view(termenv.Ascii)
+	if colour := regexp.MustCompile(`\x1b\[[0-9;]*(3[0-9]|4[0-9]|9[0-7]|10[0-7])(;[0-9;]*)?m`); colour.MatchString(plain) {
+		t.Errorf("the NO_COLOR view has colour codes: %q", colour.FindString(plain))
+	}
+	if l := lineWith(plain, "WS CLOSE"); !strings.Contains(l, "\x1b[7m") { // the newest row: the cursor's
+		t.Errorf("the cursor's row has no cue under NO_COLOR: %q", l)
+	}
+	if l := lineWith(plain, "3 ws"); !strings.Contains(l, "[3 ws]") || !strings.Contains(l, "\x1b[1;7m") {
+		t.Errorf("the active tab has no cue under NO_COLOR: %q", l)
+	}
+	if !strings.Contains(plain, "┏") {
+		t.Error("the focused pane has no cue under NO_COLOR (a thick border)")
+	}
+	if l := lineWith(plain, "exited"); !strings.Contains(l, "\x1b[1m") {
+		t.Errorf("an exited app has no cue under NO_COLOR: %q", l)
 	}
 }
 
@@ -507,7 +526,7 @@ func TestConnectionsList(t *testing.T) {
 		t.Fatalf("o gathered %+v, want two connections of 3 and 4 packets, the oldest first", msg)
 	}
 	m = send(t, m, msg)
-	v := m.View()
+	v := m.text()
 	for _, want := range []string{"Connections of ws: 2", "127.0.0.1:51000", "127.0.0.1:52000", "enter/f follow the connection", "esc/o close"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the connections list lacks %q:\n%s", want, v)
@@ -525,7 +544,7 @@ func TestConnectionsList(t *testing.T) {
 	}
 	m = send(t, m, keys("o")[0])
 	m = send(t, m, fetchConns(s, "ws")(), tea.KeyMsg{Type: tea.KeyEscape})
-	if len(m.stack) != 0 || strings.Contains(m.View(), "Connections of") {
+	if len(m.stack) != 0 || strings.Contains(m.text(), "Connections of") {
 		t.Error("esc does not close the connections list")
 	}
 }
@@ -619,7 +638,7 @@ func TestDetailLayers(t *testing.T) {
 	m.packets.filter = "message" // the frames, not their segments
 	m = send(t, m, m.packets.fetch(store, nil)())
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	v := m.View()
+	v := m.text()
 	for _, want := range []string{"Record", "IP           127.0.0.1 → 127.0.0.1 (s→c)", "TCP          3002 → 51000", "▾ Bytes", "payload_length"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the detail lacks %q:\n%s", want, v)
@@ -632,14 +651,14 @@ func TestDetailLayers(t *testing.T) {
 		t.Fatalf("three tabs do not reach the WebSocket layer")
 	}
 	m = send(t, m, tea.KeyMsg{Type: tea.KeySpace})
-	v = m.View()
+	v = m.text()
 	if strings.Contains(v, "payload_length") || !strings.Contains(v, "▸ WebSocket") || !strings.Contains(v, `WS TEXT len=12 "frame-000003"`) {
 		t.Errorf("space does not fold the WebSocket layer to its summary:\n%s", v)
 	}
 	next, cmd := m.Update(keys("p")[0])
 	m = send(t, next.(Model), cmd())
 	m = send(t, m, m.packets.fetch(store, nil)())
-	if v := m.View(); !strings.Contains(v, "frame-000002") || strings.Contains(v, "payload_length") {
+	if v := m.text(); !strings.Contains(v, "frame-000002") || strings.Contains(v, "payload_length") {
 		t.Errorf("the fold does not hold for the previous record:\n%s", v)
 	}
 }
@@ -700,8 +719,8 @@ func TestQuitLeavingTheLabRunning(t *testing.T) {
 	}{{keys("q")[0], true, false}, {tea.KeyMsg{Type: tea.KeyCtrlC}, true, true}} {
 		m := New(outOfProcess{base.lab}, make(chan lab.Event), base.opt)
 		m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, upEvents(), tc.first)
-		if !strings.Contains(m.View(), "l: leave it running and quit") {
-			t.Fatalf("the quit question does not offer to leave the lab:\n%s", m.View())
+		if !strings.Contains(m.text(), "l: leave it running and quit") {
+			t.Fatalf("the quit question does not offer to leave the lab:\n%s", m.text())
 		}
 		next, cmd := m.Update(keys("l")[0])
 		m = next.(Model)
@@ -731,7 +750,7 @@ func TestLogLineLeavesFollow(t *testing.T) {
 		t.Fatalf("f: %q", m.logLine)
 	}
 	m = send(t, m, keys("f")[0])
-	if strings.Contains(m.View(), "following") {
+	if strings.Contains(m.text(), "following") {
 		t.Errorf("after f again the screen still says following: %q", m.logLine)
 	}
 }
@@ -759,12 +778,12 @@ func TestCopyHexSaysBytes(t *testing.T) {
 func TestHelpListsDOnlyWithAWarning(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, keys("?")[0])
-	if strings.Contains(m.View(), "dismiss the warning") {
-		t.Errorf("the help lists D with no warning up:\n%s", m.View())
+	if strings.Contains(m.text(), "dismiss the warning") {
+		t.Errorf("the help lists D with no warning up:\n%s", m.text())
 	}
 	m = send(t, m, keys("?")[0], eventsMsg{lab.EarlierLabEvent{Lab: "protolab", Where: "the Docker engine", Containers: 2, Running: 1, Remove: "protolab-tui --teardown"}}, keys("?")[0])
-	if !strings.Contains(m.View(), "dismiss the warning") {
-		t.Errorf("the help does not list D with a warning up:\n%s", m.View())
+	if !strings.Contains(m.text(), "dismiss the warning") {
+		t.Errorf("the help does not list D with a warning up:\n%s", m.text())
 	}
 }
 
@@ -774,8 +793,8 @@ func TestSendHTTPKeys(t *testing.T) {
 	for _, tc := range []struct{ key, app string }{{"h", "http"}, {"H", "https"}} {
 		m, _ := newModel(t)
 		m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents(), keys(tc.key)[0])
-		if m.inputKind != inputSend || m.sendApp != tc.app || !strings.Contains(m.View(), "send over "+tc.app) {
-			t.Fatalf("%s: input %v to %q:\n%s", tc.key, m.inputKind, m.sendApp, m.View())
+		if m.inputKind != inputSend || m.sendApp != tc.app || !strings.Contains(m.text(), "send over "+tc.app) {
+			t.Fatalf("%s: input %v to %q:\n%s", tc.key, m.inputKind, m.sendApp, m.text())
 		}
 		m = send(t, m, keys("ping")...)
 		next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
@@ -793,7 +812,7 @@ func TestSendHTTPKeys(t *testing.T) {
 func TestNarrowFooterAndPrompts(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24}, upEvents())
-	lines := strings.Split(m.View(), "\n")
+	lines := strings.Split(m.text(), "\n")
 	if f := lines[len(lines)-1]; strings.Contains(f, "…") || !strings.Contains(f, "? help") {
 		t.Errorf("the footer is cut: %q", f)
 	}
@@ -802,13 +821,13 @@ func TestNarrowFooterAndPrompts(t *testing.T) {
 		if w := lipgloss.Width(p.input.Prompt); w > 10 || p.input.Width < 60 {
 			t.Errorf("%v: the label takes %d columns, the input %d", k, w, p.input.Width)
 		}
-		if !strings.Contains(p.View(), "esc cancels") {
-			t.Errorf("%v: no hint under the prompt:\n%s", k, p.View())
+		if !strings.Contains(p.text(), "esc cancels") {
+			t.Errorf("%v: no hint under the prompt:\n%s", k, p.text())
 		}
 	}
 	m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(78, 17)), cols: 78, rows: 17, sh: fakeShell{},
 		actions: []lab.ShellAction{{Key: "f2", Label: "docker ps (this lab)"}, {Key: "f3", Label: "logs of https"}, {Key: "f4", Label: "ss for the lab's ports"}}}
-	if v := m.View(); !strings.Contains(v, "F4 ss for the lab's ports") {
+	if v := m.text(); !strings.Contains(v, "F4 ss for the lab's ports") {
 		t.Errorf("the shell's title hides F4:\n%s", v)
 	}
 }
@@ -839,7 +858,7 @@ func TestRealPortsAndNamesWhole(t *testing.T) {
 	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
 		m, _ := newModel(t)
 		m = send(t, m, tea.WindowSizeMsg{Width: size[0], Height: size[1]}, upEvents(), dockerApps())
-		v := m.View()
+		v := m.text()
 		for i, p := range protocol.Seed() {
 			if want := fmt.Sprintf("%s :%d", p, 32768+i); !strings.Contains(v, want) {
 				t.Errorf("%dx%d: the host pane lacks %q:\n%s", size[0], size[1], want, v)

@@ -117,7 +117,7 @@ func TestFilterPromptSaysWhatIsWrong(t *testing.T) {
 	m = send(t, m, keys("/")...)
 	m.input.SetValue("")
 	m = send(t, m, keys("tcp.flagz == SYN")...)
-	if v := m.View(); !strings.Contains(v, `does not parse: unknown field "tcp.flagz"`) {
+	if v := m.text(); !strings.Contains(v, `does not parse: unknown field "tcp.flagz"`) {
 		t.Errorf("no error shown while typing:\n%s", v)
 	}
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})

@@ -405,6 +405,9 @@ func (p *packetsPane) View(focused bool) string {
 			label = fmt.Sprintf(" %s ", l.app.Name) // number keys reach the first nine
 		}
 		if i == p.focus {
+			if p.st.mono {
+				label = "[" + label[1:len(label)-1] + "]" // seen without reverse video too
+			}
 			tabs = append(tabs, p.st.tabActive.Render(label))
 		} else {
 			tabs = append(tabs, p.st.tab.Render(label))

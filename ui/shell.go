@@ -134,8 +134,8 @@ func (m Model) quickAction(key string) string {
 	return ""
 }
 
-// renderVT draws the emulated screen, colours included.
-func renderVT(v vt10x.View, base lipgloss.Style, cols, rows int) string {
+// renderVT draws the emulated screen, colours included unless mono.
+func renderVT(v vt10x.View, base lipgloss.Style, mono bool, cols, rows int) string {
 	v.Lock()
 	defer v.Unlock()
 	cur := v.Cursor()
@@ -152,7 +152,7 @@ func renderVT(v vt10x.View, base lipgloss.Style, cols, rows int) string {
 		}
 		for x := 0; x < cols; x++ {
 			g := v.Cell(x, y)
-			st := glyphStyle(base, g, x == cur.X && y == cur.Y && v.CursorVisible())
+			st := glyphStyle(base, g, mono, x == cur.X && y == cur.Y && v.CursorVisible())
 			if !have || !sameStyle(st, style) {
 				flush()
 				style, have = st, true
@@ -171,8 +171,11 @@ func renderVT(v vt10x.View, base lipgloss.Style, cols, rows int) string {
 	return b.String()
 }
 
-func glyphStyle(base lipgloss.Style, g vt10x.Glyph, cursor bool) lipgloss.Style {
+func glyphStyle(base lipgloss.Style, g vt10x.Glyph, mono, cursor bool) lipgloss.Style {
 	st := base
+	if mono {
+		g.FG, g.BG = vt10x.DefaultFG, vt10x.DefaultBG
+	}
 	if g.FG < 256 {
 		st = st.Foreground(lipgloss.Color(fmt.Sprint(uint32(g.FG))))
 	}

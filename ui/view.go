@@ -338,7 +338,7 @@ func (m Model) body() string {
 		} else if sp.sh == nil {
 			title = "opening a shell on the lab host…"
 		}
-		screen := renderVT(sp.vt, m.st.plain, sp.cols, sp.rows)
+		screen := renderVT(sp.vt, m.st.plain, m.st.mono, sp.cols, sp.rows)
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left,
 			m.st.title.Render(truncate(title, m.width-2)), m.st.dim.Render(truncate(strings.Join(fkeys, " · "), m.width-2)), screen))
 	}
