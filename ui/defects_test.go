@@ -872,3 +872,25 @@ func TestRealPortsAndNamesWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestModalsOverTheScreen: the help, an error and a question are drawn
+// over the screen; the panes stay in sight around them.
+func TestModalsOverTheScreen(t *testing.T) {
+	s := wsConversation(t)
+	m := onWS(t, 200, 50, s)
+	for name, mm := range map[string]Model{
+		"help":    send(t, m, keys("?")[0]),
+		"confirm": send(t, m, keys("t")[0]),
+		"error":   send(t, m, eventsMsg{lab.ErrorEvent{Op: "send", Error: "boom"}}),
+	} {
+		v := mm.text()
+		for _, want := range []string{"Lab host", "Containers", "[3 ws]"} {
+			if !strings.Contains(v, want) {
+				t.Errorf("%s: the screen around it is gone (no %q):\n%s", name, want, v)
+			}
+		}
+		if lines := strings.Split(v, "\n"); len(lines) != 50 {
+			t.Errorf("%s: %d lines", name, len(lines))
+		}
+	}
+}

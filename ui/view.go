@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/protolab/protolab-tui/lab"
 )
@@ -179,15 +180,19 @@ func (m Model) View() string {
 	if m.width < minWidth || m.height < minHeight {
 		return fmt.Sprintf("terminal too small: protolab-tui needs %d×%d, this one is %d×%d.\nMake the window larger (q quits).", minWidth, minHeight, m.width, m.height)
 	}
-	body := m.body()
+	body := m.st.plain.Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(m.body())
+	// The modals are drawn over the screen, which stays in sight around
+	// them: the help, an error, a question.
+	if m.showHelp {
+		body = placeOver(body, m.helpBox(), m.width, m.bodyHeight())
+	}
 	if m.errBox != "" {
 		box := m.st.box.Width(min(m.width-4, 100)).Render("[!] " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
-		body = m.st.r.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
+		body = placeOver(body, box, m.width, m.bodyHeight())
 	}
 	if m.confirm != confirmNone {
-		body = m.st.r.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, m.st.box.Render(m.confirmText()))
+		body = placeOver(body, m.st.box.Render(m.confirmText()), m.width, m.bodyHeight())
 	}
-	body = m.st.plain.Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(body)
 	if w := m.warning(); w != "" {
 		return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, w, m.footer())
 	}
@@ -293,6 +298,56 @@ func (m Model) alertLine() string {
 	return ""
 }
 
+// helpBox is the help drawn as a box over the screen: every key, laid
+// out to fit, and the focused pane's own.
+func (m Model) helpBox() string {
+	var own []string
+	for _, k := range m.panes()[m.focus].Keys() {
+		own = append(own, k.Help().Key+" "+k.Help().Desc)
+	}
+	inner := m.width - 2 // the box's border
+	hm := m
+	hm.width = inner
+	text := m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes)") + "\n" + hm.fullHelp() + "\n" +
+		m.st.dim.Render(truncate("In the focused pane: "+strings.Join(own, " · "), inner))
+	st := m.st.paneFocused
+	if lipgloss.Height(text) > m.bodyHeight()-2 {
+		st = st.BorderTop(false).BorderBottom(false) // the lines it needs, at 80×24
+	}
+	return st.Render(text)
+}
+
+// placeOver draws fg centred over bg (w×h), leaving bg around it in
+// sight; both may hold escape codes.
+func placeOver(bg, fg string, w, h int) string {
+	bgLines := strings.Split(bg, "\n")
+	for len(bgLines) < h {
+		bgLines = append(bgLines, "")
+	}
+	fgLines := strings.Split(fg, "\n")
+	fw := lipgloss.Width(fg)
+	x, y := max(0, (w-fw)/2), max(0, (h-len(fgLines))/2)
+	for i, fl := range fgLines {
+		row := y + i
+		if row >= len(bgLines) {
+			break
+		}
+		b := bgLines[row]
+		left := ansi.Truncate(b, x, "")
+		if lw := ansi.StringWidth(left); lw < x {
+			left += strings.Repeat(" ", x-lw)
+		}
+		if strings.Contains(left, "\x1b") {
+			left += "\x1b[m" // a style cut short ends before the box
+		}
+		if pad := fw - ansi.StringWidth(fl); pad > 0 {
+			fl += strings.Repeat(" ", pad)
+		}
+		bgLines[row] = left + fl + ansi.TruncateLeft(b, x+fw, "")
+	}
+	return strings.Join(bgLines, "\n")
+}
+
 // fullHelp lays the help's columns out in as many rows as the terminal's
 // width needs, so that every key is listed at any size.
 func (m Model) fullHelp() string {
@@ -316,12 +371,6 @@ func (m Model) fullHelp() string {
 func (m Model) body() string {
 	h := m.bodyHeight()
 	switch {
-	case m.showHelp:
-		var own []string
-		for _, k := range m.panes()[m.focus].Keys() {
-			own = append(own, k.Help().Key+" "+k.Help().Desc)
-		}
-		return m.st.title.Render("Keys") + "\n" + m.fullHelp() + "\n\n" + truncate("In the focused pane: "+strings.Join(own, " · "), m.width)
 	case len(m.stack) > 0 && m.stack[len(m.stack)-1].whole():
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.stack[len(m.stack)-1].View())
 	case m.shell != nil:
