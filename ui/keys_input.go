@@ -332,6 +332,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.packets.conv, m.packets.filter = false, ""
 			m.logLine = "back to every record (f on a row follows its connection)"
 			m.rewind()
+			m.layout() // the list's columns
 			return m, m.fetch()
 		}
 		if r, ok := m.packets.selected(); ok {
@@ -347,8 +348,11 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		return m, m.find(key.Matches(msg, k.FindNext))
 	case m.focus == panePackets && m.packets.conv && key.Matches(msg, k.Fold):
+		// The window stays where it is (on the row it shows first).
 		m.packets.unfolded = !m.packets.unfolded
-		m.rewind()
+		if l := m.packets.focused(); l != nil && len(l.rows) > 0 {
+			l.follow, l.top, l.shift = false, l.rows[0].Seq, 0
+		}
 		return m, m.fetch()
 	case m.focus == panePackets && key.Matches(msg, k.Conns):
 		if l := m.packets.focused(); l != nil {
@@ -456,6 +460,7 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			if m.packets.conv {
 				m.packets.conv = false
 				m.logLine = "filter set: no longer following one connection"
+				m.layout() // the list's columns
 			}
 			if _, err := compileFilter(value); err != nil {
 				// Not applied: the prompt stays, saying why.
@@ -516,8 +521,10 @@ func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 // (f again, or / with an empty filter, goes back to the whole list).
 func (m Model) followFlow(flow wire.Flow) (tea.Model, tea.Cmd) {
 	m.packets.conv, m.packets.filter = true, "flow == "+flow.Client.String()
-	m.logLine = "following " + flow.String() + ": +time from its first record, Δ from the row before (f again leaves)"
+	m.packets.unfolded = false // each connection followed starts folded
+	m.logLine = "following " + flow.String() + ": +time from its first record, ↩ a reply's latency (f again leaves)"
 	m.rewind()
+	m.layout() // the list's columns
 	return m, m.fetch()
 }
 
@@ -602,6 +609,7 @@ func (m Model) jump(msg jumpMsg) (tea.Model, tea.Cmd) {
 	if m.packets.filter != "" {
 		m.packets.conv, m.packets.filter = false, ""
 		m.rewind()
+		m.layout()
 	}
 	if !m.land(msg.app, msg.seq) {
 		return m, nil
