@@ -56,9 +56,9 @@ type listData struct {
 	first    uint64
 	next     uint64
 	total    int
-	start    int           // index of rows[0] among the list's rows
-	base     time.Time     // the first matching record's time (a filter's first row)
-	prev     time.Time     // the time of the list's row before rows[0] (zero: none)
+	start    int       // index of rows[0] among the list's rows
+	base     time.Time // the first matching record's time (a filter's first row)
+	prev     time.Time // the time of the list's row before rows[0] (zero: none)
 	answers  []time.Duration
 	span     time.Duration // from the oldest record the ring holds to the newest
 }
