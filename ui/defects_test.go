@@ -21,6 +21,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/wire"
 	"github.com/protolab/protolab-tui/protocol"
 )
@@ -790,10 +791,10 @@ func TestHelpListsDOnlyWithAWarning(t *testing.T) {
 // TestSendHTTPKeys: h and H open a prompt to the lab's http and https
 // apps; enter sends (a job over the lab's Send).
 func TestSendHTTPKeys(t *testing.T) {
-	for _, tc := range []struct{ key, app string }{{"h", "http"}, {"H", "https"}} {
+	for _, tc := range []struct{ key, app string }{{"h", "http"}, {"H", "https"}, {"u", "http"}, {"U", "https"}} {
 		m, _ := newModel(t)
 		m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents(), keys(tc.key)[0])
-		if m.inputKind != inputSend || m.sendApp != tc.app || !strings.Contains(m.text(), "send over "+tc.app) {
+		if m.inputKind != inputSend && m.inputKind != inputGet || m.sendApp != tc.app || !strings.Contains(m.text(), " over "+tc.app) {
 			t.Fatalf("%s: input %v to %q:\n%s", tc.key, m.inputKind, m.sendApp, m.text())
 		}
 		m = send(t, m, keys("ping")...)
@@ -1011,5 +1012,95 @@ func TestKeysFasterThanFetches(t *testing.T) {
 	// (the filter keeps the upgrade's three messages before the frames)
 	if r, _ := m.packets.selected(); !strings.Contains(r.Text(), "frame-000010") {
 		t.Errorf("12 j from the first row: on %q", r.Text())
+	}
+}
+
+// fakeReport is a report of the seed lab's four apps; ws's setup is a slow
+// outlier.
+func fakeReport() lab.Report {
+	rep := lab.Report{Lab: "protolab", Provider: "local", OK: true, Apps: map[string]lab.AppReport{}}
+	for i, p := range protocol.Seed() {
+		res := probe.Result{App: string(p), Protocol: p, OK: true, Client: probe.ClientWorker, ConnectMs: 0.1 + 0.01*float64(i),
+			RTTP50Ms: 0.1 * float64(i+1), RTTP99Ms: 0.2 * float64(i+1), MsgsPerS: 9000 / float64(i+1), BytesPerM: 20}
+		if p.Secure() {
+			res.TLSMs = 1.5
+		}
+		if p.WebSocket() {
+			res.HandshakeMs = 0.3
+		} else {
+			res.HandshakeMs = 0.2
+		}
+		if p == protocol.WS {
+			res.HandshakeMs = 250 // a slow outlier
+		}
+		res.SetupMs = res.ConnectMs + res.TLSMs + res.HandshakeMs
+		w := wire.Counters{Packets: 300, Bytes: 30000, Messages: 100, Payload: 2000, SetupPackets: 30, SetupFlows: 3}.Summarize()
+		rep.Apps[string(p)] = lab.AppReport{Kind: p.Desc().DefaultKind, Result: res, Wire: &w}
+		rep.Order = append(rep.Order, string(p))
+	}
+	return rep
+}
+
+// TestComparisonFits: the comparison takes the whole body, fits its width
+// (the wire figures whole), scrolls what does not fit, draws a slow
+// outlier off the scale (») without flattening the others, and its wire
+// figures follow the live counters; goldens at the three sizes.
+func TestComparisonFits(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
+		m, _ := newModel(t)
+		m = send(t, m, tea.WindowSizeMsg{Width: size[0], Height: size[1]}, upEvents(), eventsMsg{lab.ReportEvent{Report: fakeReport()}}, keys("C")[0])
+		v := m.text()
+		for _, line := range strings.Split(v, "\n") {
+			if w := lipgloss.Width(line); w > size[0] {
+				t.Errorf("%dx%d: a line %d wide: %q", size[0], size[1], w, line)
+			}
+		}
+		if strings.Contains(v, "Lab host") || !strings.Contains(v, "Round trip") {
+			t.Errorf("%dx%d: the comparison does not take the body, or shows no round trip:\n%s", size[0], size[1], v)
+		}
+		if !strings.Contains(v, "»") {
+			t.Errorf("%dx%d: the outlier is not off the scale:\n%s", size[0], size[1], v)
+		}
+		// http's setup bar (0.3 ms against ws's 250) is not flattened.
+		for _, l := range strings.Split(v, "\n") {
+			if strings.HasPrefix(strings.TrimLeft(l, "┃ "), "http ") && strings.Contains(l, "(0.10+") && !strings.Contains(l, "█") {
+				t.Errorf("%dx%d: http's setup bar is flat: %q", size[0], size[1], l)
+			}
+		}
+		if size[0] == 200 && !strings.Contains(v, "3.00   300.0") {
+			t.Errorf("200x50: the wire figures are not whole:\n%s", v)
+		}
+		golden(t, fmt.Sprintf("compare-%dx%d", size[0], size[1]), v)
+		// Live: the counters move, the figures follow.
+		m = send(t, m, liveMsg{"http": wire.Counters{Packets: 40, Bytes: 4000, Messages: 10, Payload: 200}})
+		for range 30 {
+			m = send(t, m, keys("j")[0])
+		}
+		if v := m.text(); !strings.Contains(v, "live") || !strings.Contains(v, "4.00   400.0") {
+			t.Errorf("%dx%d: the live wire figures do not show:\n%s", size[0], size[1], v)
+		}
+	}
+}
+
+// TestGetOverHTTPS: U asks the https app for a path with GET on a real
+// lab; the answer shows in the log line.
+func TestGetOverHTTPS(t *testing.T) {
+	l := runningLab(t, lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()), Capture: lab.CaptureConfig{Mode: "off"}})
+	events, stop := l.Subscribe()
+	defer stop()
+	m := New(l, events, Options{Name: "protolab", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}}, keys("U")[0])
+	m.input.SetValue("/health")
+	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	m = next.(Model)
+	go runAll(cmd) // the job (and the spinner's tick)
+	for e := range events {
+		if se, ok := e.(lab.SendEvent); ok {
+			m = send(t, m, eventsMsg{se})
+			break
+		}
+	}
+	if !strings.Contains(m.logLine, "https GET /health in") {
+		t.Errorf("the log line: %q", m.logLine)
 	}
 }

@@ -256,11 +256,12 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Compare):
 		m.compare = true
 		m.layout()
+		live := readLive(m.lab.Wire(), m.opt.Apps)
 		if !m.cmp.running && m.cmp.report == nil && m.state == lab.Running {
 			cmd := m.probe()
-			return m, cmd
+			return m, tea.Batch(cmd, live)
 		}
-		return m, nil
+		return m, live
 	case key.Matches(msg, k.Quit):
 		m.interrupted = false
 		if m.state == lab.Down {
@@ -291,6 +292,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		m.sendApp = app
 		return m.prompt(inputSend, fmt.Sprintf("send over %s: ", app), "")
+	case key.Matches(msg, k.GetHTTP), key.Matches(msg, k.GetHTTPS):
+		app, ok := m.sendTarget(key.Matches(msg, k.GetHTTPS), false)
+		if !ok {
+			m.errBox = "this lab has no such http app to ask"
+			return m, nil
+		}
+		m.sendApp = app
+		return m.prompt(inputGet, fmt.Sprintf("GET over %s, path: ", app), "/")
 	case key.Matches(msg, k.Teardown):
 		m.confirm = confirmTeardown
 	case key.Matches(msg, k.Capture):
@@ -441,6 +450,16 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.busy++
 			l := m.lab
 			return m, job("send over "+app, false, func(ctx context.Context) *lab.Job { return l.Send(ctx, app, value) })
+		case inputGet:
+			app, path := m.sendApp, value
+			if m.packets.focusName(app) {
+				m.packets.focused().follow = true
+			}
+			m.focus = panePackets
+			m.layout()
+			m.busy++
+			l := m.lab
+			return m, job("GET over "+app, false, func(ctx context.Context) *lab.Job { return l.Get(ctx, app, path) })
 		case inputExport:
 			m.busy++
 			l := m.lab

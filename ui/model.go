@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
@@ -30,6 +31,7 @@ type Lab interface {
 	StopCapture() *lab.Job
 	Export(path string) *lab.Job
 	Send(ctx context.Context, app string, text string) *lab.Job
+	Get(ctx context.Context, app string, path string) *lab.Job
 	CaptureStats() capture.Stats
 	Wire() *wire.Store
 	Provider() lab.Provider
@@ -85,6 +87,7 @@ type inputKind int
 const (
 	inputNone inputKind = iota
 	inputSend
+	inputGet
 	inputExport
 	inputFilter
 	inputFind
@@ -324,6 +327,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			l := m.lab
 			cmds = append(cmds, fetchChanged(l.Wire(), m.packets.idx, reqs, since), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 		}
+		if m.compare && m.capturing {
+			cmds = append(cmds, readLive(m.lab.Wire(), m.opt.Apps)) // the comparison's wire figures, live
+		}
 		return m, tea.Batch(cmds...)
 	case packetsMsg:
 		m.fetching = false
@@ -356,6 +362,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.state == lab.Running && m.appsP.setLive(msg) {
 			m.layout() // the table makes room for the numbers
 		}
+		return m, nil
+	case liveMsg:
+		m.cmp.setLive(msg)
 		return m, nil
 	case statsMsg:
 		m.capture = capture.Stats(msg)
@@ -494,6 +503,8 @@ func (m *Model) apply(e lab.Event) {
 		if e.Error != "" {
 			m.errBox = fmt.Sprintf("send over %s failed: %s", e.App, e.Error)
 			m.logLine = m.errBox
+		} else if path, ok := strings.CutPrefix(e.Sent, "GET "); ok {
+			m.logLine = fmt.Sprintf("%s GET %s in %.2f ms: %q", e.App, path, e.RTTMs, truncate(strings.TrimSpace(e.Reply), 60))
 		} else {
 			m.logLine = fmt.Sprintf("%s echo: %q in %.2f ms", e.App, e.Reply, e.RTTMs)
 		}

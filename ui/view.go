@@ -123,7 +123,7 @@ func (m *Model) layout() {
 	m.appsP.SetSize(appsW-2, appsH)
 	m.appsP.setFocus(m.focus == paneApps)
 	m.packets.SetSize(packW-2, max(minListHeight, packH))
-	m.cmp.SetSize(packW-2, max(minListHeight, packH))
+	m.cmp.SetSize(m.width-6, m.bodyHeight()-2) // over the whole body, inside its border and padding
 	m.overW, m.overH = packW-2, max(minListHeight, packH)
 	for _, o := range m.stack {
 		m.sizeOverlay(o)
@@ -299,17 +299,11 @@ func (m Model) alertLine() string {
 }
 
 // helpBox is the help drawn as a box over the screen: every key, laid
-// out to fit, and the focused pane's own.
+// out to fit.
 func (m Model) helpBox() string {
-	var own []string
-	for _, k := range m.panes()[m.focus].Keys() {
-		own = append(own, k.Help().Key+" "+k.Help().Desc)
-	}
-	inner := m.width - 2 // the box's border
 	hm := m
-	hm.width = inner
-	text := m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes)") + "\n" + hm.fullHelp() + "\n" +
-		m.st.dim.Render(truncate("In the focused pane: "+strings.Join(own, " · "), inner))
+	hm.width = m.width - 2 // the box's border
+	text := m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes)") + "\n" + hm.fullHelp()
 	st := m.st.paneFocused
 	if lipgloss.Height(text) > m.bodyHeight()-2 {
 		st = st.BorderTop(false).BorderBottom(false) // the lines it needs, at 80×24
@@ -348,24 +342,29 @@ func placeOver(bg, fg string, w, h int) string {
 	return strings.Join(bgLines, "\n")
 }
 
-// fullHelp lays the help's columns out in as many rows as the terminal's
-// width needs, so that every key is listed at any size.
+// fullHelp lays every key out in as many columns as fit the width (as
+// few rows as that allows), so that all are listed at any size.
 func (m Model) fullHelp() string {
 	hm := m.help
 	hm.Width = 0 // each row is fitted here, not cut
 	keys := m.keys
 	keys.warned = m.earlier != nil
-	groups := keys.FullHelp()
-	var rows []string
-	for len(groups) > 0 {
-		n := len(groups)
-		for n > 1 && lipgloss.Width(hm.FullHelpView(groups[:n])) > m.width {
-			n--
-		}
-		rows = append(rows, hm.FullHelpView(groups[:n]))
-		groups = groups[n:]
+	var all []key.Binding
+	for _, g := range keys.FullHelp() {
+		all = append(all, g...)
 	}
-	return strings.Join(rows, "\n")
+	var view string
+	for n := 6; n >= 1; n-- {
+		rows := (len(all) + n - 1) / n
+		var groups [][]key.Binding
+		for i := 0; i < len(all); i += rows {
+			groups = append(groups, all[i:min(len(all), i+rows)])
+		}
+		if view = hm.FullHelpView(groups); lipgloss.Width(view) <= m.width {
+			break
+		}
+	}
+	return view
 }
 
 func (m Model) body() string {
@@ -373,6 +372,8 @@ func (m Model) body() string {
 	switch {
 	case len(m.stack) > 0 && m.stack[len(m.stack)-1].whole():
 		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.stack[len(m.stack)-1].View())
+	case m.compare && len(m.stack) == 0:
+		return m.st.paneFocused.Width(m.width-4).Height(h-2).Padding(0, 1).Render(m.cmp.View())
 	case m.shell != nil:
 		sp := m.shell
 		// Two title lines: what it is, then the provider's F keys, so
@@ -396,9 +397,6 @@ func (m Model) body() string {
 	view := func(i int) string {
 		if i == panePackets && len(m.stack) > 0 {
 			return m.stack[len(m.stack)-1].View()
-		}
-		if i == panePackets && m.compare {
-			return m.cmp.View()
 		}
 		return ps[i].View(m.focus == i)
 	}
