@@ -105,7 +105,11 @@ func (x *filterIndex) window(store *wire.Store, r listRequest, d *listData) {
 	// The record before the window (for the top row's Δ) and, in a
 	// conversation, the messages before it that rows may answer.
 	if i := at(lo) - 1; i >= 0 && i < len(all) && len(d.rows) > 0 {
-		ctx := store.Pick(r.app, all[max(0, i+1-foldLook):i+1])
+		back := 1 // the record before: its time
+		if r.fold || r.conv {
+			back = foldLook // and the messages a row may answer
+		}
+		ctx := store.Pick(r.app, all[max(0, i+1-back):i+1])
 		if len(ctx) > 0 && start > 0 { // (row 0, a fold, has nothing before it)
 			d.prev = ctx[len(ctx)-1].Time
 		}
