@@ -1104,3 +1104,29 @@ func TestGetOverHTTPS(t *testing.T) {
 		t.Errorf("the log line: %q", m.logLine)
 	}
 }
+
+// TestIdleDrawsNothing: a message that changes nothing on screen (a
+// refresh that found the store as it was, the same capture figures) gets
+// the last frame back without rendering; one that changes something
+// renders anew.
+func TestIdleDrawsNothing(t *testing.T) {
+	store := numbered(t, 100)
+	m := onWS(t, 200, 50, store)
+	first := m.View()
+	for _, quiet := range []tea.Msg{packetsMsg{unchanged: true}, statsMsg(m.capture), tickMsg(time.Now())} {
+		m = send(t, m, quiet)
+		if allocs := testing.AllocsPerRun(5, func() { _ = m.View() }); allocs > 0 {
+			t.Errorf("%T: the view was drawn again (%v allocations)", quiet, allocs)
+		}
+		if m.View() != first {
+			t.Errorf("%T: the frame changed", quiet)
+		}
+	}
+	m = send(t, m, eventsMsg{lab.LogEvent{Level: "warn", Source: "ws", Message: "something"}})
+	if allocs := testing.AllocsPerRun(5, func() { _ = m.View() }); allocs == 0 {
+		t.Error("an event that changes the screen was not drawn")
+	}
+	if !strings.Contains(m.text(), "ws: something") {
+		t.Errorf("the event is not on screen:\n%s", m.text())
+	}
+}

@@ -169,6 +169,8 @@ type Model struct {
 	scraping    bool   // a round of /metrics scrapes is in flight
 	shown       uint64 // the store version the packet lists show
 	shownReqs   string // and the windows they asked for
+	same        bool       // the last message changed nothing on screen: the cached frame stands
+	frames      *viewCache // the last frame drawn
 }
 
 // Interrupted says whether the explorer quit on Ctrl+C rather than q, so
@@ -198,7 +200,7 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 	hm.Styles = st.help
 	return Model{
 		lab: l, events: events, opt: opt, keys: keys, st: st, help: hm, spin: sp,
-		state: lab.Down, focus: panePackets,
+		state: lab.Down, focus: panePackets, frames: &viewCache{},
 		alerts:  map[string]string{},
 		cmp:     newCompareView(st, opt.Apps),
 		hostP:   &hostPane{st: st, provider: opt.Provider, fingerprint: opt.Fingerprint, state: lab.Down},
@@ -222,6 +224,13 @@ func (m Model) Init() tea.Cmd {
 // Update implements tea.Model. The spinner runs only while something is
 // in progress, so an idle explorer redraws only when something changes
 // (and once a second for the clock).
+//
+// Bubble Tea draws the view after every message; a message that changed
+// nothing on screen (a refresh tick that found the store as it was, the
+// same capture figures again) gets the last frame back from the view's
+// cache, not a new rendering: an idle explorer costs a look at the store
+// ten times a second while capturing, and a frame when something changes
+// (and once a second for the header's clock).
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	next, cmd := m.update(msg)
 	nm := next.(Model)
@@ -229,7 +238,33 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		nm.spinning = true
 		cmd = tea.Batch(cmd, nm.spin.Tick)
 	}
+	nm.same = m.quiet(msg, nm)
 	return nm, cmd
+}
+
+// quiet says msg changed nothing the view shows (next is the model after
+// it): the last frame stands.
+func (m Model) quiet(msg tea.Msg, next Model) bool {
+	switch msg := msg.(type) {
+	case tickMsg:
+		return m.clock() == next.clock()
+	case packetsMsg:
+		return msg.unchanged
+	case statsMsg:
+		return m.capture == capture.Stats(msg)
+	case metricsTick:
+		return !next.scraping || m.scraping
+	case liveMsg:
+		return !m.compare
+	}
+	return false
+}
+
+// viewCache keeps the last frame drawn, for the messages that change
+// nothing (Model.same); shared by the model's copies.
+type viewCache struct {
+	w, h  int
+	frame string
 }
 
 // working says something is in progress (the spinner turns).

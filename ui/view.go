@@ -172,8 +172,28 @@ func shortDuration(d time.Duration) string {
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
-// View implements tea.Model.
+// View implements tea.Model: the last frame again when the last message
+// changed nothing on screen, else a new one.
 func (m Model) View() string {
+	if c := m.frames; c != nil && m.same && c.w == m.width && c.h == m.height && c.frame != "" {
+		return c.frame
+	}
+	v := m.view()
+	if m.frames != nil {
+		m.frames.w, m.frames.h, m.frames.frame = m.width, m.height, v
+	}
+	return v
+}
+
+// clock is the header's "up" figure, which changes once a second.
+func (m Model) clock() string {
+	if m.state == lab.Down || m.upSince.IsZero() {
+		return "-"
+	}
+	return shortDuration(m.opt.Now().Sub(m.upSince))
+}
+
+func (m Model) view() string {
 	if m.width == 0 {
 		return "starting…"
 	}
@@ -223,10 +243,7 @@ func (m Model) header() string {
 	if m.state.Busy() || m.busy > 0 {
 		state = m.spin.View() + " " + state
 	}
-	up := "-"
-	if m.state != lab.Down && !m.upSince.IsZero() {
-		up = shortDuration(m.opt.Now().Sub(m.upSince))
-	}
+	up := m.clock()
 	capt := "off"
 	if m.capturing {
 		capt = string(m.capture.Mode)
