@@ -166,9 +166,9 @@ type Model struct {
 	detailMoved bool  // n/p in the detail: show the selected record once fetched
 	busy        int   // commands in flight
 	fetching    bool
-	scraping    bool   // a round of /metrics scrapes is in flight
-	shown       uint64 // the store version the packet lists show
-	shownReqs   string // and the windows they asked for
+	scraping    bool       // a round of /metrics scrapes is in flight
+	shown       uint64     // the store version the packet lists show
+	shownReqs   string     // and the windows they asked for
 	same        bool       // the last message changed nothing on screen: the cached frame stands
 	frames      *viewCache // the last frame drawn
 }
