@@ -134,7 +134,7 @@ idle_cpu() {
   local session=protolab-idle-$$ pid t0 t1 cols=$1 rows=$2
   shift 2
   tmux new-session -d -s "$session" -x "$cols" -y "$rows" "$@"
-  sleep 8 # up, deployed, capturing and measured
+  sleep 20 # up, deployed, capturing and measured (the first start probes every app)
   pid=$(pgrep -n -f -- "$tmp/protolab-tui --state-dir $tmp/idle")
   t0=$(cpu_ticks "$pid"); sleep 10; t1=$(cpu_ticks "$pid")
   tmux kill-session -t "$session" 2>/dev/null || true

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -32,7 +33,8 @@ type compareView struct {
 	offset   int // the first line shown: the figures scroll when they do not fit
 	// live are every app's wire counters, read while the comparison is
 	// open (nil: capture is off, or nothing was read yet).
-	live map[string]wire.Counters
+	live      map[string]wire.Counters
+	liveMoved bool // the last setLive changed them
 }
 
 func newCompareView(st styles, apps []lab.App) *compareView {
@@ -192,7 +194,10 @@ func scaledBar(v, scale float64, w int) string {
 
 // setLive takes the wire counters of every app, read from the store while
 // the comparison is open: its wire figures are live.
-func (c *compareView) setLive(live map[string]wire.Counters) { c.live = live }
+func (c *compareView) setLive(live map[string]wire.Counters) {
+	c.liveMoved = !maps.Equal(c.live, live)
+	c.live = live
+}
 
 // section is one block of the comparison: a title and its lines.
 type section struct {

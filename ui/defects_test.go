@@ -1130,3 +1130,19 @@ func TestIdleDrawsNothing(t *testing.T) {
 		t.Errorf("the event is not on screen:\n%s", m.text())
 	}
 }
+
+// TestIdleComparisonDrawsNothing: the comparison's live figures read
+// again unchanged (an idle lab) draw nothing; changed, they are drawn.
+func TestIdleComparisonDrawsNothing(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50}, upEvents(), eventsMsg{lab.ReportEvent{Report: fakeReport()}}, keys("C")[0])
+	live := liveMsg{"http": wire.Counters{Packets: 4, Messages: 1}}
+	m = send(t, m, live, live)
+	if allocs := testing.AllocsPerRun(5, func() { _ = m.View() }); allocs > 0 {
+		t.Errorf("the same live figures drew the view again (%v allocations)", allocs)
+	}
+	m = send(t, m, liveMsg{"http": wire.Counters{Packets: 8, Messages: 2}})
+	if allocs := testing.AllocsPerRun(5, func() { _ = m.View() }); allocs == 0 {
+		t.Error("new live figures were not drawn")
+	}
+}

@@ -251,11 +251,13 @@ func (m Model) quiet(msg tea.Msg, next Model) bool {
 	case packetsMsg:
 		return msg.unchanged
 	case statsMsg:
-		return m.capture == capture.Stats(msg)
+		// The header shows the capture's mode and drops; the rest
+		// (packets read) changes with every packet.
+		return m.capture.Mode == msg.Mode && m.capture.Drops() == capture.Stats(msg).Drops()
 	case metricsTick:
 		return !next.scraping || m.scraping
 	case liveMsg:
-		return !m.compare
+		return !m.compare || !next.cmp.liveMoved
 	}
 	return false
 }
