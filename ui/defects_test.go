@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/wire"
 	"github.com/protolab/protolab-tui/protocol"
@@ -1144,5 +1146,55 @@ func TestIdleComparisonDrawsNothing(t *testing.T) {
 	m = send(t, m, liveMsg{"http": wire.Counters{Packets: 8, Messages: 2}})
 	if allocs := testing.AllocsPerRun(5, func() { _ = m.View() }); allocs == 0 {
 		t.Error("new live figures were not drawn")
+	}
+}
+
+// TestDetailWholePacket: the detail shows the whole packet a record stands
+// for, read from the capture's spool in a Cmd, in hex with the selected
+// layer's bytes marked (live capture: as root).
+func TestDetailWholePacket(t *testing.T) {
+	l := runningLab(t, lab.Config{StateDir: t.TempDir(), Apps: lab.OnFreePorts(lab.SeedApps()), Capture: lab.CaptureConfig{Mode: "on"}})
+	ctx := context.Background()
+	if err := l.StartCapture(ctx).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, mode := l.Capturing(); mode != capture.ModeLive {
+		t.Skipf("no live capture here (%s): the packets are not kept", mode)
+	}
+	text := strings.Repeat("whole packet ", 30) // past the records' preview
+	if err := l.Send(ctx, "ws", text).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.SyncCapture(ctx)
+	got := l.Wire().Matching("ws", func(r *wire.Record) bool {
+		return r.Kind == wire.KindMessage && r.Dir == wire.ServerToClient && r.Layer == "ws" && r.Payload == len(text)
+	})
+	if len(got) == 0 {
+		t.Fatal("the echo was not decoded")
+	}
+	rec := got[0]
+	msg, ok := fetchPacket(l, rec)().(packetMsg)
+	if !ok || msg.err != nil || len(msg.data) < len(text) {
+		t.Fatalf("the packet: %+v", msg.err)
+	}
+	if len(rec.Data) >= len(text) || !bytes.Contains(msg.data, []byte(text)) {
+		t.Errorf("the packet (%d bytes) does not hold the whole echo; the record kept %d", len(msg.data), len(rec.Data))
+	}
+	st := newStyles(nil)
+	d := newDetailView(st, rec, io.Discard, 120, 200)
+	d.setPacket(msg)
+	v := ansi.Strip(d.View())
+	if !strings.Contains(v, "the packet that completed it") || !strings.Contains(v, "77 68 6f 6c 65") { // "whole"
+		t.Errorf("the detail lacks the packet's hex:\n%s", v)
+	}
+	d.cursor = 1 // IP
+	d.render()
+	if v := ansi.Strip(d.View()); !strings.Contains(v, "marked: ip (bytes 14–33)") {
+		t.Errorf("the IP layer's bytes are not marked:\n%s", v)
+	}
+	d.cursor = 3 // the WebSocket frame
+	d.render()
+	if v := ansi.Strip(d.View()); !strings.Contains(v, "marked: websocket (bytes 66–") {
+		t.Errorf("the frame's bytes are not marked:\n%s", v)
 	}
 }

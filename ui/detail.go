@@ -38,7 +38,9 @@ type logMsg string
 // the whole body.
 type detailView struct {
 	vp     viewport.Model
+	st     styles
 	rec    wire.Record
+	pkt    *packetMsg // the whole packet, once fetched (packetbytes.go)
 	layers []layer
 	cursor int
 	folded map[string]bool // by layer title: kept from record to record
@@ -129,21 +131,35 @@ func renderLayers(ls []layer, folded map[string]bool, cursor int) string {
 	return b.String()
 }
 
-func newDetailView(r wire.Record, out io.Writer, w, h int) *detailView {
-	d := &detailView{vp: viewport.New(max(10, w), max(3, h)), out: out, folded: map[string]bool{}}
+func newDetailView(st styles, r wire.Record, out io.Writer, w, h int) *detailView {
+	d := &detailView{vp: viewport.New(max(10, w), max(3, h)), st: st, out: out, folded: map[string]bool{}}
 	d.setRecord(r)
 	return d
 }
 
+// setRecord shows r; its whole packet is fetched apart (setPacket).
 func (d *detailView) setRecord(r wire.Record) {
-	d.rec = r
-	d.layers = detailLayers(r)
+	d.rec, d.pkt = r, nil
+	d.layers = append(detailLayers(r), layer{title: "Packet"})
 	d.cursor = min(d.cursor, len(d.layers)-1)
 	d.render()
 	d.vp.GotoTop()
 }
 
-func (d *detailView) render() { d.vp.SetContent(renderLayers(d.layers, d.folded, d.cursor)) }
+// setPacket takes the whole packet of the record shown (or why there is
+// none); one of another record is dropped.
+func (d *detailView) setPacket(msg packetMsg) {
+	if msg.app != d.rec.App || msg.seq != d.rec.Seq {
+		return
+	}
+	d.pkt = &msg
+	d.render()
+}
+
+func (d *detailView) render() {
+	d.layers[len(d.layers)-1] = d.packetLayer(d.layers[d.cursor].title)
+	d.vp.SetContent(renderLayers(d.layers, d.folded, d.cursor))
+}
 
 // SetSize implements overlay.
 func (d *detailView) SetSize(w, h int) { d.vp.Width, d.vp.Height = max(10, w), max(3, h) }

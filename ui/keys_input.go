@@ -374,8 +374,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
-			m.push(newDetailView(r, m.opt.Out, m.width-4, m.bodyHeight()-2))
+			m.push(newDetailView(m.st, r, m.opt.Out, m.width-4, m.bodyHeight()-2))
 			m.logLine = "detail of " + r.App + " record " + fmt.Sprint(r.Seq+1)
+			return m, fetchPacket(m.lab, r)
 		}
 	default:
 		return m, m.panes()[m.focus].Update(msg)

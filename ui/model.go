@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
@@ -40,6 +41,7 @@ type Lab interface {
 	Probe(ctx context.Context, apps ...string) *lab.Job
 	CheckEarlierLab(ctx context.Context) *lab.Job
 	Metrics(ctx context.Context, app string) (lab.AppMetrics, error)
+	Packet(at time.Time, length int) ([]byte, layers.LinkType, error)
 }
 
 // Options describe the lab to the explorer.
@@ -377,8 +379,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				// n/p may have moved past the window: show the record now
 				// selected, once the window has followed.
 				m.detailMoved = false
-				if r, ok := m.packets.selected(); ok {
+				if r, ok := m.packets.selected(); ok && (r.App != d.rec.App || r.Seq != d.rec.Seq) {
 					d.setRecord(r)
+					return m, fetchPacket(m.lab, r)
 				}
 			}
 		}
@@ -428,13 +431,20 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// The detail's n/p: the list's next or previous record, without
 		// leaving the detail.
 		m.packets.scroll(msg.n)
+		var cmds []tea.Cmd
 		if r, ok := m.packets.selected(); ok {
 			if d := m.topDetail(); d != nil {
 				d.setRecord(r)
+				cmds = append(cmds, fetchPacket(m.lab, r))
 			}
 		}
 		m.detailMoved = true
-		return m, m.fetch()
+		return m, tea.Batch(append(cmds, m.fetch())...)
+	case packetMsg:
+		if d := m.topDetail(); d != nil {
+			d.setPacket(msg)
+		}
+		return m, nil
 	case logMsg:
 		m.logLine = string(msg)
 		return m, nil

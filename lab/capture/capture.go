@@ -91,6 +91,7 @@ type Capture struct {
 	spoolFile *os.File // unnamed: it ends with the process, however that ends
 	spool     *pcapgo.Writer
 	spoolSize int64
+	index     spoolIndex // where in the spool packets start (Packet)
 	maxSpool  int64
 	linkType  layers.LinkType
 
@@ -340,6 +341,7 @@ func (c *Capture) keep(it item) {
 		c.setErr(fmt.Errorf("capture spool: %w", err))
 		return
 	}
+	c.index.note(ci.Timestamp, c.spoolSize) // for Packet (packet.go)
 	c.spoolSize += int64(len(it.data)) + 16
 }
 
