@@ -132,8 +132,9 @@ func (c *connsView) SetSize(w, h int) {
 	c.tbl.SetCursor(min(cursor, len(rows)-1))
 }
 
-// whole implements overlay: the list takes the packets' box.
-func (c *connsView) whole() bool { return false }
+// whole implements overlay: the list covers the body (its columns need
+// the width).
+func (c *connsView) whole() bool { return true }
 
 // Keys implements overlay.
 func (c *connsView) Keys() []key.Binding {

@@ -1198,3 +1198,34 @@ func TestDetailWholePacket(t *testing.T) {
 		t.Errorf("the frame's bytes are not marked:\n%s", v)
 	}
 }
+
+// TestGoldensAtEverySize: the main screen, the connections list, follow
+// mode and the held view at 80×24, 120×40 and 200×50 (the comparison's
+// are TestComparisonFits').
+func TestGoldensAtEverySize(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
+		name := func(what string) string { return fmt.Sprintf("%s-%dx%d", what, size[0], size[1]) }
+		s := echoConn(t, 30)
+		m := onWS(t, size[0], size[1], s)
+		golden(t, name("main"), m.text())
+
+		conns := send(t, m, fetchConns(s, "ws")())
+		golden(t, name("conns"), conns.text())
+
+		follow := send(t, m, keys("g")[0])
+		follow = send(t, follow, follow.packets.fetch(s, nil)(), keys("f")[0])
+		follow = send(t, follow, follow.packets.fetch(s, nil)())
+		golden(t, name("follow"), follow.text())
+
+		store := numberedRing(t, 300, 100)
+		held := onWS(t, size[0], size[1], store)
+		held = send(t, held, keys("g")[0])
+		held = send(t, held, held.packets.fetch(store, nil)())
+		more := numberedRing(t, 900, 100) // the ring moves on past what is shown
+		held = send(t, held, held.packets.fetch(more, nil)())
+		if !held.packets.focused().held {
+			t.Fatalf("%dx%d: the view is not held", size[0], size[1])
+		}
+		golden(t, name("held"), held.text())
+	}
+}
