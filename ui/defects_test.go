@@ -89,7 +89,7 @@ func TestFollowShowsTheNewestRow(t *testing.T) {
 		if r, ok := m.packets.selected(); !ok || !strings.Contains(r.Text(), "frame-000500") {
 			t.Errorf("%dx%d: the cursor is on %q, not the newest row", size[0], size[1], r.Text())
 		}
-		if rows := len(regexp.MustCompile(`12:00:\d\d\.\d{3}`).FindAllString(v, -1)); rows < 5 {
+		if rows := len(regexp.MustCompile(`(?m)[┃│](\d+ +12:00:\d\d\.\d{3}|\d+ )`).FindAllString(v, -1)); rows < 5 {
 			t.Errorf("%dx%d: %d packet rows on screen", size[0], size[1], rows)
 		}
 	}

@@ -237,16 +237,20 @@ func (p *packetsPane) SetSize(w, h int) {
 // direction and the summary, which takes the rest.
 func listColumns(w int, conv bool) []table.Column {
 	var cols []table.Column
+	// Where the clock does not fit beside them, the number and the Δ
+	// stay: they are what a reader refers to and compares.
 	wide := w >= 66
-	if wide {
+	numbered := wide || w >= 40 && !conv // (a conversation keeps its +time and replies)
+	if numbered {
 		cols = append(cols, table.Column{Title: "no.", Width: 6})
 	}
-	if conv {
+	switch {
+	case conv:
 		cols = append(cols, table.Column{Title: "+time", Width: 7})
-	} else {
+	case wide || !numbered:
 		cols = append(cols, table.Column{Title: "time", Width: 12})
 	}
-	if wide {
+	if numbered && (wide || !conv) {
 		cols = append(cols, table.Column{Title: "Δ", Width: 6})
 	}
 	if conv {
