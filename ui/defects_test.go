@@ -1102,7 +1102,7 @@ func TestGetOverHTTPS(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(m.logLine, "https GET /health in") {
+	if !strings.Contains(m.logLine, `send https "GET /health" → "{\"app\":\"protolab-https\"`) {
 		t.Errorf("the log line: %q", m.logLine)
 	}
 }
@@ -1128,7 +1128,7 @@ func TestIdleDrawsNothing(t *testing.T) {
 	if allocs := testing.AllocsPerRun(5, func() { _ = m.View() }); allocs == 0 {
 		t.Error("an event that changes the screen was not drawn")
 	}
-	if !strings.Contains(m.text(), "ws: something") {
+	if !strings.Contains(m.text(), "log [ws] warn: something") {
 		t.Errorf("the event is not on screen:\n%s", m.text())
 	}
 }
@@ -1227,5 +1227,28 @@ func TestGoldensAtEverySize(t *testing.T) {
 			t.Fatalf("%dx%d: the view is not held", size[0], size[1])
 		}
 		golden(t, name("held"), held.text())
+	}
+}
+
+// TestOneEventPresenter: the explorer's log line says an event in the
+// words headless prints (lab.Describe), without its columns' padding.
+func TestOneEventPresenter(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50})
+	for _, e := range []lab.Event{
+		lab.StateEvent{From: lab.Down, To: lab.Provisioning},
+		lab.ProbeEvent{Result: probe.Result{App: "ws", OK: true, SetupMs: 1.5, RTTP50Ms: 0.1, Client: "worker"}},
+		lab.SendEvent{SendResult: probe.SendResult{App: "ws", Sent: "hi  there", Reply: "hi  there", RTTMs: 0.2}},
+		lab.CaptureEvent{State: "on", Stats: capture.Stats{Mode: capture.ModeLive, Source: "AF_PACKET on lo"}},
+		lab.ExportEvent{Path: "/x.pcapng", Packets: 3},
+	} {
+		m = send(t, m, eventsMsg{e})
+		words := strings.Fields(lab.Describe(e))
+		if m.logLine != lab.Brief(e) || strings.Join(strings.Fields(m.logLine), " ") != strings.Join(words, " ") {
+			t.Errorf("%T: the log line %q, headless %q", e, m.logLine, lab.Describe(e))
+		}
+	}
+	if !strings.Contains(lab.Brief(lab.SendEvent{SendResult: probe.SendResult{App: "ws", Sent: "hi  there"}}), `"hi  there"`) {
+		t.Error("Brief changed quoted text")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
@@ -492,10 +491,7 @@ func (m *Model) apply(e lab.Event) {
 		if e.To != lab.Running && m.appsP.clearLive() {
 			m.layout() // the numbers of a lab that is not running go
 		}
-		m.logLine = fmt.Sprintf("lab %s → %s", e.From, e.To)
-		if e.Reason != "" {
-			m.logLine += ": " + e.Reason
-		}
+		m.logLine = lab.Brief(e)
 	case lab.HostEvent:
 		m.hostP.host = e.Host
 		m.appsP.hostAddr = e.Host.Address
@@ -536,25 +532,15 @@ func (m *Model) apply(e lab.Event) {
 			m.hostP.log(e.Message) // the host pane streams provisioning
 		}
 		if e.Level == "warn" || e.Level == "error" {
-			m.logLine = e.Source + ": " + e.Message // e.g. "ssh link … lost: reconnecting"
+			m.logLine = lab.Brief(e) // e.g. "ssh link … lost: reconnecting"
 		}
-	case lab.ProgressEvent:
-		m.logLine = fmt.Sprintf("%s: %s", e.Op, e.Step)
-	case lab.ProbeEvent:
-		if e.Result.OK {
-			m.logLine = fmt.Sprintf("probe %s ok: setup %.2f ms, rtt p50 %.3f ms", e.Result.App, e.Result.SetupMs, e.Result.RTTP50Ms)
-		} else {
-			m.logLine = fmt.Sprintf("probe %s failed: %s", e.Result.App, e.Result.Error)
-		}
+	case lab.ProgressEvent, lab.ProbeEvent:
+		m.logLine = lab.Brief(e) // the words headless prints
 	case lab.SendEvent:
 		if e.Error != "" {
 			m.errBox = fmt.Sprintf("send over %s failed: %s", e.App, e.Error)
-			m.logLine = m.errBox
-		} else if path, ok := strings.CutPrefix(e.Sent, "GET "); ok {
-			m.logLine = fmt.Sprintf("%s GET %s in %.2f ms: %q", e.App, path, e.RTTMs, truncate(strings.TrimSpace(e.Reply), 60))
-		} else {
-			m.logLine = fmt.Sprintf("%s echo: %q in %.2f ms", e.App, e.Reply, e.RTTMs)
 		}
+		m.logLine = lab.Brief(e)
 	case lab.PromptEvent:
 		q := e
 		m.question = &q
@@ -572,26 +558,17 @@ func (m *Model) apply(e lab.Event) {
 		}
 	case lab.ErrorEvent:
 		m.errBox = fmt.Sprintf("%s: %s", e.Op, e.Error)
-		m.logLine = m.errBox
+		m.logLine = lab.Brief(e)
 	case lab.CaptureEvent:
 		m.capturing = e.State == "on"
 		m.capture = e.Stats
-		m.logLine = "capture " + e.State
-		if e.Stats.Mode != "" && e.Stats.Mode != capture.ModeOff {
-			m.logLine += fmt.Sprintf(" (%s: %s)", e.Stats.Mode, e.Stats.Source)
-		}
-		if e.Note != "" {
-			m.logLine += ": " + e.Note
-		}
+		m.logLine = lab.Brief(e)
 	case lab.ExportEvent:
+		m.logLine = lab.Brief(e)
 		if e.Error != "" {
 			m.errBox = "export failed: " + e.Error
-			m.logLine = m.errBox
-		} else {
-			m.logLine = fmt.Sprintf("exported %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
-			if e.Note != "" {
-				m.errBox = "exported, but: " + e.Note // what the file leaves out
-			}
+		} else if e.Note != "" {
+			m.errBox = "exported, but: " + e.Note // what the file leaves out
 		}
 	}
 }

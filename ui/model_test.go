@@ -179,7 +179,7 @@ func TestSendOverWS(t *testing.T) {
 	m = send(t, m, eventsMsg{lab.SendEvent{At: lab.At{Time: t0}, SendResult: sendResult("hello lab")}})
 	m = send(t, m, m.packets.fetch(store, nil)())
 	v := m.text()
-	for _, want := range []string{`ws echo: "hello lab"`, `WS TEXT [MASKED] len=9 "hello lab"`, `WS TEXT len=9 "hello lab"`, "GET /echo HTTP/1.1 [WebSocket upgrade]"} {
+	for _, want := range []string{`send ws "hello lab" → "hello lab"`, `WS TEXT [MASKED] len=9 "hello lab"`, `WS TEXT len=9 "hello lab"`, "GET /echo HTTP/1.1 [WebSocket upgrade]"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("view lacks %q", want)
 		}
@@ -531,7 +531,7 @@ func TestEarlierLabWarning(t *testing.T) {
 	v := m.text()
 	flat := strings.Join(strings.Fields(v), " ")
 	for _, want := range []string{`[!] An earlier lab "protolab" is still on the Docker engine at unix:///var/run/docker.sock: 4 containers, 3 running.`,
-		"Remove it with: " + remove, "(D dismisses)", "» docker: a later warning", "D dismiss warning"} {
+		"Remove it with: " + remove, "(D dismisses)", "» log [docker] warn: a later warning", "D dismiss warning"} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("the view lacks %q:\n%s", want, v)
 		}

@@ -592,7 +592,7 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 			x.run("send-keys", "-t", x.session, "Enter")
 			// In follow mode the newest rows are on screen: the echo and
 			// the close that ends the connection.
-			x.waitFor("the echo and the frames", `ws echo: "hello from tmux"`, `"hello from tmux"`, "WS CLOSE")
+			x.waitFor("the echo and the frames", `send ws "hello from tmux" → "hello from tmux"`, `"hello from tmux"`, "WS CLOSE")
 			// In follow mode the newest record's row is on screen: its
 			// number is the count of records the ring holds (none evicted
 			// yet), first in its row.
