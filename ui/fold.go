@@ -15,7 +15,8 @@ import (
 func setupMessage(r *wire.Record) bool {
 	switch r.Layer {
 	case "tls":
-		return r.Field("handshake_type") != "" || r.Field("content_type") == "Change Cipher Spec"
+		ct := r.Field("content_type")
+		return r.Field("handshake_type") != "" || ct == "Change Cipher Spec" || ct == "ChangeCipherSpec" || strings.HasPrefix(r.Summary, "TLS ChangeCipherSpec")
 	case "http":
 		return strings.Contains(r.Text(), "[WebSocket upgrade]") || r.Field("status") == "101"
 	case "ws":
@@ -44,15 +45,19 @@ func setupLen(rows []wire.Record) int {
 	// end of the payload-less handshake segments, within the records
 	// before the first message that carries data; the segments after the
 	// last setup message carry that data and stay.
+	// A TLS record of application data only carries what was decrypted
+	// from it (the upgrade, over wss): like a segment, it neither ends
+	// the setup nor extends it.
 	n, bare := 0, 0
 	for i := range rows {
 		r := &rows[i]
-		if r.Kind != wire.KindPacket && !setupMessage(r) {
+		carrier := r.Kind == wire.KindPacket || r.Layer == "tls" && r.Field("content_type") == "Application Data"
+		if !carrier && !setupMessage(r) {
 			break
 		}
-		if r.Kind != wire.KindPacket {
+		if !carrier {
 			n = i + 1
-		} else if r.Payload == 0 && bare == i {
+		} else if r.Kind == wire.KindPacket && r.Payload == 0 && bare == i {
 			bare = i + 1
 		}
 	}
@@ -76,7 +81,7 @@ func foldRecord(rows []wire.Record) wire.Record {
 		switch {
 		case r.Kind == wire.KindPacket && r.Payload == 0 && tlsEnd.IsZero() && upEnd.IsZero():
 			tcpEnd = r.Time
-		case r.Layer == "tls":
+		case r.Layer == "tls" && setupMessage(r):
 			tlsEnd = r.Time
 		case r.Layer == "http":
 			upEnd = r.Time
