@@ -971,6 +971,9 @@ func TestConversationWindow(t *testing.T) {
 	}
 	m = send(t, m, keys("f")[0])
 	fetch()
+	if r, _ := m.packets.selected(); r.Layer != "setup" && r.Seq != 0 {
+		t.Errorf("leaving the connection lands on %d %q, not the row the cursor was on", r.Seq, r.Text())
+	}
 	m = send(t, m, keys("f")[0]) // follow again: folded again
 	fetch()
 	if l := m.packets.focused(); l.rows[0].Layer != "setup" {
@@ -1250,5 +1253,23 @@ func TestOneEventPresenter(t *testing.T) {
 	}
 	if !strings.Contains(lab.Brief(lab.SendEvent{SendResult: probe.SendResult{App: "ws", Sent: "hi  there"}}), `"hi  there"`) {
 		t.Error("Brief changed quoted text")
+	}
+}
+
+// TestLeavingAConnectionKeepsTheRow: f again, leaving the connection,
+// shows every record with the row the cursor was on still selected.
+func TestLeavingAConnectionKeepsTheRow(t *testing.T) {
+	s := echoConn(t, 20)
+	m := onWS(t, 80, 24, s)
+	fetch := func() { m = send(t, m, m.packets.fetch(s, nil)()) }
+	m = send(t, m, keys("f")[0])
+	fetch()
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("12j")})
+	fetch()
+	was, _ := m.packets.selected()
+	m = send(t, m, keys("f")[0])
+	fetch()
+	if r, _ := m.packets.selected(); r.Seq != was.Seq || m.packets.conv {
+		t.Errorf("left the connection on record %d, the cursor was on %d", r.Seq, was.Seq)
 	}
 }

@@ -338,10 +338,15 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		// order, timed from its first one (f again, or / with an empty
 		// filter, goes back to the whole list).
 		if m.packets.conv {
+			// Back to every record, on the row the cursor was on.
+			r, ok := m.packets.selected()
 			m.packets.conv, m.packets.filter = false, ""
 			m.logLine = "back to every record (f on a row follows its connection)"
 			m.rewind()
 			m.layout() // the list's columns
+			if ok {
+				m.land(r.App, r.Seq) // (a fold's Seq is its first record's)
+			}
 			return m, m.fetch()
 		}
 		if r, ok := m.packets.selected(); ok {
