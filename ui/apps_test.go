@@ -153,7 +153,7 @@ func TestComparisonView(t *testing.T) {
 	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}})
 	next, cmd := m.Update(keys("C")[0])
 	m = next.(Model)
-	if !m.compare || cmd == nil {
+	if !m.comparing() || cmd == nil {
 		t.Fatalf("C did not open the comparison and start the probes")
 	}
 	if v := m.text(); !strings.Contains(v, "Comparison") || !strings.Contains(v, "starting the probes") {
@@ -193,8 +193,8 @@ func TestComparisonView(t *testing.T) {
 	}
 	// Any other key closes it and acts: s opens the send prompt.
 	m = send(t, m, keys("s")...)
-	if m.compare || m.inputKind != inputSend {
-		t.Errorf("s over the comparison: compare %v, input %v", m.compare, m.inputKind)
+	if m.comparing() || m.inputKind != inputSend {
+		t.Errorf("s over the comparison: compare %v, input %v", m.comparing(), m.inputKind)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
@@ -62,6 +63,41 @@ func (c *compareView) scroll(msg string) {
 }
 
 func (c *compareView) SetSize(w, h int) { c.width, c.height = w, h }
+
+// rerunMsg asks the root to run the probes again (r in the comparison).
+type rerunMsg struct{}
+
+// place implements overlay: the comparison covers the body.
+func (c *compareView) place() placement { return overBody }
+
+// Keys implements overlay.
+func (c *compareView) Keys() []key.Binding {
+	return []key.Binding{compareKeys.Rerun, compareKeys.Down, compareKeys.Up, compareKeys.Close}
+}
+
+// passes implements passer: a key of the explorer's (not the comparison's)
+// closes it and acts.
+func (c *compareView) passes(msg tea.KeyMsg) bool {
+	for _, k := range c.Keys() {
+		if key.Matches(msg, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// Update implements overlay.
+func (c *compareView) Update(msg tea.KeyMsg) (overlay, tea.Cmd) {
+	switch {
+	case key.Matches(msg, compareKeys.Rerun):
+		return c, func() tea.Msg { return rerunMsg{} }
+	case key.Matches(msg, compareKeys.Close):
+		return nil, nil
+	case key.Matches(msg, compareKeys.Down), key.Matches(msg, compareKeys.Up):
+		c.scroll(msg.String())
+	}
+	return c, nil
+}
 
 // apply takes the lab events the comparison is made of.
 func (c *compareView) apply(e lab.Event) {

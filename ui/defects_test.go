@@ -193,8 +193,8 @@ func TestCtrlCAsks(t *testing.T) {
 	m = send(t, m, upEvents())
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC})
 	m = next.(Model)
-	if cmd != nil || m.confirm != confirmQuit || !strings.Contains(m.text(), "The lab is up") {
-		t.Fatalf("ctrl+c with the lab up: confirm %v, cmd %v", m.confirm, cmd)
+	if cmd != nil || m.confirming() != confirmQuit || !strings.Contains(m.text(), "The lab is up") {
+		t.Fatalf("ctrl+c with the lab up: confirm %v, cmd %v", m.confirming(), cmd)
 	}
 	if yes, _ := m.Update(keys("y")[0]); !yes.(Model).Interrupted() {
 		t.Error("ctrl+c confirmed with y is not reported as interrupted")
@@ -269,7 +269,7 @@ func TestShellActionsComeFromTheProvider(t *testing.T) {
 	next, _ = m.Update(cmd())
 	m = next.(Model)
 	if m.shell == nil || m.shell.sh == nil {
-		t.Fatalf("no shell: %s", m.errBox)
+		t.Fatalf("no shell: %s", m.errText())
 	}
 	defer m.shell.sh.Close()
 	if got := m.quickAction("f2"); !strings.HasPrefix(got, "ps -o ") {
@@ -1271,5 +1271,36 @@ func TestLeavingAConnectionKeepsTheRow(t *testing.T) {
 	fetch()
 	if r, _ := m.packets.selected(); r.Seq != was.Seq || m.packets.conv {
 		t.Errorf("left the connection on record %d, the cursor was on %d", r.Seq, was.Seq)
+	}
+}
+
+// TestOverlaysOnTheStack: the help, an error, a question and the
+// comparison are components on the one stack: the top one has the keys
+// and its own help in the footer; closing it shows the one under it.
+func TestOverlaysOnTheStack(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents(), eventsMsg{lab.ReportEvent{Report: fakeReport()}}, keys("C")[0])
+	if !m.comparing() || !strings.Contains(ansi.Strip(m.footer()), "r measure again") {
+		t.Fatalf("C: the comparison is not on top with its keys: %q", ansi.Strip(m.footer()))
+	}
+	m = send(t, m, keys("?")[0]) // a key the comparison passes: it closes, and the help opens
+	if _, ok := m.top().(*helpView); !ok || m.comparing() || !strings.Contains(ansi.Strip(m.footer()), "close the help") {
+		t.Errorf("? over the comparison: top %T, comparing %v", m.top(), m.comparing())
+	}
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyEsc}, keys("C")[0], eventsMsg{lab.ErrorEvent{Op: "probe", Error: "boom"}})
+	if m.errText() != "probe: boom" || len(m.stack) != 2 || !strings.Contains(m.text(), "Comparison") {
+		t.Errorf("an error over the comparison: %q, %d overlays:\n%s", m.errText(), len(m.stack), m.text())
+	}
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if m.errText() != "" || !m.comparing() {
+		t.Errorf("enter: the error stays (%q) or took the comparison with it", m.errText())
+	}
+	m = send(t, m, keys("t")[0]) // passes: the comparison closes, the question opens
+	if m.confirming() != confirmTeardown || m.comparing() {
+		t.Errorf("t over the comparison: confirm %v, comparing %v", m.confirming(), m.comparing())
+	}
+	m = send(t, m, keys("n")[0])
+	if len(m.stack) != 0 {
+		t.Errorf("n: %d overlays left", len(m.stack))
 	}
 }

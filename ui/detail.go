@@ -165,7 +165,7 @@ func (d *detailView) render() {
 func (d *detailView) SetSize(w, h int) { d.vp.Width, d.vp.Height = max(10, w), max(3, h) }
 
 // whole implements overlay: the detail covers the body.
-func (d *detailView) whole() bool { return true }
+func (d *detailView) place() placement { return overBody }
 
 // Keys implements overlay.
 func (d *detailView) Keys() []key.Binding {

@@ -68,7 +68,7 @@ func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, cmd)
 	}
 	for i := 0; i < len(runes); i++ {
-		if m.inputKind != inputNone || m.shell != nil || m.confirm != confirmNone || len(m.stack) > 0 || m.showHelp {
+		if m.inputKind != inputNone || m.shell != nil || len(m.stack) > 0 {
 			// A prompt takes the rest as text; an overlay takes its keys
 			// one by one.
 			if m.inputKind != inputNone || m.shell != nil {
@@ -130,7 +130,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			m.appsP.move(n)
 		}
 	case tea.MouseButtonLeft:
-		if len(m.stack) > 0 || m.shell != nil || m.showHelp || m.confirm != confirmNone || m.inputKind != inputNone {
+		if len(m.stack) > 0 || m.shell != nil || m.inputKind != inputNone {
 			return m, nil
 		}
 		return m.click(msg.X, msg.Y)
@@ -161,7 +161,6 @@ func (m Model) click(x, y int) (tea.Model, tea.Cmd) {
 		top = m.topHeight()
 	}
 	m.focus = pane
-	m.compare = false
 	m.layout()
 	inner := by - top - 1 // under the pane's top border
 	switch pane {
@@ -195,67 +194,50 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.shell != nil {
 		return m.shellKey(msg)
 	}
-	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && m.inputKind == inputNone && m.confirm == confirmNone && len(m.stack) == 0 && !m.showHelp) {
+	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && m.inputKind == inputNone && len(m.stack) == 0) {
 		// A session of a shared lab: leaving leaves the lab to the others.
 		return m, tea.Quit
 	}
-	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirm == confirmNone {
+	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirming() == confirmNone {
 		// Like q: a lab that is up is not left behind without asking.
 		m.interrupted = true
 		if m.state == lab.Down {
 			return m, tea.Quit
 		}
-		m.confirm = confirmQuit
+		m.ask(confirmQuit)
 		return m, nil
 	}
 	if m.inputKind != inputNone {
 		return m.inputKey(msg)
-	}
-	if m.confirm != confirmNone {
-		return m.confirmKey(msg)
-	}
-	if m.errBox != "" && (key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Enter)) {
-		m.errBox = ""
-		return m, nil
 	}
 	if m.earlier != nil && key.Matches(msg, m.keys.Dismiss) {
 		m.earlier = nil
 		m.layout() // the body takes the warning's lines back
 		return m, m.fetch()
 	}
-	if n := len(m.stack); n > 0 {
-		top, cmd := m.stack[n-1].Update(msg)
-		m.stack = slices.Clone(m.stack[:n-1]) // the stack is the model's: no sharing with older copies
-		if top != nil {
-			m.stack = append(m.stack, top)
+	if top := m.top(); top != nil {
+		if c, ok := top.(*confirmView); ok {
+			// The question's answer starts lab commands: the root's.
+			m.stack = slices.Clone(m.stack[:len(m.stack)-1])
+			return m.confirmKey(c.kind, msg)
 		}
-		return m, cmd
-	}
-	if m.showHelp {
-		if key.Matches(msg, m.keys.Help) || key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Quit) {
-			m.showHelp = false
+		if p, ok := top.(passer); !ok || !p.passes(msg) {
+			next, cmd := top.Update(msg)
+			m.stack = slices.Clone(m.stack[:len(m.stack)-1]) // the stack is the model's: no sharing with older copies
+			if next != nil {
+				m.stack = append(m.stack, next)
+			} else if top == overlay(m.cmp) {
+				return m, tea.Batch(cmd, m.fetch())
+			}
+			return m, cmd
 		}
-		return m, nil
+		// It closes, and the key acts beneath it.
+		m.stack = slices.Clone(m.stack[:len(m.stack)-1])
 	}
 	k := m.keys
-	if m.compare {
-		switch {
-		case key.Matches(msg, compareKeys.Rerun):
-			cmd := m.probe()
-			return m, cmd
-		case key.Matches(msg, compareKeys.Close), key.Matches(msg, k.Compare):
-			m.compare = false
-			return m, m.fetch()
-		case key.Matches(msg, compareKeys.Down), key.Matches(msg, compareKeys.Up):
-			m.cmp.scroll(msg.String())
-			return m, nil
-		}
-		m.compare = false // any other key closes it and does what it does
-	}
 	switch {
 	case key.Matches(msg, k.Compare):
-		m.compare = true
-		m.layout()
+		m.push(m.cmp)
 		live := readLive(m.lab.Wire(), m.opt.Apps)
 		if !m.cmp.running && m.cmp.report == nil && m.state == lab.Running {
 			cmd := m.probe()
@@ -267,9 +249,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if m.state == lab.Down {
 			return m, tea.Quit
 		}
-		m.confirm = confirmQuit
+		m.ask(confirmQuit)
 	case key.Matches(msg, k.Help):
-		m.showHelp = true
+		m.openHelp()
 	case key.Matches(msg, k.Provision):
 		m.busy++
 		return m, m.provision()
@@ -287,7 +269,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 					want = string(p)
 				}
 			}
-			m.errBox = fmt.Sprintf("this lab has no %s app to send to", want)
+			m.showError(fmt.Sprintf("this lab has no %s app to send to", want))
 			return m, nil
 		}
 		m.sendApp = app
@@ -295,13 +277,13 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.GetHTTP), key.Matches(msg, k.GetHTTPS):
 		app, ok := m.sendTarget(key.Matches(msg, k.GetHTTPS), false)
 		if !ok {
-			m.errBox = "this lab has no such http app to ask"
+			m.showError("this lab has no such http app to ask")
 			return m, nil
 		}
 		m.sendApp = app
 		return m.prompt(inputGet, fmt.Sprintf("GET over %s, path: ", app), "/")
 	case key.Matches(msg, k.Teardown):
-		m.confirm = confirmTeardown
+		m.ask(confirmTeardown)
 	case key.Matches(msg, k.Capture):
 		m.busy++
 		if m.capturing {
@@ -524,9 +506,9 @@ func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, cmd
 }
 
-func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	kind := m.confirm
-	m.confirm = confirmNone
+// confirmKey answers the question of kind with msg: the question is off
+// the stack already.
+func (m Model) confirmKey(kind confirmKind, msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch s := msg.String(); {
 	case kind == confirmTeardown && (s == "y" || s == "Y"):
 		m.busy++
@@ -652,8 +634,12 @@ func (m *Model) push(o overlay) {
 // sizeOverlay gives an overlay the room it covers: the body, or the
 // packets' box.
 func (m *Model) sizeOverlay(o overlay) {
-	if o.whole() {
-		o.SetSize(m.width-4, m.bodyHeight()-2)
+	switch o.place() {
+	case overBody:
+		o.SetSize(m.width-4, m.bodyHeight()-2) // inside its border and padding
+		return
+	case modal:
+		o.SetSize(m.width, m.bodyHeight())
 		return
 	}
 	o.SetSize(m.overW, m.overH)

@@ -130,7 +130,7 @@ func TestLegsOfAMessage(t *testing.T) {
 			t.Errorf("scrolling the comparison never shows %q:\n%s", want, bottom)
 		}
 	}
-	if !m.compare {
+	if !m.comparing() {
 		t.Error("scrolling closed the comparison")
 	}
 	// An app with nothing before or after it has one leg: said, not shown.

@@ -95,8 +95,8 @@ func TestAppsPaneLiveNumbers(t *testing.T) {
 	if got := liveLine(m.text(), "chat"); !strings.HasSuffix(got, "(stale)") || !strings.Contains(got, fmt.Sprintf("%.0f in", next.MessagesIn)) {
 		t.Errorf("a failed scrape: chat's line %q, want the last numbers marked stale", got)
 	}
-	if m.errBox != "" {
-		t.Errorf("a failed scrape opened an error box: %q", m.errBox)
+	if m.errText() != "" {
+		t.Errorf("a failed scrape opened an error box: %q", m.errText())
 	}
 	// The tick asks for no second scrape while one is in flight.
 	m.scraping = true

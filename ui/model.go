@@ -136,7 +136,6 @@ type Model struct {
 	capturing bool
 	capture   capture.Stats
 	logLine   string
-	errBox    string
 
 	focus   int
 	hostP   *hostPane
@@ -145,8 +144,6 @@ type Model struct {
 
 	input       textinput.Model
 	inputKind   inputKind
-	confirm     confirmKind
-	showHelp    bool
 	shell       *shellPane
 	question    *lab.PromptEvent     // waiting for the person's answer
 	sendApp     string               // the app the send prompt sends to
@@ -155,10 +152,9 @@ type Model struct {
 	alerts      map[string]string    // app name → what happened to it (apps that died)
 	earlier     *lab.EarlierLabEvent // an earlier lab of this name is on the provider: shown until dismissed (D)
 	cmp         *compareView         // the comparison, fed by every probe event
-	stack       []overlay            // views over the packets' place; the top one has the keys
+	stack       []overlay            // the overlays (overlays.go); the top one has the keys
 	overW       int                  // the size an overlay gets (the packets' box, inside)
 	overH       int
-	compare     bool  // the comparison is shown (in the packets' place)
 	touched     bool  // a key was pressed since the explorer opened
 	interrupted bool  // the quit under way was asked for with Ctrl+C
 	leftRunning bool  // the user quit leaving the lab running (l)
@@ -258,7 +254,7 @@ func (m Model) quiet(msg tea.Msg, next Model) bool {
 	case metricsTick:
 		return !next.scraping || m.scraping
 	case liveMsg:
-		return !m.compare || !next.cmp.liveMoved
+		return !m.comparing() || !next.cmp.liveMoved
 	}
 	return false
 }
@@ -305,7 +301,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if msg.err != nil {
 			m.shell = nil
-			m.errBox = "debugging shell: " + msg.err.Error()
+			m.showError("debugging shell: " + msg.err.Error())
 			return m, nil
 		}
 		m.shell.sh, m.shell.actions = msg.sh, msg.actions
@@ -365,7 +361,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			l := m.lab
 			cmds = append(cmds, fetchChanged(l.Wire(), m.packets.idx, reqs, since), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 		}
-		if m.compare && m.capturing {
+		if m.comparing() && m.capturing {
 			cmds = append(cmds, readLive(m.lab.Wire(), m.opt.Apps)) // the comparison's wire figures, live
 		}
 		return m, tea.Batch(cmds...)
@@ -444,6 +440,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			d.setPacket(msg)
 		}
 		return m, nil
+	case rerunMsg:
+		return m, m.probe()
 	case logMsg:
 		m.logLine = string(msg)
 		return m, nil
@@ -479,7 +477,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) apply(e lab.Event) {
 	m.cmp.apply(e)
 	if _, ok := e.(lab.ReportEvent); ok && !m.touched && m.opt.AutoStart {
-		m.compare = true // the first start's figures, until a key is pressed
+		if !m.comparing() {
+			m.push(m.cmp) // the first start's figures, until a key is pressed
+		}
 	}
 	switch e := e.(type) {
 	case lab.StateEvent:
@@ -538,7 +538,7 @@ func (m *Model) apply(e lab.Event) {
 		m.logLine = lab.Brief(e) // the words headless prints
 	case lab.SendEvent:
 		if e.Error != "" {
-			m.errBox = fmt.Sprintf("send over %s failed: %s", e.App, e.Error)
+			m.showError(fmt.Sprintf("send over %s failed: %s", e.App, e.Error))
 		}
 		m.logLine = lab.Brief(e)
 	case lab.PromptEvent:
@@ -557,7 +557,7 @@ func (m *Model) apply(e lab.Event) {
 			}
 		}
 	case lab.ErrorEvent:
-		m.errBox = fmt.Sprintf("%s: %s", e.Op, e.Error)
+		m.showError(fmt.Sprintf("%s: %s", e.Op, e.Error))
 		m.logLine = lab.Brief(e)
 	case lab.CaptureEvent:
 		m.capturing = e.State == "on"
@@ -566,9 +566,9 @@ func (m *Model) apply(e lab.Event) {
 	case lab.ExportEvent:
 		m.logLine = lab.Brief(e)
 		if e.Error != "" {
-			m.errBox = "export failed: " + e.Error
+			m.showError("export failed: " + e.Error)
 		} else if e.Note != "" {
-			m.errBox = "exported, but: " + e.Note // what the file leaves out
+			m.showError("exported, but: " + e.Note) // what the file leaves out
 		}
 	}
 }

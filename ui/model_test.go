@@ -236,17 +236,17 @@ func TestTeardownConfirm(t *testing.T) {
 	m = send(t, m, keys("t")...)
 	golden(t, "teardown-confirm", m.text())
 	next, cmd := m.Update(keys("n")[0])
-	if m = next.(Model); cmd != nil || m.confirm != confirmNone {
+	if m = next.(Model); cmd != nil || m.confirming() != confirmNone {
 		t.Error("n did not cancel the teardown")
 	}
 	m = send(t, m, keys("t")...)
 	next, cmd = m.Update(keys("y")[0])
-	if m = next.(Model); cmd == nil || m.confirm != confirmNone {
+	if m = next.(Model); cmd == nil || m.confirming() != confirmNone {
 		t.Error("y did not start the teardown")
 	}
 	// Quitting while the lab is up asks too.
 	m = send(t, m, keys("q")...)
-	if m.confirm != confirmQuit || !strings.Contains(m.text(), "tear down and quit") {
+	if m.confirming() != confirmQuit || !strings.Contains(m.text(), "tear down and quit") {
 		t.Error("q while up did not ask")
 	}
 }
@@ -265,7 +265,7 @@ func TestErrorBoxIsDismissible(t *testing.T) {
 		t.Fatal("the error is not shown")
 	}
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEsc})
-	if m.errBox != "" {
+	if m.errText() != "" {
 		t.Error("esc did not dismiss the error")
 	}
 }
@@ -312,7 +312,7 @@ func TestDebuggingShellPane(t *testing.T) {
 		}
 	}()
 	if m.shell.sh == nil {
-		t.Fatalf("no shell: %s", m.errBox)
+		t.Fatalf("no shell: %s", m.errText())
 	}
 	reader := cmd
 	typeIn := func(s string) {

@@ -123,7 +123,7 @@ func (m *Model) layout() {
 	m.appsP.SetSize(appsW-2, appsH)
 	m.appsP.setFocus(m.focus == paneApps)
 	m.packets.SetSize(packW-2, max(minListHeight, packH))
-	m.cmp.SetSize(m.width-6, m.bodyHeight()-2) // over the whole body, inside its border and padding
+	m.cmp.SetSize(m.width-4, m.bodyHeight()-2) // over the whole body, inside its border and padding
 	m.overW, m.overH = packW-2, max(minListHeight, packH)
 	for _, o := range m.stack {
 		m.sizeOverlay(o)
@@ -203,30 +203,11 @@ func (m Model) view() string {
 	body := m.st.plain.Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(m.body())
 	// The modals are drawn over the screen, which stays in sight around
 	// them: the help, an error, a question.
-	if m.showHelp {
-		body = placeOver(body, m.helpBox(), m.width, m.bodyHeight())
-	}
-	if m.errBox != "" {
-		box := m.st.box.Width(min(m.width-4, 100)).Render("[!] " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
-		body = placeOver(body, box, m.width, m.bodyHeight())
-	}
-	if m.confirm != confirmNone {
-		body = placeOver(body, m.st.box.Render(m.confirmText()), m.width, m.bodyHeight())
-	}
+	body = m.modalsOver(body)
 	if w := m.warning(); w != "" {
 		return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, w, m.footer())
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, m.footer())
-}
-
-func (m Model) confirmText() string {
-	if m.confirm == confirmTeardown {
-		return "Tear the lab down? Its apps stop and capture ends.\n\n  y: tear down    any other key: cancel"
-	}
-	if m.lab.InProcess() {
-		return "The lab is up. Quitting tears it down (its apps live in this process).\n\n  t: tear down and quit    any other key: cancel"
-	}
-	return "The lab is up.\n\n  t: tear down and quit    l: leave it running and quit    any other key: cancel"
 }
 
 func (m Model) header() string {
@@ -315,19 +296,6 @@ func (m Model) alertLine() string {
 	return ""
 }
 
-// helpBox is the help drawn as a box over the screen: every key, laid
-// out to fit.
-func (m Model) helpBox() string {
-	hm := m
-	hm.width = m.width - 2 // the box's border
-	text := m.st.title.Render("Keys") + m.st.dim.Render("  (? or esc closes)") + "\n" + hm.fullHelp()
-	st := m.st.paneFocused
-	if lipgloss.Height(text) > m.bodyHeight()-2 {
-		st = st.BorderTop(false).BorderBottom(false) // the lines it needs, at 80×24
-	}
-	return st.Render(text)
-}
-
 // placeOver draws fg centred over bg (w×h), leaving bg around it in
 // sight; both may hold escape codes.
 func placeOver(bg, fg string, w, h int) string {
@@ -359,38 +327,11 @@ func placeOver(bg, fg string, w, h int) string {
 	return strings.Join(bgLines, "\n")
 }
 
-// fullHelp lays every key out in as many columns as fit the width (as
-// few rows as that allows), so that all are listed at any size.
-func (m Model) fullHelp() string {
-	hm := m.help
-	hm.Width = 0 // each row is fitted here, not cut
-	keys := m.keys
-	keys.warned = m.earlier != nil
-	var all []key.Binding
-	for _, g := range keys.FullHelp() {
-		all = append(all, g...)
-	}
-	var view string
-	for n := 6; n >= 1; n-- {
-		rows := (len(all) + n - 1) / n
-		var groups [][]key.Binding
-		for i := 0; i < len(all); i += rows {
-			groups = append(groups, all[i:min(len(all), i+rows)])
-		}
-		if view = hm.FullHelpView(groups); lipgloss.Width(view) <= m.width {
-			break
-		}
-	}
-	return view
-}
-
 func (m Model) body() string {
 	h := m.bodyHeight()
 	switch {
-	case len(m.stack) > 0 && m.stack[len(m.stack)-1].whole():
-		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.stack[len(m.stack)-1].View())
-	case m.compare && len(m.stack) == 0:
-		return m.st.paneFocused.Width(m.width-4).Height(h-2).Padding(0, 1).Render(m.cmp.View())
+	case m.base() != nil && m.base().place() == overBody:
+		return m.st.paneFocused.Width(m.width-2).Height(h-2).Padding(0, 1).Render(m.base().View())
 	case m.shell != nil:
 		sp := m.shell
 		// Two title lines: what it is, then the provider's F keys, so
@@ -412,8 +353,8 @@ func (m Model) body() string {
 	hostW, appsW, packW, _ := m.paneWidths()
 	ps := m.panes()
 	view := func(i int) string {
-		if i == panePackets && len(m.stack) > 0 {
-			return m.stack[len(m.stack)-1].View()
+		if o := m.base(); i == panePackets && o != nil {
+			return o.View() // an overlay in the packets' box
 		}
 		return ps[i].View(m.focus == i)
 	}
