@@ -52,8 +52,8 @@ func TestOneListPerApp(t *testing.T) {
 	}
 	// w: no wss app to send to, and the explorer says so.
 	m = send(t, m, keys("w")...)
-	if m.inputKind != inputNone || !strings.Contains(m.text(), "no wss app") {
-		t.Errorf("w in a lab without wss: input %v\n%s", m.inputKind, m.text())
+	if m.prompting() != inputNone || !strings.Contains(m.text(), "no wss app") {
+		t.Errorf("w in a lab without wss: input %v\n%s", m.prompting(), m.text())
 	}
 }
 
@@ -70,8 +70,8 @@ func TestSendFollowsTheShownApp(t *testing.T) {
 		t.Fatalf("key 2: focus %d", m.packets.focus)
 	}
 	m = send(t, m, keys("s")...)
-	if m.inputKind != inputSend || m.sendApp != "ws-b" || !strings.Contains(m.text(), "send over ws-b:") {
-		t.Errorf("s with ws-b shown: input %v, app %q", m.inputKind, m.sendApp)
+	if m.prompting() != inputSend || m.sendApp != "ws-b" || !strings.Contains(m.text(), "send over ws-b:") {
+		t.Errorf("s with ws-b shown: input %v, app %q", m.prompting(), m.sendApp)
 	}
 }
 
@@ -120,7 +120,7 @@ func TestCaptureKeyTwiceThenExport(t *testing.T) {
 	_ = l.SyncCapture(ctx)
 	path := filepath.Join(t.TempDir(), "both.pcapng")
 	m = send(t, m, keys("e")...)
-	m.input.SetValue(path)
+	m.promptView().input.SetValue(path)
 	_, exp := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	run(exp)
 	src, err := capture.OpenFile(path, nil)
@@ -193,8 +193,8 @@ func TestComparisonView(t *testing.T) {
 	}
 	// Any other key closes it and acts: s opens the send prompt.
 	m = send(t, m, keys("s")...)
-	if m.comparing() || m.inputKind != inputSend {
-		t.Errorf("s over the comparison: compare %v, input %v", m.comparing(), m.inputKind)
+	if m.comparing() || m.prompting() != inputSend {
+		t.Errorf("s over the comparison: compare %v, input %v", m.comparing(), m.prompting())
 	}
 }
 

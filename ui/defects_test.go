@@ -129,8 +129,8 @@ func TestKeyBursts(t *testing.T) {
 	}
 	// A burst that opens a prompt: the rest is its text.
 	burst("shello")
-	if m.inputKind != inputSend || m.input.Value() != "hello" {
-		t.Errorf("burst shello: input %v %q", m.inputKind, m.input.Value())
+	if m.prompting() != inputSend || m.promptValue() != "hello" {
+		t.Errorf("burst shello: input %v %q", m.prompting(), m.promptValue())
 	}
 }
 
@@ -599,10 +599,10 @@ func TestFind(t *testing.T) {
 	m = run(m, m.packets.fetch(l.Wire(), nil)())
 	m = run(m, tea.KeyMsg{Type: tea.KeyCtrlF})
 	m = run(m, keys("text ~ (")...)
-	if m.filterErr == "" {
+	if m.promptView().err == "" {
 		t.Error("a search that does not parse is not flagged as one types")
 	}
-	m.input.SetValue("")
+	m.promptView().input.SetValue("")
 	m = run(m, keys("text ~ \"frame-0000[12]0\"")...) // frames 10 and 20
 	m = run(m, tea.KeyMsg{Type: tea.KeyEnter})
 	if got := selected(m); !strings.Contains(got, "frame-000010") || m.packets.focused().follow {
@@ -681,7 +681,7 @@ func TestTypedWordsThatNameKeys(t *testing.T) {
 			}
 			m = send(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(w)})
 		}
-		if got := m.input.Value(); got != text {
+		if got := m.promptValue(); got != text {
 			t.Errorf("typed %q, the prompt holds %q", text, got)
 		}
 	}
@@ -796,8 +796,8 @@ func TestSendHTTPKeys(t *testing.T) {
 	for _, tc := range []struct{ key, app string }{{"h", "http"}, {"H", "https"}, {"u", "http"}, {"U", "https"}} {
 		m, _ := newModel(t)
 		m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents(), keys(tc.key)[0])
-		if m.inputKind != inputSend && m.inputKind != inputGet || m.sendApp != tc.app || !strings.Contains(m.text(), " over "+tc.app) {
-			t.Fatalf("%s: input %v to %q:\n%s", tc.key, m.inputKind, m.sendApp, m.text())
+		if m.prompting() != inputSend && m.prompting() != inputGet || m.sendApp != tc.app || !strings.Contains(m.text(), " over "+tc.app) {
+			t.Fatalf("%s: input %v to %q:\n%s", tc.key, m.prompting(), m.sendApp, m.text())
 		}
 		m = send(t, m, keys("ping")...)
 		next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
@@ -821,8 +821,8 @@ func TestNarrowFooterAndPrompts(t *testing.T) {
 	}
 	for _, k := range []tea.Msg{keys("/")[0], tea.KeyMsg{Type: tea.KeyCtrlF}} {
 		p := send(t, m, k)
-		if w := lipgloss.Width(p.input.Prompt); w > 10 || p.input.Width < 60 {
-			t.Errorf("%v: the label takes %d columns, the input %d", k, w, p.input.Width)
+		if w := lipgloss.Width(p.promptView().input.Prompt); w > 10 || p.promptView().input.Width < 60 {
+			t.Errorf("%v: the label takes %d columns, the input %d", k, w, p.promptView().input.Width)
 		}
 		if !strings.Contains(p.text(), "esc cancels") {
 			t.Errorf("%v: no hint under the prompt:\n%s", k, p.text())
@@ -1095,7 +1095,7 @@ func TestGetOverHTTPS(t *testing.T) {
 	defer stop()
 	m := New(l, events, Options{Name: "protolab", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}}, keys("U")[0])
-	m.input.SetValue("/health")
+	m.promptView().input.SetValue("/health")
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	m = next.(Model)
 	go runAll(cmd) // the job (and the spinner's tick)
@@ -1302,5 +1302,24 @@ func TestOverlaysOnTheStack(t *testing.T) {
 	m = send(t, m, keys("n")[0])
 	if len(m.stack) != 0 {
 		t.Errorf("n: %d overlays left", len(m.stack))
+	}
+}
+
+// TestPromptIsAnOverlay: a prompt is a component on the stack, drawn in
+// the footer, sized with the terminal; an error over it lets the typing
+// through to it.
+func TestPromptIsAnOverlay(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents(), keys("/")[0])
+	if _, ok := m.top().(*promptView); !ok {
+		t.Fatalf("/: the top is %T", m.top())
+	}
+	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50})
+	if w := m.promptView().input.Width; w < 180 {
+		t.Errorf("the prompt's input is %d wide at 200 columns", w)
+	}
+	m = send(t, m, eventsMsg{lab.ErrorEvent{Op: "send", Error: "boom"}}, keys("ws")[0], keys("ws")[1])
+	if m.promptValue() != "ws" || m.errText() != "" {
+		t.Errorf("typing over an error: the prompt holds %q, the error %q", m.promptValue(), m.errText())
 	}
 }

@@ -12,8 +12,6 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/lipgloss"
 	"github.com/hinshun/vt10x"
 
 	"github.com/protolab/protolab-tui/lab"
@@ -68,10 +66,10 @@ func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, cmd)
 	}
 	for i := 0; i < len(runes); i++ {
-		if m.inputKind != inputNone || m.shell != nil || len(m.stack) > 0 {
+		if m.prompting() != inputNone || m.shell != nil || len(m.stack) > 0 {
 			// A prompt takes the rest as text; an overlay takes its keys
 			// one by one.
-			if m.inputKind != inputNone || m.shell != nil {
+			if m.prompting() != inputNone || m.shell != nil {
 				next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: runes[i:]})
 				return next, tea.Batch(append(cmds, cmd)...)
 			}
@@ -130,7 +128,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			m.appsP.move(n)
 		}
 	case tea.MouseButtonLeft:
-		if len(m.stack) > 0 || m.shell != nil || m.inputKind != inputNone {
+		if len(m.stack) > 0 || m.shell != nil {
 			return m, nil
 		}
 		return m.click(msg.X, msg.Y)
@@ -194,11 +192,11 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.shell != nil {
 		return m.shellKey(msg)
 	}
-	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && m.inputKind == inputNone && len(m.stack) == 0) {
+	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && len(m.stack) == 0) {
 		// A session of a shared lab: leaving leaves the lab to the others.
 		return m, tea.Quit
 	}
-	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirming() == confirmNone {
+	if msg.String() == "ctrl+c" && m.prompting() == inputNone && m.confirming() == confirmNone {
 		// Like q: a lab that is up is not left behind without asking.
 		m.interrupted = true
 		if m.state == lab.Down {
@@ -207,8 +205,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.ask(confirmQuit)
 		return m, nil
 	}
-	if m.inputKind != inputNone {
-		return m.inputKey(msg)
+	if p, ok := m.top().(*promptView); ok {
+		return m.inputKey(p, msg)
 	}
 	if m.earlier != nil && key.Matches(msg, m.keys.Dismiss) {
 		m.earlier = nil
@@ -231,8 +229,14 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 			return m, cmd
 		}
-		// It closes, and the key acts beneath it.
+		// It closes, and the key acts beneath it (on the overlay under
+		// it, if any: a prompt under an error gets the typing).
 		m.stack = slices.Clone(m.stack[:len(m.stack)-1])
+		if top == overlay(m.cmp) {
+			next, cmd := m.key(msg)
+			return next, tea.Batch(cmd, m.fetch())
+		}
+		return m.key(msg)
 	}
 	k := m.keys
 	switch {
@@ -294,7 +298,6 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		def := filepath.Join(m.opt.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", m.opt.Name, m.opt.Now().Format("20060102-150405")))
 		return m.prompt(inputExport, "export pcapng to: ", def)
 	case key.Matches(msg, k.Filter):
-		m.filterErr = ""
 		return m.prompt(inputFilter, "filter: ", m.packets.filter)
 	case key.Matches(msg, k.ShowApp):
 		if !m.packets.focusApp(int(msg.String()[0] - '1')) {
@@ -335,7 +338,6 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m.followFlow(r.Flow)
 		}
 	case m.focus == panePackets && key.Matches(msg, k.Find):
-		m.filterErr = ""
 		return m.prompt(inputFind, "find: ", m.search)
 	case m.focus == panePackets && (key.Matches(msg, k.FindNext) || key.Matches(msg, k.FindPrev)):
 		if m.search == "" {
@@ -397,113 +399,85 @@ func (m Model) shellKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
+// prompt opens a prompt in the footer.
 func (m Model) prompt(kind inputKind, label, value string) (tea.Model, tea.Cmd) {
-	m.inputKind = kind
-	m.input.Prompt = label
-	m.input.SetValue(value)
-	m.input.CursorEnd()
-	m.input.Width = max(10, m.width-lipgloss.Width(label)-2)
-	return m, m.input.Focus()
+	secret := kind == inputAnswer && m.question != nil && m.question.Secret
+	p := newPrompt(m.st, kind, label, value, m.width, secret)
+	m.dropPrompt()
+	m.push(p)
+	return m, p.input.Focus()
 }
 
-func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	if m.inputKind == inputAnswer && (msg.Type == tea.KeyEsc || msg.Type == tea.KeyEnter) {
-		q, answer := m.question, m.input.Value()
+// inputKey is a key for the open prompt p: enter acts on what it holds,
+// esc cancels it (declines a lab's question); the rest is typing, the
+// prompt's own.
+func (m Model) inputKey(p *promptView, msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if msg.Type != tea.KeyEsc && msg.Type != tea.KeyEnter {
+		_, cmd := p.Update(msg)
+		return m, cmd
+	}
+	kind, value := p.kind, p.input.Value()
+	if kind == inputAnswer {
+		q, answer := m.question, value
 		if msg.Type == tea.KeyEsc {
 			answer = "" // declined
 		}
-		m.question, m.inputKind = nil, inputNone
-		m.input.Blur()
-		m.input.EchoMode = textinput.EchoNormal
-		m.input.SetValue("")
+		m.question = nil
+		m.dropPrompt()
 		return m, func() tea.Msg { q.Answer(answer); return nil }
 	}
-	switch msg.Type {
-	case tea.KeyEsc:
-		m.inputKind = inputNone
-		m.input.Blur()
-		return m, nil
-	case tea.KeyEnter:
-		kind, value := m.inputKind, m.input.Value()
-		m.inputKind = inputNone
-		m.input.Blur()
-		switch kind {
-		case inputSend:
-			app := m.sendApp
-			if m.packets.focusName(app) {
-				m.packets.focused().follow = true
-			}
-			m.focus = panePackets
-			m.layout()
-			m.busy++
-			l := m.lab
-			return m, job("send over "+app, false, func(ctx context.Context) *lab.Job { return l.Send(ctx, app, value) })
-		case inputGet:
-			app, path := m.sendApp, value
-			if m.packets.focusName(app) {
-				m.packets.focused().follow = true
-			}
-			m.focus = panePackets
-			m.layout()
-			m.busy++
-			l := m.lab
-			return m, job("GET over "+app, false, func(ctx context.Context) *lab.Job { return l.Get(ctx, app, path) })
-		case inputExport:
-			m.busy++
-			l := m.lab
-			return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
-		case inputFind:
-			if _, err := compileFilter(value); err != nil {
-				m.inputKind, m.filterErr = inputFind, err.Error()
-				m.input.Focus()
-				return m, nil
-			}
-			m.search = strings.TrimSpace(value)
-			if m.search == "" {
-				return m, nil
-			}
-			return m, m.find(true)
-		case inputFilter:
-			if m.packets.conv {
-				m.packets.conv = false
-				m.logLine = "filter set: no longer following one connection"
-				m.layout() // the list's columns
-			}
-			if _, err := compileFilter(value); err != nil {
-				// Not applied: the prompt stays, saying why.
-				m.inputKind, m.filterErr = inputFilter, err.Error()
-				m.input.Focus()
-				return m, nil
-			}
-			m.packets.filter = strings.TrimSpace(value)
-			for _, l := range m.packets.lists {
-				l.follow = true
-			}
-			return m, m.fetch()
-		}
+	if msg.Type == tea.KeyEsc {
+		m.dropPrompt()
 		return m, nil
 	}
-	var cmd tea.Cmd
-	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 {
-		// Typed text that came in one read (fast typing, a burst over
-		// SSH): rune by rune, so that a word that names a key ("left",
-		// "up", "end", "home") is text, not that key to the textinput.
-		var cmds []tea.Cmd
-		for _, r := range msg.Runes {
-			m.input, cmd = m.input.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt, Paste: msg.Paste})
-			cmds = append(cmds, cmd)
-		}
-		cmd = tea.Batch(cmds...)
-	} else {
-		m.input, cmd = m.input.Update(msg)
+	if (kind == inputFilter || kind == inputFind) && p.err != "" {
+		return m, nil // not applied: the prompt stays, saying why
 	}
-	if m.inputKind == inputFilter || m.inputKind == inputFind {
-		m.filterErr = ""
-		if _, err := compileFilter(m.input.Value()); err != nil {
-			m.filterErr = err.Error() // shown as one types
+	m.dropPrompt()
+	switch kind {
+	case inputSend:
+		app := m.sendApp
+		if m.packets.focusName(app) {
+			m.packets.focused().follow = true
 		}
+		m.focus = panePackets
+		m.layout()
+		m.busy++
+		l := m.lab
+		return m, job("send over "+app, false, func(ctx context.Context) *lab.Job { return l.Send(ctx, app, value) })
+	case inputGet:
+		app, path := m.sendApp, value
+		if m.packets.focusName(app) {
+			m.packets.focused().follow = true
+		}
+		m.focus = panePackets
+		m.layout()
+		m.busy++
+		l := m.lab
+		return m, job("GET over "+app, false, func(ctx context.Context) *lab.Job { return l.Get(ctx, app, path) })
+	case inputExport:
+		m.busy++
+		l := m.lab
+		return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
+	case inputFind:
+		m.search = strings.TrimSpace(value)
+		if m.search == "" {
+			return m, nil
+		}
+		return m, m.find(true)
+	case inputFilter:
+		if m.packets.conv {
+			m.packets.conv = false
+			m.logLine = "filter set: no longer following one connection"
+			m.layout() // the list's columns
+		}
+		m.packets.filter = strings.TrimSpace(value)
+		for _, l := range m.packets.lists {
+			l.follow = true
+		}
+		return m, m.fetch()
 	}
-	return m, cmd
+	return m, nil
 }
 
 // confirmKey answers the question of kind with msg: the question is off
@@ -640,6 +614,9 @@ func (m *Model) sizeOverlay(o overlay) {
 		return
 	case modal:
 		o.SetSize(m.width, m.bodyHeight())
+		return
+	case inFooter:
+		o.SetSize(m.width, 2)
 		return
 	}
 	o.SetSize(m.overW, m.overH)

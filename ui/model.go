@@ -10,7 +10,6 @@ import (
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/spinner"
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/gopacket/gopacket/layers"
@@ -142,12 +141,9 @@ type Model struct {
 	appsP   *appsPane
 	packets *packetsPane
 
-	input       textinput.Model
-	inputKind   inputKind
 	shell       *shellPane
 	question    *lab.PromptEvent     // waiting for the person's answer
 	sendApp     string               // the app the send prompt sends to
-	filterErr   string               // what is wrong with the filter (or search) being typed
 	search      string               // what n and N find (ctrl+f)
 	alerts      map[string]string    // app name → what happened to it (apps that died)
 	earlier     *lab.EarlierLabEvent // an earlier lab of this name is on the provider: shown until dismissed (D)
@@ -189,10 +185,6 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 		keys.shared = true
 	}
 	sp := spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(st.plain))
-	ti := textinput.New()
-	ti.CharLimit = 4096
-	ti.PromptStyle, ti.TextStyle, ti.PlaceholderStyle, ti.CompletionStyle = st.plain, st.plain, st.dim, st.dim
-	ti.Cursor.Style, ti.Cursor.TextStyle = st.plain, st.plain
 	hm := help.New()
 	hm.Styles = st.help
 	return Model{
@@ -202,7 +194,7 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 		cmp:     newCompareView(st, opt.Apps),
 		hostP:   &hostPane{st: st, provider: opt.Provider, fingerprint: opt.Fingerprint, state: lab.Down},
 		appsP:   newAppsPane(st, keys, l.InProcess(), opt.Now, opt.Apps),
-		packets: newPacketsPane(st, keys, opt.Apps), input: ti,
+		packets: newPacketsPane(st, keys, opt.Apps),
 		logLine: "starting",
 	}
 }
@@ -337,13 +329,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		} else {
 			m.appsP.refresh()
 		}
-		if q := m.question; q != nil && m.inputKind != inputAnswer {
+		if q := m.question; q != nil && m.prompting() != inputAnswer {
 			next, focus := m.prompt(inputAnswer, q.Question+" ", "")
-			nm := next.(Model)
-			if q.Secret {
-				nm.input.EchoMode = textinput.EchoPassword
-			}
-			return nm, tea.Batch(wait, focus)
+			return next, tea.Batch(wait, focus)
 		}
 		return m, wait
 	case eventsEnded:
@@ -465,7 +453,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.MouseMsg:
 		return m.mouse(msg)
 	case tea.KeyMsg:
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shell == nil && m.inputKind == inputNone {
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shell == nil && m.prompting() == inputNone {
 			return m.burst(msg.Runes)
 		}
 		return m.key(msg)
@@ -548,11 +536,8 @@ func (m *Model) apply(e lab.Event) {
 		// Answered elsewhere (another session), or given up on.
 		if m.question != nil && m.question.ID == e.ID {
 			m.question = nil
-			if m.inputKind == inputAnswer {
-				m.inputKind = inputNone
-				m.input.Blur()
-				m.input.EchoMode = textinput.EchoNormal
-				m.input.SetValue("")
+			if m.prompting() == inputAnswer {
+				m.dropPrompt()
 				m.logLine = "the question was answered or withdrawn"
 			}
 		}

@@ -165,14 +165,14 @@ func TestSendOverWS(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
 	m = send(t, m, keys("s")...)
-	if m.inputKind != inputSend || !strings.Contains(m.text(), "send over ws:") {
+	if m.prompting() != inputSend || !strings.Contains(m.text(), "send over ws:") {
 		t.Fatalf("s did not open the ws prompt")
 	}
 	m = send(t, m, keys("hello lab")...)
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	m = next.(Model)
-	if cmd == nil || m.inputKind != inputNone || m.packets.focus != 2 {
-		t.Fatalf("enter: cmd %v, input %v, focus %d", cmd, m.inputKind, m.packets.focus)
+	if cmd == nil || m.prompting() != inputNone || m.packets.focus != 2 {
+		t.Fatalf("enter: cmd %v, input %v, focus %d", cmd, m.prompting(), m.packets.focus)
 	}
 	// What the lab reports back, and what the capture decoded.
 	store := wsConversation(t)
@@ -384,7 +384,7 @@ func TestPromptIsAnswered(t *testing.T) {
 	}
 	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "ssh", Apps: l.Config().Apps, Now: func() time.Time { return t0 }})
 	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, eventsMsg{prompt})
-	if m.inputKind != inputAnswer || !strings.Contains(m.text(), "Passphrase for /home/me/.ssh/id_ed25519:") {
+	if m.prompting() != inputAnswer || !strings.Contains(m.text(), "Passphrase for /home/me/.ssh/id_ed25519:") {
 		t.Fatalf("the question is not asked:\n%s", m.text())
 	}
 	m = send(t, m, keys("s3cret")...)
@@ -393,7 +393,7 @@ func TestPromptIsAnswered(t *testing.T) {
 	}
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	m = next.(Model)
-	if cmd == nil || m.inputKind != inputNone {
+	if cmd == nil || m.prompting() != inputNone {
 		t.Fatal("enter did not answer")
 	}
 	cmd()
@@ -474,7 +474,7 @@ func TestPromptAnsweredElsewhereCloses(t *testing.T) {
 		return send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, eventsMsg{prompt})
 	}
 	a, b := open(), open()
-	if a.inputKind != inputAnswer || b.inputKind != inputAnswer {
+	if a.prompting() != inputAnswer || b.prompting() != inputAnswer {
 		t.Fatal("the question is not asked in both")
 	}
 	a = send(t, a, keys("yes")...)
@@ -484,7 +484,7 @@ func TestPromptAnsweredElsewhereCloses(t *testing.T) {
 		t.Fatalf("answer %q", ans)
 	}
 	b = send(t, b, eventsMsg{next("prompt_closed")})
-	if b.inputKind != inputNone || b.question != nil || strings.Contains(b.text(), "Accept the host key") {
+	if b.prompting() != inputNone || b.question != nil || strings.Contains(b.text(), "Accept the host key") {
 		t.Errorf("the other session still asks:\n%s", b.text())
 	}
 	// A later answer from b (had it raced) is dropped: the question is gone.

@@ -21,6 +21,7 @@ const (
 	inBox    placement = iota // in the packets' box (the hop view)
 	overBody                  // over the whole body, in a box (detail, connections, comparison)
 	modal                     // a box centred over the screen, which stays in sight (help, error, question)
+	inFooter                  // the footer's lines (a prompt)
 )
 
 // overlay is a view over the panes that owns the keys while it is on top.
@@ -237,7 +238,7 @@ func (m Model) modalsOver(body string) string {
 // or the packets' box shows.
 func (m Model) base() overlay {
 	for i := len(m.stack) - 1; i >= 0; i-- {
-		if m.stack[i].place() != modal {
+		if p := m.stack[i].place(); p != modal && p != inFooter {
 			return m.stack[i]
 		}
 	}

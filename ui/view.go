@@ -247,25 +247,15 @@ func (m Model) footer() string {
 	if alert := m.alertLine(); alert != "" {
 		log = m.st.errText.Render(truncate("[!] "+alert, m.width))
 	}
-	if m.inputKind != inputNone {
-		log = m.input.View()
+	if p := m.promptView(); p != nil {
+		// The prompt's label is short, so the input gets the line; what
+		// to type is said under it, or what does not parse.
+		return lipgloss.JoinVertical(lipgloss.Left, p.View(), p.hint())
 	}
 	m.help.Width = m.width
 	keys := m.keys
 	keys.up = m.state != lab.Down && m.state != lab.Failed
 	keys.warned = m.earlier != nil
-	if m.inputKind == inputFilter || m.inputKind == inputFind {
-		// The prompt's label is short, so the input gets the width; what
-		// to type is said here, or what does not parse.
-		if m.filterErr != "" {
-			return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("does not parse: "+m.filterErr, m.width)))
-		}
-		hint := "e.g. port == 3002 and not c>s, text ~ re · docs/filter.md · esc cancels"
-		if m.inputKind == inputFind {
-			hint = "a word, status >= 400, opcode == 8 · enter finds, n/N next/prev · esc cancels"
-		}
-		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.dim.Render(truncate(hint, m.width)))
-	}
 	if n := len(m.stack); n > 0 {
 		return lipgloss.JoinVertical(lipgloss.Left, log, fitHelp(m.help, m.stack[n-1].Keys(), m.width))
 	}
