@@ -18,7 +18,6 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/hinshun/vt10x"
 	"github.com/muesli/termenv"
 
 	"github.com/protolab/protolab-tui/lab"
@@ -268,10 +267,10 @@ func TestShellActionsComeFromTheProvider(t *testing.T) {
 	m = next.(Model)
 	next, _ = m.Update(cmd())
 	m = next.(Model)
-	if m.shell == nil || m.shell.sh == nil {
+	if m.shellOpen() == nil || m.shellOpen().sh == nil {
 		t.Fatalf("no shell: %s", m.errText())
 	}
-	defer m.shell.sh.Close()
+	defer m.shellOpen().sh.Close()
 	if got := m.quickAction("f2"); !strings.HasPrefix(got, "ps -o ") {
 		t.Errorf("f2 types %q in the embedded lab", got)
 	}
@@ -828,8 +827,9 @@ func TestNarrowFooterAndPrompts(t *testing.T) {
 			t.Errorf("%v: no hint under the prompt:\n%s", k, p.text())
 		}
 	}
-	m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(78, 17)), cols: 78, rows: 17, sh: fakeShell{},
-		actions: []lab.ShellAction{{Key: "f2", Label: "docker ps (this lab)"}, {Key: "f3", Label: "logs of https"}, {Key: "f4", Label: "ss for the lab's ports"}}}
+	sp := newShellPane(m.st, "engine", 76, 19)
+	sp.sh, sp.actions = fakeShell{}, []lab.ShellAction{{Key: "f2", Label: "docker ps (this lab)"}, {Key: "f3", Label: "logs of https"}, {Key: "f4", Label: "ss for the lab's ports"}}
+	m.push(sp)
 	if v := m.text(); !strings.Contains(v, "F4 ss for the lab's ports") {
 		t.Errorf("the shell's title hides F4:\n%s", v)
 	}

@@ -12,7 +12,6 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/hinshun/vt10x"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/wire"
@@ -66,10 +65,10 @@ func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, cmd)
 	}
 	for i := 0; i < len(runes); i++ {
-		if m.prompting() != inputNone || m.shell != nil || len(m.stack) > 0 {
+		if len(m.stack) > 0 {
 			// A prompt takes the rest as text; an overlay takes its keys
 			// one by one.
-			if m.prompting() != inputNone || m.shell != nil {
+			if m.prompting() != inputNone || m.shellOpen() != nil {
 				next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: runes[i:]})
 				return next, tea.Batch(append(cmds, cmd)...)
 			}
@@ -128,7 +127,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			m.appsP.move(n)
 		}
 	case tea.MouseButtonLeft:
-		if len(m.stack) > 0 || m.shell != nil {
+		if len(m.stack) > 0 {
 			return m, nil
 		}
 		return m.click(msg.X, msg.Y)
@@ -189,8 +188,14 @@ func (m Model) click(x, y int) (tea.Model, tea.Cmd) {
 
 func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	m.touched = true
-	if m.shell != nil {
-		return m.shellKey(msg)
+	if _, ok := m.top().(*shellPane); ok {
+		// Every key goes to the shell (ctrl+c too): its pane owns them.
+		next, cmd := m.top().Update(msg)
+		m.stack = slices.Clone(m.stack[:len(m.stack)-1])
+		if next != nil {
+			m.stack = append(m.stack, next)
+		}
+		return m, cmd
 	}
 	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && len(m.stack) == 0) {
 		// A session of a shared lab: leaving leaves the lab to the others.
@@ -315,9 +320,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Debug) && m.opt.NoShell != "":
 		m.logLine = m.opt.NoShell
 	case key.Matches(msg, k.Debug):
-		cols, rows := m.shellSize()
-		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
-		return m, openShell(m.lab, m.appsP.selected(), cols, rows)
+		sp := newShellPane(m.st, m.hostP.host.Name, m.width-4, m.bodyHeight()-2)
+		m.push(sp)
+		return m, openShell(m.lab, m.appsP.selected(), sp.cols, sp.rows)
 	case m.focus == panePackets && key.Matches(msg, k.Follow):
 		// Follow the selected row's connection: its records alone, in
 		// order, timed from its first one (f again, or / with an empty
@@ -369,32 +374,6 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	default:
 		return m, m.panes()[m.focus].Update(msg)
-	}
-	return m, nil
-}
-
-// shellSize is the emulated screen's size inside the pane.
-// (under its two title lines: what it is, and the provider's F keys).
-func (m Model) shellSize() (cols, rows int) { return max(20, m.width-2), max(5, m.bodyHeight()-4) }
-
-func (m Model) shellKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	sp := m.shell
-	if msg.String() == leaveShell || sp.ended != "" {
-		m.shell = nil
-		if sp.sh != nil {
-			sh := sp.sh
-			return m, func() tea.Msg { sh.Close(); return nil }
-		}
-		return m, nil
-	}
-	if sp.sh == nil {
-		return m, nil // still opening
-	}
-	if line := m.quickAction(msg.String()); line != "" {
-		return m, writeShell(sp.sh, []byte(line+"\r"))
-	}
-	if b := keyBytes(msg); len(b) > 0 {
-		return m, writeShell(sp.sh, b)
 	}
 	return m, nil
 }

@@ -141,7 +141,6 @@ type Model struct {
 	appsP   *appsPane
 	packets *packetsPane
 
-	shell       *shellPane
 	question    *lab.PromptEvent     // waiting for the person's answer
 	sendApp     string               // the app the send prompt sends to
 	search      string               // what n and N find (ctrl+f)
@@ -276,41 +275,39 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.layout()
 		cmds := []tea.Cmd{m.fetch()}
-		if sp := m.shell; sp != nil {
-			sp.cols, sp.rows = m.shellSize()
-			sp.vt.Resize(sp.cols, sp.rows)
-			if sp.sh != nil {
-				cmds = append(cmds, resizeShell(sp.sh, sp.cols, sp.rows))
-			}
+		if sp := m.shellOpen(); sp != nil && sp.sh != nil {
+			cmds = append(cmds, resizeShell(sp.sh, sp.cols, sp.rows)) // (layout sized the emulator)
 		}
 		return m, tea.Batch(cmds...)
 	case shellOpened:
-		if m.shell == nil {
+		sp := m.shellOpen()
+		if sp == nil {
 			if msg.sh != nil {
 				msg.sh.Close()
 			}
 			return m, nil
 		}
 		if msg.err != nil {
-			m.shell = nil
+			m.closeOverlay(sp)
 			m.showError("debugging shell: " + msg.err.Error())
 			return m, nil
 		}
-		m.shell.sh, m.shell.actions = msg.sh, msg.actions
+		sp.sh, sp.actions = msg.sh, msg.actions
 		return m, readShell(msg.sh)
 	case shellOutput:
-		if m.shell == nil || m.shell.sh == nil {
+		sp := m.shellOpen()
+		if sp == nil || sp.sh == nil {
 			return m, nil
 		}
-		_, _ = m.shell.vt.Write(msg) // the emulator parses in memory
-		return m, readShell(m.shell.sh)
+		_, _ = sp.vt.Write(msg) // the emulator parses in memory
+		return m, readShell(sp.sh)
 	case shellClosed:
-		if m.shell != nil {
-			m.shell.ended = "the shell ended"
+		if sp := m.shellOpen(); sp != nil {
+			sp.ended = "the shell ended"
 			if msg.err != nil && msg.err.Error() != "EOF" {
-				m.shell.ended += ": " + msg.err.Error()
+				sp.ended += ": " + msg.err.Error()
 			}
-			m.shell.ended += " (any key closes the pane)"
+			sp.ended += " (any key closes the pane)"
 		}
 		return m, nil
 	case eventsMsg:
@@ -453,7 +450,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.MouseMsg:
 		return m.mouse(msg)
 	case tea.KeyMsg:
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shell == nil && m.prompting() == inputNone {
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shellOpen() == nil && m.prompting() == inputNone {
 			return m.burst(msg.Runes)
 		}
 		return m.key(msg)

@@ -301,17 +301,17 @@ func TestDebuggingShellPane(t *testing.T) {
 	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
 	next, cmd := m.Update(keys("x")[0])
 	m = next.(Model)
-	if m.shell == nil || cmd == nil {
+	if m.shellOpen() == nil || cmd == nil {
 		t.Fatal("x did not open the shell pane")
 	}
 	next, cmd = m.Update(cmd()) // shellOpened: the real pty
 	m = next.(Model)
 	defer func() {
-		if m.shell != nil && m.shell.sh != nil {
-			m.shell.sh.Close()
+		if m.shellOpen() != nil && m.shellOpen().sh != nil {
+			m.shellOpen().sh.Close()
 		}
 	}()
-	if m.shell.sh == nil {
+	if m.shellOpen().sh == nil {
 		t.Fatalf("no shell: %s", m.errText())
 	}
 	reader := cmd
@@ -331,9 +331,9 @@ func TestDebuggingShellPane(t *testing.T) {
 	typeIn("TERM=xterm-256color; export TERM; printf '\\033[31mRED\\033[0m'; tput cup 7 12; printf X; printf '\\n'\r")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		m.shell.vt.Lock()
-		done := m.shell.vt.Cell(12, 7).Char == 'X'
-		m.shell.vt.Unlock()
+		m.shellOpen().vt.Lock()
+		done := m.shellOpen().vt.Cell(12, 7).Char == 'X'
+		m.shellOpen().vt.Unlock()
 		if done {
 			break
 		}
@@ -345,7 +345,8 @@ func TestDebuggingShellPane(t *testing.T) {
 	}
 	lines := strings.Split(m.text(), "\n")
 	// header, the pane's top border and its two title lines come first
-	if row := lines[1+1+2+7]; !strings.Contains(row, "┃            X") {
+	// (the pane has a column of padding: X is in column 1+12)
+	if row := lines[1+1+2+7]; !strings.Contains(row, "┃             X") {
 		t.Errorf("row 7 of the pane is %q, want X in column 12", row)
 	}
 	if !strings.Contains(m.text(), "ctrl+] leaves") {
@@ -353,7 +354,7 @@ func TestDebuggingShellPane(t *testing.T) {
 	}
 	next, c := m.Update(tea.KeyMsg{Type: tea.KeyCtrlCloseBracket})
 	m = next.(Model)
-	if m.shell != nil || c == nil {
+	if m.shellOpen() != nil || c == nil {
 		t.Fatal("ctrl+] did not close the pane")
 	}
 	c()
@@ -506,7 +507,7 @@ func TestSharedExplorerLeaves(t *testing.T) {
 		t.Errorf("the footer does not say q leaves:\n%s", m.text())
 	}
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'x'}})
-	if m2 := next.(Model); m2.shell != nil || !strings.Contains(m2.text(), "the shell is not open to this session") {
+	if m2 := next.(Model); m2.shellOpen() != nil || !strings.Contains(m2.text(), "the shell is not open to this session") {
 		t.Errorf("x opened a shell or said nothing:\n%s", m2.text())
 	}
 	_ = cmd

@@ -46,6 +46,8 @@ var (
 	_ overlay = (*detailView)(nil)
 	_ overlay = (*connsView)(nil)
 	_ overlay = (*legsView)(nil)
+	_ overlay = (*shellPane)(nil)
+	_ overlay = (*promptView)(nil)
 )
 
 // errorView is an error in a box: esc or enter dismisses it; any other key
@@ -211,6 +213,17 @@ func (m *Model) openHelp() {
 	keys := m.keys
 	keys.warned = m.earlier != nil
 	m.push(&helpView{st: m.st, hm: m.help, keys: keys})
+}
+
+// closeOverlay takes o off the stack.
+func (m *Model) closeOverlay(o overlay) {
+	out := m.stack[:0:0]
+	for _, x := range m.stack {
+		if x != o {
+			out = append(out, x)
+		}
+	}
+	m.stack = out
 }
 
 // closeCompare takes the comparison off the stack.

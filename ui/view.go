@@ -319,26 +319,8 @@ func placeOver(bg, fg string, w, h int) string {
 
 func (m Model) body() string {
 	h := m.bodyHeight()
-	switch {
-	case m.base() != nil && m.base().place() == overBody:
-		return m.st.paneFocused.Width(m.width-2).Height(h-2).Padding(0, 1).Render(m.base().View())
-	case m.shell != nil:
-		sp := m.shell
-		// Two title lines: what it is, then the provider's F keys, so
-		// that F4 shows at 80 columns too.
-		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves", m.hostP.host.Name)
-		var fkeys []string
-		for _, a := range sp.actions {
-			fkeys = append(fkeys, fmt.Sprintf("%s %s", strings.ToUpper(a.Key), a.Label))
-		}
-		if sp.ended != "" {
-			title = sp.ended
-		} else if sp.sh == nil {
-			title = "opening a shell on the lab host…"
-		}
-		screen := renderVT(sp.vt, m.st.plain, m.st.mono, sp.cols, sp.rows)
-		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left,
-			m.st.title.Render(truncate(title, m.width-2)), m.st.dim.Render(truncate(strings.Join(fkeys, " · "), m.width-2)), screen))
+	if o := m.base(); o != nil && o.place() == overBody {
+		return m.st.paneFocused.Width(m.width-2).Height(h-2).Padding(0, 1).Render(o.View())
 	}
 	hostW, appsW, packW, _ := m.paneWidths()
 	ps := m.panes()
