@@ -1323,3 +1323,23 @@ func TestPromptIsAnOverlay(t *testing.T) {
 		t.Errorf("typing over an error: the prompt holds %q, the error %q", m.promptValue(), m.errText())
 	}
 }
+
+// TestClockAndAgesMove: a refresh tick a second later draws the header's
+// clock and the apps' ages anew; one within the same second draws nothing.
+func TestClockAndAgesMove(t *testing.T) {
+	now := t0.Add(90 * time.Second)
+	m, _ := newModel(t)
+	m.opt.Now = func() time.Time { return now }
+	m.appsP.now = m.opt.Now
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents())
+	_ = m.View()
+	m = send(t, m, tickMsg(now))
+	if !m.same {
+		t.Error("a tick within the same second drew the frame again")
+	}
+	now = now.Add(5 * time.Second)
+	m = send(t, m, tickMsg(now))
+	if v := m.text(); m.same || !strings.Contains(v, "up 1m35s") || !strings.Contains(v, "1m35s") || strings.Contains(v, "1m30s") {
+		t.Errorf("5 s later the clock or the ages did not move:\n%s", v)
+	}
+}

@@ -234,7 +234,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m Model) quiet(msg tea.Msg, next Model) bool {
 	switch msg := msg.(type) {
 	case tickMsg:
-		return m.clock() == next.clock()
+		// The header's clock (and the apps' ages) moved on since the
+		// frame was drawn: once a second.
+		return next.frames != nil && next.clock() == next.frames.clock
 	case packetsMsg:
 		return msg.unchanged
 	case statsMsg:
@@ -254,6 +256,7 @@ func (m Model) quiet(msg tea.Msg, next Model) bool {
 type viewCache struct {
 	w, h  int
 	frame string
+	clock string // the header's clock in the frame
 }
 
 // working says something is in progress (the spinner turns).
@@ -334,6 +337,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tickMsg:
 		cmds := []tea.Cmd{tick(m.refreshEvery())}
+		if m.frames != nil && m.clock() != m.frames.clock {
+			m.appsP.refresh() // the apps' ages: the frame is drawn again (quiet)
+		}
 		if !m.fetching && m.width != 0 {
 			m.fetching = true
 			reqs := m.packets.requests()

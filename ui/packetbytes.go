@@ -105,7 +105,7 @@ func layout(data []byte, link layers.LinkType) packetLayout {
 func rangeOf(title string, r wire.Record, data []byte, pl packetLayout) byteRange {
 	switch title {
 	case "Record", "Packet":
-		return byteRange{0, len(data)}
+		return byteRange{} // the packet as it is: tab marks a layer's bytes
 	case "IP":
 		return pl.ip
 	case "TCP":
@@ -177,7 +177,7 @@ func (d *detailView) packetLayer(selected string) layer {
 		hi := rangeOf(selected, d.rec, d.pkt.data, pl)
 		what := selected
 		if hi.to <= hi.from {
-			what = "nothing of " + selected
+			what = "nothing (tab to a layer marks its bytes)"
 		}
 		l.summary = fmt.Sprintf("%d bytes as captured; marked: %s (bytes %d–%d)", len(d.pkt.data), strings.ToLower(what), hi.from, max(hi.from, hi.to-1))
 		if d.rec.Kind != wire.KindPacket {

@@ -180,7 +180,7 @@ func (m Model) View() string {
 	}
 	v := m.view()
 	if m.frames != nil {
-		m.frames.w, m.frames.h, m.frames.frame = m.width, m.height, v
+		m.frames.w, m.frames.h, m.frames.frame, m.frames.clock = m.width, m.height, v, m.clock()
 	}
 	return v
 }
