@@ -1343,3 +1343,24 @@ func TestClockAndAgesMove(t *testing.T) {
 		t.Errorf("5 s later the clock or the ages did not move:\n%s", v)
 	}
 }
+
+// TestCalmCaptureLooksLessOften: while capturing, looks at the store that
+// find nothing new slow the refresh down to calmRefresh; a new record or
+// a key brings it back.
+func TestCalmCaptureLooksLessOften(t *testing.T) {
+	m, _ := newModel(t)
+	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 40}, upEvents())
+	if got := m.refreshEvery(); got != refresh {
+		t.Fatalf("capturing: %v", got)
+	}
+	for range 5 {
+		m = send(t, m, packetsMsg{unchanged: true})
+	}
+	if got := m.refreshEvery(); got != calmRefresh {
+		t.Errorf("after five quiet looks: %v", got)
+	}
+	m = send(t, m, keys("j")[0])
+	if got := m.refreshEvery(); got != refresh {
+		t.Errorf("after a key: %v", got)
+	}
+}

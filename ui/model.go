@@ -161,6 +161,7 @@ type Model struct {
 	shown       uint64     // the store version the packet lists show
 	shownReqs   string     // and the windows they asked for
 	same        bool       // the last message changed nothing on screen: the cached frame stands
+	calm        int        // looks at the store in a row that found nothing new (refreshEvery)
 	frames      *viewCache // the last frame drawn
 }
 
@@ -264,12 +265,21 @@ func (m Model) working() bool { return m.state.Busy() || m.busy > 0 || m.cmp.run
 
 // refreshEvery is how often the packet lists look for new records: often
 // while capturing, else once a second (the header's clock).
+// A capture that brings nothing new slows the look down, step by step,
+// to calmRefresh: an idle explorer wakes four times a second, not ten;
+// the first new record, an event or a key brings it back to refresh.
 func (m Model) refreshEvery() time.Duration {
-	if m.capturing || m.working() {
+	if m.working() {
 		return refresh
+	}
+	if m.capturing {
+		return min(calmRefresh, refresh<<min(m.calm, 8))
 	}
 	return time.Second
 }
+
+// calmRefresh is the slowest look at the store while capturing.
+const calmRefresh = 400 * time.Millisecond
 
 func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -313,6 +323,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case eventsMsg:
+		m.calm = 0
 		known, was := len(m.appsP.apps), m.state
 		for _, e := range msg {
 			m.apply(e)
@@ -357,7 +368,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(cmds...)
 	case packetsMsg:
 		m.fetching = false
-		if !msg.unchanged {
+		if m.calm++; !msg.unchanged {
+			m.calm = 0
 			m.packets.apply(msg)
 			m.shown, m.shownReqs = msg.version, msg.reqs
 			if d := m.topDetail(); d != nil && m.detailMoved {
@@ -455,6 +467,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.MouseMsg:
 		return m.mouse(msg)
 	case tea.KeyMsg:
+		m.calm = 0
 		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shellOpen() == nil && m.prompting() == inputNone {
 			return m.burst(msg.Runes)
 		}
