@@ -1364,3 +1364,14 @@ func TestCalmCaptureLooksLessOften(t *testing.T) {
 		t.Errorf("after a key: %v", got)
 	}
 }
+
+// TestPositionCountsAPendingMove: a move past the window's edge shows in
+// the position at once, before the window's rows come back.
+func TestPositionCountsAPendingMove(t *testing.T) {
+	store := numbered(t, 200)
+	m := onWS(t, 80, 24, store)
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("8k")})
+	if v := m.text(); !strings.Contains(v, "paused 397/405") { // 405 records (the upgrade's 5 and 2 per frame): the newest is 405
+		t.Errorf("8k from the newest: the position before the fetch:\n%s", v)
+	}
+}

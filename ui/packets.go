@@ -516,7 +516,8 @@ func (p *packetsPane) listView(l *appList, w int) string {
 	}
 	mode := "follow"
 	if !l.follow {
-		mode = fmt.Sprintf("paused %d/%d", min(l.start+l.cursor+1, l.total), l.total)
+		// (a move past the window's edge counts before its rows come)
+		mode = fmt.Sprintf("paused %d/%d", max(1, min(l.start+l.cursor+1+l.shift, l.total)), l.total)
 		if l.held {
 			mode = "paused, held: the ring moved on (G follows)"
 		}

@@ -598,8 +598,11 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 			// yet), first in its row.
 			scr := x.screen()
 			held := regexp.MustCompile(`ring (\d+) rows`).FindStringSubmatch(scr)
-			if held == nil || !regexp.MustCompile(`(?m)[┃│]`+held[1]+` `).MatchString(scr) {
-				t.Errorf("the newest row (record %v) is not on screen in follow mode:\n%s", held, scr)
+			if held == nil {
+				t.Fatalf("no ring size on screen:\n%s", scr)
+			}
+			if !regexp.MustCompile(`(?m)[┃│]` + held[1] + ` `).MatchString(scr) {
+				t.Errorf("the newest row (record %v) is not on screen in follow mode:\n%s", held[1], scr)
 			}
 			// Keys sent as one burst all count: 8k moves up eight rows,
 			// 4j then down exactly four.
@@ -611,6 +614,10 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 				n, _ := strconv.Atoi(m[1])
 				return n
 			}
+			// (The position counts a move past the window's edge at once,
+			// before the window's rows come back: what it first shows is
+			// where the burst landed. Counted from the ring's oldest row, it
+			// holds still as records arrive.)
 			x.run("send-keys", "-t", x.session, "-l", "8k")
 			up := position(x.waitFor("the burst to move the cursor", "paused"))
 			x.run("send-keys", "-t", x.session, "-l", "4j")
