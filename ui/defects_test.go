@@ -1375,3 +1375,14 @@ func TestPositionCountsAPendingMove(t *testing.T) {
 		t.Errorf("8k from the newest: the position before the fetch:\n%s", v)
 	}
 }
+
+// TestRowsStayWhenTheFocusMoves: moving the focus (tab) lays the panes out
+// again; the packet list keeps its rows without a new fetch (the store did
+// not change: none comes).
+func TestRowsStayWhenTheFocusMoves(t *testing.T) {
+	m := onWS(t, 80, 24, numbered(t, 50))
+	m = send(t, m, tea.KeyMsg{Type: tea.KeyTab})
+	if v := m.text(); !strings.Contains(v, "frame-000050") {
+		t.Errorf("after tab the list lost its rows:\n%s", v)
+	}
+}

@@ -223,10 +223,12 @@ func (p *packetsPane) SetSize(w, h int) {
 	for _, l := range p.lists {
 		l.table.SetRows(nil) // the rows must match the new columns
 		l.table.SetColumns(p.cols)
+		l.table.SetRows(p.tableRows(l)) // the window held, in them
 		l.table.SetWidth(colW - 2)
 		// The list's heading and mode line take two lines; the table's
 		// own column titles two more: the rest are rows, all on screen.
 		l.table.SetHeight(max(3, p.listHeight()-2))
+		l.table.SetCursor(l.cursor)
 	}
 }
 
