@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/protolab/protolab-tui/lab/capture"
 	"github.com/protolab/protolab-tui/lab/probe"
 	"github.com/protolab/protolab-tui/lab/wire"
@@ -585,3 +587,32 @@ func (a runnerAdapter) Run(ctx context.Context, argv []string, stdout, stderr io
 // CaptureRunner adapts a Runner for capture.OpenStream (tcpdump through the
 // provider's runner).
 func CaptureRunner(r Runner) capture.Runner { return runnerAdapter{r} }
+
+// Packet returns the whole packet a packet record stands for — its bytes as
+// captured, found in the spool of the capture that took it by its time and
+// its length on the wire (wire.Record's Time and Len) — and the link type
+// they start with: what the explorer's detail shows in hex, while records
+// keep only the first bytes of their payload. capture.ErrNoPacket when no
+// spool holds it (a socket-level capture keeps none; a full spool drops).
+func (l *Lab) Packet(at time.Time, length int) ([]byte, layers.LinkType, error) {
+	s := l.captureSession()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, 0, fmt.Errorf("packet: %w: its captures are gone", ErrLabClosed)
+	}
+	ran := slices.Clone(s.ran)
+	s.work.Add(1) // Close waits: the spools stay open while read
+	s.mu.Unlock()
+	defer s.work.Done()
+	for i := len(ran) - 1; i >= 0; i-- {
+		if ran[i].Started().After(at) {
+			continue
+		}
+		data, lt, err := ran[i].Packet(at, length)
+		if err == nil || !errors.Is(err, capture.ErrNoPacket) {
+			return data, lt, err
+		}
+	}
+	return nil, 0, capture.ErrNoPacket
+}

@@ -599,6 +599,33 @@ func (l *Lab) Send(ctx context.Context, app string, text string) *Job {
 	return j
 }
 
+// Get asks an HTTP app for path with GET on a connection of its own (the
+// explorer's u and U, beside Send's POST); the outcome is a SendEvent whose
+// Sent is "GET path" and whose Reply is the body.
+func (l *Lab) Get(ctx context.Context, app, path string) *Job {
+	cfg, _ := l.cfg.App(app)
+	if err := l.running("get"); err != nil {
+		l.emit(SendEvent{At: now(), SendResult: probe.SendResult{App: app, Protocol: cfg.Protocol, Sent: "GET " + path}, Error: err.Error()})
+		return failedJob(err)
+	}
+	j := newJob()
+	go func() {
+		defer l.work.Done()
+		t, err := l.Target(app)
+		res := probe.SendResult{App: app, Protocol: cfg.Protocol, Sent: "GET " + path}
+		if err == nil {
+			res, err = probe.Get(ctx, t, path)
+		}
+		ev := SendEvent{At: now(), SendResult: res}
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		l.emit(ev)
+		j.finish(err)
+	}()
+	return j
+}
+
 // Catchup lists the events that bring a front end starting now to the
 // lab's state: where the lab is (since when), its host, its apps, the
 // capture and the latest report. A front end that joins a running lab (a

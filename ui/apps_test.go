@@ -37,7 +37,7 @@ func TestOneListPerApp(t *testing.T) {
 	if len(m.packets.lists) != 1 || m.packets.lists[0].app.Name != "chat" {
 		t.Fatalf("lists %+v, want one for app chat", m.packets.lists)
 	}
-	v := m.View()
+	v := m.text()
 	if !strings.Contains(v, "chat (ws)  pkts 0") {
 		t.Errorf("the list does not name its app:\n%s", v)
 	}
@@ -52,8 +52,8 @@ func TestOneListPerApp(t *testing.T) {
 	}
 	// w: no wss app to send to, and the explorer says so.
 	m = send(t, m, keys("w")...)
-	if m.inputKind != inputNone || !strings.Contains(m.View(), "no wss app") {
-		t.Errorf("w in a lab without wss: input %v\n%s", m.inputKind, m.View())
+	if m.prompting() != inputNone || !strings.Contains(m.text(), "no wss app") {
+		t.Errorf("w in a lab without wss: input %v\n%s", m.prompting(), m.text())
 	}
 }
 
@@ -61,8 +61,8 @@ func TestOneListPerApp(t *testing.T) {
 func TestSendFollowsTheShownApp(t *testing.T) {
 	m := modelFor(t, []lab.App{{Name: "ws-a", Protocol: protocol.WS}, {Name: "ws-b", Protocol: protocol.WS, Port: 3012}})
 	m = send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24}) // narrow: tabs
-	v := m.View()
-	if !strings.Contains(v, " 1 ws-a ") || !strings.Contains(v, " 2 ws-b ") {
+	v := m.text()
+	if !strings.Contains(v, "[1 ws-a]") || !strings.Contains(v, " 2 ws-b ") {
 		t.Errorf("tabs do not name the apps:\n%s", v)
 	}
 	m = send(t, m, keys("2")...)
@@ -70,8 +70,8 @@ func TestSendFollowsTheShownApp(t *testing.T) {
 		t.Fatalf("key 2: focus %d", m.packets.focus)
 	}
 	m = send(t, m, keys("s")...)
-	if m.inputKind != inputSend || m.sendApp != "ws-b" || !strings.Contains(m.View(), "send over ws-b:") {
-		t.Errorf("s with ws-b shown: input %v, app %q", m.inputKind, m.sendApp)
+	if m.prompting() != inputSend || m.sendApp != "ws-b" || !strings.Contains(m.text(), "send over ws-b:") {
+		t.Errorf("s with ws-b shown: input %v, app %q", m.prompting(), m.sendApp)
 	}
 }
 
@@ -120,7 +120,7 @@ func TestCaptureKeyTwiceThenExport(t *testing.T) {
 	_ = l.SyncCapture(ctx)
 	path := filepath.Join(t.TempDir(), "both.pcapng")
 	m = send(t, m, keys("e")...)
-	m.input.SetValue(path)
+	m.promptView().input.SetValue(path)
 	_, exp := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	run(exp)
 	src, err := capture.OpenFile(path, nil)
@@ -153,10 +153,10 @@ func TestComparisonView(t *testing.T) {
 	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}})
 	next, cmd := m.Update(keys("C")[0])
 	m = next.(Model)
-	if !m.compare || cmd == nil {
+	if !m.comparing() || cmd == nil {
 		t.Fatalf("C did not open the comparison and start the probes")
 	}
-	if v := m.View(); !strings.Contains(v, "Comparison") || !strings.Contains(v, "starting the probes") {
+	if v := m.text(); !strings.Contains(v, "Comparison") || !strings.Contains(v, "starting the probes") {
 		t.Errorf("no progress shown:\n%s", v)
 	}
 	runAll(cmd) // the probes, to the end
@@ -169,7 +169,7 @@ func TestComparisonView(t *testing.T) {
 	}
 	m = send(t, m, eventsMsg(got))
 	rep := l.Report()
-	v := m.View()
+	v := m.text()
 	for _, a := range rep.Rows() {
 		if !a.OK {
 			t.Fatalf("%s failed: %s", a.App, a.Error)
@@ -193,8 +193,8 @@ func TestComparisonView(t *testing.T) {
 	}
 	// Any other key closes it and acts: s opens the send prompt.
 	m = send(t, m, keys("s")...)
-	if m.compare || m.inputKind != inputSend {
-		t.Errorf("s over the comparison: compare %v, input %v", m.compare, m.inputKind)
+	if m.comparing() || m.prompting() != inputSend {
+		t.Errorf("s over the comparison: compare %v, input %v", m.comparing(), m.prompting())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/protolab/protolab-tui/lab"
+	"github.com/protolab/protolab-tui/lab/wire"
 )
 
 // This file holds the explorer's commands: everything that waits, reads
@@ -153,6 +154,21 @@ func scrapeMetrics(l Lab, apps []lab.App) tea.Cmd {
 			}()
 		}
 		wg.Wait()
+		return out
+	}
+}
+
+// liveMsg is every app's wire counters, for the comparison's live figures.
+type liveMsg map[string]wire.Counters
+
+// readLive reads every app's counters from the store (a look under its
+// lock, no copy of records).
+func readLive(store *wire.Store, apps []lab.App) tea.Cmd {
+	return func() tea.Msg {
+		out := make(liveMsg, len(apps))
+		for _, a := range apps {
+			out[a.Name] = store.Counters(a.Name)
+		}
 		return out
 	}
 }

@@ -12,18 +12,6 @@ import (
 	"github.com/protolab/protolab-tui/lab/wire"
 )
 
-// overlay is a view drawn in the packets' place that owns the keys while it
-// is open, each with its own help; the explorer keeps them on a stack (the
-// newest on top gets the keys). Update returns nil once the overlay closes.
-type overlay interface {
-	Update(tea.KeyMsg) (overlay, tea.Cmd)
-	View() string
-	SetSize(w, h int)
-	Keys() []key.Binding
-	// whole: it covers the body (the detail), not just the packets' box.
-	whole() bool
-}
-
 // conn is one connection of an app as its held records tell it: Wireshark's
 // Conversations, one row.
 type conn struct {
@@ -132,8 +120,9 @@ func (c *connsView) SetSize(w, h int) {
 	c.tbl.SetCursor(min(cursor, len(rows)-1))
 }
 
-// whole implements overlay: the list takes the packets' box.
-func (c *connsView) whole() bool { return false }
+// place implements overlay: the list covers the body (its columns need
+// the width).
+func (c *connsView) place() placement { return overBody }
 
 // Keys implements overlay.
 func (c *connsView) Keys() []key.Binding {

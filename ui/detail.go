@@ -38,7 +38,9 @@ type logMsg string
 // the whole body.
 type detailView struct {
 	vp     viewport.Model
+	st     styles
 	rec    wire.Record
+	pkt    *packetMsg // the whole packet, once fetched (packetbytes.go)
 	layers []layer
 	cursor int
 	folded map[string]bool // by layer title: kept from record to record
@@ -129,27 +131,41 @@ func renderLayers(ls []layer, folded map[string]bool, cursor int) string {
 	return b.String()
 }
 
-func newDetailView(r wire.Record, out io.Writer, w, h int) *detailView {
-	d := &detailView{vp: viewport.New(max(10, w), max(3, h)), out: out, folded: map[string]bool{}}
+func newDetailView(st styles, r wire.Record, out io.Writer, w, h int) *detailView {
+	d := &detailView{vp: viewport.New(max(10, w), max(3, h)), st: st, out: out, folded: map[string]bool{}}
 	d.setRecord(r)
 	return d
 }
 
+// setRecord shows r; its whole packet is fetched apart (setPacket).
 func (d *detailView) setRecord(r wire.Record) {
-	d.rec = r
-	d.layers = detailLayers(r)
+	d.rec, d.pkt = r, nil
+	d.layers = append(detailLayers(r), layer{title: "Packet"})
 	d.cursor = min(d.cursor, len(d.layers)-1)
 	d.render()
 	d.vp.GotoTop()
 }
 
-func (d *detailView) render() { d.vp.SetContent(renderLayers(d.layers, d.folded, d.cursor)) }
+// setPacket takes the whole packet of the record shown (or why there is
+// none); one of another record is dropped.
+func (d *detailView) setPacket(msg packetMsg) {
+	if msg.app != d.rec.App || msg.seq != d.rec.Seq {
+		return
+	}
+	d.pkt = &msg
+	d.render()
+}
+
+func (d *detailView) render() {
+	d.layers[len(d.layers)-1] = d.packetLayer(d.layers[d.cursor].title)
+	d.vp.SetContent(renderLayers(d.layers, d.folded, d.cursor))
+}
 
 // SetSize implements overlay.
 func (d *detailView) SetSize(w, h int) { d.vp.Width, d.vp.Height = max(10, w), max(3, h) }
 
 // whole implements overlay: the detail covers the body.
-func (d *detailView) whole() bool { return true }
+func (d *detailView) place() placement { return overBody }
 
 // Keys implements overlay.
 func (d *detailView) Keys() []key.Binding {
@@ -187,11 +203,12 @@ func (d *detailView) Update(msg tea.KeyMsg) (overlay, tea.Cmd) {
 		r := d.rec
 		return d, func() tea.Msg { return legsRequest{rec: r} }
 	case key.Matches(msg, detailKeys.CopyText), key.Matches(msg, detailKeys.CopyHex):
-		what, data := "text", detailText(d.rec)
+		data := detailText(d.rec)
+		line := logMsg(fmt.Sprintf("copied the text (%d bytes) to the clipboard (OSC 52)", len(data)))
 		if key.Matches(msg, detailKeys.CopyHex) {
-			what, data = "payload hex", hex.EncodeToString(d.rec.Data)
+			data = hex.EncodeToString(d.rec.Data)
+			line = logMsg(fmt.Sprintf("copied the payload as hex (%d bytes, %d hex digits) to the clipboard (OSC 52)", len(d.rec.Data), len(data)))
 		}
-		line := logMsg(fmt.Sprintf("copied the %s (%d bytes) to the clipboard (OSC 52)", what, len(data)))
 		return d, tea.Batch(copyOSC52(d.out, data), func() tea.Msg { return line })
 	}
 	var cmd tea.Cmd

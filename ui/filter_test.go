@@ -115,19 +115,19 @@ func TestFilterPromptSaysWhatIsWrong(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, upEvents())
 	m = send(t, m, keys("/")...)
-	m.input.SetValue("")
+	m.promptView().input.SetValue("")
 	m = send(t, m, keys("tcp.flagz == SYN")...)
-	if v := m.View(); !strings.Contains(v, `filter: unknown field "tcp.flagz"`) {
+	if v := m.text(); !strings.Contains(v, `does not parse: unknown field "tcp.flagz"`) {
 		t.Errorf("no error shown while typing:\n%s", v)
 	}
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if m.inputKind != inputFilter || m.packets.filter != "" {
+	if m.prompting() != inputFilter || m.packets.filter != "" {
 		t.Errorf("a broken filter was applied (%q) or the prompt closed", m.packets.filter)
 	}
-	m.input.SetValue("")
+	m.promptView().input.SetValue("")
 	m = send(t, m, keys("s>c message")...)
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if m.inputKind != inputNone || m.packets.filter != "s>c message" {
-		t.Errorf("a good filter: input %v, filter %q", m.inputKind, m.packets.filter)
+	if m.prompting() != inputNone || m.packets.filter != "s>c message" {
+		t.Errorf("a good filter: input %v, filter %q", m.prompting(), m.packets.filter)
 	}
 }

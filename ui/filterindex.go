@@ -54,19 +54,73 @@ func (x *filterIndex) window(store *wire.Store, r listRequest, d *listData) {
 		return true
 	})
 	all := ml.seqs
-	d.total = len(all)
+	// A connection followed (f): its setup folds into its first row, a
+	// stable part of the list wherever the window is; row i ≥ 1 is then
+	// the match n+i-1.
+	var fold *wire.Record
+	n := 0
+	if r.fold && len(all) > 0 {
+		head := store.Pick(r.app, all[:min(len(all), foldLook)])
+		if n = setupLen(head); n >= 2 {
+			f := foldRecord(head[:n])
+			fold = &f
+		} else {
+			n = 0
+		}
+	}
+	total, at := len(all), func(row int) int { return row } // row → index in all
+	if fold != nil {
+		total, at = len(all)-n+1, func(row int) int { return n + row - 1 }
+	}
+	d.total = total
 	start := 0
 	if r.follow {
-		start = max(0, len(all)-r.n)
+		start = max(0, total-r.n)
 	} else {
-		start = sort.Search(len(all), func(i int) bool { return all[i] >= r.from })
-		start = max(0, min(start+r.shift, len(all)-r.n))
+		i := sort.Search(len(all), func(i int) bool { return all[i] >= r.from })
+		if fold != nil {
+			i = max(0, i-n+1)
+		}
+		start = max(0, min(i+r.shift, total-r.n))
 	}
 	d.start = start
-	d.rows = store.Pick(r.app, all[start:min(len(all), start+r.n)])
+	end := min(total, start+r.n)
+	lo := start
+	if fold != nil && start == 0 {
+		lo = 1
+	}
+	var seqs []uint64
+	if lo < end {
+		seqs = all[at(lo) : at(end-1)+1]
+	}
+	d.rows = store.Pick(r.app, seqs)
+	if fold != nil && start == 0 {
+		d.rows = append([]wire.Record{*fold}, d.rows...)
+	}
 	if len(all) > 0 {
 		if first := store.Pick(r.app, all[:1]); len(first) == 1 {
 			d.base = first[0].Time
 		}
 	}
+	// The record before the window (for the top row's Δ) and, in a
+	// conversation, the messages before it that rows may answer.
+	if i := at(lo) - 1; i >= 0 && i < len(all) && len(d.rows) > 0 {
+		back := 1 // the record before: its time
+		if r.fold || r.conv {
+			back = foldLook // and the messages a row may answer
+		}
+		ctx := store.Pick(r.app, all[max(0, i+1-back):i+1])
+		if len(ctx) > 0 && start > 0 { // (row 0, a fold, has nothing before it)
+			d.prev = ctx[len(ctx)-1].Time
+		}
+		if r.fold || r.conv {
+			d.answers = answers(ctx, d.rows)
+		}
+	} else if r.fold || r.conv {
+		d.answers = answers(nil, d.rows)
+	}
 }
+
+// foldLook bounds how far a fetch looks back: the records a setup may
+// take, and those before a window a reply may answer.
+const foldLook = 64

@@ -35,6 +35,13 @@ func TestFoldSetup(t *testing.T) {
 			seg(4, 200), msg(4, "http", "method", "GET"), // not an upgrade: the first data
 			msg(5, "ws", "opcode", "TEXT")},
 			"setup: TCP 200µs · TLS 2.800ms (9 records folded; z unfolds)", 3},
+		{"wss upgrade, TLS 1.3", []wire.Record{seg(0, 0), seg(0.1, 0), seg(0.2, 0),
+			seg(1, 300), msg(1, "tls", "handshake_type", "ClientHello"), seg(2, 900), msg(2, "tls", "handshake_type", "ServerHello"),
+			msg(2, "tls", "content_type", "ChangeCipherSpec"), msg(2, "tls", "handshake_type", "Finished"),
+			msg(3, "tls", "content_type", "ChangeCipherSpec"), msg(3, "tls", "handshake_type", "Finished"),
+			seg(4, 200), msg(4, "tls", "content_type", "Application Data"), msg(4, "http", "status", "101"), msg(4, "ws", "accept_valid", "true"),
+			seg(5, 30), msg(5, "tls", "content_type", "Application Data"), msg(5, "ws", "opcode", "TEXT")},
+			"setup: TCP 200µs · TLS 2.800ms · upgrade 1.000ms (15 records folded; z unfolds)", 3},
 		{"ws upgrade", []wire.Record{seg(0, 0), seg(0.1, 0), seg(0.2, 0), seg(1, 120), msg(1, "http", "status", "101"),
 			msg(1, "ws", "accept_valid", "true"), seg(2, 12), msg(2, "ws", "opcode", "TEXT")},
 			"setup: TCP 200µs · upgrade 800µs (6 records folded; z unfolds)", 2},

@@ -6,6 +6,7 @@ import "github.com/charmbracelet/bubbles/key"
 type keyMap struct {
 	Provision, Redeploy, SendWS, SendWSS, Teardown, Capture, Export  key.Binding
 	SendHTTP, SendHTTPS, Compare, Follow, Conns, Fold, Legs          key.Binding
+	GetHTTP, GetHTTPS                                                key.Binding
 	Filter, ShowApp, Next, Prev, Debug, Find, FindNext, FindPrev     key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom, Enter, Back, Help, Quit key.Binding
 	Dismiss                                                          key.Binding
@@ -26,9 +27,11 @@ func newKeyMap() keyMap {
 		Redeploy:  b([]string{"r"}, "r", "redeploy the apps"),
 		SendWS:    b([]string{"s"}, "s", "send over ws"),
 		SendWSS:   b([]string{"w"}, "w", "send over wss"),
-		SendHTTP:  b([]string{"h"}, "h", "send over http (POST /echo)"),
-		SendHTTPS: b([]string{"H"}, "H", "send over https"),
-		Compare:   b([]string{"C"}, "C", "compare the apps (runs the probes)"),
+		SendHTTP:  b([]string{"h"}, "h", "POST /echo over http"),
+		SendHTTPS: b([]string{"H"}, "H", "POST /echo over https"),
+		GetHTTP:   b([]string{"u"}, "u", "GET a path over http"),
+		GetHTTPS:  b([]string{"U"}, "U", "GET a path over https"),
+		Compare:   b([]string{"C"}, "C", "compare the apps (probes)"),
 		Teardown:  b([]string{"t"}, "t", "tear down (asks)"),
 		Capture:   b([]string{"c"}, "c", "capture on/off"),
 		Export:    b([]string{"e"}, "e", "export pcapng"),
@@ -50,8 +53,8 @@ func newKeyMap() keyMap {
 		Enter:    b([]string{"enter"}, "enter", "packet details"),
 		Follow:   b([]string{"f"}, "f", "follow the row's connection"),
 		Conns:    b([]string{"o"}, "o", "the app's connections"),
-		Fold:     b([]string{"z"}, "z", "fold/unfold the setup (f)"),
-		Legs:     b([]string{"l"}, "l", "the message on each hop (legs)"),
+		Fold:     b([]string{"z"}, "z", "fold/unfold the setup"),
+		Legs:     b([]string{"l"}, "l", "the message on each hop"),
 		Back:     b([]string{"esc"}, "esc", "close / cancel"),
 		Dismiss:  b([]string{"D"}, "D", "dismiss the warning"),
 		Help:     b([]string{"?"}, "?", "help"),
@@ -82,12 +85,17 @@ func (k keyMap) ShortHelp() []key.Binding {
 		short(k.Export, "export"), short(k.Filter, "filter"), short(k.Next, "next pane"), short(k.Teardown, "tear down"))
 }
 
-// FullHelp implements help.KeyMap.
+// FullHelp implements help.KeyMap: every key, D only while there is a
+// warning for it to dismiss.
 func (k keyMap) FullHelp() [][]key.Binding {
+	last := []key.Binding{k.Back, k.Help, k.Quit}
+	if k.warned {
+		last = []key.Binding{k.Back, k.Dismiss, k.Help, k.Quit}
+	}
 	return [][]key.Binding{
-		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.SendHTTP, k.SendHTTPS, k.Compare, k.Teardown, k.Capture, k.Export},
+		{k.Provision, k.Redeploy, k.SendWS, k.SendWSS, k.SendHTTP, k.SendHTTPS, k.GetHTTP, k.GetHTTPS, k.Compare, k.Teardown, k.Capture, k.Export},
 		{k.Filter, k.Find, k.FindNext, k.ShowApp, k.Next, k.Prev, k.Debug, k.Conns},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Follow, k.Fold, k.Legs},
-		{k.Back, k.Dismiss, k.Help, k.Quit},
+		last,
 	}
 }

@@ -12,9 +12,6 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/hinshun/vt10x"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/wire"
@@ -68,10 +65,10 @@ func (m Model) burst(runes []rune) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, cmd)
 	}
 	for i := 0; i < len(runes); i++ {
-		if m.inputKind != inputNone || m.shell != nil || m.confirm != confirmNone || len(m.stack) > 0 || m.showHelp {
+		if len(m.stack) > 0 {
 			// A prompt takes the rest as text; an overlay takes its keys
 			// one by one.
-			if m.inputKind != inputNone || m.shell != nil {
+			if m.prompting() != inputNone || m.shellOpen() != nil {
 				next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: runes[i:]})
 				return next, tea.Batch(append(cmds, cmd)...)
 			}
@@ -130,7 +127,7 @@ func (m Model) mouse(msg tea.MouseMsg) (tea.Model, tea.Cmd) {
 			m.appsP.move(n)
 		}
 	case tea.MouseButtonLeft:
-		if len(m.stack) > 0 || m.shell != nil || m.showHelp || m.confirm != confirmNone || m.inputKind != inputNone {
+		if len(m.stack) > 0 {
 			return m, nil
 		}
 		return m.click(msg.X, msg.Y)
@@ -161,7 +158,6 @@ func (m Model) click(x, y int) (tea.Model, tea.Cmd) {
 		top = m.topHeight()
 	}
 	m.focus = pane
-	m.compare = false
 	m.layout()
 	inner := by - top - 1 // under the pane's top border
 	switch pane {
@@ -192,83 +188,79 @@ func (m Model) click(x, y int) (tea.Model, tea.Cmd) {
 
 func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	m.touched = true
-	if m.shell != nil {
-		return m.shellKey(msg)
+	if _, ok := m.top().(*shellPane); ok {
+		// Every key goes to the shell (ctrl+c too): its pane owns them.
+		next, cmd := m.top().Update(msg)
+		m.stack = slices.Clone(m.stack[:len(m.stack)-1])
+		if next != nil {
+			m.stack = append(m.stack, next)
+		}
+		return m, cmd
 	}
-	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && m.inputKind == inputNone && m.confirm == confirmNone && len(m.stack) == 0 && !m.showHelp) {
+	if m.opt.Shared && (msg.String() == "ctrl+c" || key.Matches(msg, m.keys.Quit) && len(m.stack) == 0) {
 		// A session of a shared lab: leaving leaves the lab to the others.
 		return m, tea.Quit
 	}
-	if msg.String() == "ctrl+c" && m.inputKind == inputNone && m.confirm == confirmNone {
+	if msg.String() == "ctrl+c" && m.prompting() == inputNone && m.confirming() == confirmNone {
 		// Like q: a lab that is up is not left behind without asking.
 		m.interrupted = true
 		if m.state == lab.Down {
 			return m, tea.Quit
 		}
-		m.confirm = confirmQuit
+		m.ask(confirmQuit)
 		return m, nil
 	}
-	if m.inputKind != inputNone {
-		return m.inputKey(msg)
-	}
-	if m.confirm != confirmNone {
-		return m.confirmKey(msg)
-	}
-	if m.errBox != "" && (key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Enter)) {
-		m.errBox = ""
-		return m, nil
+	if p, ok := m.top().(*promptView); ok {
+		return m.inputKey(p, msg)
 	}
 	if m.earlier != nil && key.Matches(msg, m.keys.Dismiss) {
 		m.earlier = nil
 		m.layout() // the body takes the warning's lines back
 		return m, m.fetch()
 	}
-	if n := len(m.stack); n > 0 {
-		top, cmd := m.stack[n-1].Update(msg)
-		m.stack = slices.Clone(m.stack[:n-1]) // the stack is the model's: no sharing with older copies
-		if top != nil {
-			m.stack = append(m.stack, top)
+	if top := m.top(); top != nil {
+		if c, ok := top.(*confirmView); ok {
+			// The question's answer starts lab commands: the root's.
+			m.stack = slices.Clone(m.stack[:len(m.stack)-1])
+			return m.confirmKey(c.kind, msg)
 		}
-		return m, cmd
-	}
-	if m.showHelp {
-		if key.Matches(msg, m.keys.Help) || key.Matches(msg, m.keys.Back) || key.Matches(msg, m.keys.Quit) {
-			m.showHelp = false
+		if p, ok := top.(passer); !ok || !p.passes(msg) {
+			next, cmd := top.Update(msg)
+			m.stack = slices.Clone(m.stack[:len(m.stack)-1]) // the stack is the model's: no sharing with older copies
+			if next != nil {
+				m.stack = append(m.stack, next)
+			} else if top == overlay(m.cmp) {
+				return m, tea.Batch(cmd, m.fetch())
+			}
+			return m, cmd
 		}
-		return m, nil
+		// It closes, and the key acts beneath it (on the overlay under
+		// it, if any: a prompt under an error gets the typing).
+		m.stack = slices.Clone(m.stack[:len(m.stack)-1])
+		if top == overlay(m.cmp) {
+			next, cmd := m.key(msg)
+			return next, tea.Batch(cmd, m.fetch())
+		}
+		return m.key(msg)
 	}
 	k := m.keys
-	if m.compare {
-		switch {
-		case key.Matches(msg, compareKeys.Rerun):
-			cmd := m.probe()
-			return m, cmd
-		case key.Matches(msg, compareKeys.Close), key.Matches(msg, k.Compare):
-			m.compare = false
-			return m, m.fetch()
-		case key.Matches(msg, compareKeys.Down), key.Matches(msg, compareKeys.Up):
-			m.cmp.scroll(msg.String())
-			return m, nil
-		}
-		m.compare = false // any other key closes it and does what it does
-	}
 	switch {
 	case key.Matches(msg, k.Compare):
-		m.compare = true
-		m.layout()
+		m.push(m.cmp)
+		live := readLive(m.lab.Wire(), m.opt.Apps)
 		if !m.cmp.running && m.cmp.report == nil && m.state == lab.Running {
 			cmd := m.probe()
-			return m, cmd
+			return m, tea.Batch(cmd, live)
 		}
-		return m, nil
+		return m, live
 	case key.Matches(msg, k.Quit):
 		m.interrupted = false
 		if m.state == lab.Down {
 			return m, tea.Quit
 		}
-		m.confirm = confirmQuit
+		m.ask(confirmQuit)
 	case key.Matches(msg, k.Help):
-		m.showHelp = true
+		m.openHelp()
 	case key.Matches(msg, k.Provision):
 		m.busy++
 		return m, m.provision()
@@ -286,13 +278,21 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 					want = string(p)
 				}
 			}
-			m.errBox = fmt.Sprintf("this lab has no %s app to send to", want)
+			m.showError(fmt.Sprintf("this lab has no %s app to send to", want))
 			return m, nil
 		}
 		m.sendApp = app
 		return m.prompt(inputSend, fmt.Sprintf("send over %s: ", app), "")
+	case key.Matches(msg, k.GetHTTP), key.Matches(msg, k.GetHTTPS):
+		app, ok := m.sendTarget(key.Matches(msg, k.GetHTTPS), false)
+		if !ok {
+			m.showError("this lab has no such http app to ask")
+			return m, nil
+		}
+		m.sendApp = app
+		return m.prompt(inputGet, fmt.Sprintf("GET over %s, path: ", app), "/")
 	case key.Matches(msg, k.Teardown):
-		m.confirm = confirmTeardown
+		m.ask(confirmTeardown)
 	case key.Matches(msg, k.Capture):
 		m.busy++
 		if m.capturing {
@@ -303,8 +303,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		def := filepath.Join(m.opt.StateDir, "captures", fmt.Sprintf("%s-%s.pcapng", m.opt.Name, m.opt.Now().Format("20060102-150405")))
 		return m.prompt(inputExport, "export pcapng to: ", def)
 	case key.Matches(msg, k.Filter):
-		m.filterErr = ""
-		return m.prompt(inputFilter, "filter (docs/filter.md: port == 3002 and not c>s, text ~ re; empty clears): ", m.packets.filter)
+		return m.prompt(inputFilter, "filter: ", m.packets.filter)
 	case key.Matches(msg, k.ShowApp):
 		if !m.packets.focusApp(int(msg.String()[0] - '1')) {
 			return m, nil
@@ -321,24 +320,30 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Debug) && m.opt.NoShell != "":
 		m.logLine = m.opt.NoShell
 	case key.Matches(msg, k.Debug):
-		cols, rows := m.shellSize()
-		m.shell = &shellPane{vt: vt10x.New(vt10x.WithSize(cols, rows)), cols: cols, rows: rows}
-		return m, openShell(m.lab, m.appsP.selected(), cols, rows)
+		sp := newShellPane(m.st, m.hostP.host.Name, m.width-4, m.bodyHeight()-2)
+		m.push(sp)
+		return m, openShell(m.lab, m.appsP.selected(), sp.cols, sp.rows)
 	case m.focus == panePackets && key.Matches(msg, k.Follow):
 		// Follow the selected row's connection: its records alone, in
 		// order, timed from its first one (f again, or / with an empty
 		// filter, goes back to the whole list).
 		if m.packets.conv {
+			// Back to every record, on the row the cursor was on.
+			r, ok := m.packets.selected()
 			m.packets.conv, m.packets.filter = false, ""
+			m.logLine = "back to every record (f on a row follows its connection)"
 			m.rewind()
+			m.layout() // the list's columns
+			if ok {
+				m.land(r.App, r.Seq) // (a fold's Seq is its first record's)
+			}
 			return m, m.fetch()
 		}
 		if r, ok := m.packets.selected(); ok {
 			return m.followFlow(r.Flow)
 		}
 	case m.focus == panePackets && key.Matches(msg, k.Find):
-		m.filterErr = ""
-		return m.prompt(inputFind, "find (n/N next/previous; filter language: a word, status >= 400, opcode == 8…): ", m.search)
+		return m.prompt(inputFind, "find: ", m.search)
 	case m.focus == panePackets && (key.Matches(msg, k.FindNext) || key.Matches(msg, k.FindPrev)):
 		if m.search == "" {
 			m.logLine = "nothing to find yet: ctrl+f sets it"
@@ -346,8 +351,11 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		return m, m.find(key.Matches(msg, k.FindNext))
 	case m.focus == panePackets && m.packets.conv && key.Matches(msg, k.Fold):
+		// The window stays where it is (on the row it shows first).
 		m.packets.unfolded = !m.packets.unfolded
-		m.rewind()
+		if l := m.packets.focused(); l != nil && len(l.rows) > 0 {
+			l.follow, l.top, l.shift = false, l.rows[0].Seq, 0
+		}
 		return m, m.fetch()
 	case m.focus == panePackets && key.Matches(msg, k.Conns):
 		if l := m.packets.focused(); l != nil {
@@ -360,8 +368,9 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	case m.focus == panePackets && key.Matches(msg, k.Enter):
 		if r, ok := m.packets.selected(); ok {
-			m.push(newDetailView(r, m.opt.Out, m.width-4, m.bodyHeight()-2))
+			m.push(newDetailView(m.st, r, m.opt.Out, m.width-4, m.bodyHeight()-2))
 			m.logLine = "detail of " + r.App + " record " + fmt.Sprint(r.Seq+1)
+			return m, fetchPacket(m.lab, r)
 		}
 	default:
 		return m, m.panes()[m.focus].Update(msg)
@@ -369,129 +378,90 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-// shellSize is the emulated screen's size inside the pane.
-func (m Model) shellSize() (cols, rows int) { return max(20, m.width-2), max(5, m.bodyHeight()-3) }
+// prompt opens a prompt in the footer.
+func (m Model) prompt(kind inputKind, label, value string) (tea.Model, tea.Cmd) {
+	secret := kind == inputAnswer && m.question != nil && m.question.Secret
+	p := newPrompt(m.st, kind, label, value, m.width, secret)
+	m.dropPrompt()
+	m.push(p)
+	return m, p.input.Focus()
+}
 
-func (m Model) shellKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	sp := m.shell
-	if msg.String() == leaveShell || sp.ended != "" {
-		m.shell = nil
-		if sp.sh != nil {
-			sh := sp.sh
-			return m, func() tea.Msg { sh.Close(); return nil }
+// inputKey is a key for the open prompt p: enter acts on what it holds,
+// esc cancels it (declines a lab's question); the rest is typing, the
+// prompt's own.
+func (m Model) inputKey(p *promptView, msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if msg.Type != tea.KeyEsc && msg.Type != tea.KeyEnter {
+		_, cmd := p.Update(msg)
+		return m, cmd
+	}
+	kind, value := p.kind, p.input.Value()
+	if kind == inputAnswer {
+		q, answer := m.question, value
+		if msg.Type == tea.KeyEsc {
+			answer = "" // declined
 		}
+		m.question = nil
+		m.dropPrompt()
+		return m, func() tea.Msg { q.Answer(answer); return nil }
+	}
+	if msg.Type == tea.KeyEsc {
+		m.dropPrompt()
 		return m, nil
 	}
-	if sp.sh == nil {
-		return m, nil // still opening
+	if (kind == inputFilter || kind == inputFind) && p.err != "" {
+		return m, nil // not applied: the prompt stays, saying why
 	}
-	if line := m.quickAction(msg.String()); line != "" {
-		return m, writeShell(sp.sh, []byte(line+"\r"))
-	}
-	if b := keyBytes(msg); len(b) > 0 {
-		return m, writeShell(sp.sh, b)
+	m.dropPrompt()
+	switch kind {
+	case inputSend:
+		app := m.sendApp
+		if m.packets.focusName(app) {
+			m.packets.focused().follow = true
+		}
+		m.focus = panePackets
+		m.layout()
+		m.busy++
+		l := m.lab
+		return m, job("send over "+app, false, func(ctx context.Context) *lab.Job { return l.Send(ctx, app, value) })
+	case inputGet:
+		app, path := m.sendApp, value
+		if m.packets.focusName(app) {
+			m.packets.focused().follow = true
+		}
+		m.focus = panePackets
+		m.layout()
+		m.busy++
+		l := m.lab
+		return m, job("GET over "+app, false, func(ctx context.Context) *lab.Job { return l.Get(ctx, app, path) })
+	case inputExport:
+		m.busy++
+		l := m.lab
+		return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
+	case inputFind:
+		m.search = strings.TrimSpace(value)
+		if m.search == "" {
+			return m, nil
+		}
+		return m, m.find(true)
+	case inputFilter:
+		if m.packets.conv {
+			m.packets.conv = false
+			m.logLine = "filter set: no longer following one connection"
+			m.layout() // the list's columns
+		}
+		m.packets.filter = strings.TrimSpace(value)
+		for _, l := range m.packets.lists {
+			l.follow = true
+		}
+		return m, m.fetch()
 	}
 	return m, nil
 }
 
-func (m Model) prompt(kind inputKind, label, value string) (tea.Model, tea.Cmd) {
-	m.inputKind = kind
-	m.input.Prompt = label
-	m.input.SetValue(value)
-	m.input.CursorEnd()
-	m.input.Width = max(10, m.width-lipgloss.Width(label)-2)
-	return m, m.input.Focus()
-}
-
-func (m Model) inputKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	if m.inputKind == inputAnswer && (msg.Type == tea.KeyEsc || msg.Type == tea.KeyEnter) {
-		q, answer := m.question, m.input.Value()
-		if msg.Type == tea.KeyEsc {
-			answer = "" // declined
-		}
-		m.question, m.inputKind = nil, inputNone
-		m.input.Blur()
-		m.input.EchoMode = textinput.EchoNormal
-		m.input.SetValue("")
-		return m, func() tea.Msg { q.Answer(answer); return nil }
-	}
-	switch msg.Type {
-	case tea.KeyEsc:
-		m.inputKind = inputNone
-		m.input.Blur()
-		return m, nil
-	case tea.KeyEnter:
-		kind, value := m.inputKind, m.input.Value()
-		m.inputKind = inputNone
-		m.input.Blur()
-		switch kind {
-		case inputSend:
-			app := m.sendApp
-			if m.packets.focusName(app) {
-				m.packets.focused().follow = true
-			}
-			m.focus = panePackets
-			m.layout()
-			m.busy++
-			l := m.lab
-			return m, job("send over "+app, false, func(ctx context.Context) *lab.Job { return l.Send(ctx, app, value) })
-		case inputExport:
-			m.busy++
-			l := m.lab
-			return m, job("export", false, func(context.Context) *lab.Job { return l.Export(value) })
-		case inputFind:
-			if _, err := compileFilter(value); err != nil {
-				m.inputKind, m.filterErr = inputFind, err.Error()
-				m.input.Focus()
-				return m, nil
-			}
-			m.search = strings.TrimSpace(value)
-			if m.search == "" {
-				return m, nil
-			}
-			return m, m.find(true)
-		case inputFilter:
-			m.packets.conv = false
-			if _, err := compileFilter(value); err != nil {
-				// Not applied: the prompt stays, saying why.
-				m.inputKind, m.filterErr = inputFilter, err.Error()
-				m.input.Focus()
-				return m, nil
-			}
-			m.packets.filter = strings.TrimSpace(value)
-			for _, l := range m.packets.lists {
-				l.follow = true
-			}
-			return m, m.fetch()
-		}
-		return m, nil
-	}
-	var cmd tea.Cmd
-	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 {
-		// Typed text that came in one read (fast typing, a burst over
-		// SSH): rune by rune, so that a word that names a key ("left",
-		// "up", "end", "home") is text, not that key to the textinput.
-		var cmds []tea.Cmd
-		for _, r := range msg.Runes {
-			m.input, cmd = m.input.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt, Paste: msg.Paste})
-			cmds = append(cmds, cmd)
-		}
-		cmd = tea.Batch(cmds...)
-	} else {
-		m.input, cmd = m.input.Update(msg)
-	}
-	if m.inputKind == inputFilter || m.inputKind == inputFind {
-		m.filterErr = ""
-		if _, err := compileFilter(m.input.Value()); err != nil {
-			m.filterErr = err.Error() // shown as one types
-		}
-	}
-	return m, cmd
-}
-
-func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	kind := m.confirm
-	m.confirm = confirmNone
+// confirmKey answers the question of kind with msg: the question is off
+// the stack already.
+func (m Model) confirmKey(kind confirmKind, msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch s := msg.String(); {
 	case kind == confirmTeardown && (s == "y" || s == "Y"):
 		m.busy++
@@ -500,6 +470,7 @@ func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.busy++
 		return m, job("teardown", true, m.lab.Teardown)
 	case kind == confirmQuit && s == "l" && !m.lab.InProcess():
+		m.leftRunning = true // the program says what is left and how to remove it
 		return m, tea.Quit
 	}
 	m.interrupted = false // the quit was called off
@@ -510,8 +481,10 @@ func (m Model) confirmKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 // (f again, or / with an empty filter, goes back to the whole list).
 func (m Model) followFlow(flow wire.Flow) (tea.Model, tea.Cmd) {
 	m.packets.conv, m.packets.filter = true, "flow == "+flow.Client.String()
-	m.logLine = "following " + flow.String() + ": +time from its first record, Δ from the row before (f again leaves)"
+	m.packets.unfolded = false // each connection followed starts folded
+	m.logLine = "following " + flow.String() + ": +time from its first record, ↩ a reply's latency (f again leaves)"
 	m.rewind()
+	m.layout() // the list's columns
 	return m, m.fetch()
 }
 
@@ -596,6 +569,7 @@ func (m Model) jump(msg jumpMsg) (tea.Model, tea.Cmd) {
 	if m.packets.filter != "" {
 		m.packets.conv, m.packets.filter = false, ""
 		m.rewind()
+		m.layout()
 	}
 	if !m.land(msg.app, msg.seq) {
 		return m, nil
@@ -613,8 +587,15 @@ func (m *Model) push(o overlay) {
 // sizeOverlay gives an overlay the room it covers: the body, or the
 // packets' box.
 func (m *Model) sizeOverlay(o overlay) {
-	if o.whole() {
-		o.SetSize(m.width-4, m.bodyHeight()-2)
+	switch o.place() {
+	case overBody:
+		o.SetSize(m.width-4, m.bodyHeight()-2) // inside its border and padding
+		return
+	case modal:
+		o.SetSize(m.width, m.bodyHeight())
+		return
+	case inFooter:
+		o.SetSize(m.width, 2)
 		return
 	}
 	o.SetSize(m.overW, m.overH)

@@ -114,7 +114,7 @@ func (v *legsView) SetSize(w, h int) {
 }
 
 // whole implements overlay: the view takes the packets' box.
-func (v *legsView) whole() bool { return false }
+func (v *legsView) place() placement { return inBox }
 
 // Keys implements overlay.
 func (v *legsView) Keys() []key.Binding {

@@ -79,7 +79,7 @@ func TestLegsOfAMessage(t *testing.T) {
 		}
 	}
 	m = send(t, next.(Model), msg)
-	view := m.View()
+	view := m.text()
 	for _, want := range []string{"Legs of edge record", "the same message on 3 of the 4 hops", "edge [dec]", "lb", apps[2]} {
 		if !strings.Contains(view, want) {
 			t.Errorf("the hop view lacks %q:\n%s", want, view)
@@ -88,9 +88,9 @@ func TestLegsOfAMessage(t *testing.T) {
 	for _, size := range []tea.WindowSizeMsg{{Width: 80, Height: 24}, {Width: 200, Height: 50}} {
 		small := send(t, m, size)
 		if os.Getenv("SHOW") != "" {
-			t.Logf("%dx%d:\n%s", size.Width, size.Height, small.View())
+			t.Logf("%dx%d:\n%s", size.Width, size.Height, small.text())
 		}
-		for i, line := range strings.Split(small.View(), "\n") {
+		for i, line := range strings.Split(small.text(), "\n") {
 			if w := lipgloss.Width(line); w > size.Width {
 				t.Errorf("%dx%d: line %d is %d wide: %q", size.Width, size.Height, i, w, line)
 			}
@@ -116,14 +116,14 @@ func TestLegsOfAMessage(t *testing.T) {
 	}
 	m.cmp.apply(lab.ReportEvent{Report: rep})
 	m = send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24}, keys("C")[0])
-	top := m.View()
+	top := m.text()
 	if !strings.Contains(top, "more lines (j, pgdn)") {
 		t.Errorf("the comparison does not fit 80×24 yet says nothing of what is below:\n%s", top)
 	}
 	seen := top
 	for i := 0; i < 40; i++ {
 		m = send(t, m, tea.KeyMsg{Type: tea.KeyDown})
-		seen += m.View()
+		seen += m.text()
 	}
 	bottom := seen
 	for _, want := range []string{"Through edge, hop by hop", "tls-front", "→ lb", "balancer", "→ hub-1, hub-2", "served by hub-"} {
@@ -131,7 +131,7 @@ func TestLegsOfAMessage(t *testing.T) {
 			t.Errorf("scrolling the comparison never shows %q:\n%s", want, bottom)
 		}
 	}
-	if !m.compare {
+	if !m.comparing() {
 		t.Error("scrolling closed the comparison")
 	}
 	// An app with nothing before or after it has one leg: said, not shown.

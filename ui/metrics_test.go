@@ -44,7 +44,7 @@ func TestAppsPaneLiveNumbers(t *testing.T) {
 	if !m.scraping {
 		t.Fatal("the lab running did not start a scrape")
 	}
-	if strings.Contains(m.View(), "live (") {
+	if strings.Contains(m.text(), "live (") {
 		t.Error("live numbers shown before any scrape")
 	}
 	scrape := func() metricsMsg {
@@ -62,7 +62,7 @@ func TestAppsPaneLiveNumbers(t *testing.T) {
 			t.Fatalf("scrape of %s: %v", name, err)
 		}
 	}
-	v := m.View()
+	v := m.text()
 	c := first["chat"].m
 	if got, want := liveLine(v, "chat"), fmt.Sprintf("chat %.0f req · 0 open · %.0f in %.0f out", c.Requests, c.MessagesIn, c.MessagesOut); !strings.HasPrefix(got, want) {
 		t.Errorf("chat's live line %q, want it to start %q:\n%s", got, want, v)
@@ -85,18 +85,18 @@ func TestAppsPaneLiveNumbers(t *testing.T) {
 	if next.MessagesIn != c.MessagesIn+2 || next.MessagesOut != c.MessagesOut+2 {
 		t.Fatalf("two sends moved chat's messages %+v → %+v", c, next)
 	}
-	if got, want := liveLine(m.View(), "chat"), fmt.Sprintf("%.0f in %.0f out", next.MessagesIn, next.MessagesOut); !strings.Contains(got, want) {
+	if got, want := liveLine(m.text(), "chat"), fmt.Sprintf("%.0f in %.0f out", next.MessagesIn, next.MessagesOut); !strings.Contains(got, want) {
 		t.Errorf("after two sends chat's line %q lacks %q", got, want)
 	}
 
 	// A scrape that fails shows quietly: the last numbers, marked stale,
 	// and no error box.
 	m = send(t, m, metricsMsg{"chat": {err: errors.New("connection refused")}})
-	if got := liveLine(m.View(), "chat"); !strings.HasSuffix(got, "(stale)") || !strings.Contains(got, fmt.Sprintf("%.0f in", next.MessagesIn)) {
+	if got := liveLine(m.text(), "chat"); !strings.HasSuffix(got, "(stale)") || !strings.Contains(got, fmt.Sprintf("%.0f in", next.MessagesIn)) {
 		t.Errorf("a failed scrape: chat's line %q, want the last numbers marked stale", got)
 	}
-	if m.errBox != "" {
-		t.Errorf("a failed scrape opened an error box: %q", m.errBox)
+	if m.errText() != "" {
+		t.Errorf("a failed scrape opened an error box: %q", m.errText())
 	}
 	// The tick asks for no second scrape while one is in flight.
 	m.scraping = true
@@ -107,8 +107,8 @@ func TestAppsPaneLiveNumbers(t *testing.T) {
 	}
 	// A lab that is no longer running shows no numbers.
 	m = send(t, m, eventsMsg{lab.StateEvent{From: lab.Running, To: lab.TearingDown}})
-	if strings.Contains(m.View(), "live (") {
-		t.Errorf("live numbers of a lab tearing down:\n%s", m.View())
+	if strings.Contains(m.text(), "live (") {
+		t.Errorf("live numbers of a lab tearing down:\n%s", m.text())
 	}
 }
 
@@ -121,5 +121,5 @@ func TestAppsPaneLiveGolden(t *testing.T) {
 		"ws":    {m: lab.AppMetrics{App: "ws", Requests: 3, WSOpen: 1, MessagesIn: 5, MessagesOut: 7, ClosesSent: 1}},
 		"wss":   {m: lab.AppMetrics{App: "wss", Requests: 14200, MessagesIn: 2.5e6, MessagesOut: 2.5e6, ClosesSent: 40, ClosesReceived: 40}},
 	})
-	golden(t, "apps-live", m.View())
+	golden(t, "apps-live", m.text())
 }

@@ -4,15 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/spinner"
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/protolab/protolab-tui/lab"
 	"github.com/protolab/protolab-tui/lab/capture"
@@ -30,6 +29,7 @@ type Lab interface {
 	StopCapture() *lab.Job
 	Export(path string) *lab.Job
 	Send(ctx context.Context, app string, text string) *lab.Job
+	Get(ctx context.Context, app string, path string) *lab.Job
 	CaptureStats() capture.Stats
 	Wire() *wire.Store
 	Provider() lab.Provider
@@ -38,6 +38,7 @@ type Lab interface {
 	Probe(ctx context.Context, apps ...string) *lab.Job
 	CheckEarlierLab(ctx context.Context) *lab.Job
 	Metrics(ctx context.Context, app string) (lab.AppMetrics, error)
+	Packet(at time.Time, length int) ([]byte, layers.LinkType, error)
 }
 
 // Options describe the lab to the explorer.
@@ -85,6 +86,7 @@ type inputKind int
 const (
 	inputNone inputKind = iota
 	inputSend
+	inputGet
 	inputExport
 	inputFilter
 	inputFind
@@ -132,38 +134,35 @@ type Model struct {
 	capturing bool
 	capture   capture.Stats
 	logLine   string
-	errBox    string
 
 	focus   int
 	hostP   *hostPane
 	appsP   *appsPane
 	packets *packetsPane
 
-	input       textinput.Model
-	inputKind   inputKind
-	confirm     confirmKind
-	showHelp    bool
-	shell       *shellPane
 	question    *lab.PromptEvent     // waiting for the person's answer
 	sendApp     string               // the app the send prompt sends to
-	filterErr   string               // what is wrong with the filter (or search) being typed
 	search      string               // what n and N find (ctrl+f)
 	alerts      map[string]string    // app name → what happened to it (apps that died)
 	earlier     *lab.EarlierLabEvent // an earlier lab of this name is on the provider: shown until dismissed (D)
 	cmp         *compareView         // the comparison, fed by every probe event
-	stack       []overlay            // views over the packets' place; the top one has the keys
+	stack       []overlay            // the overlays (overlays.go); the top one has the keys
 	overW       int                  // the size an overlay gets (the packets' box, inside)
 	overH       int
-	compare     bool // the comparison is shown (in the packets' place)
-	touched     bool // a key was pressed since the explorer opened
-	interrupted bool // the quit under way was asked for with Ctrl+C
-	spinning    bool // the spinner's tick is scheduled
-	detailMoved bool // n/p in the detail: show the selected record once fetched
-	busy        int  // commands in flight
+	touched     bool  // a key was pressed since the explorer opened
+	interrupted bool  // the quit under way was asked for with Ctrl+C
+	leftRunning bool  // the user quit leaving the lab running (l)
+	tearErr     error // the teardown chosen on quitting failed
+	spinning    bool  // the spinner's tick is scheduled
+	detailMoved bool  // n/p in the detail: show the selected record once fetched
+	busy        int   // commands in flight
 	fetching    bool
-	scraping    bool   // a round of /metrics scrapes is in flight
-	shown       uint64 // the store version the packet lists show
-	shownReqs   string // and the windows they asked for
+	scraping    bool       // a round of /metrics scrapes is in flight
+	shown       uint64     // the store version the packet lists show
+	shownReqs   string     // and the windows they asked for
+	same        bool       // the last message changed nothing on screen: the cached frame stands
+	calm        int        // looks at the store in a row that found nothing new (refreshEvery)
+	frames      *viewCache // the last frame drawn
 }
 
 // Interrupted says whether the explorer quit on Ctrl+C rather than q, so
@@ -185,20 +184,16 @@ func New(l Lab, events <-chan lab.Event, opt Options) Model {
 		keys.shared = true
 	}
 	sp := spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(st.plain))
-	ti := textinput.New()
-	ti.CharLimit = 4096
-	ti.PromptStyle, ti.TextStyle, ti.PlaceholderStyle, ti.CompletionStyle = st.plain, st.plain, st.dim, st.dim
-	ti.Cursor.Style, ti.Cursor.TextStyle = st.plain, st.plain
 	hm := help.New()
 	hm.Styles = st.help
 	return Model{
 		lab: l, events: events, opt: opt, keys: keys, st: st, help: hm, spin: sp,
-		state: lab.Down, focus: panePackets,
+		state: lab.Down, focus: panePackets, frames: &viewCache{},
 		alerts:  map[string]string{},
 		cmp:     newCompareView(st, opt.Apps),
 		hostP:   &hostPane{st: st, provider: opt.Provider, fingerprint: opt.Fingerprint, state: lab.Down},
 		appsP:   newAppsPane(st, keys, l.InProcess(), opt.Now, opt.Apps),
-		packets: newPacketsPane(st, keys, opt.Apps), input: ti,
+		packets: newPacketsPane(st, keys, opt.Apps),
 		logLine: "starting",
 	}
 }
@@ -217,6 +212,13 @@ func (m Model) Init() tea.Cmd {
 // Update implements tea.Model. The spinner runs only while something is
 // in progress, so an idle explorer redraws only when something changes
 // (and once a second for the clock).
+//
+// Bubble Tea draws the view after every message; a message that changed
+// nothing on screen (a refresh tick that found the store as it was, the
+// same capture figures again) gets the last frame back from the view's
+// cache, not a new rendering: an idle explorer costs a look at the store
+// ten times a second while capturing, and a frame when something changes
+// (and once a second for the header's clock).
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	next, cmd := m.update(msg)
 	nm := next.(Model)
@@ -224,7 +226,38 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		nm.spinning = true
 		cmd = tea.Batch(cmd, nm.spin.Tick)
 	}
+	nm.same = m.quiet(msg, nm)
 	return nm, cmd
+}
+
+// quiet says msg changed nothing the view shows (next is the model after
+// it): the last frame stands.
+func (m Model) quiet(msg tea.Msg, next Model) bool {
+	switch msg := msg.(type) {
+	case tickMsg:
+		// The header's clock (and the apps' ages) moved on since the
+		// frame was drawn: once a second.
+		return next.frames != nil && next.clock() == next.frames.clock
+	case packetsMsg:
+		return msg.unchanged
+	case statsMsg:
+		// The header shows the capture's mode and drops; the rest
+		// (packets read) changes with every packet.
+		return m.capture.Mode == msg.Mode && m.capture.Drops() == capture.Stats(msg).Drops()
+	case metricsTick:
+		return !next.scraping || m.scraping
+	case liveMsg:
+		return !m.comparing() || !next.cmp.liveMoved
+	}
+	return false
+}
+
+// viewCache keeps the last frame drawn, for the messages that change
+// nothing (Model.same); shared by the model's copies.
+type viewCache struct {
+	w, h  int
+	frame string
+	clock string // the header's clock in the frame
 }
 
 // working says something is in progress (the spinner turns).
@@ -232,12 +265,21 @@ func (m Model) working() bool { return m.state.Busy() || m.busy > 0 || m.cmp.run
 
 // refreshEvery is how often the packet lists look for new records: often
 // while capturing, else once a second (the header's clock).
+// A capture that brings nothing new slows the look down, step by step,
+// to calmRefresh: an idle explorer wakes four times a second, not ten;
+// the first new record, an event or a key brings it back to refresh.
 func (m Model) refreshEvery() time.Duration {
-	if m.capturing || m.working() {
+	if m.working() {
 		return refresh
+	}
+	if m.capturing {
+		return min(calmRefresh, refresh<<min(m.calm, 8))
 	}
 	return time.Second
 }
+
+// calmRefresh is the slowest look at the store while capturing.
+const calmRefresh = 400 * time.Millisecond
 
 func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -245,44 +287,43 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.layout()
 		cmds := []tea.Cmd{m.fetch()}
-		if sp := m.shell; sp != nil {
-			sp.cols, sp.rows = m.shellSize()
-			sp.vt.Resize(sp.cols, sp.rows)
-			if sp.sh != nil {
-				cmds = append(cmds, resizeShell(sp.sh, sp.cols, sp.rows))
-			}
+		if sp := m.shellOpen(); sp != nil && sp.sh != nil {
+			cmds = append(cmds, resizeShell(sp.sh, sp.cols, sp.rows)) // (layout sized the emulator)
 		}
 		return m, tea.Batch(cmds...)
 	case shellOpened:
-		if m.shell == nil {
+		sp := m.shellOpen()
+		if sp == nil {
 			if msg.sh != nil {
 				msg.sh.Close()
 			}
 			return m, nil
 		}
 		if msg.err != nil {
-			m.shell = nil
-			m.errBox = "debugging shell: " + msg.err.Error()
+			m.closeOverlay(sp)
+			m.showError("debugging shell: " + msg.err.Error())
 			return m, nil
 		}
-		m.shell.sh, m.shell.actions = msg.sh, msg.actions
+		sp.sh, sp.actions = msg.sh, msg.actions
 		return m, readShell(msg.sh)
 	case shellOutput:
-		if m.shell == nil || m.shell.sh == nil {
+		sp := m.shellOpen()
+		if sp == nil || sp.sh == nil {
 			return m, nil
 		}
-		_, _ = m.shell.vt.Write(msg) // the emulator parses in memory
-		return m, readShell(m.shell.sh)
+		_, _ = sp.vt.Write(msg) // the emulator parses in memory
+		return m, readShell(sp.sh)
 	case shellClosed:
-		if m.shell != nil {
-			m.shell.ended = "the shell ended"
+		if sp := m.shellOpen(); sp != nil {
+			sp.ended = "the shell ended"
 			if msg.err != nil && msg.err.Error() != "EOF" {
-				m.shell.ended += ": " + msg.err.Error()
+				sp.ended += ": " + msg.err.Error()
 			}
-			m.shell.ended += " (any key closes the pane)"
+			sp.ended += " (any key closes the pane)"
 		}
 		return m, nil
 	case eventsMsg:
+		m.calm = 0
 		known, was := len(m.appsP.apps), m.state
 		for _, e := range msg {
 			m.apply(e)
@@ -298,19 +339,18 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		} else {
 			m.appsP.refresh()
 		}
-		if q := m.question; q != nil && m.inputKind != inputAnswer {
+		if q := m.question; q != nil && m.prompting() != inputAnswer {
 			next, focus := m.prompt(inputAnswer, q.Question+" ", "")
-			nm := next.(Model)
-			if q.Secret {
-				nm.input.EchoMode = textinput.EchoPassword
-			}
-			return nm, tea.Batch(wait, focus)
+			return next, tea.Batch(wait, focus)
 		}
 		return m, wait
 	case eventsEnded:
 		return m, nil
 	case tickMsg:
 		cmds := []tea.Cmd{tick(m.refreshEvery())}
+		if m.frames != nil && m.clock() != m.frames.clock {
+			m.appsP.refresh() // the apps' ages: the frame is drawn again (quiet)
+		}
 		if !m.fetching && m.width != 0 {
 			m.fetching = true
 			reqs := m.packets.requests()
@@ -322,18 +362,23 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			l := m.lab
 			cmds = append(cmds, fetchChanged(l.Wire(), m.packets.idx, reqs, since), func() tea.Msg { return statsMsg(l.CaptureStats()) })
 		}
+		if m.comparing() && m.capturing {
+			cmds = append(cmds, readLive(m.lab.Wire(), m.opt.Apps)) // the comparison's wire figures, live
+		}
 		return m, tea.Batch(cmds...)
 	case packetsMsg:
 		m.fetching = false
-		if !msg.unchanged {
+		if m.calm++; !msg.unchanged {
+			m.calm = 0
 			m.packets.apply(msg)
 			m.shown, m.shownReqs = msg.version, msg.reqs
 			if d := m.topDetail(); d != nil && m.detailMoved {
 				// n/p may have moved past the window: show the record now
 				// selected, once the window has followed.
 				m.detailMoved = false
-				if r, ok := m.packets.selected(); ok {
+				if r, ok := m.packets.selected(); ok && (r.App != d.rec.App || r.Seq != d.rec.Seq) {
 					d.setRecord(r)
+					return m, fetchPacket(m.lab, r)
 				}
 			}
 		}
@@ -355,6 +400,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.layout() // the table makes room for the numbers
 		}
 		return m, nil
+	case liveMsg:
+		m.cmp.setLive(msg)
+		return m, nil
 	case statsMsg:
 		m.capture = capture.Stats(msg)
 		return m, nil
@@ -372,6 +420,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// error is the same one and is not shown again.
 		m.busy = max(0, m.busy-1)
 		if msg.quit {
+			m.tearErr = msg.err // the program says what is left, if anything
 			return m, tea.Quit
 		}
 		return m, nil
@@ -379,13 +428,22 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// The detail's n/p: the list's next or previous record, without
 		// leaving the detail.
 		m.packets.scroll(msg.n)
+		var cmds []tea.Cmd
 		if r, ok := m.packets.selected(); ok {
 			if d := m.topDetail(); d != nil {
 				d.setRecord(r)
+				cmds = append(cmds, fetchPacket(m.lab, r))
 			}
 		}
 		m.detailMoved = true
-		return m, m.fetch()
+		return m, tea.Batch(append(cmds, m.fetch())...)
+	case packetMsg:
+		if d := m.topDetail(); d != nil {
+			d.setPacket(msg)
+		}
+		return m, nil
+	case rerunMsg:
+		return m, m.probe()
 	case logMsg:
 		m.logLine = string(msg)
 		return m, nil
@@ -409,7 +467,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.MouseMsg:
 		return m.mouse(msg)
 	case tea.KeyMsg:
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shell == nil && m.inputKind == inputNone {
+		m.calm = 0
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.shellOpen() == nil && m.prompting() == inputNone {
 			return m.burst(msg.Runes)
 		}
 		return m.key(msg)
@@ -417,120 +476,10 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-// apply mirrors one lab event.
-func (m *Model) apply(e lab.Event) {
-	m.cmp.apply(e)
-	if _, ok := e.(lab.ReportEvent); ok && !m.touched && m.opt.AutoStart {
-		m.compare = true // the first start's figures, until a key is pressed
+// plural writes a count with its noun: "1 restart", "2 restarts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
-	switch e := e.(type) {
-	case lab.StateEvent:
-		if m.state == lab.Down && e.To != lab.Down {
-			m.upSince = e.Time
-		}
-		m.state = e.To
-		m.hostP.set(e.To, e.Reason)
-		if e.To != lab.Running && m.appsP.clearLive() {
-			m.layout() // the numbers of a lab that is not running go
-		}
-		m.logLine = fmt.Sprintf("lab %s → %s", e.From, e.To)
-		if e.Reason != "" {
-			m.logLine += ": " + e.Reason
-		}
-	case lab.HostEvent:
-		m.hostP.host = e.Host
-		m.appsP.hostAddr = e.Host.Address
-	case lab.AppEvent:
-		m.appsP.apps[e.App.Name] = e.App
-		switch {
-		case e.App.State == lab.AppRunning:
-			delete(m.alerts, e.App.Name)
-		case m.state == lab.Running && e.App.State != lab.AppStopped:
-			// An app died under a running lab: say so until it is back.
-			a := e.App
-			why := a.State
-			if a.Detail != "" {
-				why += " (" + a.Detail + ")"
-			}
-			if a.Restarts > 0 {
-				why += fmt.Sprintf(", %d restarts", a.Restarts)
-			}
-			m.alerts[a.Name] = fmt.Sprintf("app %s %s: r redeploys, x opens a shell on the lab host", a.Name, why)
-		}
-		m.hostP.endpoints = m.hostP.endpoints[:0]
-		for _, a := range m.opt.Apps {
-			if st, ok := m.appsP.apps[a.Name]; ok && st.Endpoint != "" {
-				ep := st.Endpoint
-				if host, port, err := net.SplitHostPort(ep); err == nil && host == m.hostP.host.Address {
-					ep = ":" + port // the address is the line above
-				}
-				m.hostP.endpoints = append(m.hostP.endpoints, a.Name+" "+ep)
-			}
-		}
-	case lab.EarlierLabEvent:
-		m.earlier = &e
-		m.layout() // the warning takes lines from the body
-	case lab.LogEvent:
-		m.appsP.log(e.Source, fmt.Sprintf("%s %s %s", e.Time.Format("15:04:05"), e.Level, e.Message))
-		switch e.Source {
-		case "vagrant", "provision", "docker build":
-			m.hostP.log(e.Message) // the host pane streams provisioning
-		}
-		if e.Level == "warn" || e.Level == "error" {
-			m.logLine = e.Source + ": " + e.Message // e.g. "ssh link … lost: reconnecting"
-		}
-	case lab.ProgressEvent:
-		m.logLine = fmt.Sprintf("%s: %s", e.Op, e.Step)
-	case lab.ProbeEvent:
-		if e.Result.OK {
-			m.logLine = fmt.Sprintf("probe %s ok: setup %.2f ms, rtt p50 %.3f ms", e.Result.App, e.Result.SetupMs, e.Result.RTTP50Ms)
-		} else {
-			m.logLine = fmt.Sprintf("probe %s failed: %s", e.Result.App, e.Result.Error)
-		}
-	case lab.SendEvent:
-		if e.Error != "" {
-			m.errBox = fmt.Sprintf("send over %s failed: %s", e.App, e.Error)
-			m.logLine = m.errBox
-		} else {
-			m.logLine = fmt.Sprintf("%s echo: %q in %.2f ms", e.App, e.Reply, e.RTTMs)
-		}
-	case lab.PromptEvent:
-		q := e
-		m.question = &q
-	case lab.PromptClosedEvent:
-		// Answered elsewhere (another session), or given up on.
-		if m.question != nil && m.question.ID == e.ID {
-			m.question = nil
-			if m.inputKind == inputAnswer {
-				m.inputKind = inputNone
-				m.input.Blur()
-				m.input.EchoMode = textinput.EchoNormal
-				m.input.SetValue("")
-				m.logLine = "the question was answered or withdrawn"
-			}
-		}
-	case lab.ErrorEvent:
-		m.errBox = fmt.Sprintf("%s: %s", e.Op, e.Error)
-		m.logLine = m.errBox
-	case lab.CaptureEvent:
-		m.capturing = e.State == "on"
-		m.capture = e.Stats
-		m.logLine = "capture " + e.State
-		if e.Stats.Mode != "" && e.Stats.Mode != capture.ModeOff {
-			m.logLine += fmt.Sprintf(" (%s: %s)", e.Stats.Mode, e.Stats.Source)
-		}
-		if e.Note != "" {
-			m.logLine += ": " + e.Note
-		}
-	case lab.ExportEvent:
-		if e.Error != "" {
-			m.errBox = "export failed: " + e.Error
-			m.logLine = m.errBox
-		} else {
-			m.logLine = fmt.Sprintf("exported %d packets and %d TLS secrets to %s", e.Packets, e.Secrets, e.Path)
-			if e.Note != "" {
-				m.errBox = "exported, but: " + e.Note // what the file leaves out
-			}
-		}
-	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

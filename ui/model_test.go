@@ -13,6 +13,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/muesli/termenv"
 
@@ -65,8 +66,11 @@ func keys(s string) []tea.Msg {
 	return out
 }
 
+// golden compares a view with its golden file, as text: the attributes
+// that stand for colour under NO_COLOR (reverse, bold…) are stripped.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
+	got = ansi.Strip(got)
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
@@ -142,13 +146,13 @@ func wsConversation(t *testing.T) *wire.Store {
 func TestStartupView(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30})
-	golden(t, "startup", m.View())
+	golden(t, "startup", m.text())
 }
 
 func TestLabComingUp(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
-	v := m.View()
+	v := m.text()
 	for _, want := range []string{"running", "capture live", ":3003", "healthy", "AB:CD:EF"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("view lacks %q", want)
@@ -161,21 +165,21 @@ func TestSendOverWS(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
 	m = send(t, m, keys("s")...)
-	if m.inputKind != inputSend || !strings.Contains(m.View(), "send over ws:") {
+	if m.prompting() != inputSend || !strings.Contains(m.text(), "send over ws:") {
 		t.Fatalf("s did not open the ws prompt")
 	}
 	m = send(t, m, keys("hello lab")...)
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	m = next.(Model)
-	if cmd == nil || m.inputKind != inputNone || m.packets.focus != 2 {
-		t.Fatalf("enter: cmd %v, input %v, focus %d", cmd, m.inputKind, m.packets.focus)
+	if cmd == nil || m.prompting() != inputNone || m.packets.focus != 2 {
+		t.Fatalf("enter: cmd %v, input %v, focus %d", cmd, m.prompting(), m.packets.focus)
 	}
 	// What the lab reports back, and what the capture decoded.
 	store := wsConversation(t)
 	m = send(t, m, eventsMsg{lab.SendEvent{At: lab.At{Time: t0}, SendResult: sendResult("hello lab")}})
 	m = send(t, m, m.packets.fetch(store, nil)())
-	v := m.View()
-	for _, want := range []string{`ws echo: "hello lab"`, `WS TEXT [MASKED] len=9 "hello lab"`, `WS TEXT len=9 "hello lab"`, "GET /echo HTTP/1.1 [WebSocket upgrade]"} {
+	v := m.text()
+	for _, want := range []string{`send ws "hello lab" → "hello lab"`, `WS TEXT [MASKED] len=9 "hello lab"`, `WS TEXT len=9 "hello lab"`, "GET /echo HTTP/1.1 [WebSocket upgrade]"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("view lacks %q", want)
 		}
@@ -186,10 +190,10 @@ func TestSendOverWS(t *testing.T) {
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyUp}, tea.KeyMsg{Type: tea.KeyUp})
 	m = send(t, m, m.packets.fetch(store, nil)())
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if m.topDetail() == nil || !strings.Contains(m.View(), "opcode") {
-		t.Fatalf("no detail view:\n%s", m.View())
+	if m.topDetail() == nil || !strings.Contains(m.text(), "opcode") {
+		t.Fatalf("no detail view:\n%s", m.text())
 	}
-	golden(t, "ws-detail", m.View())
+	golden(t, "ws-detail", m.text())
 }
 
 func TestScrollStopsFollow(t *testing.T) {
@@ -223,26 +227,26 @@ func TestFilter(t *testing.T) {
 	if l.total != 2 || len(l.rows) != 2 {
 		t.Fatalf("filter matched %d (%d shown), want the 2 text frames", l.total, len(l.rows))
 	}
-	golden(t, "filter", m.View())
+	golden(t, "filter", m.text())
 }
 
 func TestTeardownConfirm(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 140, Height: 30}, upEvents())
 	m = send(t, m, keys("t")...)
-	golden(t, "teardown-confirm", m.View())
+	golden(t, "teardown-confirm", m.text())
 	next, cmd := m.Update(keys("n")[0])
-	if m = next.(Model); cmd != nil || m.confirm != confirmNone {
+	if m = next.(Model); cmd != nil || m.confirming() != confirmNone {
 		t.Error("n did not cancel the teardown")
 	}
 	m = send(t, m, keys("t")...)
 	next, cmd = m.Update(keys("y")[0])
-	if m = next.(Model); cmd == nil || m.confirm != confirmNone {
+	if m = next.(Model); cmd == nil || m.confirming() != confirmNone {
 		t.Error("y did not start the teardown")
 	}
 	// Quitting while the lab is up asks too.
 	m = send(t, m, keys("q")...)
-	if m.confirm != confirmQuit || !strings.Contains(m.View(), "tear down and quit") {
+	if m.confirming() != confirmQuit || !strings.Contains(m.text(), "tear down and quit") {
 		t.Error("q while up did not ask")
 	}
 }
@@ -250,18 +254,18 @@ func TestTeardownConfirm(t *testing.T) {
 func TestTinyTerminal(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 60, Height: 20})
-	golden(t, "tiny", m.View())
+	golden(t, "tiny", m.text())
 }
 
 func TestErrorBoxIsDismissible(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30},
 		eventsMsg{lab.ErrorEvent{At: lab.At{Time: t0}, Op: "deploy", Error: "port for ws (127.0.0.1:3002) is already in use: choose another with --ws-port"}})
-	if !strings.Contains(m.View(), "--ws-port") {
+	if !strings.Contains(m.text(), "--ws-port") {
 		t.Fatal("the error is not shown")
 	}
 	m = send(t, m, tea.KeyMsg{Type: tea.KeyEsc})
-	if m.errBox != "" {
+	if m.errText() != "" {
 		t.Error("esc did not dismiss the error")
 	}
 }
@@ -269,8 +273,8 @@ func TestErrorBoxIsDismissible(t *testing.T) {
 func TestNarrowStacksPanes(t *testing.T) {
 	m, _ := newModel(t)
 	m = send(t, m, tea.WindowSizeMsg{Width: 90, Height: 30}, upEvents())
-	v := m.View()
-	if got := strings.Count(v, "┌"); got != 3 {
+	v := m.text()
+	if got := strings.Count(v, "┌") + strings.Count(v, "┏"); got != 3 {
 		t.Errorf("%d pane borders, want the 3 panes stacked", got)
 	}
 	for _, line := range strings.Split(v, "\n") {
@@ -297,18 +301,18 @@ func TestDebuggingShellPane(t *testing.T) {
 	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
 	next, cmd := m.Update(keys("x")[0])
 	m = next.(Model)
-	if m.shell == nil || cmd == nil {
+	if m.shellOpen() == nil || cmd == nil {
 		t.Fatal("x did not open the shell pane")
 	}
 	next, cmd = m.Update(cmd()) // shellOpened: the real pty
 	m = next.(Model)
 	defer func() {
-		if m.shell != nil && m.shell.sh != nil {
-			m.shell.sh.Close()
+		if m.shellOpen() != nil && m.shellOpen().sh != nil {
+			m.shellOpen().sh.Close()
 		}
 	}()
-	if m.shell.sh == nil {
-		t.Fatalf("no shell: %s", m.errBox)
+	if m.shellOpen().sh == nil {
+		t.Fatalf("no shell: %s", m.errText())
 	}
 	reader := cmd
 	typeIn := func(s string) {
@@ -327,29 +331,30 @@ func TestDebuggingShellPane(t *testing.T) {
 	typeIn("TERM=xterm-256color; export TERM; printf '\\033[31mRED\\033[0m'; tput cup 7 12; printf X; printf '\\n'\r")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		m.shell.vt.Lock()
-		done := m.shell.vt.Cell(12, 7).Char == 'X'
-		m.shell.vt.Unlock()
+		m.shellOpen().vt.Lock()
+		done := m.shellOpen().vt.Cell(12, 7).Char == 'X'
+		m.shellOpen().vt.Unlock()
 		if done {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the X never arrived:\n%s", m.View())
+			t.Fatalf("the X never arrived:\n%s", m.text())
 		}
 		next, reader = m.Update(reader())
 		m = next.(Model)
 	}
-	lines := strings.Split(m.View(), "\n")
-	// header, the pane's top border and its title line come first
-	if row := lines[1+1+1+7]; !strings.Contains(row, "│            X") {
+	lines := strings.Split(m.text(), "\n")
+	// header, the pane's top border and its two title lines come first
+	// (the pane has a column of padding: X is in column 1+12)
+	if row := lines[1+1+2+7]; !strings.Contains(row, "┃             X") {
 		t.Errorf("row 7 of the pane is %q, want X in column 12", row)
 	}
-	if !strings.Contains(m.View(), "ctrl+] leaves") {
+	if !strings.Contains(m.text(), "ctrl+] leaves") {
 		t.Error("the pane does not say how to leave it")
 	}
 	next, c := m.Update(tea.KeyMsg{Type: tea.KeyCtrlCloseBracket})
 	m = next.(Model)
-	if m.shell != nil || c == nil {
+	if m.shellOpen() != nil || c == nil {
 		t.Fatal("ctrl+] did not close the pane")
 	}
 	c()
@@ -380,16 +385,16 @@ func TestPromptIsAnswered(t *testing.T) {
 	}
 	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "ssh", Apps: l.Config().Apps, Now: func() time.Time { return t0 }})
 	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, eventsMsg{prompt})
-	if m.inputKind != inputAnswer || !strings.Contains(m.View(), "Passphrase for /home/me/.ssh/id_ed25519:") {
-		t.Fatalf("the question is not asked:\n%s", m.View())
+	if m.prompting() != inputAnswer || !strings.Contains(m.text(), "Passphrase for /home/me/.ssh/id_ed25519:") {
+		t.Fatalf("the question is not asked:\n%s", m.text())
 	}
 	m = send(t, m, keys("s3cret")...)
-	if strings.Contains(m.View(), "s3cret") {
+	if strings.Contains(m.text(), "s3cret") {
 		t.Error("the passphrase is shown as typed")
 	}
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	m = next.(Model)
-	if cmd == nil || m.inputKind != inputNone {
+	if cmd == nil || m.prompting() != inputNone {
 		t.Fatal("enter did not answer")
 	}
 	cmd()
@@ -412,7 +417,7 @@ func TestHostPaneStreamsProvisioning(t *testing.T) {
 		lab.LogEvent{At: at, Level: "info", Source: "provision", Message: "lab host ready: docker 20.10"},
 		lab.HostEvent{At: at, Host: lab.HostInfo{Provider: "vagrant", Name: "protolab-centos", Details: []lab.KV{{Key: "vm", Value: "default running"}, {Key: "cpus/mem", Value: "2 / 2048 MiB"}}}},
 	})
-	v := m.View()
+	v := m.text()
 	for _, want := range []string{"provisioning:", "==> default: Machine bo", "lab host ready", "default running", "2 / 2048 MiB"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the host pane lacks %q:\n%s", want, v)
@@ -470,7 +475,7 @@ func TestPromptAnsweredElsewhereCloses(t *testing.T) {
 		return send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, eventsMsg{prompt})
 	}
 	a, b := open(), open()
-	if a.inputKind != inputAnswer || b.inputKind != inputAnswer {
+	if a.prompting() != inputAnswer || b.prompting() != inputAnswer {
 		t.Fatal("the question is not asked in both")
 	}
 	a = send(t, a, keys("yes")...)
@@ -480,8 +485,8 @@ func TestPromptAnsweredElsewhereCloses(t *testing.T) {
 		t.Fatalf("answer %q", ans)
 	}
 	b = send(t, b, eventsMsg{next("prompt_closed")})
-	if b.inputKind != inputNone || b.question != nil || strings.Contains(b.View(), "Accept the host key") {
-		t.Errorf("the other session still asks:\n%s", b.View())
+	if b.prompting() != inputNone || b.question != nil || strings.Contains(b.text(), "Accept the host key") {
+		t.Errorf("the other session still asks:\n%s", b.text())
 	}
 	// A later answer from b (had it raced) is dropped: the question is gone.
 	prompt.(lab.PromptEvent).Answer("no")
@@ -498,12 +503,12 @@ func TestSharedExplorerLeaves(t *testing.T) {
 	m := New(l, make(chan lab.Event), Options{Name: "protolab", Provider: "local", Apps: l.Config().Apps, Now: func() time.Time { return t0 },
 		Shared: true, NoShell: "the shell is not open to this session"})
 	m = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 30}, upEvents())
-	if !strings.Contains(m.View(), "q/ctrl+c leave") {
-		t.Errorf("the footer does not say q leaves:\n%s", m.View())
+	if !strings.Contains(m.text(), "q/ctrl+c leave") {
+		t.Errorf("the footer does not say q leaves:\n%s", m.text())
 	}
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'x'}})
-	if m2 := next.(Model); m2.shell != nil || !strings.Contains(m2.View(), "the shell is not open to this session") {
-		t.Errorf("x opened a shell or said nothing:\n%s", m2.View())
+	if m2 := next.(Model); m2.shellOpen() != nil || !strings.Contains(m2.text(), "the shell is not open to this session") {
+		t.Errorf("x opened a shell or said nothing:\n%s", m2.text())
 	}
 	_ = cmd
 	_, cmd = m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{'q'}})
@@ -525,10 +530,10 @@ func TestEarlierLabWarning(t *testing.T) {
 	m = send(t, m, tea.WindowSizeMsg{Width: 120, Height: 30}, eventsMsg{lab.EarlierLabEvent{At: lab.At{Time: t0}, Lab: "protolab", Provider: "docker",
 		Where: "the Docker engine at unix:///var/run/docker.sock", Containers: 4, Running: 3, Remove: remove}}, upEvents(),
 		eventsMsg{lab.LogEvent{At: lab.At{Time: t0.Add(time.Second)}, Level: "warn", Source: "docker", Message: "a later warning"}})
-	v := m.View()
+	v := m.text()
 	flat := strings.Join(strings.Fields(v), " ")
 	for _, want := range []string{`[!] An earlier lab "protolab" is still on the Docker engine at unix:///var/run/docker.sock: 4 containers, 3 running. This lab will not start beside it.`,
-		"Remove it with: " + remove, "(D dismisses)", "» docker: a later warning", "D dismiss warning"} {
+		"Remove it with: " + remove, "(D dismisses)", "» log [docker] warn: a later warning", "D dismiss warning"} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("the view lacks %q:\n%s", want, v)
 		}
@@ -539,12 +544,12 @@ func TestEarlierLabWarning(t *testing.T) {
 	golden(t, "earlier-lab", v)
 	// At the smallest size the explorer takes, the command still shows whole.
 	small := send(t, m, tea.WindowSizeMsg{Width: 80, Height: 24})
-	sv := small.View()
+	sv := small.text()
 	if h := lipgloss.Height(sv); h != 24 || !strings.Contains(strings.Join(strings.Fields(sv), " "), remove) {
 		t.Errorf("at 80×24 the view is %d lines, or the command is cut:\n%s", h, sv)
 	}
 	m = send(t, m, keys("D")...)
-	v = m.View()
+	v = m.text()
 	if strings.Contains(v, "earlier lab") || strings.Contains(v, "dismiss warning") {
 		t.Errorf("D did not dismiss the warning:\n%s", v)
 	}
@@ -552,7 +557,11 @@ func TestEarlierLabWarning(t *testing.T) {
 		t.Errorf("the view is %d lines after the warning, want 30", h)
 	}
 	// D means nothing once the warning is gone (no key of its own).
-	if next := send(t, m, keys("D")...); next.View() != v {
+	if next := send(t, m, keys("D")...); next.text() != v {
 		t.Error("D without a warning changed the view")
 	}
 }
+
+// text is the view as text: the attributes that stand for colour under
+// NO_COLOR (reverse, bold, faint) stripped.
+func (m Model) text() string { return ansi.Strip(m.View()) }

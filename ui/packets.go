@@ -30,7 +30,9 @@ type appList struct {
 	held     bool   // paused rows kept on screen after the ring evicted them
 	land     uint64 // Seq+1 of a row to put the cursor on once fetched (0: none)
 	base     time.Time
-	span     time.Duration // the ring's, oldest to newest
+	prev     time.Time       // the row before the window's (the top row's Δ)
+	answers  []time.Duration // per row in a conversation: the time since the message it answers (-1: none)
+	span     time.Duration   // the ring's, oldest to newest
 	cursor   int
 }
 
@@ -42,6 +44,8 @@ type listRequest struct {
 	follow bool
 	n      int
 	filter string
+	conv   bool // one connection, followed: its replies are timed
+	fold   bool // and its setup folded into its first row
 }
 
 // listData is what a fetch brought back for one list.
@@ -52,8 +56,10 @@ type listData struct {
 	first    uint64
 	next     uint64
 	total    int
-	start    int           // index of rows[0] among the list's rows
-	base     time.Time     // the first matching record's time (a filter's first row)
+	start    int       // index of rows[0] among the list's rows
+	base     time.Time // the first matching record's time (a filter's first row)
+	prev     time.Time // the time of the list's row before rows[0] (zero: none)
+	answers  []time.Duration
 	span     time.Duration // from the oldest record the ring holds to the newest
 }
 
@@ -100,6 +106,11 @@ func fetchChanged(store *wire.Store, idx *filterIndex, reqs []listRequest, since
 				d.total = int(d.next - d.first)
 				if len(d.rows) > 0 {
 					d.start = int(d.rows[0].Seq - d.first)
+					if s := d.rows[0].Seq; s > d.first {
+						if before := store.Pick(r.app, []uint64{s - 1}); len(before) == 1 {
+							d.prev = before[0].Time // the top row's Δ
+						}
+					}
 				}
 			}
 			msg.lists = append(msg.lists, d)
@@ -119,6 +130,25 @@ func shortDur(d time.Duration) string {
 	return fmt.Sprintf("%.3fs", d.Seconds())
 }
 
+// compactDur prints a duration in at most 6 cells, 3 significant
+// digits: 87µs, 2.05ms, 31.2ms, 412ms, 1.25s.
+func compactDur(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case ms < 10:
+		return fmt.Sprintf("%.2fms", ms)
+	case ms < 100:
+		return fmt.Sprintf("%.1fms", ms)
+	case d < time.Second:
+		return fmt.Sprintf("%.0fms", ms)
+	case d < 100*time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%.0fs", d.Seconds())
+}
+
 // packetsPane shows one list per app of the lab, side by side when they
 // fit, as tabs when not.
 type packetsPane struct {
@@ -130,6 +160,7 @@ type packetsPane struct {
 	focus    int
 	active   bool // the pane has the focus: the focused list shows its cursor
 	filter   string
+	cols     []table.Column // the lists' columns (listColumns)
 	width    int
 	height   int
 	keys     keyMap
@@ -188,14 +219,51 @@ func (p *packetsPane) SetSize(w, h int) {
 		cols = len(p.lists)
 	}
 	colW := w / cols
+	p.cols = listColumns(colW-2, p.conv)
 	for _, l := range p.lists {
-		summary := max(10, colW-2-13-4)
-		l.table.SetColumns([]table.Column{{Title: "time", Width: 12}, {Title: "dir", Width: 3}, {Title: "summary", Width: summary}})
+		l.table.SetRows(nil) // the rows must match the new columns
+		l.table.SetColumns(p.cols)
+		l.table.SetRows(p.tableRows(l)) // the window held, in them
 		l.table.SetWidth(colW - 2)
 		// The list's heading and mode line take two lines; the table's
 		// own column titles two more: the rest are rows, all on screen.
 		l.table.SetHeight(max(3, p.listHeight()-2))
+		l.table.SetCursor(l.cursor)
 	}
+}
+
+// listColumns are a list's columns in w cells: the record's number and
+// the Δ from the row before where there is room, the time (+ from the
+// connection's first record when one is followed), the reply's latency in
+// a conversation (↩: since the request or message it answers), the
+// direction and the summary, which takes the rest.
+func listColumns(w int, conv bool) []table.Column {
+	var cols []table.Column
+	// Where the clock does not fit beside them, the number and the Δ
+	// stay: they are what a reader refers to and compares.
+	wide := w >= 66
+	numbered := wide || w >= 40 && !conv // (a conversation keeps its +time and replies)
+	if numbered {
+		cols = append(cols, table.Column{Title: "no.", Width: 6})
+	}
+	switch {
+	case conv:
+		cols = append(cols, table.Column{Title: "+time", Width: 7})
+	case wide || !numbered:
+		cols = append(cols, table.Column{Title: "time", Width: 12})
+	}
+	if numbered && (wide || !conv) {
+		cols = append(cols, table.Column{Title: "Δ", Width: 6})
+	}
+	if conv {
+		cols = append(cols, table.Column{Title: "reply", Width: 7})
+	}
+	cols = append(cols, table.Column{Title: "dir", Width: 3})
+	used := 0
+	for _, c := range cols {
+		used += c.Width + 1 // the cell's padding
+	}
+	return append(cols, table.Column{Title: "summary", Width: max(10, w-used-1)})
 }
 
 // listHeight is the height of one list: all of the pane, less the tabs
@@ -222,7 +290,8 @@ func (p *packetsPane) visible() []*appList {
 func (p *packetsPane) requests() []listRequest {
 	var out []listRequest
 	for _, l := range p.visible() {
-		out = append(out, listRequest{app: l.app.Name, from: l.top, shift: l.shift, follow: l.follow, n: p.rowsShown(), filter: p.filter})
+		out = append(out, listRequest{app: l.app.Name, from: l.top, shift: l.shift, follow: l.follow, n: p.rowsShown(), filter: p.filter,
+			conv: p.conv, fold: p.conv && !p.unfolded})
 	}
 	return out
 }
@@ -243,10 +312,8 @@ func (p *packetsPane) apply(msg packetsMsg) {
 				continue
 			}
 			l.held = false
-			if p.conv && !p.unfolded && d.start == 0 {
-				d.rows = foldSetup(d.rows)
-			}
 			l.rows, l.counters, l.first, l.next, l.total, l.start, l.base, l.span = d.rows, d.counters, d.first, d.next, d.total, d.start, d.base, d.span
+			l.prev, l.answers = d.prev, d.answers
 			if l.follow || l.cursor >= len(l.rows) {
 				l.cursor = max(0, len(l.rows)-1)
 			}
@@ -262,40 +329,62 @@ func (p *packetsPane) apply(msg packetsMsg) {
 				l.top = l.rows[0].Seq
 			}
 			l.shift = 0 // the window has moved
-			rows := make([]table.Row, len(l.rows))
-			for i := range l.rows {
-				rows[i] = p.row(&l.rows[i])
-				if p.conv {
-					// A connection followed: time from its first record,
-					// and from the row before (request → response, message
-					// → echo).
-					prev := l.base
-					if i > 0 {
-						prev = l.rows[i-1].Time
-					}
-					rows[i][0] = "+" + shortDur(l.rows[i].Time.Sub(l.base))
-					rows[i][2] = "Δ" + shortDur(l.rows[i].Time.Sub(prev)) + " " + rows[i][2]
-				}
-			}
-			l.table.SetRows(rows)
+			l.table.SetRows(p.tableRows(l))
 			l.table.SetCursor(l.cursor)
 		}
 	}
 }
 
-func (p *packetsPane) row(r *wire.Record) table.Row {
-	dir := "→"
-	if r.Dir == wire.ServerToClient {
-		dir = "←"
+// tableRows formats a list's rows for its columns.
+func (p *packetsPane) tableRows(l *appList) []table.Row {
+	rows := make([]table.Row, len(l.rows))
+	for i := range l.rows {
+		r := &l.rows[i]
+		prev := l.prev
+		if i > 0 {
+			prev = l.rows[i-1].Time
+		}
+		dir := "→"
+		if r.Dir == wire.ServerToClient {
+			dir = "←"
+		}
+		text := r.Text()
+		if r.Decrypted {
+			text = "[dec] " + text // recovered with the lab's TLS keys
+		}
+		if r.Kind == wire.KindError {
+			text = "[!] " + text
+		}
+		row := make(table.Row, 0, len(p.cols))
+		for _, c := range p.cols {
+			switch c.Title {
+			case "no.":
+				row = append(row, fmt.Sprint(r.Seq+1))
+			case "time":
+				row = append(row, r.Time.Format("15:04:05.000"))
+			case "+time":
+				row = append(row, "+"+compactDur(r.Time.Sub(l.base)))
+			case "Δ":
+				d := ""
+				if !prev.IsZero() {
+					d = compactDur(r.Time.Sub(prev))
+				}
+				row = append(row, d)
+			case "reply":
+				a := ""
+				if i < len(l.answers) && l.answers[i] >= 0 {
+					a = "↩" + compactDur(l.answers[i])
+				}
+				row = append(row, a)
+			case "dir":
+				row = append(row, dir)
+			default:
+				row = append(row, text)
+			}
+		}
+		rows[i] = row
 	}
-	text := r.Text()
-	if r.Decrypted {
-		text = "[dec] " + text // recovered with the lab's TLS keys
-	}
-	if r.Kind == wire.KindError {
-		text = "[!] " + text
-	}
-	return table.Row{r.Time.Format("15:04:05.000"), dir, text}
+	return rows
 }
 
 // focused is the list with the focus (nil in a lab without apps).
@@ -323,17 +412,19 @@ func (p *packetsPane) scroll(n int) {
 		return
 	}
 	l.cursor += n
+	// A move past the window's edge is added to what is still to be
+	// fetched (keys typed faster than the fetches come back all count).
 	if l.cursor < 0 {
 		// Past the top of the window: the next fetch moves it up by as
 		// many rows (of this list: a filter's rows, when filtering).
-		l.top, l.shift = l.rows[0].Seq, l.cursor
+		l.top, l.shift = l.rows[0].Seq, l.shift+l.cursor
 		l.cursor = 0
 		l.follow = false
 	} else if l.cursor >= len(l.rows) {
 		over := l.cursor - len(l.rows) + 1
-		l.top, l.shift = l.rows[0].Seq, over
+		l.top, l.shift = l.rows[0].Seq, l.shift+over
 		l.cursor = len(l.rows) - 1
-		if p.filter == "" && l.rows[len(l.rows)-1].Seq+uint64(over) >= l.next-1 {
+		if p.filter == "" && l.rows[len(l.rows)-1].Seq+uint64(l.shift) >= l.next-1 {
 			l.follow = true
 		}
 	} else if n < 0 {
@@ -374,9 +465,9 @@ func (p *packetsPane) scrollKey(msg tea.KeyMsg) (refetch bool) {
 	case key.Matches(msg, p.keys.PageDown):
 		p.scroll(page)
 	case key.Matches(msg, p.keys.Top):
-		l.follow, l.top, l.cursor = false, l.first, 0
+		l.follow, l.top, l.shift, l.cursor = false, l.first, 0, 0
 	case key.Matches(msg, p.keys.Bottom):
-		l.follow = true
+		l.follow, l.shift = true, 0
 	default:
 		return false
 	}
@@ -405,6 +496,9 @@ func (p *packetsPane) View(focused bool) string {
 			label = fmt.Sprintf(" %s ", l.app.Name) // number keys reach the first nine
 		}
 		if i == p.focus {
+			if p.st.mono {
+				label = "[" + label[1:len(label)-1] + "]" // seen without reverse video too
+			}
 			tabs = append(tabs, p.st.tabActive.Render(label))
 		} else {
 			tabs = append(tabs, p.st.tab.Render(label))
@@ -427,7 +521,8 @@ func (p *packetsPane) listView(l *appList, w int) string {
 	}
 	mode := "follow"
 	if !l.follow {
-		mode = fmt.Sprintf("paused %d/%d", min(l.start+l.cursor+1, l.total), l.total)
+		// (a move past the window's edge counts before its rows come)
+		mode = fmt.Sprintf("paused %d/%d", max(1, min(l.start+l.cursor+1+l.shift, l.total)), l.total)
 		if l.held {
 			mode = "paused, held: the ring moved on (G follows)"
 		}

@@ -58,43 +58,91 @@ func (p *hostPane) set(s lab.State, why string) { p.state, p.reason = s, why }
 
 func (p *hostPane) view() string {
 	h := p.host
-	lines := []string{
-		p.st.title.Render("Lab host"),
-		"state    " + string(p.state),
-		"provider " + p.provider,
+	// Each line has a rank: where the pane is short, the lines of the
+	// highest rank go first (the provider is in the header too), so the
+	// state, the address and every app's real port stay.
+	type line struct {
+		text string
+		rank int
 	}
+	var lines []line
+	add := func(rank int, texts ...string) {
+		for _, t := range texts {
+			lines = append(lines, line{t, rank})
+		}
+	}
+	add(0, p.st.title.Render("Lab host"), "state    "+string(p.state))
 	if p.reason != "" {
-		lines = append(lines, p.st.errText.Render("reason   "+p.reason))
+		add(0, p.st.errText.Render("reason   "+p.reason))
 	}
+	add(3, "provider "+p.provider)
 	if h.Provider != "" {
-		lines = append(lines, "host     "+h.Name, "address  "+h.Address, "os       "+h.OS)
+		add(2, "host     "+h.Name)
+		add(1, "address  "+h.Address)
+		add(2, "os       "+h.OS)
 		ports := h.Ports
 		if len(p.endpoints) > 0 {
 			ports = p.endpoints
 		}
-		for _, port := range ports {
-			lines = append(lines, "port     "+port)
-		}
+		add(1, packWords(ports, "  ", p.width)...)
 		for _, kv := range h.Details {
-			lines = append(lines, fmt.Sprintf("%-8s %s", kv.Key, kv.Value))
+			add(3, fmt.Sprintf("%-8s %s", kv.Key, kv.Value))
 		}
 	}
 	if p.fingerprint != "" {
-		lines = append(lines, "CA sha256", "  "+p.fingerprint)
+		add(2, "CA sha256")
+		add(2, packWords(strings.SplitAfter(p.fingerprint, ":"), "", p.width-2)...)
+		for i := len(lines) - 1; i >= 0 && lines[i].text != "CA sha256"; i-- {
+			lines[i].text = "  " + lines[i].text
+		}
+	}
+	if p.height > 0 {
+		for rank := 3; rank > 0 && len(lines) > p.height; rank-- {
+			for i := len(lines) - 1; i >= 0 && len(lines) > p.height; i-- {
+				if lines[i].rank == rank {
+					lines = append(lines[:i], lines[i+1:]...)
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, truncate(l.text, p.width))
 	}
 	if p.state == lab.Provisioning && len(p.logs) > 0 {
-		room := max(1, p.height-len(lines)-1)
+		room := max(1, p.height-len(out)-1)
 		logs := p.logs
 		if len(logs) > room {
 			logs = logs[len(logs)-room:]
 		}
-		lines = append(lines, p.st.dim.Render("provisioning:"))
-		lines = append(lines, logs...)
+		out = append(out, p.st.dim.Render("provisioning:"))
+		for _, l := range logs {
+			out = append(out, truncate(l, p.width))
+		}
 	}
-	for i := range lines {
-		lines[i] = truncate(lines[i], p.width)
+	return strings.Join(out, "\n")
+}
+
+// packWords puts words on as few lines of width as they fit, sep between
+// two on a line; a word wider than the line has one of its own.
+func packWords(words []string, sep string, width int) []string {
+	var out []string
+	cur := ""
+	for _, w := range words {
+		switch {
+		case cur == "":
+			cur = w
+		case lipgloss.Width(cur+sep+w) <= width:
+			cur += sep + w
+		default:
+			out = append(out, cur)
+			cur = w
+		}
 	}
-	return strings.Join(lines, "\n")
+	if cur != "" {
+		out = append(out, cur)
+	}
+	return out
 }
 
 // log keeps the provisioning log's recent lines.
@@ -140,15 +188,13 @@ func newAppsPane(st styles, keys keyMap, local bool, now func() time.Time, apps 
 		order[a.Name] = i
 	}
 	return &appsPane{st: st, keys: keys, local: local, now: now, order: order,
-		tbl:  table.New(table.WithStyles(st.table), table.WithColumns(appColumns(60))),
+		tbl:  table.New(table.WithStyles(st.table)),
 		apps: map[string]lab.AppStatus{}, logs: map[string][]string{}}
 }
 
 // SetSize fits the table: room for log lines under it when there is some.
 func (p *appsPane) SetSize(w, h int) {
 	p.width, p.height = w, h
-	p.tbl.SetRows(nil) // rows must match the new columns
-	p.tbl.SetColumns(appColumns(w))
 	p.tbl.SetWidth(w)
 	logLines := min(5, max(0, h-len(p.apps)-4))
 	th := max(3, h-logLines-1)
@@ -332,12 +378,13 @@ func (p *appsPane) refresh() {
 		if strings.HasPrefix(image, "in-process") {
 			image = "in-proc"
 		}
-		row := table.Row{a.Name, image, a.State, a.Health, ports, fmt.Sprint(a.Restarts), age}
-		if len(p.tbl.Columns()) == 6 {
-			row = append(row[:1], row[2:]...)
-		}
-		rows = append(rows, row)
+		rows = append(rows, table.Row{a.Name, image, a.State, a.Health, ports, fmt.Sprint(a.Restarts), age})
 	}
+	// The columns fit what they hold now (an image's name, "unhealthy",
+	// a port of five digits).
+	cols, rows := appColumns(p.width, rows)
+	p.tbl.SetRows(nil) // rows must match the new columns
+	p.tbl.SetColumns(cols)
 	p.tbl.SetRows(rows)
 	if p.tbl.Cursor() < 0 && len(rows) > 0 {
 		// SetRows(nil) on a resize left the cursor at -1, and the table

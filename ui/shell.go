@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/hinshun/vt10x"
@@ -31,13 +32,91 @@ type (
 	shellClosed struct{ err error }
 )
 
-// shellPane is the open shell and its emulated screen.
+// shellPane is the open shell and its emulated screen: an overlay over
+// the body that owns every key but ctrl+] (they go to the shell).
 type shellPane struct {
+	st         styles
+	host       string // the lab host's name, for the title
 	sh         lab.Shell
 	vt         vt10x.Terminal
 	cols, rows int
 	ended      string
 	actions    []lab.ShellAction // what F2–F4 type (from the provider)
+}
+
+// shellTitle is the lines above the emulated screen: what it is, then the
+// provider's F keys (a line of their own, so that F4 shows at 80 columns).
+const shellTitle = 2
+
+func newShellPane(st styles, host string, w, h int) *shellPane {
+	sp := &shellPane{st: st, host: host}
+	sp.cols, sp.rows = max(20, w), max(5, h-shellTitle)
+	sp.vt = vt10x.New(vt10x.WithSize(sp.cols, sp.rows))
+	return sp
+}
+
+var shellKeys = struct{ Leave key.Binding }{
+	Leave: key.NewBinding(key.WithKeys(leaveShell), key.WithHelp(leaveShell, "leave the shell (every other key goes to it)")),
+}
+
+// place implements overlay: the shell covers the body.
+func (sp *shellPane) place() placement { return overBody }
+
+// Keys implements overlay.
+func (sp *shellPane) Keys() []key.Binding { return []key.Binding{shellKeys.Leave} }
+
+// SetSize implements overlay: the emulated screen follows (the pty's size
+// is the root's to set, from a Cmd).
+func (sp *shellPane) SetSize(w, h int) {
+	sp.cols, sp.rows = max(20, w), max(5, h-shellTitle)
+	sp.vt.Resize(sp.cols, sp.rows)
+}
+
+// Update implements overlay: keys become terminal bytes, written from
+// Cmds; ctrl+] (or any key once the shell ended) closes the pane.
+func (sp *shellPane) Update(msg tea.KeyMsg) (overlay, tea.Cmd) {
+	if msg.String() == leaveShell || sp.ended != "" {
+		if sh := sp.sh; sh != nil {
+			return nil, func() tea.Msg { sh.Close(); return nil }
+		}
+		return nil, nil
+	}
+	if sp.sh == nil {
+		return sp, nil // still opening
+	}
+	if line := sp.quickAction(msg.String()); line != "" {
+		return sp, writeShell(sp.sh, []byte(line+"\r"))
+	}
+	if b := keyBytes(msg); len(b) > 0 {
+		return sp, writeShell(sp.sh, b)
+	}
+	return sp, nil
+}
+
+// View implements overlay.
+func (sp *shellPane) View() string {
+	title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves", sp.host)
+	var fkeys []string
+	for _, a := range sp.actions {
+		fkeys = append(fkeys, fmt.Sprintf("%s %s", strings.ToUpper(a.Key), a.Label))
+	}
+	if sp.ended != "" {
+		title = sp.ended
+	} else if sp.sh == nil {
+		title = "opening a shell on the lab host…"
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, sp.st.title.Render(truncate(title, sp.cols)),
+		sp.st.dim.Render(truncate(strings.Join(fkeys, " · "), sp.cols)), renderVT(sp.vt, sp.st.plain, sp.st.mono, sp.cols, sp.rows))
+}
+
+// shellOpen is the debugging shell's pane when it is open (nil: not).
+func (m Model) shellOpen() *shellPane {
+	for _, o := range m.stack {
+		if sp, ok := o.(*shellPane); ok {
+			return sp
+		}
+	}
+	return nil
 }
 
 func openShell(l Lab, selected string, cols, rows int) tea.Cmd {
@@ -123,10 +202,14 @@ func keyBytes(k tea.KeyMsg) []byte {
 // quickAction is the command line a function key types into the shell:
 // the provider's own (lab.ShellActions), "" for a key that has none.
 func (m Model) quickAction(key string) string {
-	if m.shell == nil {
-		return ""
+	if sp := m.shellOpen(); sp != nil {
+		return sp.quickAction(key)
 	}
-	for _, a := range m.shell.actions {
+	return ""
+}
+
+func (sp *shellPane) quickAction(key string) string {
+	for _, a := range sp.actions {
 		if a.Key == key {
 			return a.Command
 		}
@@ -134,8 +217,8 @@ func (m Model) quickAction(key string) string {
 	return ""
 }
 
-// renderVT draws the emulated screen, colours included.
-func renderVT(v vt10x.View, base lipgloss.Style, cols, rows int) string {
+// renderVT draws the emulated screen, colours included unless mono.
+func renderVT(v vt10x.View, base lipgloss.Style, mono bool, cols, rows int) string {
 	v.Lock()
 	defer v.Unlock()
 	cur := v.Cursor()
@@ -152,7 +235,7 @@ func renderVT(v vt10x.View, base lipgloss.Style, cols, rows int) string {
 		}
 		for x := 0; x < cols; x++ {
 			g := v.Cell(x, y)
-			st := glyphStyle(base, g, x == cur.X && y == cur.Y && v.CursorVisible())
+			st := glyphStyle(base, g, mono, x == cur.X && y == cur.Y && v.CursorVisible())
 			if !have || !sameStyle(st, style) {
 				flush()
 				style, have = st, true
@@ -171,8 +254,11 @@ func renderVT(v vt10x.View, base lipgloss.Style, cols, rows int) string {
 	return b.String()
 }
 
-func glyphStyle(base lipgloss.Style, g vt10x.Glyph, cursor bool) lipgloss.Style {
+func glyphStyle(base lipgloss.Style, g vt10x.Glyph, mono, cursor bool) lipgloss.Style {
 	st := base
+	if mono {
+		g.FG, g.BG = vt10x.DefaultFG, vt10x.DefaultBG
+	}
 	if g.FG < 256 {
 		st = st.Foreground(lipgloss.Color(fmt.Sprint(uint32(g.FG))))
 	}

@@ -1,11 +1,13 @@
 package ui
 
 import (
+	"io"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/table"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
 )
 
 // styles are the explorer's lipgloss styles, all made by one renderer: the
@@ -23,11 +25,22 @@ type styles struct {
 	help                                  help.Styles
 	// Row tints: a list's rows by direction and kind, the apps by state.
 	toServer, toClient, segment, failed lipgloss.Style
+	// mono: no colours (NO_COLOR, or a terminal without them). The cues
+	// colour gives — the cursor's row, the active tab, the focused pane,
+	// what failed — are then attributes no-color.org allows (reverse,
+	// bold, underline, faint) and marks in the text ([tab], a thick
+	// border).
+	mono bool
+	// Per-section hues of the comparison (setup phases, figures).
+	hues []lipgloss.Style
 }
 
 func newStyles(r *lipgloss.Renderer) styles {
 	if r == nil {
 		r = lipgloss.DefaultRenderer()
+	}
+	if r.ColorProfile() == termenv.Ascii {
+		return monoStyles(r)
 	}
 	accent := lipgloss.AdaptiveColor{Light: "#5A3FC0", Dark: "#B9A5FF"}
 	ns := r.NewStyle
@@ -41,7 +54,7 @@ func newStyles(r *lipgloss.Renderer) styles {
 		ok:          ns().Foreground(lipgloss.Color("10")),
 		warn:        ns().Foreground(lipgloss.Color("11")),
 		pane:        ns().Border(lipgloss.NormalBorder()).BorderForeground(lipgloss.Color("8")),
-		paneFocused: ns().Border(lipgloss.NormalBorder()).BorderForeground(accent),
+		paneFocused: ns().Border(lipgloss.ThickBorder()).BorderForeground(accent),
 		box:         ns().Border(lipgloss.DoubleBorder()).BorderForeground(lipgloss.Color("9")).Padding(0, 1),
 		tab:         ns().Faint(true),
 		tabActive:   ns().Bold(true).Reverse(true),
@@ -69,6 +82,49 @@ func newStyles(r *lipgloss.Renderer) styles {
 		ShortKey: keyStyle, ShortDesc: descStyle, ShortSeparator: sepStyle, Ellipsis: sepStyle,
 		FullKey: keyStyle, FullDesc: descStyle, FullSeparator: sepStyle,
 	}
+	for _, c := range []string{"#5FAFFF", "#D7AF5F", "#AF87FF", "#5FD787", "#FF8787", "#87D7D7"} {
+		s.hues = append(s.hues, ns().Foreground(lipgloss.Color(c)))
+	}
+	return s
+}
+
+// monoStyles are the styles without colour: attributes only, drawn by a
+// renderer that writes them (an Ascii profile would drop them too). r's
+// profile is Ascii; r is kept for placing text.
+func monoStyles(r *lipgloss.Renderer) styles {
+	ar := lipgloss.NewRenderer(io.Discard)
+	ar.SetColorProfile(termenv.ANSI) // attributes; no style here has a colour
+	ns := ar.NewStyle
+	s := styles{
+		r:           r,
+		mono:        true,
+		plain:       ns(),
+		header:      ns().Bold(true),
+		title:       ns().Bold(true),
+		dim:         ns().Faint(true),
+		errText:     ns().Bold(true),
+		ok:          ns(),
+		warn:        ns().Underline(true),
+		pane:        ns().Border(lipgloss.NormalBorder()),
+		paneFocused: ns().Border(lipgloss.ThickBorder()),
+		box:         ns().Border(lipgloss.DoubleBorder()).Padding(0, 1),
+		tab:         ns(),
+		tabActive:   ns().Bold(true).Reverse(true),
+		toServer:    ns(),
+		toClient:    ns(),
+		segment:     ns().Faint(true),
+		failed:      ns().Bold(true),
+	}
+	s.table = table.Styles{
+		Header:   ns().Bold(true).Padding(0, 1, 0, 0).BorderStyle(lipgloss.NormalBorder()).BorderBottom(true),
+		Cell:     ns().Padding(0, 1, 0, 0),
+		Selected: ns().Reverse(true),
+	}
+	s.help = help.Styles{
+		ShortKey: ns().Bold(true), ShortDesc: ns(), ShortSeparator: ns().Faint(true), Ellipsis: ns().Faint(true),
+		FullKey: ns().Bold(true), FullDesc: ns(), FullSeparator: ns().Faint(true),
+	}
+	s.hues = []lipgloss.Style{ns(), ns()}
 	return s
 }
 

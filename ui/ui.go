@@ -25,6 +25,16 @@ import (
 // can exit as an interrupted program does (130).
 var ErrInterrupted = errors.New("the explorer was interrupted (Ctrl-C)")
 
+// ErrLeftRunning is returned by Run when the user quit leaving the lab
+// running (l in the quit question): the caller says what is left and the
+// command that removes it. After Ctrl-C it comes joined with
+// ErrInterrupted.
+var ErrLeftRunning = errors.New("the lab was left running")
+
+// ErrTeardownFailed is returned by Run when the user quit tearing the lab
+// down (t) and the teardown failed: what is left is the caller's to say.
+var ErrTeardownFailed = errors.New("the teardown failed")
+
 // BackgroundTimeout bounds the wait for the terminal's answer to the
 // background-colour query: a terminal that never answers costs this much
 // once, at start, and gets the dark palette.
@@ -54,10 +64,29 @@ func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("terminal UI: %w", err)
 	}
-	if fm, ok := final.(Model); ok && ctx.Err() == nil && fm.Interrupted() {
-		return ErrInterrupted
+	fm, ok := final.(Model)
+	if !ok || ctx.Err() != nil {
+		return nil
 	}
-	return nil
+	return fm.quitErr()
+}
+
+// quitErr is how the explorer ended, as Run reports it: nil for a plain
+// quit; ErrInterrupted for Ctrl-C; ErrLeftRunning when the lab was left
+// running (joined with ErrInterrupted after Ctrl-C); ErrTeardownFailed
+// (wrapping why) when the chosen teardown failed.
+func (m Model) quitErr() error {
+	var errs []error
+	if m.interrupted {
+		errs = append(errs, ErrInterrupted)
+	}
+	if m.leftRunning {
+		errs = append(errs, ErrLeftRunning)
+	}
+	if m.tearErr != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrTeardownFailed, m.tearErr))
+	}
+	return errors.Join(errs...)
 }
 
 // setupColours points lipgloss at the terminal as it is now. Bubble Tea's

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/table"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/protolab/protolab-tui/lab"
 )
@@ -15,24 +18,67 @@ import (
 // This file draws the explorer: the layout of the panes, the header, the
 // footer and the body with its overlays. Nothing here does I/O.
 
-// appColumns fits the apps table to w columns; below 48 the image column
-// goes (the detail is one tab away in a wider terminal).
-func appColumns(w int) []table.Column {
-	cols := []table.Column{{Title: "name", Width: 5}, {Title: "image", Width: 7}, {Title: "state", Width: 7},
-		{Title: "health", Width: 8}, {Title: "ports", Width: 0}, {Title: "rs", Width: 2}, {Title: "age", Width: 5}}
-	if w < 48 {
-		cols = append(cols[:1], cols[2:]...)
-	}
-	used := 0
-	for _, c := range cols {
-		used += c.Width + 1 // one column of padding each
-	}
-	for i := range cols {
-		if cols[i].Title == "ports" {
-			cols[i].Width = max(6, w-used)
+// appTitles are the apps table's columns; appDrop the ones that go, in
+// this order, when the table does not fit (the image, then the age).
+var (
+	appTitles = []string{"name", "image", "state", "health", "ports", "rs", "age"}
+	appDrop   = []string{"image", "age"}
+)
+
+// appColumns sizes the apps table's columns from what they hold (rows
+// have a cell per appTitles) and the width w: each as wide as its widest
+// cell, the room left to the ports; where that does not fit, the image
+// goes, then the age (a cell is whole or not shown). It returns the columns and the
+// rows with the dropped columns' cells removed.
+func appColumns(w int, rows []table.Row) ([]table.Column, []table.Row) {
+	widths := make([]int, len(appTitles))
+	for i, t := range appTitles {
+		widths[i] = lipgloss.Width(t)
+		for _, r := range rows {
+			widths[i] = max(widths[i], lipgloss.Width(r[i]))
 		}
 	}
-	return cols
+	keep := make([]bool, len(appTitles))
+	for i := range keep {
+		keep[i] = true
+	}
+	used := func() int {
+		n := 0
+		for i, k := range keep {
+			if k {
+				n += widths[i] + 1 // a column of padding each
+			}
+		}
+		return n
+	}
+	for _, drop := range appDrop {
+		if used() <= w {
+			break
+		}
+		keep[slices.Index(appTitles, drop)] = false // whole or not at all: "protol…" says nothing
+	}
+	var cols []table.Column
+	for i, t := range appTitles {
+		if keep[i] {
+			cols = append(cols, table.Column{Title: t, Width: widths[i]})
+		}
+	}
+	if extra := w - used(); extra > 0 {
+		for i := range cols {
+			if cols[i].Title == "ports" {
+				cols[i].Width += extra
+			}
+		}
+	}
+	out := make([]table.Row, len(rows))
+	for j, r := range rows {
+		for i := range appTitles {
+			if keep[i] {
+				out[j] = append(out[j], r[i])
+			}
+		}
+	}
+	return cols, out
 }
 
 // bodyHeight is the room between header and footer.
@@ -77,7 +123,7 @@ func (m *Model) layout() {
 	m.appsP.SetSize(appsW-2, appsH)
 	m.appsP.setFocus(m.focus == paneApps)
 	m.packets.SetSize(packW-2, max(minListHeight, packH))
-	m.cmp.SetSize(packW-2, max(minListHeight, packH))
+	m.cmp.SetSize(m.width-4, m.bodyHeight()-2) // over the whole body, inside its border and padding
 	m.overW, m.overH = packW-2, max(minListHeight, packH)
 	for _, o := range m.stack {
 		m.sizeOverlay(o)
@@ -126,37 +172,42 @@ func shortDuration(d time.Duration) string {
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
-// View implements tea.Model.
+// View implements tea.Model: the last frame again when the last message
+// changed nothing on screen, else a new one.
 func (m Model) View() string {
+	if c := m.frames; c != nil && m.same && c.w == m.width && c.h == m.height && c.frame != "" {
+		return c.frame
+	}
+	v := m.view()
+	if m.frames != nil {
+		m.frames.w, m.frames.h, m.frames.frame, m.frames.clock = m.width, m.height, v, m.clock()
+	}
+	return v
+}
+
+// clock is the header's "up" figure, which changes once a second.
+func (m Model) clock() string {
+	if m.state == lab.Down || m.upSince.IsZero() {
+		return "-"
+	}
+	return shortDuration(m.opt.Now().Sub(m.upSince))
+}
+
+func (m Model) view() string {
 	if m.width == 0 {
 		return "starting…"
 	}
 	if m.width < minWidth || m.height < minHeight {
 		return fmt.Sprintf("terminal too small: protolab-tui needs %d×%d, this one is %d×%d.\nMake the window larger (q quits).", minWidth, minHeight, m.width, m.height)
 	}
-	body := m.body()
-	if m.errBox != "" {
-		box := m.st.box.Width(min(m.width-4, 100)).Render("[!] " + m.errBox + "\n" + m.st.dim.Render("esc or enter to dismiss"))
-		body = m.st.r.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
-	}
-	if m.confirm != confirmNone {
-		body = m.st.r.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, m.st.box.Render(m.confirmText()))
-	}
-	body = m.st.plain.Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(body)
+	body := m.st.plain.Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).MaxWidth(m.width).Render(m.body())
+	// The modals are drawn over the screen, which stays in sight around
+	// them: the help, an error, a question.
+	body = m.modalsOver(body)
 	if w := m.warning(); w != "" {
 		return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, w, m.footer())
 	}
 	return lipgloss.JoinVertical(lipgloss.Left, m.header(), body, m.footer())
-}
-
-func (m Model) confirmText() string {
-	if m.confirm == confirmTeardown {
-		return "Tear the lab down? Its apps stop and capture ends.\n\n  y: tear down    any other key: cancel"
-	}
-	if m.lab.InProcess() {
-		return "The lab is up. Quitting tears it down (its apps live in this process).\n\n  t: tear down and quit    any other key: cancel"
-	}
-	return "The lab is up.\n\n  t: tear down and quit    l: leave it running and quit    any other key: cancel"
 }
 
 func (m Model) header() string {
@@ -173,10 +224,7 @@ func (m Model) header() string {
 	if m.state.Busy() || m.busy > 0 {
 		state = m.spin.View() + " " + state
 	}
-	up := "-"
-	if m.state != lab.Down && !m.upSince.IsZero() {
-		up = shortDuration(m.opt.Now().Sub(m.upSince))
-	}
+	up := m.clock()
 	capt := "off"
 	if m.capturing {
 		capt = string(m.capture.Mode)
@@ -199,20 +247,30 @@ func (m Model) footer() string {
 	if alert := m.alertLine(); alert != "" {
 		log = m.st.errText.Render(truncate("[!] "+alert, m.width))
 	}
-	if m.inputKind != inputNone {
-		log = m.input.View()
+	if p := m.promptView(); p != nil {
+		// The prompt's label is short, so the input gets the line; what
+		// to type is said under it, or what does not parse.
+		return lipgloss.JoinVertical(lipgloss.Left, p.View(), p.hint())
 	}
 	m.help.Width = m.width
 	keys := m.keys
 	keys.up = m.state != lab.Down && m.state != lab.Failed
 	keys.warned = m.earlier != nil
-	if (m.inputKind == inputFilter || m.inputKind == inputFind) && m.filterErr != "" {
-		return lipgloss.JoinVertical(lipgloss.Left, log, m.st.errText.Render(truncate("filter: "+m.filterErr, m.width)))
-	}
 	if n := len(m.stack); n > 0 {
-		return lipgloss.JoinVertical(lipgloss.Left, log, m.help.ShortHelpView(m.stack[n-1].Keys()))
+		return lipgloss.JoinVertical(lipgloss.Left, log, fitHelp(m.help, m.stack[n-1].Keys(), m.width))
 	}
-	return lipgloss.JoinVertical(lipgloss.Left, log, m.help.View(keys))
+	return lipgloss.JoinVertical(lipgloss.Left, log, fitHelp(m.help, keys.ShortHelp(), m.width))
+}
+
+// fitHelp is the short help of as many of bindings, in their order, as
+// fit width whole: nothing is cut in the middle ("c capture …").
+func fitHelp(hm help.Model, bindings []key.Binding, width int) string {
+	hm.Width = 0
+	n := len(bindings)
+	for n > 1 && lipgloss.Width(hm.ShortHelpView(bindings[:n])) > width {
+		n--
+	}
+	return hm.ShortHelpView(bindings[:n])
 }
 
 // alertLine is the first app alert, in the lab's order ("" when none).
@@ -228,57 +286,47 @@ func (m Model) alertLine() string {
 	return ""
 }
 
-// fullHelp lays the help's columns out in as many rows as the terminal's
-// width needs, so that every key is listed at any size.
-func (m Model) fullHelp() string {
-	hm := m.help
-	hm.Width = 0 // each row is fitted here, not cut
-	groups := m.keys.FullHelp()
-	var rows []string
-	for len(groups) > 0 {
-		n := len(groups)
-		for n > 1 && lipgloss.Width(hm.FullHelpView(groups[:n])) > m.width {
-			n--
-		}
-		rows = append(rows, hm.FullHelpView(groups[:n]))
-		groups = groups[n:]
+// placeOver draws fg centred over bg (w×h), leaving bg around it in
+// sight; both may hold escape codes.
+func placeOver(bg, fg string, w, h int) string {
+	bgLines := strings.Split(bg, "\n")
+	for len(bgLines) < h {
+		bgLines = append(bgLines, "")
 	}
-	return strings.Join(rows, "\n")
+	fgLines := strings.Split(fg, "\n")
+	fw := lipgloss.Width(fg)
+	x, y := max(0, (w-fw)/2), max(0, (h-len(fgLines))/2)
+	for i, fl := range fgLines {
+		row := y + i
+		if row >= len(bgLines) {
+			break
+		}
+		b := bgLines[row]
+		left := ansi.Truncate(b, x, "")
+		if lw := ansi.StringWidth(left); lw < x {
+			left += strings.Repeat(" ", x-lw)
+		}
+		if strings.Contains(left, "\x1b") {
+			left += "\x1b[m" // a style cut short ends before the box
+		}
+		if pad := fw - ansi.StringWidth(fl); pad > 0 {
+			fl += strings.Repeat(" ", pad)
+		}
+		bgLines[row] = left + fl + ansi.TruncateLeft(b, x+fw, "")
+	}
+	return strings.Join(bgLines, "\n")
 }
 
 func (m Model) body() string {
 	h := m.bodyHeight()
-	switch {
-	case m.showHelp:
-		var own []string
-		for _, k := range m.panes()[m.focus].Keys() {
-			own = append(own, k.Help().Key+" "+k.Help().Desc)
-		}
-		return m.st.title.Render("Keys") + "\n" + m.fullHelp() + "\n\n" + truncate("In the focused pane: "+strings.Join(own, " · "), m.width)
-	case len(m.stack) > 0 && m.stack[len(m.stack)-1].whole():
-		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(m.stack[len(m.stack)-1].View())
-	case m.shell != nil:
-		sp := m.shell
-		title := fmt.Sprintf("debugging shell on %s · ctrl+] leaves", m.hostP.host.Name)
-		for _, a := range sp.actions {
-			title += fmt.Sprintf(" · %s %s", strings.ToUpper(a.Key), a.Label)
-		}
-		if sp.ended != "" {
-			title = sp.ended
-		} else if sp.sh == nil {
-			title = "opening a shell on the lab host…"
-		}
-		screen := renderVT(sp.vt, m.st.plain, sp.cols, sp.rows)
-		return m.st.paneFocused.Width(m.width - 2).Height(h - 2).Render(lipgloss.JoinVertical(lipgloss.Left, m.st.title.Render(truncate(title, m.width-2)), screen))
+	if o := m.base(); o != nil && o.place() == overBody {
+		return m.st.paneFocused.Width(m.width-2).Height(h-2).Padding(0, 1).Render(o.View())
 	}
 	hostW, appsW, packW, _ := m.paneWidths()
 	ps := m.panes()
 	view := func(i int) string {
-		if i == panePackets && len(m.stack) > 0 {
-			return m.stack[len(m.stack)-1].View()
-		}
-		if i == panePackets && m.compare {
-			return m.cmp.View()
+		if o := m.base(); i == panePackets && o != nil {
+			return o.View() // an overlay in the packets' box
 		}
 		return ps[i].View(m.focus == i)
 	}

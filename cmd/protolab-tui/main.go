@@ -553,16 +553,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return interrupted(stderr, describe(sig), tearErr, o, exitFor(sig))
 		case hungUp:
 			return interrupted(stderr, describe(syscall.SIGHUP), tearErr, o, exitFor(syscall.SIGHUP))
-		case errors.Is(err, ui.ErrInterrupted):
-			return interrupted(stderr, "interrupted (Ctrl-C)", tearErr, o, exitSIGINT)
-		case err != nil:
-			fmt.Fprintln(stderr, "protolab-tui:", err)
-			return exitFailed
-		case tearErr != nil:
-			fmt.Fprintln(stderr, "protolab-tui: teardown:", tearErr)
-			return exitFailed
 		}
-		return exitOK
+		return explorerEnd(stderr, o, err, tearErr)
 	}
 	defer l.Close()
 	began := time.Now()
@@ -595,6 +587,35 @@ func terminalGone(f *os.File) bool {
 	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 0)
 	return err == nil && n == 1 && fds[0].Revents&unix.POLLHUP != 0
+}
+
+// explorerEnd says how the explorer ended, as the user chose — the lab
+// torn down, or left running with what is left and the command that
+// removes it — and returns the exit code: 130 after Ctrl-C, 1 when
+// something failed, else 0. err is ui.Run's; tearErr a teardown's here.
+func explorerEnd(stderr io.Writer, o options, err, tearErr error) int {
+	if errors.Is(err, ui.ErrTeardownFailed) && tearErr == nil {
+		tearErr = err // the explorer's own teardown (t) failed
+	}
+	ctrlC := errors.Is(err, ui.ErrInterrupted)
+	switch {
+	case errors.Is(err, ui.ErrLeftRunning):
+		why, code := "quit", exitOK
+		if ctrlC {
+			why, code = "interrupted (Ctrl-C)", exitSIGINT
+		}
+		fmt.Fprintf(stderr, "protolab-tui: %s; the lab %q was left running, as asked.\n%s\n", why, o.cfg.Name, leftBehind(o))
+		return code
+	case ctrlC:
+		return interrupted(stderr, "interrupted (Ctrl-C)", tearErr, o, exitSIGINT)
+	case tearErr != nil:
+		fmt.Fprintf(stderr, "protolab-tui: teardown: %v\n%s\n", tearErr, leftBehind(o))
+		return exitFailed
+	case err != nil:
+		fmt.Fprintln(stderr, "protolab-tui:", err)
+		return exitFailed
+	}
+	return exitOK
 }
 
 // interrupted reports the end of an interrupted run and returns code.

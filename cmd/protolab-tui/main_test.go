@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -538,6 +539,22 @@ func (x tmux) waitFor(what string, want ...string) string {
 	}
 }
 
+// waitGone polls the screen until it no longer shows gone.
+func (x tmux) waitGone(what, gone string) {
+	x.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := x.screen()
+		if !strings.Contains(s, gone) {
+			return
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("waiting for %s (%q to go); the screen:\n%s", what, gone, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -562,6 +579,9 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 			x.waitFor("the lab to be up", "· running ·", "healthy", "? help")
 			// The first start measures every app and shows the comparison.
 			x.waitFor("the first comparison", "Comparison", "probe wss ok")
+			// It covers the body until a key closes it.
+			x.run("send-keys", "-t", x.session, "Escape")
+			x.waitFor("the comparison to close", "pkts", "Lab host")
 			if size[0] >= 120 { // at 80×24 the apps pane has room for its rows only
 				// The apps pane's live numbers, from each app's /metrics.
 				x.waitFor("the live numbers", "live (/metrics, every 5s)", " req · ", " open · ")
@@ -572,18 +592,59 @@ func TestTUIEndToEndInTmux(t *testing.T) {
 			x.run("send-keys", "-t", x.session, "Enter")
 			// In follow mode the newest rows are on screen: the echo and
 			// the close that ends the connection.
-			x.waitFor("the echo and the frames", `ws echo: "hello from tmux"`, `"hello from tmux"`, "WS CLOSE")
-			// Keys sent as one burst all count: 4k moves up four rows.
+			x.waitFor("the echo and the frames", `send ws "hello from tmux" → "hello from tmux"`, `"hello from tmux"`, "WS CLOSE")
+			// In follow mode the newest record's row is on screen: its
+			// number is the count of records the ring holds (none evicted
+			// yet), first in its row.
+			scr := x.screen()
+			held := regexp.MustCompile(`ring (\d+) rows`).FindStringSubmatch(scr)
+			if held == nil {
+				t.Fatalf("no ring size on screen:\n%s", scr)
+			}
+			if !regexp.MustCompile(`(?m)[┃│]` + held[1] + ` `).MatchString(scr) {
+				t.Errorf("the newest row (record %v) is not on screen in follow mode:\n%s", held[1], scr)
+			}
+			// Keys sent as one burst all count: 8k moves up eight rows,
+			// 4j then down exactly four.
+			position := func(s string) int {
+				m := regexp.MustCompile(`paused (\d+)/\d+`).FindStringSubmatch(s)
+				if m == nil {
+					t.Fatalf("no position on screen:\n%s", s)
+				}
+				n, _ := strconv.Atoi(m[1])
+				return n
+			}
+			// (The position counts a move past the window's edge at once,
+			// before the window's rows come back: what it first shows is
+			// where the burst landed. Counted from the ring's oldest row, it
+			// holds still as records arrive.)
+			x.run("send-keys", "-t", x.session, "-l", "8k")
+			up := position(x.waitFor("the burst to move the cursor", "paused"))
+			x.run("send-keys", "-t", x.session, "-l", "4j")
+			want := fmt.Sprintf("paused %d/", up+4)
+			x.waitFor("4j to move four rows down", want)
 			x.run("send-keys", "-t", x.session, "-l", "4k")
-			x.waitFor("the burst to move the cursor", "paused")
+			x.waitFor("4k to move four rows up", fmt.Sprintf("paused %d/", up))
 			x.run("send-keys", "-t", x.session, "G")
 			x.waitFor("follow again", "follow")
 			// The help lists every key, at this size too.
 			x.run("send-keys", "-t", x.session, "?")
 			x.waitFor("the help", "q/ctrl+c", "esc", "filter packets", "shell on the lab host", "end/G")
+			help := x.screen()
+			for _, k := range []string{"bring the lab up", "redeploy the apps", "send over ws", "send over wss", "POST /echo over http",
+				"POST /echo over https", "GET a path over http", "GET a path over https", "compare the apps", "tear down (asks)",
+				"capture on/off", "export pcapng", "filter packets", "find (filter language)", "next/previous found", "show app N",
+				"next pane", "previous pane", "shell on the lab host", "the app's connections", "page up", "page down", "oldest",
+				"newest (follow)", "packet details", "follow the row's connection", "fold/unfold the setup", "the message on each hop",
+				"close / cancel", "quit (asks if up)"} {
+				if !strings.Contains(help, k) {
+					t.Errorf("the help does not list %q:\n%s", k, help)
+				}
+			}
 			x.run("send-keys", "-t", x.session, "Escape")
-			// (An escape followed at once by t reads as alt+t: wait.)
-			x.waitFor("the help to close", "follow", "pkts")
+			// (An escape followed at once by t reads as alt+t: wait. The
+			// help is drawn over the lists, which show around it.)
+			x.waitGone("the help to close", "Keys  (? or esc closes)")
 
 			x.run("send-keys", "-t", x.session, "t")
 			x.waitFor("the teardown question", "Tear the lab down?")

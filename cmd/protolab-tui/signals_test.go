@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/protolab/protolab-tui/internal/testenv"
 	"github.com/protolab/protolab-tui/lab/capture"
+	"github.com/protolab/protolab-tui/ui"
 )
 
 // A way to stop a run, and the exit code it must end with.
@@ -341,5 +343,48 @@ func TestCtrlCUnderAShell(t *testing.T) {
 	}
 	if left := r.spoolLeft(); len(left) != 0 {
 		t.Errorf("spool files left: %v", left)
+	}
+}
+
+// TestExplorerEndSaysWhatTheUserChose: leaving a docker lab running (q or
+// Ctrl-C, then l) says what is left and the exact command that removes it
+// — never "torn down" — and exits 0 after q, 130 after Ctrl-C; a teardown
+// chosen after Ctrl-C says it was torn down; one that failed says what is
+// left.
+func TestExplorerEndSaysWhatTheUserChose(t *testing.T) {
+	state := t.TempDir()
+	o, err := parseFlags([]string{"--state-dir", state, "--provider", "docker", "--name", "lab-x"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove := "Remove it with: protolab-tui --provider docker --state-dir " + state + " --name lab-x --teardown"
+	for _, tc := range []struct {
+		name    string
+		err     error
+		code    int
+		want    []string
+		notWant string
+	}{
+		{"q then l", ui.ErrLeftRunning, exitOK, []string{"left running", "Left behind: the lab's containers", remove}, "torn down"},
+		{"ctrl+c then l", errors.Join(ui.ErrInterrupted, ui.ErrLeftRunning), exitSIGINT,
+			[]string{"interrupted (Ctrl-C); the lab \"lab-x\" was left running", remove}, "torn down"},
+		{"ctrl+c then t", ui.ErrInterrupted, exitSIGINT, []string{"interrupted (Ctrl-C); the lab was torn down"}, "Left behind"},
+		{"ctrl+c then t, failed", errors.Join(ui.ErrInterrupted, fmt.Errorf("%w: %w", ui.ErrTeardownFailed, errors.New("engine gone"))), exitSIGINT,
+			[]string{"the teardown failed", "engine gone", remove}, "was torn down"},
+		{"q then t, failed", fmt.Errorf("%w: %w", ui.ErrTeardownFailed, errors.New("engine gone")), exitFailed,
+			[]string{"teardown:", "engine gone", remove}, "was torn down"},
+	} {
+		var out strings.Builder
+		if code := explorerEnd(&out, o, tc.err, nil); code != tc.code {
+			t.Errorf("%s: exit %d, want %d", tc.name, code, tc.code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: %q lacks %q", tc.name, out.String(), w)
+			}
+		}
+		if strings.Contains(out.String(), tc.notWant) {
+			t.Errorf("%s: %q says %q", tc.name, out.String(), tc.notWant)
+		}
 	}
 }

@@ -95,6 +95,7 @@ type Capture struct {
 	spooled   int           // how many
 	spool     *pcapgo.Writer
 	spoolSize int64
+	index     spoolIndex // where in the spool packets start (Packet)
 	maxSpool  int64
 	linkType  layers.LinkType
 
@@ -523,6 +524,7 @@ func (c *Capture) keep(data []byte, ci gopacket.CaptureInfo) {
 		return
 	}
 	c.spooled++
+	c.index.note(ci.Timestamp, c.spoolSize) // for Packet (packet.go)
 	c.spoolSize += int64(len(data)) + 16
 }
 

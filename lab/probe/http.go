@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/protolab/protolab-tui/protocol"
 )
 
 // httpSession speaks HTTP over exactly one connection, so the socket byte
@@ -126,6 +128,31 @@ func (s *httpSession) do(ctx context.Context, method, path, body string) (string
 		return "", fmt.Errorf("%s %s answered %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return string(b), nil
+}
+
+// Get opens a connection to an HTTP app, asks it for path with GET and
+// closes the connection: the explorer's u and U, beside Send's POST. The
+// reply is the body.
+func Get(ctx context.Context, t Target, path string) (SendResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res := SendResult{App: t.name(), Protocol: t.Protocol, Sent: http.MethodGet + " " + path}
+	if d, ok := protocol.Lookup(t.Protocol); !ok || d.Recognise != protocol.RecogniseHTTP && d.Recognise != protocol.RecogniseHTTP2 {
+		return res, fmt.Errorf("%s: GET asks an HTTP app; this one speaks %s", t.name(), t.Protocol)
+	}
+	s, err := newHTTPSession(ctx, t)
+	if err != nil {
+		return res, err
+	}
+	defer s.close()
+	res.SetupMs = ms(s.c.connect + s.c.tlsDur + s.handshake())
+	start := time.Now()
+	res.Reply, err = s.do(ctx, http.MethodGet, path, "")
+	res.RTTMs = ms(time.Since(start))
+	if err != nil {
+		return res, fmt.Errorf("%s: GET %s: %w", t.name(), path, err)
+	}
+	return res, nil
 }
 
 func (s *httpSession) conn() *conn              { return s.c }

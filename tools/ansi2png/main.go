@@ -186,7 +186,14 @@ func run(in io.Reader, out string, size float64) error {
 				continue
 			}
 			if _, ok := faces[c.bold].GlyphAdvance(c.r); !ok {
-				c.r = '+' // a glyph Go Mono lacks (box corners): keep the shape readable
+				if drawShape(img, rect, c.r, c.fg) {
+					continue // heavy box lines, partial blocks: drawn, not typeset
+				}
+				if sub, ok := stand[c.r]; ok {
+					c.r = sub
+				} else {
+					c.r = '+' // another glyph Go Mono lacks: keep the shape readable
+				}
 			}
 			d := font.Drawer{Dst: img, Src: &image.Uniform{c.fg}, Face: faces[c.bold],
 				Dot: fixed.P(pad+x*cw, pad+y*ch+m.Ascent.Ceil()+1)}
@@ -202,4 +209,50 @@ func run(in io.Reader, out string, size float64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// stand are glyphs Go Mono has for some it lacks.
+var stand = map[rune]rune{'↩': '←', '⇄': '↔', '▸': '>', '▾': 'v', '↵': '←'}
+
+// heavy gives the arms (up, right, down, left) of the heavy box-drawing
+// characters, which Go Mono lacks (the focused pane's border).
+var heavy = map[rune][4]bool{
+	'━': {false, true, false, true}, '┃': {true, false, true, false},
+	'┏': {false, true, true, false}, '┓': {false, false, true, true},
+	'┗': {true, true, false, false}, '┛': {true, false, false, true},
+	'┣': {true, true, true, false}, '┫': {true, false, true, true},
+	'┳': {false, true, true, true}, '┻': {true, true, false, true}, '╋': {true, true, true, true},
+}
+
+// drawShape draws r into the cell rect when it is a heavy box-drawing
+// character or a left partial block (▏▎▍▋▊▉: eighths of the cell), and
+// says whether it did.
+func drawShape(img *image.RGBA, rect image.Rectangle, r rune, fg color.RGBA) bool {
+	fill := func(x0, y0, x1, y1 int) {
+		draw.Draw(img, image.Rect(x0, y0, x1, y1), &image.Uniform{fg}, image.Point{}, draw.Src)
+	}
+	if r >= '▉' && r <= '▏' { // U+2589 (7/8) … U+258F (1/8)
+		eighths := int('▏'-r) + 1
+		fill(rect.Min.X, rect.Min.Y, rect.Min.X+rect.Dx()*eighths/8, rect.Max.Y)
+		return true
+	}
+	arms, ok := heavy[r]
+	if !ok {
+		return false
+	}
+	cx, cy := (rect.Min.X+rect.Max.X)/2, (rect.Min.Y+rect.Max.Y)/2
+	const w = 1 // half the line's thickness: 3 px
+	if arms[0] {
+		fill(cx-w, rect.Min.Y, cx+w+1, cy+w+1)
+	}
+	if arms[1] {
+		fill(cx-w, cy-w, rect.Max.X, cy+w+1)
+	}
+	if arms[2] {
+		fill(cx-w, cy-w, cx+w+1, rect.Max.Y)
+	}
+	if arms[3] {
+		fill(rect.Min.X, cy-w, cx+w+1, cy+w+1)
+	}
+	return true
 }
