@@ -37,6 +37,14 @@ type AppMetrics struct {
 	// ClosesSent and ClosesReceived are WebSocket Close frames, any code.
 	ClosesSent     float64 `json:"closes_sent"`
 	ClosesReceived float64 `json:"closes_received"`
+	// StreamsOpen are the event streams (sse) or gRPC streaming calls
+	// open now; Events the server-sent events sent; Calls the gRPC calls
+	// finished; GRPCIn and GRPCOut the gRPC messages from and to clients.
+	StreamsOpen float64 `json:"streams_open,omitempty"`
+	Events      float64 `json:"events,omitempty"`
+	Calls       float64 `json:"calls,omitempty"`
+	GRPCIn      float64 `json:"grpc_in,omitempty"`
+	GRPCOut     float64 `json:"grpc_out,omitempty"`
 }
 
 // ErrNoMetrics is Metrics' error for an app whose kind serves no /metrics
@@ -179,6 +187,18 @@ func ParseMetrics(r io.Reader) (AppMetrics, error) {
 				m.ClosesSent += v
 			case protocol.MetricReceived:
 				m.ClosesReceived += v
+			}
+		}},
+		{protocol.MetricSSEOpen, dto.MetricType_GAUGE, func(_ *dto.Metric, v float64) { m.StreamsOpen += v }},
+		{protocol.MetricSSEEvents, dto.MetricType_COUNTER, func(_ *dto.Metric, v float64) { m.Events += v }},
+		{protocol.MetricGRPCStreamsOpen, dto.MetricType_GAUGE, func(_ *dto.Metric, v float64) { m.StreamsOpen += v }},
+		{protocol.MetricGRPCCalls, dto.MetricType_COUNTER, func(_ *dto.Metric, v float64) { m.Calls += v }},
+		{protocol.MetricGRPCMessages, dto.MetricType_COUNTER, func(mt *dto.Metric, v float64) {
+			switch label(mt, "direction") {
+			case protocol.MetricIn:
+				m.GRPCIn += v
+			case protocol.MetricOut:
+				m.GRPCOut += v
 			}
 		}},
 	} {

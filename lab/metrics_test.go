@@ -105,6 +105,20 @@ protolab_websocket_close_codes_total{direction="received",code="1000"} 1
 # TYPE something_else_total counter
 something_else_total 7
 `, lab.AppMetrics{Requests: 7, WSOpen: 1, MessagesIn: 3, MessagesOut: 4, ClosesSent: 3, ClosesReceived: 1}, ""},
+		{"sse and grpc", `# TYPE protolab_sse_streams_open gauge
+protolab_sse_streams_open 2
+# TYPE protolab_sse_events_total counter
+protolab_sse_events_total{event="hello"} 2
+protolab_sse_events_total{event="echo"} 40
+# TYPE protolab_grpc_calls_total counter
+protolab_grpc_calls_total{method="/protolab.Echo/Say",code="OK"} 30
+protolab_grpc_calls_total{method="/protolab.Chat/Join",code="AlreadyExists"} 1
+# TYPE protolab_grpc_streams_open gauge
+protolab_grpc_streams_open 1
+# TYPE protolab_grpc_messages_total counter
+protolab_grpc_messages_total{direction="in"} 35
+protolab_grpc_messages_total{direction="out"} 33
+`, lab.AppMetrics{StreamsOpen: 3, Events: 42, Calls: 31, GRPCIn: 35, GRPCOut: 33}, ""},
 		{"wrong type", "# TYPE protolab_websocket_connections_open counter\nprotolab_websocket_connections_open 1\n", lab.AppMetrics{}, "is a counter, want a gauge"},
 		{"not the format", "<html>hello</html>\n", lab.AppMetrics{}, "not the Prometheus text format"},
 	} {

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -229,4 +230,67 @@ func runningLab(t *testing.T, cfg lab.Config) *lab.Lab {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestComparisonEveryProtocol: the comparison of examples/protocols.yaml —
+// the seed's four beside sse, h2, h2c, grpc, grpcs and a compressing ws
+// app — draws every app's figures from the report side by side, gRPC's chat
+// stream as a row under its app, the ws app's compression, and (captured)
+// its compressed and inflated bytes per message.
+func TestComparisonEveryProtocol(t *testing.T) {
+	lf, err := lab.LoadLabFile("../examples/protocols.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lf.Config
+	cfg.StateDir, cfg.Apps, cfg.Probe.Count = t.TempDir(), lab.OnFreePorts(cfg.Apps), 20
+	cfg.Capture.Mode = "off"
+	if os.Geteuid() == 0 {
+		cfg.Capture.Mode = "on"
+	}
+	l := runningLab(t, cfg)
+	ctx := context.Background()
+	if cfg.Capture.Mode == "on" {
+		if err := l.StartCapture(ctx).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, stop := l.Subscribe()
+	defer stop()
+	m := New(l, events, Options{Name: "protocols", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
+	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 120}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}})
+	next, cmd := m.Update(keys("C")[0])
+	m = next.(Model)
+	runAll(cmd)
+	var got []lab.Event
+	for e := range events {
+		got = append(got, e)
+		if _, ok := e.(lab.ReportEvent); ok {
+			break
+		}
+	}
+	m = send(t, m, eventsMsg(got))
+	rep := l.Report()
+	v := m.text()
+	for _, a := range rep.Rows() {
+		if !a.OK {
+			t.Fatalf("%s failed: %s", a.App, a.Error)
+		}
+		for _, want := range []string{a.App, fmt.Sprintf("%7.3f │ %7.3f", a.RTTP50Ms, a.RTTP99Ms), fmt.Sprintf("%8.0f", a.MsgsPerS)} {
+			if !strings.Contains(v, want) {
+				t.Errorf("%s: the comparison lacks %q:\n%s", a.App, want, v)
+			}
+		}
+		for _, vr := range a.Variants {
+			if !strings.Contains(v, fmt.Sprintf("└ %s", vr.Name)) || !strings.Contains(v, fmt.Sprintf("%7.3f │ %7.3f", vr.RTTP50Ms, vr.RTTP99Ms)) {
+				t.Errorf("%s: the comparison lacks its %s row:\n%s", a.App, vr.Name, v)
+			}
+		}
+	}
+	if len(rep.Apps["grpc"].Variants) != 1 || !strings.Contains(v, "ws-deflate (ws+deflate)") {
+		t.Errorf("grpc's variants %+v; the compressing app named with its compression?\n%s", rep.Apps["grpc"].Variants, v)
+	}
+	if cfg.Capture.Mode == "on" && !strings.Contains(v, "deflate: ") {
+		t.Errorf("captured, yet the comparison does not show compressed vs inflated bytes:\n%s", v)
+	}
 }

@@ -482,6 +482,10 @@ func (c *compareView) wireSection(rows []compareRow, colW int) section {
 			line += " " + c.hue(i).Render(bar(share, 1, barW))
 		}
 		s.lines = append(s.lines, line)
+		if sum.WSCompressed > 0 { // permessage-deflate: what a message is on the wire and once inflated
+			s.lines = append(s.lines, truncate(fmt.Sprintf("%-*s deflate: %.1f B/msg compressed, %.1f inflated (%.0f%%)",
+				nameW, "  └", sum.CompressedPerMessage, sum.InflatedPerMessage, 100*sum.CompressedPerMessage/max(sum.InflatedPerMessage, 1)), colW))
+		}
 	}
 	if len(s.lines) > 0 {
 		s.lines = append([]string{c.st.dim.Render(truncate(head, colW))}, s.lines...)

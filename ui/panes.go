@@ -271,9 +271,14 @@ func (p *appsPane) liveLines(room int) []string {
 		default:
 			m := n.m
 			line = head + fmt.Sprintf("%s req", count(m.Requests))
-			if a.Protocol.WebSocket() {
+			switch {
+			case a.Protocol.WebSocket():
 				line += fmt.Sprintf(" · %s open · %s in %s out · close %s/%s", count(m.WSOpen), count(m.MessagesIn), count(m.MessagesOut),
 					count(m.ClosesSent), count(m.ClosesReceived))
+			case m.Calls > 0 || m.GRPCIn > 0 || m.GRPCOut > 0: // gRPC: its calls, not HTTP/1.1 requests
+				line = head + fmt.Sprintf("%s calls · %s streams open · %s in %s out", count(m.Calls), count(m.StreamsOpen), count(m.GRPCIn), count(m.GRPCOut))
+			case m.Events > 0 || m.StreamsOpen > 0:
+				line += fmt.Sprintf(" · %s streams open · %s events", count(m.StreamsOpen), count(m.Events))
 			}
 			if n.stale {
 				line += p.st.dim.Render(" (stale)")
