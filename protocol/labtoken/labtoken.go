@@ -70,7 +70,10 @@ func Status(err error) int {
 	return 401
 }
 
-var enc = base64.RawURLEncoding
+// enc is strict: a part whose last character carries bits the encoding
+// leaves out is refused, so one token has one spelling (a token's string
+// cannot be varied to slip past a list of refused or logged tokens).
+var enc = base64.RawURLEncoding.Strict()
 
 func sign(secret []byte, payload string) []byte {
 	m := hmac.New(sha256.New, secret)

@@ -117,3 +117,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestOneSpellingPerToken: the last character of a base64url part carries
+// bits the encoding leaves out; a token whose signature differs from a good
+// one only there is refused, not taken as the same token.
+func TestOneSpellingPerToken(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	now := time.Unix(1_800_000_000, 0)
+	good, err := Mint(secret, []string{"ws"}, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(secret, good, now); err != nil {
+		t.Fatalf("the minted token: %v", err)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, good[len(good)-1])
+	// A 32-byte signature is 43 characters: the last carries 4 bits, the
+	// 2 below them unused; flipping those gives the same bytes leniently.
+	for _, flip := range []int{1, 2, 3} {
+		other := good[:len(good)-1] + string(alphabet[last^flip])
+		if _, err := Parse(secret, other, now); err == nil {
+			t.Errorf("%q (the good token's last character changed in bits the encoding leaves out) parsed", other)
+		}
+	}
+}
