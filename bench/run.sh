@@ -214,16 +214,17 @@ idle() {
   build
   command -v tmux >/dev/null || { echo "idle: tmux is not installed"; return; }
   local ports=(--http-port 0 --https-port 0 --ws-port 0 --wss-port 0)
-  local capture tui headless
+  local capture tui fps60 headless
   for capture in off on; do
     if [ "$capture" = on ] && [ "$(id -u)" != 0 ]; then
       echo "idle with capture on: needs root for live capture"
       continue
     fi
     tui=$(idle_cpu 200 50 "$tmp/protolab-tui" --state-dir "$tmp/idle" "${ports[@]}" --capture "$capture")
+    fps60=$(PROTOLAB_FPS=60 idle_cpu 200 50 env PROTOLAB_FPS=60 "$tmp/protolab-tui" --state-dir "$tmp/idle" "${ports[@]}" --capture "$capture")
     headless=$(idle_cpu 200 50 "$tmp/protolab-tui" --state-dir "$tmp/idle" "${ports[@]}" --capture "$capture" --headless --keep)
-    printf 'idle CPU over 10 s at 200×50, lab up, capture %s, nothing happening: explorer %s%% of a core, the same lab headless (--keep) %s%% (the explorer'"'"'s own cost is the difference; target: near 0)\n' \
-      "$capture" "$tui" "$headless"
+    printf 'idle CPU over 10 s at 200×50, lab up, capture %s, nothing happening: explorer %s%% of a core (at Bubble Tea'"'"'s default 60 fps: %s%%), the same lab headless (--keep) %s%% (the explorer'"'"'s own cost is the difference; target: near 0)\n' \
+      "$capture" "$tui" "$fps60" "$headless"
   done
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -40,6 +41,21 @@ var ErrTeardownFailed = errors.New("the teardown failed")
 // once, at start, and gets the dark palette.
 const BackgroundTimeout = 300 * time.Millisecond
 
+// DefaultFPS bounds how often the renderer may draw. Bubble Tea's renderer
+// wakes at this rate whatever happens (to flush a changed frame); 60, its
+// default, is twice what a person reading packet rows can tell apart and
+// costs the idle explorer its wake-ups (bench/run.sh idle measures both).
+// PROTOLAB_FPS (1–120) sets another, for such measurements.
+const DefaultFPS = 30
+
+// fps is DefaultFPS, or PROTOLAB_FPS when it is a rate Bubble Tea takes.
+func fps() int {
+	if v, err := strconv.Atoi(os.Getenv("PROTOLAB_FPS")); err == nil && v >= 1 && v <= 120 {
+		return v
+	}
+	return DefaultFPS
+}
+
 // Run opens the explorer on l and returns when the user quits (ErrInterrupted
 // when that was Ctrl-C) or ctx ends (nil: the caller knows why). Signals are
 // the caller's: the explorer installs no handler of its own.
@@ -59,7 +75,7 @@ func Run(ctx context.Context, l *lab.Lab, autoStart bool) error {
 		Fingerprint: l.PKI().Fingerprint(), CaptureMode: cfg.Capture.Mode, AutoStart: autoStart, Apps: cfg.Apps,
 	})
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
-		tea.WithoutSignalHandler())
+		tea.WithoutSignalHandler(), tea.WithFPS(fps()))
 	final, err := p.Run()
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("terminal UI: %w", err)
