@@ -152,23 +152,11 @@ func TestComparisonView(t *testing.T) {
 	defer stop()
 	m := New(l, events, Options{Name: "protolab", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
 	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 50}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}})
-	next, cmd := m.Update(keys("C")[0])
-	m = next.(Model)
-	if !m.comparing() || cmd == nil {
-		t.Fatalf("C did not open the comparison and start the probes")
-	}
-	if v := m.text(); !strings.Contains(v, "Comparison") || !strings.Contains(v, "starting the probes") {
-		t.Errorf("no progress shown:\n%s", v)
-	}
-	runAll(cmd) // the probes, to the end
-	var got []lab.Event
-	for e := range events {
-		got = append(got, e)
-		if _, ok := e.(lab.ReportEvent); ok {
-			break
+	m = compareThroughC(t, m, events, func(m Model) {
+		if v := m.text(); !strings.Contains(v, "Comparison") || !strings.Contains(v, "starting the probes") {
+			t.Errorf("no progress shown:\n%s", v)
 		}
-	}
-	m = send(t, m, eventsMsg(got))
+	})
 	rep := l.Report()
 	v := m.text()
 	for _, a := range rep.Rows() {
@@ -197,6 +185,30 @@ func TestComparisonView(t *testing.T) {
 	if m.comparing() || m.prompting() != inputSend {
 		t.Errorf("s over the comparison: compare %v, input %v", m.comparing(), m.prompting())
 	}
+}
+
+// compareThroughC presses C, checks the comparison opened and started the
+// probes (then calls opened, if given, on the model), runs them to the end
+// and gives the model every lab event up to the report.
+func compareThroughC(t *testing.T, m Model, events <-chan lab.Event, opened func(Model)) Model {
+	t.Helper()
+	next, cmd := m.Update(keys("C")[0])
+	m = next.(Model)
+	if !m.comparing() || cmd == nil {
+		t.Fatalf("C did not open the comparison and start the probes")
+	}
+	if opened != nil {
+		opened(m)
+	}
+	runAll(cmd) // the probes, to the end
+	var got []lab.Event
+	for e := range events {
+		got = append(got, e)
+		if _, ok := e.(lab.ReportEvent); ok {
+			break
+		}
+	}
+	return send(t, m, eventsMsg(got))
 }
 
 // runAll runs a command and, for a batch, every command in it (their
@@ -259,17 +271,7 @@ func TestComparisonEveryProtocol(t *testing.T) {
 	defer stop()
 	m := New(l, events, Options{Name: "protocols", Provider: "local", StateDir: t.TempDir(), Apps: l.Config().Apps, Now: time.Now})
 	m = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 120}, eventsMsg{lab.StateEvent{From: lab.Deploying, To: lab.Running}})
-	next, cmd := m.Update(keys("C")[0])
-	m = next.(Model)
-	runAll(cmd)
-	var got []lab.Event
-	for e := range events {
-		got = append(got, e)
-		if _, ok := e.(lab.ReportEvent); ok {
-			break
-		}
-	}
-	m = send(t, m, eventsMsg(got))
+	m = compareThroughC(t, m, events, nil)
 	rep := l.Report()
 	v := m.text()
 	for _, a := range rep.Rows() {

@@ -3,7 +3,6 @@ package testenv
 import (
 	"encoding/hex"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -53,7 +52,6 @@ var sseEventLine = regexp.MustCompile(`(?m)^event:`)
 // counts, per port, what it decodes there.
 func TsharkPerPort(t testing.TB, file string, ports map[uint16]protocol.Protocol) map[uint16]TsharkCounts {
 	t.Helper()
-	tshark := NeedCommand(t, "tshark")
 	args := []string{"-r", file, "-n", "-o", "http.desegment_body:TRUE"}
 	for port, p := range ports {
 		as := "http"
@@ -69,14 +67,7 @@ func TsharkPerPort(t testing.TB, file string, ports map[uint16]protocol.Protocol
 		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.stream",
 		"-e", "http.request", "-e", "http.response", "-e", "websocket.opcode",
 		"-e", "http2.type", "-e", "http2.flags.end_stream", "-e", "grpc.message_length", "-e", "tcp.payload")
-	out, err := exec.Command(tshark, args...).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("tshark %v: %v %s", args, err, stderr)
-	}
+	out := Tshark(t, args...)
 	counts := map[uint16]TsharkCounts{}
 	streams := map[string][]byte{} // an sse app's bytes to its clients, by TCP stream
 	streamPort := map[string]uint16{}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,7 +28,7 @@ import (
 // loss as a gap.
 func TestGapsHealAgainstTshark(t *testing.T) {
 	testenv.NeedRoot(t)
-	tshark := testenv.NeedCommand(t, "tshark")
+	testenv.NeedCommand(t, "tshark")
 	const rounds, every = 200, 40
 	keys := wire.NewKeyLog(nil)
 	c, ports := probedCapture(t, keys, rounds)
@@ -59,7 +58,7 @@ func TestGapsHealAgainstTshark(t *testing.T) {
 	if err := os.WriteFile(keyFile, keys.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	theirs := tsharkFrames(t, tshark, damaged, keyFile, ports)
+	theirs := tsharkFrames(t, damaged, keyFile, ports)
 	for _, p := range []protocol.Protocol{protocol.WS, protocol.WSS} {
 		all := c.Store().Counters(string(p)).WSFrames
 		got := replay.Store().Counters(string(p))
@@ -150,7 +149,7 @@ func dropPackets(t *testing.T, in, out string, ports map[uint16]protocol.Protoco
 
 // tsharkFrames counts the WebSocket frames tshark decodes on each port
 // (wss decrypted with the key log file).
-func tsharkFrames(t *testing.T, tshark, file, keyFile string, ports map[uint16]protocol.Protocol) map[uint16]int {
+func tsharkFrames(t *testing.T, file, keyFile string, ports map[uint16]protocol.Protocol) map[uint16]int {
 	t.Helper()
 	args := []string{"-r", file, "-n", "-o", "tls.keylog_file:" + keyFile}
 	for port, p := range ports {
@@ -162,10 +161,7 @@ func tsharkFrames(t *testing.T, tshark, file, keyFile string, ports map[uint16]p
 	}
 	args = append(args, "-Y", "websocket", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
 		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "websocket.opcode")
-	outb, err := exec.Command(tshark, args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
+	outb := testenv.Tshark(t, args...)
 	counts := map[uint16]int{}
 	for _, line := range strings.Split(string(outb), "\n") {
 		f := strings.Split(line, "\t")

@@ -93,13 +93,7 @@ func measureAs(ctx context.Context, r *Result, s session, conns []*conn, o Optio
 // out at (offered), and the socket bytes.
 func measureOpen(ctx context.Context, conns []*conn, o Options, p pipeline) (figures, float64, error) {
 	var f figures
-	bytes := func() (sent, recv int64) {
-		for _, c := range conns {
-			sent += c.raw.sent.Load()
-			recv += c.raw.recv.Load()
-		}
-		return sent, recv
-	}
+	bytes := func() (int64, int64) { return socketBytes(conns) }
 	sent0, recv0 := bytes()
 	due := make([]atomic.Int64, o.Count) // unix nanos each message was due
 	var lastSent atomic.Int64

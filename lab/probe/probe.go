@@ -407,13 +407,7 @@ type figures struct {
 // latencies, the rate, and the socket bytes they cost on conns.
 func measure(ctx context.Context, conns []*conn, o Options, echo func(context.Context, string) (string, error)) (figures, error) {
 	var f figures
-	bytes := func() (sent, recv int64) {
-		for _, c := range conns {
-			sent += c.raw.sent.Load()
-			recv += c.raw.recv.Load()
-		}
-		return sent, recv
-	}
+	bytes := func() (int64, int64) { return socketBytes(conns) }
 	sent0, recv0 := bytes()
 	rtts := make([]time.Duration, 0, o.Count)
 	begin := time.Now()
@@ -441,6 +435,15 @@ func measure(ctx context.Context, conns []*conn, o Options, echo func(context.Co
 	f.RTTP50Ms, f.RTTP99Ms = ms(Percentile(rtts, 50)), ms(Percentile(rtts, 99))
 	f.rttMin, f.rttMax = ms(rtts[0]), ms(rtts[len(rtts)-1])
 	return f, nil
+}
+
+// socketBytes sums the bytes sent and received on conns' sockets so far.
+func socketBytes(conns []*conn) (sent, recv int64) {
+	for _, c := range conns {
+		sent += c.raw.sent.Load()
+		recv += c.raw.recv.Load()
+	}
+	return sent, recv
 }
 
 // Percentile returns the p-th percentile (nearest rank) of sorted durations.

@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -534,7 +533,7 @@ func TestSSEEventsShowAsTheyArrive(t *testing.T) {
 // app equal protolab's (TLS decrypted with the key log).
 func TestRealTrafficTsharkCounts(t *testing.T) {
 	testenv.NeedRoot(t)
-	tshark := testenv.NeedCommand(t, "tshark")
+	testenv.NeedCommand(t, "tshark")
 	l := startLab(t)
 	var ports []int
 	for p := range l.ports {
@@ -583,14 +582,7 @@ func TestRealTrafficTsharkCounts(t *testing.T) {
 	}
 	args = append(args, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
 		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "http2.type", "-e", "grpc.message_length")
-	out, err := exec.Command(tshark, args...).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("tshark %v: %v %s", args, err, stderr)
-	}
+	out := testenv.Tshark(t, args...)
 	frames, grpcs := map[string]int{}, map[string]int{}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Split(line, "\t")
