@@ -140,8 +140,8 @@ func TestServeOverSSH(t *testing.T) {
 	bob.scr.Expect("", onScreen("q/ctrl+c leave"))
 
 	alice.scr.Expect("s", onScreen("send over ws"))
-	alice.scr.Expect("hello over ssh\r", onScreen(`ws echo: "hello over ssh"`))
-	bob.scr.Expect("", onScreen(`ws echo: "hello over ssh"`))
+	alice.scr.Expect("hello over ssh\r", onScreen(`send ws "hello over ssh" → "hello over ssh"`))
+	bob.scr.Expect("", onScreen(`send ws "hello over ssh" → "hello over ssh"`))
 	alice.scr.Expect("x", onScreen("the debugging shell (a root shell on the lab host) is not"))
 
 	// mallory's key is not listed.
@@ -168,7 +168,7 @@ func TestServeOverSSH(t *testing.T) {
 		t.Fatal("q did not end alice's session")
 	}
 	bob.scr.Expect("s", onScreen("send over ws"))
-	bob.scr.Expect("after alice left\r", onScreen(`ws echo: "after alice left" in`))
+	bob.scr.Expect("after alice left\r", onScreen(`send ws "after alice left" → "after alice left" in`))
 
 	// SIGINT: the lab is torn down, bob's session ends, exit 130.
 	if err := srv.Process.Signal(syscall.SIGINT); err != nil {
@@ -319,7 +319,7 @@ func TestServeAttachesToARunningLab(t *testing.T) {
 	alice := openSession(t, sshBin, dir, port, "alice", 120, 40)
 	alice.scr.Expect("", onScreen(":"+ports[5])) // the kept lab's ws endpoint
 	alice.scr.Expect("s", onScreen("send over ws"))
-	alice.scr.Expect("hello kept lab\r", onScreen(`ws echo: "hello kept lab"`))
+	alice.scr.Expect("hello kept lab\r", onScreen(`send ws "hello kept lab" → "hello kept lab"`))
 	if code := stopServe(t, srv, log, done); code != 130 {
 		t.Errorf("serve after SIGINT: exit %d, want 130", code)
 	}
